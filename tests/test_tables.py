@@ -1,0 +1,166 @@
+"""Measurement tables: validation errors, atomic writes, append with de-duplication, ingest."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from cli_helpers import assert_one_line_error, run_cli
+from sparsitylaws.errors import SchemaError, SparsityLawsError
+from sparsitylaws.ingest import read_csv_table, read_sparsinglaw_dir, read_sparsinglaw_file
+from sparsitylaws.paper import CONFIGS
+from sparsitylaws.schema import REQUIRED_COLUMNS, SCHEMA, validate_frame, with_derived
+from sparsitylaws.tables import append_rows, read_table, write_table
+
+
+def _table(n: int = 5, run: str = "r1") -> pd.DataFrame:
+    tokens = np.arange(1, n + 1) * 1_000_000_000
+    return pd.DataFrame({
+        "run": run, "checkpoint": [f"step{i}" for i in range(n)], "tokens": tokens,
+        "activation": "relu", "metric": "ppl-p", "metric_arg": 1.0,
+        "activation_ratio": np.linspace(0.2, 0.1, n), "width": 768, "depth": 16,
+    })
+
+
+def test_roundtrip_keeps_types_and_unknown_columns(tmp_path):
+    df = _table()
+    df["my_note"] = ["a", "b", "c", "d", "e"]
+    df["layer_ratios"] = [[0.1, 0.2]] * 5
+    path = write_table(df, tmp_path / "t.parquet")
+    back = read_table(path)
+    assert back["tokens"].dtype == np.int64
+    assert list(back["my_note"]) == list(df["my_note"])
+    assert back["layer_ratios"].iloc[0] == [0.1, 0.2]
+    np.testing.assert_array_equal(back["activation_ratio"], df["activation_ratio"])
+    schema = pq.read_schema(path)
+    for name in REQUIRED_COLUMNS:
+        assert schema.field(name).type == SCHEMA.field(name).type
+    assert schema.metadata[b"sparsitylaws.table_version"] == b"1"
+
+
+def test_derived_columns_are_computed():
+    out = with_derived(validate_frame(_table()))
+    assert out["width_depth_ratio"].iloc[0] == pytest.approx(48.0)
+    assert out["tokens_b"].iloc[1] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragments"),
+    [
+        (lambda d: d.drop(columns="tokens"), ["missing required column", "tokens"]),
+        (lambda d: d.assign(activation_ratio=[0.1, np.nan, 0.1, 0.1, 0.1]), ["activation_ratio", "row 1"]),
+        (lambda d: d.assign(activation_ratio=[0.1, 0.1, 1.5, 0.1, 0.1]), ["[0, 1]", "row 2"]),
+        (lambda d: d.assign(tokens=[1, 2, 3, 0, 5]), ["tokens", "> 0", "row 3"]),
+        (lambda d: d.assign(checkpoint=["a", "b", "a", "c", "d"]), ["duplicate", "row 2", "row 0"]),
+        (lambda d: d.assign(run=["x", "", "x", "x", "x"]), ["'run'", "row 1"]),
+    ],
+)
+def test_validation_names_column_and_row(mutate, fragments):
+    with pytest.raises(SchemaError) as info:
+        validate_frame(mutate(_table()), source="data.parquet")
+    message = str(info.value)
+    assert message.startswith("data.parquet:")
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_append_deduplicates_new_rows_win(tmp_path):
+    path = tmp_path / "t.parquet"
+    append_rows(path, _table(3))
+    changed = _table(5)
+    changed.loc[0, "activation_ratio"] = 0.5
+    merged = append_rows(path, changed)
+    assert len(merged) == 5
+    back = read_table(path)
+    assert back.loc[back["checkpoint"] == "step0", "activation_ratio"].item() == 0.5
+
+
+def test_failed_write_leaves_old_table_intact(tmp_path):
+    path = tmp_path / "t.parquet"
+    write_table(_table(3), path)
+    bad = _table(3)
+    bad.loc[1, "activation_ratio"] = 2.0
+    with pytest.raises(SchemaError):
+        append_rows(path, bad)
+    assert len(read_table(path)) == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["t.parquet"]  # no temp files left
+
+
+def test_read_directory_and_cross_file_duplicates(tmp_path):
+    write_table(_table(3, "a"), tmp_path / "a.parquet")
+    write_table(_table(4, "b"), tmp_path / "sub" / "b.parquet")
+    assert len(read_table(tmp_path)) == 7
+    write_table(_table(2, "a"), tmp_path / "c.parquet")
+    with pytest.raises(SchemaError, match="duplicate"):
+        read_table(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SparsityLawsError, match="no .parquet"):
+        read_table(empty)
+
+
+def test_ingest_published_runs(sparsinglaw_dir):
+    df = read_sparsinglaw_dir(sparsinglaw_dir)
+    assert df["run"].nunique() == len(list(sparsinglaw_dir.glob("*.json")))
+    for path in sparsinglaw_dir.glob("*.json"):
+        raw = json.loads(path.read_text())
+        rows = df[df["run"] == path.stem].sort_values("tokens")
+        np.testing.assert_array_equal(rows["tokens"], sorted(raw["token_passed"]))
+        scale = path.stem.split("_")[0]
+        assert (rows["width"] == CONFIGS[scale].width).all()
+        assert (rows["activation"] == path.stem.split("_")[1]).all()
+
+
+def test_ingest_txt_and_bad_files(tmp_path):
+    (tmp_path / "0.2b_silu.txt").write_text(json.dumps(
+        {"token_passed": [10**9, 2 * 10**9], "activation_ratio": [0.3, 0.31]}))
+    df = read_sparsinglaw_file(tmp_path / "0.2b_silu.txt")
+    assert df["depth"].tolist() == [20, 20]
+    (tmp_path / "0.1b_relu.json").write_text(json.dumps({"token_passed": [1, 2]}))
+    with pytest.raises(SchemaError, match="activation_ratio"):
+        read_sparsinglaw_file(tmp_path / "0.1b_relu.json")
+
+
+def test_ingest_csv_with_mapping(tmp_path):
+    src = tmp_path / "mine.csv"
+    pd.DataFrame({"B tokens": [1.0, 2.0, 4.0], "pct": [30.0, 31.0, 32.0]}).to_csv(src, index=False)
+    df = read_csv_table(src, {"tokens": "B tokens", "activation_ratio": "pct"},
+                        {"run": "mine_silu"}, tokens_scale=1e9, ratio_percent=True)
+    assert df["tokens"].tolist() == [10**9, 2 * 10**9, 4 * 10**9]
+    assert df["activation_ratio"].tolist() == pytest.approx([0.30, 0.31, 0.32])
+    assert (df["activation"] == "silu").all()
+    with pytest.raises(SchemaError, match="no column 'nope'"):
+        read_csv_table(src, {"tokens": "nope"}, {"run": "x_relu"})
+
+
+def test_cli_ingest_validate_merge(tmp_path, sparsinglaw_dir):
+    out = tmp_path / "sl.parquet"
+    r = run_cli("ingest", "sparsinglaw-data", sparsinglaw_dir, "-o", out)
+    assert r.status == 0, r.stderr
+    r = run_cli("validate", out)
+    assert r.status == 0 and "ok" in r.stdout
+    r = run_cli("merge", out, out, "-o", tmp_path / "m.parquet")
+    assert r.status == 0, r.stderr
+    assert len(read_table(tmp_path / "m.parquet")) == len(read_table(out))
+
+
+def test_cli_bad_tables_fail_cleanly(tmp_path):
+    corrupt = tmp_path / "corrupt.parquet"
+    corrupt.write_bytes(b"PAR1 this is not parquet")
+    assert_one_line_error(run_cli("validate", corrupt), "corrupt.parquet", "parquet")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_one_line_error(run_cli("validate", empty), "empty", "no .parquet")
+    nan = _table()
+    nan.loc[2, "activation_ratio"] = np.nan
+    nan.to_parquet(tmp_path / "nan.parquet")
+    assert_one_line_error(run_cli("validate", tmp_path / "nan.parquet"), "activation_ratio", "row 2")
+    assert_one_line_error(run_cli("validate", tmp_path / "missing.parquet"), "missing.parquet")
+    assert_one_line_error(run_cli("ingest", "csv", tmp_path / "x.csv", "-o", tmp_path / "o.parquet",
+                                  "--map", "tokens"), "--map")
+    assert os.listdir(empty) == []

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-
 from cli_helpers import assert_one_line_error, run_cli
+
 from sparsitylaws.errors import SchemaError, SparsityLawsError
 from sparsitylaws.ingest import read_csv_table, read_sparsinglaw_dir, read_sparsinglaw_file
 from sparsitylaws.paper import CONFIGS

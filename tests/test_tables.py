@@ -164,3 +164,13 @@ def test_cli_bad_tables_fail_cleanly(tmp_path):
     assert_one_line_error(run_cli("ingest", "csv", tmp_path / "x.csv", "-o", tmp_path / "o.parquet",
                                   "--map", "tokens"), "--map")
     assert os.listdir(empty) == []
+
+
+def test_schema_doc_matches_code():
+    from pathlib import Path
+
+    from sparsitylaws.schema import COLUMNS
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "schema.md").read_text()
+    for col in COLUMNS:
+        assert f"| `{col.name}` |" in doc, f"docs/schema.md does not document column {col.name}"

@@ -1,0 +1,295 @@
+"""One call that fits a law to one training run and bundles everything about the fit.
+
+Public, stable API (used by lawset.py, the ``fit`` CLI and the plots)::
+
+    fit_run(tokens, ratio, *, run, activation, form="auto", se=None, loss="linear",
+            f_scale=None, drop_first=None, min_tokens=None, n_boot=1000, level=0.9, seed=0,
+            compare=True, backtest=True) -> RunFit
+
+    RunFit.predict(tokens, level=0.9) -> pandas.DataFrame
+        columns: tokens, tokens_b, estimate, conf_low, conf_high, pred_low, pred_high,
+        extrapolation (True outside the fitted token range)
+    RunFit.limit(level=None) -> dict | None      # A0 estimate and intervals, None if no limit
+    RunFit.to_dict() -> dict                     # JSON-safe, floats exact
+    RunFit.from_dict(d) -> RunFit                # inverse; predictions are bit-identical
+    RunFit.table() -> pandas.DataFrame           # one row per parameter
+
+``tokens`` are RAW token counts (the measurement table's ``tokens`` column); they are
+converted to billions (D) inside, and every ``*_b`` field is in billions.
+
+``predict`` uses only stored fields: the form name, ``estimate``, ``boot_draws`` (the
+successful bootstrap replicates, shape (n_ok, k)), ``cov_u`` (delta-method fallback when
+there are no draws), ``noise_sd`` and ``dof``.  The confidence band is where the true curve
+lies (parameter uncertainty); the prediction band adds the noise of one new checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+import pandas as pd
+
+from sparsitylaws.errors import FitInputError
+from sparsitylaws.fitting import LOSSES, check_inputs, fit_points, select_points
+from sparsitylaws.laws import default_form_for, get_form
+from sparsitylaws.selection import backtest as run_backtest
+from sparsitylaws.selection import compare_forms, information_criteria
+from sparsitylaws.uncertainty import (
+    bootstrap,
+    curve_bands,
+    delta_intervals,
+    percentile_intervals,
+)
+
+__all__ = ["RUNFIT_VERSION", "TOKENS_PER_B", "RunFit", "fit_run"]
+
+TOKENS_PER_B = 1e9
+RUNFIT_VERSION = 1
+#: Share of failed bootstrap replicates above which the intervals are called unreliable.
+BOOT_FAIL_WARN = 0.05
+
+
+@dataclass
+class RunFit:
+    """Everything about one law fitted to one run (see the module docstring for the API)."""
+
+    run: str
+    activation: str
+    form: str
+    formula: str
+    param_names: list[str]
+    estimate: list[float]
+    se: list[float]
+    delta_low: list[float]
+    delta_high: list[float]
+    boot_low: list[float]
+    boot_high: list[float]
+    interval_method: str  # how boot_low/high were made
+    level: float
+    covariance: list[list[float]]  # natural parameters, delta method
+    cov_u: list[list[float]]  # unconstrained parameterization (used by the delta band)
+    boot_draws: list[list[float]]  # successful replicates, (n_ok, k)
+    n_boot: int
+    n_boot_failed: int
+    block_length: int
+    noise_sd: float  # residual sd of the kept points, sqrt(RSS / (n - k))
+    dof: int
+    rss: float
+    rmse: float
+    aicc: float | None
+    bic: float | None
+    n_points: int
+    n_total: int
+    tokens_b_min: float
+    tokens_b_max: float
+    dropped: list[dict]  # index, tokens, tokens_b, reason
+    warmup_rule: str
+    multistart: dict
+    comparison: list[dict]
+    backtest: list[dict]
+    warnings: list[dict]  # code, message, parameter
+    settings: dict
+    converged: bool = True
+    condition_number: float | None = None
+    version: int = RUNFIT_VERSION
+    extra: dict = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ serialization
+    def to_dict(self) -> dict:
+        """JSON-safe dict (str/int/float/bool/None/list/dict only; non-finite floats -> None)."""
+        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunFit:
+        """Rebuild a RunFit from :meth:`to_dict` output (None floats in arrays become NaN)."""
+        names = {f.name for f in fields(cls)}
+        missing = [n for n in names if n not in d and n not in ("converged", "condition_number",
+                                                                  "version", "extra")]
+        if missing:
+            raise FitInputError(f"RunFit dict lacks field(s): {', '.join(sorted(missing))}")
+        kw = {k: v for k, v in d.items() if k in names}
+        for key in ("estimate", "se", "delta_low", "delta_high", "boot_low", "boot_high"):
+            kw[key] = [_f(v) for v in kw[key]]
+        for key in ("covariance", "cov_u", "boot_draws"):
+            kw[key] = [[_f(v) for v in row] for row in kw[key]]
+        kw["noise_sd"] = _f(kw["noise_sd"])
+        return cls(**kw)
+
+    # ------------------------------------------------------------------ use
+    def _draws(self) -> np.ndarray:
+        k = len(self.param_names)
+        return np.asarray(self.boot_draws, dtype=float).reshape(-1, k)
+
+    def predict(self, tokens: Sequence[float] | np.ndarray | float, level: float = 0.9) -> pd.DataFrame:
+        """A at raw token counts with confidence and prediction bands, from stored fields only."""
+        t = np.atleast_1d(np.asarray(tokens, dtype=float))
+        if t.ndim != 1 or not np.all(np.isfinite(t)) or np.any(t <= 0):
+            raise FitInputError("argument 'tokens' of predict must be finite raw token counts > 0")
+        if not 0.0 < float(level) < 1.0:
+            raise FitInputError(f"argument 'level' must lie in (0, 1), got {level}")
+        d = t / TOKENS_PER_B
+        draws = self._draws()
+        b = curve_bands(get_form(self.form), d, np.asarray(self.estimate, dtype=float), level=float(level),
+                        sigma=float(self.noise_sd), dof=int(self.dof),
+                        draws=draws if draws.shape[0] > 0 else None,
+                        cov_u=np.asarray(self.cov_u, dtype=float))
+        df = pd.DataFrame({"tokens": t, "tokens_b": d, **b})
+        df["extrapolation"] = (d > self.tokens_b_max) | (d < self.tokens_b_min)
+        return df
+
+    def limit(self, level: float | None = None) -> dict | None:
+        """The limit parameter A0 with its standard error and intervals; None if the form has none."""
+        form = get_form(self.form)
+        i = form.limit_index()
+        if i is None:
+            return None
+        lvl = self.level if level is None else float(level)
+        blo, bhi = self.boot_low[i], self.boot_high[i]
+        if lvl != self.level:
+            lo, hi = percentile_intervals(self._draws(), lvl)
+            blo, bhi = float(lo[i]), float(hi[i])
+        return {"parameter": form.limit_param, "estimate": self.estimate[i], "se": self.se[i],
+                "level": lvl, "boot_low": blo, "boot_high": bhi,
+                "delta_low": self.delta_low[i] if lvl == self.level else None,
+                "delta_high": self.delta_high[i] if lvl == self.level else None}
+
+    def table(self) -> pd.DataFrame:
+        """One row per parameter: estimate, se, delta and bootstrap intervals."""
+        return pd.DataFrame({"parameter": self.param_names, "estimate": self.estimate, "se": self.se,
+                             "delta_low": self.delta_low, "delta_high": self.delta_high,
+                             "boot_low": self.boot_low, "boot_high": self.boot_high})
+
+
+def _f(v: float | None) -> float:
+    return math.nan if v is None else float(v)
+
+
+def _jsonable(v: object) -> object:
+    """Recursively convert numpy types/arrays to plain Python; non-finite floats -> None."""
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        x = float(v)
+        return x if math.isfinite(x) else None
+    return v
+
+
+# --------------------------------------------------------------------------- fit_run
+
+
+def _as_arrays(tokens: Sequence[float] | np.ndarray, ratio: Sequence[float] | np.ndarray,
+               se: Sequence[float] | np.ndarray | None, run: str
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Validated raw tokens, D in billions (sorted by tokens), ratios, se."""
+    try:
+        t = np.asarray(tokens, dtype=float)
+        y = np.asarray(ratio, dtype=float)
+        s = None if se is None else np.asarray(se, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise FitInputError(f"run {run!r}: 'tokens', 'ratio' and 'se' must be numeric ({exc})") from None
+    check_inputs(t, y, s, run=run)
+    order = np.argsort(t, kind="stable")
+    t, y = t[order], y[order]
+    s = None if s is None else s[order]
+    return t, t / TOKENS_PER_B, y, s
+
+
+def _extra_warnings(n_failed: int, n_boot: int, ms: dict, run: str) -> list[dict]:
+    out = []
+    if n_boot > 0 and n_failed > 0:
+        share = n_failed / n_boot
+        msg = (f"run {run!r}: {n_failed} of {n_boot} bootstrap replicates failed to converge and were "
+               "left out")
+        if share > BOOT_FAIL_WARN:
+            msg += f" (> {BOOT_FAIL_WARN:.0%}: bootstrap intervals may be too narrow)"
+        out.append({"code": "bootstrap_failures", "message": msg, "parameter": None})
+    spread = ms.get("max_spread_se")
+    if spread is not None and spread > 1.0:
+        out.append({"code": "multistart_spread", "message": (
+            f"run {run!r}: near-optimal starts (RSS within {ms['near_rtol']:.0%} of the best) differ by "
+            f"up to {spread:.3g} standard errors; the optimum is flat"), "parameter": None})
+    return out
+
+
+def fit_run(
+    tokens: Sequence[float] | np.ndarray,
+    ratio: Sequence[float] | np.ndarray,
+    *,
+    run: str,
+    activation: str,
+    form: str = "auto",
+    se: Sequence[float] | np.ndarray | None = None,
+    loss: str = "linear",
+    f_scale: float | None = None,
+    drop_first: int | None = None,
+    min_tokens: float | None = None,
+    n_boot: int = 1000,
+    level: float = 0.9,
+    seed: int = 0,
+    compare: bool = True,
+    backtest: bool = True,
+) -> RunFit:
+    """Fit ``form`` (``auto``: by activation) to one run and bundle estimates, intervals, checks.
+
+    ``tokens``: raw token counts; ``min_tokens``: raw token count below which points are
+    dropped; ``drop_first``: drop the first N checkpoints (either overrides the automatic
+    warm-up rule); ``se``: per-point standard errors (weights 1/se^2); ``loss``: linear,
+    soft_l1 or huber; ``n_boot``: bootstrap replicates (0 = delta method only).
+    """
+    if loss not in LOSSES:
+        raise FitInputError(f"run {run!r}: unknown loss {loss!r} (argument 'loss'); known: {', '.join(LOSSES)}")
+    if not 0.0 < float(level) < 1.0:
+        raise FitInputError(f"run {run!r}: argument 'level' must lie in (0, 1), got {level}")
+    if int(n_boot) < 0:
+        raise FitInputError(f"run {run!r}: argument 'n_boot' must be >= 0, got {n_boot}")
+    law = get_form(default_form_for(activation) if form == "auto" else form)
+    t, D, y, s = _as_arrays(tokens, ratio, se, run)
+    if D.size < law.n_params:
+        raise FitInputError(f"run {run!r}: {D.size} points are fewer than the {law.n_params} parameters "
+                            f"of form {law.name!r}")
+    sw = None if s is None else 1.0 / s
+    min_b = None if min_tokens is None else float(min_tokens) / TOKENS_PER_B
+    sel = select_points(law, D, y, sw=sw, drop_first=drop_first, min_tokens=min_b, run=run)
+    k = sel.keep
+    if int(k.sum()) < law.n_params:
+        raise FitInputError(f"run {run!r}: {int(k.sum())} points left after dropping {sel.n_dropped} "
+                            f"(rule: {sel.rule}) are fewer than the {law.n_params} parameters of form "
+                            f"{law.name!r}")
+    pf = fit_points(law, D[k], y[k], se=None if s is None else s[k], loss=loss, f_scale=f_scale, run=run)
+    bs = bootstrap(pf, int(n_boot), int(seed))
+    dlo, dhi = delta_intervals(pf, level)
+    blo, bhi = percentile_intervals(bs.draws, level)
+    ic = information_criteria(pf.rss, pf.n, pf.k)
+    ms = asdict(pf.multistart)
+    comparison = (compare_forms(D[k], y[k], sw=None if sw is None else sw[k], loss=loss,
+                                given={law.name: pf.rss}) if compare else [])
+    bt = (run_backtest(D, y, law, se=s, loss=loss, drop_first=drop_first, min_tokens=min_b,
+                       n_boot=int(n_boot), level=level, seed=int(seed)) if backtest else [])
+    warnings = [w.to_dict() for w in pf.warnings] + _extra_warnings(bs.n_failed, int(n_boot), ms, run)
+    dropped = [{**dd, "tokens": float(t[dd["index"]])} for dd in sel.dropped]
+    return RunFit(
+        run=str(run), activation=str(activation), form=law.name, formula=law.formula,
+        param_names=law.param_names, estimate=pf.theta.tolist(), se=pf.se.tolist(),
+        delta_low=dlo.tolist(), delta_high=dhi.tolist(), boot_low=blo.tolist(), boot_high=bhi.tolist(),
+        interval_method=bs.method if n_boot > 0 else "none (n_boot = 0)", level=float(level),
+        covariance=pf.cov.tolist(), cov_u=pf.cov_u.tolist(), boot_draws=bs.draws.tolist(),
+        n_boot=int(n_boot), n_boot_failed=bs.n_failed, block_length=bs.block_length,
+        noise_sd=pf.sigma, dof=pf.dof, rss=pf.rss, rmse=math.sqrt(pf.rss / pf.n),
+        aicc=ic["aicc"], bic=ic["bic"], n_points=pf.n, n_total=int(D.size),
+        tokens_b_min=float(D[k].min()), tokens_b_max=float(D[k].max()), dropped=dropped,
+        warmup_rule=sel.rule, multistart=ms, comparison=comparison, backtest=bt, warnings=warnings,
+        settings={"seed": int(seed), "loss": loss, "f_scale": pf.f_scale if loss != "linear" else None,
+                  "n_boot": int(n_boot), "level": float(level), "form_requested": str(form),
+                  "drop_first": drop_first, "min_tokens": min_tokens, "compare": bool(compare),
+                  "backtest": bool(backtest)},
+        converged=pf.converged, condition_number=pf.cond if math.isfinite(pf.cond) else None,
+    )

@@ -1,0 +1,136 @@
+"""Choosing between law forms and testing them forward in time.
+
+* :func:`information_criteria` - AIC, AICc and BIC of a least-squares fit with Gaussian
+  errors; the noise variance counts as a parameter (k + 1 in total).
+* :func:`compare_forms` - fits every form to the *same* points and ranks them by AICc, with
+  Akaike weights exp(-dAICc/2) / sum.
+* :func:`backtest` - for each cutoff fraction f (0.5, 0.7, 0.9 by default) of the run's token
+  range, t_cut = D_first + f * (D_last - D_first): refit on the points with D <= t_cut (the
+  warm-up rule re-applied to that subset alone, so nothing from the future leaks in),
+  predict every later point and report the error and whether the prediction interval (90% by
+  default) covered it.  :func:`backtest_summary` condenses the rows per cutoff.
+
+All D in billions of tokens.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from sparsitylaws.fitting import fit_points_fast, select_points
+from sparsitylaws.laws import FORMS, LawForm, get_form
+from sparsitylaws.uncertainty import bootstrap, curve_bands
+
+__all__ = [
+    "DEFAULT_CUTOFFS",
+    "backtest",
+    "backtest_summary",
+    "compare_forms",
+    "information_criteria",
+]
+
+DEFAULT_CUTOFFS = (0.5, 0.7, 0.9)
+
+
+def information_criteria(rss: float, n: int, k: int) -> dict[str, float | None]:
+    """AIC, AICc, BIC for n points, k curve parameters (+1 for the noise variance).
+
+    AIC = n log(RSS/n) + 2p, AICc = AIC + 2p(p+1)/(n-p-1), BIC = n log(RSS/n) + p log n, p = k+1.
+    AICc is None when n <= p + 1; all are None when RSS <= 0.
+    """
+    p = k + 1
+    if not (rss > 0 and n > 0 and math.isfinite(rss)):
+        return {"aic": None, "aicc": None, "bic": None}
+    ll = n * math.log(rss / n)
+    aic = ll + 2 * p
+    aicc = aic + 2 * p * (p + 1) / (n - p - 1) if n - p - 1 > 0 else None
+    return {"aic": aic, "aicc": aicc, "bic": ll + p * math.log(n)}
+
+
+def compare_forms(D: np.ndarray, y: np.ndarray, *, forms: Sequence[str] | None = None,
+                  sw: np.ndarray | None = None, loss: str = "linear",
+                  given: dict[str, float] | None = None) -> list[dict]:
+    """Fit each form to the same points; rows sorted by AICc with delta AICc and Akaike weights.
+
+    ``given`` maps a form name to an RSS already computed (the headline fit), reused as is.
+    Forms with more parameters than n - 1 points are skipped.
+    """
+    D, y = np.asarray(D, float), np.asarray(y, float)
+    rows = []
+    for name in forms or list(FORMS):
+        form = get_form(name)
+        if D.size <= form.n_params:
+            continue
+        if given and name in given:
+            rss, conv = float(given[name]), True
+        else:
+            pf = fit_points_fast(form, D, y, sw=sw, loss=loss)
+            rss, conv = pf.rss, pf.converged
+        ic = information_criteria(rss, D.size, form.n_params)
+        rows.append({"form": name, "k": form.n_params, "n": int(D.size), "rss": rss,
+                     "rmse": math.sqrt(rss / D.size), **ic, "converged": bool(conv)})
+    finite = [r["aicc"] for r in rows if r["aicc"] is not None]
+    best = min(finite) if finite else None
+    tot = sum(math.exp(-(a - best) / 2) for a in finite) if finite else 0.0
+    for r in rows:
+        if r["aicc"] is None or best is None:
+            r["delta_aicc"], r["akaike_weight"] = None, None
+        else:
+            r["delta_aicc"] = r["aicc"] - best
+            r["akaike_weight"] = math.exp(-r["delta_aicc"] / 2) / tot
+    rows.sort(key=lambda r: (r["aicc"] is None, r["aicc"] if r["aicc"] is not None else 0.0))
+    return rows
+
+
+def backtest(D: np.ndarray, y: np.ndarray, form: LawForm | str, *,
+             cutoffs: Sequence[float] = DEFAULT_CUTOFFS, se: np.ndarray | None = None,
+             loss: str = "linear", drop_first: int | None = None, min_tokens: float | None = None,
+             n_boot: int = 1000, level: float = 0.9, seed: int = 0) -> list[dict]:
+    """Rows, one per held-out point and cutoff: truth, prediction, error, interval, covered."""
+    form = get_form(form)
+    D, y = np.asarray(D, float), np.asarray(y, float)
+    sw_all = np.ones(D.size) if se is None else 1.0 / np.asarray(se, float)
+    lo_t, hi_t = float(np.min(D)), float(np.max(D))
+    rows: list[dict] = []
+    for f in cutoffs:
+        t_cut = lo_t + float(f) * (hi_t - lo_t)
+        train = t_cut >= D
+        sel = select_points(form, D[train], y[train], sw=sw_all[train], drop_first=drop_first,
+                            min_tokens=min_tokens)
+        Dt, yt, swt = D[train][sel.keep], y[train][sel.keep], sw_all[train][sel.keep]
+        if Dt.size <= form.n_params or not np.any(~train):
+            continue
+        pf = fit_points_fast(form, Dt, yt, sw=swt, loss=loss)
+        bs = bootstrap(pf, n_boot, seed)
+        held = np.flatnonzero(~train)
+        b = curve_bands(form, D[held], pf.theta, level=level, sigma=pf.sigma, dof=pf.dof,
+                        draws=bs.draws, cov_u=pf.cov_u)
+        for j, i in enumerate(held):
+            pred, meas = float(b["estimate"][j]), float(y[i])
+            lo, hi = float(b["pred_low"][j]), float(b["pred_high"][j])
+            rows.append({
+                "cutoff": float(f), "cutoff_tokens_b": t_cut, "n_train": int(Dt.size),
+                "n_dropped": sel.n_dropped, "index": int(i), "tokens_b": float(D[i]),
+                "measured": meas, "predicted": pred, "error": pred - meas,
+                "pred_low": lo, "pred_high": hi, "covered": bool(lo <= meas <= hi),
+            })
+    return rows
+
+
+def backtest_summary(rows: Sequence[dict]) -> list[dict]:
+    """Per cutoff: held-out count, RMSE, max |error|, error at the last point, coverage."""
+    out = []
+    for f in sorted({r["cutoff"] for r in rows}):
+        rs = [r for r in rows if r["cutoff"] == f]
+        err = np.array([r["error"] for r in rs])
+        last = max(rs, key=lambda r: r["tokens_b"])
+        out.append({
+            "cutoff": f, "n_train": rs[0]["n_train"], "n_heldout": len(rs),
+            "rmse": float(np.sqrt(np.mean(err**2))), "max_abs_error": float(np.max(np.abs(err))),
+            "last_error": float(last["error"]), "last_covered": bool(last["covered"]),
+            "coverage": float(np.mean([r["covered"] for r in rs])),
+        })
+    return out

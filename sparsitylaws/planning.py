@@ -1,0 +1,253 @@
+"""Planning: from a model configuration to its parameter count, regime and predicted sparsity.
+
+``predict(width, depth, ...)`` is vectorized over arrays and returns one row per
+(configuration, activation) with the parameter counts, the width/depth ratio and regime,
+the predicted limit activation ratio A0 and the activation ratio A(D) at the planned
+token count, each with an interval, plus how far the request lies outside what the laws
+were fitted on.  docs/planning.md states the parameter-count formula and the caveats.
+
+Parameter count (no biases, norms ignored: 2d per layer, < 0.1%):
+
+    attention per layer = 2 d (h * hd) + 2 d (h_kv * hd)       (= 4 d^2 when h * hd = d, h_kv = h)
+    FFN per layer       = (3 if gated else 2) * d * d_f,   d_f = ffn_ratio * d
+    non-embedding N     = L * (attention + FFN)                 (= 11.5 d^2 L for the paper's models)
+    total               = N + vocab * d * (1 if tied embeddings else 2)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sparsitylaws import paper
+from sparsitylaws.architecture import check_section, predict_section
+from sparsitylaws.errors import SparsityLawsError
+
+__all__ = [
+    "EXTRAPOLATION_WARN",
+    "compare_shapes",
+    "extrapolation_distance",
+    "parameter_counts",
+    "predict",
+    "regime",
+]
+
+#: Extrapolation distance (log10 units outside the fitted range) above which a row warns:
+#: a factor of 2.
+EXTRAPOLATION_WARN = math.log10(2.0)
+
+_DIMS = ("n_params", "tokens", "ratio", "width", "depth")
+
+
+def _positive(name: str, value: Any, *, integer: bool = False) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise SparsityLawsError(f"argument '{name}' must be numeric, got {value!r}") from None
+    if arr.size == 0:
+        raise SparsityLawsError(f"argument '{name}' is empty")
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        bad = arr.ravel()[~(np.isfinite(arr.ravel()) & (arr.ravel() > 0))][0]
+        raise SparsityLawsError(f"argument '{name}' must be finite and > 0, got {bad:g}")
+    if integer and np.any(arr != np.round(arr)):
+        bad = arr.ravel()[arr.ravel() != np.round(arr.ravel())][0]
+        raise SparsityLawsError(f"argument '{name}' must be a whole number, got {bad:g}")
+    return arr
+
+
+def parameter_counts(
+    width: Any,
+    depth: Any,
+    *,
+    ffn_ratio: Any = paper.FFN_RATIO,
+    gated: Any = True,
+    n_heads: Any = None,
+    n_kv_heads: Any = None,
+    head_dim: Any = None,
+    vocab_size: Any = None,
+    tie_embeddings: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(non-embedding, total) parameter counts; formula in the module docstring.
+
+    Without ``n_heads``, attention is 4 d^2 per layer (h * hd = d, as many KV heads as
+    query heads, the paper's setting).  ``head_dim`` defaults to d / n_heads.
+    """
+    d = _positive("width", width, integer=True)
+    L = _positive("depth", depth, integer=True)
+    fr = _positive("ffn_ratio", ffn_ratio)
+    g = np.asarray(gated, dtype=bool)
+    if n_heads is None:
+        attn = 4.0 * d * d
+    else:
+        h = _positive("heads", n_heads, integer=True)
+        kv = h if n_kv_heads is None else _positive("kv_heads", n_kv_heads, integer=True)
+        if np.any(kv > h):
+            raise SparsityLawsError("argument 'kv_heads' must not exceed 'heads'")
+        hd = d / h if head_dim is None else _positive("head_dim", head_dim, integer=True)
+        attn = 2.0 * d * h * hd + 2.0 * d * kv * hd
+    ffn = np.where(g, 3.0, 2.0) * d * (fr * d)
+    non_emb = L * (attn + ffn)
+    vocab = paper.VOCAB_SIZE if vocab_size is None else _positive("vocab", vocab_size, integer=True)
+    total = non_emb + vocab * d * (1.0 if tie_embeddings else 2.0)
+    return non_emb, total
+
+
+def regime(ratio: np.ndarray, bottleneck: float, band: Sequence[float]) -> dict[str, np.ndarray]:
+    """Below/above the bottleneck and inside/outside the stable-training band, per ratio."""
+    r = np.asarray(ratio, float)
+    below = r < bottleneck
+    inside = (r >= band[0]) & (r <= band[1])
+    side = np.where(below, "below", "above")
+    stab = np.where(inside, "inside", "outside")
+    text = np.char.add(np.char.add(side.astype(str), f" bottleneck {bottleneck:g}; "),
+                       np.char.add(stab.astype(str), f" stable band {band[0]:g}-{band[1]:g}"))
+    return {"bottleneck_side": side, "stable_band": stab, "regime": text}
+
+
+def extrapolation_distance(values: np.ndarray, rng: Sequence[float] | None) -> np.ndarray:
+    """Distance outside [lo, hi] in log10 units (0 inside; NaN when the range is unknown)."""
+    v = np.asarray(values, float)
+    if rng is None:
+        return np.full(v.shape, np.nan)
+    lo, hi = float(rng[0]), float(rng[1])
+    with np.errstate(divide="ignore"):
+        return np.maximum(0.0, np.maximum(np.log10(v / hi), np.log10(lo / v)))
+
+
+def _lawset(lawset: Any):
+    from sparsitylaws.lawset import LawSet, load_lawset
+
+    if lawset is None or isinstance(lawset, str | bytes) or hasattr(lawset, "__fspath__"):
+        return load_lawset(lawset)
+    if isinstance(lawset, LawSet):
+        return lawset
+    raise SparsityLawsError(f"argument 'lawset' must be a path, a LawSet or None, got {type(lawset).__name__}")
+
+
+def predict(
+    width: Any,
+    depth: Any,
+    activation: str | Sequence[str] = "all",
+    tokens: Any = None,
+    ffn_ratio: Any = paper.FFN_RATIO,
+    gated: Any = True,
+    *,
+    n_heads: Any = None,
+    n_kv_heads: Any = None,
+    head_dim: Any = None,
+    vocab_size: Any = None,
+    tie_embeddings: bool = True,
+    lawset: Any = None,
+    level: float = 0.9,
+) -> pd.DataFrame:
+    """Predicted sparsity of configurations, one row per (configuration, activation).
+
+    ``width``/``depth``/``tokens``/``ffn_ratio``/``gated`` broadcast against each other;
+    ``tokens`` defaults to 190 x non-embedding parameters (the paper's budget).
+    ``activation``: ``"all"`` (every activation the law set covers), one name or a list.
+    ``lawset``: a path, a :class:`~sparsitylaws.lawset.LawSet` or None (packaged default).
+
+    Columns: configuration, ``n_params`` (non-embedding), ``n_params_total``,
+    ``width_depth_ratio``, regime columns, ``a0``/``a0_low``/``a0_high`` (limit as D -> inf),
+    ``activation_ratio``/``ratio_low``/``ratio_high`` at ``tokens``, ``sparsity``
+    (1 - activation_ratio), ``extrap_*`` distances (log10 units outside the fitted range
+    for each dimension), ``extrapolation`` (their maximum), ``warning``, ``lawset``.
+    """
+    if not 0 < float(level) < 1:
+        raise SparsityLawsError(f"argument 'level' must lie in (0, 1), got {level}")
+    ls = _lawset(lawset)
+    section = check_section(ls.architecture, source=f"law set '{ls.name}'")
+    acts_avail = sorted(section["activations"])
+    if isinstance(activation, str):
+        req = acts_avail if activation.lower() == "all" else [activation.lower()]
+    else:
+        req = [str(a).lower() for a in activation]
+    for a in req:
+        if a not in acts_avail:
+            raise SparsityLawsError(
+                f"unknown activation {a!r} (argument 'activation'); law set '{ls.name}' "
+                f"covers: {', '.join(acts_avail)} (or 'all')")
+    n_emb, n_tot = parameter_counts(width, depth, ffn_ratio=ffn_ratio, gated=gated,
+                                    n_heads=n_heads, n_kv_heads=n_kv_heads, head_dim=head_dim,
+                                    vocab_size=vocab_size, tie_embeddings=tie_embeddings)
+    W = np.asarray(width, float)
+    Lr = np.asarray(depth, float)
+    tok = paper.TOKENS_PER_PARAM * n_emb if tokens is None else _positive("tokens", tokens)
+    W, Lr, n_emb, n_tot, tok, fr, gt = np.broadcast_arrays(
+        W, Lr, n_emb, n_tot, tok, np.asarray(ffn_ratio, float), np.asarray(gated, bool))
+    W, Lr, n_emb, n_tot, tok, fr, gt = (a.ravel() for a in (W, Lr, n_emb, n_tot, tok, fr, gt))
+    ratio = W / Lr
+    bott = float(section["bottleneck"]["estimate"])
+    band = section["stable_band"]["range"]
+    reg = regime(ratio, bott, band)
+    frames = []
+    for act in req:
+        entry = section["activations"][act]
+        pr = predict_section(section, act, n_emb, ratio, tok / 1e9, level=level)
+        rg = entry.get("ranges") or {}
+        dist = {
+            "n_params": extrapolation_distance(n_emb, rg.get("n_params")),
+            "tokens": extrapolation_distance(tok, rg.get("tokens")),
+            "ratio": extrapolation_distance(ratio, rg.get("ratio")),
+            "width": extrapolation_distance(W, rg.get("width")),
+            "depth": extrapolation_distance(Lr, rg.get("depth")),
+        }
+        alld = np.vstack([np.nan_to_num(v, nan=0.0) for v in dist.values()])
+        far = alld > EXTRAPOLATION_WARN
+        warn = np.full(W.size, "", dtype=object)
+        if far.any():
+            for i, dim in enumerate(_DIMS):
+                msg = f"{dim} >2x outside fitted range"
+                hit = far[i]
+                warn[hit] = np.where(warn[hit] == "", msg, warn[hit] + "; " + msg)
+        if entry.get("widthdepth") is None:
+            off = dist["ratio"] > 0
+            msg = f"no width/depth law for {act}: A0 assumes the fitted runs' ratio"
+            warn[off] = np.where(warn[off] == "", msg, warn[off] + "; " + msg)
+        frames.append(pd.DataFrame({
+            "width": W.astype(np.int64), "depth": Lr.astype(np.int64), "activation": act,
+            "ffn_ratio": fr, "gated": gt, "n_params": n_emb, "n_params_total": n_tot,
+            "width_depth_ratio": ratio, "tokens": tok, "tokens_per_param": tok / n_emb,
+            "bottleneck_side": reg["bottleneck_side"], "stable_band": reg["stable_band"],
+            "regime": reg["regime"],
+            "a0": pr["a0"], "a0_low": pr["a0_low"], "a0_high": pr["a0_high"],
+            "activation_ratio": pr["ratio"], "ratio_low": pr["ratio_low"],
+            "ratio_high": pr["ratio_high"], "sparsity": 1.0 - pr["ratio"], "level": level,
+            **{f"extrap_{k}": v for k, v in dist.items()},
+            "extrapolation": alld.max(axis=0), "warning": warn, "lawset": ls.name,
+        }))
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def compare_shapes(
+    params: float,
+    depths: Sequence[int],
+    *,
+    activation: str | Sequence[str] = "all",
+    tokens: float | None = None,
+    ffn_ratio: float = paper.FFN_RATIO,
+    gated: bool = True,
+    width_multiple: int = 128,
+    lawset: Any = None,
+    level: float = 0.9,
+) -> pd.DataFrame:
+    """Shapes at a fixed non-embedding budget: for each depth, the width (a multiple of
+    ``width_multiple``) whose count is nearest ``params``; predicted sparsity per shape, the
+    sparsest shape per activation (``sparsest``) and which lie outside the stable band."""
+    p = float(_positive("params", params))
+    L = _positive("depths", list(depths), integer=True)
+    coef = 4.0 + (3.0 if gated else 2.0) * float(ffn_ratio)
+    d = np.sqrt(p / (coef * L))
+    m = _positive("width_multiple", width_multiple, integer=True)
+    W = np.maximum(m, np.round(d / m) * m)
+    df = predict(W, L, activation=activation, tokens=tokens, ffn_ratio=ffn_ratio, gated=gated,
+                 lawset=lawset, level=level)
+    df.insert(0, "params_target", p)
+    df["sparsest"] = False
+    for _act, g in df.groupby("activation"):
+        df.loc[g["activation_ratio"].idxmin(), "sparsest"] = True
+    return df

@@ -81,7 +81,7 @@ class LawSet:
         for name in names:
             fit = self.get_run(name)
             if tokens is None:
-                grid = np.asarray([fit.token_range_b[1] * 1e9])
+                grid = np.asarray([fit.tokens_b_max * 1e9])
             else:
                 grid = np.atleast_1d(np.asarray(tokens, dtype=float))
                 if not np.all(np.isfinite(grid)) or np.any(grid <= 0):

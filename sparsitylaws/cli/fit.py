@@ -1,0 +1,123 @@
+"""``sparsitylaws fit``: measurement tables -> a law set (JSON) and a readable summary."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import click
+
+from sparsitylaws.errors import SparsityLawsError
+
+DEFAULT_DATA_DIR = Path("measurements")
+
+
+def _fmt(x: float | None) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    return f"{x:.4g}"
+
+
+def _backtest_line(rows: list[dict]) -> str:
+    """Per cutoff: error at the last held-out point and interval coverage of held-out points."""
+    parts = []
+    for cutoff in sorted({r["cutoff"] for r in rows}):
+        sub = [r for r in rows if r["cutoff"] == cutoff and r.get("error") is not None]
+        if not sub:
+            continue
+        last = max(sub, key=lambda r: r["tokens_b"])
+        covered = sum(bool(r.get("covered")) for r in sub)
+        parts.append(f"{cutoff:.0%}: last {100 * last['error']:+.3f} pp, covered {covered}/{len(sub)}")
+    return "; ".join(parts) if parts else "not run"
+
+
+def render_text(lawset) -> str:
+    """The readable table printed by ``fit``."""
+    lines = []
+    for name in lawset.run_names():
+        f = lawset.runs[name]
+        lines.append(f"{name}  [{f.activation}]  {f.form}:  {f.formula}")
+        dropped = f"; dropped {len(f.dropped)} warm-up point(s)" if f.dropped else ""
+        lines.append(f"  points kept {f.n_points}/{f.n_total}{dropped}  ({f.warmup_rule})")
+        lines.append(f"  {'parameter':<10}{'estimate':>12}   {int(round(100 * f.level))}% interval "
+                     f"({f.interval_method})")
+        for i, p in enumerate(f.param_names):
+            lines.append(f"  {p:<10}{_fmt(f.estimate[i]):>12}   [{_fmt(f.boot_low[i])}, {_fmt(f.boot_high[i])}]"
+                         f"   delta: [{_fmt(f.delta_low[i])}, {_fmt(f.delta_high[i])}]")
+        best = min(f.comparison, key=lambda r: r.get("aicc") or math.inf)["form"] if f.comparison else "-"
+        lines.append(f"  RMSE {_fmt(f.rmse)}  AICc {_fmt(f.aicc)}  BIC {_fmt(f.bic)}  best form by AICc: {best}")
+        lines.append(f"  backtest {_backtest_line(f.backtest)}")
+        for w in f.warnings:
+            lines.append(f"  warning [{w.get('code')}]: {w.get('message')}")
+        lines.append("")
+    for run, why in (lawset.provenance.get("skipped_runs") or {}).items():
+        lines.append(f"skipped run {run}: {why}")
+    note = lawset.provenance.get("architecture_note")
+    if lawset.architecture is not None:
+        acts = ", ".join(sorted((lawset.architecture.get("activations") or {}).keys()))
+        lines.append(f"architecture laws (scale trends, width/depth where a sweep exists): {acts}")
+    elif note:
+        lines.append(note)
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("tables", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--run", "runs", multiple=True, help="Fit only this run (repeatable).")
+@click.option("--form", default="auto", show_default=True,
+              help="Law form: auto (by activation), logspace_power, convergent_power, power_offset, log, sigmoid, constant.")
+@click.option("--metric", default=None, help="Metric rows to fit (default: ppl-p, or the only metric).")
+@click.option("--metric-arg", type=float, default=None, help="Metric argument (e.g. p = 1).")
+@click.option("--drop-first", type=click.IntRange(min=0), default=None,
+              help="Drop the first N checkpoints of each run (overrides the automatic warm-up rule).")
+@click.option("--min-tokens", type=float, default=None,
+              help="Drop checkpoints below this many raw tokens (overrides the automatic rule).")
+@click.option("--loss", type=click.Choice(["linear", "soft_l1", "huber"]), default="linear",
+              show_default=True, help="Loss of the fit (robust losses down-weight outliers).")
+@click.option("--n-boot", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Bootstrap replicates (0: delta method only).")
+@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.9,
+              show_default=True, help="Interval level.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the bootstrap.")
+@click.option("--no-backtest", is_flag=True, help="Skip the backtests (faster).")
+@click.option("--no-architecture", is_flag=True, help="Skip the width/depth and scale laws.")
+@click.option("--limit-from", type=click.Choice(["fit", "final"]), default="fit", show_default=True,
+              help="A0 per run for the width/depth law: from each run's fit, or its final measurement.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("laws.json"),
+              show_default=True, help="Law-set JSON file to write.")
+@click.option("--name", default=None, help="Name of the law set (default: the output file's stem).")
+@click.option("--json", "as_json", is_flag=True, help="Print the law set as JSON instead of a table.")
+def fit(tables, runs, form, metric, metric_arg, drop_first, min_tokens, loss, n_boot, level, seed,
+        no_backtest, no_architecture, limit_from, output, name, as_json) -> None:
+    """Fit the data laws of measurement TABLES (files or directories; default ./measurements/)."""
+    from sparsitylaws.fitlaws import fit_table
+    from sparsitylaws.laws import get_form
+    from sparsitylaws.tables import find_parquet_files, read_table
+
+    if form != "auto":
+        get_form(form)  # unknown form -> one-line error before any work
+    if min_tokens is not None and min_tokens <= 0:
+        raise SparsityLawsError(f"--min-tokens must be > 0, got {min_tokens:g}")
+    if not tables:
+        if not DEFAULT_DATA_DIR.is_dir() or not any(DEFAULT_DATA_DIR.rglob("*.parquet")):
+            raise SparsityLawsError(
+                "no measurement tables given and ./measurements/ holds none; get data with "
+                "'sparsitylaws ingest sparsinglaw-data DIR -o measurements/sparsinglaw.parquet' or "
+                "'sparsitylaws measure CHECKPOINT... --run NAME -o measurements/NAME.parquet'")
+        tables = (DEFAULT_DATA_DIR,)
+    files = find_parquet_files(tables)
+    df = read_table(files)
+    lawset = fit_table(
+        df, runs=list(runs) or None, form=form, metric=metric, metric_arg=metric_arg, loss=loss,
+        drop_first=drop_first, min_tokens=min_tokens, n_boot=n_boot, level=level, seed=seed,
+        backtest=not no_backtest, architecture=not no_architecture, limit_from=limit_from,
+        name=name or output.stem, sources=[str(f) for f in files],
+        progress=None if as_json else lambda run: click.echo(f"fitting {run} ...", err=True),
+    )
+    lawset.save(output)
+    if as_json:
+        click.echo(json.dumps(lawset.to_dict(), indent=1))
+    else:
+        click.echo(render_text(lawset))
+        click.echo(f"law set written to {output}")

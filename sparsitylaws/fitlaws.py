@@ -1,0 +1,185 @@
+"""From a measurement table to a law set: pick the rows, fit each run, add provenance.
+
+This is the engine behind ``sparsitylaws fit``.  It chooses one metric per run (CETT-PPL-p%
+by default), fits each run with :func:`sparsitylaws.runfit.fit_run`, records what is known
+of each run's architecture, and, when several runs with known shapes are fitted, adds the
+architecture laws (:func:`sparsitylaws.architecture.build_architecture_section`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from importlib import metadata
+
+import numpy as np
+import pandas as pd
+
+from sparsitylaws import __version__
+from sparsitylaws.errors import FitInputError, SparsityLawsError
+from sparsitylaws.lawset import LawSet
+
+DEFAULT_METRIC = "ppl-p"
+_INFO_COLUMNS = ("width", "depth", "ffn_width", "n_params", "n_params_total")
+
+
+def _versions() -> dict[str, str]:
+    out = {"sparsitylaws": __version__, "python": platform.python_version()}
+    for pkg in ("numpy", "scipy", "lmfit", "pandas", "pyarrow"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:  # pragma: no cover - all are core deps
+            out[pkg] = "unknown"
+    return out
+
+
+def data_hash(rows: pd.DataFrame) -> str:
+    """SHA-256 of a run's (tokens, activation_ratio) points, sorted by tokens: the data identity."""
+    pts = rows.sort_values("tokens")[["tokens", "activation_ratio"]]
+    buf = pts["tokens"].to_numpy(np.int64).tobytes() + pts["activation_ratio"].to_numpy(np.float64).tobytes()
+    return hashlib.sha256(buf).hexdigest()
+
+
+def select_metric_rows(df: pd.DataFrame, metric: str | None, metric_arg: float | None) -> tuple[pd.DataFrame, str]:
+    """The rows of one metric (and argument); errors say which metrics the table has."""
+    have = sorted(df["metric"].unique())
+    if metric is None:
+        metric = DEFAULT_METRIC if DEFAULT_METRIC in have else (have[0] if len(have) == 1 else None)
+        if metric is None:
+            raise SparsityLawsError(
+                f"the table has several metrics ({', '.join(have)}) and no {DEFAULT_METRIC} rows; "
+                "choose one with --metric")
+    rows = df[df["metric"] == metric.lower()]
+    if rows.empty:
+        raise SparsityLawsError(f"--metric {metric}: no rows with that metric (the table has {', '.join(have)})")
+    if metric_arg is not None:
+        rows = rows[np.isclose(rows["metric_arg"].astype(float), float(metric_arg))]
+        if rows.empty:
+            raise SparsityLawsError(f"--metric-arg {metric_arg:g}: no {metric} rows with that argument")
+    return rows, metric
+
+
+def run_info_of(rows: pd.DataFrame) -> dict:
+    """Architecture and data facts of one run (first non-null value of each column)."""
+    info: dict = {"activation": str(rows["activation"].iloc[0])}
+    for col in _INFO_COLUMNS:
+        if col in rows.columns:
+            vals = rows[col].dropna()
+            info[col] = int(vals.iloc[0]) if len(vals) else None
+    if info.get("width") and info.get("depth"):
+        info["width_depth_ratio"] = info["width"] / info["depth"]
+    ordered = rows.sort_values("tokens")
+    info.update({
+        "metric": str(rows["metric"].iloc[0]),
+        "metric_arg": float(rows["metric_arg"].iloc[0]) if pd.notna(rows["metric_arg"].iloc[0]) else None,
+        "n_checkpoints": int(len(rows)),
+        "tokens_min": int(ordered["tokens"].iloc[0]),
+        "tokens_max": int(ordered["tokens"].iloc[-1]),
+        "final_activation_ratio": float(ordered["activation_ratio"].iloc[-1]),
+        "data_sha256": data_hash(rows),
+    })
+    return info
+
+
+def fit_table(
+    df: pd.DataFrame,
+    *,
+    runs: Sequence[str] | None = None,
+    form: str = "auto",
+    metric: str | None = None,
+    metric_arg: float | None = None,
+    loss: str = "linear",
+    drop_first: int | None = None,
+    min_tokens: float | None = None,
+    n_boot: int = 1000,
+    level: float = 0.9,
+    seed: int = 0,
+    backtest: bool = True,
+    architecture: bool = True,
+    limit_from: str = "fit",
+    name: str = "fitted law set",
+    sources: Sequence[str] = (),
+    progress: Callable[[str], None] | None = None,
+) -> LawSet:
+    """Fit every selected run of a validated measurement table into a :class:`LawSet`."""
+    rows, metric = select_metric_rows(df, metric, metric_arg)
+    names = sorted(rows["run"].unique())
+    if runs:
+        unknown = [r for r in runs if r not in names]
+        if unknown:
+            raise SparsityLawsError(
+                f"--run {unknown[0]}: no such run with metric {metric} (runs: {', '.join(names)})")
+        names = [r for r in names if r in set(runs)]
+    fits, info, skipped = {}, {}, {}
+    for run in names:
+        sub = rows[rows["run"] == run]
+        too_few = _too_few_points(sub, form)
+        if too_few and not runs:  # skip unfittable runs unless the user asked for them by name
+            skipped[run] = too_few
+            continue
+        if sub["metric_arg"].nunique(dropna=False) > 1:
+            args = ", ".join(f"{a:g}" for a in sorted(sub["metric_arg"].unique()))
+            raise SparsityLawsError(
+                f"run {run!r} has {metric} rows for several arguments ({args}); choose one with --metric-arg")
+        if progress:
+            progress(run)
+        se = None
+        if "activation_ratio_se" in sub.columns and sub["activation_ratio_se"].notna().all():
+            se = sub["activation_ratio_se"].to_numpy(float)
+        fits[run] = _fit_one(sub, run=run, form=form, se=se, loss=loss, drop_first=drop_first,
+                             min_tokens=min_tokens, n_boot=n_boot, level=level, seed=seed,
+                             backtest=backtest)
+        info[run] = run_info_of(sub)
+    if not fits:
+        raise FitInputError("nothing to fit: " + "; ".join(f"run {r!r}: {why}" for r, why in skipped.items()))
+    names = [r for r in names if r in fits]
+    section, arch_note = None, None
+    if architecture and len(fits) >= 2:
+        section, arch_note = _architecture(fits, info, rows, limit_from, level, seed)
+    provenance = {
+        "created_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        "created_by": "sparsitylaws fit",
+        "versions": _versions(),
+        "sources": list(sources),
+        "metric": metric,
+        "settings": {"form": form, "loss": loss, "drop_first": drop_first, "min_tokens": min_tokens,
+                     "n_boot": n_boot, "level": level, "seed": seed, "limit_from": limit_from},
+        "data_sha256": {run: info[run]["data_sha256"] for run in names},
+    }
+    if skipped:
+        provenance["skipped_runs"] = skipped
+    if arch_note:
+        provenance["architecture_note"] = arch_note
+    return LawSet(name=name, runs=fits, run_info=info, architecture=section, provenance=provenance)
+
+
+def _too_few_points(sub: pd.DataFrame, form: str) -> str | None:
+    """Why a run cannot be fitted at all (fewer checkpoints than parameters), else None."""
+    from sparsitylaws.laws import default_form_for, get_form
+
+    law = get_form(default_form_for(str(sub["activation"].iloc[0])) if form == "auto" else form)
+    if len(sub) < law.n_params:
+        return f"{len(sub)} point(s), fewer than the {law.n_params} parameters of {law.name}"
+    return None
+
+
+def _fit_one(sub: pd.DataFrame, **kw):
+    from sparsitylaws.runfit import fit_run
+
+    ordered = sub.sort_values("tokens")
+    return fit_run(ordered["tokens"].to_numpy(float), ordered["activation_ratio"].to_numpy(float),
+                   activation=str(ordered["activation"].iloc[0]), **kw)
+
+
+def _architecture(fits: dict, info: dict, rows: pd.DataFrame, limit_from: str, level: float,
+                  seed: int) -> tuple[dict | None, str | None]:
+    """The architecture section, or None with the reason when the runs cannot support it."""
+    from sparsitylaws.architecture import build_architecture_section
+
+    try:
+        return build_architecture_section(fits, info, table=rows, limit_from=limit_from,
+                                          level=level, seed=seed), None
+    except FitInputError as exc:
+        return None, f"no architecture laws: {exc}"

@@ -1,0 +1,14 @@
+"""Measurement stack: checkpoints -> activation sparsity rows (imports torch; loaded lazily).
+
+Modules, one job each:
+
+* :mod:`~sparsitylaws.measure.loading`  checkpoints (HF folders, GGUF) and the FFN sites
+* :mod:`~sparsitylaws.measure.hooks`    forward pre-hooks on the down projections
+* :mod:`~sparsitylaws.measure.evaluate` evaluation tokens, dense and masked passes, NLL
+* :mod:`~sparsitylaws.measure.cett`     neuron sizes, exact CETT curves, per-layer thresholds
+* :mod:`~sparsitylaws.measure.search`   CETT-PPL-p% root finding (fast) and the paper's bisection
+* :mod:`~sparsitylaws.measure.metrics`  zero, top-k, FAT-eps, CETT, PPL-p% as row dictionaries
+* :mod:`~sparsitylaws.measure.runner`   many checkpoints: stabilizing, resume, sharding, Parquet
+"""
+
+from __future__ import annotations

@@ -1,0 +1,345 @@
+"""Neuron sizes, exact CETT curves and per-layer thresholds (PAPER.md definitions).
+
+For one layer and the valid evaluation tokens t (dense activations a_t):
+
+* size of neuron i on token t: ``s_ti = |a_ti| * ||W_out[:, i]||``
+* CETT of token t at threshold g: ``||sum_{i: s_ti < g} a_ti W_out[:, i]|| / ||W_out a_t||``
+  (0 when the FFN output is 0); the layer's CETT at g is its mean over tokens
+* candidates: ``n_candidates`` (65,536) values evenly spaced between the minimum and the
+  0.99-quantile of all sizes of the layer, as in the paper
+* threshold for a target c: the largest candidate whose CETT is <= c.
+
+The numerator is the norm of a vector sum, not a sum of sizes, so a curve built from sorted
+sizes alone would be wrong.  :class:`CettCurve` computes it *exactly*: for each token the
+neurons are sorted by size and their output vectors ``a_ti W_out[:, i]`` summed in that
+order (a running prefix sum); each neuron's change of the token's CETT is binned at the
+first candidate above its size, and a cumulative sum over candidates gives the layer's
+mean CETT at every candidate, exact up to float32 rounding.  The curve is built lazily over
+contiguous candidate ranges (a window around the target; one matrix product places the
+window's base, neurons inside it are then added one by one), or completely (no matrix
+product) when ``full()`` is asked.  Once a range is known, the threshold for any c inside
+it is a search over stored numbers.
+
+At the resolution of 65,536 candidates the mean curve is not exactly monotone (adding a
+neuron's vector can shorten a token's tail sum).  A complete curve gives the largest
+candidate with CETT <= c exactly (suffix minimum + binary search).  A lazy curve gives the
+largest such candidate within its computed range, which always reaches at least
+``K/2048`` candidates (and 8) beyond the answer, where the answer k has CETT(k) <= c <
+CETT(k+1).  The paper's bisection assumes monotonicity everywhere and returns some
+crossing; the two differ by at most a few candidates where the curve wiggles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+N_CANDIDATES = 65536
+QUANTILE = 0.99
+#: elements of one temporary (tokens x neurons x d) block in the curve computation
+BLOCK_ELEMS = 1 << 23
+
+
+@dataclass
+class LayerStats:
+    """Dense statistics of one layer over the valid evaluation tokens (float32)."""
+
+    a: torch.Tensor  # (T, F) down-projection inputs
+    w_t: torch.Tensor  # (F, D) W_out transposed: row i is neuron i's output vector
+    wnorm: torch.Tensor  # (F,) ||W_out[:, i]||
+    fnorm: torch.Tensor  # (T,) ||W_out a_t||
+    sorted_sizes: torch.Tensor  # (T, F) ascending per token
+    order: torch.Tensor  # (T, F) neuron index of each sorted size
+    grid: torch.Tensor  # (K,) candidate thresholds, ascending
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.a.shape[0])
+
+    def sizes(self) -> torch.Tensor:
+        return self.a.abs() * self.wnorm
+
+
+def quantile(x: torch.Tensor, q: float) -> float:
+    """Linear-interpolated quantile of all entries of x, without a size limit."""
+    flat = x.reshape(-1)
+    n = flat.numel()
+    pos = (n - 1) * q
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, n - 1)
+    v_lo = flat.kthvalue(lo + 1).values.double().item()
+    v_hi = flat.kthvalue(hi + 1).values.double().item() if hi != lo else v_lo
+    return v_lo + (pos - lo) * (v_hi - v_lo)
+
+
+def build_layer_stats(a: torch.Tensor, w_out: torch.Tensor, n_candidates: int = N_CANDIDATES,
+                      q: float = QUANTILE) -> LayerStats:
+    """Statistics of one layer from its dense activations ``a`` (T, F) and ``W_out`` (D, F)."""
+    a = a.float()
+    w_t = w_out.float().t().contiguous().to(a.device)
+    wnorm = w_t.norm(dim=1)
+    sizes = a.abs() * wnorm
+    fnorm = torch.cat([(a[i:i + 4096] @ w_t).norm(dim=1) for i in range(0, a.shape[0], 4096)])
+    sorted_sizes, order = sizes.sort(dim=1)
+    lo = float(sorted_sizes[:, 0].min())
+    hi = quantile(sizes, q)
+    grid = torch.linspace(lo, hi, n_candidates, dtype=torch.float64).float().to(a.device)
+    return LayerStats(a=a, w_t=w_t, wnorm=wnorm, fnorm=fnorm, sorted_sizes=sorted_sizes,
+                      order=order, grid=grid)
+
+
+def _safe_div(x: torch.Tensor, fnorm: torch.Tensor) -> torch.Tensor:
+    """x / fnorm along tokens, 0 where the FFN output is 0."""
+    f = fnorm.view(-1, *([1] * (x.dim() - 1)))
+    return torch.where(f > 0, x / f.clamp_min(torch.finfo(torch.float32).tiny), torch.zeros_like(x))
+
+
+def truncated_sum(st: LayerStats, g: float, rows: slice = slice(None)) -> torch.Tensor:
+    """sum over neurons with size < g of a_ti W_out[:, i], per token (one matrix product)."""
+    a = st.a[rows]
+    keep = (a.abs() * st.wnorm) < g
+    return (a * keep) @ st.w_t
+
+
+def cett_direct(st: LayerStats, g: float) -> float:
+    """Token-averaged CETT at threshold g by a masked matrix product (the paper's way)."""
+    total = 0.0
+    step = max(1, BLOCK_ELEMS // max(1, st.a.shape[1]))
+    for i in range(0, st.n_tokens, step):
+        rows = slice(i, i + step)
+        num = truncated_sum(st, g, rows).norm(dim=1)
+        total += float(_safe_div(num, st.fnorm[rows]).double().sum())
+    return total / st.n_tokens
+
+
+class CettCurve:
+    """Exact mean CETT of one layer at its candidate thresholds, built lazily (see module doc)."""
+
+    def __init__(self, st: LayerStats) -> None:
+        self.st: LayerStats | None = st
+        self.grid = st.grid.detach().cpu().double().numpy()
+        self.K = len(self.grid)
+        self.values = np.full(self.K, np.nan)
+        self.L: int | None = None
+        self.R: int | None = None
+        self._s_right: torch.Tensor | None = None
+        self._proxy: np.ndarray | None = None
+        self._scale = 1.0
+        self.matmuls = 0  # window placements (matrix products)
+
+    # --- exact pieces -------------------------------------------------------------------
+    def _base(self, k: int) -> torch.Tensor:
+        st = self.st
+        assert st is not None
+        g = float(self.grid[k])
+        if g <= float(st.sorted_sizes[:, 0].min()):
+            return torch.zeros(st.n_tokens, st.w_t.shape[1], device=st.a.device)
+        self.matmuls += 1
+        step = max(1, BLOCK_ELEMS // max(1, st.a.shape[1]))
+        return torch.cat([truncated_sum(st, g, slice(i, i + step))
+                          for i in range(0, st.n_tokens, step)])
+
+    def _traverse(self, base: torch.Tensor, ka: int, kb: int) -> tuple[np.ndarray, torch.Tensor]:
+        """Exact mean CETT at candidates ka..kb from the per-token sums ``base`` at ka.
+
+        Adds, per token in size order, the neurons with grid[ka] <= size < grid[kb].
+        Returns the values and the per-token sums at kb.
+        """
+        st = self.st
+        assert st is not None
+        dev = st.a.device
+        T, F = st.sorted_sizes.shape
+        D = st.w_t.shape[1]
+        grid_t = st.grid
+        ga = grid_t[ka].expand(T, 1).contiguous()
+        gb = grid_t[kb].expand(T, 1).contiguous()
+        pa = torch.searchsorted(st.sorted_sizes, ga).view(-1)
+        pb = torch.searchsorted(st.sorted_sizes, gb).view(-1)
+        width = pb - pa
+        wmax = int(width.max()) if T else 0
+        acc = torch.zeros(kb - ka + 1, dtype=torch.float64, device=dev)
+        base_norm = _safe_div(base.norm(dim=1), st.fnorm)
+        start_total = float(base_norm.double().sum())
+        if wmax == 0:
+            vals = np.full(kb - ka + 1, start_total / T)
+            return vals, base
+        out = base.clone()
+        step = max(1, BLOCK_ELEMS // (wmax * D))
+        ar = torch.arange(wmax, device=dev)
+        for i in range(0, T, step):
+            rows = slice(i, min(T, i + step))
+            w = width[rows]
+            cols = (pa[rows, None] + ar).clamp_max(F - 1)
+            valid = ar < w[:, None]
+            idx = st.order[rows].gather(1, cols)
+            sz = st.sorted_sizes[rows].gather(1, cols)
+            av = st.a[rows].gather(1, idx) * valid
+            vec = av.unsqueeze(-1) * st.w_t[idx]  # (c, wmax, D)
+            vec = vec.cumsum_(dim=1).add_(base[rows].unsqueeze(1))
+            norms = vec.norm(dim=2)
+            prev = torch.cat([base[rows].norm(dim=1, keepdim=True), norms[:, :-1]], dim=1)
+            incr = _safe_div(norms - prev, st.fnorm[rows]) * valid
+            bins = torch.searchsorted(grid_t, sz, right=True) - ka
+            bins = bins.clamp(0, kb - ka)
+            acc.index_add_(0, bins[valid], incr[valid].double())
+            last = (w - 1).clamp_min(0)
+            ends = vec[torch.arange(vec.shape[0], device=dev), last]
+            out[rows] = torch.where((w > 0)[:, None], ends, base[rows])
+        vals = (start_total + acc.cumsum(0)).cpu().numpy() / T
+        return vals, out
+
+    def ensure(self, lo: int, hi: int) -> None:
+        """Make the exact values on candidates lo..hi known (keeps one contiguous range)."""
+        lo, hi = max(0, lo), min(self.K - 1, hi)
+        if self.L is None:
+            base = self._base(lo)
+            vals, self._s_right = self._traverse(base, lo, hi)
+            self.values[lo:hi + 1] = vals
+            self.L, self.R = lo, hi
+            return
+        assert self.R is not None
+        if hi > self.R:
+            assert self._s_right is not None
+            vals, self._s_right = self._traverse(self._s_right, self.R, hi)
+            self.values[self.R:hi + 1] = vals
+            self.R = hi
+        if lo < self.L:
+            base = self._base(lo)
+            vals, _ = self._traverse(base, lo, self.L)
+            self.values[lo:self.L] = vals[:-1]
+            self.L = lo
+
+    def full(self) -> CettCurve:
+        """Compute the whole curve (no matrix product), then drop the activations."""
+        self.ensure(0, self.K - 1)
+        self.release()
+        return self
+
+    def release(self) -> None:
+        """Free the activations; only a complete curve can answer afterwards."""
+        self.st = None
+        self._s_right = None
+
+    @property
+    def complete(self) -> bool:
+        return self.L == 0 and self.R == self.K - 1
+
+    # --- thresholds ---------------------------------------------------------------------
+    def _proxy_curve(self) -> np.ndarray:
+        """Cheap guide (not exact): CETT as if neuron vectors were orthogonal."""
+        if self._proxy is None:
+            st = self.st
+            assert st is not None
+            ss = st.sorted_sizes
+            q = ss.square().cumsum(dim=1).sqrt()
+            prev = torch.cat([torch.zeros_like(q[:, :1]), q[:, :-1]], dim=1)
+            incr = _safe_div(q - prev, st.fnorm)
+            bins = torch.searchsorted(st.grid, ss, right=True)
+            acc = torch.zeros(self.K + 1, dtype=torch.float64, device=ss.device)
+            acc.index_add_(0, bins.reshape(-1), incr.reshape(-1).double())
+            self._proxy = acc.cumsum(0)[: self.K].cpu().numpy() / st.n_tokens
+        return self._proxy
+
+    def _hint(self, c: float) -> int:
+        proxy = np.minimum.accumulate(self._proxy_curve()[::-1])[::-1] * self._scale
+        return int(np.clip(np.searchsorted(proxy, c, side="right") - 1, 0, self.K - 1))
+
+    def threshold_index(self, c: float) -> int:
+        """Index of the largest candidate with mean CETT <= c (see module doc)."""
+        if self.complete:
+            suffix_min = np.minimum.accumulate(self.values[::-1])[::-1]
+            return int(max(0, np.searchsorted(suffix_min, c, side="right") - 1))
+        if self.st is None:
+            raise RuntimeError("curve released before it was complete")
+        half = max(8, self.K // 2048)
+        if self.L is None:
+            k0 = self._hint(c)
+            self.ensure(k0 - half, k0 + half)
+        while True:
+            assert self.L is not None and self.R is not None
+            seg = self.values[self.L:self.R + 1]
+            ok = seg <= c
+            span = self.R - self.L + 1
+            if ok[-1]:
+                if self.R == self.K - 1:
+                    ans = self.K - 1
+                    break
+                self.ensure(self.L, max(self.R + max(span, half), self._hint(c) + half))
+                continue
+            idx = np.flatnonzero(ok)
+            if idx.size == 0:
+                if self.L == 0:
+                    ans = 0
+                    break
+                self.ensure(min(self.L - max(span, half), self._hint(c) - half), self.R)
+                continue
+            ans = self.L + int(idx[-1])
+            if min(self.K - 1, ans + half) > self.R:  # guard band above the crossing
+                self.ensure(self.L, ans + half)
+                continue
+            break
+        p = self._proxy_curve()[ans]
+        if p > 0 and self.values[ans] > 0:
+            self._scale = float(self.values[ans] / p)
+        return ans
+
+
+def threshold_index_bisect(st: LayerStats, c: float) -> tuple[int, int]:
+    """The paper's per-layer bisection over the candidates, each step a full CETT
+    evaluation (masked matrix product).  Returns (index, evaluations)."""
+    lo, hi = 0, len(st.grid) - 1
+    evals = 0
+    grid = st.grid.detach().cpu().double().numpy()
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        evals += 1
+        if cett_direct(st, float(grid[mid])) <= c:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo, evals
+
+
+class CurveSet:
+    """CETT curves of all layers of one model: thresholds for a shared c."""
+
+    def __init__(self, curves: list[CettCurve], wnorms: list[torch.Tensor],
+                 stats: list[LayerStats] | None = None) -> None:
+        self.curves = curves
+        self.wnorms = wnorms
+        self.stats = stats
+        self.bisect_evals = 0
+
+    @classmethod
+    def from_stats(cls, stats: list[LayerStats], full: bool = False) -> CurveSet:
+        curves = [CettCurve(s) for s in stats]
+        if full:
+            for cv in curves:
+                cv.full()
+        return cls(curves, [s.wnorm for s in stats], None if full else stats)
+
+    def thresholds(self, c: float) -> np.ndarray:
+        """Per-layer thresholds eps_l for CETT target c (fast, exact curves)."""
+        return np.array([cv.grid[cv.threshold_index(c)] for cv in self.curves])
+
+    def thresholds_bisect(self, c: float) -> np.ndarray:
+        """Per-layer thresholds by the paper's bisection (reference; slow)."""
+        if self.stats is None:
+            raise RuntimeError("bisection needs the activations (not kept in full-curve mode)")
+        out = []
+        for st in self.stats:
+            k, n = threshold_index_bisect(st, c)
+            self.bisect_evals += n
+            out.append(float(st.grid[k]))
+        return np.array(out)
+
+    def release(self) -> None:
+        for cv in self.curves:
+            cv.release()
+        self.stats = None
+
+    @property
+    def matmuls(self) -> int:
+        return sum(cv.matmuls for cv in self.curves)

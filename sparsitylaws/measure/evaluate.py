@@ -1,0 +1,178 @@
+"""Evaluation tokens and forward passes: dense and masked NLL, with OOM back-off.
+
+The text is cut into ``num_seqs`` consecutive, non-overlapping windows of ``seq_len``
+tokens from its start; a short text gives fewer windows, the last one padded (padding is
+excluded from NLL and from every statistic).  A folder without tokenizer files is fed
+UTF-8 bytes (token id = byte value), handy for tiny test models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sparsitylaws.errors import MeasureError
+from sparsitylaws.measure.hooks import FFNHooks, MaskFn, Observer
+from sparsitylaws.measure.loading import LoadedModel
+
+
+def load_text(spec: str) -> tuple[str, str]:
+    """(name, text) for ``--text``: a file path, or ``pydoc`` for Python's pydoc_data.topics."""
+    if spec == "pydoc":
+        import pydoc_data.topics as topics
+
+        text = "\n\n".join(topics.topics[k] for k in sorted(topics.topics))
+        return "pydoc_data.topics", text
+    p = Path(spec)
+    if not p.is_file():
+        raise MeasureError(f"--text {spec}: file not found (give a text file or 'pydoc')")
+    try:
+        text = p.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise MeasureError(f"--text {spec}: unreadable ({exc})") from exc
+    if not text.strip():
+        raise MeasureError(f"--text {spec}: the text is empty")
+    return p.name, text
+
+
+@dataclass
+class EvalData:
+    """Evaluation batch: token ids and a mask of real (non-padding) tokens."""
+
+    input_ids: torch.Tensor  # (N, S) int64
+    mask: torch.Tensor  # (N, S) bool
+    name: str
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.mask.sum())
+
+    @property
+    def sha256(self) -> str:
+        ids = self.input_ids[self.mask].to(torch.int64).cpu().numpy().astype("<i8")
+        return hashlib.sha256(ids.tobytes()).hexdigest()
+
+
+def encode_text(text: str, tokenizer: Any, seq_len: int, num_seqs: int, name: str,
+                vocab_size: int | None = None, pad_id: int = 0) -> EvalData:
+    """Tokenize and window the text (see module docstring)."""
+    if seq_len < 2 or num_seqs < 1:
+        raise MeasureError(f"--seq-len must be >= 2 and --num-seqs >= 1 (got {seq_len}, {num_seqs})")
+    if not text.strip():
+        raise MeasureError(f"{name}: the evaluation text is empty")
+    need = seq_len * num_seqs
+    if tokenizer is None:
+        raw = text.encode("utf-8")[:need]
+        if vocab_size is not None and vocab_size < 256:
+            raise MeasureError(f"{name}: no tokenizer in the checkpoint and vocabulary < 256 for bytes")
+        ids = torch.tensor(list(raw), dtype=torch.int64)
+    else:
+        # Tokenize a prefix generous enough for the budget (avoids encoding huge files).
+        chars = max(need * 12, 4096)
+        enc = tokenizer(text[:chars], add_special_tokens=False)["input_ids"]
+        ids = torch.tensor(enc[:need], dtype=torch.int64)
+        if tokenizer.pad_token_id is not None:
+            pad_id = int(tokenizer.pad_token_id)
+    if ids.numel() < 2:
+        raise MeasureError(f"{name}: fewer than 2 tokens of evaluation text")
+    n = math.ceil(ids.numel() / seq_len)
+    out = torch.full((n, seq_len), pad_id, dtype=torch.int64)
+    mask = torch.zeros((n, seq_len), dtype=torch.bool)
+    flat_ids, flat_mask = out.view(-1), mask.view(-1)
+    flat_ids[: ids.numel()] = ids
+    flat_mask[: ids.numel()] = True
+    return EvalData(out, mask, name)
+
+
+@dataclass
+class PassResult:
+    """One full pass over the evaluation tokens (one or several replicas)."""
+
+    nll: list[float]  # mean NLL per replica
+
+
+class Evaluator:
+    """Runs a model over :class:`EvalData`, dense or masked, counting full passes.
+
+    ``batch_size`` sequences per forward (None: all); on CUDA out-of-memory the batch is
+    halved and the pass retried, down to one sequence.
+    """
+
+    def __init__(self, lm: LoadedModel, data: EvalData, batch_size: int | None = None) -> None:
+        self.lm = lm
+        self.data = data
+        self.batch_size = batch_size or data.input_ids.shape[0]
+        self.passes = 0  # candidate evaluations (replicas count separately)
+        self.forwards = 0  # model calls
+        self._dense_nll: float | None = None
+
+    @property
+    def input_device(self) -> torch.device:
+        emb = self.lm.model.get_input_embeddings()
+        return emb.weight.device if emb is not None else self.lm.device
+
+    def run(self, mask_fn: MaskFn | None = None, observer: Observer | None = None,
+            replicas: int = 1, need_s: bool = False, layers: set[int] | None = None,
+            ) -> PassResult:
+        """Mean NLL per replica; replicas share batched forwards (mask_fn sees the layout)."""
+        while True:
+            try:
+                return self._run(mask_fn, observer, replicas, need_s, layers)
+            except torch.cuda.OutOfMemoryError as exc:
+                if self.batch_size <= 1:
+                    raise MeasureError(f"{self.lm.ref.path}: out of GPU memory even with one "
+                                       "sequence per batch; use --device-map auto") from exc
+                self.batch_size = max(1, self.batch_size // 2)
+                torch.cuda.empty_cache()
+
+    @torch.no_grad()
+    def _run(self, mask_fn: MaskFn | None, observer: Observer | None, replicas: int,
+             need_s: bool, layers: set[int] | None) -> PassResult:
+        ids_all, mask_all = self.data.input_ids, self.data.mask
+        dev = self.input_device
+        sums = torch.zeros(replicas, dtype=torch.float64)
+        count = 0
+        n = ids_all.shape[0]
+        bs = max(1, self.batch_size // replicas) if replicas > 1 else self.batch_size
+        for start in range(0, n, bs):
+            ids = ids_all[start:start + bs]
+            m = mask_all[start:start + bs]
+            b = ids.shape[0]
+            rep_ids = ids.repeat(replicas, 1).to(dev)
+            rep_mask = m.repeat(replicas, 1).to(dev)
+            hooks = FFNHooks(self.lm.sites, mask_fn=_rows(mask_fn, b), observer=observer,
+                             need_s=need_s, layers=layers)
+            hooks.token_mask = rep_mask
+            with hooks:
+                logits = self.lm.model(input_ids=rep_ids, attention_mask=rep_mask.long()).logits
+            self.forwards += 1
+            tgt = rep_ids[:, 1:]
+            valid = rep_mask[:, 1:] & rep_mask[:, :-1]
+            nll = torch.nn.functional.cross_entropy(
+                logits[:, :-1].float().reshape(-1, logits.shape[-1]), tgt.reshape(-1),
+                reduction="none").view(replicas, b, -1)
+            valid = valid.view(replicas, b, -1)
+            sums += (nll * valid).sum(dim=(1, 2)).double().cpu()
+            count += int(valid[0].sum())
+            del logits, nll
+        self.passes += replicas
+        return PassResult(nll=[float(x) / max(count, 1) for x in sums])
+
+    def dense_nll(self) -> float:
+        """Mean NLL of the dense model (computed once, cached)."""
+        if self._dense_nll is None:
+            self._dense_nll = self.run().nll[0]
+        return self._dense_nll
+
+
+def _rows(mask_fn: MaskFn | None, rows_per_replica: int) -> MaskFn | None:
+    """Bind the batch layout (rows per replica) into a threshold mask factory, if needed."""
+    if mask_fn is None:
+        return None
+    bind = getattr(mask_fn, "bind_rows", None)
+    return bind(rows_per_replica) if bind is not None else mask_fn

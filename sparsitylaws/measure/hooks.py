@@ -1,0 +1,125 @@
+"""Forward pre-hooks on the FFN down projections: capture the input a, apply masks.
+
+No model code is forked: each down projection gets a forward pre-hook that sees
+``a`` (its input: act(gate) * up, or act(up) for non-gated FFNs) and may replace it by
+``a * keep``.  When a metric needs the gate activation ``s`` (zero, top-k, FAT), a forward
+hook on the activation module stashes its output for the pre-hook of the same layer.
+Padding tokens are excluded from every statistic through :attr:`FFNHooks.token_mask`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from sparsitylaws.measure.loading import FFNSite
+
+#: mask_fn(layer_pos, a, s) -> keep (bool, same shape as a) or None for "keep all".
+MaskFn = Callable[[int, torch.Tensor, "torch.Tensor | None"], "torch.Tensor | None"]
+#: observer(layer_pos, a_valid (N, F) float32, s_valid or None, keep_valid or None)
+Observer = Callable[[int, torch.Tensor, "torch.Tensor | None", "torch.Tensor | None"], None]
+
+
+class FFNHooks:
+    """Context manager installing the hooks on every FFN site.
+
+    Set :attr:`token_mask` (bool, batch x seq) before each forward so observers see only
+    real tokens.  ``layers`` restricts observation (not masking) to some layer positions.
+    """
+
+    def __init__(
+        self,
+        sites: list[FFNSite],
+        mask_fn: MaskFn | None = None,
+        observer: Observer | None = None,
+        need_s: bool = False,
+        layers: set[int] | None = None,
+    ) -> None:
+        self.sites = sites
+        self.mask_fn = mask_fn
+        self.observer = observer
+        self.need_s = need_s
+        self.layers = layers
+        self.token_mask: torch.Tensor | None = None
+        self._s: dict[int, torch.Tensor] = {}
+        self._handles: list[Any] = []
+
+    def __enter__(self) -> FFNHooks:
+        for pos, site in enumerate(self.sites):
+            self._handles.append(site.down.register_forward_pre_hook(self._pre_hook(pos)))
+            if self.need_s and site.act is not None:
+                self._handles.append(site.act.register_forward_hook(self._act_hook(pos)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        self._s.clear()
+
+    def _act_hook(self, pos: int) -> Callable:
+        def hook(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> None:
+            self._s[pos] = output
+
+        return hook
+
+    def _pre_hook(self, pos: int) -> Callable:
+        def hook(module: torch.nn.Module, args: tuple) -> tuple | None:
+            a = args[0]
+            s = self._s.pop(pos, None) if self.need_s else None
+            if s is not None and s.shape != a.shape:
+                s = None
+            if s is None and self.need_s:
+                s = a  # non-gated FFN (a = act(up)) or activation not hookable: s := a
+            keep = self.mask_fn(pos, a, s) if self.mask_fn is not None else None
+            if self.observer is not None and (self.layers is None or pos in self.layers):
+                f = a.shape[-1]
+                sel = self._valid(a)
+                a_v = a.reshape(-1, f)[sel].float()
+                s_v = s.reshape(-1, f)[sel].float() if s is not None else None
+                k_v = keep.reshape(-1, f)[sel] if keep is not None else None
+                self.observer(pos, a_v, s_v, k_v)
+            if keep is None:
+                return None
+            return (a * keep.to(a.dtype),) + tuple(args[1:])
+
+        return hook
+
+    def _valid(self, a: torch.Tensor) -> torch.Tensor:
+        n = a.reshape(-1, a.shape[-1]).shape[0]
+        if self.token_mask is None:
+            return torch.ones(n, dtype=torch.bool, device=a.device)
+        m = self.token_mask.to(a.device).reshape(-1)
+        if m.numel() != n:
+            raise RuntimeError(f"token mask has {m.numel()} entries for {n} tokens")
+        return m
+
+
+class ThresholdMask:
+    """Mask for CETT thresholds: drop neuron i when |a_i| * ||W_out[:, i]|| < eps_l.
+
+    ``thresholds`` is (replicas, layers).  The evaluator binds the batch layout with
+    :meth:`bind_rows`: batch row r uses replica r // rows, so several candidate CETT values
+    share one batched forward.
+    """
+
+    def __init__(self, wnorms: list[torch.Tensor], thresholds: torch.Tensor) -> None:
+        self.wnorms = wnorms
+        self.thresholds = torch.as_tensor(thresholds, dtype=torch.float32)
+        if self.thresholds.dim() == 1:
+            self.thresholds = self.thresholds[None]
+
+    def bind_rows(self, rows_per_replica: int) -> MaskFn:
+        def fn(pos: int, a: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
+            eps = self.thresholds[:, pos].to(a.device)
+            eps = eps.repeat_interleave(rows_per_replica)[: a.shape[0]]
+            eps = eps.view(-1, *([1] * (a.dim() - 1)))
+            sizes = a.float().abs() * self.wnorms[pos].to(a.device)
+            return sizes >= eps
+
+        return fn
+
+    def __call__(self, pos: int, a: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
+        return self.bind_rows(a.shape[0])(pos, a, s)

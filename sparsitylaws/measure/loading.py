@@ -1,0 +1,363 @@
+"""Checkpoints: resolve a path, load it safely, and find each decoder layer's FFN.
+
+A checkpoint is a Hugging Face folder (``*.safetensors``), a GGUF file (converted once to a
+safetensors folder in a cache, then reloaded in well under a second), or, only with
+``allow_pickle``, a folder of pickled ``pytorch_model*.bin`` files (read with
+``torch.load(weights_only=True)``).  Remote code runs only with ``trust_remote_code``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sparsitylaws.errors import MeasureError
+
+#: Where MLP modules are looked for (attribute names on a decoder layer).
+MLP_NAMES = ("mlp", "feed_forward", "ffn")
+#: Down projections, in order of preference: Llama/Mistral/Qwen/Gemma/MiniCPM, GPT-2, GPT-NeoX.
+DOWN_NAMES = ("down_proj", "c_proj", "dense_4h_to_h", "fc2", "w2")
+#: Activation modules applied to the gate (gated) or to the up projection (non-gated).
+ACT_NAMES = ("act_fn", "act", "activation_fn", "activation")
+GATE_NAMES = ("gate_proj", "w1")
+
+CACHE_ENV = "SPARSITYLAWS_CACHE"
+
+
+def cache_dir() -> Path:
+    """Cache root for converted GGUF checkpoints (env ``SPARSITYLAWS_CACHE`` overrides)."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env) if env else Path.home() / ".cache" / "sparsitylaws"
+
+
+@dataclass(frozen=True)
+class CheckpointRef:
+    """A resolved checkpoint: what kind it is and where its files are."""
+
+    path: Path
+    kind: str  # "hf" | "gguf" | "pickle"
+    gguf_file: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+
+def resolve_checkpoint(path: str | os.PathLike, allow_pickle: bool = False) -> CheckpointRef:
+    """Say what kind of checkpoint ``path`` is; refuse pickles without ``allow_pickle``."""
+    p = Path(path)
+    if not p.exists():
+        raise MeasureError(f"{p}: checkpoint not found")
+    if p.is_file():
+        if p.suffix.lower() == ".gguf":
+            return CheckpointRef(p, "gguf", p)
+        raise MeasureError(f"{p}: not a checkpoint (expected a Hugging Face folder or a .gguf file)")
+    if any(p.glob("*.safetensors")):
+        return CheckpointRef(p, "hf")
+    ggufs = sorted(p.glob("*.gguf"))
+    if len(ggufs) == 1:
+        return CheckpointRef(p, "gguf", ggufs[0])
+    if len(ggufs) > 1:
+        raise MeasureError(f"{p}: several .gguf files; name one of them as the checkpoint")
+    pickles = sorted(p.glob("pytorch_model*.bin")) + sorted(p.glob("*.pt"))
+    if pickles:
+        if not allow_pickle:
+            raise MeasureError(
+                f"{p}: only pickled weights ({pickles[0].name}); pickles can run code when loaded, "
+                "so they need --allow-pickle (then read with torch.load(weights_only=True))")
+        return CheckpointRef(p, "pickle")
+    raise MeasureError(
+        f"{p}: no weights found (looked for *.safetensors, *.gguf, pytorch_model*.bin)")
+
+
+def _needs_remote_code(folder: Path) -> bool:
+    cfg = folder / "config.json"
+    if not cfg.is_file():
+        return False
+    try:
+        data = json.loads(cfg.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise MeasureError(f"{cfg}: unreadable config ({exc})") from exc
+    return bool(data.get("auto_map"))
+
+
+def gguf_to_folder(gguf: Path, cache: Path | None = None) -> Path:
+    """Convert a GGUF file once into a safetensors folder in the cache; return the folder.
+
+    The cache key covers the file's path, size and modification time and the transformers
+    version, so a changed file is converted again.  The folder appears atomically.
+    """
+    import safetensors.torch
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    st = gguf.stat()
+    key_src = f"{gguf.resolve()}|{st.st_size}|{st.st_mtime_ns}|{transformers.__version__}"
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
+    root = (cache or cache_dir()) / "gguf"
+    out = root / f"{gguf.stem}-{key}"
+    if (out / "model.safetensors").is_file():
+        return out
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=root))
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        cfg = model.config
+        if hasattr(cfg, "quantization_config"):
+            del cfg.quantization_config
+        cfg.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        safetensors.torch.save_model(model, str(tmp / "model.safetensors"))
+        (tmp / "SOURCE.txt").write_text(f"converted from {gguf.resolve()}\n")
+        try:
+            os.replace(tmp, out)
+        except OSError:  # another process won the race
+            shutil.rmtree(tmp, ignore_errors=True)
+    except Exception as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise MeasureError(f"{gguf}: could not convert GGUF checkpoint ({exc})") from exc
+    return out
+
+
+def hf_folder(ref: CheckpointRef) -> Path:
+    """The Hugging Face folder that holds (or, for GGUF, caches) the checkpoint."""
+    if ref.kind == "gguf":
+        assert ref.gguf_file is not None
+        return gguf_to_folder(ref.gguf_file)
+    return ref.path
+
+
+def load_config(ref: CheckpointRef, trust_remote_code: bool = False) -> Any:
+    """The transformers config of a checkpoint (converting GGUF on first use)."""
+    from transformers import AutoConfig
+
+    folder = hf_folder(ref)
+    if _needs_remote_code(folder) and not trust_remote_code:
+        raise MeasureError(f"{ref.path}: the model needs its own code (config auto_map); "
+                           "pass --trust-remote-code if you trust it")
+    try:
+        return AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as exc:
+        raise MeasureError(f"{ref.path}: unreadable config ({exc})") from exc
+
+
+def architecture_key(config: Any) -> tuple:
+    """What must agree between checkpoints of one run (type and shapes)."""
+    return (
+        getattr(config, "model_type", None),
+        _cfg(config, "hidden_size", "n_embd", "d_model"),
+        _cfg(config, "num_hidden_layers", "n_layer", "num_layers"),
+        _cfg(config, "intermediate_size", "n_inner", "ffn_dim"),
+    )
+
+
+def _cfg(config: Any, *names: str) -> Any:
+    for n in names:
+        v = getattr(config, n, None)
+        if v is not None:
+            return v
+    return None
+
+
+@dataclass
+class FFNSite:
+    """One decoder layer's FFN: the down projection and how its input is made."""
+
+    layer: int
+    name: str
+    mlp: nn.Module
+    down: nn.Module
+    act: nn.Module | None
+    gated: bool
+
+    def w_out(self) -> torch.Tensor:
+        """W_out as (d_out, d_f): column i is neuron i's output vector (float32)."""
+        w = self.down.weight
+        if isinstance(self.down, nn.Linear):
+            return w.detach().float()
+        if hasattr(self.down, "nf") and hasattr(self.down, "nx"):  # GPT-2 Conv1D: (nx=d_f, nf=d)
+            return w.detach().float().t()
+        return w.detach().float()
+
+
+def find_ffn_sites(model: nn.Module) -> list[FFNSite]:
+    """Each decoder layer's MLP down projection, first layer first.
+
+    Raises :class:`MeasureError` naming what was looked for when none is found.
+    """
+    sites: list[FFNSite] = []
+    for name, mod in model.named_modules():
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf not in MLP_NAMES:
+            continue
+        down = next((getattr(mod, d) for d in DOWN_NAMES if isinstance(getattr(mod, d, None), nn.Module)), None)
+        if down is None or not hasattr(down, "weight"):
+            continue
+        act = next((getattr(mod, a) for a in ACT_NAMES if isinstance(getattr(mod, a, None), nn.Module)), None)
+        gated = any(isinstance(getattr(mod, g, None), nn.Module) for g in GATE_NAMES)
+        nums = re.findall(r"\.(\d+)\.", f".{name}.")
+        layer = int(nums[-1]) if nums else len(sites)
+        sites.append(FFNSite(layer=layer, name=name, mlp=mod, down=down, act=act, gated=gated))
+    if not sites:
+        raise MeasureError(
+            f"{type(model).__name__}: no decoder-layer FFN down projection found (looked for modules "
+            f"named {'/'.join(MLP_NAMES)} holding {'/'.join(DOWN_NAMES)})")
+    return sites
+
+
+def activation_name(config: Any, override: str | None = None) -> str:
+    """Normalised FFN activation name (relu, silu, gelu, ...)."""
+    raw = override or _cfg(config, "hidden_act", "activation_function", "hidden_activation") or "unknown"
+    raw = str(raw).lower()
+    if raw in ("swish", "silu"):
+        return "silu"
+    if raw.startswith("gelu"):
+        return "gelu"
+    if raw.startswith("relu"):
+        return "relu" if raw == "relu" else raw
+    return raw
+
+
+ACTIVATION_OVERRIDES = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU}
+
+
+def override_activation(sites: list[FFNSite], name: str) -> None:
+    """Swap every FFN activation module for ``name`` (relu, silu, gelu) in place."""
+    cls = ACTIVATION_OVERRIDES.get(name)
+    if cls is None:
+        raise MeasureError(f"--activation-override: unknown activation {name!r} "
+                           f"(choose from {', '.join(ACTIVATION_OVERRIDES)})")
+    for s in sites:
+        attr = next((a for a in ACT_NAMES if isinstance(getattr(s.mlp, a, None), nn.Module)), None)
+        if attr is None:
+            raise MeasureError(f"{s.name}: no activation module to override (looked for {'/'.join(ACT_NAMES)})")
+        new = cls()
+        setattr(s.mlp, attr, new)
+        s.act = new
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to measure, with its tokenizer (None: UTF-8 bytes) and FFN sites."""
+
+    ref: CheckpointRef
+    model: nn.Module
+    tokenizer: Any
+    config: Any
+    sites: list[FFNSite]
+    activation: str
+    device: torch.device
+    dtype: torch.dtype
+    extra: dict = field(default_factory=dict)
+
+
+def pick_device(device: str) -> torch.device:
+    """auto -> cuda when available, else cpu."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise MeasureError(f"--device {device}: CUDA is not available here")
+    return torch.device(device)
+
+
+def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """auto -> bfloat16 on a GPU that supports it, else float32."""
+    if dtype == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in table:
+        raise MeasureError(f"--dtype: unknown dtype {dtype!r}")
+    return table[dtype]
+
+
+def load_model(
+    ref: CheckpointRef,
+    device: str = "auto",
+    dtype: str = "auto",
+    device_map: str | None = None,
+    trust_remote_code: bool = False,
+    activation_override: str | None = None,
+) -> LoadedModel:
+    """Load a checkpoint for measurement (eval mode, no grad) and find its FFN sites."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dev = pick_device(device)
+    dt = pick_dtype(dtype, dev)
+    config = load_config(ref, trust_remote_code)
+    folder = hf_folder(ref)
+    kwargs: dict[str, Any] = {"dtype": dt, "trust_remote_code": trust_remote_code}
+    if device_map:
+        kwargs["device_map"] = device_map
+    try:
+        if ref.kind == "pickle":
+            model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+            _load_pickled(model, folder)
+            model = model.to(dt)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, **kwargs)
+    except MeasureError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise MeasureError(f"{ref.path}: could not load the model ({type(exc).__name__}: {exc})") from exc
+    if not device_map:
+        model = model.to(dev)
+    model.eval()
+    model.requires_grad_(False)
+    sites = find_ffn_sites(model)
+    if activation_override:
+        override_activation(sites, activation_override)
+    tokenizer = None
+    if any((folder / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.json",
+                                            "tokenizer.model")):
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    return LoadedModel(ref=ref, model=model, tokenizer=tokenizer, config=config, sites=sites,
+                       activation=activation_name(config, activation_override), device=dev, dtype=dt)
+
+
+def _load_pickled(model: nn.Module, folder: Path) -> None:
+    files = sorted(folder.glob("pytorch_model*.bin")) + sorted(folder.glob("*.pt"))
+    state: dict[str, torch.Tensor] = {}
+    for f in files:
+        try:
+            part = torch.load(f, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise MeasureError(f"{f}: not loadable with weights_only=True ({exc})") from exc
+        if not isinstance(part, dict):
+            raise MeasureError(f"{f}: expected a state dict")
+        state.update(part)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    tied = {"lm_head.weight"}
+    bad = [m for m in missing if m not in tied and not m.endswith("attn.bias")]
+    if bad:
+        raise MeasureError(f"{folder}: pickled weights lack {bad[0]} (and {len(bad) - 1} more)")
+    if hasattr(model, "tie_weights"):
+        model.tie_weights()
+
+
+def param_counts(model: nn.Module) -> tuple[int, int]:
+    """(non-embedding, total) parameter counts; tied weights counted once."""
+    total = sum(p.numel() for p in model.parameters())
+    emb = 0
+    for mod in model.modules():
+        if isinstance(mod, nn.Embedding):
+            emb += mod.weight.numel()
+    out = getattr(model, "get_output_embeddings", lambda: None)()
+    if out is not None and hasattr(out, "weight"):
+        inp = model.get_input_embeddings()
+        if inp is None or out.weight is not inp.weight:
+            emb += out.weight.numel()
+    return total - emb, total

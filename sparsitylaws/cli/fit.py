@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import click
@@ -62,6 +63,14 @@ def render_text(lawset) -> str:
     return "\n".join(lines)
 
 
+def _progress_printer(quiet: bool):
+    """Report each run on an interactive stderr only (logs and pipes stay clean)."""
+    stream = sys.stderr
+    if quiet or not stream.isatty():
+        return None
+    return lambda run: click.echo(f"fitting {run} ...", err=True)
+
+
 @click.command()
 @click.argument("tables", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--run", "runs", multiple=True, help="Fit only this run (repeatable).")
@@ -113,7 +122,7 @@ def fit(tables, runs, form, metric, metric_arg, drop_first, min_tokens, loss, n_
         drop_first=drop_first, min_tokens=min_tokens, n_boot=n_boot, level=level, seed=seed,
         backtest=not no_backtest, architecture=not no_architecture, limit_from=limit_from,
         name=name or output.stem, sources=[str(f) for f in files],
-        progress=None if as_json else lambda run: click.echo(f"fitting {run} ...", err=True),
+        progress=_progress_printer(as_json),
     )
     lawset.save(output)
     if as_json:

@@ -1,0 +1,142 @@
+"""The fit command and the law-set file: round trips, bad input, lightness."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from cli_helpers import assert_one_line_error, run_cli
+
+from sparsitylaws.errors import LawSetError
+from sparsitylaws.laws import get_form
+from sparsitylaws.lawset import LAWSET_VERSION, LawSet, load_lawset
+from sparsitylaws.tables import write_table
+
+TRUE = {"alpha": 0.6, "b": -3.0, "c": 0.1, "A0": 0.07}
+
+
+def _synthetic(run: str = "syn_relu", n: int = 30, seed: int = 1) -> pd.DataFrame:
+    """A ReLU run simulated from known parameters with small noise."""
+    rng = np.random.default_rng(seed)
+    d = np.linspace(2.0, 120.0, n)
+    form = get_form("logspace_power")
+    theta = np.array([TRUE[p] for p in form.param_names])
+    y = form.evaluate(d, theta) + rng.normal(0, 2e-4, n)
+    return pd.DataFrame({
+        "run": run, "checkpoint": [f"s{i}" for i in range(n)], "tokens": (d * 1e9).astype(np.int64),
+        "activation": "relu", "metric": "ppl-p", "metric_arg": 1.0, "activation_ratio": y,
+        "width": 768, "depth": 16, "n_params": 108_000_000,
+    })
+
+
+@pytest.fixture()
+def table(tmp_path):
+    return write_table(_synthetic(), tmp_path / "syn.parquet")
+
+
+def test_fit_writes_lawset_that_predicts_bit_identically(tmp_path, table):
+    out = tmp_path / "laws.json"
+    r = run_cli("fit", table, "-o", out, "--n-boot", "200", "--no-backtest")
+    assert r.status == 0, r.stderr
+    assert "syn_relu" in r.stdout and "A0" in r.stdout and "90% interval" in r.stdout
+    laws = load_lawset(out)
+    fit = laws.get_run("syn_relu")
+    truth = dict(zip(fit.param_names, fit.estimate, strict=True))
+    assert truth["A0"] == pytest.approx(TRUE["A0"], abs=3e-3)
+    tokens = [5e9, 5e10, 5e11]
+    first = laws.predict(run="syn_relu", tokens=tokens)
+    laws.save(tmp_path / "again.json")
+    second = LawSet.load(tmp_path / "again.json").predict(run="syn_relu", tokens=tokens)
+    pd.testing.assert_frame_equal(first, second, check_exact=True)
+    assert (first["conf_low"] <= first["estimate"]).all() and (first["estimate"] <= first["conf_high"]).all()
+    assert (first["pred_low"] <= first["conf_low"]).all()
+    assert first["extrapolation"].tolist() == [False, False, True]
+    assert laws.provenance["data_sha256"]["syn_relu"] == laws.run_info["syn_relu"]["data_sha256"]
+
+
+def test_fit_json_output_is_the_file(tmp_path, table):
+    out = tmp_path / "laws.json"
+    r = run_cli("fit", table, "-o", out, "--n-boot", "50", "--no-backtest", "--json")
+    assert r.status == 0, r.stderr
+    printed = json.loads(r.stdout)
+    assert printed == json.loads(out.read_text())
+    assert printed["format_version"] == LAWSET_VERSION
+
+
+def test_lawset_rejects_unknown_versions(tmp_path, table):
+    out = tmp_path / "laws.json"
+    assert run_cli("fit", table, "-o", out, "--n-boot", "20", "--no-backtest").status == 0
+    data = json.loads(out.read_text())
+    data["format_version"] = LAWSET_VERSION + 1
+    bad = tmp_path / "future.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(LawSetError, match="unknown law-set format version"):
+        load_lawset(bad)
+    with pytest.raises(LawSetError, match="no run 'nope'"):
+        load_lawset(out).predict(run="nope", tokens=[1e9])
+
+
+def _write_raw(df: pd.DataFrame, path):
+    df.to_parquet(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragments"),
+    [
+        (lambda d: d.drop(columns="activation_ratio"), ["missing required column", "activation_ratio"]),
+        (lambda d: d.assign(activation_ratio=np.where(d.index == 4, np.nan, d.activation_ratio)), ["activation_ratio", "row 4"]),
+        (lambda d: d.assign(activation_ratio=np.where(d.index == 3, 1.2, d.activation_ratio)), ["[0, 1]", "row 3"]),
+        (lambda d: d.assign(tokens=np.where(d.index == 5, -1, d.tokens)), ["tokens", "> 0", "row 5"]),
+        (lambda d: pd.concat([d, d.iloc[[2]]]), ["duplicate", "row 30"]),
+        (lambda d: d.iloc[:3], ["3 point", "fewer", "4 parameters"]),
+    ],
+)
+def test_fit_bad_tables(tmp_path, mutate, fragments):
+    path = _write_raw(mutate(_synthetic()), tmp_path / "bad.parquet")
+    result = run_cli("fit", path, "-o", tmp_path / "l.json", "--n-boot", "10")
+    assert_one_line_error(result, *fragments)
+    assert not (tmp_path / "l.json").exists()
+
+
+def test_fit_bad_arguments(tmp_path, table, monkeypatch):
+    assert_one_line_error(run_cli("fit", table, "--form", "quadratic"), "unknown law form", "quadratic")
+    assert_one_line_error(run_cli("fit", table, "--run", "other"), "--run other", "syn_relu")
+    corrupt = tmp_path / "corrupt.parquet"
+    corrupt.write_bytes(b"not parquet at all")
+    assert_one_line_error(run_cli("fit", corrupt), "corrupt.parquet")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_one_line_error(run_cli("fit", empty), "empty", "no .parquet")
+    monkeypatch.chdir(empty)
+    assert_one_line_error(run_cli("fit"), "measurements", "ingest", "measure")
+
+
+def test_fit_skips_unfittable_runs_unless_named(tmp_path):
+    both = pd.concat([_synthetic(), _synthetic("tiny_relu").iloc[:2]])
+    path = write_table(both, tmp_path / "t.parquet")
+    r = run_cli("fit", path, "-o", tmp_path / "l.json", "--n-boot", "20", "--no-backtest")
+    assert r.status == 0, r.stderr
+    assert "skipped run tiny_relu" in r.stdout
+    assert load_lawset(tmp_path / "l.json").run_names() == ["syn_relu"]
+    assert_one_line_error(run_cli("fit", path, "--run", "tiny_relu", "-o", tmp_path / "x.json"),
+                          "tiny_relu", "fewer")
+
+
+def test_fit_and_predict_stay_light(tmp_path, table):
+    code = (
+        "import sys\n"
+        "from sparsitylaws.cli import main\n"
+        "try:\n"
+        f"    main(['fit', {str(table)!r}, '-o', {str(tmp_path / 'l.json')!r}, '--n-boot', '10', '--no-backtest'])\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0, e.code\n"
+        "heavy = [m for m in ('torch', 'transformers') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert "HEAVY []" in out.stdout, out.stdout + out.stderr

@@ -67,8 +67,9 @@ def _print_single(df: pd.DataFrame, ls, explicit_tokens: bool) -> None:
     click.echo(f"parameters: non-embedding {r0['n_params']:.3g}, total {r0['n_params_total']:.3g}")
     bn = sec["bottleneck"]
     bint = bn.get("interval")
-    click.echo(f"regime: {r0['regime']}"
-               + (f"  (bottleneck {lvl}% interval {bint[0]:.0f}-{bint[1]:.0f})" if bint else ""))
+    src = "fitted" if str(bn.get("source", "")).startswith("width/depth hinge") else "paper"
+    click.echo(f"regime: {r0['regime']}  (bottleneck: {src}"
+               + (f", {lvl}% interval {bint[0]:.0f}-{bint[1]:.0f})" if bint else ", no interval)"))
     how = "given" if explicit_tokens else f"default: {r0['tokens_per_param']:.0f} per non-embedding parameter"
     click.echo(f"tokens: {r0['tokens']:.3g} ({how})")
     click.echo("")

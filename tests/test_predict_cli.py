@@ -1,0 +1,137 @@
+"""`sparsitylaws predict` through the real entry point: output and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from sparsitylaws.lawset import load_lawset
+
+
+def run_subprocess(*args: str) -> subprocess.CompletedProcess:
+    """The console entry point in a fresh interpreter (as a user runs it)."""
+    return subprocess.run([sys.executable, "-c", "from sparsitylaws.cli import main; main()", "predict", *args],
+                          capture_output=True, text=True)
+
+
+@pytest.fixture
+def run(capsys):
+    """The same entry point, in-process (fast): returns returncode, stdout, stderr."""
+    from types import SimpleNamespace
+
+    from sparsitylaws.cli import main
+
+    def _run(*args: str):
+        with pytest.raises(SystemExit) as exc:
+            main(["predict", *args])
+        cap = capsys.readouterr()
+        return SimpleNamespace(returncode=exc.value.code, stdout=cap.out, stderr=cap.err)
+
+    return _run
+
+
+def test_headline_prediction_on_a_fresh_install():
+    p = run_subprocess("--width", "4096", "--depth", "48")
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    assert "law set: default" in out
+    assert re.search(r"non-embedding 9\.26e\+09", out)
+    assert "width/depth 85.3" in out
+    assert "below bottleneck 114" in out and "inside stable band 74-282" in out
+    for act in ("relu", "silu"):
+        line = next(ln for ln in out.splitlines() if ln.startswith(act))
+        # limit and A(D), each "x% [lo%, hi%]"
+        assert len(re.findall(r"\d+\.\d+% \[\d+\.\d+%, \d+\.\d+%\]", line)) == 2, line
+    assert "caveats" in out
+
+
+def test_json_output_is_parseable_and_complete(run):
+    p = run("--width", "2048", "--depth", "32", "--activation", "relu", "--tokens", "5e11", "--json")
+    assert p.returncode == 0, p.stderr
+    data = json.loads(p.stdout)
+    assert data["lawset"].startswith("default")
+    (row,) = data["predictions"]
+    assert row["tokens"] == 5e11 and row["activation"] == "relu"
+    assert row["a0_low"] < row["a0"] < row["a0_high"]
+
+
+def test_grid_and_fixed_budget(run, tmp_path):
+    grid = tmp_path / "configs.csv"
+    grid.write_text("width,depth,tokens\n1024,16,1e11\n4096,48,2e12\n8192,80,4e12\n")
+    out = tmp_path / "pred.csv"
+    p = run("--grid", str(grid), "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    import pandas as pd
+
+    df = pd.read_csv(out)
+    assert len(df) == 6 and set(df["activation"]) == {"relu", "silu"}
+    p = run("--params", "7e9", "--depths", "16,24,32,48,64")
+    assert p.returncode == 0, p.stderr
+    assert "sparsest" in p.stdout and "outside stable band" in p.stdout
+
+
+def test_user_lawset_replaces_the_default(run, tmp_path):
+    ls = load_lawset(None)
+    ls.name = "my-laws"
+    path = ls.save(tmp_path / "laws.json")
+    p = run("--width", "4096", "--depth", "48", "--laws", str(path))
+    assert p.returncode == 0, p.stderr
+    assert "law set: my-laws" in p.stdout
+
+
+def _bad_version(tmp_path):
+    data = json.loads(load_lawset(None).to_json())
+    data["format_version"] = 99
+    path = tmp_path / "future.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _bad_arch_version(tmp_path):
+    data = json.loads(load_lawset(None).to_json())
+    data["architecture"]["format_version"] = 99
+    path = tmp_path / "future_arch.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize("case", [
+    "width0", "depth0", "depthfrac", "activation", "tokens", "version", "archversion",
+    "gridcols", "nomode"])
+def test_bad_input_is_one_line_exit_2(run, case, tmp_path):
+    args = {
+        "width0": ["--width", "0", "--depth", "48"],
+        "depth0": ["--width", "4096", "--depth", "-2"],
+        "depthfrac": ["--width", "4096", "--depth", "48.5"],
+        "activation": ["--width", "4096", "--depth", "48", "--activation", "gelu"],
+        "tokens": ["--width", "4096", "--depth", "48", "--tokens", "-1e9"],
+        "nomode": [],
+    }.get(case)
+    expect = {"width0": "width", "depth0": "depth", "depthfrac": "depth", "activation": "gelu",
+              "tokens": "tokens", "version": "version 99", "archversion": "version 99",
+              "gridcols": "depth", "nomode": "--width"}[case]
+    if case == "version":
+        args = ["--width", "4096", "--depth", "48", "--laws", str(_bad_version(tmp_path))]
+    if case == "archversion":
+        args = ["--width", "4096", "--depth", "48", "--laws", str(_bad_arch_version(tmp_path))]
+    if case == "gridcols":
+        g = tmp_path / "g.csv"
+        g.write_text("width,layers\n4096,48\n")
+        args = ["--grid", str(g)]
+    p = run(*args)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith("sparsitylaws: error:")
+    assert expect in lines[0]
+    assert "Traceback" not in p.stderr
+
+
+def test_bad_input_through_a_real_process():
+    p = run_subprocess("--width", "4096", "--depth", "0")
+    assert p.returncode == 2
+    assert p.stderr.strip().count("\n") == 0 and "depth" in p.stderr

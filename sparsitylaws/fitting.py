@@ -40,6 +40,7 @@ __all__ = [
     "check_inputs",
     "fit_points",
     "fit_points_fast",
+    "fit_subsets",
     "lm_batch",
     "select_points",
     "warmup_rule",
@@ -55,6 +56,8 @@ BEST_RTOL = 1e-6
 NEAR_RTOL = 1e-2
 #: Warm-up rule: studentized prediction error beyond which an early point is dropped.
 WARMUP_Z = 3.0
+#: Warm-up rule: number of consecutive early points tested together against later points.
+WARMUP_WINDOW = 3
 
 
 @dataclass(frozen=True)
@@ -249,6 +252,8 @@ def lm_batch(
 ) -> LMResult:
     """Levenberg-Marquardt on many rows at once: row i fits Y[i] (or Y) from U0[i].
 
+    Square-root weights ``sw`` have shape (n,) or (m, n); a zero weight leaves a point out.
+
     Works in the unconstrained parameterization; robust losses by iteratively reweighted
     Gauss-Newton (weights rho'(z)).  A row converges when an accepted step changes the cost
     by less than ``ftol`` (relative) or moves u by less than ``xtol`` (relative), or when no
@@ -259,7 +264,7 @@ def lm_batch(
     U = np.array(U0, dtype=float, ndmin=2)
     m, k = U.shape
     Y = np.broadcast_to(np.asarray(Y, float), (m, D.size))
-    sw = np.ones(D.size) if sw is None else np.asarray(sw, float)
+    sw = np.broadcast_to(np.ones(D.size) if sw is None else np.asarray(sw, float), (m, D.size))
     r = _residuals(form, D, Y, U, sw)
     cost = _cost(r, loss, f_scale)
     lam = np.full(m, 1e-3)
@@ -275,7 +280,7 @@ def lm_batch(
         if idx.size == 0:
             break
         Ua, ra = U[idx], r[idx]
-        J = _jacobian(form, D, Ua, sw)
+        J = _jacobian(form, D, Ua, sw[idx])
         wt = _rho_prime((ra / f_scale) ** 2, loss)
         A = np.einsum("mni,mn,mnj->mij", J, wt, J)
         g = np.einsum("mni,mn->mi", J, wt * ra)
@@ -286,7 +291,7 @@ def lm_batch(
         except np.linalg.LinAlgError:
             step = -np.einsum("mij,mj->mi", np.linalg.pinv(M), g)
         Un = Ua + step
-        rn = _residuals(form, D, Y[idx], Un, sw)
+        rn = _residuals(form, D, Y[idx], Un, sw[idx])
         cn = _cost(rn, loss, f_scale)
         ok = np.isfinite(cn) & (cn <= cost[idx])
         small_f = ok & (cost[idx] - cn <= ftol * np.maximum(cost[idx], 1e-300))
@@ -416,6 +421,34 @@ def fit_points_fast(form: LawForm | str, D: np.ndarray, y: np.ndarray, *, sw: np
     return _finish(form, D, y, sw, res.u[best], loss, fs, bool(res.converged[best]), ms)
 
 
+def fit_subsets(form: LawForm | str, D: np.ndarray, y: np.ndarray, masks: list[np.ndarray], *,
+                sw: np.ndarray | None = None) -> list[PointFit]:
+    """Plain least-squares multi-start fits of several subsets of the same points in one batch.
+
+    Every (subset, start) pair is a row of one :func:`lm_batch` call; points outside a subset
+    get weight zero.  Same objective and starts as :func:`fit_points_fast` on each subset.
+    """
+    form = get_form(form)
+    D, y = np.asarray(D, float), np.asarray(y, float)
+    sw = np.ones(D.size) if sw is None else np.asarray(sw, float)
+    U0, W, owner = [], [], []
+    for i, mk in enumerate(masks):
+        st = form.to_unconstrained(form.starting_points(D[mk], y[mk]))
+        U0.append(st)
+        W.append(np.repeat((sw * mk)[None, :], st.shape[0], axis=0))
+        owner += [i] * st.shape[0]
+    res = lm_batch(form, D, y, np.vstack(U0), sw=np.vstack(W))
+    owner_arr = np.array(owner)
+    out = []
+    for i, mk in enumerate(masks):
+        rows = np.flatnonzero(owner_arr == i)
+        best = rows[int(np.argmin(res.cost[rows]))]
+        ms = _multistart_report(form, res.u[rows], res.cost[rows], res.converged[rows], None)
+        out.append(_finish(form, D[mk], y[mk], sw[mk], res.u[best], "linear", 1.0,
+                           bool(res.converged[best]), ms))
+    return out
+
+
 def _lmfit_one(form: LawForm, D: np.ndarray, y: np.ndarray, sw: np.ndarray, u0: np.ndarray,
                loss: str, f_scale: float) -> tuple[np.ndarray, float, bool]:
     """One lmfit least_squares fit from u0 in the unconstrained parameterization."""
@@ -428,8 +461,8 @@ def _lmfit_one(form: LawForm, D: np.ndarray, y: np.ndarray, sw: np.ndarray, u0: 
         r = (form.evaluate(D, form.from_unconstrained(u)) - y) * sw
         return np.where(np.isfinite(r), r, 1e3)
 
-    kws = {"loss": loss, "f_scale": f_scale, "x_scale": "jac", "ftol": 1e-14, "xtol": 1e-14,
-           "gtol": 1e-14, "max_nfev": 4000}
+    kws = {"loss": loss, "f_scale": f_scale, "x_scale": "jac", "ftol": 1e-10, "xtol": 1e-10,
+           "gtol": 1e-10, "max_nfev": 2000}
     try:
         out = lmfit.minimize(resid, params, method="least_squares", **kws)
     except (ValueError, FloatingPointError):
@@ -508,32 +541,47 @@ class PointSelection:
 
 
 def warmup_rule(form: LawForm | str, D: np.ndarray, y: np.ndarray, *, sw: np.ndarray | None = None,
-                z: float = WARMUP_Z) -> tuple[int, list[str]]:
-    """Number of leading warm-up points to drop, and the reason for each.
+                z: float = WARMUP_Z, window: int = WARMUP_WINDOW) -> tuple[int, list[str]]:
+    """Number of leading warm-up points to drop (D sorted ascending), and the reason for each.
 
-    Sequential prediction test from the start of training: for i = 0, 1, ..., fit the law
-    to the points after i and predict point i; if its studentized prediction error
-    |y_i - A(D_i)| / sqrt(sigma^2 + se_fit(D_i)^2) exceeds ``z`` (3), point i is declared
-    warm-up and the test moves on to i + 1; the first point consistent with the law stops
-    the scan.  At most floor(n/3) points are dropped, and at least k + 3 points are kept.
+    Sequential prediction test from the start of training.  At step i (starting at 0), for
+    each w = 1 .. ``window``: fit the law to the points from i + w on and predict points
+    i .. i+w-1; a point is inconsistent when its studentized prediction error
+    |y_j - A(D_j)| / sqrt(sigma^2 + se_fit(D_j)^2) exceeds ``z`` (3).  Testing w > 1 catches a
+    run of several warm-up points that would otherwise bend the fit used to judge the
+    first.  If no point is inconsistent the scan stops; otherwise every point up to the last
+    inconsistent one is declared warm-up (warm-up is a prefix of training) and the scan
+    restarts after it.  At most floor(n/3) points are dropped and at least k + 3 points
+    remain in every fit.
     """
     form = get_form(form)
     D, y = np.asarray(D, float), np.asarray(y, float)
     sw = np.ones(D.size) if sw is None else np.asarray(sw, float)
     n, k = D.size, form.n_params
-    max_drop = min(n // 3, n - (k + 3) - 1)
+    max_drop = min(n // 3, n - (k + 3) - window)
     reasons: list[str] = []
-    for i in range(max(max_drop, 0)):
-        later = slice(i + 1, None)
-        pf = fit_points_fast(form, D[later], y[later], sw=sw[later])
-        if not np.isfinite(pf.sigma) or pf.sigma <= 0:
+    i = 0
+    while i < max_drop:
+        worst: dict[int, float] = {}
+        masks = [np.arange(n) >= i + w for w in range(1, window + 1)]
+        for w, pf in zip(range(1, window + 1), fit_subsets(form, D, y, masks, sw=sw), strict=True):
+            if not np.isfinite(pf.sigma) or pf.sigma <= 0:
+                continue
+            est, sef = pf.predict_se(D[i:i + w])
+            tstat = (y[i:i + w] - est) / np.sqrt(pf.sigma**2 + sef**2)
+            for j, tj in enumerate(tstat):
+                if abs(tj) > abs(worst.get(i + j, 0.0)):
+                    worst[i + j] = float(tj)
+        bad = [j for j, tj in worst.items() if abs(tj) > z]
+        if not bad:
             break
-        est, sef = pf.predict_se(D[i:i + 1])
-        tstat = float((y[i] - est[0]) / math.sqrt(pf.sigma**2 + sef[0] ** 2))
-        if not abs(tstat) > z:
-            break
-        reasons.append(f"warm-up: studentized error {tstat:+.2f} against the law fitted to later points "
-                       f"(|t| > {z:g})")
+        last = min(max(bad), max_drop - 1)
+        for j in range(i, last + 1):
+            tj = worst.get(j, 0.0)
+            why = (f"studentized error {tj:+.2f} against the law fitted to later points (|t| > {z:g})"
+                   if abs(tj) > z else f"precedes an inconsistent early checkpoint (largest |t| {abs(tj):.2f})")
+            reasons.append("warm-up: " + why)
+        i = last + 1
     return len(reasons), reasons
 
 
@@ -565,8 +613,8 @@ def select_points(form: LawForm | str, D: np.ndarray, y: np.ndarray, *, sw: np.n
     for i, why in zip(order[:n_drop], reasons, strict=True):
         keep[i] = False
         dropped.append({"index": int(i), "tokens_b": float(D[i]), "reason": why})
-    rule = (f"auto: sequential prediction test from the first checkpoint, |t| > {WARMUP_Z:g}, "
-            "at most n/3 points")
+    rule = (f"auto: sequential prediction test from the first checkpoint (window {WARMUP_WINDOW}, "
+            f"|t| > {WARMUP_Z:g}), at most n/3 points")
     return PointSelection(keep, dropped, rule)
 
 

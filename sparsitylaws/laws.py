@@ -148,9 +148,10 @@ class LawForm:
         cols = th.T[..., None] if th.ndim == 2 else th[:, None]
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             out = self._func(d[None, :], cols)
-        if th.ndim == 2:
-            return np.array(np.broadcast_to(out, (th.shape[0], d.size)), dtype=float)
-        return np.array(np.broadcast_to(out, (1, d.size))[0], dtype=float)
+        shape = (th.shape[0], d.size) if th.ndim == 2 else (1, d.size)
+        if out.shape != shape:
+            out = np.array(np.broadcast_to(out, shape), dtype=float)
+        return out if th.ndim == 2 else out[0]
 
     def to_unconstrained(self, theta: np.ndarray) -> np.ndarray:
         """Natural parameters (..., k) -> unconstrained parameters (..., k)."""

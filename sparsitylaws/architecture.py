@@ -66,6 +66,8 @@ TRANSFORMS = {"alpha": "log", "c": "log", "b": "identity", "A0": "identity"}
 #: Parameter order per paper form (matches sparsitylaws.laws).
 FORM_PARAMS = {"logspace_power": ["alpha", "b", "c", "A0"], "convergent_power": ["alpha", "c", "A0"]}
 PAPER_FORM = {"relu": "logspace_power", "silu": "convergent_power"}
+#: Ways to predict a curve at a new scale (see predict_section).
+METHODS = ("excess", "curve", "coef")
 
 
 # ============================================================================ hinge fitting
@@ -610,6 +612,8 @@ class ScaleTrend:
     xtx_inv: np.ndarray  # (2, 2)
     draws_coef: np.ndarray  # (M, 2, k)
     draws_jitter: np.ndarray  # (M, k) unit-leverage between-scale scatter
+    run_draws: np.ndarray  # (M, n_runs, k) natural parameters of each run, one draw per row
+    curve_t: np.ndarray  # (M,) t(dof) draws for the between-scale scatter of curve values
     a0_slope: dict
     ratio_ref: float | None
     sigma: float | None  # pooled residual sd of the runs' points around their laws
@@ -636,6 +640,8 @@ class ScaleTrend:
             "xtx_inv": f(self.xtx_inv),
             "draws_coef": f(self.draws_coef),
             "draws_jitter": f(self.draws_jitter),
+            "run_draws": f(self.run_draws),
+            "curve_t": f(self.curve_t),
             "a0_slope": self.a0_slope,
             "ratio_ref": self.ratio_ref,
             "sigma": self.sigma,
@@ -720,11 +726,13 @@ def fit_scale_trends(
 
     rng = np.random.default_rng(seed)
     Gd = np.empty((n_draws, n, k))
+    run_draws = np.empty((n_draws, n, k))
     for i, s in enumerate(summaries):
         if s.draws is not None and s.draws.shape[0] > 0:
             rows = s.draws[rng.integers(0, s.draws.shape[0], n_draws)]
         else:
             rows = np.repeat(s.theta[None, :], n_draws, axis=0)
+        run_draws[:, i, :] = rows
         Gd[:, i, :] = np.column_stack([_transform(nm, rows[:, j]) for j, nm in enumerate(names)])
     cd = np.einsum("pn,mnk->mpk", H, Gd)
     if cd.shape[1] == 1:
@@ -735,8 +743,10 @@ def fit_scale_trends(
         z = rng.standard_normal((n_draws, k)) @ L.T
         chi = rng.chisquare(dof, n_draws)
         jitter = z * np.sqrt(dof / chi)[:, None]
+        curve_t = rng.standard_t(dof, n_draws)
     else:
         jitter = np.zeros((n_draws, k))
+        curve_t = np.zeros(n_draws)
 
     # A0 against log10 N: OLS slope with a t interval
     ia0 = names.index("A0")
@@ -767,7 +777,8 @@ def fit_scale_trends(
         activation=acts.pop() if len(acts) == 1 else "",
         form=form, param_names=list(names), runs=[s.name for s in summaries], log10_n=x,
         theta=theta, x_center=xc, coef=coef, resid_cov=resid_cov, dof=max(dof, 0),
-        xtx_inv=xtx_inv, draws_coef=cd, draws_jitter=jitter, a0_slope=a0_slope,
+        xtx_inv=xtx_inv, draws_coef=cd, draws_jitter=jitter, run_draws=run_draws,
+        curve_t=curve_t, a0_slope=a0_slope,
         ratio_ref=ratio_ref,
         sigma=float(np.sqrt(np.mean(np.square(sig)))) if sig else None,
         tokens_b=(min(t[0] for t in toks), max(t[1] for t in toks)) if toks else (math.nan, math.nan),
@@ -1014,6 +1025,11 @@ class _Compiled:
     wd_dslope: np.ndarray | None
     wd_drb: np.ndarray | None
     ratio_ref: float | None
+    log10_n: np.ndarray | None = None
+    run_theta: np.ndarray | None = None  # (n_runs, k)
+    run_draws64: np.ndarray | None = None  # (n_runs, k, M) float64 (b and c may be huge)
+    curve_t: np.ndarray | None = None  # (M,)
+    runs_fixed: bool = False  # no per-run draws (all rows equal): curve draws need no re-evaluation
     dcoef32: np.ndarray | None = None  # (2, k, M) float32, draws contiguous
     jitter32: np.ndarray | None = None  # (k, M) float32
 
@@ -1044,6 +1060,12 @@ def _compile(entry: Mapping) -> _Compiled:
         wd_model=model, wd_slope=slope, wd_rb=rb, wd_dslope=dsl, wd_drb=drb,
         ratio_ref=None if sc.get("ratio_ref") is None else float(sc["ratio_ref"]),
     )
+    c.log10_n = np.asarray(sc["log10_n"], float)
+    c.run_theta = np.asarray(sc["theta"], float)
+    if sc.get("run_draws") is not None:
+        c.run_draws64 = np.ascontiguousarray(np.transpose(np.asarray(sc["run_draws"], float), (1, 2, 0)))
+        c.curve_t = np.asarray(sc["curve_t"], float)
+        c.runs_fixed = bool(np.all(c.run_draws64 == c.run_draws64[:, :, :1]))
     if len(_CACHE) > 64:
         _CACHE.clear()
     c.dcoef32 = np.ascontiguousarray(np.transpose(c.dcoef, (1, 2, 0)), dtype=np.float32)
@@ -1071,12 +1093,23 @@ def predict_section(
     chunk: int = 4096,
     noise_sd: float = 0.0,
     seed: int = 0,
+    method: str = "excess",
 ) -> dict[str, np.ndarray]:
     """Limit A0 and A(D) with ``level`` intervals for many configurations of one activation.
 
     Point estimates plug in the fitted lines; intervals are percentiles of the section's
     draws (trend refits through bootstrap draws + between-scale scatter + width/depth
-    draws).  Arrays are broadcast to a common length.  With ``noise_sd > 0`` the result
+    draws).  Arrays are broadcast to a common length.
+
+    ``method="coef"`` evaluates the law with coefficients from the trend lines in log10 N.
+    ``method="excess"`` (default) trends the *curves*: every fitted run's excess over its
+    own limit, |A_run(D N_run / N) - A0_run| at the same tokens per parameter, is
+    extrapolated linearly in log10 N in log space (between-scale scatter of those values,
+    t with n - 2 dof) and added to the predicted limit, so A(D) approaches A0 from the
+    side the law dictates.  ``method="curve"`` trends the run curves themselves (same
+    tokens per parameter), ignoring the limit: the best point accuracy in our cross-scale
+    checks, but far from the fitted scales it can land on the wrong side of A0.  A0 is the
+    same under all methods.  docs/architecture.md compares them.  With ``noise_sd > 0`` the result
     also has ``pred_low``/``pred_high``: the band for a single measured point (curve draws
     plus Gaussian point noise of that sd).
     """
@@ -1101,6 +1134,11 @@ def predict_section(
         out["pred_low"] = np.empty(n)
         out["pred_high"] = np.empty(n)
         rng = np.random.default_rng(seed)
+    if method not in METHODS:
+        raise SparsityLawsError(
+            f"unknown method {method!r} (argument 'method'); known: {', '.join(METHODS)}")
+    if method != "coef" and c.run_draws64 is None:
+        raise LawSetError(f"this law set stores no per-run draws; method={method!r} is unavailable")
     tr = [TRANSFORMS[nm] == "log" for nm in c.names]
     for s in range(0, n, chunk):
         sl = slice(s, min(s + chunk, n))
@@ -1123,6 +1161,9 @@ def predict_section(
         infl32 = infl.astype(np.float32)[:, None]
         th = []
         for j in range(k):
+            if method != "coef" and j != ia0:  # only the limit is needed from the lines
+                th.append(None)
+                continue
             g = c.dcoef32[0, j][None, :] + dx32 * c.dcoef32[1, j][None, :]
             g += infl32 * c.jitter32[j][None, :]
             if tr[j]:
@@ -1134,7 +1175,13 @@ def predict_section(
             drb = None if c.wd_drb is None else c.wd_drb.astype(np.float32)[None, :]
             th[ia0] = th[ia0] + _wd_delta(c, r.astype(np.float32)[:, None], dsl, drb).astype(np.float32)
         a0d = th[ia0]
-        ad = np.clip(_eval_form(c.form, th, d.astype(np.float32)[:, None]), 0.0, 1.0)
+        if method == "curve":
+            out["ratio"][sl], ad = _curve_values(c, dx, infl, r, d, np.log10(N[sl]))
+        elif method == "excess":
+            out["ratio"][sl], ad = _curve_trend(c, dx, infl, out["a0"][sl], a0d.astype(float), d,
+                                                np.log10(N[sl]))
+        else:
+            ad = np.clip(_eval_form(c.form, th, d.astype(np.float32)[:, None]), 0.0, 1.0)
         for key, arr in (("a0", a0d), ("ratio", ad)):
             part = np.partition(arr, [klo, khi], axis=1)
             out[f"{key}_low"][sl] = part[:, klo]
@@ -1144,6 +1191,74 @@ def predict_section(
             out["pred_low"][sl] = part[:, klo]
             out["pred_high"][sl] = part[:, khi]
     return out
+
+
+def _curve_values(c: _Compiled, dx: np.ndarray, infl: np.ndarray, r: np.ndarray, d: np.ndarray,
+                  x0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pure curve trend (method="curve"): run curves at equal tokens per parameter, trended
+    linearly in log10 N.  Returns the point (m,) and draws (m, M)."""
+    nr = c.log10_n.size
+    Xr = np.column_stack([np.ones(nr), c.log10_n - c.xc])
+    w = np.column_stack([np.ones_like(dx), dx]) @ c.xtx_inv @ Xr.T  # (m, n_runs)
+    H = Xr @ c.xtx_inv @ Xr.T
+    dof = nr - int(np.linalg.matrix_rank(Xr))
+    k = c.run_theta.shape[1]
+    d_runs = d[:, None] * 10.0 ** (c.log10_n[None, :] - x0[:, None])
+    A = np.column_stack([_eval_form(c.form, [c.run_theta[i, j] for j in range(k)], d_runs[:, i])
+                         for i in range(nr)])
+    point = np.sum(w * A, axis=1) + _wd_delta(c, r, c.wd_slope, c.wd_rb)
+    resid = A - A @ H.T
+    s2 = np.sum(resid**2, axis=1) / dof if dof > 0 else np.zeros(A.shape[0])
+    draws = (np.sqrt(s2) * infl)[:, None] * c.curve_t[None, :]
+    if c.runs_fixed:
+        draws += np.sum(w * A, axis=1)[:, None]
+    else:
+        for i in range(nr):
+            th = [c.run_draws64[i, j][None, :] for j in range(k)]
+            draws += w[:, i][:, None] * _eval_form(c.form, th, d_runs[:, i][:, None])
+    if c.wd_model not in ("none", "constant"):
+        dsl = c.wd_dslope[None, :]
+        drb = None if c.wd_drb is None else c.wd_drb[None, :]
+        draws += _wd_delta(c, r[:, None], dsl, drb)
+    return np.clip(point, 0.0, 1.0), np.clip(draws, 0.0, 1.0)
+
+
+def _curve_trend(c: _Compiled, dx: np.ndarray, infl: np.ndarray, a0_point: np.ndarray,
+                 a0_draws: np.ndarray, d: np.ndarray, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Curve-space trend of the excess over the limit (see predict_section).
+
+    For each fitted run i the log excess log|A_i(D N_i / N) - A0_i| (same tokens per
+    parameter) is trended linearly in log10 N; the prediction is A0(N, r) + sign * exp(trend),
+    so it approaches the predicted limit from the side the law dictates (ReLU from above,
+    SiLU from below).  Returns the point (m,) and draws (m, M).
+    """
+    nr = c.log10_n.size
+    Xr = np.column_stack([np.ones(nr), c.log10_n - c.xc])
+    w = np.column_stack([np.ones_like(dx), dx]) @ c.xtx_inv @ Xr.T  # (m, n_runs)
+    H = Xr @ c.xtx_inv @ Xr.T
+    dof = nr - int(np.linalg.matrix_rank(Xr))
+    sign = 1.0 if c.form == "logspace_power" else -1.0
+    ia0 = c.names.index("A0")
+    d_runs = d[:, None] * 10.0 ** (c.log10_n[None, :] - x0[:, None])  # same tokens per parameter
+    k = c.run_theta.shape[1]
+    E = np.column_stack([
+        np.log(np.clip(np.abs(_eval_form(c.form, [c.run_theta[i, j] for j in range(k)], d_runs[:, i])
+                              - c.run_theta[i, ia0]), 1e-12, None))
+        for i in range(nr)])  # (m, n_runs)
+    point = a0_point + sign * np.exp(np.sum(w * E, axis=1))
+    resid = E - E @ H.T
+    s2 = np.sum(resid**2, axis=1) / dof if dof > 0 else np.zeros(E.shape[0])
+    # float64 here: bootstrap draws of b and c can be huge and nearly cancel in b - c D^alpha
+    logex = (np.sqrt(s2) * infl)[:, None] * c.curve_t[None, :]
+    if c.runs_fixed:
+        logex += np.sum(w * E, axis=1)[:, None]
+    else:
+        for i in range(nr):
+            th = [c.run_draws64[i, j][None, :] for j in range(k)]
+            ex = np.abs(_eval_form(c.form, th, d_runs[:, i][:, None]) - c.run_draws64[i, ia0][None, :])
+            logex += w[:, i][:, None] * np.log(np.clip(ex, 1e-12, None))
+    draws = a0_draws + sign * np.exp(np.clip(logex, -700, 50))
+    return np.clip(point, 0.0, 1.0), np.clip(draws, 0.0, 1.0)
 
 
 # ============================================================================ cross-scale check
@@ -1173,6 +1288,7 @@ def cross_scale_check(
     n_draws: int = 1000,
     seed: int = 0,
     kept_only: bool = True,
+    method: str = "excess",
 ) -> pd.DataFrame:
     """Fit the scale trends on ``train`` runs only and score predicted curves of ``test`` runs.
 
@@ -1209,10 +1325,10 @@ def cross_scale_check(
             keep = ts.tokens_b[0] * (1 - 1e-9) <= D
             D, y = D[keep], y[keep]
         pr = predict_section(sec, ts.activation, ts.n_params, ts.ratio or 0.0, D, level=level,
-                             noise_sd=trend.sigma or 0.0, seed=seed)
+                             noise_sd=trend.sigma or 0.0, seed=seed, method=method)
         err = pr["ratio"] - y
         rows.append({
-            "run": name, "activation": ts.activation, "n_params": ts.n_params,
+            "run": name, "activation": ts.activation, "method": method, "n_params": ts.n_params,
             "train_runs": ",".join(r.name for r in tr), "n_points": int(D.size),
             "tokens_b_min": float(D.min()), "tokens_b_max": float(D.max()),
             "mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err**2))),

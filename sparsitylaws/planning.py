@@ -143,6 +143,7 @@ def predict(
     tie_embeddings: bool = True,
     lawset: Any = None,
     level: float = 0.9,
+    method: str = "excess",
 ) -> pd.DataFrame:
     """Predicted sparsity of configurations, one row per (configuration, activation).
 
@@ -150,6 +151,8 @@ def predict(
     ``tokens`` defaults to 190 x non-embedding parameters (the paper's budget).
     ``activation``: ``"all"`` (every activation the law set covers), one name or a list.
     ``lawset``: a path, a :class:`~sparsitylaws.lawset.LawSet` or None (packaged default).
+    ``method``: how A(D) is carried to a new scale: ``excess`` (default), ``curve`` or
+    ``coef`` (see :func:`sparsitylaws.architecture.predict_section`; A0 is the same).
 
     Columns: configuration, ``n_params`` (non-embedding), ``n_params_total``,
     ``width_depth_ratio``, regime columns, ``a0``/``a0_low``/``a0_high`` (limit as D -> inf),
@@ -187,7 +190,7 @@ def predict(
     frames = []
     for act in req:
         entry = section["activations"][act]
-        pr = predict_section(section, act, n_emb, ratio, tok / 1e9, level=level)
+        pr = predict_section(section, act, n_emb, ratio, tok / 1e9, level=level, method=method)
         rg = entry.get("ranges") or {}
         dist = {
             "n_params": extrapolation_distance(n_emb, rg.get("n_params")),
@@ -218,7 +221,8 @@ def predict(
             "activation_ratio": pr["ratio"], "ratio_low": pr["ratio_low"],
             "ratio_high": pr["ratio_high"], "sparsity": 1.0 - pr["ratio"], "level": level,
             **{f"extrap_{k}": v for k, v in dist.items()},
-            "extrapolation": alld.max(axis=0), "warning": warn, "lawset": ls.name,
+            "extrapolation": alld.max(axis=0), "warning": warn, "method": method,
+            "lawset": ls.name,
         }))
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
@@ -234,6 +238,7 @@ def compare_shapes(
     width_multiple: int = 128,
     lawset: Any = None,
     level: float = 0.9,
+    method: str = "excess",
 ) -> pd.DataFrame:
     """Shapes at a fixed non-embedding budget: for each depth, the width (a multiple of
     ``width_multiple``) whose count is nearest ``params``; predicted sparsity per shape, the
@@ -245,7 +250,7 @@ def compare_shapes(
     m = _positive("width_multiple", width_multiple, integer=True)
     W = np.maximum(m, np.round(d / m) * m)
     df = predict(W, L, activation=activation, tokens=tokens, ffn_ratio=ffn_ratio, gated=gated,
-                 lawset=lawset, level=level)
+                 lawset=lawset, level=level, method=method)
     df.insert(0, "params_target", p)
     df["sparsest"] = False
     for _act, g in df.groupby("activation"):

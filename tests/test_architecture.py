@@ -203,7 +203,7 @@ def test_exact_trend_predicts_unseen_scale_exactly_with_collapsing_interval():
                            n_draws=100, seed=0)
     x0 = 9.5
     D = np.array([5.0, 50.0, 500.0])
-    out = predict_section(sec, "silu", 10**x0, 50.0, D)
+    out = predict_section(sec, "silu", 10**x0, 50.0, D, method="coef")
     alpha = math.exp(-0.5 + 0.6 * (x0 - 8.45))
     c = math.exp(-1.0 + 1.2 * (x0 - 8.45))
     a0 = 0.39 - 0.01 * (x0 - 8.45)
@@ -350,3 +350,31 @@ def test_cross_scale_check_refuses_overlap(published_fits):
     fits, info, pts = published_fits
     with pytest.raises(FitInputError, match="both in train and test"):
         cross_scale_check(fits, info, pts, train=["0.1b_relu"], test=["0.1b_relu"])
+
+
+@pytest.mark.parametrize("method", ["curve", "excess", "coef"])
+def test_methods_reproduce_a_fitted_run_at_its_own_scale(method):
+    """Two scales: the lines are exact, so at a run's own N every method returns its law."""
+    from sparsitylaws.laws import get_form
+
+    runs = _runs(xs=(8.0, 8.6), scatter=np.array([[0.1, -0.2, 0.01], [0.0, 0.3, -0.02]]))
+    tr = fit_scale_trends(runs, n_draws=50)
+    sec = assemble_section({"silu": {"scale": tr.to_dict(), "widthdepth": None, "ranges": {}}},
+                           n_draws=50, seed=0)
+    D = np.array([8.0, 20.0, 200.0])
+    for run in runs:
+        out = predict_section(sec, "silu", run.n_params, 50.0, D, method=method)
+        want = get_form("convergent_power").evaluate(D, run.theta)
+        assert np.allclose(out["ratio"], want, rtol=1e-9), method
+        assert np.allclose(out["a0"], run.theta[2])
+
+
+def test_excess_method_stays_on_the_laws_side_of_the_limit():
+    sc = np.random.default_rng(4).normal(0, 0.05, (4, 3))
+    tr = fit_scale_trends(_runs(scatter=sc, draws=True), n_draws=200)
+    sec = assemble_section({"silu": {"scale": tr.to_dict(), "widthdepth": None, "ranges": {}}},
+                           n_draws=200, seed=0)
+    out = predict_section(sec, "silu", 10 ** np.linspace(7.5, 11, 20), 50.0, 30.0, method="excess")
+    assert np.all(out["ratio"] < out["a0"])  # SiLU approaches its limit from below
+    with pytest.raises(ValueError, match="method"):
+        predict_section(sec, "silu", 1e9, 50.0, 30.0, method="magic")

@@ -96,8 +96,9 @@ def _print_single(df: pd.DataFrame, ls, explicit_tokens: bool) -> None:
         click.echo("\ncaveats of this law set:")
         for c in cav:
             click.echo(f"  - {c}")
-    click.echo("\nintervals: percentiles of draws of the scale trends (bootstrap draws of the runs "
-               "plus between-scale scatter) and of the width/depth law; see docs/planning.md")
+    click.echo(f"\nmethod: A(D) by '{r0['method']}'; intervals are percentiles of draws of the scale "
+               "trends (bootstrap draws of the runs plus between-scale scatter) and of the "
+               "width/depth law; see docs/planning.md")
 
 
 def _read_grid(path: str) -> pd.DataFrame:
@@ -128,7 +129,7 @@ def _read_grid(path: str) -> pd.DataFrame:
 
 
 def _grid_predict(df: pd.DataFrame, ls, activation: str, level: float, ffn_ratio: float,
-                  gated: bool, source: str) -> pd.DataFrame:
+                  gated: bool, source: str, method: str = "excess") -> pd.DataFrame:
     from sparsitylaws.planning import predict as plan
 
     def one(sub: pd.DataFrame, act: str) -> pd.DataFrame:
@@ -137,7 +138,7 @@ def _grid_predict(df: pd.DataFrame, ls, activation: str, level: float, ffn_ratio
                         tokens=sub["tokens"].to_numpy() if "tokens" in sub else None,
                         ffn_ratio=sub["ffn_ratio"].to_numpy() if "ffn_ratio" in sub else ffn_ratio,
                         gated=sub["gated"].astype(bool).to_numpy() if "gated" in sub else gated,
-                        lawset=ls, level=level)
+                        lawset=ls, level=level, method=method)
         except SparsityLawsError as exc:
             raise SparsityLawsError(f"{source}: {exc}") from None
 
@@ -185,10 +186,12 @@ def _json_out(df: pd.DataFrame, ls) -> None:
 @click.option("--params", type=float, help="Fixed non-embedding budget to compare shapes at.")
 @click.option("--depths", type=str, help="Comma-separated depths for --params, e.g. 16,24,32,48,64.")
 @click.option("--level", type=float, default=0.9, show_default=True, help="Interval level.")
+@click.option("--method", default="excess", show_default=True,
+              help="How A(D) is carried to a new scale: excess, curve or coef (docs/architecture.md).")
 @click.option("-o", "--output", type=str, help="Write all rows to this CSV or Parquet file.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def predict(width, depth, activation, tokens, ffn_ratio, gated, heads, kv_heads, vocab, laws,
-            grid, params, depths, level, output, as_json) -> None:
+            grid, params, depths, level, method, output, as_json) -> None:
     """Predict the activation ratio (and sparsity) of unbuilt configurations."""
     from sparsitylaws.planning import compare_shapes
     from sparsitylaws.planning import predict as plan
@@ -207,7 +210,7 @@ def predict(width, depth, activation, tokens, ffn_ratio, gated, heads, kv_heads,
             raise SparsityLawsError("both --width and --depth are needed")
         df = plan(width, depth, activation=activation, tokens=tokens, ffn_ratio=ffn_ratio,
                   gated=gated, n_heads=heads, n_kv_heads=kv_heads, vocab_size=vocab, lawset=ls,
-                  level=level)
+                  level=level, method=method)
         if output:
             _write(df, output)
         if as_json:
@@ -216,7 +219,7 @@ def predict(width, depth, activation, tokens, ffn_ratio, gated, heads, kv_heads,
             _print_single(df, ls, tokens is not None)
         return
     if modes[0] == "--grid":
-        df = _grid_predict(_read_grid(grid), ls, activation, level, ffn_ratio, gated, grid)
+        df = _grid_predict(_read_grid(grid), ls, activation, level, ffn_ratio, gated, grid, method)
         if output:
             _write(df, output)
         if as_json:
@@ -234,7 +237,7 @@ def predict(width, depth, activation, tokens, ffn_ratio, gated, heads, kv_heads,
     except ValueError:
         raise SparsityLawsError(f"argument '--depths' must be comma-separated numbers, got {depths!r}") from None
     df = compare_shapes(params, dl, activation=activation, tokens=tokens, ffn_ratio=ffn_ratio,
-                        gated=gated, lawset=ls, level=level)
+                        gated=gated, lawset=ls, level=level, method=method)
     if output:
         _write(df, output)
     if as_json:

@@ -149,7 +149,7 @@ class RunFit:
         lvl = self.level if level is None else float(level)
         blo, bhi = self.boot_low[i], self.boot_high[i]
         if lvl != self.level:
-            lo, hi = percentile_intervals(self._draws(), lvl)
+            lo, hi = percentile_intervals(self._draws(), lvl, self.dof)
             blo, bhi = float(lo[i]), float(hi[i])
         return {"parameter": form.limit_param, "estimate": self.estimate[i], "se": self.se[i],
                 "level": lvl, "boot_low": blo, "boot_high": bhi,
@@ -267,7 +267,7 @@ def fit_run(
     pf = fit_points(law, D[k], y[k], se=None if s is None else s[k], loss=loss, f_scale=f_scale, run=run)
     bs = bootstrap(pf, int(n_boot), int(seed))
     dlo, dhi = delta_intervals(pf, level)
-    blo, bhi = percentile_intervals(bs.draws, level)
+    blo, bhi = percentile_intervals(bs.draws, level, pf.dof)
     ic = information_criteria(pf.rss, pf.n, pf.k)
     ms = asdict(pf.multistart)
     comparison = (compare_forms(D[k], y[k], sw=None if sw is None else sw[k], loss=loss,

@@ -17,6 +17,7 @@
   lies) at new D.  With bootstrap draws the confidence band is the percentile band of the
   curves of the draws; without, the delta-method band.  The prediction band adds the noise
   sd sigma in quadrature to each side's half-width: half = sqrt(conf_half^2 + (t*sigma)^2).
+  Bootstrap bands use the same expanded percentile level as the parameter intervals.
 
 Everything here is deterministic given its inputs (the bootstrap given its seed), which is
 what makes saved fits reproduce predictions bit for bit.
@@ -28,6 +29,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
 from sparsitylaws.fitting import PointFit, curve_gradient_u, lm_batch, t_quantile
 from sparsitylaws.laws import LawForm
@@ -39,10 +41,11 @@ __all__ = [
     "bootstrap",
     "curve_bands",
     "delta_intervals",
+    "expanded_level",
     "percentile_intervals",
 ]
 
-BOOTSTRAP_METHOD = "moving-block residual bootstrap (circular blocks), percentile intervals"
+BOOTSTRAP_METHOD = "moving-block residual bootstrap (circular blocks), expanded percentile intervals"
 
 
 @dataclass
@@ -108,9 +111,27 @@ def bootstrap(pf: PointFit, n_boot: int = 1000, seed: int = 0, *, length: int | 
     return BootstrapResult(th[ok], n_boot, int(np.sum(~ok)), L, seed, n_stalled=int(np.sum(res.stalled & ok)))
 
 
-def percentile_intervals(draws: np.ndarray, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile intervals of each column of ``draws`` (NaN when there are no draws)."""
-    a = (1.0 - level) / 2.0
+def expanded_level(level: float, dof: int | None) -> float:
+    """Percentile level that makes a bootstrap percentile interval as wide as a t interval.
+
+    Hesterberg's "expanded percentile" interval (Hesterberg 2015, The American Statistician
+    69(4)): percentile intervals are too narrow in small samples because they ignore the
+    uncertainty of the noise scale; using the normal level whose quantile equals the
+    Student-t quantile with ``dof`` degrees of freedom corrects that to first order.
+    ``dof`` None or <= 0 leaves the level unchanged.
+    """
+    if dof is None or dof <= 0:
+        return float(level)
+    return float(2.0 * stats.norm.cdf(t_quantile(level, dof)) - 1.0)
+
+
+def percentile_intervals(draws: np.ndarray, level: float = 0.9, dof: int | None = None
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile intervals of each column of ``draws`` (NaN when there are no draws).
+
+    With ``dof``, the expanded percentile interval (see :func:`expanded_level`).
+    """
+    a = (1.0 - expanded_level(level, dof)) / 2.0
     if draws.shape[0] == 0:
         k = draws.shape[1]
         return np.full(k, np.nan), np.full(k, np.nan)
@@ -132,7 +153,7 @@ def curve_bands(form: LawForm, D: np.ndarray, theta: np.ndarray, *, level: float
     q = t_quantile(level, dof)
     if draws is not None and len(draws) > 0:
         curves = form.evaluate(d, np.asarray(draws, dtype=float))
-        a = (1.0 - level) / 2.0
+        a = (1.0 - expanded_level(level, dof)) / 2.0
         lo = np.quantile(curves, a, axis=0)
         hi = np.quantile(curves, 1.0 - a, axis=0)
     elif cov_u is not None:

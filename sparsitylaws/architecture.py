@@ -1343,3 +1343,42 @@ def cross_scale_check(
             "level": level,
         })
     return pd.DataFrame(rows)
+
+
+def cross_scale_from_table(
+    table: pd.DataFrame,
+    *,
+    train: Sequence[str],
+    test: Sequence[str],
+    methods: Sequence[str] = METHODS,
+    n_boot: int = 300,
+    level: float = 0.9,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Cross-scale check straight from a measurement table (any runs a user has).
+
+    Fits each named run's paper law with :func:`sparsitylaws.runfit.fit_run` (automatic
+    warm-up rule, ``n_boot`` bootstrap replicates), takes width, depth and n_params from the
+    table, and returns :func:`cross_scale_check` rows for every method in ``methods``.
+    """
+    from sparsitylaws.runfit import fit_run
+
+    need = {"run", "tokens", "activation_ratio", "activation", "n_params"}
+    missing = need - set(table.columns)
+    if missing:
+        raise FitInputError(f"cross-scale check: table lacks column(s) {sorted(missing)}")
+    fits, info = {}, {}
+    for name in list(train) + list(test):
+        sub = table[table["run"] == name].sort_values("tokens")
+        if sub.empty:
+            raise FitInputError(f"cross-scale check: run {name!r} is not in the table")
+        act = str(sub["activation"].iloc[0]).lower()
+        fits[name] = fit_run(sub["tokens"].to_numpy(float), sub["activation_ratio"].to_numpy(float),
+                             run=name, activation=act, n_boot=n_boot, seed=seed, compare=False,
+                             backtest=False)
+        first = sub.iloc[0]
+        info[name] = {"activation": act, "n_params": _num(first.get("n_params")),
+                      "width": _num(first.get("width")), "depth": _num(first.get("depth"))}
+    frames = [cross_scale_check(fits, info, table, train=train, test=test, level=level, seed=seed,
+                                method=m) for m in methods]
+    return pd.concat(frames, ignore_index=True)

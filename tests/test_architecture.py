@@ -378,3 +378,16 @@ def test_excess_method_stays_on_the_laws_side_of_the_limit():
     assert np.all(out["ratio"] < out["a0"])  # SiLU approaches its limit from below
     with pytest.raises(ValueError, match="method"):
         predict_section(sec, "silu", 1e9, 50.0, 30.0, method="magic")
+
+
+def test_cross_scale_from_a_users_table(sparsinglaw_dir):
+    from sparsitylaws.architecture import cross_scale_from_table
+    from sparsitylaws.ingest import read_sparsinglaw_dir
+
+    table = read_sparsinglaw_dir(sparsinglaw_dir)
+    res = cross_scale_from_table(table, train=["0.1b_silu", "0.4b_silu", "0.8b_silu"],
+                                 test=["0.2b_silu"], methods=["excess", "curve"], n_boot=50)
+    assert list(res["method"]) == ["excess", "curve"]
+    assert (res["mae"] < 0.02).all()
+    with pytest.raises(FitInputError, match="not in the table"):
+        cross_scale_from_table(table, train=["0.1b_silu"], test=["9b_silu"], n_boot=10)

@@ -1,0 +1,832 @@
+"""Figures of the laws and the data they were fitted on (matplotlib, no display needed).
+
+One public entry point per kind, each returning a :class:`matplotlib.figure.Figure`
+built without pyplot (so no global backend or figure registry is touched; rendering
+uses the Agg canvas), plus :func:`make_figure` (kind by name) and :func:`save_figure`::
+
+    curves       activation ratio against tokens, per run (or overlaid by scale, as the
+                 paper's Figure 4): measured points (kept filled, excluded warm-up hollow),
+                 the fitted curve, its 90% prediction band, backtest predictions
+    width-depth  limit A0 against the width/depth ratio: hinge, breakpoint and its
+                 interval, plateau, the stable-training band, per-run A0 with intervals
+    scale        A0 and the data-law coefficients against parameter count, with intervals
+    residuals    measured minus fitted against tokens, per run, with the 90% band
+    layers       per-layer activation ratios of one measurement per run (depth profile)
+
+Styles are chosen to survive grayscale printing: runs ordered by scale get colours of
+monotonically changing lightness (a truncated viridis), and every series also has its own
+marker and line style.  Activation ratios are shown in percent; every axis names its unit.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps, rc_context
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from sparsitylaws.errors import LawSetError, SparsityLawsError
+
+__all__ = [
+    "DEFAULT_DPI",
+    "FORMATS",
+    "KINDS",
+    "make_figure",
+    "plot_curves",
+    "plot_layers",
+    "plot_residuals",
+    "plot_scale",
+    "plot_width_depth",
+    "save_figure",
+]
+
+KINDS = ("curves", "width-depth", "scale", "residuals", "layers")
+FORMATS = ("png", "svg", "pdf")
+DEFAULT_DPI = 150
+LEVEL = 0.9
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (1, 1)))
+#: Matplotlib settings applied only while a figure is built and saved.
+STYLE = {
+    "font.size": 9, "axes.titlesize": 9.5, "axes.labelsize": 9, "legend.fontsize": 8,
+    "xtick.labelsize": 8, "ytick.labelsize": 8, "axes.grid": True, "grid.alpha": 0.3,
+    "grid.linewidth": 0.5, "figure.dpi": 100, "savefig.dpi": DEFAULT_DPI, "svg.fonttype": "none",
+    "axes.spines.top": False, "axes.spines.right": False,
+}
+PCT = 100.0
+TOKENS_LABEL = "tokens trained (billions)"
+RATIO_LABEL = "activation ratio (% of neurons active)"
+
+
+# ============================================================================ styling
+
+
+def series_styles(n: int) -> list[dict]:
+    """n distinguishable styles: colour of monotone lightness + marker + line style."""
+    cmap = colormaps["viridis"]
+    pos = [0.12] if n == 1 else np.linspace(0.0, 0.6 if n <= 2 else 0.82, n)
+    return [{"color": cmap(float(p)), "marker": MARKERS[i % len(MARKERS)],
+             "linestyle": LINESTYLES[i % len(LINESTYLES)]} for i, p in enumerate(pos)]
+
+
+def _new_figure(size: tuple[float, float]) -> Figure:
+    fig = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _grid(fig: Figure, n: int, ncols: int | None = None, **kw: Any) -> list[Axes]:
+    ncols = ncols or min(4, n)
+    nrows = math.ceil(n / ncols)
+    axs = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False, **kw)).ravel()
+    for ax in axs[n:]:
+        ax.set_visible(False)
+    return list(axs[:n])
+
+
+def _group_sorted(srcs: list) -> list:
+    """Sources grouped by activation (first-appearance order), order kept within a group."""
+    order = list(dict.fromkeys(s.activation for s in srcs))
+    return sorted(srcs, key=lambda s: order.index(s.activation))
+
+
+def _grid_by_activation(srcs: list, size: tuple[float, float] | None, h: float = 2.7,
+                        extra_h: float = 0.6) -> tuple[list[Axes], Figure]:
+    """One axes per source; each activation starts a new row (ncols <= 4)."""
+    groups: dict[str, int] = {}
+    for s in srcs:
+        groups[s.activation] = groups.get(s.activation, 0) + 1
+    ncols = min(4, max(groups.values()))
+    nrows = sum(math.ceil(n / ncols) for n in groups.values())
+    fig = _new_figure(size or (max(4.5, 3.3 * ncols), h * nrows + extra_h))
+    grid = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).reshape(nrows, ncols)
+    used, row = [], 0
+    for act in dict.fromkeys(s.activation for s in srcs):
+        n = groups[act]
+        slots = [grid[row + i // ncols, i % ncols] for i in range(n)]
+        used.extend(slots)
+        row += math.ceil(n / ncols)
+    for ax in grid.ravel():
+        if not any(ax is u for u in used):
+            ax.set_visible(False)
+    return used, fig
+
+
+def _panel_size(n: int, ncols: int | None = None, w: float = 3.3, h: float = 2.7,
+                extra_h: float = 0.6) -> tuple[float, float]:
+    ncols = ncols or min(4, n)
+    return (max(4.5, w * ncols), h * math.ceil(n / ncols) + extra_h)
+
+
+def _note(ax: Axes, text: str) -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=8,
+            wrap=True, color="0.3")
+
+
+# ============================================================================ data helpers
+
+
+def _rows_for_run(table: pd.DataFrame | None, run: str, info: dict | None) -> pd.DataFrame | None:
+    """The table rows of one run in the metric the law was fitted on (sorted by tokens)."""
+    if table is None or table.empty:
+        return None
+    sub = table[table["run"] == run]
+    if sub.empty:
+        return None
+    metric = (info or {}).get("metric")
+    if metric is None:
+        from sparsitylaws.fitlaws import DEFAULT_METRIC
+
+        have = set(sub["metric"])
+        metric = DEFAULT_METRIC if DEFAULT_METRIC in have else (next(iter(have)) if len(have) == 1 else None)
+        if metric is None:
+            return None
+    sub = sub[sub["metric"] == metric]
+    arg = (info or {}).get("metric_arg")
+    if arg is not None and "metric_arg" in sub:
+        sub = sub[np.isclose(sub["metric_arg"].astype(float), float(arg))]
+    return sub.sort_values("tokens") if not sub.empty else None
+
+
+@dataclass
+class CurveSource:
+    """One run's law as something to draw: a fitted RunFit, or published coefficients."""
+
+    run: str
+    activation: str
+    n_params: float | None
+    tokens_b: tuple[float, float]
+    origin: str  # "fit" or "published"
+    runfit: Any = None
+    form: str | None = None
+    theta: np.ndarray | None = None
+    ratio: float | None = None
+    section: dict | None = None
+    dropped_tokens: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def band(self, tokens_b: np.ndarray) -> pd.DataFrame:
+        """Estimate and 90% band (prediction band for fits; scale-law band for published)."""
+        d = np.asarray(tokens_b, float)
+        if self.origin == "fit":
+            p = self.runfit.predict(d * 1e9, level=LEVEL)
+            return pd.DataFrame({"tokens_b": d, "estimate": p["estimate"], "low": p["pred_low"],
+                                 "high": p["pred_high"]})
+        from sparsitylaws.architecture import predict_section
+        from sparsitylaws.laws import get_form
+
+        est = get_form(self.form).evaluate(d, np.asarray(self.theta, float))
+        pr = predict_section(self.section, self.activation, np.full(d.size, self.n_params),
+                             np.full(d.size, self.ratio if self.ratio else np.nan), d, level=LEVEL)
+        return pd.DataFrame({"tokens_b": d, "estimate": est, "low": pr["ratio_low"],
+                             "high": pr["ratio_high"]})
+
+    def fitted(self, tokens_b: np.ndarray) -> np.ndarray:
+        """Point estimate of the law at token counts (billions)."""
+        d = np.asarray(tokens_b, float)
+        if self.origin == "fit":
+            return self.runfit.predict(d * 1e9, level=LEVEL)["estimate"].to_numpy()
+        from sparsitylaws.laws import get_form
+
+        return get_form(self.form).evaluate(d, np.asarray(self.theta, float))
+
+
+def curve_sources(lawset: Any, runs: Sequence[str] | None = None) -> list[CurveSource]:
+    """Drawable laws of a law set: its fitted runs, else the published runs of its scale laws.
+
+    ``runs`` restricts (and orders) them; an unknown name raises a LawSetError listing
+    what the law set holds.
+    """
+    out: dict[str, CurveSource] = {}
+    for name, fit in lawset.runs.items():
+        info = lawset.run_info.get(name, {})
+        out[name] = CurveSource(
+            run=name, activation=fit.activation, n_params=info.get("n_params"),
+            tokens_b=(fit.tokens_b_min, fit.tokens_b_max), origin="fit", runfit=fit,
+            ratio=info.get("width_depth_ratio"),
+            dropped_tokens=np.asarray([d["tokens"] for d in fit.dropped], float))
+    if not out and lawset.architecture:
+        for act, entry in (lawset.architecture.get("activations") or {}).items():
+            sc = entry.get("scale") or {}
+            for i, name in enumerate(sc.get("runs") or []):
+                toks = entry.get("ranges", {}).get("tokens")
+                out[name] = CurveSource(
+                    run=name, activation=act, n_params=10 ** float(sc["log10_n"][i]),
+                    tokens_b=(toks[0] / 1e9, toks[1] / 1e9) if toks else (1.0, 100.0),
+                    origin="published", form=sc["form"], theta=np.asarray(sc["theta"][i], float),
+                    ratio=(sc.get("ratios") or [None] * (i + 1))[i], section=lawset.architecture)
+    if runs:
+        missing = [r for r in runs if r not in out]
+        if missing:
+            held = ", ".join(sorted(out)) or "none"
+            raise LawSetError(f"--run {missing[0]}: law set '{lawset.name}' has no such run (runs: {held})")
+        return [out[r] for r in runs]
+    if not out:
+        raise LawSetError(f"law set '{lawset.name}' holds no fitted runs and no scale laws to draw")
+    return sorted(out.values(), key=lambda s: (s.activation, s.n_params or 0.0, s.run))
+
+
+def _published_token_range(src: CurveSource) -> tuple[float, float]:
+    """Each published run's own budget: ~190 tokens per parameter (paper), else the range."""
+    if src.origin == "published" and src.n_params:
+        from sparsitylaws import paper
+
+        hi = paper.TOKENS_PER_PARAM * src.n_params / 1e9
+        return (0.05 * hi, hi)
+    return src.tokens_b
+
+
+# ============================================================================ curves
+
+
+def _token_grid(lo: float, hi: float, log_x: bool, n: int = 160) -> np.ndarray:
+    lo = max(lo, 1e-3)
+    return np.geomspace(lo, hi, n) if log_x else np.linspace(lo, hi, n)
+
+
+def _draw_curve(ax: Axes, src: CurveSource, table: pd.DataFrame | None, info: dict,
+                style: dict, log_x: bool, overlay: bool, x_hi: float | None = None) -> str:
+    """One run on one axes; returns a short coverage note for the title ('' if none)."""
+    rows = _rows_for_run(table, src.run, info)
+    lo, hi = _published_token_range(src)
+    if rows is not None:
+        tb = rows["tokens"].to_numpy(float) / 1e9
+        lo, hi = min(lo, tb.min()), max(hi, tb.max())
+    hi = max(hi, x_hi or 0.0)
+    grid = _token_grid(lo * (0.9 if log_x else 0.0) or lo, hi * 1.04, log_x)
+    band = src.band(grid)
+    label = src.run if overlay else None
+    c = style["color"]
+    band_label = ("90% prediction band" if src.origin == "fit" else "90% scale-law band")
+    ax.fill_between(grid, PCT * band["low"], PCT * band["high"], color=c, alpha=0.16 if overlay else 0.22,
+                    linewidth=0, label=None if overlay else band_label)
+    fit_label = None if overlay else ("fitted law" if src.origin == "fit" else "published law (Table 2)")
+    ax.plot(grid, PCT * band["estimate"], color=c, linestyle=style["linestyle"] if overlay else "-",
+            linewidth=1.4, label=fit_label)
+    if overlay:  # one legend entry per run showing its line, marker and colour together
+        ax.plot([], [], color=c, linestyle=style["linestyle"], marker=style["marker"], markersize=4,
+                markeredgecolor="black", markeredgewidth=0.4, label=label)
+    if rows is not None:
+        tb = rows["tokens"].to_numpy(float) / 1e9
+        y = PCT * rows["activation_ratio"].to_numpy(float)
+        drop = np.isin(rows["tokens"].to_numpy(float), src.dropped_tokens)
+        ms = 3.2 if overlay else 3.8
+        ax.plot(tb[~drop], y[~drop], linestyle="none", marker=style["marker"], markersize=ms,
+                color=c, markeredgecolor="black", markeredgewidth=0.4,
+                label=None if overlay else ("measured (fitted)" if src.origin == "fit" else "measured"))
+        if drop.any():
+            ax.plot(tb[drop], y[drop], linestyle="none", marker=style["marker"], markersize=ms,
+                    markerfacecolor="white", markeredgecolor=c, markeredgewidth=1.0,
+                    label="excluded warm-up" if not overlay else None)
+    note = ""
+    if src.origin == "fit" and src.runfit.backtest and not overlay:
+        note = _draw_backtest(ax, src.runfit.backtest, show_measured=rows is None)
+    if log_x:
+        ax.set_xscale("log")
+    return note
+
+
+def _draw_backtest(ax: Axes, rows: list[dict], show_measured: bool) -> str:
+    """Held-out points of the earliest cutoff: prediction and its 90% interval."""
+    cut = min(r["cutoff"] for r in rows)
+    sub = [r for r in rows if r["cutoff"] == cut and r.get("predicted") is not None]
+    if not sub:
+        return ""
+    x = np.array([r["tokens_b"] for r in sub], float)
+    p = PCT * np.array([r["predicted"] for r in sub], float)
+    lo = PCT * np.array([r["pred_low"] if r["pred_low"] is not None else np.nan for r in sub], float)
+    hi = PCT * np.array([r["pred_high"] if r["pred_high"] is not None else np.nan for r in sub], float)
+    ax.errorbar(x, p, yerr=[np.clip(p - lo, 0, None), np.clip(hi - p, 0, None)], fmt="_", color="0.25",
+                ecolor="0.45", elinewidth=0.8, capsize=1.5, markersize=5, alpha=0.9,
+                label=f"backtest: fit on first {cut:.0%}, predicted with 90% PI", zorder=1)
+    if show_measured:
+        ax.plot(x, PCT * np.array([r["measured"] for r in sub], float), linestyle="none", marker="x",
+                color="black", markersize=3.5, label="held-out measured")
+    covered = sum(bool(r.get("covered")) for r in sub)
+    return f"backtest {cut:.0%}: {covered}/{len(sub)} in 90% PI"
+
+
+def _ylim_from_data(ax: Axes, src_rows: list[np.ndarray], pad: float = 0.12) -> None:
+    """Keep the y range on the measured points and curves, not on a runaway band."""
+    vals = np.concatenate([v[np.isfinite(v)] for v in src_rows if v.size]) if src_rows else np.zeros(0)
+    if vals.size < 2:
+        return
+    lo, hi = np.quantile(vals, [0.0, 1.0])
+    span = max(hi - lo, 1e-3)
+    ax.set_ylim(lo - pad * span, hi + pad * span)
+
+
+def plot_curves(lawset: Any, table: pd.DataFrame | None = None, *, runs: Sequence[str] | None = None,
+                log_x: bool = False, overlay: bool = False, size: tuple[float, float] | None = None) -> Figure:
+    """Activation ratio against tokens: one panel per run, or one per activation (overlay)."""
+    srcs = curve_sources(lawset, runs)
+    with rc_context(STYLE):
+        if overlay:
+            return _curves_overlay(lawset, srcs, table, log_x, size)
+        srcs = _group_sorted(srcs)
+        axs, fig = _grid_by_activation(srcs, size, extra_h=0.9)
+        for ax, src in zip(axs, srcs, strict=True):
+            info = lawset.run_info.get(src.run, {})
+            note = _draw_curve(ax, src, table, info, series_styles(1)[0], log_x, overlay=False)
+            _ylim_curves(ax, src, table, info, log_x)
+            scale = f", {src.n_params / 1e9:.2g}B params" if src.n_params else ""
+            ax.set_title(f"{src.run} ({src.activation}{scale})" + (f"\n{note}" if note else ""))
+        _label_grid(fig, axs, TOKENS_LABEL + (" (log scale)" if log_x else ""), RATIO_LABEL)
+        _shared_legend(fig, axs)
+        _suptitle(fig, lawset, "Activation ratio over training")
+        return fig
+
+
+def _ylim_curves(ax: Axes, src: CurveSource, table: pd.DataFrame | None, info: dict, log_x: bool) -> None:
+    rows = _rows_for_run(table, src.run, info)
+    vals = []
+    lo, hi = _published_token_range(src)
+    d = _token_grid(lo, hi, True, 40)
+    vals.append(PCT * src.fitted(d))
+    if rows is not None:
+        vals.append(PCT * rows["activation_ratio"].to_numpy(float))
+    _ylim_from_data(ax, vals, pad=0.25)
+
+
+def _curves_overlay(lawset: Any, srcs: list[CurveSource], table: pd.DataFrame | None, log_x: bool,
+                    size: tuple[float, float] | None) -> Figure:
+    acts = sorted({s.activation for s in srcs})
+    fig = _new_figure(size or (max(4.5, 4.4 * len(acts)), 3.9))
+    axs = _grid(fig, len(acts), ncols=len(acts))
+    for ax, act in zip(axs, acts, strict=True):
+        group = sorted([s for s in srcs if s.activation == act], key=lambda s: (s.n_params or 0, s.run))
+        styles = series_styles(len(group))
+        vals = []
+        for src, st in zip(group, styles, strict=True):
+            info = lawset.run_info.get(src.run, {})
+            _draw_curve(ax, src, table, info, st, log_x, overlay=True)
+            lo, hi = _published_token_range(src)
+            vals.append(PCT * src.fitted(_token_grid(lo, hi, True, 40)))
+            rows = _rows_for_run(table, src.run, info)
+            if rows is not None:
+                vals.append(PCT * rows["activation_ratio"].to_numpy(float))
+        _ylim_from_data(ax, vals, pad=0.15)
+        if any(s.dropped_tokens.size for s in group) and table is not None:
+            ax.plot([], [], linestyle="none", marker="o", markerfacecolor="white", markeredgecolor="0.3",
+                    label="hollow: excluded warm-up")
+        ax.set_title(f"{act}: runs by scale (lines: laws, shading: 90% bands)")
+        ax.set_xlabel(TOKENS_LABEL + (" (log scale)" if log_x else ""))
+        ax.set_ylabel(RATIO_LABEL)
+        ax.legend(loc="best", frameon=True, framealpha=0.85, title="run")
+    _suptitle(fig, lawset, "Activation ratio over training, by scale")
+    return fig
+
+
+def _label_grid(fig: Figure, axs: list[Axes], xlabel: str, ylabel: str) -> None:
+    """Axis labels on every panel (short grids) so each axis states its unit."""
+    for ax in axs:
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
+
+
+def _shared_legend(fig: Figure, axs: list[Axes]) -> None:
+    """One legend below the panels (never on top of data), merging every panel's entries."""
+    seen: dict[str, Any] = {}
+    for ax in axs:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(lab, h)
+    if seen:
+        width_in = fig.get_size_inches()[0]
+        longest = max(len(lab) for lab in seen)
+        fit = max(1, int(width_in * 72 / (longest * 5.2 + 30)))  # ~5.2 pt per character at 8 pt
+        fig.legend(list(seen.values()), list(seen), loc="outside lower center",
+                   ncols=min(len(seen), 3, fit), frameon=False)
+
+
+def _suptitle(fig: Figure, lawset: Any, what: str) -> None:
+    fig.suptitle(f"{what}  (law set: {lawset.name})", fontsize=10)
+
+
+# ============================================================================ residuals
+
+
+def plot_residuals(lawset: Any, table: pd.DataFrame | None, *, runs: Sequence[str] | None = None,
+                   log_x: bool = False, overlay: bool = False,
+                   size: tuple[float, float] | None = None) -> Figure:
+    """Measured minus fitted (percentage points) against tokens, per run, with the 90% band."""
+    if table is None or table.empty:
+        raise SparsityLawsError("--kind residuals needs measurements: give the table(s) with --data")
+    srcs = [s for s in curve_sources(lawset, runs)
+            if _rows_for_run(table, s.run, lawset.run_info.get(s.run, {})) is not None]
+    if not srcs:
+        raise SparsityLawsError(
+            f"--data: no table rows match the runs of law set '{lawset.name}' "
+            f"(runs: {', '.join(r.run for r in curve_sources(lawset)) or 'none'})")
+    with rc_context(STYLE):
+        if overlay:
+            acts = sorted({s.activation for s in srcs})
+            fig = _new_figure(size or (max(4.5, 4.4 * len(acts)), 3.6))
+            axs = _grid(fig, len(acts), ncols=len(acts))
+            for ax, act in zip(axs, acts, strict=True):
+                group = [s for s in srcs if s.activation == act]
+                for src, st in zip(group, series_styles(len(group)), strict=True):
+                    _draw_residuals(ax, src, table, lawset.run_info.get(src.run, {}), st, band=False,
+                                    label=src.run)
+                ax.set_title(f"{act}: residuals by run")
+                ax.legend(loc="best", framealpha=0.85)
+        else:
+            srcs = _group_sorted(srcs)
+            axs, fig = _grid_by_activation(srcs, size, h=2.4, extra_h=0.8)
+            for ax, src in zip(axs, srcs, strict=True):
+                rms = _draw_residuals(ax, src, table, lawset.run_info.get(src.run, {}),
+                                      series_styles(1)[0], band=True, label=None)
+                ax.set_title(f"{src.run}  (RMS {rms:.3g} pp)")
+        for ax in axs:
+            ax.axhline(0.0, color="black", linewidth=0.8)
+            if log_x:
+                ax.set_xscale("log")
+        _label_grid(fig, axs, TOKENS_LABEL + (" (log scale)" if log_x else ""),
+                    "measured − fitted (percentage points)")
+        if not overlay:
+            _shared_legend(fig, axs)
+        _suptitle(fig, lawset, "Residuals of the data laws")
+        return fig
+
+
+def _draw_residuals(ax: Axes, src: CurveSource, table: pd.DataFrame, info: dict, style: dict,
+                    band: bool, label: str | None) -> float:
+    rows = _rows_for_run(table, src.run, info)
+    tb = rows["tokens"].to_numpy(float) / 1e9
+    r = PCT * (rows["activation_ratio"].to_numpy(float) - src.fitted(tb))
+    drop = np.isin(rows["tokens"].to_numpy(float), src.dropped_tokens)
+    if band:
+        grid = np.linspace(tb.min(), tb.max(), 120)
+        b = src.band(grid)
+        ax.fill_between(grid, PCT * (b["low"] - b["estimate"]), PCT * (b["high"] - b["estimate"]),
+                        color=style["color"], alpha=0.2, linewidth=0,
+                        label="90% prediction band" if src.origin == "fit" else "90% scale-law band")
+    c = style["color"]
+    ax.plot(tb[~drop], r[~drop], linestyle=":" if label else "none", linewidth=0.8, marker=style["marker"],
+            markersize=3.5, color=c, markeredgecolor="black", markeredgewidth=0.4,
+            label=label or "fitted point")
+    if drop.any():
+        ax.plot(tb[drop], r[drop], linestyle="none", marker=style["marker"], markersize=3.8,
+                markerfacecolor="white", markeredgecolor=c, label=None if label else "excluded warm-up")
+    keep = r[~drop]
+    if band and keep.size:
+        lim = 2.2 * float(np.max(np.abs(keep)))
+        ax.set_ylim(-lim, lim)
+        off = np.abs(r[drop]) > lim
+        if off.any():
+            ax.text(0.98, 0.04, f"{int(off.sum())} warm-up point(s) off scale "
+                    f"(up to {r[drop][off][np.argmax(np.abs(r[drop][off]))]:+.2g} pp)",
+                    transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="0.3")
+    return float(np.sqrt(np.mean(keep**2))) if keep.size else float("nan")
+
+
+# ============================================================================ width/depth
+
+
+def _arch(lawset: Any, kind: str) -> dict:
+    from sparsitylaws.architecture import check_section
+
+    try:
+        return check_section(lawset.architecture, source=f"law set '{lawset.name}'")
+    except LawSetError as exc:
+        raise LawSetError(f"--kind {kind}: {exc}") from None
+
+
+def _run_limits(lawset: Any, activation: str) -> pd.DataFrame:
+    """Per fitted run of one activation: width/depth ratio, n_params, A0 and its 90% interval."""
+    rows = []
+    for name, fit in lawset.runs.items():
+        if fit.activation != activation:
+            continue
+        lim = fit.limit()
+        info = lawset.run_info.get(name, {})
+        if lim is None:
+            continue
+        rows.append({"run": name, "ratio": info.get("width_depth_ratio"), "n_params": info.get("n_params"),
+                     "a0": lim["estimate"], "low": lim["boot_low"], "high": lim["boot_high"]})
+    return pd.DataFrame(rows, columns=["run", "ratio", "n_params", "a0", "low", "high"])
+
+
+def plot_width_depth(lawset: Any, table: pd.DataFrame | None = None, *, runs: Sequence[str] | None = None,
+                     size: tuple[float, float] | None = None, **_: Any) -> Figure:
+    """Limit A0 against width/depth: the law with its band, breakpoint, plateau, stable band."""
+    sec = _arch(lawset, "width-depth")
+    acts = sorted(sec["activations"])
+    with rc_context(STYLE):
+        fig = _new_figure(size or (max(4.8, 4.6 * len(acts)), 3.9))
+        axs = _grid(fig, len(acts), ncols=len(acts))
+        for ax, act in zip(axs, acts, strict=True):
+            _draw_width_depth(ax, lawset, sec, act, runs)
+        _shared_legend(fig, axs)
+        _suptitle(fig, lawset, "Limit activation ratio A0 against width/depth")
+        return fig
+
+
+def _draw_width_depth(ax: Axes, lawset: Any, sec: dict, act: str, runs: Sequence[str] | None) -> None:
+    from sparsitylaws.architecture import predict_section
+
+    entry = sec["activations"][act]
+    wd = entry.get("widthdepth")
+    band = sec["stable_band"]["range"]
+    rng = entry.get("ranges", {}).get("ratio") or [48.0, 60.0]
+    r_hi = max(320.0, 1.1 * band[1], 1.1 * rng[1])
+    r = np.linspace(max(1.0, 0.5 * min(rng[0], band[0])), r_hi, 300)
+    n_ref = (wd or {}).get("n_params") or 10 ** float(np.mean(entry["scale"]["log10_n"]))
+    pr = predict_section(sec, act, np.full(r.size, n_ref), r, np.full(r.size, 1e4), level=LEVEL)
+    ax.axvspan(band[0], band[1], facecolor="0.85", edgecolor="0.6", hatch="//", alpha=0.35, linewidth=0,
+               label=f"stable training band {band[0]:g}–{band[1]:g} (paper)")
+    model = "none" if wd is None else wd["model"]
+    ax.fill_between(r, PCT * pr["a0_low"], PCT * pr["a0_high"], color=colormaps["viridis"](0.3), alpha=0.25,
+                    linewidth=0, label="90% interval of A0")
+    col = colormaps["viridis"](0.3)
+    inside = (r >= rng[0]) & (r <= rng[1])
+    what = {"none": "A0 flat (no width/depth law)"}.get(model, f"A0 law ({model})")
+    ax.plot(np.where(inside, r, np.nan), PCT * pr["a0"], color=col, linewidth=1.8,
+            label=f"{what} at {n_ref / 1e9:.2g}B params")
+    ax.plot(np.where(inside, np.nan, r), PCT * pr["a0"], color=col, linewidth=1.4, linestyle="--",
+            label="dashed: beyond the fitted ratios")
+    bott = sec.get("bottleneck") or {}
+    if wd is not None and model == "hinge":
+        rb = float(wd["point"]["breakpoint"])
+        fit = wd.get("fit") or {}
+        iv = (fit.get("breakpoint") or {}).get("interval") or (
+            bott.get("interval") if bott.get("activation", act) == act else None)
+        ax.axvline(rb, color="black", linestyle="--", linewidth=1.0, label=f"breakpoint {rb:.0f}")
+        if iv and all(v is not None for v in iv):
+            ax.axvspan(iv[0], iv[1], facecolor="none", edgecolor="black", hatch="..", linewidth=0,
+                       alpha=0.4, label=f"breakpoint 90% interval {iv[0]:.0f}–{iv[1]:.0f}")
+        plat = wd["point"].get("plateau")
+        if plat is not None:
+            ax.axhline(PCT * plat, color="0.3", linestyle=":", linewidth=1.2,
+                       label=f"plateau {PCT * plat:.1f}%")
+    if wd is not None and wd.get("fit"):
+        fit = wd["fit"]
+        se = fit.get("a0_se")
+        ax.errorbar(fit["ratios"], PCT * np.asarray(fit["a0"]), yerr=None if se is None else PCT * 1.645 * np.asarray(se),
+                    fmt="D", color="black", markersize=4, capsize=2, label="sweep runs' A0")
+    lim = _run_limits(lawset, act)
+    if runs:
+        lim = lim[lim["run"].isin(runs)]
+    lim = lim.dropna(subset=["ratio"])
+    if not lim.empty:
+        ax.errorbar(lim["ratio"], PCT * lim["a0"],
+                    yerr=[PCT * (lim["a0"] - lim["low"]).clip(lower=0), PCT * (lim["high"] - lim["a0"]).clip(lower=0)],
+                    fmt="o", mfc="white", mec="black", ecolor="black", markersize=4.5, capsize=2,
+                    label="fitted runs' A0 (90% interval)")
+    sc = entry["scale"]
+    ia0 = sc["param_names"].index("A0")
+    ratios = sc.get("ratios") or []
+    pts = [(rt, th[ia0]) for rt, th in zip(ratios, sc["theta"], strict=False) if rt is not None]
+    if pts and lim.empty and not (wd or {}).get("fit"):
+        ax.plot([p[0] for p in pts], [PCT * p[1] for p in pts], linestyle="none", marker="s", mfc="white",
+                mec="0.2", markersize=4.5, label="runs' A0 (published, all scales)")
+    title = f"{act}: width/depth law = {model}"
+    if wd is None:
+        title = f"{act}: no width/depth law\n(A0 assumed independent of width/depth)"
+    ax.set_title(title)
+    ax.set_xlabel("width/depth ratio d/L (hidden size per layer, dimensionless)")
+    ax.set_ylabel("limit activation ratio A0 (%)")
+    ax.set_xlim(r[0], r[-1])
+
+
+# ============================================================================ scale
+
+
+def _quantiles(a: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    q = (1 - LEVEL) / 2
+    return np.nanquantile(a, q, axis=axis), np.nanquantile(a, 1 - q, axis=axis)
+
+
+def plot_scale(lawset: Any, table: pd.DataFrame | None = None, *, runs: Sequence[str] | None = None,
+               size: tuple[float, float] | None = None, **_: Any) -> Figure:
+    """A0 and the other data-law coefficients against parameter count, trend and intervals.
+
+    One row per activation (A0 levels differ by a factor of five between ReLU and SiLU),
+    one column per coefficient.
+    """
+    sec = _arch(lawset, "scale")
+    acts = sorted(sec["activations"])
+    names = {a: ["A0"] + [p for p in sec["activations"][a]["scale"]["param_names"] if p != "A0"]
+             for a in acts}
+    ncols = max(len(v) for v in names.values())
+    with rc_context(STYLE):
+        fig = _new_figure(size or (2.9 * ncols + 0.4, 2.6 * len(acts) + 0.8))
+        grid = np.atleast_1d(fig.subplots(len(acts), ncols, squeeze=False))
+        styles = series_styles(max(2, len(acts)))
+        used = []
+        for i, (act, st) in enumerate(zip(acts, styles, strict=False)):
+            sc = sec["activations"][act]["scale"]
+            for j in range(ncols):
+                ax = grid[i, j]
+                if j >= len(names[act]):
+                    ax.set_visible(False)
+                    continue
+                p = names[act][j]
+                _draw_scale_param(ax, sc, p, act, st)
+                ax.set_ylabel(SCALE_UNITS.get(p, p), fontsize=8)
+                ax.set_xlabel("non-embedding parameters (count, log)", fontsize=8)
+                ax.set_xscale("log")
+                ax.set_title(f"{act}: {SCALE_TITLES.get(p, p)}")
+                used.append(ax)
+        _shared_legend(fig, used)
+        _suptitle(fig, lawset, "Data-law coefficients against scale (lines: trends, bands: 90%)")
+        return fig
+
+
+SCALE_UNITS = {"A0": "A0 (% of neurons active)", "alpha": "alpha (exponent, dimensionless)",
+               "c": "c (coefficient, dimensionless)", "b": "b (log-offset, dimensionless)"}
+SCALE_TITLES = {"A0": "A0, limit as tokens → ∞", "alpha": "alpha, speed exponent",
+                "c": "c, amplitude", "b": "b, offset"}
+
+
+def _draw_scale_param(ax: Axes, sc: dict, p: str, act: str, st: dict) -> None:
+    from sparsitylaws.architecture import TRANSFORMS
+
+    j = sc["param_names"].index(p)
+    x = np.asarray(sc["log10_n"], float)
+    theta = np.asarray(sc["theta"], float)[:, j]
+    mult = PCT if p == "A0" else 1.0
+    is_log = TRANSFORMS.get(p) == "log"
+    back = np.exp if is_log else (lambda g: g)
+    xs = np.linspace(x.min() - 0.15, x.max() + 0.15, 80)
+    dx = xs - float(sc["x_center"])
+    coef = np.asarray(sc["coef"], float)
+    dco = np.asarray(sc["draws_coef"], float)
+    jit = np.asarray(sc["draws_jitter"], float)
+    xtx = np.asarray(sc["xtx_inv"], float)
+    line = coef[0, j] + coef[1, j] * dx
+    g = dco[:, 0, j][:, None] + dco[:, 1, j][:, None] * dx[None, :]
+    lo, hi = _quantiles(g)
+    infl = np.sqrt(1.0 + xtx[0, 0] + 2 * dx * xtx[0, 1] + dx * dx * xtx[1, 1])
+    glo, ghi = _quantiles(g + infl[None, :] * jit[:, j][:, None])
+    n = 10 ** xs
+    c = st["color"]
+    ax.fill_between(n, mult * back(glo), mult * back(ghi), color=c, alpha=0.12, linewidth=0,
+                    label="90% band for a new scale")
+    ax.fill_between(n, mult * back(lo), mult * back(hi), color=c, alpha=0.3, linewidth=0,
+                    label="90% band of the trend line")
+    ax.plot(n, mult * back(line), color=c, linestyle=st["linestyle"], linewidth=1.4, label="trend in log10 N")
+    rd = sc.get("run_draws")
+    yerr = None
+    if rd is not None:
+        d = np.asarray(rd, float)[:, :, j]
+        if np.nanmax(np.nanstd(d, axis=0)) > 0:
+            rlo, rhi = _quantiles(d)
+            yerr = [mult * np.clip(theta - rlo, 0, None), mult * np.clip(rhi - theta, 0, None)]
+    ax.errorbar(10 ** x, mult * theta, yerr=yerr, fmt=st["marker"], color=c, mec="black", mew=0.5,
+                markersize=5, capsize=2, linestyle="none",
+                label="runs" + (" (90% interval)" if yerr is not None else " (no interval published)"))
+    if is_log:
+        ax.set_yscale("log")
+    _robust_ylim(ax, mult * np.r_[theta, back(line)], is_log)
+
+
+def _robust_ylim(ax: Axes, core: np.ndarray, is_log: bool) -> None:
+    """Y range from the point estimates and the trend line, so one wild bootstrap draw
+    cannot flatten the panel; bands and error bars beyond it are cut at the frame."""
+    v = core[np.isfinite(core)]
+    if is_log:
+        v = v[v > 0]
+        if v.size:
+            lo, hi = np.log10(v.min()), np.log10(v.max())
+            pad = max(0.5, 0.6 * (hi - lo))
+            ax.set_ylim(10 ** (lo - pad), 10 ** (hi + pad))
+    elif v.size:
+        lo, hi = v.min(), v.max()
+        pad = max(0.6 * (hi - lo), 0.05 * max(abs(lo), abs(hi)), 1e-3)
+        ax.set_ylim(lo - pad, hi + pad)
+
+
+# ============================================================================ layers
+
+
+def plot_layers(table: pd.DataFrame | None, *, runs: Sequence[str] | None = None,
+                checkpoint: str | None = None, metric: str | None = None,
+                size: tuple[float, float] | None = None, lawset: Any = None, **_: Any) -> Figure:
+    """Per-layer activation ratio across depth: one line per (run, metric), last checkpoint."""
+    prof = layer_profiles(table, runs=runs, checkpoint=checkpoint, metric=metric)
+    with rc_context(STYLE):
+        fig = _new_figure(size or (6.4, 3.9))
+        ax = fig.subplots()
+        styles = series_styles(len(prof))
+        for (label, vals, mean), st in zip(prof, styles, strict=True):
+            x = np.arange(1, len(vals) + 1)
+            ax.plot(x, PCT * np.asarray(vals), color=st["color"], marker=st["marker"], markersize=3.5,
+                    linestyle=st["linestyle"], linewidth=1.2, label=f"{label}: mean {PCT * mean:.1f}%")
+        ax.set_xlabel("layer (index, 1 = nearest the input)")
+        ax.set_ylabel("per-layer activation ratio (%)")
+        ax.set_ylim(bottom=0)
+        n_max = max(len(v) for _, v, _ in prof)
+        ax.set_xlim(0.5, n_max + 0.5)
+        if n_max <= 40:
+            ax.set_xticks(np.arange(1, n_max + 1, max(1, n_max // 12)))
+        ax.legend(loc="best", framealpha=0.85, fontsize=7)
+        if len(prof) > 4:
+            leg = ax.get_legend()
+            leg.remove()
+            fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2, frameon=False)
+        fig.suptitle("Activation ratio across depth (one measurement per line)", fontsize=10)
+        return fig
+
+
+def layer_profiles(table: pd.DataFrame | None, *, runs: Sequence[str] | None = None,
+                   checkpoint: str | None = None, metric: str | None = None
+                   ) -> list[tuple[str, list[float], float]]:
+    """(label, per-layer ratios, mean ratio) of the last (or named) checkpoint of each run."""
+    if table is None or table.empty:
+        raise SparsityLawsError("--kind layers needs a measurement table: give it with --data")
+    if "layer_ratios" not in table.columns or table["layer_ratios"].isna().all():
+        raise SparsityLawsError("--kind layers: the table has no layer_ratios column with values "
+                                "(per-layer ratios are recorded by 'sparsitylaws measure')")
+    df = table[table["layer_ratios"].notna()]
+    if runs:
+        missing = [r for r in runs if r not in set(df["run"])]
+        if missing:
+            raise SparsityLawsError(f"--run {missing[0]}: no rows with layer_ratios for that run "
+                                    f"(runs with them: {', '.join(sorted(set(df['run'])))})")
+        df = df[df["run"].isin(runs)]
+    if metric:
+        df = df[df["metric"] == metric.lower()]
+        if df.empty:
+            raise SparsityLawsError(f"--metric {metric}: no rows with layer_ratios for that metric")
+    out = []
+    for run, sub in sorted(df.groupby("run"), key=lambda kv: kv[0]):
+        if checkpoint is not None:
+            pick = sub[sub["checkpoint"] == checkpoint]
+            if pick.empty:
+                raise SparsityLawsError(f"--checkpoint {checkpoint}: run {run!r} has no such checkpoint")
+        else:
+            pick = sub[sub["tokens"] == sub["tokens"].max()]
+        for _, row in pick.sort_values(["metric", "metric_arg"]).iterrows():
+            vals = [float(v) for v in row["layer_ratios"]]
+            arg = row["metric_arg"]
+            mname = row["metric"] + ("" if pd.isna(arg) else f" {arg:g}")
+            label = f"{run} [{mname}]" if len(df["run"].unique()) > 1 else f"{mname} @ {row['checkpoint']}"
+            out.append((label, vals, float(row["activation_ratio"])))
+    if len(out) > 10:
+        out = out[:10]
+    return out
+
+
+# ============================================================================ dispatch and save
+
+
+def make_figure(kind: str, lawset: Any = None, table: pd.DataFrame | None = None, *,
+                runs: Sequence[str] | None = None, log_x: bool = False, overlay: bool = False,
+                size: tuple[float, float] | None = None, **kw: Any) -> Figure:
+    """Build the figure of ``kind`` (one of :data:`KINDS`); ``size`` in inches."""
+    if kind not in KINDS:
+        raise SparsityLawsError(f"--kind {kind}: unknown kind (known: {', '.join(KINDS)})")
+    if kind == "layers":
+        return plot_layers(table, runs=runs, size=size, **kw)
+    if lawset is None:
+        from sparsitylaws.lawset import load_lawset
+
+        lawset = load_lawset()
+    fn = {"curves": plot_curves, "residuals": plot_residuals, "width-depth": plot_width_depth,
+          "scale": plot_scale}[kind]
+    extra = {"log_x": log_x, "overlay": overlay} if kind in ("curves", "residuals") else {}
+    return fn(lawset, table, runs=runs, size=size, **extra)
+
+
+def output_format(path: str | os.PathLike) -> str:
+    """The image format from a file name's suffix; an error names the argument."""
+    fmt = Path(path).suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise SparsityLawsError(f"-o {path}: unknown image format {fmt or '(none)'!r} "
+                                f"(use .{', .'.join(FORMATS)})")
+    return fmt
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Fail early, with the path named, when the output cannot be written."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise SparsityLawsError(f"-o {path}: is a directory")
+    if not parent.is_dir():
+        raise SparsityLawsError(f"-o {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise SparsityLawsError(f"-o {path}: not writable")
+    return path
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = DEFAULT_DPI) -> Path:
+    """Write ``fig`` to ``path`` (png/svg/pdf by suffix) at its exact size; no tight bbox."""
+    fmt = output_format(path)
+    path = check_writable(path)
+    meta = {"png": {"Software": "sparsitylaws"}, "svg": {"Creator": "sparsitylaws"},
+            "pdf": {"Creator": "sparsitylaws"}}[fmt]
+    with rc_context(STYLE):
+        try:
+            fig.savefig(path, format=fmt, dpi=dpi, metadata=meta)
+        except OSError as exc:
+            raise SparsityLawsError(f"-o {path}: cannot write ({exc.strerror or exc})") from None
+    return path

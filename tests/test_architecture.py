@@ -391,3 +391,24 @@ def test_cross_scale_from_a_users_table(sparsinglaw_dir):
     assert (res["mae"] < 0.02).all()
     with pytest.raises(FitInputError, match="not in the table"):
         cross_scale_from_table(table, train=["0.1b_silu"], test=["9b_silu"], n_boot=10)
+
+
+def test_final_limits_and_a_flat_sweep_give_no_breakpoint():
+    """limit_from='final' on a sweep with no width/depth effect: no hinge is claimed."""
+    rng = np.random.default_rng(11)
+    fits, info = _sweep_runfits()
+    rows = []
+    for name, inf in info.items():
+        level = 0.07 if name.startswith("sweep") else fits[name]["estimate"][3]
+        for t in range(1, 7):
+            rows.append({"run": name, "tokens": t * 1e9, "activation_ratio": level + 0.03 / t**2
+                         + rng.normal(0, 5e-4), "width": inf["width"], "depth": inf["depth"],
+                         "n_params": inf["n_params"], "metric": "ppl-p"})
+    table = pd.DataFrame(rows)
+    sec = build_architecture_section(fits, info, table=table, limit_from="final", n_boot=199, n_draws=50)
+    wd = sec["activations"]["relu"]["widthdepth"]
+    assert wd["model"] in ("line", "constant")
+    assert not wd["fit"]["test"]["supported"]
+    assert "final" in wd["source"]
+    with pytest.raises(ValueError, match="limit_from"):
+        build_architecture_section(fits, info, limit_from="last")

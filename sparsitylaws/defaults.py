@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import stats
@@ -38,6 +39,9 @@ from sparsitylaws.architecture import (
     assemble_section,
     fit_scale_trends,
 )
+
+if TYPE_CHECKING:
+    from sparsitylaws.lawset import LawSet
 
 DEFAULT_NAME = "default (Luo et al. 2024, published figures)"
 N_DRAWS = 200
@@ -162,7 +166,7 @@ def build_default_dict() -> dict:
     }
 
 
-def build_default_lawset():
+def build_default_lawset() -> LawSet:
     """The default law set as a :class:`~sparsitylaws.lawset.LawSet`."""
     from sparsitylaws.lawset import LawSet
 
@@ -175,6 +179,7 @@ def default_json_text() -> str:
 
 
 def default_path() -> Path:
+    """Where the packaged default law set lives in the source tree."""
     return Path(__file__).with_name("data") / "default_lawset.json"
 
 

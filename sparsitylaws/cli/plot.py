@@ -1,0 +1,115 @@
+"""``sparsitylaws plot`` (one figure) and ``sparsitylaws report`` (HTML or Markdown report)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from sparsitylaws.errors import SparsityLawsError
+
+KIND_HELP = "curves | width-depth | scale | residuals | layers"
+
+
+def _pixels(size: str | None, width: int | None, height: int | None) -> tuple[int | None, int | None]:
+    """(width, height) in pixels from --size WxH or --width/--height (either may be None)."""
+    if size is not None:
+        if width is not None or height is not None:
+            raise SparsityLawsError("--size: give either --size or --width/--height, not both")
+        m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", size)
+        if not m:
+            raise SparsityLawsError(f"--size {size}: expected WIDTHxHEIGHT in pixels, e.g. 1200x800")
+        width, height = int(m.group(1)), int(m.group(2))
+    for name, v in (("--width", width), ("--height", height)):
+        if v is not None and not 50 <= v <= 20000:
+            raise SparsityLawsError(f"{name} {v}: must lie between 50 and 20000 pixels")
+    return width, height
+
+
+def apply_size(fig, width: int | None, height: int | None, dpi: int) -> None:
+    """Resize ``fig`` to pixels at ``dpi``; a missing side keeps the figure's aspect ratio."""
+    if width is None and height is None:
+        return
+    w_in, h_in = fig.get_size_inches()
+    if width is None:
+        width = round(height * w_in / h_in)
+    if height is None:
+        height = round(width * h_in / w_in)
+    fig.set_size_inches(width / dpi, height / dpi)
+
+
+def _read_tables(paths) -> tuple[object, list[Path]]:
+    from sparsitylaws.tables import find_parquet_files, read_table
+
+    files = find_parquet_files(paths)
+    return read_table(files), files
+
+
+@click.command()
+@click.argument("laws", required=False, type=click.Path(path_type=Path))
+@click.option("--data", "data", multiple=True, type=click.Path(path_type=Path),
+              help="Measurement table(s) (files or directories) whose points to draw (repeatable).")
+@click.option("--kind", required=True, help=f"What to draw: {KIND_HELP}.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="Image file to write: .png, .svg or .pdf.")
+@click.option("--run", "runs", multiple=True, help="Draw only this run (repeatable).")
+@click.option("--log-x", is_flag=True, help="Logarithmic token axis (curves, residuals).")
+@click.option("--overlay", is_flag=True, help="One panel per activation, runs overlaid by scale (as the paper's Figure 4).")
+@click.option("--metric", default=None, help="layers: only this metric's rows.")
+@click.option("--checkpoint", default=None, help="layers: this checkpoint (default: each run's last).")
+@click.option("--width", type=int, default=None, help="Figure width in pixels (at --dpi).")
+@click.option("--height", type=int, default=None, help="Figure height in pixels (at --dpi).")
+@click.option("--size", default=None, help="Figure size WIDTHxHEIGHT in pixels, e.g. 1600x900.")
+@click.option("--dpi", type=click.IntRange(30, 600), default=150, show_default=True,
+              help="Pixels per inch (PNG resolution; SVG/PDF size is pixels / dpi inches).")
+def plot(laws, data, kind, output, runs, log_x, overlay, metric, checkpoint, width, height, size, dpi) -> None:
+    """Draw a figure of a law set LAWS (default: the packaged default law set) and/or data.
+
+    Kinds: curves (activation ratio vs tokens: measured points, fitted law, 90% band,
+    backtests), width-depth (A0 vs width/depth: hinge, breakpoint, plateau, stable band),
+    scale (coefficients vs parameter count), residuals (needs --data), layers (per-layer
+    ratios of one measurement; needs --data, no law set).
+    """
+    from sparsitylaws import plots
+    from sparsitylaws.lawset import load_lawset
+
+    if kind not in plots.KINDS:
+        raise SparsityLawsError(f"--kind {kind}: unknown kind (known: {', '.join(plots.KINDS)})")
+    plots.output_format(output)
+    plots.check_writable(output)
+    w, h = _pixels(size, width, height)
+    table = _read_tables(data)[0] if data else None
+    lawset = None if kind == "layers" else load_lawset(laws)
+    extra = {"metric": metric, "checkpoint": checkpoint} if kind == "layers" else {}
+    fig = plots.make_figure(kind, lawset, table, runs=list(runs) or None, log_x=log_x,
+                            overlay=overlay, **extra)
+    apply_size(fig, w, h, dpi)
+    plots.save_figure(fig, output, dpi=dpi)
+    click.echo(f"{kind} figure written to {output}")
+
+
+@click.command()
+@click.argument("tables", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--laws", type=click.Path(path_type=Path), default=None,
+              help="Law-set JSON to report on (tables, if given, supply the measured points).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Report file (default: report.html, or report.md with --format md).")
+@click.option("--format", "fmt", type=click.Choice(["html", "md"]), default="html", show_default=True,
+              help="html: one self-contained file; md: Markdown with PNG files beside it.")
+@click.option("--n-boot", type=click.IntRange(min=0), default=200, show_default=True,
+              help="Bootstrap replicates when the report fits the tables itself.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of that fit.")
+@click.option("--title", default="sparsitylaws report", show_default=True, help="Report title.")
+def report(tables, laws, output, fmt, n_boot, seed, title) -> None:
+    """Write a report: data summary, fits, form comparison, backtests, predictions, provenance.
+
+    TABLES (files or directories; default ./measurements/ when it holds tables) are fitted
+    unless --laws is given; with neither, the report covers the packaged default law set.
+    """
+    from sparsitylaws.report import make_report
+
+    output = output or Path("report.md" if fmt == "md" else "report.html")
+    path = make_report(tables=list(tables), laws=laws, output=output, fmt=fmt, n_boot=n_boot,
+                       seed=seed, title=title)
+    click.echo(f"report written to {path}")

@@ -1,0 +1,652 @@
+"""One self-contained report of a law set and its data: HTML (figures inline) or Markdown.
+
+:func:`make_report` gathers its inputs (:func:`gather`: fit the given tables, or read a
+law set, or fall back to the packaged default law set), builds a list of blocks
+(:func:`build_blocks`: headings, paragraphs, tables, figures) and renders them either as
+one HTML file with every figure embedded as a base64 PNG (no network, no external CSS or
+JavaScript, so it can be mailed or archived as is) or as Markdown with the PNG files in a
+folder beside it.
+
+Contents: a data summary; the fitted laws with intervals; the comparison of law forms;
+backtests with interval coverage; the architecture laws; predictions for a few standard
+configurations; measurements that cannot be fitted (described, with their layer profile);
+warnings; and provenance (data hashes, versions, seed).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import io
+import math
+import os
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sparsitylaws import __version__
+from sparsitylaws.errors import SparsityLawsError
+
+__all__ = ["STANDARD_CONFIGS", "ReportInputs", "build_blocks", "gather", "make_report",
+           "render_html", "render_markdown"]
+
+DEFAULT_DATA_DIR = Path("measurements")
+FIG_DPI = 110
+#: (label, width, depth): the paper's six scales plus two larger shapes, one deeper.
+STANDARD_CONFIGS: tuple[tuple[str, int, int], ...] = (
+    ("paper 0.1B", 768, 16), ("paper 0.4B", 1280, 24), ("paper 1.2B", 1792, 32),
+    ("paper 2.4B", 2304, 40), ("7B-like, 32 layers", 4096, 32), ("7B-like, 48 layers", 4096, 48),
+)
+
+
+# ============================================================================ inputs
+
+
+@dataclass
+class ReportInputs:
+    """What a report is about: the law set, the measurements (if any) and how they were got."""
+
+    lawset: Any
+    table: pd.DataFrame | None
+    files: list[Path]
+    origin: str
+    notes: list[str] = field(default_factory=list)
+    n_boot: int | None = None
+    seed: int | None = None
+
+
+def _default_tables(tables: Sequence[os.PathLike | str]) -> list[Path]:
+    if tables:
+        return [Path(t) for t in tables]
+    if DEFAULT_DATA_DIR.is_dir() and any(DEFAULT_DATA_DIR.rglob("*.parquet")):
+        return [DEFAULT_DATA_DIR]
+    return []
+
+
+def gather(tables: Sequence[os.PathLike | str] = (), laws: os.PathLike | str | None = None, *,
+           n_boot: int = 200, seed: int = 0) -> ReportInputs:
+    """Read tables (or ./measurements/), and fit them unless ``laws`` is given.
+
+    A table whose runs cannot be fitted (e.g. one checkpoint per run) is still reported:
+    the law set falls back to the packaged default one and a note says why.
+    """
+    from sparsitylaws.lawset import load_lawset
+    from sparsitylaws.tables import find_parquet_files, read_table
+
+    paths = _default_tables(tables)
+    files = find_parquet_files(paths) if paths else []
+    table = read_table(files) if files else None
+    if laws is not None:
+        return ReportInputs(load_lawset(laws), table, files, f"law set file {laws}")
+    if table is None:
+        return ReportInputs(load_lawset(None), None, [],
+                            "the packaged default law set (no tables given, ./measurements/ holds none)")
+    from sparsitylaws.fitlaws import fit_table
+
+    try:
+        ls = fit_table(table, n_boot=n_boot, seed=seed, name="report fit",
+                       sources=[str(f) for f in files])
+    except SparsityLawsError as exc:
+        note = (f"The measurements could not be fitted ({exc}); the laws below are the packaged "
+                "default law set, and the measurements are described as they are.")
+        return ReportInputs(load_lawset(None), table, files, "the packaged default law set", [note])
+    return ReportInputs(ls, table, files, f"fitted here from {len(files)} table(s) "
+                        f"(n_boot = {n_boot}, seed = {seed})", n_boot=n_boot, seed=seed)
+
+
+# ============================================================================ blocks
+
+
+@dataclass
+class Block:
+    """One element of the report: kind is h1, h2, h3, p, list, table, figure or pre."""
+
+    kind: str
+    text: str = ""
+    items: list[str] = field(default_factory=list)
+    frame: pd.DataFrame | None = None
+    png: bytes | None = None
+    name: str = ""
+
+
+def _fig_block(fig: Any, name: str, caption: str) -> Block:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=FIG_DPI)
+    return Block("figure", text=caption, png=buf.getvalue(), name=name)
+
+
+def _try_figure(blocks: list[Block], name: str, caption: str, build: Any) -> None:
+    """Add a figure; a figure that cannot be drawn becomes a sentence saying why."""
+    try:
+        fig = build()
+    except SparsityLawsError as exc:
+        blocks.append(Block("p", f"({name}: not drawn: {exc})"))
+        return
+    blocks.append(_fig_block(fig, name, caption))
+
+
+def _pct(x: float | None, digits: int = 2) -> str:
+    if x is None or not isinstance(x, int | float | np.floating) or not math.isfinite(float(x)):
+        return "n/a"
+    return f"{100 * float(x):.{digits}f}%"
+
+
+def _g(x: float | None, digits: int = 4) -> str:
+    if x is None or not isinstance(x, int | float | np.floating) or not math.isfinite(float(x)):
+        return "n/a"
+    return f"{float(x):.{digits}g}"
+
+
+def _interval(est: float, lo: float | None, hi: float | None, pct: bool = False) -> str:
+    f = (lambda v: _pct(v, 2)) if pct else _g
+    return f"{f(est)} [{f(lo)}, {f(hi)}]"
+
+
+def data_summary(inp: ReportInputs) -> list[Block]:
+    """Per run: architecture, metrics, checkpoints, token range, last ratio, fit status."""
+    ls = inp.lawset
+    out = [Block("h2", "Data summary")]
+    if inp.table is None:
+        out.append(Block("p", "No measurement table was given: this report describes the law set "
+                              "only. Runs behind it:"))
+        rows = []
+        for act, e in ((ls.architecture or {}).get("activations") or {}).items():
+            sc = e["scale"]
+            for i, run in enumerate(sc["runs"]):
+                rows.append({"run": run, "activation": act,
+                             "width": _g((sc.get("widths") or [None] * len(sc["runs"]))[i]),
+                             "depth": _g((sc.get("depths") or [None] * len(sc["runs"]))[i]),
+                             "non-embedding params": _g(10 ** sc["log10_n"][i], 3),
+                             "source": "published coefficients" if not ls.runs else "fitted run"})
+        for run, info in ls.run_info.items():
+            if not any(r["run"] == run for r in rows):
+                rows.append({"run": run, "activation": info.get("activation"), "width": _g(info.get("width")),
+                             "depth": _g(info.get("depth")), "non-embedding params": _g(info.get("n_params"), 3),
+                             "source": "fitted run"})
+        if rows:
+            out.append(Block("table", frame=pd.DataFrame(rows)))
+        return out
+    t = inp.table
+    rows = []
+    for run, sub in t.groupby("run", sort=True):
+        metrics = ", ".join(sorted({m if pd.isna(a) else f"{m} {a:g}"
+                                    for m, a in zip(sub["metric"], sub["metric_arg"], strict=True)}))
+        info = ls.run_info.get(run, {})
+        if run in ls.runs:
+            status = "fitted"
+            from sparsitylaws.fitlaws import data_hash
+
+            fit_rows = sub[sub["metric"] == info.get("metric", sub["metric"].iloc[0])]
+            if info.get("data_sha256") and data_hash(fit_rows) != info["data_sha256"]:
+                status = "fitted (on different data than this table: hashes differ)"
+        else:
+            why = (ls.provenance.get("skipped_runs") or {}).get(run)
+            n_ck = sub["checkpoint"].nunique()
+            status = f"not fitted: {why}" if why else (
+                f"not fitted: {n_ck} checkpoint(s), not a training curve" if n_ck < 3 else "not in the law set")
+        last = sub.sort_values("tokens").iloc[-1]
+        rows.append({
+            "run": run, "activation": sub["activation"].iloc[0],
+            "width × depth": _shape(sub), "non-embedding params": _g(_first(sub, "n_params"), 3),
+            "metrics": metrics, "checkpoints": int(sub["checkpoint"].nunique()),
+            "tokens (B)": f"{sub['tokens'].min() / 1e9:.3g}–{sub['tokens'].max() / 1e9:.3g}",
+            "last activation ratio": f"{_pct(last['activation_ratio'])} ({last['metric']})",
+            "status": status,
+        })
+    out.append(Block("p", f"{len(t)} rows, {t['run'].nunique()} run(s), from "
+                          f"{', '.join(str(f) for f in inp.files)}."))
+    out.append(Block("table", frame=pd.DataFrame(rows)))
+    return out
+
+
+def _first(sub: pd.DataFrame, col: str) -> float | None:
+    if col not in sub.columns:
+        return None
+    v = sub[col].dropna()
+    return float(v.iloc[0]) if len(v) else None
+
+
+def _shape(sub: pd.DataFrame) -> str:
+    w, d = _first(sub, "width"), _first(sub, "depth")
+    return f"{int(w)} × {int(d)} (d/L {w / d:.3g})" if w and d else "unknown"
+
+
+def fit_blocks(inp: ReportInputs) -> list[Block]:
+    """Fitted laws with intervals (or the published coefficients), with figures."""
+    from sparsitylaws import plots
+
+    ls = inp.lawset
+    out = [Block("h2", "Data laws: activation ratio against training tokens")]
+    if not ls.runs:
+        out.append(Block("p", "The law set holds no fitted runs; its scale laws were built from "
+                              "published coefficients (below, no per-run intervals were published). "
+                              "Bands in the figure are the scale laws' 90% intervals at each run's size."))
+        rows = []
+        for act, e in ((ls.architecture or {}).get("activations") or {}).items():
+            sc = e["scale"]
+            for i, run in enumerate(sc["runs"]):
+                row = {"run": run, "activation": act, "form": sc["form"]}
+                for j, p in enumerate(sc["param_names"]):
+                    row[p] = _pct(sc["theta"][i][j]) if p == "A0" else _g(sc["theta"][i][j], 3)
+                rows.append(row)
+        if rows:
+            out.append(Block("table", frame=pd.DataFrame(rows).fillna("–")))
+    else:
+        out.append(Block("list", items=sorted({f"{f.form}: A = {f.formula.split('=', 1)[-1].strip()}"
+                                               if "=" in f.formula else f"{f.form}: {f.formula}"
+                                               for f in ls.runs.values()})))
+        rows = []
+        for name in ls.run_names():
+            f = ls.runs[name]
+            row = {"run": name, "form": f.form, "points kept": f"{f.n_points}/{f.n_total}",
+                   "warm-up dropped": len(f.dropped), "RMSE (pp)": _g(100 * f.rmse, 3)}
+            for i, p in enumerate(f.param_names):
+                row[p] = _interval(f.estimate[i], f.boot_low[i], f.boot_high[i], pct=(p == "A0"))
+            rows.append(row)
+        out.append(Block("p", f"Estimates with {int(round(100 * _level(ls)))}% intervals "
+                              f"({next(iter(ls.runs.values())).interval_method}). "
+                              "A0 is the limit as tokens grow without bound."))
+        out.append(Block("table", frame=pd.DataFrame(rows).fillna("–")))
+    _try_figure(out, "curves", "Activation ratio against tokens, per run: filled points were fitted, "
+                "hollow points are excluded warm-up checkpoints; shading is the 90% band; grey bars are "
+                "backtest predictions (fitted on the earliest part of the run only).",
+                lambda: plots.plot_curves(ls, inp.table))
+    _try_figure(out, "curves-overlay", "The same laws overlaid by scale (as the paper's Figure 4).",
+                lambda: plots.plot_curves(ls, inp.table, overlay=True))
+    if inp.table is not None and ls.runs:
+        _try_figure(out, "residuals", "Residuals (measured − fitted) against tokens; shading: the "
+                    "90% prediction band around the law.", lambda: plots.plot_residuals(ls, inp.table))
+    return out
+
+
+def _level(ls: Any) -> float:
+    return next(iter(ls.runs.values())).level if ls.runs else 0.9
+
+
+def comparison_blocks(ls: Any) -> list[Block]:
+    """AICc comparison of the law forms: one row per fitted run, one column per form."""
+    if not ls.runs:
+        return []
+    out = [Block("h2", "Comparison of law forms"),
+           Block("p", "Each run refitted with every form on the same points. Cells: ΔAICc (Akaike "
+                      "weight); 0 is the best form, ΔAICc < 2 means the data do not tell the forms "
+                      "apart, > 10 means the form is clearly worse. * marks the form used.")]
+    rows, forms = [], []
+    for name in ls.run_names():
+        f = ls.runs[name]
+        row = {"run": name, "form used": f.form}
+        best = None
+        for c in f.comparison:
+            form = c["form"]
+            if form not in forms:
+                forms.append(form)
+            cell = "n/a" if c.get("delta_aicc") is None else (
+                f"{_g(c['delta_aicc'], 3)} ({_g(c.get('akaike_weight'), 2)})")
+            if not c.get("converged", True):
+                cell += " not converged"
+            row[form] = cell + (" *" if form == f.form else "")
+            if c.get("delta_aicc") == 0:
+                best = form
+        row["best by AICc"] = best or "n/a"
+        rows.append(row)
+    if forms:
+        cols = ["run", "form used", "best by AICc"] + forms
+        out.append(Block("table", frame=pd.DataFrame(rows).reindex(columns=cols).fillna("–")))
+    else:
+        out.append(Block("p", "No comparison was run (fitted with compare=False)."))
+    return out
+
+
+def backtest_blocks(ls: Any) -> list[Block]:
+    """Per run and cutoff: points held out, interval coverage, errors; overall coverage."""
+    if not ls.runs:
+        return []
+    out = [Block("h2", "Backtests: predicting the rest of each run from its beginning")]
+    rows, n_cov, n_all = [], 0, 0
+    for name in ls.run_names():
+        f = ls.runs[name]
+        for cut in sorted({r["cutoff"] for r in f.backtest}):
+            sub = [r for r in f.backtest if r["cutoff"] == cut and r.get("error") is not None]
+            if not sub:
+                rows.append({"run": name, "fitted on first": f"{cut:.0%}", "held out": 0,
+                             "in 90% PI": "fit failed", "coverage": "n/a", "mean |error| (pp)": "n/a",
+                             "error at last point (pp)": "n/a"})
+                continue
+            cov = sum(bool(r.get("covered")) for r in sub)
+            n_cov, n_all = n_cov + cov, n_all + len(sub)
+            last = max(sub, key=lambda r: r["tokens_b"])
+            rows.append({"run": name, "fitted on first": f"{cut:.0%}", "held out": len(sub),
+                         "in 90% PI": f"{cov}/{len(sub)}", "coverage": f"{cov / len(sub):.0%}",
+                         "mean |error| (pp)": _g(100 * np.mean([abs(r["error"]) for r in sub]), 3),
+                         "error at last point (pp)": f"{100 * last['error']:+.3f}"})
+    if not rows:
+        out.append(Block("p", "No backtests were run."))
+        return out
+    lvl = _level(ls)
+    out.append(Block("p", f"Each run is refitted on its first share of checkpoints and predicts the "
+                          f"held-out rest. Overall {n_cov}/{n_all} held-out points "
+                          f"({n_cov / max(n_all, 1):.0%}) fall in their {lvl:.0%} prediction intervals "
+                          f"(nominal {lvl:.0%}). Held-out points of one run are correlated, so coverage "
+                          "far from nominal in one run is evidence, not proof, of miscalibration."))
+    out.append(Block("table", frame=pd.DataFrame(rows)))
+    return out
+
+
+def architecture_blocks(inp: ReportInputs) -> list[Block]:
+    """Scale trends and width/depth laws, with their figures."""
+    from sparsitylaws import plots
+
+    ls = inp.lawset
+    out = [Block("h2", "Architecture laws: width/depth and scale")]
+    sec = ls.architecture
+    if not sec:
+        note = ls.provenance.get("architecture_note") or "the law set has no architecture section"
+        out.append(Block("p", f"None: {note}."))
+        return out
+    rows = []
+    for act, e in sorted(sec["activations"].items()):
+        sl = e["scale"].get("a0_slope") or {}
+        wd = e.get("widthdepth")
+        iv = sl.get("interval")
+        if wd is None:
+            wd_text = "none (A0 assumed independent of width/depth)"
+        else:
+            pt = wd.get("point") or {}
+            wd_text = wd["model"]
+            if pt.get("breakpoint") is not None:
+                biv = ((wd.get("fit") or {}).get("breakpoint") or {}).get("interval") or (
+                    (sec.get("bottleneck") or {}).get("interval"))
+                wd_text += f", breakpoint {_g(pt['breakpoint'], 3)}"
+                if biv:
+                    wd_text += f" [{_g(biv[0], 3)}, {_g(biv[1], 3)}]"
+            if pt.get("plateau") is not None:
+                wd_text += f", plateau {_pct(pt['plateau'], 1)}"
+        rows.append({
+            "activation": act, "scale runs": ", ".join(e["scale"]["runs"]),
+            "A0 change per decade of parameters": (
+                f"{100 * sl['estimate']:+.2f} pp" + (f" [{100 * iv[0]:+.2f}, {100 * iv[1]:+.2f}]" if iv else "")
+                if sl.get("estimate") is not None else "n/a"),
+            "slope ≠ 0?": {True: "yes", False: "no", None: "n/a"}[sl.get("distinguishable_from_zero")],
+            "width/depth law": wd_text,
+        })
+    out.append(Block("table", frame=pd.DataFrame(rows)))
+    band = sec.get("stable_band", {}).get("range")
+    if band:
+        out.append(Block("p", f"Stable-training band of width/depth (paper): {band[0]:g}–{band[1]:g}."))
+    _try_figure(out, "width-depth", "Limit activation ratio A0 against width/depth: the law used by "
+                "predictions with its 90% band, the breakpoint and its interval, the plateau, the "
+                "stable-training band.", lambda: plots.plot_width_depth(ls))
+    _try_figure(out, "scale", "Data-law coefficients against parameter count: runs, trend lines and "
+                "90% bands (dark: the trend line; light: a new scale).", lambda: plots.plot_scale(ls))
+    return out
+
+
+def prediction_blocks(ls: Any) -> list[Block]:
+    """planning.predict for :data:`STANDARD_CONFIGS` (default token budget: 190 per parameter)."""
+    from sparsitylaws.planning import predict
+
+    out = [Block("h2", "Predictions for standard configurations")]
+    if not ls.architecture:
+        out.append(Block("p", "Not available: the law set has no architecture laws (fit several runs "
+                              "with known width, depth and parameter count)."))
+        return out
+    widths = [c[1] for c in STANDARD_CONFIGS]
+    depths = [c[2] for c in STANDARD_CONFIGS]
+    try:
+        df = predict(widths, depths, activation="all", lawset=ls)
+    except SparsityLawsError as exc:
+        out.append(Block("p", f"Not available: {exc}"))
+        return out
+    labels = {(w, d): lab for lab, w, d in STANDARD_CONFIGS}
+    rows = []
+    for _, r in df.iterrows():
+        rows.append({
+            "configuration": labels.get((int(r["width"]), int(r["depth"])), ""),
+            "width × depth": f"{int(r['width'])} × {int(r['depth'])}",
+            "d/L": f"{r['width_depth_ratio']:.3g}", "params (non-emb.)": f"{r['n_params'] / 1e9:.2f}B",
+            "tokens": f"{r['tokens'] / 1e9:.0f}B", "activation": r["activation"],
+            "activation ratio (90%)": _interval(r["activation_ratio"], r["ratio_low"], r["ratio_high"], pct=True),
+            "A0 (90%)": _interval(r["a0"], r["a0_low"], r["a0_high"], pct=True),
+            "regime": r["regime"], "warning": r["warning"] or "–",
+        })
+    out.append(Block("p", "Tokens default to 190 per non-embedding parameter (the paper's budget). "
+                          "Warnings flag requests far outside what the laws were fitted on."))
+    out.append(Block("table", frame=pd.DataFrame(rows)))
+    return out
+
+
+def unfitted_blocks(inp: ReportInputs) -> list[Block]:
+    """Runs in the table that are not in the law set: their measurements and layer profile."""
+    from sparsitylaws import plots
+
+    t = inp.table
+    if t is None:
+        return []
+    runs = sorted(set(t["run"]) - set(inp.lawset.runs))
+    if not runs:
+        return []
+    out = [Block("h2", "Measurements without a fitted law"),
+           Block("p", "These runs cannot be fitted (a law needs a training curve: several checkpoints "
+                      "per run) or were not in the law set; here is what was measured.")]
+    cols = [c for c in ("run", "checkpoint", "tokens", "metric", "metric_arg", "activation_ratio", "cett",
+                        "ppl_dense", "ppl_sparse", "dead_neuron_ratio", "eval_dataset", "eval_tokens",
+                        "dtype", "device") if c in t.columns]
+    sub = t[t["run"].isin(runs)][cols].copy()
+    sub["activation_ratio"] = sub["activation_ratio"].map(_pct)
+    if "tokens" in sub:
+        sub["tokens"] = sub["tokens"].map(lambda v: f"{v / 1e9:.4g}B")
+    for c in ("cett", "ppl_dense", "ppl_sparse", "dead_neuron_ratio", "metric_arg"):
+        if c in sub:
+            sub[c] = sub[c].map(lambda v: _g(v, 4))
+    out.append(Block("table", frame=sub.head(60).reset_index(drop=True)))
+    if "layer_ratios" in t.columns and t[t["run"].isin(runs)]["layer_ratios"].notna().any():
+        _try_figure(out, "layers", "Per-layer activation ratio across depth (last checkpoint of each run).",
+                    lambda: plots.plot_layers(t, runs=[r for r in runs if t[(t["run"] == r)]["layer_ratios"]
+                                                       .notna().any()]))
+    return out
+
+
+def warning_blocks(inp: ReportInputs) -> list[Block]:
+    """Fit warnings, skipped runs, architecture caveats, law-set caveats, report notes."""
+    ls = inp.lawset
+    items = list(inp.notes)
+    for name in ls.run_names():
+        for w in ls.runs[name].warnings:
+            msg = w.get("message", "")
+            items.append(msg if name in msg else f"{name}: {msg}")
+    for run, why in (ls.provenance.get("skipped_runs") or {}).items():
+        items.append(f"run {run} skipped: {why}")
+    if ls.provenance.get("architecture_note"):
+        items.append(ls.provenance["architecture_note"])
+    for act, e in sorted(((ls.architecture or {}).get("activations") or {}).items()):
+        items.extend(f"{act}: {c}" for c in e.get("caveats") or [])
+    items.extend(ls.provenance.get("caveats") or [])
+    items = list(dict.fromkeys(items))
+    out = [Block("h2", "Warnings and caveats")]
+    out.append(Block("list", items=items) if items else Block("p", "None."))
+    return out
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def provenance_blocks(inp: ReportInputs) -> list[Block]:
+    """Law-set provenance, per-run data hashes, input files with hashes, versions."""
+    ls = inp.lawset
+    pv = ls.provenance
+    out = [Block("h2", "Provenance")]
+    items = [f"Law set: {ls.name} ({ls.source or 'in memory'}); {inp.origin}."]
+    for key in ("created_at", "created_by", "built_by", "built_with", "source", "metric"):
+        if pv.get(key):
+            items.append(f"{key.replace('_', ' ')}: {pv[key]}")
+    settings = pv.get("settings")
+    if settings:
+        items.append("fit settings: " + ", ".join(f"{k} = {v}" for k, v in settings.items()))
+    seed = (settings or {}).get("seed", pv.get("seed"))
+    if seed is not None:
+        items.append(f"random seed: {seed}")
+    vers = dict(pv.get("versions") or {})
+    if vers:
+        items.append("versions at fit time: " + ", ".join(f"{k} {v}" for k, v in vers.items()))
+    out.append(Block("list", items=items))
+    hashes = dict(pv.get("data_sha256") or {})
+    for run, info in ls.run_info.items():
+        if info.get("data_sha256"):
+            hashes.setdefault(run, info["data_sha256"])
+    if hashes:
+        out.append(Block("h3", "Data hashes (SHA-256 of each run's tokens and ratios)"))
+        out.append(Block("table", frame=pd.DataFrame({"run": list(hashes), "sha256": list(hashes.values())})))
+    if inp.files:
+        out.append(Block("h3", "Input tables"))
+        out.append(Block("table", frame=pd.DataFrame({
+            "file": [str(f) for f in inp.files], "sha256": [_file_sha256(f) for f in inp.files]})))
+    out.append(Block("p", "Report written " + datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+                     + f" by sparsitylaws {__version__} (Python {platform.python_version()}, "
+                     + ", ".join(f"{p} {_version(p)}" for p in ("numpy", "pandas", "matplotlib")) + ")."))
+    return out
+
+
+def _version(pkg: str) -> str:
+    try:
+        return metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def build_blocks(inp: ReportInputs, title: str = "sparsitylaws report") -> list[Block]:
+    """The whole report as blocks, in reading order."""
+    ls = inp.lawset
+    head = [Block("h1", title),
+            Block("p", f"Law set: {ls.name} — {inp.origin}. Fitted runs: {len(ls.runs)}; "
+                       f"architecture laws: {', '.join(sorted((ls.architecture or {}).get('activations') or {})) or 'none'}.")]
+    head += [Block("p", n) for n in inp.notes]
+    return (head + data_summary(inp) + fit_blocks(inp) + comparison_blocks(ls) + backtest_blocks(ls)
+            + architecture_blocks(inp) + prediction_blocks(ls) + unfitted_blocks(inp)
+            + warning_blocks(inp) + provenance_blocks(inp))
+
+
+# ============================================================================ rendering
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;max-width:1200px;
+margin:2em auto;padding:0 1em;color:#1a1a1a;line-height:1.45}
+h1{border-bottom:2px solid #333;padding-bottom:.2em}h2{margin-top:1.8em;border-bottom:1px solid #bbb}
+table{border-collapse:collapse;margin:.6em 0;font-size:.86em;display:block;overflow-x:auto}
+th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
+th{background:#eee}tr:nth-child(even) td{background:#fafafa}
+figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #ddd}
+figcaption{font-size:.88em;color:#444}code,pre{font-family:ui-monospace,Menlo,Consolas,monospace}
+"""
+
+
+def _html_table(df: pd.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+                   for row in df.itertuples(index=False))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_html(blocks: Sequence[Block], title: str) -> str:
+    """One HTML document; figures inline as data: URIs; no external resources."""
+    parts = []
+    for b in blocks:
+        if b.kind in ("h1", "h2", "h3", "p"):
+            parts.append(f"<{b.kind}>{html.escape(b.text)}</{b.kind}>")
+        elif b.kind == "list":
+            parts.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in b.items) + "</ul>")
+        elif b.kind == "table":
+            parts.append(_html_table(b.frame))
+        elif b.kind == "figure":
+            data = base64.b64encode(b.png).decode("ascii")
+            parts.append(f'<figure id="fig-{html.escape(b.name)}"><img alt="{html.escape(b.name)} figure" '
+                         f'src="data:image/png;base64,{data}"><figcaption>{html.escape(b.text)}</figcaption></figure>')
+        elif b.kind == "pre":
+            parts.append(f"<pre>{html.escape(b.text)}</pre>")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>\n"
+            + "\n".join(parts) + "\n</body></html>\n")
+
+
+def _md_cell(v: Any) -> str:
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(blocks: Sequence[Block], image_dir: str) -> tuple[str, dict[str, bytes]]:
+    """Markdown text and the PNG files it links to (relative names under ``image_dir``)."""
+    parts, files = [], {}
+    for b in blocks:
+        if b.kind in ("h1", "h2", "h3"):
+            parts.append("#" * int(b.kind[1]) + " " + b.text)
+        elif b.kind == "p":
+            parts.append(b.text)
+        elif b.kind == "list":
+            parts.append("\n".join(f"- {i}" for i in b.items))
+        elif b.kind == "table":
+            df = b.frame
+            lines = ["| " + " | ".join(_md_cell(c) for c in df.columns) + " |",
+                     "|" + "---|" * len(df.columns)]
+            lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+            parts.append("\n".join(lines))
+        elif b.kind == "figure":
+            rel = f"{image_dir}/{b.name}.png"
+            files[rel] = b.png
+            parts.append(f"![{b.name}]({rel})\n\n*{b.text}*")
+        elif b.kind == "pre":
+            parts.append(f"```\n{b.text}\n```")
+    return "\n\n".join(parts) + "\n", files
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def make_report(tables: Sequence[os.PathLike | str] = (), laws: os.PathLike | str | None = None, *,
+                output: os.PathLike | str = "report.html", fmt: str = "html", n_boot: int = 200,
+                seed: int = 0, title: str = "sparsitylaws report") -> Path:
+    """Gather, build and write the report; returns the path written."""
+    from sparsitylaws.plots import check_writable
+
+    if fmt not in ("html", "md"):
+        raise SparsityLawsError(f"--format {fmt}: unknown report format (html or md)")
+    output = check_writable(output)
+    inp = gather(tables, laws, n_boot=n_boot, seed=seed)
+    blocks = build_blocks(inp, title)
+    try:
+        if fmt == "html":
+            _atomic_write(output, render_html(blocks, title).encode("utf-8"))
+        else:
+            img_dir = f"{output.stem}_files"
+            text, files = render_markdown(blocks, img_dir)
+            (output.parent / img_dir).mkdir(exist_ok=True)
+            for rel, data in files.items():
+                _atomic_write(output.parent / rel, data)
+            _atomic_write(output, text.encode("utf-8"))
+    except OSError as exc:
+        raise SparsityLawsError(f"-o {output}: cannot write ({exc.strerror or exc})") from None
+    return output

@@ -25,6 +25,7 @@ _COMMANDS: dict[str, str] = {
     "predict": "predict:predict",
     "measure": "measure:measure",
     "merge": "data:merge",
+    "crosscheck": "check:crosscheck",
     "plot": "plot:plot",
     "report": "plot:report",
 }

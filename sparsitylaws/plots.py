@@ -732,7 +732,9 @@ def plot_layers(table: pd.DataFrame | None, *, runs: Sequence[str] | None = None
             leg = ax.get_legend()
             leg.remove()
             fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2, frameon=False)
-        fig.suptitle("Activation ratio across depth (one measurement per line)", fontsize=10)
+        runs_shown = sorted(set(table["run"]) if not runs else set(runs))
+        who = f"{runs_shown[0]}: " if len(runs_shown) == 1 else ""
+        fig.suptitle(f"{who}activation ratio across depth (one measurement per line)", fontsize=10)
         return fig
 
 

@@ -1,0 +1,404 @@
+"""Tests for the figures (sparsitylaws.plots) and the ``plot`` command.
+
+Every kind is rendered from the paper's published runs (../shared, skipped when absent),
+from the packaged default law set, and from tiny synthetic tables built here; the files
+must be valid images of the requested size and not blank.  The synthetic builders are
+also used by tests/test_report.py.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+import pytest
+from cli_helpers import assert_one_line_error, run_cli
+
+from sparsitylaws import plots
+from sparsitylaws.errors import SparsityLawsError
+from sparsitylaws.lawset import load_lawset
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+N_BOOT = 15
+
+# --------------------------------------------------------------------------- synthetic data
+
+#: (run, activation, width, depth, law parameters in the paper's form)
+SYNTH_RUNS = (
+    ("s1_relu", "relu", 256, 8, {"alpha": 0.5, "b": -3.0, "c": 0.4, "A0": 0.070}),
+    ("s2_relu", "relu", 512, 10, {"alpha": 0.7, "b": -3.2, "c": 0.15, "A0": 0.074}),
+    ("s1_silu", "silu", 256, 8, {"alpha": 0.6, "c": 0.12, "A0": 0.40}),
+    ("s2_silu", "silu", 512, 10, {"alpha": 0.8, "c": 0.20, "A0": 0.39}),
+)
+
+
+def _law(act: str, d: np.ndarray, p: dict) -> np.ndarray:
+    if act == "relu":
+        return np.exp(-p["c"] * d ** p["alpha"] + p["b"]) + p["A0"]
+    return -p["c"] * d ** (-p["alpha"]) + p["A0"]
+
+
+def synthetic_curves(n_points: int = 14, seed: int = 1) -> pd.DataFrame:
+    """Training curves of four small runs (2 ReLU, 2 SiLU, two scales) with small noise."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for run, act, w, depth, p in SYNTH_RUNS:
+        n_params = int(11.5 * w * w * depth)
+        tokens = np.unique(np.round(np.geomspace(0.5e9, 40e9, n_points))).astype(np.int64)
+        ratio = _law(act, tokens / 1e9, p) + rng.normal(0, 3e-4, tokens.size)
+        for i, (t, a) in enumerate(zip(tokens, ratio, strict=True)):
+            rows.append({"run": run, "checkpoint": f"step-{i}", "tokens": int(t), "activation": act,
+                         "metric": "ppl-p", "metric_arg": 1.0, "activation_ratio": float(a),
+                         "width": w, "depth": depth, "n_params": n_params})
+    return pd.DataFrame(rows)
+
+
+def synthetic_single_checkpoint(run: str = "tiny-model", depth: int = 12) -> pd.DataFrame:
+    """One checkpoint of one model, several metrics, per-layer ratios (like a measured table)."""
+    layers = np.linspace(0.12, 0.35, depth) + 0.03 * np.sin(np.arange(depth))
+    rows = []
+    for metric, arg, scale in (("zero", np.nan, 1.0), ("cett", 0.2, 0.6), ("ppl-p", 1.0, 0.5)):
+        lr = (layers * scale).tolist()
+        rows.append({"run": run, "checkpoint": "final", "tokens": 2_000_000_000_000, "activation": "silu",
+                     "metric": metric, "metric_arg": arg, "activation_ratio": float(np.mean(lr)),
+                     "width": 576, "depth": depth, "n_params": int(11.5 * 576 * 576 * depth),
+                     "layer_ratios": lr, "ppl_dense": 20.0, "ppl_sparse": 20.0 * (1 + 0.01 * scale)})
+    return pd.DataFrame(rows)
+
+
+def write_synthetic(path: Path, frame: pd.DataFrame) -> Path:
+    from sparsitylaws.tables import write_table
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_table(frame, path)
+
+
+# --------------------------------------------------------------------------- image checks
+
+
+def check_png(path: Path, size: tuple[int, int] | None = None) -> None:
+    """A PNG of ``size`` (w, h) pixels whose content is not a blank page."""
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    img = mpimg.imread(path)
+    if size is not None:
+        assert (img.shape[1], img.shape[0]) == size, img.shape
+    rgb = img[..., :3]
+    non_white = np.mean(np.any(rgb < 0.95, axis=-1))
+    assert non_white > 0.03, f"{path}: only {non_white:.1%} non-white pixels"
+    assert float(rgb.std()) > 0.05
+    dark = np.mean(np.all(rgb < 0.5, axis=-1))
+    assert dark > 0.002, f"{path}: no dark ink (text/lines) at all"
+
+
+def check_svg(path: Path, size_pt: tuple[float, float] | None = None) -> None:
+    root = ET.parse(path).getroot()
+    assert root.tag.endswith("svg")
+    if size_pt is not None:
+        w = float(root.attrib["width"].removesuffix("pt"))
+        h = float(root.attrib["height"].removesuffix("pt"))
+        assert (w, h) == pytest.approx(size_pt, abs=0.6)
+    n_paths = sum(1 for el in root.iter() if el.tag.endswith("path") or el.tag.endswith("use"))
+    assert n_paths > 30, f"{path}: only {n_paths} drawn paths"
+
+
+def check_pdf(path: Path, size_pt: tuple[float, float] | None = None) -> None:
+    data = path.read_bytes()
+    assert data.startswith(b"%PDF")
+    assert data.rstrip().endswith(b"%%EOF")
+    assert len(data) > 5000
+    if size_pt is not None:
+        m = re.search(rb"/MediaBox \[ *0 0 ([\d.]+) ([\d.]+) *\]", data)
+        assert m, "no MediaBox"
+        assert (float(m.group(1)), float(m.group(2))) == pytest.approx(size_pt, abs=0.6)
+
+
+def check_image(path: Path, px: tuple[int, int], dpi: int = 150) -> None:
+    pt = (px[0] * 72 / dpi, px[1] * 72 / dpi)
+    {"png": lambda: check_png(path, px), "svg": lambda: check_svg(path, pt),
+     "pdf": lambda: check_pdf(path, pt)}[path.suffix[1:]]()
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def synth_table(tmp_path_factory) -> pd.DataFrame:
+    from sparsitylaws.tables import read_table
+
+    d = tmp_path_factory.mktemp("synth")
+    path = write_synthetic(d / "curves.parquet", synthetic_curves())
+    return read_table(path)
+
+
+@pytest.fixture(scope="module")
+def synth_laws(synth_table, tmp_path_factory) -> Path:
+    """The synthetic curves fitted (first checkpoint dropped as warm-up), saved as JSON."""
+    from sparsitylaws.fitlaws import fit_table
+
+    ls = fit_table(synth_table, n_boot=N_BOOT, drop_first=1, name="synthetic")
+    return ls.save(tmp_path_factory.mktemp("laws") / "synth_laws.json")
+
+
+@pytest.fixture(scope="module")
+def synth_layers(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("layers")
+    return write_synthetic(d / "single.parquet", synthetic_single_checkpoint())
+
+
+@pytest.fixture(scope="module")
+def published(sparsinglaw_dir, tmp_path_factory) -> tuple[Path, Path]:
+    """(table, law set) from the paper's published runs: ingested and fitted once."""
+    from sparsitylaws.fitlaws import fit_table
+    from sparsitylaws.ingest import read_sparsinglaw_dir
+
+    d = tmp_path_factory.mktemp("published")
+    df = read_sparsinglaw_dir(sparsinglaw_dir)
+    table = write_synthetic(d / "published.parquet", df)
+    laws = fit_table(df, n_boot=N_BOOT, name="published").save(d / "laws.json")
+    return table, laws
+
+
+# --------------------------------------------------------------------------- rendering via the CLI
+
+SIZE = (900, 600)
+
+
+@pytest.mark.parametrize("kind", ["curves", "width-depth", "scale", "residuals"])
+def test_each_kind_from_published_runs(published, tmp_path, kind):
+    table, laws = published
+    out = tmp_path / f"{kind}.png"
+    res = run_cli("plot", laws, "--data", table, "--kind", kind, "-o", out, "--size", f"{SIZE[0]}x{SIZE[1]}")
+    assert res.status == 0, res.stderr
+    check_image(out, SIZE)
+
+
+def test_layers_of_published_runs_say_why_not(published, tmp_path):
+    """The published files hold no per-layer ratios: a clear error, not an empty figure."""
+    table, _ = published
+    res = run_cli("plot", "--data", table, "--kind", "layers", "-o", tmp_path / "l.png")
+    assert_one_line_error(res, "layers", "layer_ratios")
+    assert not (tmp_path / "l.png").exists()
+
+
+@pytest.mark.parametrize(("kind", "fmt"), [
+    ("curves", "png"), ("curves", "svg"), ("width-depth", "pdf"), ("scale", "svg"),
+    ("residuals", "png"), ("residuals", "pdf"), ("layers", "png"), ("layers", "svg"),
+])
+def test_each_kind_from_synthetic_tables(synth_laws, synth_table, synth_layers, tmp_path, kind, fmt):
+    out = tmp_path / f"{kind}.{fmt}"
+    data = synth_layers if kind == "layers" else None
+    args = ["plot"] + ([] if kind == "layers" else [synth_laws]) + ["--kind", kind, "-o", out,
+                                                                     "--width", "800", "--height", "500"]
+    if kind == "layers":
+        args += ["--data", data]
+    elif kind != "width-depth":
+        args += ["--data", _synth_path(synth_table, tmp_path)]
+    res = run_cli(*args)
+    assert res.status == 0, res.stderr
+    check_image(out, (800, 500))
+
+
+def _synth_path(df: pd.DataFrame, tmp_path: Path) -> Path:
+    return write_synthetic(tmp_path / "synth.parquet", df)
+
+
+@pytest.mark.parametrize("kind", ["curves", "width-depth", "scale"])
+def test_default_lawset_kinds_without_data(tmp_path, kind):
+    out = tmp_path / f"{kind}.png"
+    res = run_cli("plot", "--kind", kind, "-o", out, "--dpi", "100")
+    assert res.status == 0, res.stderr
+    check_png(out)
+
+
+def test_overlay_and_log_x(synth_laws, synth_table, tmp_path):
+    out = tmp_path / "ov.png"
+    res = run_cli("plot", synth_laws, "--data", _synth_path(synth_table, tmp_path), "--kind", "curves",
+                  "--overlay", "--log-x", "-o", out, "--size", "1000x450")
+    assert res.status == 0, res.stderr
+    check_png(out, (1000, 450))
+
+
+def test_width_only_keeps_aspect(tmp_path):
+    out = tmp_path / "w.png"
+    fig = plots.make_figure("width-depth", load_lawset())
+    w_in, h_in = fig.get_size_inches()
+    res = run_cli("plot", "--kind", "width-depth", "-o", out, "--width", "700", "--dpi", "100")
+    assert res.status == 0, res.stderr
+    check_png(out, (700, round(700 * h_in / w_in)))
+
+
+# --------------------------------------------------------------------------- what the figures show
+
+
+def _visible_axes(fig):
+    return [ax for ax in fig.axes if ax.get_visible()]
+
+
+def test_warmup_points_marked_apart_from_kept_points(synth_laws, synth_table):
+    ls = load_lawset(synth_laws)
+    fig = plots.plot_curves(ls, synth_table)
+    axes = _visible_axes(fig)
+    assert len(axes) == 4
+    for ax in axes:
+        by_label = {ln.get_label(): ln for ln in ax.get_lines()}
+        hollow = by_label["excluded warm-up"]
+        kept = by_label["measured (fitted)"]
+        assert len(hollow.get_xdata()) == 1  # drop_first=1
+        assert len(kept.get_xdata()) == 13
+        assert hollow.get_markerfacecolor() != kept.get_markerfacecolor()
+        assert min(hollow.get_xdata()) < min(kept.get_xdata())
+        assert "backtest" in ax.get_title()
+
+
+def test_log_x_and_overlay_layout(synth_laws, synth_table):
+    ls = load_lawset(synth_laws)
+    fig = plots.plot_curves(ls, synth_table, overlay=True, log_x=True)
+    axes = _visible_axes(fig)
+    assert len(axes) == 2  # one per activation
+    assert all(ax.get_xscale() == "log" for ax in axes)
+    labels = {t.get_text() for ax in axes for t in ax.get_legend().get_texts()}
+    assert {"s1_relu", "s2_relu", "s1_silu", "s2_silu"} <= labels
+
+
+def test_every_axis_names_its_unit(synth_laws, synth_table, synth_layers):
+    from sparsitylaws.tables import read_table
+
+    ls = load_lawset(synth_laws)
+    figs = [plots.make_figure(k, ls, synth_table) for k in ("curves", "residuals", "width-depth", "scale")]
+    figs.append(plots.make_figure("layers", None, read_table(synth_layers)))
+    figs += [plots.make_figure(k, load_lawset()) for k in ("curves", "width-depth", "scale")]
+    for fig in figs:
+        for ax in _visible_axes(fig):
+            for label in (ax.get_xlabel(), ax.get_ylabel()):
+                assert re.search(r"\(.+\)", label), f"axis label without a unit: {label!r}"
+
+
+def test_styles_survive_grayscale():
+    """Series differ in lightness (monotonically), marker and line style."""
+    for n in (2, 4, 6):
+        st = plots.series_styles(n)
+        light = [_luma(s["color"]) for s in st]
+        assert all(b - a > 0.04 for a, b in zip(light, light[1:], strict=False)), light
+        assert len({s["marker"] for s in st}) == n
+        assert len({str(s["linestyle"]) for s in st}) == min(n, len(plots.LINESTYLES))
+
+
+def _luma(rgba) -> float:
+    r, g, b = rgba[:3]
+    return 0.299 * r + 0.587 * g + 0.114 * b
+
+
+def test_width_depth_shows_hinge_breakpoint_plateau_and_band():
+    fig = plots.plot_width_depth(load_lawset())
+    relu = next(ax for ax in _visible_axes(fig) if ax.get_title().startswith("relu"))
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    for needle in ("stable training band 74", "breakpoint 114", "breakpoint 90% interval", "plateau 8.0%",
+                   "A0 law (hinge)"):
+        assert any(needle in lab for lab in labels), (needle, labels)
+    xs = [ln.get_xdata() for ln in relu.get_lines() if ln.get_label() == "breakpoint 114"]
+    assert xs and float(np.asarray(xs[0])[0]) == pytest.approx(114.0)
+
+
+def test_layers_profile_values(synth_layers):
+    from sparsitylaws.tables import read_table
+
+    df = read_table(synth_layers)
+    fig = plots.plot_layers(df, metric="zero")
+    ax = _visible_axes(fig)[0]
+    line = ax.get_lines()[0]
+    expected = 100 * np.asarray(synthetic_single_checkpoint()["layer_ratios"].iloc[0])
+    np.testing.assert_allclose(line.get_ydata(), expected)
+    np.testing.assert_array_equal(line.get_xdata(), np.arange(1, 13))
+
+
+def test_residuals_are_measured_minus_fitted(synth_laws, synth_table):
+    ls = load_lawset(synth_laws)
+    fig = plots.plot_residuals(ls, synth_table, runs=["s1_relu"])
+    ax = _visible_axes(fig)[0]
+    pts = next(ln for ln in ax.get_lines() if ln.get_label() == "fitted point")
+    rows = synth_table[synth_table["run"] == "s1_relu"].sort_values("tokens").iloc[1:]
+    fitted = ls.runs["s1_relu"].predict(rows["tokens"].to_numpy(float))["estimate"].to_numpy()
+    np.testing.assert_allclose(pts.get_ydata(), 100 * (rows["activation_ratio"].to_numpy() - fitted))
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_unknown_kind(tmp_path):
+    res = run_cli("plot", "--kind", "histogram", "-o", tmp_path / "x.png")
+    assert_one_line_error(res, "--kind histogram", "unknown kind", "curves")
+
+
+def test_unwritable_output(tmp_path):
+    res = run_cli("plot", "--kind", "scale", "-o", tmp_path / "no" / "such" / "dir" / "x.png")
+    assert_one_line_error(res, "-o", "does not exist")
+    res = run_cli("plot", "--kind", "scale", "-o", tmp_path)  # a directory, no image suffix
+    assert res.status == 2
+    (tmp_path / "d.png").mkdir()
+    res = run_cli("plot", "--kind", "scale", "-o", tmp_path / "d.png")
+    assert_one_line_error(res, "is a directory")
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can write anywhere")
+def test_read_only_directory(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        res = run_cli("plot", "--kind", "scale", "-o", ro / "x.png")
+        assert_one_line_error(res, "not writable")
+    finally:
+        ro.chmod(0o700)
+
+
+def test_unknown_image_format(tmp_path):
+    res = run_cli("plot", "--kind", "scale", "-o", tmp_path / "x.gif")
+    assert_one_line_error(res, "x.gif", "png")
+
+
+def test_lawset_without_the_run_asked_for(synth_laws, tmp_path):
+    res = run_cli("plot", synth_laws, "--kind", "curves", "--run", "nosuchrun", "-o", tmp_path / "x.png")
+    assert_one_line_error(res, "nosuchrun", "s1_relu")
+    res = run_cli("plot", "--kind", "curves", "--run", "nosuchrun", "-o", tmp_path / "x.png")
+    assert_one_line_error(res, "nosuchrun", "0.1b_relu")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_missing_lawset_file_and_missing_data(tmp_path):
+    res = run_cli("plot", tmp_path / "nope.json", "--kind", "curves", "-o", tmp_path / "x.png")
+    assert_one_line_error(res, "nope.json")
+    res = run_cli("plot", "--kind", "residuals", "-o", tmp_path / "x.png")
+    assert_one_line_error(res, "residuals", "--data")
+    res = run_cli("plot", "--kind", "layers", "-o", tmp_path / "x.png")
+    assert_one_line_error(res, "layers", "--data")
+
+
+def test_lawset_without_architecture_for_width_depth(synth_laws, tmp_path):
+    import json
+
+    d = json.loads(Path(synth_laws).read_text())
+    d["architecture"] = None
+    p = tmp_path / "noarch.json"
+    p.write_text(json.dumps(d))
+    res = run_cli("plot", p, "--kind", "width-depth", "-o", tmp_path / "x.png")
+    assert_one_line_error(res, "width-depth", "architecture")
+
+
+@pytest.mark.parametrize("args", [["--size", "big"], ["--size", "800x600", "--width", "300"],
+                                  ["--width", "10"]])
+def test_bad_size(tmp_path, args):
+    res = run_cli("plot", "--kind", "scale", "-o", tmp_path / "x.png", *args)
+    assert res.status == 2
+    assert len([ln for ln in res.stderr.splitlines() if ln.strip()]) == 1
+
+
+def test_library_errors_are_sparsitylaws_errors():
+    with pytest.raises(SparsityLawsError, match="unknown kind"):
+        plots.make_figure("pie")
+    with pytest.raises(SparsityLawsError, match="layer"):
+        plots.plot_layers(None)

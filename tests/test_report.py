@@ -1,0 +1,287 @@
+"""Tests for ``sparsitylaws report``: HTML (self-contained) and Markdown, from the default
+law set, from tables (fitted here), from a law set plus tables, and from a fresh clone."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+from cli_helpers import assert_one_line_error, run_cli
+from conftest import REPO_ROOT
+from test_plots import (
+    PNG_SIGNATURE,
+    check_png,
+    synthetic_curves,
+    synthetic_single_checkpoint,
+    write_synthetic,
+)
+
+CHROMIUM = Path("/usr/bin/chromium")
+SECTIONS = ("Data summary", "Data laws", "Architecture laws", "Predictions for standard configurations",
+            "Warnings and caveats", "Provenance")
+FIT_SECTIONS = ("Comparison of law forms", "Backtests")
+
+
+class _Page(HTMLParser):
+    """Collects headings, image sources, external references and unclosed tags."""
+
+    VOID = {"meta", "img", "br", "hr", "link", "input"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.headings: list[str] = []
+        self.images: list[str] = []
+        self.external: list[str] = []
+        self.stack: list[str] = []
+        self._in_h = False
+        self._text = ""
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        for key in ("src", "href"):
+            v = a.get(key)
+            if v and not v.startswith(("data:", "#")):
+                self.external.append(v)
+        if tag == "img":
+            self.images.append(a.get("src", ""))
+        if tag in ("script", "link", "iframe"):
+            self.external.append(f"<{tag}>")
+        if tag not in self.VOID:
+            self.stack.append(tag)
+        if tag in ("h1", "h2", "h3"):
+            self._in_h, self._text = True, ""
+
+    def handle_endtag(self, tag):
+        assert self.stack and self.stack[-1] == tag, (tag, self.stack[-5:])
+        self.stack.pop()
+        if tag in ("h1", "h2", "h3"):
+            self.headings.append(self._text)
+            self._in_h = False
+
+    def handle_data(self, data):
+        if self._in_h:
+            self._text += data
+
+
+def parse_report(path: Path) -> _Page:
+    page = _Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    page.close()
+    assert page.stack == [], f"unclosed tags: {page.stack}"
+    return page
+
+
+def check_self_contained(path: Path, min_images: int) -> _Page:
+    """Well-formed, no external resources, every image an inline, non-blank PNG."""
+    page = parse_report(path)
+    assert page.external == [], page.external
+    assert len(page.images) >= min_images
+    for i, src in enumerate(page.images):
+        assert src.startswith("data:image/png;base64,")
+        png = base64.b64decode(src.split(",", 1)[1], validate=True)
+        assert png[:8] == PNG_SIGNATURE
+        tmp = path.parent / f"_img{i}.png"
+        tmp.write_bytes(png)
+        check_png(tmp)
+        tmp.unlink()
+    return page
+
+
+def _cli(tmp_path: Path, *args) -> None:
+    old = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        res = run_cli("report", *args)
+    finally:
+        os.chdir(old)
+    assert res.status == 0, res.stderr
+    return res
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def default_report(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("default")  # no ./measurements/ here
+    _cli(d, "-o", "report.html")
+    return d / "report.html"
+
+
+@pytest.fixture(scope="module")
+def mixed_measurements(tmp_path_factory) -> Path:
+    """A folder like measurements/: training curves plus a single-checkpoint table."""
+    d = tmp_path_factory.mktemp("proj")
+    write_synthetic(d / "measurements" / "curves.parquet", synthetic_curves())
+    write_synthetic(d / "measurements" / "tiny.parquet", synthetic_single_checkpoint())
+    return d
+
+
+@pytest.fixture(scope="module")
+def mixed_report(mixed_measurements) -> Path:
+    _cli(mixed_measurements, "--n-boot", "15", "-o", "report.html")
+    return mixed_measurements / "report.html"
+
+
+# --------------------------------------------------------------------------- content
+
+
+def test_default_lawset_report(default_report):
+    page = check_self_contained(default_report, min_images=4)
+    for s in SECTIONS:
+        assert any(h.startswith(s) for h in page.headings), (s, page.headings)
+    text = default_report.read_text()
+    assert "packaged default law set" in text
+    assert "0.1b_relu" in text and "1.2b_silu" in text  # the published scale-law runs
+    assert "7B-like, 48 layers" in text  # standard configurations predicted
+    assert "seed" in text and "20241104" in text  # provenance: the default set's seed
+    assert "Not available" not in text
+
+
+def test_report_from_measurements_dir_fits_and_describes_unfittable(mixed_report):
+    page = check_self_contained(mixed_report, min_images=6)
+    for s in SECTIONS + FIT_SECTIONS + ("Measurements without a fitted law",):
+        assert any(h.startswith(s) for h in page.headings), (s, page.headings)
+    text = mixed_report.read_text()
+    assert "fitted here from 2 table(s)" in text
+    for run in ("s1_relu", "s2_silu"):
+        assert f"<td>{run}</td>" in text
+    assert "tiny-model" in text and "not fitted" in text
+    assert 'id="fig-layers"' in text  # the unfittable run's depth profile
+    assert 'id="fig-residuals"' in text
+    assert re.search(r"Overall \d+/\d+ held-out points", text)
+    assert re.search(r"<td>[0-9a-f]{64}</td>", text)  # data and file hashes
+
+
+def test_only_unfittable_measurements_fall_back_to_default(tmp_path):
+    write_synthetic(tmp_path / "measurements" / "tiny.parquet", synthetic_single_checkpoint())
+    _cli(tmp_path, "-o", "r.html")
+    page = check_self_contained(tmp_path / "r.html", min_images=3)
+    text = (tmp_path / "r.html").read_text()
+    assert "could not be fitted" in text and "packaged default law set" in text
+    assert any(h.startswith("Measurements without a fitted law") for h in page.headings)
+    assert 'id="fig-layers"' in text
+
+
+def test_laws_plus_tables_and_hash_check(tmp_path):
+    from sparsitylaws.fitlaws import fit_table
+    from sparsitylaws.tables import read_table
+
+    table = write_synthetic(tmp_path / "t.parquet", synthetic_curves())
+    laws = fit_table(read_table(table), n_boot=10, name="given").save(tmp_path / "laws.json")
+    other = write_synthetic(tmp_path / "other" / "t2.parquet", synthetic_curves(seed=7))
+    _cli(tmp_path, str(other), "--laws", str(laws), "-o", "r.html")
+    text = (tmp_path / "r.html").read_text()
+    assert "law set file" in text and "given" in text
+    assert "hashes differ" in text  # the table is not the data the laws were fitted on
+    _cli(tmp_path, str(table), "--laws", str(laws), "-o", "same.html")
+    assert "hashes differ" not in (tmp_path / "same.html").read_text()
+
+
+def test_markdown_with_images_beside_it(tmp_path, mixed_measurements):
+    _cli(mixed_measurements, "--laws", str(_laws_for(mixed_measurements)), "--format", "md",
+         "-o", str(tmp_path / "rep.md"))
+    md = (tmp_path / "rep.md").read_text()
+    for s in SECTIONS + FIT_SECTIONS:
+        assert re.search(rf"^## {re.escape(s)}", md, re.M), s
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(links) >= 5
+    for rel in links:
+        assert rel.startswith("rep_files/")
+        check_png(tmp_path / rel)
+    assert re.search(r"^\| run \|", md, re.M)  # tables are Markdown tables
+
+
+def _laws_for(project: Path) -> Path:
+    from sparsitylaws.fitlaws import fit_table
+    from sparsitylaws.tables import read_table
+
+    p = project / "laws.json"
+    if not p.exists():
+        fit_table(read_table(project / "measurements" / "curves.parquet"), n_boot=10).save(p)
+    return p
+
+
+# --------------------------------------------------------------------------- fresh clone (README)
+
+
+def _git_ok() -> bool:
+    return shutil.which("git") is not None and (REPO_ROOT / ".git").exists()
+
+
+@pytest.mark.skipif(not _git_ok(), reason="needs git and a git checkout of the repository")
+def test_readme_commands_from_a_fresh_clone(tmp_path):
+    """`sparsitylaws report -o report.html` in a fresh clone: default law set, or measurements/."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(clone)], check=True, timeout=120)
+    env = {**os.environ, "PYTHONPATH": str(clone), "MPLBACKEND": "Agg"}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "sparsitylaws", *args], cwd=clone, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    had_tables = any((clone / "measurements").rglob("*.parquet"))
+    res = run("report", "-o", "report.html")
+    assert res.returncode == 0, res.stderr
+    text = (clone / "report.html").read_text()
+    assert ("packaged default law set" in text) != had_tables or "could not be fitted" in text
+    check_self_contained(clone / "report.html", min_images=3)
+    # measurements/ holding tables (one of them unfittable): fitted and described
+    write_synthetic(clone / "measurements" / "zz_synth_curves.parquet", synthetic_curves())
+    write_synthetic(clone / "measurements" / "zz_synth_tiny.parquet", synthetic_single_checkpoint())
+    res = run("report", "--n-boot", "20", "-o", "report2.html")
+    assert res.returncode == 0, res.stderr
+    text = (clone / "report2.html").read_text()
+    assert "fitted here from" in text and "s1_relu" in text and "tiny-model" in text
+    res = run("plot", "--kind", "curves", "-o", "curves.png")
+    assert res.returncode == 0, res.stderr
+    check_png(clone / "curves.png")
+
+
+# --------------------------------------------------------------------------- headless browser
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is not installed (/usr/bin/chromium absent)")
+def test_report_opens_in_headless_chromium(default_report, tmp_path):
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    url = default_report.resolve().as_uri()
+    dom = subprocess.run([str(CHROMIUM), *flags, "--dump-dom", url], capture_output=True, text=True,
+                         timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    for s in SECTIONS:
+        assert s in dom.stdout
+    assert dom.stdout.count("<img") >= 4
+    shot = tmp_path / "shot.png"
+    res = subprocess.run([str(CHROMIUM), *flags, "--window-size=1200,2400", f"--screenshot={shot}", url],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    img = mpimg.imread(shot)
+    assert img.shape[:2] == (2400, 1200)
+    rgb = img[..., :3]
+    assert np.mean(np.any(rgb < 0.9, axis=-1)) > 0.05  # text, tables and figures were drawn
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_report_errors(tmp_path):
+    res = run_cli("report", "--laws", tmp_path / "missing.json", "-o", tmp_path / "r.html")
+    assert_one_line_error(res, "missing.json")
+    res = run_cli("report", "-o", tmp_path / "no" / "dir" / "r.html")
+    assert_one_line_error(res, "-o", "does not exist")
+    res = run_cli("report", tmp_path / "nope.parquet", "-o", tmp_path / "r.html")
+    assert_one_line_error(res, "nope.parquet")
+    res = run_cli("report", "--format", "pdf", "-o", tmp_path / "r.pdf")
+    assert res.status == 2
+    assert not (tmp_path / "r.html").exists()

@@ -63,6 +63,8 @@ STYLE = {
     "axes.spines.top": False, "axes.spines.right": False,
 }
 PCT = 100.0
+#: Overlaid panels shade the 90% bands only up to this many runs (more become unreadable).
+OVERLAY_MAX_BANDS = 3
 TOKENS_LABEL = "tokens trained (billions)"
 RATIO_LABEL = "activation ratio (% of neurons active)"
 
@@ -105,6 +107,9 @@ def _grid_by_activation(srcs: list, size: tuple[float, float] | None, h: float =
     groups: dict[str, int] = {}
     for s in srcs:
         groups[s.activation] = groups.get(s.activation, 0) + 1
+    if len(srcs) <= 4:  # few panels: one row, whatever the activations
+        fig = _new_figure(size or _panel_size(len(srcs), h=h + 0.3, extra_h=extra_h))
+        return _grid(fig, len(srcs)), fig
     ncols = min(4, max(groups.values()))
     nrows = sum(math.ceil(n / ncols) for n in groups.values())
     fig = _new_figure(size or (max(4.5, 3.3 * ncols), h * nrows + extra_h))
@@ -253,7 +258,8 @@ def _token_grid(lo: float, hi: float, log_x: bool, n: int = 160) -> np.ndarray:
 
 
 def _draw_curve(ax: Axes, src: CurveSource, table: pd.DataFrame | None, info: dict,
-                style: dict, log_x: bool, overlay: bool, x_hi: float | None = None) -> str:
+                style: dict, log_x: bool, overlay: bool, x_hi: float | None = None,
+                bands: bool = True) -> str:
     """One run on one axes; returns a short coverage note for the title ('' if none)."""
     rows = _rows_for_run(table, src.run, info)
     lo, hi = _published_token_range(src)
@@ -266,8 +272,9 @@ def _draw_curve(ax: Axes, src: CurveSource, table: pd.DataFrame | None, info: di
     label = src.run if overlay else None
     c = style["color"]
     band_label = ("90% prediction band" if src.origin == "fit" else "90% scale-law band")
-    ax.fill_between(grid, PCT * band["low"], PCT * band["high"], color=c, alpha=0.16 if overlay else 0.22,
-                    linewidth=0, label=None if overlay else band_label)
+    if not overlay or bands:
+        ax.fill_between(grid, PCT * band["low"], PCT * band["high"], color=c, alpha=0.12 if overlay else 0.22,
+                        linewidth=0, label=None if overlay else band_label)
     fit_label = None if overlay else ("fitted law" if src.origin == "fit" else "published law (Table 2)")
     ax.plot(grid, PCT * band["estimate"], color=c, linestyle=style["linestyle"] if overlay else "-",
             linewidth=1.4, label=fit_label)
@@ -365,9 +372,10 @@ def _curves_overlay(lawset: Any, srcs: list[CurveSource], table: pd.DataFrame | 
         group = sorted([s for s in srcs if s.activation == act], key=lambda s: (s.n_params or 0, s.run))
         styles = series_styles(len(group))
         vals = []
+        bands = len(group) <= OVERLAY_MAX_BANDS
         for src, st in zip(group, styles, strict=True):
             info = lawset.run_info.get(src.run, {})
-            _draw_curve(ax, src, table, info, st, log_x, overlay=True)
+            _draw_curve(ax, src, table, info, st, log_x, overlay=True, bands=bands)
             lo, hi = _published_token_range(src)
             vals.append(PCT * src.fitted(_token_grid(lo, hi, True, 40)))
             rows = _rows_for_run(table, src.run, info)
@@ -377,7 +385,8 @@ def _curves_overlay(lawset: Any, srcs: list[CurveSource], table: pd.DataFrame | 
         if any(s.dropped_tokens.size for s in group) and table is not None:
             ax.plot([], [], linestyle="none", marker="o", markerfacecolor="white", markeredgecolor="0.3",
                     label="hollow: excluded warm-up")
-        ax.set_title(f"{act}: runs by scale (lines: laws, shading: 90% bands)")
+        ax.set_title(f"{act}: runs by scale (lines: laws"
+                     + (", shading: 90% bands)" if bands else "; bands: per-run panels)"))
         ax.set_xlabel(TOKENS_LABEL + (" (log scale)" if log_x else ""))
         ax.set_ylabel(RATIO_LABEL)
         ax.legend(loc="best", frameon=True, framealpha=0.85, title="run")
@@ -401,7 +410,7 @@ def _shared_legend(fig: Figure, axs: list[Axes]) -> None:
     if seen:
         width_in = fig.get_size_inches()[0]
         longest = max(len(lab) for lab in seen)
-        fit = max(1, int(width_in * 72 / (longest * 5.2 + 30)))  # ~5.2 pt per character at 8 pt
+        fit = max(1, int(width_in * 72 / (longest * 4.4 + 30)))  # ~4.4 pt per character at 8 pt
         fig.legend(list(seen.values()), list(seen), loc="outside lower center",
                    ncols=min(len(seen), 3, fit), frameon=False)
 

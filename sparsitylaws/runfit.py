@@ -34,7 +34,7 @@ import pandas as pd
 
 from sparsitylaws.errors import FitInputError
 from sparsitylaws.fitting import LOSSES, check_inputs, fit_points, select_points
-from sparsitylaws.laws import default_form_for, get_form
+from sparsitylaws.laws import LawForm, default_form_for, get_form
 from sparsitylaws.selection import backtest as run_backtest
 from sparsitylaws.selection import compare_forms, information_criteria
 from sparsitylaws.uncertainty import (
@@ -203,6 +203,29 @@ def _as_arrays(tokens: Sequence[float] | np.ndarray, ratio: Sequence[float] | np
     return t, t / TOKENS_PER_B, y, s
 
 
+#: A bootstrap interval this many times wider than the delta-method one (or, for a positive
+#: parameter, spanning this many-fold) means the parameter is weakly identified.
+WEAK_WIDTH_RATIO = 10.0
+WEAK_FOLD = 1e3
+
+
+def _weak_warnings(law: LawForm, est: np.ndarray, dlo: np.ndarray, dhi: np.ndarray, blo: np.ndarray,
+                   bhi: np.ndarray, run: str) -> list[dict]:
+    """Parameters whose bootstrap interval is far wider than the delta method's, or spans
+    orders of magnitude: the data do not pin them down (e.g. alpha -> 0 in logspace_power)."""
+    out = []
+    for j, p in enumerate(law.parameters):
+        if not (np.isfinite(blo[j]) and np.isfinite(bhi[j])):
+            continue
+        fold = bhi[j] / blo[j] if p.lower == 0.0 and blo[j] > 0 else 1.0
+        wide = (bhi[j] - blo[j]) > WEAK_WIDTH_RATIO * (dhi[j] - dlo[j])
+        if fold > WEAK_FOLD or wide:
+            out.append({"code": "weakly_identified", "parameter": p.name, "message": (
+                f"run {run!r}: {p.name} = {est[j]:.4g} is weakly identified: bootstrap interval "
+                f"[{blo[j]:.3g}, {bhi[j]:.3g}] vs delta-method [{dlo[j]:.3g}, {dhi[j]:.3g}]")})
+    return out
+
+
 def _extra_warnings(n_failed: int, n_boot: int, ms: dict, run: str) -> list[dict]:
     out = []
     if n_boot > 0 and n_failed > 0:
@@ -274,7 +297,8 @@ def fit_run(
                                 given={law.name: pf.rss}) if compare else [])
     bt = (run_backtest(D, y, law, se=s, loss=loss, drop_first=drop_first, min_tokens=min_b,
                        n_boot=int(n_boot), level=level, seed=int(seed)) if backtest else [])
-    warnings = [w.to_dict() for w in pf.warnings] + _extra_warnings(bs.n_failed, int(n_boot), ms, run)
+    warnings = ([w.to_dict() for w in pf.warnings] + _extra_warnings(bs.n_failed, int(n_boot), ms, run)
+                + _weak_warnings(law, pf.theta, dlo, dhi, blo, bhi, run))
     dropped = [{**dd, "tokens": float(t[dd["index"]])} for dd in sel.dropped]
     return RunFit(
         run=str(run), activation=str(activation), form=law.name, formula=law.formula,

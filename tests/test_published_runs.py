@@ -99,3 +99,13 @@ def test_relu_0_4b_cannot_go_unphysical(sparsinglaw_dir: Path) -> None:
     assert np.all(np.array(rf.boot_draws)[:, 3] >= 0.0)
     if rf.estimate[3] < 1e-6:  # pinned at the bound: it must say so
         assert any(w["code"] == "param_at_bound" and w["parameter"] == "A0" for w in rf.warnings)
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_only_the_0_1b_relu_run_is_weakly_identified(fits, run: str) -> None:
+    rf, _, _ = fits[run]
+    weak = {w["parameter"] for w in rf.warnings if w["code"] == "weakly_identified"}
+    if run == "0.1b_relu":  # alpha ~ 0.1: the data cannot exclude alpha -> 0 (docs/fitting.md)
+        assert "alpha" in weak
+    else:
+        assert not weak

@@ -184,8 +184,8 @@ def test_weakly_identified_relu_is_flagged() -> None:
     flagged = []
     for i in range(20):
         D, y, _ = _simulate(rng, "relu", i, scales={"relu": [("0.1b", 42)]})
-        rf = fit_run(D * 1e9, y, run=f"weak{i}", activation="relu", n_boot=200, compare=False,
-                     backtest=False)
-        flagged.append(any(w["code"] in ("param_near_bound", "param_at_bound") and w["parameter"] == "alpha"
-                           for w in rf.warnings))
-    assert np.mean(flagged) >= 0.75  # measured: 16 of 20
+        rf = fit_run(D * 1e9, y, run=f"weak{i}", activation="relu", compare=False, backtest=False)
+        flagged.append(any(w["code"] in ("param_near_bound", "param_at_bound", "weakly_identified")
+                           and w["parameter"] == "alpha" for w in rf.warnings))
+    print("weakly identified ReLU fits flagged:", np.mean(flagged))
+    assert np.mean(flagged) >= 0.75

@@ -141,3 +141,18 @@ def test_unsorted_input_is_sorted() -> None:
     b = fit_run(D[perm] * 1e9, y[perm], run="s", activation="silu", n_boot=50, compare=False,
                 backtest=False)
     assert a.estimate == b.estimate
+
+
+def test_weights_and_robust_loss_end_to_end() -> None:
+    rng = np.random.default_rng(3)
+    D = 90.0 * np.arange(1, 31) / 30
+    se = np.full(30, 8e-4)
+    se[-10:] = 4e-4
+    y = get_form("convergent_power").evaluate(D, SILU) + se * rng.standard_normal(30)
+    y[12] += 0.02  # an outlier
+    rf = fit_run(D * 1e9, y, run="w", activation="silu", se=se, loss="soft_l1", n_boot=200)
+    assert rf.settings["loss"] == "soft_l1" and rf.settings["f_scale"] > 0
+    assert get_form(rf.form).in_bounds(rf.estimate)
+    assert abs(rf.estimate[2] - SILU[2]) < 0.003
+    back = RunFit.from_dict(json.loads(json.dumps(rf.to_dict(), allow_nan=False)))
+    assert rf.predict([5e10, 4e11]).equals(back.predict([5e10, 4e11]))

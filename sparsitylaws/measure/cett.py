@@ -87,7 +87,7 @@ def build_layer_stats(a: torch.Tensor, w_out: torch.Tensor, n_candidates: int = 
     hi = quantile(sizes, q)
     grid = torch.linspace(lo, hi, n_candidates, dtype=torch.float64).float().to(a.device)
     return LayerStats(a=a, w_t=w_t, wnorm=wnorm, fnorm=fnorm, sorted_sizes=sorted_sizes,
-                      order=order, grid=grid)
+                      order=order.int(), grid=grid)
 
 
 def _safe_div(x: torch.Tensor, fnorm: torch.Tensor) -> torch.Tensor:
@@ -122,11 +122,9 @@ class CettCurve:
         self.grid = st.grid.detach().cpu().double().numpy()
         self.K = len(self.grid)
         self.values = np.full(self.K, np.nan)
-        self.L: int | None = None
-        self.R: int | None = None
-        self._s_right: torch.Tensor | None = None
+        self.segments: list[_Segment] = []
+        self._last: _Segment | None = None
         self._proxy: np.ndarray | None = None
-        self._scale = 1.0
         self.matmuls = 0  # window placements (matrix products)
 
     # --- exact pieces -------------------------------------------------------------------
@@ -166,50 +164,80 @@ class CettCurve:
             vals = np.full(kb - ka + 1, start_total / T)
             return vals, base
         out = base.clone()
-        step = max(1, BLOCK_ELEMS // (wmax * D))
-        ar = torch.arange(wmax, device=dev)
-        for i in range(0, T, step):
-            rows = slice(i, min(T, i + step))
+        # Tokens sorted by how many neurons they add, so each block pads to its own width.
+        by_width = torch.argsort(width, descending=True)
+        i = 0
+        while i < T:
+            wc = int(width[by_width[i]])
+            if wc == 0:
+                break
+            step = max(1, BLOCK_ELEMS // (wc * D))
+            rows = by_width[i:i + step]
+            i += step
+            ar = torch.arange(wc, device=dev)
             w = width[rows]
             cols = (pa[rows, None] + ar).clamp_max(F - 1)
             valid = ar < w[:, None]
-            idx = st.order[rows].gather(1, cols)
+            idx = st.order[rows].gather(1, cols).long()
             sz = st.sorted_sizes[rows].gather(1, cols)
             av = st.a[rows].gather(1, idx) * valid
-            vec = av.unsqueeze(-1) * st.w_t[idx]  # (c, wmax, D)
-            vec = vec.cumsum_(dim=1).add_(base[rows].unsqueeze(1))
-            norms = vec.norm(dim=2)
-            prev = torch.cat([base[rows].norm(dim=1, keepdim=True), norms[:, :-1]], dim=1)
+            b = base[rows]
+            vec = av.unsqueeze(-1) * st.w_t[idx]  # (c, wc, D)
+            vec = vec.cumsum_(dim=1).add_(b.unsqueeze(1))
+            norms = torch.linalg.vector_norm(vec, dim=2)
+            prev = torch.cat([b.norm(dim=1, keepdim=True), norms[:, :-1]], dim=1)
             incr = _safe_div(norms - prev, st.fnorm[rows]) * valid
-            bins = torch.searchsorted(grid_t, sz, right=True) - ka
-            bins = bins.clamp(0, kb - ka)
-            acc.index_add_(0, bins[valid], incr[valid].double())
+            bins = torch.searchsorted(grid_t, sz[valid], right=True) - ka
+            acc.index_add_(0, bins.clamp(0, kb - ka), incr[valid].double())
             last = (w - 1).clamp_min(0)
-            ends = vec[torch.arange(vec.shape[0], device=dev), last]
-            out[rows] = torch.where((w > 0)[:, None], ends, base[rows])
+            out[rows] = vec[torch.arange(vec.shape[0], device=dev), last]
         vals = (start_total + acc.cumsum(0)).cpu().numpy() / T
         return vals, out
 
-    def ensure(self, lo: int, hi: int) -> None:
-        """Make the exact values on candidates lo..hi known (keeps one contiguous range)."""
+    # --- segments of known values --------------------------------------------------------
+    def _new_segment(self, lo: int, hi: int) -> _Segment:
         lo, hi = max(0, lo), min(self.K - 1, hi)
-        if self.L is None:
-            base = self._base(lo)
-            vals, self._s_right = self._traverse(base, lo, hi)
-            self.values[lo:hi + 1] = vals
-            self.L, self.R = lo, hi
+        base = self._base(lo)
+        vals, s_hi = self._traverse(base, lo, hi)
+        self.values[lo:hi + 1] = vals
+        seg = _Segment(lo, hi, s_hi)
+        self.segments.append(seg)
+        return seg
+
+    def _extend_up(self, seg: _Segment, hi: int) -> None:
+        hi = min(self.K - 1, hi)
+        if hi <= seg.hi:
             return
-        assert self.R is not None
-        if hi > self.R:
-            assert self._s_right is not None
-            vals, self._s_right = self._traverse(self._s_right, self.R, hi)
-            self.values[self.R:hi + 1] = vals
-            self.R = hi
-        if lo < self.L:
-            base = self._base(lo)
-            vals, _ = self._traverse(base, lo, self.L)
-            self.values[lo:self.L] = vals[:-1]
-            self.L = lo
+        vals, seg.s_hi = self._traverse(seg.s_hi, seg.hi, hi)
+        self.values[seg.hi:hi + 1] = vals
+        seg.hi = hi
+
+    def _extend_down(self, seg: _Segment, lo: int) -> None:
+        lo = max(0, lo)
+        if lo >= seg.lo:
+            return
+        base = self._base(lo)
+        vals, _ = self._traverse(base, lo, seg.lo)
+        self.values[lo:seg.lo] = vals[:-1]
+        seg.lo = lo
+
+    def ensure(self, lo: int, hi: int) -> None:
+        """Make the exact values on candidates lo..hi known (as one segment)."""
+        lo, hi = max(0, lo), min(self.K - 1, hi)
+        seg = next((g for g in self.segments if g.lo <= hi and lo <= g.hi), None)
+        if seg is None:
+            seg = self._new_segment(lo, hi)
+        self._extend_up(seg, hi)
+        self._extend_down(seg, lo)
+        self._last = seg
+
+    @property
+    def L(self) -> int | None:
+        return self._last.lo if self._last is not None else None
+
+    @property
+    def R(self) -> int | None:
+        return self._last.hi if self._last is not None else None
 
     def full(self) -> CettCurve:
         """Compute the whole curve (no matrix product), then drop the activations."""
@@ -220,11 +248,12 @@ class CettCurve:
     def release(self) -> None:
         """Free the activations; only a complete curve can answer afterwards."""
         self.st = None
-        self._s_right = None
+        for seg in self.segments:
+            seg.s_hi = None
 
     @property
     def complete(self) -> bool:
-        return self.L == 0 and self.R == self.K - 1
+        return any(g.lo == 0 and g.hi == self.K - 1 for g in self.segments)
 
     # --- thresholds ---------------------------------------------------------------------
     def _proxy_curve(self) -> np.ndarray:
@@ -243,8 +272,17 @@ class CettCurve:
         return self._proxy
 
     def _hint(self, c: float) -> int:
-        proxy = np.minimum.accumulate(self._proxy_curve()[::-1])[::-1] * self._scale
-        return int(np.clip(np.searchsorted(proxy, c, side="right") - 1, 0, self.K - 1))
+        """Guess of the crossing: the proxy corrected by the exact values known so far."""
+        proxy = self._proxy_curve()
+        known = np.flatnonzero(~np.isnan(self.values) & (proxy > 0))
+        if known.size:
+            pick = known[:: max(1, known.size // 512)]
+            ratio = np.interp(np.arange(self.K), pick, self.values[pick] / proxy[pick])
+            guide = proxy * ratio
+        else:
+            guide = proxy
+        guide = np.minimum.accumulate(guide[::-1])[::-1]
+        return int(np.clip(np.searchsorted(guide, c, side="right") - 1, 0, self.K - 1))
 
     def threshold_index(self, c: float) -> int:
         """Index of the largest candidate with mean CETT <= c (see module doc)."""
@@ -253,37 +291,54 @@ class CettCurve:
             return int(max(0, np.searchsorted(suffix_min, c, side="right") - 1))
         if self.st is None:
             raise RuntimeError("curve released before it was complete")
-        half = max(8, self.K // 2048)
-        if self.L is None:
-            k0 = self._hint(c)
-            self.ensure(k0 - half, k0 + half)
+        half = max(8, self.K // 4096)
+        far = 8 * half
+        k0 = self._hint(c)
+        seg = next((g for g in self.segments if g.lo - far <= k0 <= g.hi + far), None)
+        if seg is None:
+            seg = self._new_segment(k0 - half, k0 + half)
+        grow = half
         while True:
-            assert self.L is not None and self.R is not None
-            seg = self.values[self.L:self.R + 1]
-            ok = seg <= c
-            span = self.R - self.L + 1
+            ok = self.values[seg.lo:seg.hi + 1] <= c
             if ok[-1]:
-                if self.R == self.K - 1:
+                if seg.hi == self.K - 1:
                     ans = self.K - 1
                     break
-                self.ensure(self.L, max(self.R + max(span, half), self._hint(c) + half))
+                kh = self._hint(c)
+                if kh - seg.hi > far:
+                    seg = self._new_segment(kh - half, kh + half)
+                else:
+                    self._extend_up(seg, max(seg.hi + grow, kh + half))
+                grow *= 2
                 continue
             idx = np.flatnonzero(ok)
             if idx.size == 0:
-                if self.L == 0:
+                if seg.lo == 0:
                     ans = 0
                     break
-                self.ensure(min(self.L - max(span, half), self._hint(c) - half), self.R)
+                kh = self._hint(c)
+                if seg.lo - kh > far:
+                    seg = self._new_segment(kh - half, kh + half)
+                else:
+                    self._extend_down(seg, min(seg.lo - grow, kh - half))
+                grow *= 2
                 continue
-            ans = self.L + int(idx[-1])
-            if min(self.K - 1, ans + half) > self.R:  # guard band above the crossing
-                self.ensure(self.L, ans + half)
+            ans = seg.lo + int(idx[-1])
+            if seg.hi < min(self.K - 1, ans + half):  # guard band above the crossing
+                self._extend_up(seg, ans + half)
                 continue
             break
-        p = self._proxy_curve()[ans]
-        if p > 0 and self.values[ans] > 0:
-            self._scale = float(self.values[ans] / p)
+        self._last = seg
         return ans
+
+
+@dataclass
+class _Segment:
+    """A contiguous range of candidates whose exact values are known."""
+
+    lo: int
+    hi: int
+    s_hi: torch.Tensor | None  # per-token tail sums at grid[hi]
 
 
 def threshold_index_bisect(st: LayerStats, c: float) -> tuple[int, int]:

@@ -1,0 +1,250 @@
+"""Sparsity metrics on one loaded model: zero, top-k, FAT-eps, CETT, CETT-PPL-p%.
+
+Every metric ends in one masked (or plain) pass over the evaluation tokens whose hooks
+count, per layer, the (token, neuron) pairs kept active; the activation ratio is the mean
+over layers of the per-layer ratios (padding excluded), and a neuron is dead when it is
+active on fewer than 0.1% of the tokens.  Ratios are measured in the truncated model
+itself, as the paper's own inspection does.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from sparsitylaws.errors import MeasureError
+from sparsitylaws.measure.cett import N_CANDIDATES, CurveSet, build_layer_stats
+from sparsitylaws.measure.evaluate import EvalData, Evaluator
+from sparsitylaws.measure.hooks import MaskFn, ThresholdMask
+from sparsitylaws.measure.loading import LoadedModel
+from sparsitylaws.measure.search import SearchResult, bisect_search, fast_search
+
+DEAD_FRACTION = 1e-3
+
+
+@dataclass
+class MetricResult:
+    """What one metric measured (becomes one table row)."""
+
+    metric: str
+    metric_arg: float
+    activation_ratio: float
+    layer_ratios: list[float]
+    dead_neuron_ratio: float
+    ppl_dense: float
+    ppl_sparse: float
+    cett: float | None = None
+    layer_thresholds: list[float] | None = None
+    search: SearchResult | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class _Counter:
+    """Observer: active (token, neuron) counts per layer and per neuron."""
+
+    def __init__(self, n_layers: int, zero_mode: bool = False) -> None:
+        self.kept: list[torch.Tensor | None] = [None] * n_layers
+        self.tokens = [0] * n_layers
+        self.zero_mode = zero_mode
+
+    def __call__(self, pos: int, a: torch.Tensor, s: torch.Tensor | None,
+                 keep: torch.Tensor | None) -> None:
+        if self.zero_mode:
+            active = (s if s is not None else a) != 0
+        elif keep is not None:
+            active = keep
+        else:
+            active = torch.ones_like(a, dtype=torch.bool)
+        per_neuron = active.sum(dim=0).to(torch.int64).cpu()
+        self.kept[pos] = per_neuron if self.kept[pos] is None else self.kept[pos] + per_neuron
+        self.tokens[pos] += a.shape[0]
+
+    def ratios(self) -> tuple[list[float], float]:
+        layer, dead, total = [], 0, 0
+        for k, t in zip(self.kept, self.tokens, strict=False):
+            if k is None or t == 0:
+                raise RuntimeError("a layer saw no tokens")
+            layer.append(float(k.sum()) / (t * k.numel()))
+            dead += int((k.double() / t < DEAD_FRACTION).sum())
+            total += k.numel()
+        return layer, dead / total
+
+
+class ModelMeasurer:
+    """All metrics for one model on one evaluation set, sharing the dense pass."""
+
+    def __init__(self, lm: LoadedModel, data: EvalData, batch_size: int | None = None,
+                 n_candidates: int = N_CANDIDATES, max_memory_gb: float = 8.0,
+                 per_pass: int | None = None) -> None:
+        self.lm = lm
+        self.data = data
+        self.ev = Evaluator(lm, data, batch_size)
+        self.n_candidates = n_candidates
+        self.max_memory_gb = max_memory_gb
+        self.per_pass = per_pass or (4 if lm.device.type == "cuda" else 1)
+        self.wnorms = [s.w_out().norm(dim=0) for s in lm.sites]
+        self._curves: CurveSet | None = None
+        self._cache: dict[float, float] = {}  # c -> mean NLL of the truncated model
+        self.timings: dict[str, float] = {}
+
+    # --- dense ----------------------------------------------------------------------
+    @property
+    def nll_dense(self) -> float:
+        return self.ev.dense_nll()
+
+    def stats_bytes(self) -> int:
+        """Memory the captured activations and their sorted copies would take."""
+        f = sum(int(w.numel()) for w in self.wnorms)
+        return self.data.n_tokens * f * 12
+
+    def curves(self, keep_activations: bool = False) -> CurveSet:
+        """CETT curves of every layer from one dense pass (layer groups if memory is short)."""
+        if self._curves is not None:
+            return self._curves
+        t0 = time.perf_counter()
+        budget = self.max_memory_gb * 2 ** 30
+        n_layers = len(self.lm.sites)
+        need = self.stats_bytes()
+        if need <= budget:
+            groups = [list(range(n_layers))]
+            full = False
+        else:
+            if keep_activations:
+                raise MeasureError(
+                    f"{self.lm.ref.path}: --search bisect needs all activations in memory "
+                    f"({need / 2 ** 30:.1f} GiB > --max-memory-gb {self.max_memory_gb:g}); "
+                    "use --search fast or fewer tokens")
+            per = max(1, int(budget // max(1, need // n_layers)))
+            groups = [list(range(i, min(n_layers, i + per))) for i in range(0, n_layers, per)]
+            full = True
+        curves: list = [None] * n_layers
+        stats: list = [None] * n_layers
+        for group in groups:
+            captured: dict[int, list[torch.Tensor]] = {i: [] for i in group}
+
+            def grab(pos: int, a: torch.Tensor, s: torch.Tensor | None, keep: torch.Tensor | None,
+                     captured: dict[int, list[torch.Tensor]] = captured) -> None:
+                captured[pos].append(a.float())
+
+            res = self.ev.run(observer=grab, layers=set(group))
+            if self.ev._dense_nll is None:
+                self.ev._dense_nll = res.nll[0]
+            for i in group:
+                a = torch.cat(captured.pop(i))
+                st = build_layer_stats(a, self.lm.sites[i].w_out().to(a.device), self.n_candidates)
+                part = CurveSet.from_stats([st], full=full)
+                curves[i] = part.curves[0]
+                stats[i] = None if full else st
+        self._curves = CurveSet(curves, self.wnorms, None if full else stats)
+        self.timings["dense_stats_s"] = time.perf_counter() - t0
+        return self._curves
+
+    # --- masked passes -----------------------------------------------------------------
+    def _count_pass(self, mask_fn: MaskFn | None, need_s: bool = False,
+                    zero_mode: bool = False) -> tuple[float, list[float], float]:
+        counter = _Counter(len(self.lm.sites), zero_mode=zero_mode)
+        res = self.ev.run(mask_fn=mask_fn, observer=counter, need_s=need_s)
+        layer, dead = counter.ratios()
+        return res.nll[0], layer, dead
+
+    def log_ratios(self, cs: list[float], method: str = "fast") -> list[float]:
+        """log PPL ratio at each CETT value (batched replicas share a forward)."""
+        curves = self.curves(keep_activations=(method == "bisect"))
+        todo = [c for c in cs if c not in self._cache]
+        if todo:
+            get = curves.thresholds_bisect if method == "bisect" else curves.thresholds
+            thr = torch.tensor(np.stack([get(c) for c in todo]), dtype=torch.float32)
+            res = self.ev.run(mask_fn=ThresholdMask(self.wnorms, thr), replicas=len(todo))
+            self._cache.update(zip(todo, res.nll, strict=False))
+        return [self._cache[c] - self.nll_dense for c in cs]
+
+    # --- metrics -----------------------------------------------------------------------
+    def zero(self) -> MetricResult:
+        """Inactive iff the activation output s_i is exactly 0 (no truncation)."""
+        nll, layer, dead = self._count_pass(None, need_s=True, zero_mode=True)
+        return self._result("zero", float("nan"), layer, dead, nll)
+
+    def topk(self, k: float) -> MetricResult:
+        """Keep the ceil(k * d_f) neurons of largest |s_i| per token and layer."""
+        if not 0 < k <= 1:
+            raise MeasureError(f"--metric topk:{k}: k must be a fraction in (0, 1]")
+
+        def fn(pos: int, a: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
+            ref = (s if s is not None else a).float().abs()
+            n = max(1, math.ceil(k * ref.shape[-1]))
+            idx = ref.topk(n, dim=-1).indices
+            return torch.zeros_like(ref, dtype=torch.bool).scatter_(-1, idx, True)
+
+        nll, layer, dead = self._count_pass(fn, need_s=True)
+        return self._result("topk", k, layer, dead, nll)
+
+    def fat(self, eps: float) -> MetricResult:
+        """FAT-eps: inactive when |s_i| < eps."""
+        if eps < 0:
+            raise MeasureError(f"--metric fat:{eps}: eps must be >= 0")
+
+        def fn(pos: int, a: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
+            return (s if s is not None else a).float().abs() >= eps
+
+        nll, layer, dead = self._count_pass(fn, need_s=True)
+        return self._result("fat", eps, layer, dead, nll)
+
+    def cett(self, c: float, thresholds: np.ndarray | None = None) -> MetricResult:
+        """Per-layer thresholds for CETT c, then one truncated pass."""
+        if thresholds is None:
+            thresholds = self.curves().thresholds(c)
+        mask = ThresholdMask(self.wnorms, torch.tensor(thresholds, dtype=torch.float32))
+        nll, layer, dead = self._count_pass(mask)
+        r = self._result("cett", c, layer, dead, nll)
+        r.cett, r.layer_thresholds = c, [float(x) for x in thresholds]
+        return r
+
+    def ppl_p(self, p: float, method: str = "fast", xtol: float = 1e-3,
+              ftol: float = 2.5e-4) -> MetricResult:
+        """CETT-PPL-p%: search c, then measure at it."""
+        t0 = time.perf_counter()
+        if method == "bisect":
+            res = bisect_search(lambda cs: self.log_ratios(cs, "bisect"), p, xtol)
+        else:
+            res = fast_search(self.log_ratios, p, xtol, ftol, per_pass=self.per_pass)
+        return self.at_cett(p, res, time.perf_counter() - t0, method)
+
+    def at_cett(self, p: float, res: SearchResult, seconds: float = float("nan"),
+                method: str = "fast") -> MetricResult:
+        """The ppl-p row for a CETT value found by a search (own or joint)."""
+        curves = self.curves()
+        thr = curves.thresholds_bisect(res.cett) if method == "bisect" else curves.thresholds(res.cett)
+        r = self.cett(res.cett, thr)
+        r.metric, r.metric_arg, r.search = "ppl-p", p, res
+        r.extra.update(search_s=seconds, search_passes=res.passes)
+        return r
+
+    def _result(self, metric: str, arg: float, layer: list[float], dead: float,
+                nll: float) -> MetricResult:
+        return MetricResult(metric=metric, metric_arg=arg,
+                            activation_ratio=float(np.mean(layer)), layer_ratios=layer,
+                            dead_neuron_ratio=dead, ppl_dense=math.exp(self.nll_dense),
+                            ppl_sparse=math.exp(nll))
+
+
+def parse_metric(spec: str) -> tuple[str, float]:
+    """'ppl-p' | 'zero' | 'topk:0.3' | 'fat:0.01' | 'cett:0.2' -> (name, arg)."""
+    name, _, arg = spec.partition(":")
+    name = name.strip().lower()
+    if name not in ("ppl-p", "zero", "topk", "fat", "cett"):
+        raise MeasureError(f"--metric {spec}: unknown metric (ppl-p, zero, topk:K, fat:EPS, cett:C)")
+    if name in ("zero", "ppl-p"):
+        if arg:
+            raise MeasureError(f"--metric {spec}: {name} takes no argument (use --p for ppl-p)")
+        return name, float("nan")
+    try:
+        value = float(arg)
+    except ValueError:
+        raise MeasureError(f"--metric {spec}: {name} needs a number, e.g. {name}:0.1") from None
+    if name == "cett" and not 0 <= value <= 1:
+        raise MeasureError(f"--metric {spec}: CETT must lie in [0, 1]")
+    return name, value

@@ -1,0 +1,413 @@
+"""Many checkpoints -> table rows: tokens, sharding, stabilizing, resume, atomic appends.
+
+* Tokens trained come from ``--tokens-trained`` (one checkpoint), from the checkpoint's
+  ``trainer_state.json`` (``num_input_tokens_seen``, or ``global_step`` times
+  ``--tokens-per-step``), or from its name (:data:`TOKEN_PATTERNS`); else an error.
+* ``--shard i/n`` keeps the checkpoints whose position in the sorted list is i modulo n.
+* ``--run-dir``: checkpoints ordered by tokens; the paper's stabilizing strategy searches
+  one CETT jointly on the last five non-warm-up checkpoints (mean PPL ratio) and applies it
+  to every checkpoint; warm-up ones are flagged in the ``warmup`` column.
+* Each finished checkpoint is appended to the output at once (temp file + rename), so an
+  interrupted run loses no finished row, and a rerun skips checkpoints whose rows exist
+  with the same ``settings_hash``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sparsitylaws import __version__
+from sparsitylaws.errors import MeasureError
+from sparsitylaws.measure.cett import N_CANDIDATES
+from sparsitylaws.measure.evaluate import encode_text, load_text
+from sparsitylaws.measure.loading import (
+    CheckpointRef,
+    _cfg,
+    architecture_key,
+    hf_folder,
+    load_config,
+    load_model,
+    param_counts,
+    resolve_checkpoint,
+)
+from sparsitylaws.measure.metrics import MetricResult, ModelMeasurer, parse_metric
+from sparsitylaws.measure.search import SearchResult, bisect_search, fast_search
+
+ALGORITHM_VERSION = 1
+#: file-name patterns for tokens trained: "tokens-2.5B", "tok=1200000", "12Btok", "300M_tokens"
+TOKEN_PATTERNS = (
+    re.compile(r"(?:^|[^a-z])tok(?:en)?s?[-_=]?(\d+(?:\.\d+)?)([kmbt]?)(?![a-z])", re.I),
+    re.compile(r"(\d+(?:\.\d+)?)([kmbt]?)[-_]?tok(?:en)?s?(?![a-z])", re.I),
+)
+_SCALE = {"": 1, "k": 10 ** 3, "m": 10 ** 6, "b": 10 ** 9, "t": 10 ** 12}
+
+
+@dataclass
+class MeasureSettings:
+    """Everything that changes the numbers (hashed for resume)."""
+
+    run: str
+    output: Path
+    text: str = "pydoc"
+    seq_len: int = 512
+    num_seqs: int = 8
+    p: float = 1.0
+    metrics: list[str] = field(default_factory=lambda: ["ppl-p"])
+    device: str = "auto"
+    dtype: str = "auto"
+    search: str = "fast"
+    xtol: float = 1e-3
+    ftol: float = 2.5e-4
+    n_candidates: int = N_CANDIDATES
+    device_map: str | None = None
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+    activation_override: str | None = None
+    tokens_trained: int | None = None
+    tokens_per_step: int | None = None
+    shard: str | None = None
+    batch_size: int | None = None
+    max_memory_gb: float = 8.0
+    warmup_checkpoints: int = 0
+    warmup_tokens: int = 0
+    stabilize_last: int = 5
+    quiet: bool = False
+
+
+def parse_shard(spec: str | None) -> tuple[int, int]:
+    """'i/n' -> (i, n), 0 <= i < n; None -> (0, 1)."""
+    if not spec:
+        return 0, 1
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", spec)
+    if not m or not 0 <= int(m.group(1)) < int(m.group(2)):
+        raise MeasureError(f"--shard {spec}: expected i/n with 0 <= i < n (e.g. 0/4)")
+    return int(m.group(1)), int(m.group(2))
+
+
+def tokens_from_name(name: str) -> int | None:
+    """Tokens trained from a checkpoint name (see :data:`TOKEN_PATTERNS`), else None."""
+    for pat in TOKEN_PATTERNS:
+        m = pat.search(name)
+        if m:
+            return int(round(float(m.group(1)) * _SCALE[m.group(2).lower()]))
+    return None
+
+
+def tokens_trained(ref: CheckpointRef, flag: int | None = None,
+                   tokens_per_step: int | None = None) -> int:
+    """Tokens trained by a checkpoint (flag, trainer_state.json, name); error if unknown."""
+    if flag is not None:
+        if flag <= 0:
+            raise MeasureError(f"--tokens-trained {flag}: must be > 0")
+        return int(flag)
+    folder = ref.path if ref.path.is_dir() else ref.path.parent
+    state = folder / "trainer_state.json"
+    if state.is_file():
+        try:
+            data = json.loads(state.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise MeasureError(f"{state}: unreadable ({exc})") from exc
+        seen = data.get("num_input_tokens_seen")
+        if seen:
+            return int(seen)
+        step = data.get("global_step")
+        if step and tokens_per_step:
+            return int(step) * int(tokens_per_step)
+    name = ref.path.stem if ref.path.is_file() else ref.path.name
+    from_name = tokens_from_name(name)
+    if from_name:
+        return from_name
+    m = re.search(r"(?:checkpoint|step|iter)[-_]?(\d+)", name, re.I)
+    if m and tokens_per_step:
+        return int(m.group(1)) * int(tokens_per_step)
+    raise MeasureError(
+        f"{ref.path}: tokens trained unknown (give --tokens-trained N, a trainer_state.json with "
+        "num_input_tokens_seen, a name like 'tokens-2.5B', or checkpoint-STEP with --tokens-per-step)")
+
+
+def settings_hash(s: MeasureSettings, text_sha: str, metric: str, arg: float,
+                  extra: dict | None = None) -> str:
+    """Hash of the settings that determine one row's numbers."""
+    payload = {
+        "algorithm": ALGORITHM_VERSION, "text": text_sha, "seq_len": s.seq_len,
+        "num_seqs": s.num_seqs, "dtype": s.dtype, "search": s.search, "xtol": s.xtol,
+        "ftol": s.ftol, "n_candidates": s.n_candidates, "act": s.activation_override,
+        "metric": metric, "arg": None if math.isnan(arg) else arg, "extra": extra or {},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def sidecar_path(output: Path) -> Path:
+    """JSON file next to the table with per-layer thresholds and search traces."""
+    return output.with_suffix(".thresholds.json")
+
+
+def _atomic_json(path: Path, update: dict) -> None:
+    data = {}
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            data = {}
+    data.update(update)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def _existing(output: Path) -> pd.DataFrame | None:
+    if not output.exists():
+        return None
+    from sparsitylaws.tables import read_table
+
+    return read_table(output)
+
+
+@dataclass
+class Job:
+    """One checkpoint to measure."""
+
+    ref: CheckpointRef
+    label: str
+    tokens: int
+    warmup: bool = False
+
+
+class Runner:
+    """Measures checkpoints per :class:`MeasureSettings`; see module doc."""
+
+    def __init__(self, settings: MeasureSettings, log: Callable[[str], None] | None = None) -> None:
+        self.s = settings
+        self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        if settings.p <= 0:
+            raise MeasureError(f"--p {settings.p:g}: p must be > 0 (percent of PPL increase)")
+        if settings.search not in ("fast", "bisect"):
+            raise MeasureError(f"--search {settings.search}: choose fast or bisect")
+        self.metrics = [parse_metric(m) for m in settings.metrics] or [("ppl-p", math.nan)]
+        self.text_name, self.text = load_text(settings.text)
+        self.text_sha = hashlib.sha256(self.text.encode()).hexdigest()
+        self.rows_written = 0
+
+    # --- planning ----------------------------------------------------------------------
+    def plan(self, checkpoints: list[str], run_dir: str | None = None) -> list[Job]:
+        """Resolve, check architectures, read tokens; all checks before any heavy work."""
+        if run_dir:
+            d = Path(run_dir)
+            if not d.is_dir():
+                raise MeasureError(f"--run-dir {run_dir}: not a folder")
+            cands = sorted(p for p in d.iterdir()
+                           if (p.is_dir() and not p.name.startswith(".")) or p.suffix == ".gguf")
+            refs = []
+            for p in cands:
+                try:
+                    refs.append(resolve_checkpoint(p, self.s.allow_pickle))
+                except MeasureError:
+                    if p.is_dir() and not any(p.iterdir()):
+                        continue
+                    raise
+            if not refs:
+                raise MeasureError(f"--run-dir {run_dir}: no checkpoints inside")
+        else:
+            if not checkpoints:
+                raise MeasureError("no checkpoint given (name checkpoints or use --run-dir)")
+            refs = [resolve_checkpoint(c, self.s.allow_pickle) for c in checkpoints]
+        if self.s.tokens_trained is not None and len(refs) > 1:
+            raise MeasureError("--tokens-trained applies to one checkpoint; for several use "
+                               "trainer_state.json or token counts in their names")
+        keys = []
+        for r in refs:
+            cfg = load_config(r, self.s.trust_remote_code)
+            keys.append(architecture_key(cfg))
+        for r, k in zip(refs, keys, strict=False):
+            if k != keys[0]:
+                raise MeasureError(
+                    f"run {self.s.run!r} mixes architectures: {refs[0].path} is {_arch(keys[0])} "
+                    f"but {r.path} is {_arch(k)}; measure them as separate runs")
+        jobs = [Job(r, str(r.path), tokens_trained(r, self.s.tokens_trained, self.s.tokens_per_step))
+                for r in refs]
+        jobs.sort(key=lambda j: (j.tokens, j.label) if run_dir else (j.label,))
+        if run_dir:
+            for i, j in enumerate(jobs):
+                j.warmup = i < self.s.warmup_checkpoints or j.tokens < self.s.warmup_tokens
+        return jobs
+
+    # --- measuring ---------------------------------------------------------------------
+    def _measurer(self, job: Job) -> ModelMeasurer:
+        s = self.s
+        lm = load_model(job.ref, s.device, s.dtype, s.device_map, s.trust_remote_code,
+                        s.activation_override)
+        data = encode_text(self.text, lm.tokenizer, s.seq_len, s.num_seqs, self.text_name,
+                           vocab_size=_cfg(lm.config, "vocab_size"))
+        return ModelMeasurer(lm, data, s.batch_size, s.n_candidates, s.max_memory_gb)
+
+    def _arg(self, m: str, a: float) -> float:
+        return self.s.p if m == "ppl-p" else a
+
+    def _hashes(self, extra: dict | None = None) -> dict[tuple[str, float | None], str]:
+        return {_key(m, self._arg(m, a)): settings_hash(self.s, self.text_sha, m, self._arg(m, a), extra)
+                for m, a in self.metrics}
+
+    def _done(self, existing: pd.DataFrame | None, job: Job, hashes: dict) -> bool:
+        if existing is None or "settings_hash" not in existing.columns:
+            return False
+        rows = existing[(existing["run"] == self.s.run) & (existing["checkpoint"] == job.label)]
+        for (m, a), h in hashes.items():
+            hit = rows[(rows["metric"] == m) & (rows["settings_hash"] == h)]
+            if a is not None:
+                hit = hit[np.isclose(hit["metric_arg"].astype(float), a)]
+            if hit.empty:
+                return False
+        return True
+
+    def run(self, checkpoints: list[str], run_dir: str | None = None) -> int:
+        """Measure; returns the number of rows written."""
+        from tqdm.auto import tqdm
+
+        jobs = self.plan(checkpoints, run_dir)
+        i, n = parse_shard(self.s.shard)
+        mine = [j for k, j in enumerate(jobs) if k % n == i]
+        joint: SearchResult | None = None
+        extra: dict = {}
+        if run_dir and any(m == "ppl-p" for m, _ in self.metrics):
+            group = [j for j in jobs if not j.warmup][-self.s.stabilize_last:]
+            if not group:
+                raise MeasureError(f"--run-dir {run_dir}: every checkpoint is warm-up")
+            extra = {"stabilize": [j.label for j in group]}
+        hashes = self._hashes(extra)
+        existing = _existing(self.s.output)
+        todo = [j for j in mine if not self._done(existing, j, hashes)]
+        for j in mine:
+            if j not in todo:
+                self.log(f"skip {j.label}: rows with the same settings already in {self.s.output}")
+        if not todo:
+            return 0
+        if extra:
+            joint = self._joint_search([j for j in jobs if j.label in extra["stabilize"]])
+        bar = tqdm(todo, desc=f"measure {self.s.run}", unit="ckpt", file=sys.stderr,
+                   disable=self.s.quiet)
+        for job in bar:
+            bar.set_postfix_str(Path(job.label).name[-30:])
+            mm = self._measurer(job)
+            results = self._metrics(mm, joint)
+            self._write(job, mm, results, hashes)
+            del mm
+        return self.rows_written
+
+    def _joint_search(self, group: list[Job]) -> SearchResult:
+        """One CETT for the whole run: mean PPL ratio over the group (paper's strategy)."""
+        self.log(f"stabilizing: joint CETT search on {len(group)} checkpoints: "
+                 + ", ".join(Path(j.label).name for j in group))
+        mms = [self._measurer(j) for j in group]
+        method = self.s.search
+
+        def objective(cs: list[float]) -> list[float]:
+            per = np.array([mm.log_ratios(cs, method) for mm in mms])  # (models, cs)
+            return list(np.log(np.mean(np.exp(per), axis=0)))
+
+        if method == "bisect":
+            res = bisect_search(objective, self.s.p, self.s.xtol)
+        else:
+            res = fast_search(objective, self.s.p, self.s.xtol, self.s.ftol,
+                              per_pass=mms[0].per_pass)
+        self.log(f"stabilizing: CETT = {res.cett:.6f} (mean PPL ratio {res.ppl_ratio:.5f}, "
+                 f"{res.passes} passes)")
+        return res
+
+    def _metrics(self, mm: ModelMeasurer, joint: SearchResult | None) -> list[MetricResult]:
+        out = []
+        for m, a in self.metrics:
+            if m == "zero":
+                out.append(mm.zero())
+            elif m == "topk":
+                out.append(mm.topk(a))
+            elif m == "fat":
+                out.append(mm.fat(a))
+            elif m == "cett":
+                out.append(mm.cett(a))
+            elif joint is not None:
+                out.append(mm.at_cett(self.s.p, joint, method=self.s.search))
+            else:
+                out.append(mm.ppl_p(self.s.p, self.s.search, self.s.xtol, self.s.ftol))
+        return out
+
+    def _write(self, job: Job, mm: ModelMeasurer, results: list[MetricResult],
+               hashes: dict) -> None:
+        from sparsitylaws.tables import append_rows
+
+        lm = mm.lm
+        cfg = lm.config
+        n_params, n_total = param_counts(lm.model)
+        now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        rows, side = [], {}
+        for r in results:
+            arg = r.metric_arg
+            row: dict[str, Any] = {
+                "run": self.s.run, "checkpoint": job.label, "tokens": job.tokens,
+                "activation": lm.activation, "metric": r.metric, "metric_arg": arg,
+                "activation_ratio": r.activation_ratio,
+                "width": _cfg(cfg, "hidden_size", "n_embd", "d_model"),
+                "depth": len(lm.sites),
+                "ffn_width": int(mm.wnorms[0].numel()),
+                "n_params": n_params, "n_params_total": n_total,
+                "cett": r.cett, "ppl_dense": r.ppl_dense, "ppl_sparse": r.ppl_sparse,
+                "layer_ratios": r.layer_ratios, "layer_thresholds": r.layer_thresholds,
+                "dead_neuron_ratio": r.dead_neuron_ratio, "warmup": job.warmup,
+                "eval_dataset": mm.data.name, "eval_tokens": mm.data.n_tokens,
+                "eval_sha256": mm.data.sha256, "dtype": str(lm.dtype).replace("torch.", ""),
+                "device": lm.device.type if not self.s.device_map else f"map:{self.s.device_map}",
+                "settings_hash": hashes[_key(r.metric, arg)],
+                "source": "measured", "tool_version": __version__, "created_at": now,
+            }
+            rows.append(row)
+            if r.layer_thresholds is not None:
+                line = "thresholds=" + ",".join(f"{t:.8g}" for t in r.layer_thresholds)
+                key = f"{self.s.run}|{job.label}|{r.metric}|{arg:g}"
+                entry = {"cett": r.cett, "thresholds": r.layer_thresholds, "line": line,
+                         "ppl_ratio": r.ppl_sparse / r.ppl_dense}
+                if r.search is not None:
+                    entry["search"] = {k: v for k, v in asdict(r.search).items()}
+                    entry["search"].update(r.extra)
+                side[key] = entry
+                print(f"# run={self.s.run} checkpoint={job.label} metric={r.metric}:{arg:g} "
+                      f"cett={r.cett:.6f} ppl_ratio={r.ppl_sparse / r.ppl_dense:.5f} "
+                      f"activation_ratio={r.activation_ratio:.5f}")
+                print(line, flush=True)
+            else:
+                print(f"# run={self.s.run} checkpoint={job.label} metric={r.metric}:{arg:g} "
+                      f"activation_ratio={r.activation_ratio:.5f}", flush=True)
+        if side:
+            _atomic_json(sidecar_path(self.s.output), side)
+        self.s.output.parent.mkdir(parents=True, exist_ok=True)
+        append_rows(self.s.output, pd.DataFrame(rows))
+        self.rows_written += len(rows)
+
+
+def _key(metric: str, arg: float) -> tuple[str, float | None]:
+    """Dictionary key for (metric, arg) with NaN (no argument) as None."""
+    return metric, None if arg is None or math.isnan(arg) else float(arg)
+
+
+def _arch(key: tuple) -> str:
+    t, d, layers, f = key
+    return f"{t} (width {d}, depth {layers}, ffn {f})"
+
+
+def folder_of(ref: CheckpointRef) -> Path:
+    """The Hugging Face folder behind a checkpoint (GGUF converted on first use)."""
+    return hf_folder(ref)

@@ -95,7 +95,7 @@ def gather(tables: Sequence[os.PathLike | str] = (), laws: os.PathLike | str | N
         ls = fit_table(table, n_boot=n_boot, seed=seed, name="report fit",
                        sources=[str(f) for f in files])
     except SparsityLawsError as exc:
-        note = (f"The measurements could not be fitted ({exc}); the laws below are the packaged "
+        note = (f"The measurements could not be fitted ({exc}); the laws used are the packaged "
                 "default law set, and the measurements are described as they are.")
         return ReportInputs(load_lawset(None), table, files, "the packaged default law set", [note])
     return ReportInputs(ls, table, files, f"fitted here from {len(files)} table(s) "
@@ -447,11 +447,52 @@ def unfitted_blocks(inp: ReportInputs) -> list[Block]:
         if c in sub:
             sub[c] = sub[c].map(lambda v: _g(v, 4))
     out.append(Block("table", frame=sub.head(60).reset_index(drop=True)))
+    out += measured_vs_predicted(inp, runs)
     if "layer_ratios" in t.columns and t[t["run"].isin(runs)]["layer_ratios"].notna().any():
         _try_figure(out, "layers", "Per-layer activation ratio across depth (last checkpoint of each run).",
                     lambda: plots.plot_layers(t, runs=[r for r in runs if t[(t["run"] == r)]["layer_ratios"]
                                                        .notna().any()]))
     return out
+
+
+def measured_vs_predicted(inp: ReportInputs, runs: Sequence[str]) -> list[Block]:
+    """For unfitted runs of known shape: the law set's prediction next to the measured
+    CETT-PPL-p% ratio (the metric the laws are about) at the run's last checkpoint."""
+    from sparsitylaws.planning import predict
+
+    ls, t = inp.lawset, inp.table
+    acts = set((ls.architecture or {}).get("activations") or {})
+    rows = []
+    for run in runs:
+        sub = t[(t["run"] == run) & (t["metric"] == "ppl-p")]
+        if sub.empty or not acts:
+            continue
+        last = sub.sort_values("tokens").iloc[-1]
+        act = str(last["activation"]).lower()
+        w, d = _first(sub, "width"), _first(sub, "depth")
+        if act not in acts or not w or not d:
+            continue
+        ffn = _first(sub, "ffn_width")
+        kw = {"ffn_ratio": ffn / w} if ffn else {}
+        try:
+            pr = predict(int(w), int(d), activation=act, tokens=float(last["tokens"]), lawset=ls, **kw).iloc[0]
+        except SparsityLawsError:
+            continue
+        inside = pr["ratio_low"] <= last["activation_ratio"] <= pr["ratio_high"]
+        rows.append({"run": run, "checkpoint": last["checkpoint"], "metric": f"ppl-p {last['metric_arg']:g}",
+                     "measured": _pct(last["activation_ratio"]),
+                     "predicted (90%)": _interval(pr["activation_ratio"], pr["ratio_low"], pr["ratio_high"], pct=True),
+                     "inside?": "yes" if inside else "no",
+                     "extrapolation (log10)": _g(pr["extrapolation"], 2), "warning": pr["warning"] or "–"})
+    if not rows:
+        return []
+    return [Block("h3", "Measured against predicted"),
+            Block("p", f"The law set ({ls.name}) predicts each run's shape and token count; the "
+                       "measurement is its CETT-PPL-p% activation ratio. The laws come from the models "
+                       "they were fitted on: another architecture, training recipe or evaluation text "
+                       "can move the ratio by more than the interval, so a miss says the model differs, "
+                       "not only that the law is wrong."),
+            Block("table", frame=pd.DataFrame(rows))]
 
 
 def warning_blocks(inp: ReportInputs) -> list[Block]:

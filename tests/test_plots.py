@@ -223,6 +223,19 @@ def test_overlay_and_log_x(synth_laws, synth_table, tmp_path):
     check_png(out, (1000, 450))
 
 
+def test_data_without_laws_is_fitted_here(synth_table, synth_layers, tmp_path):
+    """plot --data TABLE (no law set): the table is fitted, its runs drawn."""
+    out = tmp_path / "auto.png"
+    res = run_cli("plot", "--data", _synth_path(synth_table, tmp_path), "--kind", "curves", "--run", "s2_silu",
+                  "--n-boot", "10", "-o", out)
+    assert res.status == 0, res.stderr
+    check_png(out)
+    # nothing fittable: a note, and the default law set is drawn
+    res = run_cli("plot", "--data", synth_layers, "--kind", "width-depth", "-o", out)
+    assert res.status == 0, res.stderr
+    assert "could not be fitted" in res.stderr
+
+
 def test_width_only_keeps_aspect(tmp_path):
     out = tmp_path / "w.png"
     fig = plots.make_figure("width-depth", load_lawset())

@@ -170,6 +170,9 @@ def test_only_unfittable_measurements_fall_back_to_default(tmp_path):
     assert "could not be fitted" in text and "packaged default law set" in text
     assert any(h.startswith("Measurements without a fitted law") for h in page.headings)
     assert 'id="fig-layers"' in text
+    # the default law set's prediction for this shape, next to the measured ppl-p ratio
+    assert "Measured against predicted" in page.headings
+    assert "<td>11.80%</td>" in text  # mean of the synthetic ppl-p layer ratios
 
 
 def test_laws_plus_tables_and_hash_check(tmp_path):

@@ -63,8 +63,14 @@ def _read_tables(paths) -> tuple[object, list[Path]]:
 @click.option("--size", default=None, help="Figure size WIDTHxHEIGHT in pixels, e.g. 1600x900.")
 @click.option("--dpi", type=click.IntRange(30, 600), default=150, show_default=True,
               help="Pixels per inch (PNG resolution; SVG/PDF size is pixels / dpi inches).")
-def plot(laws, data, kind, output, runs, log_x, overlay, metric, checkpoint, width, height, size, dpi) -> None:
-    """Draw a figure of a law set LAWS (default: the packaged default law set) and/or data.
+@click.option("--n-boot", type=click.IntRange(min=0), default=200, show_default=True,
+              help="Bootstrap replicates when --data is fitted here (no LAWS given).")
+def plot(laws, data, kind, output, runs, log_x, overlay, metric, checkpoint, width, height, size, dpi,
+         n_boot) -> None:
+    """Draw a figure of a law set LAWS and/or measurement tables (--data).
+
+    Without LAWS: --data tables are fitted here (as 'fit' would, --n-boot replicates); with
+    neither, or when nothing in them can be fitted, the packaged default law set is drawn.
 
     Kinds: curves (activation ratio vs tokens: measured points, fitted law, 90% band,
     backtests), width-depth (A0 vs width/depth: hinge, breakpoint, plateau, stable band),
@@ -80,7 +86,17 @@ def plot(laws, data, kind, output, runs, log_x, overlay, metric, checkpoint, wid
     plots.check_writable(output)
     w, h = _pixels(size, width, height)
     table = _read_tables(data)[0] if data else None
-    lawset = None if kind == "layers" else load_lawset(laws)
+    lawset = None
+    if kind != "layers":
+        if laws is None and data:
+            from sparsitylaws.report import gather
+
+            inp = gather(data, None, n_boot=n_boot)
+            lawset = inp.lawset
+            for note in inp.notes:
+                click.echo(f"note: {note}", err=True)
+        else:
+            lawset = load_lawset(laws)
     extra = {"metric": metric, "checkpoint": checkpoint} if kind == "layers" else {}
     fig = plots.make_figure(kind, lawset, table, runs=list(runs) or None, log_x=log_x,
                             overlay=overlay, **extra)

@@ -21,6 +21,7 @@ All D values are in billions of tokens.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import lmfit
@@ -204,8 +205,9 @@ def _rho(z: np.ndarray, loss: str) -> np.ndarray:
 
 def _cost(r: np.ndarray, loss: str, f_scale: float) -> np.ndarray:
     """0.5 * sum f^2 rho((r/f)^2) per row; +inf for rows with non-finite residuals."""
-    z = (r / f_scale) ** 2
-    c = 0.5 * f_scale**2 * np.sum(_rho(z, loss), axis=-1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = (r / f_scale) ** 2
+        c = 0.5 * f_scale**2 * np.sum(_rho(z, loss), axis=-1)
     return np.where(np.isfinite(c), c, np.inf)
 
 
@@ -260,6 +262,29 @@ def lm_batch(
     step can lower the cost any more, or when the gradient scaled by sqrt(diag(J'J) * 2 cost)
     is below ``gtol`` (the cosine between residual and every Jacobian column).
     """
+    with np.errstate(all="ignore"):  # non-finite trial steps are rejected explicitly
+        return _lm_core(form, D, Y, U0, sw=sw, loss=loss, f_scale=f_scale, max_iter=max_iter,
+                        ftol=ftol, xtol=xtol, gtol=gtol, stall_window=stall_window,
+                        stall_rtol=stall_rtol)
+
+
+def _lm_core(
+    form: LawForm,
+    D: np.ndarray,
+    Y: np.ndarray,
+    U0: np.ndarray,
+    *,
+    sw: np.ndarray | None = None,
+    loss: str = "linear",
+    f_scale: float = 1.0,
+    max_iter: int = 100,
+    ftol: float = 1e-10,
+    xtol: float = 1e-10,
+    gtol: float = 1e-8,
+    stall_window: int = 20,
+    stall_rtol: float = 1e-6,
+) -> LMResult:
+    """Body of :func:`lm_batch`."""
     D = np.asarray(D, float)
     U = np.array(U0, dtype=float, ndmin=2)
     m, k = U.shape
@@ -464,7 +489,9 @@ def _lmfit_one(form: LawForm, D: np.ndarray, y: np.ndarray, sw: np.ndarray, u0: 
     kws = {"loss": loss, "f_scale": f_scale, "x_scale": "jac", "ftol": 1e-10, "xtol": 1e-10,
            "gtol": 1e-10, "max_nfev": 2000}
     try:
-        out = lmfit.minimize(resid, params, method="least_squares", **kws)
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)  # lmfit's stderr of a singular fit
+            out = lmfit.minimize(resid, params, method="least_squares", **kws)
     except (ValueError, FloatingPointError):
         return u0, math.inf, False
     u = np.array([out.params[f"u_{n}"].value for n in form.param_names])

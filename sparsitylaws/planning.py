@@ -108,14 +108,21 @@ def regime(ratio: np.ndarray, bottleneck: float, band: Sequence[float]) -> dict[
     return {"bottleneck_side": side, "stable_band": stab, "regime": text}
 
 
+#: Relative slack within which a value counts as inside a fitted range: parameter counts
+#: from a formula (11.5 d^2 L) and from a configuration table differ by rounding.
+RANGE_SLACK = 0.01
+
+
 def extrapolation_distance(values: np.ndarray, rng: Sequence[float] | None) -> np.ndarray:
-    """Distance outside [lo, hi] in log10 units (0 inside; NaN when the range is unknown)."""
+    """Distance outside [lo, hi] in log10 units (0 inside, or within 1% of an end; NaN when
+    the range is unknown)."""
     v = np.asarray(values, float)
     if rng is None:
         return np.full(v.shape, np.nan)
     lo, hi = float(rng[0]), float(rng[1])
     with np.errstate(divide="ignore"):
-        return np.maximum(0.0, np.maximum(np.log10(v / hi), np.log10(lo / v)))
+        d = np.maximum(0.0, np.maximum(np.log10(v / hi), np.log10(lo / v)))
+    return np.where(d <= np.log10(1.0 + RANGE_SLACK), 0.0, d)
 
 
 def _lawset(lawset: Any):

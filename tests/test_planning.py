@@ -123,3 +123,13 @@ def test_public_api_export():
 
     assert sparsitylaws.predict is predict
     assert sparsitylaws.load_lawset(None).architecture is not None
+
+
+def test_extrapolation_distance_slack_and_log_units():
+    from sparsitylaws.planning import extrapolation_distance
+
+    d = extrapolation_distance(np.array([4.522e8, 4.52e8 * 0.995, 4.52e9, 4.52e7, 9.0e8]), (4.52e8, 9.0e8))
+    assert d[0] == 0.0 and d[1] == 0.0 and d[4] == 0.0  # inside, or within 1% of an end
+    assert d[2] == pytest.approx(np.log10(4.52e9 / 9.0e8))
+    assert d[3] == pytest.approx(1.0)
+    assert np.isnan(extrapolation_distance(np.array([1.0]), None)).all()

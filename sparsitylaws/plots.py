@@ -441,17 +441,23 @@ def plot_residuals(lawset: Any, table: pd.DataFrame | None, *, runs: Sequence[st
             axs = _grid(fig, len(acts), ncols=len(acts))
             for ax, act in zip(axs, acts, strict=True):
                 group = [s for s in srcs if s.activation == act]
+                kept, dropped = [], []
                 for src, st in zip(group, series_styles(len(group)), strict=True):
-                    _draw_residuals(ax, src, table, lawset.run_info.get(src.run, {}), st, band=False,
-                                    label=src.run)
+                    k, d = _draw_residuals(ax, src, table, lawset.run_info.get(src.run, {}), st, band=False,
+                                           label=src.run)
+                    kept.append(k)
+                    dropped.append(d)
+                _residual_ylim(ax, np.concatenate(kept), np.concatenate(dropped), 1.3)
                 ax.set_title(f"{act}: residuals by run")
                 ax.legend(loc="best", framealpha=0.85)
         else:
             srcs = _group_sorted(srcs)
             axs, fig = _grid_by_activation(srcs, size, h=2.4, extra_h=0.8)
             for ax, src in zip(axs, srcs, strict=True):
-                rms = _draw_residuals(ax, src, table, lawset.run_info.get(src.run, {}),
-                                      series_styles(1)[0], band=True, label=None)
+                kept, dropped = _draw_residuals(ax, src, table, lawset.run_info.get(src.run, {}),
+                                                series_styles(1)[0], band=True, label=None)
+                _residual_ylim(ax, kept, dropped, 2.2)
+                rms = float(np.sqrt(np.mean(kept**2))) if kept.size else float("nan")
                 ax.set_title(f"{src.run}  (RMS {rms:.3g} pp)")
         for ax in axs:
             ax.axhline(0.0, color="black", linewidth=0.8)
@@ -466,7 +472,8 @@ def plot_residuals(lawset: Any, table: pd.DataFrame | None, *, runs: Sequence[st
 
 
 def _draw_residuals(ax: Axes, src: CurveSource, table: pd.DataFrame, info: dict, style: dict,
-                    band: bool, label: str | None) -> float:
+                    band: bool, label: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Draw one run's residuals (pp); returns (kept, excluded warm-up) residuals."""
     rows = _rows_for_run(table, src.run, info)
     tb = rows["tokens"].to_numpy(float) / 1e9
     r = PCT * (rows["activation_ratio"].to_numpy(float) - src.fitted(tb))
@@ -484,16 +491,19 @@ def _draw_residuals(ax: Axes, src: CurveSource, table: pd.DataFrame, info: dict,
     if drop.any():
         ax.plot(tb[drop], r[drop], linestyle="none", marker=style["marker"], markersize=3.8,
                 markerfacecolor="white", markeredgecolor=c, label=None if label else "excluded warm-up")
-    keep = r[~drop]
-    if band and keep.size:
-        lim = 2.2 * float(np.max(np.abs(keep)))
-        ax.set_ylim(-lim, lim)
-        off = np.abs(r[drop]) > lim
-        if off.any():
-            ax.text(0.98, 0.04, f"{int(off.sum())} warm-up point(s) off scale "
-                    f"(up to {r[drop][off][np.argmax(np.abs(r[drop][off]))]:+.2g} pp)",
-                    transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="0.3")
-    return float(np.sqrt(np.mean(keep**2))) if keep.size else float("nan")
+    return r[~drop], r[drop]
+
+
+def _residual_ylim(ax: Axes, kept: np.ndarray, dropped: np.ndarray, factor: float) -> None:
+    """Y range from the fitted points; warm-up points beyond it are counted in a note."""
+    if not kept.size:
+        return
+    lim = factor * float(np.max(np.abs(kept))) or 1e-3
+    ax.set_ylim(-lim, lim)
+    off = dropped[np.abs(dropped) > lim]
+    if off.size:
+        ax.text(0.98, 0.04, f"{off.size} warm-up point(s) off scale (up to {off[np.argmax(np.abs(off))]:+.2g} pp)",
+                transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="0.3")
 
 
 # ============================================================================ width/depth

@@ -40,6 +40,8 @@ __all__ = ["STANDARD_CONFIGS", "ReportInputs", "build_blocks", "gather", "make_r
 
 DEFAULT_DATA_DIR = Path("measurements")
 FIG_DPI = 110
+#: Per-run figures in a report show at most this many runs (the tables list them all).
+MAX_PANELS = 16
 #: (label, width, depth): the paper's six scales plus two larger shapes, one deeper.
 STANDARD_CONFIGS: tuple[tuple[str, int, int], ...] = (
     ("paper 0.1B", 768, 16), ("paper 0.4B", 1280, 24), ("paper 1.2B", 1792, 32),
@@ -255,16 +257,32 @@ def fit_blocks(inp: ReportInputs) -> list[Block]:
                               f"({next(iter(ls.runs.values())).interval_method}). "
                               "A0 is the limit as tokens grow without bound."))
         out.append(Block("table", frame=pd.DataFrame(rows).fillna("–")))
+    shown = _runs_shown(ls)
+    if shown is not None:
+        out.append(Block("p", f"The per-run figures show the first {len(shown)} runs; "
+                              "'sparsitylaws plot --run NAME' draws any other."))
     _try_figure(out, "curves", "Activation ratio against tokens, per run: filled points were fitted, "
                 "hollow points are excluded warm-up checkpoints; shading is the 90% band; grey bars are "
                 "backtest predictions (fitted on the earliest part of the run only).",
-                lambda: plots.plot_curves(ls, inp.table))
+                lambda: plots.plot_curves(ls, inp.table, runs=shown))
     _try_figure(out, "curves-overlay", "The same laws overlaid by scale (as the paper's Figure 4).",
                 lambda: plots.plot_curves(ls, inp.table, overlay=True))
     if inp.table is not None and ls.runs:
         _try_figure(out, "residuals", "Residuals (measured − fitted) against tokens; shading: the "
-                    "90% prediction band around the law.", lambda: plots.plot_residuals(ls, inp.table))
+                    "90% prediction band around the law.",
+                    lambda: plots.plot_residuals(ls, inp.table, runs=shown))
     return out
+
+
+def _runs_shown(ls: Any) -> list[str] | None:
+    """At most :data:`MAX_PANELS` runs in per-run figures (None: all of them)."""
+    from sparsitylaws.plots import curve_sources
+
+    try:
+        names = [s.run for s in curve_sources(ls)]
+    except SparsityLawsError:
+        return None
+    return names[:MAX_PANELS] if len(names) > MAX_PANELS else None
 
 
 def _level(ls: Any) -> float:

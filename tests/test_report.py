@@ -288,3 +288,19 @@ def test_report_errors(tmp_path):
     res = run_cli("report", "--format", "pdf", "-o", tmp_path / "r.pdf")
     assert res.status == 2
     assert not (tmp_path / "r.html").exists()
+
+
+def test_many_runs_are_capped_in_per_run_figures(monkeypatch, tmp_path):
+    """Per-run figures stop at MAX_PANELS runs and say so; tables still list every run."""
+    from sparsitylaws import report
+    from sparsitylaws.fitlaws import fit_table
+    from sparsitylaws.tables import read_table
+
+    table = read_table(write_synthetic(tmp_path / "t.parquet", synthetic_curves()))
+    ls = fit_table(table, n_boot=0, backtest=False, architecture=False)
+    monkeypatch.setattr(report, "MAX_PANELS", 2)
+    blocks = report.build_blocks(report.ReportInputs(ls, table, [], "test"))
+    texts = [b.text for b in blocks if b.kind == "p"]
+    assert any("first 2 runs" in t for t in texts)
+    fit_table_block = next(b for b in blocks if b.kind == "table" and "points kept" in b.frame.columns)
+    assert len(fit_table_block.frame) == 4

@@ -8,7 +8,8 @@ Public, stable API (used by lawset.py, the ``fit`` CLI and the plots)::
 
     RunFit.predict(tokens, level=0.9) -> pandas.DataFrame
         columns: tokens, tokens_b, estimate, conf_low, conf_high, pred_low, pred_high,
-        extrapolation (True outside the fitted token range)
+        extrapolation (True outside the fitted token range); df.attrs["warnings"] holds a
+        structured ``extrapolation`` warning when any row extrapolates
     RunFit.limit(level=None) -> dict | None      # A0 estimate and intervals, None if no limit
     RunFit.to_dict() -> dict                     # JSON-safe, floats exact
     RunFit.from_dict(d) -> RunFit                # inverse; predictions are bit-identical
@@ -138,7 +139,19 @@ class RunFit:
                         cov_u=np.asarray(self.cov_u, dtype=float))
         df = pd.DataFrame({"tokens": t, "tokens_b": d, **b})
         df["extrapolation"] = (d > self.tokens_b_max) | (d < self.tokens_b_min)
+        df.attrs["warnings"] = self._extrapolation_warnings(d)
         return df
+
+    def _extrapolation_warnings(self, d: np.ndarray) -> list[dict]:
+        """Structured ``extrapolation`` warning when any D lies outside the fitted range."""
+        out = d[(d > self.tokens_b_max) | (d < self.tokens_b_min)]
+        if out.size == 0:
+            return []
+        far = float(np.max(out)) / self.tokens_b_max
+        return [{"code": "extrapolation", "parameter": None, "message": (
+            f"run {self.run!r}: {out.size} of {d.size} token counts lie outside the fitted range "
+            f"[{self.tokens_b_min:.4g}, {self.tokens_b_max:.4g}]B tokens (up to {far:.3g}x the "
+            "largest fitted); the bands assume the law keeps holding there")}]
 
     def limit(self, level: float | None = None) -> dict | None:
         """The limit parameter A0 with its standard error and intervals; None if the form has none."""

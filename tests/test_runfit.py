@@ -98,6 +98,9 @@ def test_predict_columns_bands_and_extrapolation() -> None:
     assert list(p.columns) == ["tokens", "tokens_b", "estimate", "conf_low", "conf_high", "pred_low",
                                "pred_high", "extrapolation"]
     assert p.extrapolation.tolist() == [True, False, False, True]
+    assert [w["code"] for w in p.attrs["warnings"]] == ["extrapolation"]
+    assert "2 of 4" in p.attrs["warnings"][0]["message"]
+    assert rf.predict(x[1:3]).attrs["warnings"] == []
     assert np.allclose(p.tokens_b, x / 1e9)
     np.testing.assert_allclose(p.estimate, get_form(rf.form).evaluate(x / 1e9, np.array(rf.estimate)))
     assert np.all(p.pred_low <= p.conf_low) and np.all(p.conf_high <= p.pred_high)

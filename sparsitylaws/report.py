@@ -547,7 +547,8 @@ def provenance_blocks(inp: ReportInputs) -> list[Block]:
     ls = inp.lawset
     pv = ls.provenance
     out = [Block("h2", "Provenance")]
-    items = [f"Law set: {ls.name} ({ls.source or 'in memory'}); {inp.origin}."]
+    where = "" if not ls.source or ls.source in inp.origin else f" ({ls.source})"
+    items = [f"Law set: {ls.name}{where}; {inp.origin}."]
     for key in ("created_at", "created_by", "built_by", "built_with", "source", "metric"):
         if pv.get(key):
             items.append(f"{key.replace('_', ' ')}: {pv[key]}")

@@ -401,13 +401,16 @@ def _label_grid(fig: Figure, axs: list[Axes], xlabel: str, ylabel: str) -> None:
         ax.set_ylabel(ylabel, fontsize=8)
 
 
-def _shared_legend(fig: Figure, axs: list[Axes]) -> None:
-    """One legend below the panels (never on top of data), merging every panel's entries."""
+def _shared_legend(fig: Figure, axs: list[Axes], right: bool = False) -> None:
+    """One legend outside the panels (never on top of data), merging every panel's entries;
+    below them, or to the right (``right``, for a single panel)."""
     seen: dict[str, Any] = {}
     for ax in axs:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
             seen.setdefault(lab, h)
-    if seen:
+    if seen and right:
+        fig.legend(list(seen.values()), list(seen), loc="outside right center", frameon=False)
+    elif seen:
         width_in = fig.get_size_inches()[0]
         longest = max(len(lab) for lab in seen)
         fit = max(1, int(width_in * 72 / (longest * 4.4 + 30)))  # ~4.4 pt per character at 8 pt
@@ -539,11 +542,11 @@ def plot_width_depth(lawset: Any, table: pd.DataFrame | None = None, *, runs: Se
     sec = _arch(lawset, "width-depth")
     acts = sorted(sec["activations"])
     with rc_context(STYLE):
-        fig = _new_figure(size or (max(4.8, 4.6 * len(acts)), 3.9))
+        fig = _new_figure(size or ((8.0, 3.6) if len(acts) == 1 else (4.6 * len(acts), 3.9)))
         axs = _grid(fig, len(acts), ncols=len(acts))
         for ax, act in zip(axs, acts, strict=True):
             _draw_width_depth(ax, lawset, sec, act, runs)
-        _shared_legend(fig, axs)
+        _shared_legend(fig, axs, right=len(acts) == 1)
         _suptitle(fig, lawset, "Limit activation ratio A0 against width/depth")
         return fig
 
@@ -585,7 +588,8 @@ def _draw_width_depth(ax: Axes, lawset: Any, sec: dict, act: str, runs: Sequence
         if plat is not None:
             ax.axhline(PCT * plat, color="0.3", linestyle=":", linewidth=1.2,
                        label=f"plateau {PCT * plat:.1f}%")
-    if wd is not None and wd.get("fit"):
+    sweep_fitted_here = bool(wd) and set(wd.get("runs") or []) <= set(lawset.runs)
+    if wd is not None and wd.get("fit") and not sweep_fitted_here:  # else: the circles below
         fit = wd["fit"]
         se = fit.get("a0_se")
         ax.errorbar(fit["ratios"], PCT * np.asarray(fit["a0"]), yerr=None if se is None else PCT * 1.645 * np.asarray(se),

@@ -415,3 +415,41 @@ def test_library_errors_are_sparsitylaws_errors():
         plots.make_figure("pie")
     with pytest.raises(SparsityLawsError, match="layer"):
         plots.plot_layers(None)
+
+
+def synthetic_sweep(seed: int = 3) -> pd.DataFrame:
+    """Eight ReLU runs at ~0.1B parameters, width/depth 24-220, A0 on a hinge at 110."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for r in (24, 36, 48, 64, 90, 120, 160, 220):
+        d = int(round((1e8 * r / 11.5) ** (1 / 3) / 64) * 64)
+        depth = max(2, round(d / r))
+        a0 = 0.08 + 0.0004 * (min(r, 110) - 110)
+        toks = np.geomspace(1e9, 40e9, 12)
+        y = np.exp(-0.4 * (toks / 1e9) ** 0.5 - 3.0) + a0 + rng.normal(0, 3e-4, toks.size)
+        for j, (t, a) in enumerate(zip(toks, y, strict=True)):
+            rows.append({"run": f"wd{r}_relu", "checkpoint": f"s{j}", "tokens": int(t), "activation": "relu",
+                         "metric": "ppl-p", "metric_arg": 1.0, "activation_ratio": float(a), "width": d,
+                         "depth": depth, "n_params": int(11.5 * d * d * depth)})
+    return pd.DataFrame(rows)
+
+
+def test_width_depth_of_a_fitted_sweep(tmp_path):
+    """A law set fitted on a width/depth sweep: hinge, its fitted breakpoint, every run's A0."""
+    from sparsitylaws.fitlaws import fit_table
+    from sparsitylaws.tables import read_table
+
+    table = read_table(write_synthetic(tmp_path / "sweep.parquet", synthetic_sweep()))
+    ls = fit_table(table, n_boot=10, backtest=False)
+    wd = ls.architecture["activations"]["relu"]["widthdepth"]
+    assert wd["model"] == "hinge"
+    fig = plots.plot_width_depth(ls)
+    ax = _visible_axes(fig)[0]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    rb = wd["point"]["breakpoint"]
+    assert f"breakpoint {rb:.0f}" in labels
+    assert any(lab.startswith("breakpoint 90% interval") for lab in labels)
+    pts = [c for c in ax.containers if c.get_label().startswith("fitted runs' A0")]
+    assert len(pts) == 1 and len(pts[0].lines[0].get_xdata()) == 8
+    out = plots.save_figure(fig, tmp_path / "wd.png", dpi=80)
+    check_png(out)

@@ -358,9 +358,12 @@ def _ylim_curves(ax: Axes, src: CurveSource, table: pd.DataFrame | None, info: d
     lo, hi = _published_token_range(src)
     d = _token_grid(lo, hi, True, 40)
     vals.append(PCT * src.fitted(d))
+    if src.origin == "published":  # the wide scale-law band is the message: keep it in view
+        b = src.band(d[d >= np.quantile(d, 0.2)])
+        vals += [PCT * b["low"].to_numpy(), PCT * b["high"].to_numpy()]
     if rows is not None:
         vals.append(PCT * rows["activation_ratio"].to_numpy(float))
-    _ylim_from_data(ax, vals, pad=0.25)
+    _ylim_from_data(ax, vals, pad=0.25 if src.origin == "fit" else 0.05)
 
 
 def _curves_overlay(lawset: Any, srcs: list[CurveSource], table: pd.DataFrame | None, log_x: bool,

@@ -204,7 +204,7 @@ class ModelMeasurer:
         return r
 
     def ppl_p(self, p: float, method: str = "fast", xtol: float = 1e-3,
-              ftol: float = 2.5e-4) -> MetricResult:
+              ftol: float = 5e-4) -> MetricResult:
         """CETT-PPL-p%: search c, then measure at it."""
         t0 = time.perf_counter()
         if method == "bisect":

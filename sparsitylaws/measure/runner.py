@@ -71,7 +71,7 @@ class MeasureSettings:
     dtype: str = "auto"
     search: str = "fast"
     xtol: float = 1e-3
-    ftol: float = 2.5e-4
+    ftol: float = 5e-4
     n_candidates: int = N_CANDIDATES
     device_map: str | None = None
     allow_pickle: bool = False

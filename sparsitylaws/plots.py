@@ -132,11 +132,6 @@ def _panel_size(n: int, ncols: int | None = None, w: float = 3.3, h: float = 2.7
     return (max(4.5, w * ncols), h * math.ceil(n / ncols) + extra_h)
 
 
-def _note(ax: Axes, text: str) -> None:
-    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=8,
-            wrap=True, color="0.3")
-
-
 # ============================================================================ data helpers
 
 
@@ -258,16 +253,14 @@ def _token_grid(lo: float, hi: float, log_x: bool, n: int = 160) -> np.ndarray:
 
 
 def _draw_curve(ax: Axes, src: CurveSource, table: pd.DataFrame | None, info: dict,
-                style: dict, log_x: bool, overlay: bool, x_hi: float | None = None,
-                bands: bool = True) -> str:
+                style: dict, log_x: bool, overlay: bool, bands: bool = True) -> str:
     """One run on one axes; returns a short coverage note for the title ('' if none)."""
     rows = _rows_for_run(table, src.run, info)
     lo, hi = _published_token_range(src)
     if rows is not None:
         tb = rows["tokens"].to_numpy(float) / 1e9
         lo, hi = min(lo, tb.min()), max(hi, tb.max())
-    hi = max(hi, x_hi or 0.0)
-    grid = _token_grid(lo * (0.9 if log_x else 0.0) or lo, hi * 1.04, log_x)
+    grid = _token_grid(0.9 * lo if log_x else lo, hi * 1.04, log_x)
     band = src.band(grid)
     label = src.run if overlay else None
     c = style["color"]

@@ -259,9 +259,11 @@ def test_report_opens_in_headless_chromium(default_report, tmp_path):
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={tmp_path / 'profile'}"]
     url = default_report.resolve().as_uri()
-    dom = subprocess.run([str(CHROMIUM), *flags, "--dump-dom", url], capture_output=True, text=True,
-                         timeout=120)
+    dom = subprocess.run([str(CHROMIUM), *flags, "--enable-logging=stderr", "--v=0", "--dump-dom", url],
+                         capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
+    console = [ln for ln in dom.stderr.splitlines() if ":CONSOLE" in ln]  # page errors are logged so
+    assert console == [], console
     for s in SECTIONS:
         assert s in dom.stdout
     assert dom.stdout.count("<img") >= 4

@@ -199,3 +199,31 @@ def test_help_does_not_import_torch() -> None:
             "print('torch' in sys.modules)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "False"
+
+
+def test_interrupted_run_keeps_finished_rows(tiny_llama: Path, tiny_relu_llama: Path,
+                                             tmp_path: Path, text_file: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from sparsitylaws.measure import runner as runner_mod
+
+    out = tmp_path / "k.parquet"
+    settings = runner_mod.MeasureSettings(run="k", output=out, text=str(text_file), seq_len=32,
+                                          num_seqs=2, metrics=["zero"], quiet=True)
+    calls = []
+    original = runner_mod.Runner._metrics
+
+    def crash_on_second(self, mm, joint):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # stands in for a kill during the second checkpoint
+        return original(self, mm, joint)
+
+    monkeypatch.setattr(runner_mod.Runner, "_metrics", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        runner_mod.Runner(settings).run([str(tiny_llama), str(tiny_relu_llama)])
+    first = read_table(out)
+    assert list(first["checkpoint"]) == [str(tiny_llama)]  # the finished checkpoint is kept
+    assert not list(tmp_path.glob(".*"))  # no temp files left behind
+    monkeypatch.setattr(runner_mod.Runner, "_metrics", original)
+    assert runner_mod.Runner(settings).run([str(tiny_llama), str(tiny_relu_llama)]) == 1
+    assert len(read_table(out)) == 2

@@ -162,3 +162,21 @@ def test_topk_and_fat_ratios(tiny_llama: Path) -> None:
     fat = mm.fat(0.0)
     assert fat.activation_ratio == pytest.approx(1.0)  # |s| >= 0 everywhere
     assert fat.ppl_sparse == pytest.approx(fat.ppl_dense, rel=1e-6)
+
+
+def test_memory_bounded_layer_groups_give_same_thresholds(tiny_llama: Path) -> None:
+    lazy = _measurer(tiny_llama)
+    bounded = _measurer(tiny_llama)
+    bounded.max_memory_gb = 1e-9  # forces one layer per group and complete curves
+    forwards_before = bounded.ev.forwards
+    curves = bounded.curves()
+    assert bounded.ev.forwards - forwards_before == 2  # one dense pass per layer group
+    assert curves.stats is None and all(cv.complete and cv.st is None for cv in curves.curves)
+    for c in (0.02, 0.1, 0.3):
+        a, b = lazy.curves().thresholds(c), curves.thresholds(c)
+        spacing = np.array([cv.grid[1] - cv.grid[0] for cv in curves.curves])
+        assert np.all(np.abs(a - b) <= 40 * spacing)
+    with pytest.raises(Exception, match="bisect needs all activations"):
+        other = _measurer(tiny_llama)
+        other.max_memory_gb = 1e-9
+        other.curves(keep_activations=True)

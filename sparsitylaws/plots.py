@@ -34,6 +34,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from sparsitylaws.atomic import atomic_path
 from sparsitylaws.errors import LawSetError, SparsityLawsError
 
 __all__ = [
@@ -847,7 +848,8 @@ def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = DEFAULT_DPI)
             "pdf": {"Creator": "sparsitylaws"}}[fmt]
     with rc_context(STYLE):
         try:
-            fig.savefig(path, format=fmt, dpi=dpi, metadata=meta)
+            with atomic_path(path, make_parents=False) as tmp:
+                fig.savefig(tmp, format=fmt, dpi=dpi, metadata=meta)
         except OSError as exc:
             raise SparsityLawsError(f"-o {path}: cannot write ({exc.strerror or exc})") from None
     return path

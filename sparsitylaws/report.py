@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from sparsitylaws import __version__
+from sparsitylaws.atomic import atomic_write_bytes
 from sparsitylaws.errors import SparsityLawsError
 
 __all__ = ["STANDARD_CONFIGS", "ReportInputs", "build_blocks", "gather", "make_report",
@@ -670,22 +671,6 @@ def render_markdown(blocks: Sequence[Block], image_dir: str) -> tuple[str, dict[
     return "\n\n".join(parts) + "\n", files
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def make_report(tables: Sequence[os.PathLike | str] = (), laws: os.PathLike | str | None = None, *,
                 output: os.PathLike | str = "report.html", fmt: str = "html", n_boot: int = 200,
                 seed: int = 0, title: str = "sparsitylaws report") -> Path:
@@ -699,14 +684,14 @@ def make_report(tables: Sequence[os.PathLike | str] = (), laws: os.PathLike | st
     blocks = build_blocks(inp, title)
     try:
         if fmt == "html":
-            _atomic_write(output, render_html(blocks, title).encode("utf-8"))
+            atomic_write_bytes(output, render_html(blocks, title).encode("utf-8"))
         else:
             img_dir = f"{output.stem}_files"
             text, files = render_markdown(blocks, img_dir)
             (output.parent / img_dir).mkdir(exist_ok=True)
             for rel, data in files.items():
-                _atomic_write(output.parent / rel, data)
-            _atomic_write(output, text.encode("utf-8"))
+                atomic_write_bytes(output.parent / rel, data)
+            atomic_write_bytes(output, text.encode("utf-8"))
     except OSError as exc:
         raise SparsityLawsError(f"-o {output}: cannot write ({exc.strerror or exc})") from None
     return output

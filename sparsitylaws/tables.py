@@ -9,7 +9,6 @@ accept files and directories (every ``*.parquet`` below, sorted) and validate wi
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sparsitylaws.atomic import atomic_path
 from sparsitylaws.errors import SchemaError, SparsityLawsError
 from sparsitylaws.schema import (
     KEY_COLUMNS,
@@ -100,21 +100,8 @@ def write_table(df: pd.DataFrame, path: PathLike) -> Path:
 
 
 def _atomic_write(table: pa.Table, path: Path) -> Path:
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.exists():
-        parent.mkdir(parents=True, exist_ok=True)
-    if not os.access(parent, os.W_OK):
-        raise SparsityLawsError(f"{path}: directory {parent} is not writable")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp_name)
-        with open(tmp_name, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
     return path
 
 

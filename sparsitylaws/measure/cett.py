@@ -50,13 +50,30 @@ class LayerStats:
     w_t: torch.Tensor  # (F, D) W_out transposed: row i is neuron i's output vector
     wnorm: torch.Tensor  # (F,) ||W_out[:, i]||
     fnorm: torch.Tensor  # (T,) ||W_out a_t||
-    sorted_sizes: torch.Tensor  # (T, F) ascending per token
-    order: torch.Tensor  # (T, F) neuron index of each sorted size
     grid: torch.Tensor  # (K,) candidate thresholds, ascending
+    min_size: float = 0.0
+    _sorted: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def n_tokens(self) -> int:
         return int(self.a.shape[0])
+
+    def _sort(self) -> tuple[torch.Tensor, torch.Tensor]:
+        # Sorted per token on first use only (the paper's bisection never needs it).
+        if self._sorted is None:
+            ss, order = self.sizes().sort(dim=1)
+            self._sorted = (ss, order.int())
+        return self._sorted
+
+    @property
+    def sorted_sizes(self) -> torch.Tensor:
+        """(T, F) sizes ascending per token."""
+        return self._sort()[0]
+
+    @property
+    def order(self) -> torch.Tensor:
+        """(T, F) neuron index of each sorted size (int32)."""
+        return self._sort()[1]
 
     def sizes(self) -> torch.Tensor:
         return self.a.abs() * self.wnorm
@@ -82,12 +99,10 @@ def build_layer_stats(a: torch.Tensor, w_out: torch.Tensor, n_candidates: int = 
     wnorm = w_t.norm(dim=1)
     sizes = a.abs() * wnorm
     fnorm = torch.cat([(a[i:i + 4096] @ w_t).norm(dim=1) for i in range(0, a.shape[0], 4096)])
-    sorted_sizes, order = sizes.sort(dim=1)
-    lo = float(sorted_sizes[:, 0].min())
+    lo = float(sizes.min())
     hi = quantile(sizes, q)
     grid = torch.linspace(lo, hi, n_candidates, dtype=torch.float64).float().to(a.device)
-    return LayerStats(a=a, w_t=w_t, wnorm=wnorm, fnorm=fnorm, sorted_sizes=sorted_sizes,
-                      order=order.int(), grid=grid)
+    return LayerStats(a=a, w_t=w_t, wnorm=wnorm, fnorm=fnorm, grid=grid, min_size=lo)
 
 
 def _safe_div(x: torch.Tensor, fnorm: torch.Tensor) -> torch.Tensor:
@@ -132,7 +147,7 @@ class CettCurve:
         st = self.st
         assert st is not None
         g = float(self.grid[k])
-        if g <= float(st.sorted_sizes[:, 0].min()):
+        if g <= st.min_size:
             return torch.zeros(st.n_tokens, st.w_t.shape[1], device=st.a.device)
         self.matmuls += 1
         step = max(1, BLOCK_ELEMS // max(1, st.a.shape[1]))

@@ -88,7 +88,9 @@ class ModelMeasurer:
         self.per_pass = per_pass or (4 if lm.device.type == "cuda" else 1)
         self.wnorms = [s.w_out().norm(dim=0) for s in lm.sites]
         self._curves: CurveSet | None = None
-        self._cache: dict[float, float] = {}  # c -> mean NLL of the truncated model
+        self._cache: dict[tuple[str, float], float] = {}  # (method, c) -> truncated mean NLL
+        self._thresholds: dict[tuple[str, float], np.ndarray] = {}
+        self._counted: dict[tuple[str, float], tuple[float, list[float], float]] = {}
         self.timings: dict[str, float] = {}
 
     # --- dense ----------------------------------------------------------------------
@@ -154,13 +156,20 @@ class ModelMeasurer:
     def log_ratios(self, cs: list[float], method: str = "fast") -> list[float]:
         """log PPL ratio at each CETT value (batched replicas share a forward)."""
         curves = self.curves(keep_activations=(method == "bisect"))
-        todo = [c for c in cs if c not in self._cache]
+        todo = [c for c in cs if (method, c) not in self._cache]
         if todo:
             get = curves.thresholds_bisect if method == "bisect" else curves.thresholds
-            thr = torch.tensor(np.stack([get(c) for c in todo]), dtype=torch.float32)
-            res = self.ev.run(mask_fn=ThresholdMask(self.wnorms, thr), replicas=len(todo))
-            self._cache.update(zip(todo, res.nll, strict=False))
-        return [self._cache[c] - self.nll_dense for c in cs]
+            thr_np = np.stack([get(c) for c in todo])
+            thr = torch.tensor(thr_np, dtype=torch.float32)
+            counter = _Counter(len(self.lm.sites)) if len(todo) == 1 else None
+            res = self.ev.run(mask_fn=ThresholdMask(self.wnorms, thr), replicas=len(todo),
+                              observer=counter)
+            for c, nll, t in zip(todo, res.nll, thr_np, strict=True):
+                self._cache[(method, c)] = nll
+                self._thresholds[(method, c)] = t
+            if counter is not None:  # ratios of this pass: the final row needs no extra pass
+                self._counted[(method, todo[0])] = (res.nll[0], *counter.ratios())
+        return [self._cache[(method, c)] - self.nll_dense for c in cs]
 
     # --- metrics -----------------------------------------------------------------------
     def zero(self) -> MetricResult:
@@ -216,9 +225,16 @@ class ModelMeasurer:
     def at_cett(self, p: float, res: SearchResult, seconds: float = float("nan"),
                 method: str = "fast") -> MetricResult:
         """The ppl-p row for a CETT value found by a search (own or joint)."""
-        curves = self.curves()
-        thr = curves.thresholds_bisect(res.cett) if method == "bisect" else curves.thresholds(res.cett)
-        r = self.cett(res.cett, thr)
+        key = (method, res.cett)
+        if key in self._counted:  # measured during the search: reuse that pass
+            nll, layer, dead = self._counted[key]
+            r = self._result("cett", res.cett, layer, dead, nll)
+            r.cett, r.layer_thresholds = res.cett, [float(x) for x in self._thresholds[key]]
+        else:
+            curves = self.curves()
+            thr = (curves.thresholds_bisect(res.cett) if method == "bisect"
+                   else curves.thresholds(res.cett))
+            r = self.cett(res.cett, thr)
         r.metric, r.metric_arg, r.search = "ppl-p", p, res
         r.extra.update(search_s=seconds, search_passes=res.passes)
         return r

@@ -43,8 +43,13 @@ def run_method(method: str, args: argparse.Namespace) -> dict:
     data = encode_text(text, lm.tokenizer, args.seq_len, args.num_seqs, name)
     mm = ModelMeasurer(lm, data, per_pass=args.per_pass)
     t0 = time.perf_counter()
+    mm.curves(keep_activations=method == "bisect")  # dense pass and statistics
+    t1 = time.perf_counter()
+    fwd0 = mm.ev.forward_s
     res = mm.ppl_p(args.p, method, xtol=args.xtol, ftol=args.ftol)
     wall = time.perf_counter() - t0
+    search_fwd = mm.ev.forward_s - fwd0
+    search_thr = (time.perf_counter() - t1) - search_fwd
     curves = mm.curves()
     return {
         "method": method, "wall_s": wall, "cett": res.cett,
@@ -54,7 +59,9 @@ def run_method(method: str, args: argparse.Namespace) -> dict:
         "model_calls": mm.ev.forwards,
         "layer_cett_evaluations": curves.bisect_evals if method == "bisect" else None,
         "window_matmuls": curves.matmuls if method == "fast" else None,
-        "stats_s": mm.timings.get("dense_stats_s"), "tokens": data.n_tokens,
+        "stats_s": t1 - t0, "search_forward_s": search_fwd, "search_threshold_s": search_thr,
+        "threshold_s_per_c": search_thr / max(1, res.search.passes if res.search else 1),
+        "tokens": data.n_tokens,
         "evaluations": res.search.evaluations if res.search else [],
         "_mm": mm, "_thr": res.layer_thresholds,
     }
@@ -102,6 +109,9 @@ def main() -> None:
     gpu = gpu_throughput(results["fast"]) if "fast" in results else None
 
     rows = [("wall time (s)", "wall_s", "{:.1f}"), ("dense pass + statistics (s)", "stats_s", "{:.1f}"),
+            ("search: time in sparse forwards (s)", "search_forward_s", "{:.1f}"),
+            ("search: time computing thresholds (s)", "search_threshold_s", "{:.1f}"),
+            ("thresholds per CETT value (s)", "threshold_s_per_c", "{:.2f}"),
             ("search passes (sparse forwards)", "search_passes", "{}"),
             ("forward passes in all", "forward_passes_total", "{}"),
             ("per-layer CETT evaluations (matmuls)", "layer_cett_evaluations", "{}"),
@@ -119,8 +129,11 @@ def main() -> None:
                "tokens": results[methods[0]]["tokens"], "xtol": args.xtol}
     if len(methods) == 2:
         summary["speedup"] = results["bisect"]["wall_s"] / results["fast"]["wall_s"]
+        summary["threshold_speedup"] = (results["bisect"]["threshold_s_per_c"]
+                                        / results["fast"]["threshold_s_per_c"])
         summary["cett_difference"] = abs(results["bisect"]["cett"] - results["fast"]["cett"])
-        print(f"\nspeed-up (bisect wall / fast wall): {summary['speedup']:.1f}x; "
+        print(f"\nspeed-up (bisect wall / fast wall): {summary['speedup']:.1f}x; thresholds per "
+              f"CETT value: {summary['threshold_speedup']:.1f}x; "
               f"|delta CETT| = {summary['cett_difference']:.2e}")
     if gpu:
         summary.update(gpu)

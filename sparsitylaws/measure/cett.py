@@ -179,6 +179,9 @@ class CettCurve:
             vals = np.full(kb - ka + 1, start_total / T)
             return vals, base
         out = base.clone()
+        order_flat = st.order.reshape(-1)
+        sorted_flat = st.sorted_sizes.reshape(-1)
+        a_flat = st.a.reshape(-1)
         # Tokens sorted by how many neurons they add, so each block pads to its own width.
         by_width = torch.argsort(width, descending=True)
         i = 0
@@ -193,9 +196,10 @@ class CettCurve:
             w = width[rows]
             cols = (pa[rows, None] + ar).clamp_max(F - 1)
             valid = ar < w[:, None]
-            idx = st.order[rows].gather(1, cols).long()
-            sz = st.sorted_sizes[rows].gather(1, cols)
-            av = st.a[rows].gather(1, idx) * valid
+            flat = rows[:, None] * F + cols  # gather from flat views: no row copies
+            idx = order_flat[flat].long()
+            sz = sorted_flat[flat]
+            av = a_flat[rows[:, None] * F + idx] * valid
             b = base[rows]
             vec = av.unsqueeze(-1) * st.w_t[idx]  # (c, wc, D)
             vec = vec.cumsum_(dim=1).add_(b.unsqueeze(1))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,7 @@ class Evaluator:
         self.batch_size = batch_size or data.input_ids.shape[0]
         self.passes = 0  # candidate evaluations (replicas count separately)
         self.forwards = 0  # model calls
+        self.forward_s = 0.0  # wall time inside passes (forward, loss, hooks)
         self._dense_nll: float | None = None
 
     @property
@@ -121,6 +123,7 @@ class Evaluator:
             ) -> PassResult:
         """Mean NLL per replica; replicas share batched forwards (mask_fn sees the layout)."""
         while True:
+            t0 = time.perf_counter()
             try:
                 return self._run(mask_fn, observer, replicas, need_s, layers)
             except torch.cuda.OutOfMemoryError as exc:
@@ -129,6 +132,8 @@ class Evaluator:
                                        "sequence per batch; use --device-map auto") from exc
                 self.batch_size = max(1, self.batch_size // 2)
                 torch.cuda.empty_cache()
+            finally:
+                self.forward_s += time.perf_counter() - t0
 
     @torch.no_grad()
     def _run(self, mask_fn: MaskFn | None, observer: Observer | None, replicas: int,

@@ -180,3 +180,35 @@ def test_memory_bounded_layer_groups_give_same_thresholds(tiny_llama: Path) -> N
         other = _measurer(tiny_llama)
         other.max_memory_gb = 1e-9
         other.curves(keep_activations=True)
+
+
+def test_batched_candidates_match_single_passes(tiny_llama: Path) -> None:
+    """Several CETT values in one batched forward (the GPU path) give the same NLLs."""
+    batched = _measurer(tiny_llama)
+    single = _measurer(tiny_llama)
+    batched.ev.batch_size = 9  # 3 sequences x 3 candidate values in one forward
+    cs = [0.05, 0.15, 0.3]
+    together = batched.log_ratios(cs)
+    assert batched.ev.forwards == 2  # the dense pass, then one batched forward for all three
+    apart = [single.log_ratios([c])[0] for c in cs]
+    np.testing.assert_allclose(together, apart, rtol=1e-5, atol=1e-6)
+
+
+def test_out_of_memory_halves_the_batch(tiny_llama: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mm = _measurer(tiny_llama)
+    expected = mm.ev.dense_nll()
+    fresh = _measurer(tiny_llama)
+    model = fresh.lm.model
+    original = type(model).forward
+    seen = []
+
+    def flaky(self, *args, **kwargs):
+        rows = kwargs["input_ids"].shape[0]
+        seen.append(rows)
+        if rows > 1:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "forward", flaky)
+    assert fresh.ev.dense_nll() == pytest.approx(expected, rel=1e-6)
+    assert fresh.ev.batch_size == 1 and seen == [3, 1, 1, 1]  # 3 -> 1, then one per call

@@ -236,6 +236,7 @@ def _jacobian(form: LawForm, D: np.ndarray, U: np.ndarray, sw: np.ndarray) -> np
     return J
 
 
+@np.errstate(all="ignore")  # non-finite trial steps are rejected explicitly
 def lm_batch(
     form: LawForm,
     D: np.ndarray,
@@ -262,29 +263,6 @@ def lm_batch(
     step can lower the cost any more, or when the gradient scaled by sqrt(diag(J'J) * 2 cost)
     is below ``gtol`` (the cosine between residual and every Jacobian column).
     """
-    with np.errstate(all="ignore"):  # non-finite trial steps are rejected explicitly
-        return _lm_core(form, D, Y, U0, sw=sw, loss=loss, f_scale=f_scale, max_iter=max_iter,
-                        ftol=ftol, xtol=xtol, gtol=gtol, stall_window=stall_window,
-                        stall_rtol=stall_rtol)
-
-
-def _lm_core(
-    form: LawForm,
-    D: np.ndarray,
-    Y: np.ndarray,
-    U0: np.ndarray,
-    *,
-    sw: np.ndarray | None = None,
-    loss: str = "linear",
-    f_scale: float = 1.0,
-    max_iter: int = 100,
-    ftol: float = 1e-10,
-    xtol: float = 1e-10,
-    gtol: float = 1e-8,
-    stall_window: int = 20,
-    stall_rtol: float = 1e-6,
-) -> LMResult:
-    """Body of :func:`lm_batch`."""
     D = np.asarray(D, float)
     U = np.array(U0, dtype=float, ndmin=2)
     m, k = U.shape

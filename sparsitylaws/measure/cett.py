@@ -40,6 +40,9 @@ N_CANDIDATES = 65536
 QUANTILE = 0.99
 #: elements of one temporary (tokens x neurons x d) block in the curve computation
 BLOCK_ELEMS = 1 << 23
+#: elements of one temporary (tokens x neurons x d) block of the curve traversal: small
+#: enough to stay in cache (measured on CPU: 2**18 about 1.5x faster than 2**23)
+TRAVERSE_ELEMS = 1 << 18
 
 
 @dataclass
@@ -53,6 +56,13 @@ class LayerStats:
     grid: torch.Tensor  # (K,) candidate thresholds, ascending
     min_size: float = 0.0
     _sorted: tuple[torch.Tensor, torch.Tensor] | None = None
+    _bucketer: Bucketer | None = None
+
+    def bucket(self, x: torch.Tensor, exact: bool = True) -> torch.Tensor:
+        """Number of candidates <= x, elementwise (see :class:`Bucketer`)."""
+        if self._bucketer is None:
+            self._bucketer = Bucketer(self.grid)
+        return self._bucketer(x, exact)
 
     @property
     def n_tokens(self) -> int:
@@ -61,8 +71,9 @@ class LayerStats:
     def _sort(self) -> tuple[torch.Tensor, torch.Tensor]:
         # Sorted per token on first use only (the paper's bisection never needs it).
         if self._sorted is None:
-            ss, order = self.sizes().sort(dim=1)
-            self._sorted = (ss, order.int())
+            # sizes are >= 0, so their float32 bit patterns sort like int32 (faster sort)
+            keys, order = self.sizes().view(torch.int32).sort(dim=1, stable=True)
+            self._sorted = (keys.view(torch.float32), order.int())
         return self._sorted
 
     @property
@@ -103,6 +114,41 @@ def build_layer_stats(a: torch.Tensor, w_out: torch.Tensor, n_candidates: int = 
     hi = quantile(sizes, q)
     grid = torch.linspace(lo, hi, n_candidates, dtype=torch.float64).float().to(a.device)
     return LayerStats(a=a, w_t=w_t, wnorm=wnorm, fnorm=fnorm, grid=grid, min_size=lo)
+
+
+class Bucketer:
+    """``torch.searchsorted(grid, x, right=True)`` (number of candidates <= x), exactly,
+    for the evenly spaced candidate grid: an arithmetic guess, then a check against the
+    stored float32 candidates (binary search only where the check fails, e.g. an uneven
+    grid)."""
+
+    def __init__(self, grid: torch.Tensor) -> None:
+        self.grid = grid
+        self.K = grid.numel()
+        self.g0 = float(grid[0]) if self.K else 0.0
+        self.step = (float(grid[-1]) - self.g0) / (self.K - 1) if self.K > 1 else 0.0
+        inf = torch.full((1,), float("inf"), dtype=grid.dtype, device=grid.device)
+        self.gext = torch.cat([-inf, grid, inf])  # gext[j] = grid[j - 1]
+
+    def __call__(self, x: torch.Tensor, exact: bool = True) -> torch.Tensor:
+        grid, K, gext = self.grid, self.K, self.gext
+        if self.step <= 0:
+            return torch.searchsorted(grid, x.contiguous(), right=True)
+        if not exact:  # the arithmetic guess alone: may be one candidate off
+            return ((x - self.g0) / self.step).floor_().add_(1).clamp_(0, K).long()
+        k = ((x.double() - self.g0) / self.step).floor_().add_(1).clamp_(0, K).long()
+        for _ in range(2):
+            k += (gext[k + 1] <= x).long()  # candidate k is <= x: count it
+            k -= (gext[k] > x).long()  # candidate k - 1 is > x: do not count it
+        bad = (gext[k + 1] <= x) | (gext[k] > x)
+        if bool(bad.any()):
+            k[bad] = torch.searchsorted(grid, x[bad].contiguous(), right=True)
+        return k
+
+
+def bucket(grid: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``torch.searchsorted(grid, x, right=True)`` by :class:`Bucketer` (one call)."""
+    return Bucketer(grid)(x)
 
 
 def _safe_div(x: torch.Tensor, fnorm: torch.Tensor) -> torch.Tensor:
@@ -189,7 +235,7 @@ class CettCurve:
             wc = int(width[by_width[i]])
             if wc == 0:
                 break
-            step = max(1, BLOCK_ELEMS // (wc * D))
+            step = max(1, TRAVERSE_ELEMS // (wc * D))
             rows = by_width[i:i + step]
             i += step
             ar = torch.arange(wc, device=dev)
@@ -206,7 +252,7 @@ class CettCurve:
             norms = torch.linalg.vector_norm(vec, dim=2)
             prev = torch.cat([b.norm(dim=1, keepdim=True), norms[:, :-1]], dim=1)
             incr = _safe_div(norms - prev, st.fnorm[rows]) * valid
-            bins = torch.searchsorted(grid_t, sz[valid], right=True) - ka
+            bins = st.bucket(sz[valid]) - ka
             acc.index_add_(0, bins.clamp(0, kb - ka), incr[valid].double())
             last = (w - 1).clamp_min(0)
             out[rows] = vec[torch.arange(vec.shape[0], device=dev), last]
@@ -281,12 +327,13 @@ class CettCurve:
             st = self.st
             assert st is not None
             ss = st.sorted_sizes
-            q = ss.square().cumsum(dim=1).sqrt()
-            prev = torch.cat([torch.zeros_like(q[:, :1]), q[:, :-1]], dim=1)
-            incr = _safe_div(q - prev, st.fnorm)
-            bins = torch.searchsorted(st.grid, ss, right=True)
-            acc = torch.zeros(self.K + 1, dtype=torch.float64, device=ss.device)
-            acc.index_add_(0, bins.reshape(-1), incr.reshape(-1).double())
+            q = ss.square().cumsum(dim=1).sqrt_()
+            incr = q.diff(dim=1, prepend=torch.zeros_like(q[:, :1]))
+            incr = _safe_div(incr, st.fnorm)
+            bins = st.bucket(ss, exact=False)  # a guide: one candidate off is fine
+            acc = torch.zeros(self.K + 1, dtype=torch.float32, device=ss.device)
+            acc.index_add_(0, bins.reshape(-1), incr.reshape(-1))  # a guide: float32 is enough
+            acc = acc.double()
             self._proxy = acc.cumsum(0)[: self.K].cpu().numpy() / st.n_tokens
         return self._proxy
 

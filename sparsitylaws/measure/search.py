@@ -4,12 +4,20 @@ Both searches work on f(c) = log PPL ratio(c) - log(1 + p/100), evaluated by an
 ``objective(cs) -> [log ratio, ...]`` callback (several values may share one batched
 forward).  f(0) = -log(1 + p/100) needs no forward: at c = 0 nothing is truncated.
 
-* :func:`fast_search`: bracket from a first guess (expanding by doubling), then bracketed
-  secant steps on a log-log scale (the log PPL ratio grows like a power of c, so these
-  converge in a few steps), falling back to the Illinois variant of regula falsi
-  (superlinear, never leaves the bracket), with a bisection safeguard.  Stops when the bracket is narrower than ``xtol`` or when the feasible end is
-  within ``ftol`` of the target in log ratio.  With ``per_pass`` > 1 (GPU) each step
-  evaluates the Illinois point plus evenly spaced interior points in one batched forward.
+* :func:`fast_search`: model-guided bracketing.  The log PPL ratio g(c) is modelled as
+  A * c**beta (a straight line on a log-log scale): the first point is ``c_init``
+  (0.05), then estimates r of the root come from a secant through the two evaluated points
+  nearest the target (local beta; beta = 2 from one point), else from log-log
+  interpolation between the bracket ends with Illinois weights (an end kept for two
+  passes counts with a halved residual).  The pass does not evaluate r itself but a point
+  that can *certify* the answer: r +- h (h = 0.49 xtol) on the side of the larger part of
+  the bracket, or, once r lies within 1.5 h of a bracket end, the point 2 h inside that
+  end, so that a correct model closes a bracket of width <= xtol (the guarantee the
+  bisection gives) in that pass.  Not yet bracketed: r + h, at least 1.25x the feasible
+  end.  Bisection when the model put the root on the wrong side twice in a row without
+  the bracket halving.  Stops when the bracket is at most ``xtol`` wide or when the
+  feasible end is within ``ftol`` of the target in log ratio.  With ``per_pass`` > 1 (GPU)
+  one batched forward evaluates both r - h and r + h plus evenly spaced interior points.
 * :func:`bisect_search`: the paper's Algorithm 1, plain bisection on [0, 1] to ``xtol``.
 
 Both return the feasible end of the final bracket (ratio <= target), whose measured PPL is
@@ -57,86 +65,112 @@ class _Tracker:
 
 def fast_search(objective: Objective, p: float, xtol: float = 1e-3, ftol: float = 5e-4,
                 c_init: float = 0.05, per_pass: int = 1, max_passes: int = 60) -> SearchResult:
-    """Bracketed Illinois root finding of f(c) (see module doc)."""
+    """Model-guided bracketing root finder for f(c) (see module doc)."""
     target = math.log1p(p / 100.0)
     f = _Tracker(objective, target)
-    lo, f_lo = 0.0, -target
-    hi, f_hi = None, None
-    c = min(max(c_init, xtol), 1.0)
-    # --- bracket ---------------------------------------------------------------------
-    while hi is None:
-        cs = [min(1.0, c * 2.0 ** j) for j in range(per_pass)]
-        cs = sorted(set(cs))
-        vals = f(cs)
-        for ci, fi in zip(cs, vals, strict=False):
-            if fi <= 0 and ci > lo:
-                lo, f_lo = ci, fi
-            elif fi > 0 and (hi is None or ci < hi):
-                hi, f_hi = ci, fi
-        if hi is None:
-            if lo >= 1.0:
-                return SearchResult(1.0, f_lo + target, "fast", f.evals, f.passes, (1.0, 1.0))
-            c = min(1.0, max(cs) * 2.0)
+    h = 0.49 * xtol  # half of a certifying bracket
+    lo, g_lo = 0.0, 0.0  # feasible end and its log ratio (f(0) needs no forward)
+    hi: float | None = None
+    g_hi = math.inf
+    stalls = 0
+    predicted: bool | None = None  # whether the model expected cs[0] to be feasible
+    kept = [0, 0]  # passes in a row that left lo (resp. hi) where it was (Illinois weights)
+    cs = [min(max(c_init, xtol), 1.0) * 2.0 ** j for j in range(per_pass)]
+    while True:
+        cs = sorted({min(1.0, c) for c in cs})
+        width = (1.0 if hi is None else hi) - lo
+        old = (lo, hi)
+        vals = [v + target for v in f(cs)]
+        for c, g in zip(cs, vals, strict=True):  # lowest infeasible point first
+            if g > target and (hi is None or c < hi):
+                hi, g_hi = c, g
+        for c, g in zip(cs, vals, strict=True):  # then the highest feasible point below it
+            if g <= target and c > lo and (hi is None or c < hi):
+                lo, g_lo = c, g
+        if hi is None and lo >= 1.0:
+            break
+        if hi is not None and hi - lo <= xtol:
+            break
+        if lo > 0 and g_lo >= target - ftol:
+            break
         if f.passes >= max_passes:
             break
-    assert hi is not None and f_hi is not None
-    # --- Illinois --------------------------------------------------------------------
-    side = 0
-    stalls = 0
-    true_f = dict(zip((e[0] for e in f.evals), (e[1] - target for e in f.evals), strict=False))
-    true_f[0.0] = -target
-    while hi - lo > xtol and true_f[lo] < -ftol and f.passes < max_passes:
-        width = hi - lo
-        c_rf = _power_step(f.evals, target, lo, hi)
-        if c_rf is None:  # Illinois (regula falsi with halving) when no power-law step applies
-            c_rf = hi - f_hi * (hi - lo) / (f_hi - f_lo) if f_hi != f_lo else 0.5 * (lo + hi)
-        c_rf = min(max(c_rf, lo + 0.01 * width), hi - 0.01 * width)
-        if stalls >= 2:  # safeguard: bisect when the bracket stops shrinking fast
-            c_rf, stalls = 0.5 * (lo + hi), 0
-        cs = [c_rf] + [lo + width * (j + 1) / per_pass for j in range(per_pass - 1)]
-        cs = sorted(set(cs))
-        vals = f(cs)
-        true_f.update(zip(cs, vals, strict=False))
-        new_lo, new_flo, new_hi, new_fhi = lo, f_lo, hi, f_hi
-        for ci, fi in zip(cs, vals, strict=False):
-            if fi <= 0 and ci > new_lo:
-                new_lo, new_flo = ci, fi
-            elif fi > 0 and ci < new_hi:
-                new_hi, new_fhi = ci, fi
-        moved_lo, moved_hi = new_lo != lo, new_hi != hi
-        # Illinois: halve the stored value at the end that did not move twice in a row
-        if moved_lo and not moved_hi:
-            new_fhi = f_hi * 0.5 if side == -1 else f_hi
-            side = -1
-        elif moved_hi and not moved_lo:
-            new_flo = f_lo * 0.5 if side == 1 else f_lo
-            side = 1
-        stalls = stalls + 1 if (new_hi - new_lo) > 0.5 * width else 0
-        lo, f_lo, hi, f_hi = new_lo, new_flo, new_hi, new_fhi
-    best = max((e for e in f.evals if e[1] <= target), key=lambda e: e[0], default=(0.0, 0.0))
-    return SearchResult(best[0], best[1], "fast", f.evals, f.passes, (lo, hi))
+        # a stall: the model put the root on the wrong side of cs[0] and the bracket did not halve
+        wrong = predicted is not None and (vals[0] <= target) != predicted
+        stalls = stalls + 1 if wrong and (1.0 if hi is None else hi) - lo > 0.5 * width else 0
+        predicted = None
+        kept = [kept[0] + 1 if lo == old[0] else 0, kept[1] + 1 if hi == old[1] else 0]
+        weights = (0.5 ** max(0, kept[0] - 1), 0.5 ** max(0, kept[1] - 1))
+        r = _estimate(f.evals, target, lo, g_lo, hi, g_hi, weights)
+        if hi is None:  # not bracketed yet: aim just past the estimate, at least 25% further
+            c = min(1.0, max((r if r is not None else 2.0 * lo) + h, 1.25 * lo))
+            cs = [c * 2.0 ** j for j in range(per_pass)]
+            continue
+        w = hi - lo
+        r = 0.5 * (lo + hi) if r is None else min(max(r, lo), hi)
+        if stalls >= 2:  # safeguard: bisect when the model keeps missing and the bracket does not halve
+            c, stalls = 0.5 * (lo + hi), 0
+        elif hi - r <= 1.5 * h:  # root near hi: one feasible point 2h below hi certifies it
+            c = hi - 2.0 * h
+        elif r - lo <= 1.5 * h:  # root near lo: one infeasible point 2h above lo certifies it
+            c = lo + 2.0 * h
+        elif hi - r > r - lo:  # cut the larger side, just past the estimate
+            c = r + h
+        else:
+            c = r - h
+        predicted = c < r
+        pair = 2.0 * r - c if abs(c - r) <= h * 1.0001 else None  # the estimate's other side
+        cs = [c] + ([pair] if pair is not None else [])
+        cs += [lo + w * (j + 1) / per_pass for j in range(per_pass)]
+        cs = [min(max(x, lo + 0.01 * w), hi - 0.01 * w) for x in cs]
+        cs = list(dict.fromkeys(cs))[:per_pass]
+    g_best = g_lo if lo > 0 else 0.0
+    return SearchResult(lo, g_best, "fast", f.evals, f.passes, (lo, hi if hi is not None else 1.0))
 
 
-def _power_step(evals: list[tuple[float, float]], target: float, lo: float,
-                hi: float) -> float | None:
-    """Secant step on log-log scale: log ratio modelled as A * c**beta near the root.
+def _estimate(evals: list[tuple[float, float]], target: float, lo: float, g_lo: float,
+              hi: float | None, g_hi: float,
+              weights: tuple[float, float] = (1.0, 1.0)) -> float | None:
+    """Where the log ratio g(c) reaches ``target``, modelling g = A * c**beta (log-log scale).
 
-    Uses the two evaluated points with positive log ratio nearest the target (beta = 2
-    assumed when only one exists); None when the step would leave the bracket.
+    Bracketed with g_lo > 0: log-log interpolation between the bracket ends.  Only c = 0
+    below: beta from the two lowest infeasible points (2 when only one exists).  Not
+    bracketed: beta from the two highest feasible points.  g_lo <= 0: linear secant.
+    None when no model applies.
     """
-    pts = sorted({(c, g) for c, g in evals if c > 0 and g > 0}, key=lambda e: abs(math.log(e[1] / target)))
-    if not pts:
-        return None
-    c2, g2 = pts[0]
+    if hi is not None and lo > 0:
+        if g_lo > 0 and g_hi > g_lo:
+            xl, xh, yl, yh, y = (math.log(v) for v in (lo, hi, g_lo, g_hi, target))
+            # Illinois: an end kept for two passes or more counts with a halved residual
+            fl, fh = (yl - y) * weights[0], (yh - y) * weights[1]
+            x = xl - fl * (xh - xl) / (fh - fl)
+            # a secant through the two points nearest the target (local slope), if inside
+            near = sorted({(c, g) for c, g in evals if c > 0 and g > 0},
+                          key=lambda e: abs(math.log(e[1]) - y))
+            if weights == (1.0, 1.0) and len(near) >= 2:
+                (c2, g2), (c1, g1) = near[0], near[1]
+                if c1 != c2 and g1 != g2:
+                    beta = math.log(g2 / g1) / math.log(c2 / c1)
+                    if 0.2 < beta < 20 and xl < math.log(c2) + (y - math.log(g2)) / beta < xh:
+                        x = math.log(c2) + (y - math.log(g2)) / beta
+            return math.exp(x)
+        return lo + (target - g_lo) * (hi - lo) / (g_hi - g_lo) if g_hi > g_lo else None
+    if hi is not None:  # lo == 0, g(0) = 0
+        pts = sorted((c, g) for c, g in evals if c >= hi and g > 0)
+        c2, g2 = pts[0]
+    else:
+        pts = sorted(((c, g) for c, g in evals if c <= lo and g > 0), reverse=True)
+        if not pts:
+            return None
+        c2, g2 = pts[0]
     beta = 2.0
     for c1, g1 in pts[1:]:
         if c1 != c2 and g1 != g2:
-            beta = math.log(g2 / g1) / math.log(c2 / c1)
+            b = math.log(g2 / g1) / math.log(c2 / c1)
+            if 0.2 < b < 20:
+                beta = b
             break
-    if not (0.2 < beta < 20):
-        return None
-    c = c2 * (target / g2) ** (1.0 / beta)
-    return c if lo < c < hi else None
+    return c2 * (target / g2) ** (1.0 / beta)
 
 
 def bisect_search(objective: Objective, p: float, xtol: float = 1e-3) -> SearchResult:

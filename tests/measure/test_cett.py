@@ -103,3 +103,19 @@ def test_curveset_thresholds_per_layer() -> None:
     spacing = np.array([float(s.grid[1] - s.grid[0]) for s in stats])
     assert np.all(np.abs(fast - ref) <= 40 * spacing)
     assert cs.bisect_evals == 2 * 10
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bucket_equals_searchsorted(seed: int) -> None:
+    """The arithmetic bucketing on the even candidate grid is exactly searchsorted(right)."""
+    from sparsitylaws.measure.cett import bucket
+
+    gen = torch.Generator().manual_seed(seed)
+    lo, hi = float(torch.rand(1, generator=gen)) * 1e-3, 0.5 + float(torch.rand(1, generator=gen))
+    grid = torch.linspace(lo, hi, 65536, dtype=torch.float64).float()
+    x = torch.cat([torch.rand(200_000, generator=gen) * (hi * 1.2) - 0.01 * hi, grid,
+                   torch.nextafter(grid, torch.tensor(-1.0)), torch.nextafter(grid, torch.tensor(2.0))])
+    x = x.view(-1, 64)
+    assert torch.equal(bucket(grid, x), torch.searchsorted(grid, x.contiguous().view(-1), right=True).view_as(x))
+    uneven = grid.square()  # not evenly spaced: falls back where the guess fails
+    assert torch.equal(bucket(uneven, x), torch.searchsorted(uneven, x.view(-1), right=True).view_as(x))

@@ -97,8 +97,12 @@ def quantile(x: torch.Tensor, q: float) -> float:
     pos = (n - 1) * q
     lo = int(np.floor(pos))
     hi = min(lo + 1, n - 1)
-    v_lo = flat.kthvalue(lo + 1).values.double().item()
-    v_hi = flat.kthvalue(hi + 1).values.double().item() if hi != lo else v_lo
+    v_lo_t = flat.kthvalue(lo + 1).values
+    v_lo = v_lo_t.double().item()
+    if hi == lo or int((flat <= v_lo_t).sum()) >= hi + 1:  # the next order statistic ties
+        v_hi = v_lo
+    else:  # the next order statistic: the smallest entry above v_lo (no second selection)
+        v_hi = flat[flat > v_lo_t].min().double().item()
     return v_lo + (pos - lo) * (v_hi - v_lo)
 
 

@@ -119,3 +119,16 @@ def test_bucket_equals_searchsorted(seed: int) -> None:
     assert torch.equal(bucket(grid, x), torch.searchsorted(grid, x.contiguous().view(-1), right=True).view_as(x))
     uneven = grid.square()  # not evenly spaced: falls back where the guess fails
     assert torch.equal(bucket(uneven, x), torch.searchsorted(uneven, x.view(-1), right=True).view_as(x))
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 1000, 4097])
+def test_quantile_matches_numpy(n: int) -> None:
+    from sparsitylaws.measure.cett import quantile
+
+    gen = torch.Generator().manual_seed(n)
+    x = torch.rand(n, generator=gen)
+    for q in (0.0, 0.5, 0.99, 1.0):
+        assert quantile(x, q) == pytest.approx(float(np.quantile(x.double().numpy(), q)), rel=1e-12, abs=1e-12)
+    ties = torch.round(x * 3) / 3  # many equal entries
+    for q in (0.3, 0.99):
+        assert quantile(ties, q) == pytest.approx(float(np.quantile(ties.double().numpy(), q)), rel=1e-12, abs=1e-12)

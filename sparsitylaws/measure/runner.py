@@ -47,7 +47,7 @@ from sparsitylaws.measure.loading import (
 from sparsitylaws.measure.metrics import MetricResult, ModelMeasurer, parse_metric
 from sparsitylaws.measure.search import SearchResult, bisect_search, fast_search
 
-ALGORITHM_VERSION = 1
+ALGORITHM_VERSION = 2  # 2: model-guided certifying root finder (rows of 1 are re-measured)
 #: file-name patterns for tokens trained: "tokens-2.5B", "tok=1200000", "12Btok", "300M_tokens"
 TOKEN_PATTERNS = (
     re.compile(r"(?:^|[^a-z])tok(?:en)?s?[-_=]?(\d+(?:\.\d+)?)([kmbt]?)(?![a-z])", re.I),

@@ -80,6 +80,14 @@ KEY_COLUMNS: tuple[str, ...] = ("run", "checkpoint", "metric", "metric_arg")
 SCHEMA = pa.schema([pa.field(c.name, c.type, nullable=True) for c in COLUMNS])
 
 
+def row_keys(df: pd.DataFrame) -> pd.DataFrame:
+    """The (run, checkpoint, metric, metric_arg) key of each row, NaN arguments made equal
+    (the zero metric has none), ready for ``duplicated``."""
+    key = df[list(KEY_COLUMNS)].copy()
+    key["metric_arg"] = key["metric_arg"].fillna(-1.0e300)
+    return key
+
+
 def _first_bad(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
@@ -173,9 +181,7 @@ def validate_frame(df: pd.DataFrame, source: str = "<table>") -> pd.DataFrame:
                 f"{source}: column 'activation_ratio_se' must be > 0 where given, at {_row_label(df, i)}")
         df["activation_ratio_se"] = se.astype(float)
 
-    # Key uniqueness: NaN metric_arg compares equal to NaN for this purpose.
-    key = df[list(KEY_COLUMNS)].copy()
-    key["metric_arg"] = key["metric_arg"].fillna(-1.0e300)
+    key = row_keys(df)
     dup = key.duplicated(keep="first").to_numpy()
     if dup.any():
         i = _first_bad(dup)

@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 from sparsitylaws.atomic import atomic_path
 from sparsitylaws.errors import SchemaError, SparsityLawsError
 from sparsitylaws.schema import (
-    KEY_COLUMNS,
     METADATA_KEY,
     TABLE_FORMAT_VERSION,
+    row_keys,
     to_arrow,
     validate_frame,
 )
@@ -110,9 +110,7 @@ def merge_frames(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     if old is None or len(old) == 0:
         return new.reset_index(drop=True)
     both = pd.concat([old, new], ignore_index=True, sort=False)
-    key = both[list(KEY_COLUMNS)].copy()
-    key["metric_arg"] = key["metric_arg"].fillna(-1.0e300)
-    keep = ~key.duplicated(keep="last").to_numpy()
+    keep = ~row_keys(both).duplicated(keep="last").to_numpy()
     return both.loc[keep].reset_index(drop=True)
 
 

@@ -34,8 +34,11 @@ import click
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--dtype", default="auto", show_default=True,
               type=click.Choice(["auto", "float32", "bfloat16", "float16"]))
-@click.option("--search", default="fast", show_default=True, type=click.Choice(["fast", "bisect"]),
-              help="fast: exact curves + Illinois; bisect: the paper's Algorithm 1.")
+@click.option("--search", default="fast", show_default=True,
+              type=click.Choice(["fast", "bisect", "paper"]),
+              help="fast: exact curves + certifying root finder; bisect: the paper's Algorithm 1 "
+                   "on one cached dense pass; paper: Algorithm 1 as the authors' code runs it "
+                   "(a dense pass and per-layer bisection at every step).")
 @click.option("--xtol", default=1e-3, show_default=True, type=float, help="Tolerance on CETT.")
 @click.option("--shard", default=None, help="i/n: measure checkpoints i, i+n, ... (0-based).")
 @click.option("--device-map", default=None, help="'auto' spreads a large model over GPUs.")

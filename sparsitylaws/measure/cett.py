@@ -43,6 +43,13 @@ BLOCK_ELEMS = 1 << 23
 #: elements of one temporary (tokens x neurons x d) block of the curve traversal: small
 #: enough to stay in cache (measured on CPU: 2**18 about 1.5x faster than 2**23)
 TRAVERSE_ELEMS = 1 << 18
+#: coarse bins of the candidate range for the guide curve and the pair counts
+COARSE_BINS = 512
+#: moving tail sums pair by pair is preferred to a new matrix product while it touches at
+#: most this share of the layer's (token, neuron) pairs (measured on CPU, see docs/measure.md)
+MOVE_FRACTION = 1 / 200
+#: pairs per traversal piece (bounds the memory of a complete curve)
+MAX_PAIRS = 1 << 22
 
 
 @dataclass
@@ -55,7 +62,7 @@ class LayerStats:
     fnorm: torch.Tensor  # (T,) ||W_out a_t||
     grid: torch.Tensor  # (K,) candidate thresholds, ascending
     min_size: float = 0.0
-    _sorted: tuple[torch.Tensor, torch.Tensor] | None = None
+    _sizes: torch.Tensor | None = None
     _bucketer: Bucketer | None = None
 
     def bucket(self, x: torch.Tensor, exact: bool = True) -> torch.Tensor:
@@ -68,26 +75,11 @@ class LayerStats:
     def n_tokens(self) -> int:
         return int(self.a.shape[0])
 
-    def _sort(self) -> tuple[torch.Tensor, torch.Tensor]:
-        # Sorted per token on first use only (the paper's bisection never needs it).
-        if self._sorted is None:
-            # sizes are >= 0, so their float32 bit patterns sort like int32 (faster sort)
-            keys, order = self.sizes().view(torch.int32).sort(dim=1, stable=True)
-            self._sorted = (keys.view(torch.float32), order.int())
-        return self._sorted
-
-    @property
-    def sorted_sizes(self) -> torch.Tensor:
-        """(T, F) sizes ascending per token."""
-        return self._sort()[0]
-
-    @property
-    def order(self) -> torch.Tensor:
-        """(T, F) neuron index of each sorted size (int32)."""
-        return self._sort()[1]
-
     def sizes(self) -> torch.Tensor:
-        return self.a.abs() * self.wnorm
+        """(T, F) neuron sizes |a_ti| * ||W_out[:, i]|| (computed once)."""
+        if self._sizes is None:
+            self._sizes = self.a.abs() * self.wnorm
+        return self._sizes
 
 
 def quantile(x: torch.Tensor, q: float) -> float:
@@ -117,7 +109,7 @@ def build_layer_stats(a: torch.Tensor, w_out: torch.Tensor, n_candidates: int = 
     lo = float(sizes.min())
     hi = quantile(sizes, q)
     grid = torch.linspace(lo, hi, n_candidates, dtype=torch.float64).float().to(a.device)
-    return LayerStats(a=a, w_t=w_t, wnorm=wnorm, fnorm=fnorm, grid=grid, min_size=lo)
+    return LayerStats(a=a, w_t=w_t, wnorm=wnorm, fnorm=fnorm, grid=grid, min_size=lo, _sizes=sizes)
 
 
 class Bucketer:
@@ -164,8 +156,7 @@ def _safe_div(x: torch.Tensor, fnorm: torch.Tensor) -> torch.Tensor:
 def truncated_sum(st: LayerStats, g: float, rows: slice = slice(None)) -> torch.Tensor:
     """sum over neurons with size < g of a_ti W_out[:, i], per token (one matrix product)."""
     a = st.a[rows]
-    keep = (a.abs() * st.wnorm) < g
-    return (a * keep) @ st.w_t
+    return torch.where(st.sizes()[rows] < g, a, 0.0) @ st.w_t
 
 
 def cett_direct(st: LayerStats, g: float) -> float:
@@ -190,10 +181,50 @@ class CettCurve:
         self.segments: list[_Segment] = []
         self._last: _Segment | None = None
         self._proxy: np.ndarray | None = None
+        self._pairs: np.ndarray | None = None
         self.matmuls = 0  # window placements (matrix products)
+
+    # --- coarse summaries (one pass over the sizes) --------------------------------------
+    def _coarse(self) -> None:
+        """Per coarse bin of candidates: the number of (token, neuron) pairs below each bin
+        edge (to price a traversal) and the orthogonal proxy of the mean CETT (a guide)."""
+        st = self.st
+        assert st is not None
+        T = st.n_tokens
+        B = max(1, min(COARSE_BINS, self.K - 1))
+        per = (self.K - 1) / B  # candidates per coarse bin; edge j is candidate j * per
+        edges = np.arange(B + 1) * per
+        counts = torch.zeros(B + 2, dtype=torch.float64, device=st.a.device)
+        proxy = torch.zeros(B + 2, dtype=torch.float64, device=st.a.device)
+        rows = max(1, (1 << 22) // max(1, B + 2))
+        sizes = st.sizes()
+        g0, width = float(self.grid[0]), float(self.grid[-1] - self.grid[0])
+        scale = B / width if width > 0 else 0.0
+        for i in range(0, T, rows):  # token blocks bound the (tokens x bins) temporary
+            sz = sizes[i:i + rows]
+            # edges <= size, by arithmetic on the even grid (a guide: an edge off is fine)
+            b = ((sz - g0) * scale).floor_().add_(1).clamp_(0, B + 1).long()
+            n = sz.shape[0]
+            flat = (torch.arange(n, device=sz.device)[:, None] * (B + 2) + b).view(-1)
+            sq = torch.zeros(n * (B + 2), dtype=torch.float32, device=sz.device)
+            sq.index_add_(0, flat, sz.square().view(-1))
+            part = sq.view(n, B + 2).cumsum_(dim=1).sqrt_()  # orthogonal tail norm below each edge
+            proxy += _safe_div(part, st.fnorm[i:i + rows]).sum(dim=0).double()
+            counts += torch.bincount(b.view(-1), minlength=B + 2).double()
+        # entry j: pairs (and tails) below edge j, i.e. pairs with at most j edges <= size
+        cand = np.arange(self.K)
+        self._pairs = np.interp(cand, edges, counts.cumsum(0).cpu().numpy()[:B + 1])
+        self._proxy = np.interp(cand, edges, proxy.cpu().numpy()[:B + 1] / max(T, 1))
+
+    def _pairs_between(self, ka: int, kb: int) -> float:
+        """Estimated (token, neuron) pairs with sizes between candidates ka and kb."""
+        if self._proxy is None:
+            self._coarse()
+        return abs(float(self._pairs[kb] - self._pairs[ka]))
 
     # --- exact pieces -------------------------------------------------------------------
     def _base(self, k: int) -> torch.Tensor:
+        """Per-token tail sums at candidate k by one (blocked) matrix product."""
         st = self.st
         assert st is not None
         g = float(self.grid[k])
@@ -204,6 +235,40 @@ class CettCurve:
         return torch.cat([truncated_sum(st, g, slice(i, i + step))
                           for i in range(0, st.n_tokens, step)])
 
+    def _select(self, ka: int, kb: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Pairs with grid[ka] <= size < grid[kb] (they join the tail at candidates ka+1..kb),
+        sorted by token, then size: (flat index t * F + i, size, pairs per token)."""
+        st = self.st
+        assert st is not None
+        sizes = st.sizes()
+        T, F = sizes.shape
+        m = (sizes >= st.grid[ka]) & (sizes < st.grid[kb])
+        flat = m.view(-1).nonzero().squeeze(1)
+        sz = sizes.view(-1)[flat]
+        # sizes are >= 0: their float32 bits sort like integers; one int64 key per pair
+        key = (flat // F) * (1 << 32) + sz.view(torch.int32).long()
+        order = torch.argsort(key)
+        flat, sz = flat[order], sz[order]
+        counts = torch.bincount(flat // F, minlength=T)
+        return flat, sz, counts
+
+    def _shift(self, base: torch.Tensor, ka: int, kb: int) -> torch.Tensor:
+        """Tail sums at kb from those at ka by adding (or removing) the pairs in between."""
+        st = self.st
+        assert st is not None
+        lo, hi = min(ka, kb), max(ka, kb)
+        flat, _, _ = self._select(lo, hi)
+        F = st.a.shape[1]
+        out = base.clone()
+        sign = 1.0 if kb > ka else -1.0
+        step = max(1, TRAVERSE_ELEMS // max(1, st.w_t.shape[1]))
+        a_flat = st.a.reshape(-1)
+        for i in range(0, flat.numel(), step):
+            f = flat[i:i + step]
+            vec = (a_flat[f] * sign).unsqueeze(1) * st.w_t[f % F]
+            out.index_add_(0, f // F, vec)
+        return out
+
     def _traverse(self, base: torch.Tensor, ka: int, kb: int) -> tuple[np.ndarray, torch.Tensor]:
         """Exact mean CETT at candidates ka..kb from the per-token sums ``base`` at ka.
 
@@ -213,27 +278,21 @@ class CettCurve:
         st = self.st
         assert st is not None
         dev = st.a.device
-        T, F = st.sorted_sizes.shape
+        T, F = st.a.shape
         D = st.w_t.shape[1]
-        grid_t = st.grid
-        ga = grid_t[ka].expand(T, 1).contiguous()
-        gb = grid_t[kb].expand(T, 1).contiguous()
-        pa = torch.searchsorted(st.sorted_sizes, ga).view(-1)
-        pb = torch.searchsorted(st.sorted_sizes, gb).view(-1)
-        width = pb - pa
-        wmax = int(width.max()) if T else 0
+        flat, sz_all, width = self._select(ka, kb)
+        start = torch.cumsum(width, 0) - width  # first pair of each token
         acc = torch.zeros(kb - ka + 1, dtype=torch.float64, device=dev)
         base_norm = _safe_div(base.norm(dim=1), st.fnorm)
         start_total = float(base_norm.double().sum())
+        wmax = int(width.max()) if T else 0
         if wmax == 0:
-            vals = np.full(kb - ka + 1, start_total / T)
-            return vals, base
+            return np.full(kb - ka + 1, start_total / T), base
         out = base.clone()
-        order_flat = st.order.reshape(-1)
-        sorted_flat = st.sorted_sizes.reshape(-1)
         a_flat = st.a.reshape(-1)
         # Tokens sorted by how many neurons they add, so each block pads to its own width.
         by_width = torch.argsort(width, descending=True)
+        n_pairs = flat.numel()
         i = 0
         while i < T:
             wc = int(width[by_width[i]])
@@ -244,14 +303,13 @@ class CettCurve:
             i += step
             ar = torch.arange(wc, device=dev)
             w = width[rows]
-            cols = (pa[rows, None] + ar).clamp_max(F - 1)
             valid = ar < w[:, None]
-            flat = rows[:, None] * F + cols  # gather from flat views: no row copies
-            idx = order_flat[flat].long()
-            sz = sorted_flat[flat]
-            av = a_flat[rows[:, None] * F + idx] * valid
+            pos = (start[rows, None] + ar).clamp_max(n_pairs - 1)
+            f = flat[pos]
+            sz = sz_all[pos]
+            av = a_flat[f] * valid
             b = base[rows]
-            vec = av.unsqueeze(-1) * st.w_t[idx]  # (c, wc, D)
+            vec = av.unsqueeze(-1) * st.w_t[f % F]  # (c, wc, D)
             vec = vec.cumsum_(dim=1).add_(b.unsqueeze(1))
             norms = torch.linalg.vector_norm(vec, dim=2)
             prev = torch.cat([b.norm(dim=1, keepdim=True), norms[:, :-1]], dim=1)
@@ -263,13 +321,40 @@ class CettCurve:
         vals = (start_total + acc.cumsum(0)).cpu().numpy() / T
         return vals, out
 
+    def _traverse_chunked(self, base: torch.Tensor, ka: int, kb: int) -> torch.Tensor:
+        """:meth:`_traverse` over ka..kb in pieces of at most MAX_PAIRS pairs (bounded
+        memory); stores the values and returns the sums at kb."""
+        k = ka
+        while k < kb:
+            if self._pairs_between(k, kb) <= MAX_PAIRS:
+                nxt = kb
+            else:  # the candidate where about MAX_PAIRS more pairs have joined
+                target = self._pairs[k] + MAX_PAIRS
+                nxt = int(np.searchsorted(self._pairs, target, side="right")) - 1
+                nxt = min(kb, max(k + 1, nxt))
+            vals, base = self._traverse(base, k, nxt)
+            self.values[k:nxt + 1] = vals
+            k = nxt
+        return base
+
+    def _cheap(self, ka: int, kb: int) -> bool:
+        """Whether moving tail sums from ka to kb pair by pair beats one matrix product."""
+        st = self.st
+        assert st is not None
+        return self._cheap_pairs(self._pairs_between(ka, kb))
+
     # --- segments of known values --------------------------------------------------------
     def _new_segment(self, lo: int, hi: int) -> _Segment:
         lo, hi = max(0, lo), min(self.K - 1, hi)
-        base = self._base(lo)
-        vals, s_hi = self._traverse(base, lo, hi)
-        self.values[lo:hi + 1] = vals
-        seg = _Segment(lo, hi, s_hi)
+        near = min(self.segments, key=lambda g: min(abs(g.lo - lo), abs(g.hi - lo)), default=None)
+        if near is not None and near.s_lo is not None and self._cheap(near.lo, lo):
+            base = self._shift(near.s_lo, near.lo, lo)
+        elif near is not None and near.s_hi is not None and self._cheap(near.hi, lo):
+            base = self._shift(near.s_hi, near.hi, lo)
+        else:
+            base = self._base(lo)
+        s_hi = self._traverse_chunked(base, lo, hi)
+        seg = _Segment(lo, hi, base, s_hi)
         self.segments.append(seg)
         return seg
 
@@ -277,18 +362,30 @@ class CettCurve:
         hi = min(self.K - 1, hi)
         if hi <= seg.hi:
             return
-        vals, seg.s_hi = self._traverse(seg.s_hi, seg.hi, hi)
-        self.values[seg.hi:hi + 1] = vals
+        seg.s_hi = self._traverse_chunked(seg.s_hi, seg.hi, hi)
         seg.hi = hi
 
     def _extend_down(self, seg: _Segment, lo: int) -> None:
         lo = max(0, lo)
         if lo >= seg.lo:
             return
-        base = self._base(lo)
-        vals, _ = self._traverse(base, lo, seg.lo)
-        self.values[lo:seg.lo] = vals[:-1]
-        seg.lo = lo
+        base = self._shift(seg.s_lo, seg.lo, lo) if self._cheap(lo, seg.lo) else self._base(lo)
+        keep = self.values[seg.lo]
+        self._traverse_chunked(base, lo, seg.lo)
+        self.values[seg.lo] = keep  # the value known before (same number up to rounding)
+        seg.lo, seg.s_lo = lo, base
+
+    def _reach(self, seg: _Segment, lo: int, hi: int) -> bool:
+        """Whether extending ``seg`` to cover lo..hi is cheaper than a new window."""
+        lo, hi = max(0, lo), min(self.K - 1, hi)
+        gap_lo = self._pairs_between(lo, seg.lo) if lo < seg.lo else 0.0
+        gap_hi = self._pairs_between(seg.hi, hi) if hi > seg.hi else 0.0
+        return self._cheap_pairs(gap_lo + gap_hi)
+
+    def _cheap_pairs(self, pairs: float) -> bool:
+        st = self.st
+        assert st is not None
+        return pairs <= st.a.numel() * MOVE_FRACTION
 
     def ensure(self, lo: int, hi: int) -> None:
         """Make the exact values on candidates lo..hi known (as one segment)."""
@@ -318,32 +415,19 @@ class CettCurve:
         """Free the activations; only a complete curve can answer afterwards."""
         self.st = None
         for seg in self.segments:
-            seg.s_hi = None
+            seg.s_lo = seg.s_hi = None
 
     @property
     def complete(self) -> bool:
         return any(g.lo == 0 and g.hi == self.K - 1 for g in self.segments)
 
     # --- thresholds ---------------------------------------------------------------------
-    def _proxy_curve(self) -> np.ndarray:
-        """Cheap guide (not exact): CETT as if neuron vectors were orthogonal."""
-        if self._proxy is None:
-            st = self.st
-            assert st is not None
-            ss = st.sorted_sizes
-            q = ss.square().cumsum(dim=1).sqrt_()
-            incr = q.diff(dim=1, prepend=torch.zeros_like(q[:, :1]))
-            incr = _safe_div(incr, st.fnorm)
-            bins = st.bucket(ss, exact=False)  # a guide: one candidate off is fine
-            acc = torch.zeros(self.K + 1, dtype=torch.float32, device=ss.device)
-            acc.index_add_(0, bins.reshape(-1), incr.reshape(-1))  # a guide: float32 is enough
-            acc = acc.double()
-            self._proxy = acc.cumsum(0)[: self.K].cpu().numpy() / st.n_tokens
-        return self._proxy
-
     def _hint(self, c: float) -> int:
-        """Guess of the crossing: the proxy corrected by the exact values known so far."""
-        proxy = self._proxy_curve()
+        """Guess of the crossing: the coarse orthogonal proxy corrected by the exact values
+        known so far."""
+        if self._proxy is None:
+            self._coarse()
+        proxy = self._proxy
         known = np.flatnonzero(~np.isnan(self.values) & (proxy > 0))
         if known.size:
             pick = known[:: max(1, known.size // 512)]
@@ -362,11 +446,16 @@ class CettCurve:
         if self.st is None:
             raise RuntimeError("curve released before it was complete")
         half = max(8, self.K // 4096)
-        far = 8 * half
         k0 = self._hint(c)
-        seg = next((g for g in self.segments if g.lo - far <= k0 <= g.hi + far), None)
+        seg = next((g for g in self.segments if g.lo <= k0 <= g.hi), None)
         if seg is None:
-            seg = self._new_segment(k0 - half, k0 + half)
+            near = [g for g in self.segments if self._reach(g, k0 - half, k0 + half)]
+            if near:
+                seg = min(near, key=lambda g: min(abs(g.lo - k0), abs(g.hi - k0)))
+                self._extend_up(seg, k0 + half)
+                self._extend_down(seg, k0 - half)
+            else:
+                seg = self._new_segment(k0 - half, k0 + half)
         grow = half
         while True:
             ok = self.values[seg.lo:seg.hi + 1] <= c
@@ -375,7 +464,7 @@ class CettCurve:
                     ans = self.K - 1
                     break
                 kh = self._hint(c)
-                if kh - seg.hi > far:
+                if not self._reach(seg, seg.lo, kh + half):
                     seg = self._new_segment(kh - half, kh + half)
                 else:
                     self._extend_up(seg, max(seg.hi + grow, kh + half))
@@ -387,7 +476,7 @@ class CettCurve:
                     ans = 0
                     break
                 kh = self._hint(c)
-                if seg.lo - kh > far:
+                if not self._reach(seg, kh - half, seg.hi):
                     seg = self._new_segment(kh - half, kh + half)
                 else:
                     self._extend_down(seg, min(seg.lo - grow, kh - half))
@@ -408,6 +497,7 @@ class _Segment:
 
     lo: int
     hi: int
+    s_lo: torch.Tensor | None  # per-token tail sums at grid[lo]
     s_hi: torch.Tensor | None  # per-token tail sums at grid[hi]
 
 

@@ -17,7 +17,13 @@ import numpy as np
 import torch
 
 from sparsitylaws.errors import MeasureError
-from sparsitylaws.measure.cett import N_CANDIDATES, CurveSet, build_layer_stats
+from sparsitylaws.measure.cett import (
+    N_CANDIDATES,
+    CurveSet,
+    LayerStats,
+    build_layer_stats,
+    threshold_index_bisect,
+)
 from sparsitylaws.measure.evaluate import EvalData, Evaluator
 from sparsitylaws.measure.hooks import MaskFn, ThresholdMask
 from sparsitylaws.measure.loading import LoadedModel
@@ -126,24 +132,47 @@ class ModelMeasurer:
         curves: list = [None] * n_layers
         stats: list = [None] * n_layers
         for group in groups:
-            captured: dict[int, list[torch.Tensor]] = {i: [] for i in group}
-
-            def grab(pos: int, a: torch.Tensor, s: torch.Tensor | None, keep: torch.Tensor | None,
-                     captured: dict[int, list[torch.Tensor]] = captured) -> None:
-                captured[pos].append(a.float())
-
-            res = self.ev.run(observer=grab, layers=set(group))
-            if self.ev._dense_nll is None:
-                self.ev._dense_nll = res.nll[0]
-            for i in group:
-                a = torch.cat(captured.pop(i))
-                st = build_layer_stats(a, self.lm.sites[i].w_out().to(a.device), self.n_candidates)
+            for i, st in self._capture(group).items():
                 part = CurveSet.from_stats([st], full=full)
                 curves[i] = part.curves[0]
                 stats[i] = None if full else st
         self._curves = CurveSet(curves, self.wnorms, None if full else stats)
         self.timings["dense_stats_s"] = time.perf_counter() - t0
         return self._curves
+
+    def _capture(self, group: list[int]) -> dict[int, LayerStats]:
+        """One dense pass capturing the activations of ``group``; their layer statistics."""
+        captured: dict[int, list[torch.Tensor]] = {i: [] for i in group}
+
+        def grab(pos: int, a: torch.Tensor, s: torch.Tensor | None, keep: torch.Tensor | None) -> None:
+            captured[pos].append(a.float())
+
+        res = self.ev.run(observer=grab, layers=set(group))
+        if self.ev._dense_nll is None:
+            self.ev._dense_nll = res.nll[0]
+        out = {}
+        for i in group:
+            a = torch.cat(captured.pop(i))
+            out[i] = build_layer_stats(a, self.lm.sites[i].w_out().to(a.device), self.n_candidates)
+        return out
+
+    def _paper_step(self, c: float) -> tuple[float, np.ndarray]:
+        """One step of the authors' procedure: a fresh dense pass capturing activations,
+        per-layer bisection thresholds for c, then the truncated pass (mean NLL, thresholds)."""
+        need = self.stats_bytes()
+        if need > self.max_memory_gb * 2 ** 30:
+            raise MeasureError(
+                f"{self.lm.ref.path}: --search paper needs all activations in memory "
+                f"({need / 2 ** 30:.1f} GiB > --max-memory-gb {self.max_memory_gb:g}); "
+                "use --search fast or fewer tokens")
+        stats = self._capture(list(range(len(self.lm.sites))))
+        thr = np.array([float(st.grid[threshold_index_bisect(st, c)[0]]) for st in stats.values()])
+        del stats
+        counter = _Counter(len(self.lm.sites))
+        res = self.ev.run(mask_fn=ThresholdMask(self.wnorms, torch.tensor(thr, dtype=torch.float32)),
+                          observer=counter)
+        self._counted[("paper", c)] = (res.nll[0], *counter.ratios())
+        return res.nll[0], thr
 
     # --- masked passes -----------------------------------------------------------------
     def _count_pass(self, mask_fn: MaskFn | None, need_s: bool = False,
@@ -155,8 +184,12 @@ class ModelMeasurer:
 
     def log_ratios(self, cs: list[float], method: str = "fast") -> list[float]:
         """log PPL ratio at each CETT value (batched replicas share a forward)."""
-        curves = self.curves(keep_activations=(method == "bisect"))
         todo = [c for c in cs if (method, c) not in self._cache]
+        if method == "paper":
+            for c in todo:
+                self._cache[(method, c)], self._thresholds[(method, c)] = self._paper_step(c)
+            return [self._cache[(method, c)] - self.nll_dense for c in cs]
+        curves = self.curves(keep_activations=(method == "bisect"))
         if todo:
             get = curves.thresholds_bisect if method == "bisect" else curves.thresholds
             thr_np = np.stack([get(c) for c in todo])
@@ -216,8 +249,8 @@ class ModelMeasurer:
               ftol: float = 5e-4) -> MetricResult:
         """CETT-PPL-p%: search c, then measure at it."""
         t0 = time.perf_counter()
-        if method == "bisect":
-            res = bisect_search(lambda cs: self.log_ratios(cs, "bisect"), p, xtol)
+        if method in ("bisect", "paper"):
+            res = bisect_search(lambda cs: self.log_ratios(cs, method), p, xtol)
         else:
             res = fast_search(self.log_ratios, p, xtol, ftol, per_pass=self.per_pass)
         return self.at_cett(p, res, time.perf_counter() - t0, method)
@@ -231,9 +264,9 @@ class ModelMeasurer:
             r = self._result("cett", res.cett, layer, dead, nll)
             r.cett, r.layer_thresholds = res.cett, [float(x) for x in self._thresholds[key]]
         else:
-            curves = self.curves()
-            thr = (curves.thresholds_bisect(res.cett) if method == "bisect"
-                   else curves.thresholds(res.cett))
+            curves = self.curves(keep_activations=method != "fast")
+            thr = (curves.thresholds(res.cett) if method == "fast"
+                   else curves.thresholds_bisect(res.cett))
             r = self.cett(res.cett, thr)
         r.metric, r.metric_arg, r.search = "ppl-p", p, res
         r.extra.update(search_s=seconds, search_passes=res.passes)

@@ -45,7 +45,7 @@ from sparsitylaws.measure.loading import (
     resolve_checkpoint,
 )
 from sparsitylaws.measure.metrics import MetricResult, ModelMeasurer, parse_metric
-from sparsitylaws.measure.search import SearchResult, bisect_search, fast_search
+from sparsitylaws.measure.search import SEARCHES, SearchResult, bisect_search, fast_search
 
 ALGORITHM_VERSION = 2  # 2: model-guided certifying root finder (rows of 1 are re-measured)
 #: file-name patterns for tokens trained: "tokens-2.5B", "tok=1200000", "12Btok", "300M_tokens"
@@ -197,8 +197,8 @@ class Runner:
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         if settings.p <= 0:
             raise MeasureError(f"--p {settings.p:g}: p must be > 0 (percent of PPL increase)")
-        if settings.search not in ("fast", "bisect"):
-            raise MeasureError(f"--search {settings.search}: choose fast or bisect")
+        if settings.search not in SEARCHES:
+            raise MeasureError(f"--search {settings.search}: choose one of {', '.join(SEARCHES)}")
         self.metrics = [parse_metric(m) for m in settings.metrics] or [("ppl-p", math.nan)]
         self.text_name, self.text = load_text(settings.text)
         self.text_sha = hashlib.sha256(self.text.encode()).hexdigest()
@@ -320,7 +320,7 @@ class Runner:
             per = np.array([mm.log_ratios(cs, method) for mm in mms])  # (models, cs)
             return list(np.log(np.mean(np.exp(per), axis=0)))
 
-        if method == "bisect":
+        if method in ("bisect", "paper"):
             res = bisect_search(objective, self.s.p, self.s.xtol)
         else:
             res = fast_search(objective, self.s.p, self.s.xtol, self.s.ftol,

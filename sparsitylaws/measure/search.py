@@ -32,6 +32,11 @@ from dataclasses import dataclass, field
 
 Objective = Callable[[list[float]], list[float]]
 
+#: search methods of ``measure --search``: ours, the paper's bisection on cached dense
+#: statistics, and the paper's procedure as its authors' code runs it (a fresh dense pass
+#: and per-layer threshold bisection at every step)
+SEARCHES = ("fast", "bisect", "paper")
+
 
 @dataclass
 class SearchResult:

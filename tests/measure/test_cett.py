@@ -132,3 +132,43 @@ def test_quantile_matches_numpy(n: int) -> None:
     ties = torch.round(x * 3) / 3  # many equal entries
     for q in (0.3, 0.99):
         assert quantile(ties, q) == pytest.approx(float(np.quantile(ties.double().numpy(), q)), rel=1e-12, abs=1e-12)
+
+
+def test_moves_by_pairs_and_pieces_equal_the_full_curve(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows moved pair by pair (up and down, no matrix product) and a complete curve
+    built in small pieces give the same values as one complete traversal."""
+    import sparsitylaws.measure.cett as cett
+
+    a, w = _layer(6, t=32, f=48, d=10)
+    full = CettCurve(build_layer_stats(a, w, n_candidates=2048))
+    full.ensure(0, full.K - 1)
+    monkeypatch.setattr(cett, "MOVE_FRACTION", 1.0)  # every move is cheaper by pairs
+    lazy = CettCurve(build_layer_stats(a, w, n_candidates=2048))
+    for c in (0.3, 0.05, 0.2, 0.1, 0.02):
+        k = lazy.threshold_index(c)
+        assert k == int(np.flatnonzero(full.values[lazy.L:lazy.R + 1] <= c)[-1]) + lazy.L
+    assert lazy.matmuls <= 1  # the first window only
+    known = ~np.isnan(lazy.values)
+    np.testing.assert_allclose(lazy.values[known], full.values[known], atol=2e-6)
+    monkeypatch.setattr(cett, "MAX_PAIRS", 37)  # a complete curve in many small pieces
+    pieces = CettCurve(build_layer_stats(a, w, n_candidates=2048))
+    pieces.ensure(0, pieces.K - 1)
+    np.testing.assert_allclose(pieces.values, full.values, atol=2e-6)
+
+
+def test_coarse_pair_counts_and_guide() -> None:
+    """The coarse summary counts pairs below candidates (against a direct count) and its
+    orthogonal guide equals the exact CETT when neuron output vectors are orthogonal."""
+    gen = torch.Generator().manual_seed(8)
+    t, f = 30, 16
+    a = torch.randn(t, f, generator=gen)
+    w = torch.eye(f)[:, :f] * torch.rand(f, generator=gen).add(0.5)  # orthogonal columns
+    st = build_layer_stats(a, w, n_candidates=513)
+    curve = CettCurve(st)
+    curve.ensure(0, curve.K - 1)
+    sizes = st.sizes().double().numpy()
+    grid = st.grid.double().numpy()
+    for k in (0, 64, 200, 511):
+        assert curve._pairs[k] == pytest.approx(float((sizes < grid[k]).sum()), abs=f)
+    edges = np.arange(0, 513, 1)  # 512 coarse bins: one per candidate step
+    np.testing.assert_allclose(curve._proxy[edges], curve.values[edges], atol=1e-5)

@@ -155,6 +155,27 @@ def test_fast_search_agrees_with_bisection(trained_llama: Path) -> None:
         assert 0 < r.activation_ratio < 1
 
 
+def test_paper_procedure_repeats_the_dense_pass(trained_llama: Path) -> None:
+    """--search paper: the authors' loop (dense pass, threshold bisection, truncated pass at
+    every step) gives the bisection's answer and thresholds at two forwards per step."""
+    from .conftest import pydoc_text
+
+    text = pydoc_text()[-20000:]
+
+    def mm() -> ModelMeasurer:
+        return _measurer(trained_llama, seq_len=128, num_seqs=8, text=text, n_candidates=4096)
+
+    ref = mm().ppl_p(1.0, "bisect", xtol=1e-3)
+    paper_mm = mm()
+    paper = paper_mm.ppl_p(1.0, "paper", xtol=1e-3)
+    assert paper.search is not None and paper.search.passes == 10
+    assert paper_mm.ev.forwards == 2 * 10  # a dense and a truncated pass per step
+    assert paper.cett == ref.cett
+    assert paper.layer_thresholds == ref.layer_thresholds
+    assert paper.ppl_sparse == pytest.approx(ref.ppl_sparse, rel=1e-9)
+    assert paper.activation_ratio == pytest.approx(ref.activation_ratio, rel=1e-12)
+
+
 def test_topk_and_fat_ratios(tiny_llama: Path) -> None:
     mm = _measurer(tiny_llama)
     top = mm.topk(0.25)

@@ -119,3 +119,4 @@ def test_two_per_pass_evaluates_both_sides_of_the_estimate() -> None:
     two = fast_search(obj, 1.0, xtol=1e-3, ftol=0.0, per_pass=2)
     assert two.bracket[1] - two.bracket[0] <= 1e-3 and two.bracket[0] <= root <= two.bracket[1]
     assert two.passes <= one.passes
+

@@ -10,21 +10,27 @@ For one layer and the valid evaluation tokens t (dense activations a_t):
 * threshold for a target c: the largest candidate whose CETT is <= c.
 
 The numerator is the norm of a vector sum, not a sum of sizes, so a curve built from sorted
-sizes alone would be wrong.  :class:`CettCurve` computes it *exactly*: for each token the
-neurons are sorted by size and their output vectors ``a_ti W_out[:, i]`` summed in that
-order (a running prefix sum); each neuron's change of the token's CETT is binned at the
-first candidate above its size, and a cumulative sum over candidates gives the layer's
-mean CETT at every candidate, exact up to float32 rounding.  The curve is built lazily over
-contiguous candidate ranges (a window around the target; one matrix product places the
-window's base, neurons inside it are then added one by one), or completely (no matrix
-product) when ``full()`` is asked.  Once a range is known, the threshold for any c inside
-it is a search over stored numbers.
+sizes alone would be wrong.  :class:`CettCurve` computes it *exactly*: over a range of
+candidates it selects the (token, neuron) pairs whose sizes fall inside the range, sorts
+them by token and size, and adds their output vectors ``a_ti W_out[:, i]`` to each token's
+tail sum in that order (a running prefix sum); each neuron's change of the token's CETT is
+binned at the first candidate above its size, and a cumulative sum over candidates gives
+the layer's mean CETT at every candidate of the range, exact up to float32 rounding.  The
+curve is built lazily over contiguous candidate ranges: a window around the target whose
+base (the tail sums at its lower end) comes from one masked matrix product, or, when fewer
+than 1/200 of the layer's pairs lie in between (measured on CPU: moving a tail sum costs
+about 1.5 us per pair, a matrix product over all pairs about 17 ms for SmolLM2's layers),
+from a known window by adding or removing those pairs.  A coarse summary (512 bins of
+candidates, one pass over the sizes) prices these moves and guides the window: the CETT
+as if neuron output vectors were orthogonal, corrected by the exact values known so far.
+``full()`` computes the whole curve without a matrix product, in pieces of bounded memory.
+Once a range is known, the threshold for any c inside it is a search over stored numbers.
 
 At the resolution of 65,536 candidates the mean curve is not exactly monotone (adding a
 neuron's vector can shorten a token's tail sum).  A complete curve gives the largest
 candidate with CETT <= c exactly (suffix minimum + binary search).  A lazy curve gives the
 largest such candidate within its computed range, which always reaches at least
-``K/2048`` candidates (and 8) beyond the answer, where the answer k has CETT(k) <= c <
+``K/4096`` candidates (and 8) beyond the answer, where the answer k has CETT(k) <= c <
 CETT(k+1).  The paper's bisection assumes monotonicity everywhere and returns some
 crossing; the two differ by at most a few candidates where the curve wiggles.
 """

@@ -105,7 +105,7 @@ class ModelMeasurer:
         return self.ev.dense_nll()
 
     def stats_bytes(self) -> int:
-        """Memory the captured activations and their sorted copies would take."""
+        """Memory the captured activations, their sizes and the curve working space take."""
         f = sum(int(w.numel()) for w in self.wnorms)
         return self.data.n_tokens * f * 12
 

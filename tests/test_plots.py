@@ -382,6 +382,12 @@ def test_lawset_without_the_run_asked_for(synth_laws, tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
+def test_run_with_scale_is_refused(tmp_path):
+    res = run_cli("plot", "--kind", "scale", "--run", "0.1b_relu", "-o", tmp_path / "x.png")
+    assert_one_line_error(res, "--run", "scale")
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_missing_lawset_file_and_missing_data(tmp_path):
     res = run_cli("plot", tmp_path / "nope.json", "--kind", "curves", "-o", tmp_path / "x.png")
     assert_one_line_error(res, "nope.json")

@@ -83,6 +83,10 @@ def plot(laws, data, kind, output, runs, log_x, overlay, metric, checkpoint, wid
     if kind not in plots.KINDS:
         raise SparsityLawsError(f"--kind {kind}: unknown kind (known: {', '.join(plots.KINDS)})")
     plots.output_format(output)
+    if runs and kind == "scale":
+        raise SparsityLawsError(
+            f"--run {runs[0]}: the scale figure draws the law set's trends across all runs; "
+            "use --kind curves (or residuals, layers) to draw single runs")
     plots.check_writable(output)
     w, h = _pixels(size, width, height)
     table = _read_tables(data)[0] if data else None

@@ -71,11 +71,11 @@ class LayerStats:
     _sizes: torch.Tensor | None = None
     _bucketer: Bucketer | None = None
 
-    def bucket(self, x: torch.Tensor, exact: bool = True) -> torch.Tensor:
+    def bucket(self, x: torch.Tensor) -> torch.Tensor:
         """Number of candidates <= x, elementwise (see :class:`Bucketer`)."""
         if self._bucketer is None:
             self._bucketer = Bucketer(self.grid)
-        return self._bucketer(x, exact)
+        return self._bucketer(x)
 
     @property
     def n_tokens(self) -> int:
@@ -132,12 +132,10 @@ class Bucketer:
         inf = torch.full((1,), float("inf"), dtype=grid.dtype, device=grid.device)
         self.gext = torch.cat([-inf, grid, inf])  # gext[j] = grid[j - 1]
 
-    def __call__(self, x: torch.Tensor, exact: bool = True) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
         grid, K, gext = self.grid, self.K, self.gext
         if self.step <= 0:
             return torch.searchsorted(grid, x.contiguous(), right=True)
-        if not exact:  # the arithmetic guess alone: may be one candidate off
-            return ((x - self.g0) / self.step).floor_().add_(1).clamp_(0, K).long()
         k = ((x.double() - self.g0) / self.step).floor_().add_(1).clamp_(0, K).long()
         for _ in range(2):
             k += (gext[k + 1] <= x).long()  # candidate k is <= x: count it

@@ -31,7 +31,6 @@ from pathlib import Path
 
 import torch
 
-from sparsitylaws.measure.cett import threshold_index_bisect
 from sparsitylaws.measure.evaluate import encode_text, load_text
 from sparsitylaws.measure.hooks import ThresholdMask
 from sparsitylaws.measure.loading import load_model, resolve_checkpoint
@@ -59,10 +58,8 @@ def run_method(method: str, args: argparse.Namespace) -> dict:
     fwd0 = mm.ev.forward_s
     res = mm.ppl_p(args.p, method, xtol=args.xtol, ftol=args.ftol)
     if method == "paper":  # the authors' export: a fresh dense pass, thresholds at the answer
-        stats = mm._capture(list(range(len(mm.lm.sites))))
-        exported = [float(st.grid[threshold_index_bisect(st, res.cett)[0]]) for st in stats.values()]
-        assert exported == [float(x) for x in res.layer_thresholds]
-        del stats
+        exported = mm.paper_thresholds(res.cett)
+        assert [float(x) for x in exported] == [float(x) for x in res.layer_thresholds]
     wall = time.perf_counter() - t0
     search_fwd = mm.ev.forward_s - fwd0
     search_thr = (time.perf_counter() - t1) - search_fwd

@@ -343,8 +343,6 @@ class CettCurve:
 
     def _cheap(self, ka: int, kb: int) -> bool:
         """Whether moving tail sums from ka to kb pair by pair beats one matrix product."""
-        st = self.st
-        assert st is not None
         return self._cheap_pairs(self._pairs_between(ka, kb))
 
     # --- segments of known values --------------------------------------------------------

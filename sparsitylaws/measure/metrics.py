@@ -122,10 +122,7 @@ class ModelMeasurer:
             full = False
         else:
             if keep_activations:
-                raise MeasureError(
-                    f"{self.lm.ref.path}: --search bisect needs all activations in memory "
-                    f"({need / 2 ** 30:.1f} GiB > --max-memory-gb {self.max_memory_gb:g}); "
-                    "use --search fast or fewer tokens")
+                self._require_all_activations("bisect")
             per = max(1, int(budget // max(1, need // n_layers)))
             groups = [list(range(i, min(n_layers, i + per))) for i in range(0, n_layers, per)]
             full = True
@@ -156,18 +153,27 @@ class ModelMeasurer:
             out[i] = build_layer_stats(a, self.lm.sites[i].w_out().to(a.device), self.n_candidates)
         return out
 
-    def _paper_step(self, c: float) -> tuple[float, np.ndarray]:
-        """One step of the authors' procedure: a fresh dense pass capturing activations,
-        per-layer bisection thresholds for c, then the truncated pass (mean NLL, thresholds)."""
+    def _require_all_activations(self, search: str) -> None:
+        """Refuse, naming the numbers, a search that needs every layer's activations at once
+        when they exceed --max-memory-gb."""
         need = self.stats_bytes()
         if need > self.max_memory_gb * 2 ** 30:
             raise MeasureError(
-                f"{self.lm.ref.path}: --search paper needs all activations in memory "
+                f"{self.lm.ref.path}: --search {search} needs all activations in memory "
                 f"({need / 2 ** 30:.1f} GiB > --max-memory-gb {self.max_memory_gb:g}); "
                 "use --search fast or fewer tokens")
+
+    def paper_thresholds(self, c: float) -> np.ndarray:
+        """Per-layer thresholds for c as the authors' code derives them: a fresh dense pass
+        capturing activations, then per-layer bisection over the candidates."""
+        self._require_all_activations("paper")
         stats = self._capture(list(range(len(self.lm.sites))))
-        thr = np.array([float(st.grid[threshold_index_bisect(st, c)[0]]) for st in stats.values()])
-        del stats
+        return np.array([float(st.grid[threshold_index_bisect(st, c)[0]]) for st in stats.values()])
+
+    def _paper_step(self, c: float) -> tuple[float, np.ndarray]:
+        """One step of the authors' procedure: :meth:`paper_thresholds`, then the truncated
+        pass (mean NLL, thresholds)."""
+        thr = self.paper_thresholds(c)
         counter = _Counter(len(self.lm.sites))
         res = self.ev.run(mask_fn=ThresholdMask(self.wnorms, torch.tensor(thr, dtype=torch.float32)),
                           observer=counter)

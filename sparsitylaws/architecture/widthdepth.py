@@ -1,0 +1,417 @@
+"""Width/depth law: A0 against the width/depth ratio as a hinge (linear below a bottleneck,
+flat above), fitted exactly, compared with rivals, its breakpoint tested and bracketed.
+
+The hinge is fitted exactly (profile over r_b, closed-form least squares per segment),
+compared by AICc with a smooth hinge, a straight line and a constant, and a
+likelihood-ratio test calibrated by a parametric bootstrap under the fitted line says
+whether a breakpoint is supported at all (the breakpoint is not identified under the
+null, so chi-square theory does not apply).  The breakpoint interval is a profile
+likelihood interval whose cutoff is calibrated by a parametric bootstrap; it may be
+asymmetric and is flagged when it runs into the edge of the sweep.  The limits A0 per
+run come from the runs' fits or from their final measurements.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import optimize
+
+from sparsitylaws.architecture.common import _num
+from sparsitylaws.architecture.runs import RunSummary
+from sparsitylaws.errors import FitInputError
+
+
+def _as_sorted(r: np.ndarray, y: np.ndarray, sw: np.ndarray):
+    order = np.argsort(r, kind="stable")
+    return r[order], y[..., order], sw[order]
+
+
+def _wls_rss(X: np.ndarray, Y: np.ndarray, sw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted least squares of each row of Y (m, n) on X (n, p): (beta (m, p), rss (m,))."""
+    Xw = X * sw[:, None]
+    Yw = Y * sw[None, :]
+    beta, *_ = np.linalg.lstsq(Xw, Yw.T, rcond=None)
+    resid = Yw - (Xw @ beta).T
+    return beta.T, np.einsum("ij,ij->i", resid, resid)
+
+
+def _breakpoint_range(r: np.ndarray) -> tuple[float, float]:
+    """Allowed breakpoints: at least two distinct ratios on each side (else not a hinge)."""
+    u = np.unique(r)
+    if u.size < 4:
+        raise FitInputError(
+            f"width/depth law: a hinge needs at least 4 distinct width/depth ratios, got {u.size}")
+    return float(u[1]), float(u[-2])
+
+
+def hinge_profile_rss(r: Sequence[float], y: np.ndarray, grid: Sequence[float],
+                      sw: Sequence[float] | None = None) -> np.ndarray:
+    """Weighted RSS of the hinge with the breakpoint fixed at each grid value.
+
+    ``y`` may be (n,) or (m, n); the result is (len(grid),) or (m, len(grid)).  Used for
+    profile intervals and as the brute-force reference in tests.
+    """
+    r = np.asarray(r, float)
+    Y = np.atleast_2d(np.asarray(y, float))
+    w = np.ones_like(r) if sw is None else np.asarray(sw, float) ** 2
+    x = np.minimum(r[None, :], np.asarray(grid, float)[:, None])  # (g, n)
+    ybar = (Y @ w) / w.sum()
+    Yc = Y - ybar[:, None]
+    xbar = (x @ w) / w.sum()
+    xc = x - xbar[:, None]
+    sxx = (xc * xc) @ w  # (g,)
+    sxy = (Yc * w[None, :]) @ xc.T  # (m, g)
+    syy = (Yc * Yc) @ w  # (m,)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gain = np.where(sxx > 0, sxy**2 / np.where(sxx > 0, sxx, 1.0), 0.0)
+    out = np.maximum(syy[:, None] - gain, 0.0)
+    return out if np.ndim(y) == 2 else out[0]
+
+
+def _hinge_exact(r: np.ndarray, Y: np.ndarray, sw: np.ndarray):
+    """Exact least-squares hinge for every row of Y (same sorted r): (rb, plateau, slope, rss).
+
+    Within a segment between consecutive distinct ratios the hinge is a line on the left
+    points and a constant on the right ones joined at rb = (q - p) / s; the unconstrained
+    3-parameter fit is the segment optimum when its rb lies inside the segment, otherwise
+    the optimum is at a segment end (the profile RSS is a ratio of quadratics with a
+    single interior minimum), so segment ends are evaluated too.
+    """
+    lo, hi = _breakpoint_range(r)
+    u = np.unique(r)
+    m = Y.shape[0]
+    cand_rb = [np.full(m, x) for x in u[(u >= lo) & (u <= hi)]]
+    cand_rss = [hinge_profile_rss(r, Y, [x], sw)[:, 0] for x in u[(u >= lo) & (u <= hi)]]
+    for a, b in zip(u[:-1], u[1:], strict=True):
+        if a < lo or b > hi:
+            continue
+        left = r <= a
+        X = np.column_stack([left.astype(float), np.where(left, r, 0.0), (~left).astype(float)])
+        beta, rss = _wls_rss(X, Y, sw)
+        p, s, q = beta[:, 0], beta[:, 1], beta[:, 2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rb = (q - p) / s
+        ok = np.isfinite(rb) & (rb >= a) & (rb <= b)
+        cand_rb.append(np.where(ok, rb, np.nan))
+        cand_rss.append(np.where(ok, rss, np.inf))
+    RB = np.vstack(cand_rb)
+    RSS = np.vstack(cand_rss)
+    best = np.argmin(RSS, axis=0)
+    idx = np.arange(m)
+    rb = RB[best, idx]
+    rss = RSS[best, idx]
+    # plateau and slope at the chosen breakpoint: 2-parameter WLS, vectorized over rows
+    w = sw**2
+    x = np.minimum(r[None, :], rb[:, None]) - rb[:, None]
+    sw_ = w.sum()
+    sx = x @ w
+    sy = Y @ w
+    sxx = (x * x) @ w
+    sxy = np.einsum("ij,ij,j->i", x, Y, w)
+    det = sw_ * sxx - sx * sx
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = (sw_ * sxy - sx * sy) / det
+    plateau = (sy - slope * sx) / sw_
+    return rb, plateau, slope, rss
+
+
+def _line_fit(r: np.ndarray, Y: np.ndarray, sw: np.ndarray):
+    X = np.column_stack([np.ones_like(r), r])
+    return _wls_rss(X, Y, sw)
+
+
+def _const_fit(r: np.ndarray, Y: np.ndarray, sw: np.ndarray):
+    return _wls_rss(np.ones((r.size, 1)), Y, sw)
+
+
+def smooth_hinge(r: np.ndarray, plateau: float, slope: float, rb: float, delta: float) -> np.ndarray:
+    """Smooth hinge: plateau + slope*(rb - delta*softplus((rb - r)/delta) - rb).
+
+    Tends to the hinge plateau + slope*(min(r, rb) - rb) as delta -> 0; its breakpoint has
+    a gradient, so gradient-based fitters and delta-method intervals can use it.
+    """
+    z = (rb - np.asarray(r, float)) / delta
+    return plateau - slope * delta * np.logaddexp(0.0, z)
+
+
+def aicc(rss: float, n: int, k: int) -> float:
+    """AICc of a Gaussian least-squares fit with k parameters (sigma counted in k)."""
+    if rss <= 0 or n - k - 1 <= 0:
+        return math.inf if n - k - 1 <= 0 else -math.inf
+    return n * math.log(rss / n) + 2 * k + 2 * k * (k + 1) / (n - k - 1)
+
+
+def _fit_smooth(r: np.ndarray, y: np.ndarray, sw: np.ndarray, start: tuple[float, float, float]):
+    span = float(np.ptp(r))
+    lo, hi = _breakpoint_range(r)
+
+    def resid(t):
+        return sw * (smooth_hinge(r, t[0], t[1], t[2], math.exp(t[3])) - y)
+
+    best = None
+    for frac in (0.01, 0.05, 0.15):
+        t0 = np.array([start[0], start[1], min(max(start[2], lo), hi), math.log(frac * span)])
+        try:
+            res = optimize.least_squares(
+                resid, t0, max_nfev=400, bounds=([-np.inf, -np.inf, lo, math.log(1e-4 * span)],
+                                   [np.inf, np.inf, hi, math.log(span)]))
+        except ValueError:
+            continue
+        if best is None or res.cost < best.cost:
+            best = res
+    t = best.x
+    return {"plateau": float(t[0]), "slope": float(t[1]), "breakpoint": float(t[2]),
+            "delta": float(math.exp(t[3])), "rss": float(2 * best.cost)}
+
+
+@dataclass
+class HingeFit:
+    """Result of :func:`fit_hinge`: the hinge, its rivals, the breakpoint test and interval."""
+
+    r: np.ndarray
+    y: np.ndarray
+    se: np.ndarray | None
+    breakpoint: float
+    plateau: float
+    slope: float
+    rss: float
+    breakpoint_interval: tuple[float, float]
+    interval_censored: tuple[bool, bool]
+    level: float
+    models: dict[str, dict]
+    preferred: str
+    test: dict
+    draws: dict[str, np.ndarray]
+    intervals: dict[str, tuple[float, float]]
+    warnings: list[str] = field(default_factory=list)
+
+    def predict(self, r: Sequence[float]) -> np.ndarray:
+        """The hinge's A0 at width/depth ratios r."""
+        r = np.asarray(r, float)
+        return self.plateau + self.slope * (np.minimum(r, self.breakpoint) - self.breakpoint)
+
+    def to_dict(self) -> dict:
+        """JSON-safe summary (draws included, as lists)."""
+        return {
+            "n": int(self.r.size),
+            "ratios": [float(x) for x in self.r],
+            "a0": [float(x) for x in self.y],
+            "a0_se": None if self.se is None else [float(x) for x in self.se],
+            "form": "A0 = plateau + slope * (min(r, breakpoint) - breakpoint)",
+            "breakpoint": {
+                "estimate": self.breakpoint,
+                "interval": list(self.breakpoint_interval),
+                "censored": list(self.interval_censored),
+                "level": self.level,
+                "method": "profile likelihood, cutoff calibrated by parametric bootstrap",
+            },
+            "plateau": {"estimate": self.plateau, "interval": list(self.intervals["plateau"])},
+            "slope": {"estimate": self.slope, "interval": list(self.intervals["slope"])},
+            "models": self.models,
+            "preferred": self.preferred,
+            "test": self.test,
+            "warnings": list(self.warnings),
+        }
+
+
+def fit_hinge(
+    r: Sequence[float],
+    a0: Sequence[float],
+    se: Sequence[float] | None = None,
+    *,
+    level: float = 0.9,
+    alpha: float = 0.05,
+    n_boot: int = 499,
+    seed: int = 0,
+    smooth_fit: bool = True,
+) -> HingeFit:
+    """Fit A0 against width/depth r as a hinge; test and bracket the breakpoint.
+
+    * the hinge is fitted exactly (all segments, closed form), weighted by 1/se^2 when
+      ``se`` is given (the residual scale is still estimated, so se only sets relative
+      weights: sigma_i^2 = phi * se_i^2);
+    * ``models``: constant, line, hinge, smooth hinge, each with RSS and AICc;
+    * ``test``: LR = n log(RSS_line / RSS_hinge), p-value from ``n_boot`` parametric
+      bootstrap samples under the fitted line; ``supported`` when p < ``alpha``;
+    * breakpoint interval: {rb : n log(RSS(rb)/RSS_min) <= q}, q the ``level`` quantile of
+      the same statistic at the true breakpoint over ``n_boot`` samples from the fitted
+      hinge (a bootstrap-calibrated profile likelihood interval; asymmetric as needed);
+    * ``draws``: (plateau, slope, breakpoint) refitted on those hinge samples, used for
+      the plateau and slope intervals and for propagation into predictions.
+
+    ``smooth_fit=False`` skips the (slower, iterative) smooth-hinge rival.
+    """
+    r0 = np.asarray(r, float)
+    y0 = np.asarray(a0, float)
+    if r0.shape != y0.shape or r0.ndim != 1:
+        raise FitInputError("width/depth law: 'ratio' and 'A0' must be 1-d and of equal length")
+    if not (np.all(np.isfinite(r0)) and np.all(np.isfinite(y0))):
+        raise FitInputError("width/depth law: ratios and A0 values must be finite")
+    if np.any(r0 <= 0):
+        raise FitInputError("width/depth law: width/depth ratios must be > 0")
+    if se is None:
+        sw0 = np.ones_like(r0)
+        se0 = None
+    else:
+        se0 = np.asarray(se, float)
+        if se0.shape != r0.shape or not np.all(np.isfinite(se0)) or np.any(se0 <= 0):
+            raise FitInputError("width/depth law: 'se' must be finite, > 0, one per ratio")
+        sw0 = 1.0 / se0
+    r_s, y_s, sw = _as_sorted(r0, y0, sw0)
+    n = r_s.size
+    if n < 5:
+        raise FitInputError(f"width/depth law: need at least 5 runs for a hinge, got {n}")
+    Y = y_s[None, :]
+    rng = np.random.default_rng(seed)
+    lo, hi = _breakpoint_range(r_s)
+
+    rb, plat, slope, rss_h = (v[0] for v in _hinge_exact(r_s, Y, sw))
+    beta_l, rss_l = _line_fit(r_s, Y, sw)
+    beta_c, rss_c = _const_fit(r_s, Y, sw)
+    rss_l, rss_c = float(rss_l[0]), float(rss_c[0])
+    smooth = _fit_smooth(r_s, y_s, sw, (plat, slope, rb)) if smooth_fit else None
+    tiny = 1e-300
+    models = {
+        "constant": {"k": 2, "rss": rss_c, "aicc": aicc(rss_c, n, 2),
+                     "params": {"level": float(beta_c[0, 0])}},
+        "line": {"k": 3, "rss": rss_l, "aicc": aicc(rss_l, n, 3),
+                 "params": {"intercept": float(beta_l[0, 0]), "slope": float(beta_l[0, 1])}},
+        "hinge": {"k": 4, "rss": float(rss_h), "aicc": aicc(float(rss_h), n, 4),
+                  "params": {"plateau": float(plat), "slope": float(slope), "breakpoint": float(rb)}},
+    }
+    if smooth is not None:
+        models["smooth_hinge"] = {
+            "k": 5, "rss": smooth["rss"], "aicc": aicc(smooth["rss"], n, 5),
+            "params": {k: smooth[k] for k in ("plateau", "slope", "breakpoint", "delta")}}
+    finite = {k: v["aicc"] for k, v in models.items() if math.isfinite(v["aicc"])}
+    preferred = min(finite, key=finite.get) if finite else "line"
+
+    # --- breakpoint test: LR of hinge vs line, parametric bootstrap under the fitted line
+    lr_obs = n * math.log(max(rss_l, tiny) / max(float(rss_h), tiny))
+    sig_l = math.sqrt(rss_l / (n - 2))
+    fit_l = beta_l[0, 0] + beta_l[0, 1] * r_s
+    Yb = fit_l[None, :] + rng.standard_normal((n_boot, n)) * (sig_l / sw)[None, :]
+    _, _, _, rss_hb = _hinge_exact(r_s, Yb, sw)
+    _, rss_lb = _line_fit(r_s, Yb, sw)
+    lr_b = n * np.log(np.maximum(rss_lb, tiny) / np.maximum(rss_hb, tiny))
+    p_value = float((1 + np.sum(lr_b >= lr_obs - 1e-12)) / (n_boot + 1))
+    test = {
+        "statistic": "LR = n*log(RSS_line/RSS_hinge)",
+        "value": lr_obs,
+        "p_value": p_value,
+        "alpha": alpha,
+        "supported": bool(p_value < alpha),
+        "n_boot": int(n_boot),
+        "method": "parametric bootstrap under the fitted line (Gaussian residuals)",
+    }
+
+    # --- breakpoint interval: bootstrap-calibrated profile likelihood
+    sig_h = math.sqrt(float(rss_h) / (n - 3))
+    fit_h = plat + slope * (np.minimum(r_s, rb) - rb)
+    Yh = fit_h[None, :] + rng.standard_normal((n_boot, n)) * (sig_h / sw)[None, :]
+    rb_b, plat_b, slope_b, rss_hb2 = _hinge_exact(r_s, Yh, sw)
+    rss_at_true = hinge_profile_rss(r_s, Yh, [rb], sw)[:, 0]
+    lr_true = n * np.log(np.maximum(rss_at_true, tiny) / np.maximum(rss_hb2, tiny))
+    q = float(np.quantile(lr_true, level))
+    grid = np.unique(np.concatenate([np.geomspace(lo, hi, 800), [rb]]))
+    prof = n * np.log(np.maximum(hinge_profile_rss(r_s, Y, grid, sw)[0], tiny) / max(float(rss_h), tiny))
+    inside = prof <= q
+    idx = np.flatnonzero(inside)
+    i0, i1 = idx[0], idx[-1]
+
+    def _edge(i_in: int, i_out: int) -> float:
+        # linear interpolation of the profile between the last point inside and first outside
+        a, b = prof[i_in], prof[i_out]
+        t = (q - a) / (b - a) if b != a else 0.0
+        return float(grid[i_in] + t * (grid[i_out] - grid[i_in]))
+
+    low = grid[0] if i0 == 0 else _edge(i0, i0 - 1)
+    high = grid[-1] if i1 == grid.size - 1 else _edge(i1, i1 + 1)
+    censored = (bool(i0 == 0), bool(i1 == grid.size - 1))
+    warnings = []
+    if not test["supported"]:
+        warnings.append(
+            f"no breakpoint supported (p = {p_value:.3g} >= {alpha}); the hinge's breakpoint "
+            "and its interval are shown for reference only")
+    if censored[0] or censored[1]:
+        warnings.append(
+            "breakpoint interval reaches the edge of the sweep "
+            f"({'low' if censored[0] else ''}{' and ' if all(censored) else ''}"
+            f"{'high' if censored[1] else ''}); the true interval may be wider")
+    if np.any(~inside[i0:i1 + 1]):
+        warnings.append("profile likelihood region is not connected; the interval is its hull")
+    a = (1 - level) / 2
+    intervals = {
+        "plateau": tuple(float(x) for x in np.quantile(plat_b, [a, 1 - a])),
+        "slope": tuple(float(x) for x in np.quantile(slope_b, [a, 1 - a])),
+    }
+    return HingeFit(
+        r=r_s, y=y_s, se=None if se0 is None else 1.0 / sw, breakpoint=float(rb),
+        plateau=float(plat), slope=float(slope), rss=float(rss_h),
+        breakpoint_interval=(float(low), float(high)), interval_censored=censored, level=level,
+        models=models, preferred=preferred, test=test,
+        draws={"plateau": plat_b, "slope": slope_b, "breakpoint": rb_b},
+        intervals=intervals, warnings=warnings,
+    )
+
+
+# ============================================================================ limits per run
+
+
+def limits_from_fits(summaries: Sequence[RunSummary]) -> pd.DataFrame:
+    """A0 per run from its data-law fit, with the fit's interval carried as a standard error."""
+    return pd.DataFrame({
+        "run": [s.name for s in summaries],
+        "ratio": [s.ratio for s in summaries],
+        "n_params": [s.n_params for s in summaries],
+        "a0": [s.a0 for s in summaries],
+        "a0_se": [s.a0_se for s in summaries],
+        "source": "fit",
+    })
+
+
+def limits_from_final(table: pd.DataFrame, runs: Sequence[str] | None = None,
+                      n_last: int = 3) -> pd.DataFrame:
+    """A0 per run as the mean of its last ``n_last`` measurements (a sweep's final values).
+
+    The standard error is the spread of those points over sqrt(n_last); it ignores any
+    remaining trend, so use it only for runs trained well past convergence.
+    """
+    need = {"run", "tokens", "activation_ratio"}
+    missing = need - set(table.columns)
+    if missing:
+        raise FitInputError(f"limit_from='final' needs table columns {sorted(missing)}")
+    if "metric" in table.columns and table.groupby("run")["metric"].nunique().max() > 1:
+        raise FitInputError("limit_from='final': a run holds several metrics; filter the table to one")
+    rows = []
+    for run, g in table.groupby("run", sort=True):
+        if runs is not None and run not in runs:
+            continue
+        g = g.sort_values("tokens")
+        last = g["activation_ratio"].to_numpy(float)[-n_last:]
+        se = float(np.std(last, ddof=1) / math.sqrt(last.size)) if last.size >= 2 else None
+        w = g["width"].iloc[-1] if "width" in g else None
+        d = g["depth"].iloc[-1] if "depth" in g else None
+        rows.append({"run": run, "ratio": (float(w) / float(d)) if _num(w) and _num(d) else None,
+                     "n_params": _num(g["n_params"].iloc[-1]) if "n_params" in g else None,
+                     "a0": float(np.mean(last)), "a0_se": se if se and se > 0 else None,
+                     "source": f"final (mean of last {last.size})"})
+    return pd.DataFrame(rows)
+
+
+def fit_widthdepth(limits: pd.DataFrame, **kwargs: Any) -> HingeFit:
+    """Fit the width/depth hinge to a limits frame (columns ratio, a0, a0_se)."""
+    bad = limits["ratio"].isna()
+    if bad.any():
+        raise FitInputError(
+            "width/depth law: runs without width and depth: " + ", ".join(limits.loc[bad, "run"]))
+    se = limits["a0_se"]
+    use_se = se.notna().all()
+    return fit_hinge(limits["ratio"].to_numpy(float), limits["a0"].to_numpy(float),
+                     se.to_numpy(float) if use_se else None, **kwargs)

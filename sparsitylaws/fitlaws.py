@@ -20,8 +20,8 @@ import pandas as pd
 from sparsitylaws import __version__
 from sparsitylaws.errors import FitInputError, SparsityLawsError
 from sparsitylaws.lawset import LawSet
+from sparsitylaws.rows import DEFAULT_METRIC, select_fit_rows, select_metric_rows  # noqa: F401 (re-exported)
 
-DEFAULT_METRIC = "ppl-p"
 _INFO_COLUMNS = ("width", "depth", "ffn_width", "n_params", "n_params_total")
 
 
@@ -40,25 +40,6 @@ def data_hash(rows: pd.DataFrame) -> str:
     pts = rows.sort_values("tokens")[["tokens", "activation_ratio"]]
     buf = pts["tokens"].to_numpy(np.int64).tobytes() + pts["activation_ratio"].to_numpy(np.float64).tobytes()
     return hashlib.sha256(buf).hexdigest()
-
-
-def select_metric_rows(df: pd.DataFrame, metric: str | None, metric_arg: float | None) -> tuple[pd.DataFrame, str]:
-    """The rows of one metric (and argument); errors say which metrics the table has."""
-    have = sorted(df["metric"].unique())
-    if metric is None:
-        metric = DEFAULT_METRIC if DEFAULT_METRIC in have else (have[0] if len(have) == 1 else None)
-        if metric is None:
-            raise SparsityLawsError(
-                f"the table has several metrics ({', '.join(have)}) and no {DEFAULT_METRIC} rows; "
-                "choose one with --metric")
-    rows = df[df["metric"] == metric.lower()]
-    if rows.empty:
-        raise SparsityLawsError(f"--metric {metric}: no rows with that metric (the table has {', '.join(have)})")
-    if metric_arg is not None:
-        rows = rows[np.isclose(rows["metric_arg"].astype(float), float(metric_arg))]
-        if rows.empty:
-            raise SparsityLawsError(f"--metric-arg {metric_arg:g}: no {metric} rows with that argument")
-    return rows, metric
 
 
 def run_info_of(rows: pd.DataFrame) -> dict:
@@ -104,14 +85,9 @@ def fit_table(
     progress: Callable[[str], None] | None = None,
 ) -> LawSet:
     """Fit every selected run of a validated measurement table into a :class:`LawSet`."""
-    rows, metric = select_metric_rows(df, metric, metric_arg)
+    sel = select_fit_rows(df, metric, metric_arg, runs=runs)
+    rows, metric = sel.rows, sel.metric
     names = sorted(rows["run"].unique())
-    if runs:
-        unknown = [r for r in runs if r not in names]
-        if unknown:
-            raise SparsityLawsError(
-                f"--run {unknown[0]}: no such run with metric {metric} (runs: {', '.join(names)})")
-        names = [r for r in names if r in set(runs)]
     fits, info, skipped = {}, {}, {}
     for run in names:
         sub = rows[rows["run"] == run]
@@ -150,6 +126,8 @@ def fit_table(
     }
     if skipped:
         provenance["skipped_runs"] = skipped
+    if sel.excluded:
+        provenance["not_for_fitting"] = dict(sel.excluded)
     if arch_note:
         provenance["architecture_note"] = arch_note
     return LawSet(name=name, runs=fits, run_info=info, architecture=section, provenance=provenance)

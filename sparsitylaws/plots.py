@@ -145,7 +145,7 @@ def _rows_for_run(table: pd.DataFrame | None, run: str, info: dict | None) -> pd
         return None
     metric = (info or {}).get("metric")
     if metric is None:
-        from sparsitylaws.fitlaws import DEFAULT_METRIC
+        from sparsitylaws.rows import DEFAULT_METRIC
 
         have = set(sub["metric"])
         metric = DEFAULT_METRIC if DEFAULT_METRIC in have else (next(iter(have)) if len(have) == 1 else None)

@@ -62,6 +62,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("layer_thresholds", pa.list_(pa.float64()), False, "Per-layer neuron-size thresholds eps_l."),
     Column("dead_neuron_ratio", pa.float64(), False, "Share of neurons active on < 0.1% of tokens."),
     Column("warmup", pa.bool_(), False, "True for checkpoints the measurement treated as warm-up."),
+    Column("not_for_fitting", pa.string(), False,
+           "Why these rows must not be fitted (e.g. a deliberately broken model); empty: fittable. "
+           "fit, crosscheck, report, plot leave such runs out."),
     Column("eval_dataset", pa.string(), False, "Name of the evaluation text."),
     Column("eval_tokens", pa.int64(), False, "Number of non-padding evaluation tokens."),
     Column("eval_sha256", pa.string(), False, "SHA-256 of the evaluation token ids."),
@@ -180,6 +183,11 @@ def validate_frame(df: pd.DataFrame, source: str = "<table>") -> pd.DataFrame:
             raise SchemaError(
                 f"{source}: column 'activation_ratio_se' must be > 0 where given, at {_row_label(df, i)}")
         df["activation_ratio_se"] = se.astype(float)
+
+    if "not_for_fitting" in df.columns:  # the reason as text; True -> a generic reason, falsy -> null
+        from sparsitylaws.rows import normalize_flag
+
+        df["not_for_fitting"] = normalize_flag(df["not_for_fitting"])
 
     key = row_keys(df)
     dup = key.duplicated(keep="first").to_numpy()

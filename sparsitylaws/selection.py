@@ -4,7 +4,7 @@
   errors; the noise variance counts as a parameter (k + 1 in total).
 * :func:`compare_forms` - fits every form to the *same* points and ranks them by AICc, with
   Akaike weights exp(-dAICc/2) / sum.
-* :func:`backtest` - for each cutoff fraction f (0.5, 0.7, 0.9 by default) of the run's token
+* :func:`backtest` - for each cutoff fraction f (0.3, 0.5, 0.7 by default) of the run's token
   range, t_cut = D_first + f * (D_last - D_first): refit on the points with D <= t_cut (the
   warm-up rule re-applied to that subset alone, so nothing from the future leaks in),
   predict every later point and report the error and whether the prediction interval (90% by
@@ -28,11 +28,15 @@ __all__ = [
     "DEFAULT_CUTOFFS",
     "backtest",
     "backtest_summary",
+    "calibrate_backtest",
+    "interval_score",
+    "naive_forecasts",
+    "naive_predict",
     "compare_forms",
     "information_criteria",
 ]
 
-DEFAULT_CUTOFFS = (0.5, 0.7, 0.9)
+DEFAULT_CUTOFFS = (0.3, 0.5, 0.7)
 
 
 def information_criteria(rss: float, n: int, k: int) -> dict[str, float | None]:
@@ -85,11 +89,52 @@ def compare_forms(D: np.ndarray, y: np.ndarray, *, forms: Sequence[str] | None =
     return rows
 
 
+def naive_forecasts(D_fit: np.ndarray, y_fit: np.ndarray) -> dict[str, float]:
+    """The two naive forecasts' parameters from fitted points: last value, and a straight line
+    y = a + b ln D through the last third of the points (at least 3, by D)."""
+    D_fit, y_fit = np.asarray(D_fit, float), np.asarray(y_fit, float)
+    order = np.argsort(D_fit, kind="stable")
+    D_fit, y_fit = D_fit[order], y_fit[order]
+    m = min(D_fit.size, max(3, math.ceil(D_fit.size / 3)))
+    x = np.log(D_fit[-m:])
+    if m >= 2 and np.ptp(x) > 0:
+        slope, intercept = np.polyfit(x, y_fit[-m:], 1)
+    else:
+        slope, intercept = 0.0, float(y_fit[-1])
+    return {"last_value": float(y_fit[-1]), "line_intercept": float(intercept),
+            "line_slope": float(slope), "line_points": int(m)}
+
+
+def naive_predict(naive: dict, D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(last value carried forward, local line) at D (billions)."""
+    d = np.asarray(D, float)
+    last = np.full(d.shape, float(naive["last_value"]))
+    line = float(naive["line_intercept"]) + float(naive["line_slope"]) * np.log(d)
+    return last, line
+
+
+def interval_score(low: np.ndarray | float, high: np.ndarray | float, x: np.ndarray | float,
+                   level: float) -> np.ndarray:
+    """Interval score of Gneiting & Raftery (2007, JASA 102, eq. 43): width plus 2/alpha times
+    the miss, alpha = 1 - level; lower is better."""
+    lo, hi, x = (np.asarray(v, float) for v in (low, high, x))
+    a = 1.0 - float(level)
+    return (hi - lo) + (2.0 / a) * np.maximum(lo - x, 0.0) + (2.0 / a) * np.maximum(x - hi, 0.0)
+
+
 def backtest(D: np.ndarray, y: np.ndarray, form: LawForm | str, *,
              cutoffs: Sequence[float] = DEFAULT_CUTOFFS, se: np.ndarray | None = None,
              loss: str = "linear", drop_first: int | None = None, min_tokens: float | None = None,
              n_boot: int = 1000, level: float = 0.9, seed: int = 0) -> list[dict]:
-    """Rows, one per held-out point and cutoff: truth, prediction, error, interval, covered."""
+    """Rows, one per held-out point and cutoff: truth, law forecast and band, naive forecasts.
+
+    ``law_low``/``law_high`` is the law's own prediction band (parameters and point noise);
+    ``scale`` and ``score`` feed the forecast calibration (:mod:`sparsitylaws.forecast`), which
+    fills ``pred_low``/``pred_high``/``covered`` (:func:`calibrate_backtest`).  Until then they
+    equal the law's band.
+    """
+    from sparsitylaws.forecast import forecast_scale, horizon, score
+
     form = get_form(form)
     D, y = np.asarray(D, float), np.asarray(y, float)
     sw_all = np.ones(D.size) if se is None else 1.0 / np.asarray(se, float)
@@ -108,16 +153,67 @@ def backtest(D: np.ndarray, y: np.ndarray, form: LawForm | str, *,
         held = np.flatnonzero(~train)
         b = curve_bands(form, D[held], pf.theta, level=level, sigma=pf.sigma, dof=pf.dof,
                         draws=bs.draws, cov_u=pf.cov_u)
+        naive = naive_forecasts(Dt, yt)
+        last, line = naive_predict(naive, D[held])
+        h = horizon(D[held], float(Dt.max()))
+        est = b["estimate"]
+        dis = np.maximum(np.abs(line - est), np.abs(last - est))
+        scale = forecast_scale(h, pf.sigma, dis)
+        i_last = int(held[np.argmax(D[held])])
         for j, i in enumerate(held):
-            pred, meas = float(b["estimate"][j]), float(y[i])
+            pred, meas = float(est[j]), float(y[i])
             lo, hi = float(b["pred_low"][j]), float(b["pred_high"][j])
+            half = (pred - lo) if meas < pred else (hi - pred)
             rows.append({
                 "cutoff": float(f), "cutoff_tokens_b": t_cut, "n_train": int(Dt.size),
                 "n_dropped": sel.n_dropped, "index": int(i), "tokens_b": float(D[i]),
-                "measured": meas, "predicted": pred, "error": pred - meas,
+                "is_last": int(i) == i_last, "measured": meas, "predicted": pred, "error": pred - meas,
+                "law_low": lo, "law_high": hi, "law_covered": bool(lo <= meas <= hi),
+                "horizon": float(h[j]), "sigma": float(pf.sigma), "dof": int(pf.dof), "scale": float(scale[j]),
+                "score": float(score(pred - meas, half, scale[j])),
+                "naive_last": float(last[j]), "naive_line": float(line[j]),
                 "pred_low": lo, "pred_high": hi, "covered": bool(lo <= meas <= hi),
             })
     return rows
+
+
+def calibrate_backtest(rows: list[dict], cal, *, level: float = 0.9, exclude: str | None = None,
+                       naive_pool: Sequence[dict] | None = None) -> list[dict]:
+    """Fill each row's forecast band from calibration ``cal`` (leave out run ``exclude``), and
+    give the naive forecasts bands calibrated the same way on ``naive_pool`` (rows of other
+    runs; none: no naive bands); add interval scores.  Returns new row dicts."""
+    from sparsitylaws.forecast import conformal_quantile, score
+
+    q_naive = {}
+    if naive_pool:
+        for kind in ("last", "line"):
+            s = [float(score(r["naive_" + kind] - r["measured"], _t(level, r) * r["sigma"],
+                             r["sigma"] * r["horizon"])) for r in naive_pool]
+            q_naive[kind] = conformal_quantile(np.asarray(s), level)
+    out = []
+    for r in rows:
+        r = dict(r)
+        pred = r["predicted"]
+        lo_h, hi_h = pred - r["law_low"], r["law_high"] - pred
+        r["pred_low"] = float(pred - cal.halfwidth(lo_h, r["scale"], level, exclude))
+        r["pred_high"] = float(pred + cal.halfwidth(hi_h, r["scale"], level, exclude))
+        r["covered"] = bool(r["pred_low"] <= r["measured"] <= r["pred_high"])
+        r["interval_score"] = float(interval_score(r["pred_low"], r["pred_high"], r["measured"], level))
+        r["law_interval_score"] = float(interval_score(r["law_low"], r["law_high"], r["measured"], level))
+        for kind, q in q_naive.items():
+            c = r["naive_" + kind]
+            half = math.sqrt((_t(level, r) * r["sigma"]) ** 2 + (q * r["sigma"] * r["horizon"]) ** 2)
+            r[f"naive_{kind}_low"], r[f"naive_{kind}_high"] = c - half, c + half
+            r[f"naive_{kind}_covered"] = bool(c - half <= r["measured"] <= c + half)
+            r[f"naive_{kind}_interval_score"] = float(interval_score(c - half, c + half, r["measured"], level))
+        out.append(r)
+    return out
+
+
+def _t(level: float, r: dict) -> float:
+    from sparsitylaws.fitting import t_quantile
+
+    return t_quantile(level, int(r.get("dof", 0)))
 
 
 def backtest_summary(rows: Sequence[dict]) -> list[dict]:

@@ -1,0 +1,248 @@
+"""Forecast-error calibration: how far a law's forecast may miss, as a function of horizon.
+
+A law fitted to the early part of a run and extrapolated misses by more than its parameter
+and point-noise band says: the form itself bends away from the truth, and the miss grows
+with the horizon.  This module turns rolling-origin backtests of *other* runs into an extra
+band term (method and evidence: docs/fitting.md, "Forecast calibration").
+
+The model (normalized split-conformal, calibrated leave-one-run-out)::
+
+    horizon h      = max(0, ln(D_target / D_last_fitted))
+    forecast scale f = sigma * h + max(|line - law|, |last - law|)
+    score s        = sqrt(max(0, e^2 - half_law^2)) / f        (one per backtest point)
+    band half-width = sqrt(half_law^2 + (q * f)^2)              (each side)
+
+``e`` is the law's error at a later checkpoint, ``half_law`` the law's own prediction-band
+half-width on the side of the truth, ``sigma`` the run's residual sd, ``line`` the straight
+line in ln D through the last third of the fitted points and ``last`` the last fitted
+measurement (the two naive forecasts): when the law and the naive forecasts disagree, the
+data cannot tell them apart and the band says so.  ``q`` is the conformal quantile (level
+``level``, finite-sample correction) of the scores of the runs *other* than the one being
+predicted.  Inside the fitted range (h = 0 and the naive forecasts are not used) the band
+is the law's own.
+
+Public API (used by runfit, lawset and the planning code)::
+
+    forecast_scale(horizon, sigma, disagreement=0.0) -> ndarray     # f
+    score(error, half_law, scale) -> ndarray                        # s
+    ForecastCalibration.from_scores(rows, source=...)               # rows: run, cut, score, last
+    ForecastCalibration.quantile(level=0.9, exclude=None) -> float  # q (leave-run-out with exclude)
+    ForecastCalibration.halfwidth(half_law, scale, level=0.9, exclude=None) -> ndarray
+    ForecastCalibration.to_dict() / from_dict(d)
+    default_calibration() -> ForecastCalibration                    # packaged, from the published runs
+
+``python -m sparsitylaws.forecast DIR`` rebuilds the packaged default
+(sparsitylaws/data/forecast_default.json) from the published runs in DIR
+(../shared/reference/sparsinglaw-data).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+
+import numpy as np
+
+from sparsitylaws.errors import LawSetError
+
+__all__ = [
+    "DEFAULT_RESOURCE",
+    "FORECAST_METHOD",
+    "MIN_RUNS",
+    "ForecastCalibration",
+    "default_calibration",
+    "forecast_scale",
+    "horizon",
+    "score",
+]
+
+FORECAST_METHOD = ("normalized split-conformal, leave-one-run-out: score = excess error beyond the "
+                   "law's band / (sigma * ln(D/D_last_fitted) + max |naive - law|)")
+DEFAULT_RESOURCE = "forecast_default.json"
+#: Fewest runs (besides the one predicted) whose backtests may calibrate a band; fewer falls
+#: back to the packaged default with a ``forecast_default`` warning.
+MIN_RUNS = 3
+
+
+def horizon(tokens_b: np.ndarray | float, last_fitted_b: float) -> np.ndarray:
+    """ln(D / D_last_fitted), 0 inside the fitted range."""
+    d = np.asarray(tokens_b, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.maximum(np.log(d / float(last_fitted_b)), 0.0)
+
+
+def forecast_scale(h: np.ndarray | float, sigma: float, disagreement: np.ndarray | float = 0.0
+                   ) -> np.ndarray:
+    """f = sigma * h + disagreement (0 where h = 0): the unit in which forecast error is calibrated."""
+    h = np.asarray(h, dtype=float)
+    dis = np.where(h > 0, np.abs(np.asarray(disagreement, dtype=float)), 0.0)
+    s = float(sigma) if math.isfinite(float(sigma)) else 0.0
+    return s * h + dis
+
+
+def score(error: np.ndarray | float, half_law: np.ndarray | float, scale: np.ndarray | float
+          ) -> np.ndarray:
+    """Excess error beyond the law's own band, in units of the forecast scale (0 when inside)."""
+    e, hl, f = (np.asarray(x, dtype=float) for x in (error, half_law, scale))
+    excess = np.sqrt(np.maximum(e**2 - hl**2, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(excess > 0, np.where(f > 0, excess / f, np.inf), 0.0)
+
+
+def conformal_quantile(scores: np.ndarray, level: float) -> float:
+    """Split-conformal quantile: the ceil((n + 1) level)-th smallest score (inf when n is too small)."""
+    s = np.sort(np.asarray(scores, dtype=float))
+    n = s.size
+    k = math.ceil((n + 1) * float(level))
+    if n == 0 or k > n:
+        return math.inf
+    return float(s[k - 1])
+
+
+@dataclass
+class ForecastCalibration:
+    """Backtest scores of several runs, and the quantiles that widen forecast bands.
+
+    ``scores`` maps run -> list of scores (every later checkpoint of every cut);
+    ``last`` maps run -> scores of the last checkpoint only.  ``cuts`` are the cutoff fractions
+    of the token range, ``source`` says where the scores came from.
+    """
+
+    scores: dict[str, list[float]]
+    cuts: list[float]
+    source: str
+    last: dict[str, list[float]] = field(default_factory=dict)
+    method: str = FORECAST_METHOD
+    min_runs: int = MIN_RUNS
+
+    @classmethod
+    def from_scores(cls, rows: Iterable[Mapping], *, source: str) -> ForecastCalibration:
+        """From backtest rows with keys run, cutoff, score, is_last (score None/NaN rows skipped)."""
+        scores: dict[str, list[float]] = {}
+        last: dict[str, list[float]] = {}
+        cuts: set[float] = set()
+        for r in rows:
+            s = r.get("score")
+            if s is None or not np.isfinite(float(s)) and not np.isinf(float(s)):
+                continue
+            run = str(r["run"])
+            scores.setdefault(run, []).append(float(s))
+            if r.get("is_last"):
+                last.setdefault(run, []).append(float(s))
+            cuts.add(float(r["cutoff"]))
+        return cls({k: sorted(v) for k, v in sorted(scores.items())}, sorted(cuts), source,
+                   {k: sorted(v) for k, v in sorted(last.items())})
+
+    @property
+    def runs(self) -> list[str]:
+        """Runs whose backtests are in the calibration."""
+        return sorted(self.scores)
+
+    @property
+    def n_points(self) -> int:
+        """Number of backtest points (later checkpoints, all cuts)."""
+        return sum(len(v) for v in self.scores.values())
+
+    @property
+    def n_forecasts(self) -> int:
+        """Number of (run, cut) forecasts of a last checkpoint."""
+        return sum(len(v) for v in self.last.values())
+
+    def usable(self, exclude: str | None = None) -> bool:
+        """Whether enough runs other than ``exclude`` are present to calibrate."""
+        return len([r for r in self.scores if r != exclude]) >= self.min_runs
+
+    def quantile(self, level: float = 0.9, exclude: str | None = None) -> float:
+        """Conformal quantile q of the scores of every run except ``exclude``."""
+        pool = [s for r, v in self.scores.items() if r != exclude for s in v]
+        return conformal_quantile(np.asarray(pool), level)
+
+    def halfwidth(self, half_law: np.ndarray | float, scale: np.ndarray | float, level: float = 0.9,
+                  exclude: str | None = None) -> np.ndarray:
+        """Band half-width sqrt(half_law^2 + (q f)^2) for one side."""
+        q = self.quantile(level, exclude)
+        hl, f = np.asarray(half_law, dtype=float), np.asarray(scale, dtype=float)
+        with np.errstate(invalid="ignore"):
+            extra = np.where(f > 0, q * f, 0.0)
+        return np.sqrt(hl**2 + extra**2)
+
+    def summary(self) -> dict:
+        """Provenance without the scores: runs, cuts, counts, method, source."""
+        return {"method": self.method, "source": self.source, "runs": self.runs, "cuts": self.cuts,
+                "n_forecasts": self.n_forecasts, "n_points": self.n_points,
+                "q90": _finite(self.quantile(0.9))}
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict (inf scores as the string "inf")."""
+        enc = {k: [_enc(x) for x in v] for k, v in self.scores.items()}
+        enc_last = {k: [_enc(x) for x in v] for k, v in self.last.items()}
+        return {"method": self.method, "source": self.source, "cuts": list(self.cuts),
+                "min_runs": self.min_runs, "scores": enc, "last": enc_last, **{
+                    k: v for k, v in self.summary().items() if k in ("runs", "n_forecasts", "n_points")}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> ForecastCalibration:
+        """Inverse of :meth:`to_dict`."""
+        try:
+            return cls({k: [_dec(x) for x in v] for k, v in d["scores"].items()},
+                       [float(c) for c in d["cuts"]], str(d["source"]),
+                       {k: [_dec(x) for x in v] for k, v in (d.get("last") or {}).items()},
+                       str(d.get("method", FORECAST_METHOD)), int(d.get("min_runs", MIN_RUNS)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LawSetError(f"forecast calibration is malformed ({exc})") from None
+
+
+def _enc(x: float) -> float | str:
+    return x if math.isfinite(x) else "inf"
+
+
+def _dec(x: float | str) -> float:
+    return math.inf if x == "inf" else float(x)
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+_DEFAULT: ForecastCalibration | None = None
+
+
+def default_calibration() -> ForecastCalibration:
+    """The packaged calibration (backtests of the paper's 8 published runs at 30/50/70% cuts)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        text = resources.files("sparsitylaws.data").joinpath(DEFAULT_RESOURCE).read_text("utf-8")
+        _DEFAULT = ForecastCalibration.from_dict(json.loads(text))
+    return _DEFAULT
+
+
+def build_default(directory: str, runs: Sequence[str] | None = None) -> ForecastCalibration:
+    """Backtest every published run in ``directory`` and pool the scores (the packaged default)."""
+    from sparsitylaws.ingest import read_sparsinglaw_dir
+    from sparsitylaws.runfit import backtest_rows_for_calibration
+
+    df = read_sparsinglaw_dir(directory)
+    rows = []
+    for run in sorted(df["run"].unique()):
+        if runs and run not in runs:
+            continue
+        sub = df[df["run"] == run].sort_values("tokens")
+        rows += backtest_rows_for_calibration(sub["tokens"].to_numpy(float),
+                                              sub["activation_ratio"].to_numpy(float),
+                                              run=str(run), activation=str(sub["activation"].iloc[0]))
+    return ForecastCalibration.from_scores(
+        rows, source="packaged default: rolling-origin backtests of the Sparsing Law paper's "
+        "published runs (arXiv:2411.02335), built by python -m sparsitylaws.forecast")
+
+
+if __name__ == "__main__":  # pragma: no cover - maintenance command
+    import sys
+    from pathlib import Path
+
+    cal = build_default(sys.argv[1])
+    out = Path(__file__).with_name("data") / DEFAULT_RESOURCE
+    out.write_text(json.dumps(cal.to_dict(), indent=1) + "\n", encoding="utf-8")
+    print(out, cal.summary())

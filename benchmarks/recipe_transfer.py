@@ -1,0 +1,221 @@
+"""How far the default law set transfers to other recipes, and what anchoring buys.
+
+One command (about a minute on two cores)::
+
+    python benchmarks/recipe_transfer.py [--published ../shared/reference/sparsinglaw-data]
+                                         [--measurements measurements] [--out FILE.md]
+
+Prints Markdown tables (docs/planning.md, "Anchoring on your own recipe"):
+
+1. **Offset forms on the published runs** (the paper's recipe, 8 runs).  For each
+   activation, anchor on one checkpoint of one run (its last, or its first kept one) and
+   predict the kept checkpoints of every *other* run of that activation with the default
+   law set, shifted four ways: not at all, additively, multiplicatively (log) and on the
+   logit scale.  Mean absolute error in points; coverage of the anchored 90% band (logit
+   form, the stated one-anchor prior).  Also within a run: anchor on its first kept
+   checkpoint, predict its later ones.
+2. **Transfer table**: every trained model measured in ``measurements/`` (ppl-p, p = 1):
+   the default prediction at its configuration and budget against the measurement, and,
+   where another model of the same family is measured (same table, or any ``lab-*``
+   table), the prediction anchored on each other member.
+
+Warm-up checkpoints are those :func:`sparsitylaws.runfit.fit_run`'s automatic rule drops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sparsitylaws.anchor import (  # noqa: E402
+    PRIOR_OFFSET_SD,
+    Anchor,
+    apply_offsets,
+    estimate_offsets,
+    expit,
+    logit,
+    read_anchors,
+)
+from sparsitylaws.planning import predict  # noqa: E402
+
+FORMS = ("none", "additive", "log", "logit")
+
+
+def _shift(form: str, p: np.ndarray, pa: float, ya: float) -> np.ndarray:
+    if form == "none":
+        return p
+    if form == "additive":
+        return p + (ya - pa)
+    if form == "log":
+        return p * (ya / pa)
+    return expit(logit(p) + (logit(ya) - logit(pa)))
+
+
+def _kept(table: pd.DataFrame) -> pd.DataFrame:
+    """Drop each run's warm-up checkpoints by fit_run's automatic rule."""
+    from sparsitylaws.runfit import fit_run
+
+    parts = []
+    for run, g in table.groupby("run"):
+        g = g.sort_values("tokens")
+        fit = fit_run(g["tokens"].to_numpy(float), g["activation_ratio"].to_numpy(float), run=run,
+                      activation=str(g["activation"].iloc[0]), n_boot=0, compare=False,
+                      backtest=False)
+        parts.append(g[g["tokens"] >= fit.tokens_b_min * 1e9 * (1 - 1e-9)])
+    return pd.concat(parts, ignore_index=True)
+
+
+def _law(rows: pd.DataFrame) -> pd.DataFrame:
+    """Default-law prediction at each row's configuration and tokens (one activation)."""
+    return predict(rows["width"].to_numpy(), rows["depth"].to_numpy(),
+                   activation=str(rows["activation"].iloc[0]), tokens=rows["tokens"].to_numpy(),
+                   ffn_ratio=(rows["ffn_width"] / rows["width"]).to_numpy())
+
+
+def _anchor_of(row: pd.Series) -> Anchor:
+    return Anchor(run=str(row["run"]), activation=str(row["activation"]), width=int(row["width"]),
+                  depth=int(row["depth"]), ffn_ratio=float(row["ffn_width"] / row["width"]),
+                  tokens=float(row["tokens"]), activation_ratio=float(row["activation_ratio"]))
+
+
+def published_forms(published: Path) -> tuple[str, pd.DataFrame]:
+    """Table 1: offset forms, cross-run and within-run, on the published runs."""
+    from sparsitylaws.ingest import read_sparsinglaw_dir
+
+    kept = _kept(read_sparsinglaw_dir(published))
+    kept = kept.assign(law=np.nan, law_low=np.nan, law_high=np.nan)
+    for _run, g in kept.groupby("run"):
+        pr = _law(g)
+        kept.loc[g.index, "law"] = pr["activation_ratio"].to_numpy()
+        kept.loc[g.index, "law_low"] = pr["ratio_low"].to_numpy()
+        kept.loc[g.index, "law_high"] = pr["ratio_high"].to_numpy()
+    rows = []
+    for act, ga in kept.groupby("activation"):
+        runs = sorted(ga["run"].unique(), key=lambda r: float(r.split("b_")[0]))
+        for where in ("last", "first kept"):
+            for ra in runs:
+                gr = ga[ga["run"] == ra].sort_values("tokens")
+                arow = gr.iloc[-1] if where == "last" else gr.iloc[0]
+                for rt in runs:
+                    if rt == ra:
+                        continue
+                    gt = ga[ga["run"] == rt]
+                    rows.append(_score(act, f"other runs, anchor = {where}", ra, rt, arow, gt))
+        for ra in runs:  # within a run: first kept checkpoint -> later ones
+            gr = ga[ga["run"] == ra].sort_values("tokens")
+            rows.append(_score(act, "same run, later checkpoints", ra, ra, gr.iloc[0], gr.iloc[1:]))
+    res = pd.DataFrame(rows)
+    agg = (res.groupby(["activation", "setting"], sort=False)
+           .agg(pairs=("n", "size"), points=("n", "sum"),
+                **{f"mae_{f}": (f"mae_{f}", "mean") for f in FORMS},
+                rms_logit_err=("sq_logit", lambda s: float(np.sqrt(s.mean()))),
+                coverage_90=("covered", "mean")).reset_index())
+    lines = ["| activation | anchor → targets | pairs | points | MAE none | MAE additive | "
+             "MAE log | MAE logit | rms logit error | 90% coverage (logit, prior) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for _, r in agg.iterrows():
+        lines.append(f"| {r['activation']} | {r['setting']} | {r['pairs']} | {r['points']} | "
+                     + " | ".join(f"{100 * r[f'mae_{f}']:.2f} pp" for f in FORMS)
+                     + f" | {r['rms_logit_err']:.3f} | {100 * r['coverage_90']:.0f}% |")
+    return "\n".join(lines), res
+
+
+def _score(act, setting, ra, rt, arow, gt) -> dict:
+    y = gt["activation_ratio"].to_numpy(float)
+    p = gt["law"].to_numpy(float)
+    pa, ya = float(arow["law"]), float(arow["activation_ratio"])
+    out = {"activation": act, "setting": setting, "anchor_run": ra, "target_run": rt,
+           "n": int(y.size)}
+    for f in FORMS:
+        out[f"mae_{f}"] = float(np.mean(np.abs(_shift(f, p, pa, ya) - y)))
+    z = logit(_shift("logit", p, pa, ya)) - logit(y)
+    out["sq_logit"] = float(np.mean(z**2))
+    offs = estimate_offsets([_anchor_of(arow)])
+    frame = pd.DataFrame({"activation": act, "level": 0.9, "a0": p, "a0_low": gt["law_low"],
+                          "a0_high": gt["law_high"], "activation_ratio": p,
+                          "ratio_low": gt["law_low"].to_numpy(), "ratio_high": gt["law_high"].to_numpy(),
+                          "sparsity": 1 - p})
+    an = apply_offsets(frame, offs)
+    out["covered"] = float(np.mean((y >= an["ratio_low"]) & (y <= an["ratio_high"])))
+    out["n"] = int(y.size)
+    return out
+
+
+def _family(path: Path) -> str:
+    return "lab" if path.stem.startswith("lab") else path.stem
+
+
+def transfer_table(measurements: Path) -> str:
+    """Table 2: default vs measured for every trained model, with and without anchoring."""
+    from sparsitylaws.rows import excluded_runs
+    from sparsitylaws.tables import read_table
+
+    rows = []
+    members = []
+    skipped = {}
+    for path in sorted(measurements.glob("*.parquet")):
+        df = read_table(path)
+        skipped.update(excluded_runs(df))
+        df = df[(df["metric"] == "ppl-p") & np.isclose(df["metric_arg"], 1.0)]
+        for run in sorted(set(df["run"]) - set(skipped)):
+            last = sorted(read_anchors(df, run=run), key=lambda a: a.tokens)[-1]
+            members.append((_family(path), path.name, last))
+    for fam, fname, a in members:
+        pr = predict(a.width, a.depth, activation=a.activation, tokens=a.tokens, ffn_ratio=a.ffn_ratio)
+        r = pr.iloc[0]
+        base = {"family": fam, "table": fname, "run": a.run, "activation": a.activation,
+                "shape": f"{a.width}x{a.depth}", "tokens": a.tokens, "measured": a.activation_ratio}
+        rows.append({**base, "anchor": "none (default law set)", "pred": r["activation_ratio"],
+                     "low": r["ratio_low"], "high": r["ratio_high"]})
+        for fam2, _f2, b in members:
+            if fam2 != fam or b.run == a.run or b.activation != a.activation:
+                continue
+            offs = estimate_offsets([b])
+            an = apply_offsets(pr, offs).iloc[0]
+            rows.append({**base, "anchor": b.run, "pred": an["activation_ratio"],
+                         "low": an["ratio_low"], "high": an["ratio_high"]})
+    lines = ["| model (run) | activation | shape | tokens | measured | anchored on | predicted [90%] | "
+             "error | inside |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        inside = r["low"] <= r["measured"] <= r["high"]
+        lines.append(
+            f"| {r['run']} | {r['activation']} | {r['shape']} | {r['tokens']:.3g} | "
+            f"{100 * r['measured']:.1f}% | {r['anchor']} | {100 * r['pred']:.2f}% "
+            f"[{100 * r['low']:.2f}, {100 * r['high']:.2f}] | "
+            f"{100 * (r['pred'] - r['measured']):+.1f} pp | {'yes' if inside else 'no'} |")
+    left = "; ".join(f"{k} ({v})" for k, v in skipped.items()) or "none"
+    return "\n".join(lines) + f"\n\nLeft out (marked not for fitting): {left}."
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--published", type=Path,
+                    default=ROOT.parent / "shared" / "reference" / "sparsinglaw-data")
+    ap.add_argument("--measurements", type=Path, default=ROOT / "measurements")
+    ap.add_argument("--out", type=Path, help="also write the Markdown here")
+    args = ap.parse_args(argv)
+    t0 = time.time()
+    parts = [f"Prior offset sd (one anchor): {PRIOR_OFFSET_SD} logit.\n"]
+    if args.published.is_dir():
+        text, _ = published_forms(args.published)
+        parts += ["### Offset forms on the published runs (default law set)\n", text, ""]
+    else:
+        parts.append(f"(published runs not found at {args.published}: table 1 skipped)\n")
+    parts += ["### Transfer to other recipes (measurements/)\n", transfer_table(args.measurements)]
+    text = "\n".join(parts) + f"\n\n({time.time() - t0:.0f} s)\n"
+    print(text)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

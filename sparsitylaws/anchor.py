@@ -1,0 +1,367 @@
+"""Anchoring a law set on measured checkpoints of the user's own training recipe.
+
+A law set describes the recipe it was fitted on (the packaged default: the paper's
+MiniCPM-style models on the paper's data).  Another recipe (data, tokenizer, schedule,
+quantization, fine-tuning) can sit far from it: SmolLM2-135M measures 69% where the
+default predicts 40%.  One or more measured checkpoints of the user's recipe (rows of a
+measurement table) estimate a **recipe offset** that shifts every prediction.
+
+The offset acts on the **logit of the activation ratio, over the whole curve**::
+
+    logit A_anchored(N, r, D) = logit A_law(N, r, D) + delta,
+    delta = mean_k [logit y_k - logit A_law(anchor k)]
+
+(the same delta shifts the limit A0).  Why logit, on the whole curve (docs/planning.md,
+"Anchoring on your own recipe", has the comparison on the published runs):
+
+* every anchored value and interval end stays inside (0, 1), by construction;
+* logit is strictly increasing, so a curve keeps its law's direction (ReLU falls to A0,
+  SiLU rises to it) and stays on its side of the shifted A0;
+* near 0 (ReLU, 5-10%) a logit shift is a relative change, near 0.5 an additive one.
+
+Uncertainty of the offset, in logit units, for a configuration other than the anchors':
+
+* one anchor (or anchors that all share one configuration): the spread of the offset
+  across configurations of one recipe cannot be estimated from the data, so a **stated
+  prior** is used: :data:`PRIOR_OFFSET_SD` (normal), plus the anchor's own measurement
+  noise (:data:`PRIOR_NOISE_SD`, in activation-ratio units);
+* anchors at two or more configurations: the spread is **estimated** as the sample sd of
+  the per-anchor offsets (floored at the measurement noise), with a t quantile of
+  n - 1 degrees of freedom and the predictive factor sqrt(1 + 1/n).
+
+The law's own band is shifted with the point and widened by the offset term in
+quadrature, separately on each side (logit scale), then mapped back with the logistic.
+At the anchor's own configuration and budget the anchored point equals the mean of the
+anchors there (exactly, for one anchor).  Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+
+from sparsitylaws.errors import SparsityLawsError
+
+__all__ = [
+    "PRIOR_NOISE_SD",
+    "PRIOR_OFFSET_SD",
+    "Anchor",
+    "RecipeOffset",
+    "anchored_predict",
+    "apply_offsets",
+    "combine_offsets",
+    "estimate_offsets",
+    "read_anchors",
+    "shift_band",
+]
+
+#: Prior sd (logit units) of how far the recipe offset moves between configurations of one
+#: recipe, used when it cannot be estimated (one anchor).  0.25 logit = a x1.28 relative
+#: change of a ReLU-like ratio near 7%, +-6 points near 50%.  Where it comes from:
+#: benchmarks/recipe_transfer.py; docs/planning.md, "Anchoring on your own recipe".
+PRIOR_OFFSET_SD = 0.25
+#: Prior sd (activation-ratio units) of one anchor's measurement noise: a PPL-1%
+#: measurement on a short evaluation text (e.g. 4 x 256 tokens) is not exact.
+PRIOR_NOISE_SD = 0.01
+#: Values are clipped to [EPS, 1 - EPS] before the logit so that 0 or 1 stay finite.
+EPS = 1e-9
+#: Metric a law set is fitted on (CETT-PPL-1%); anchors must be measured with it.
+ANCHOR_METRIC = ("ppl-p", 1.0)
+
+
+def logit(p: Any) -> np.ndarray:
+    """logit of p clipped to [EPS, 1 - EPS] (finite everywhere)."""
+    return special.logit(np.clip(np.asarray(p, float), EPS, 1.0 - EPS))
+
+
+def expit(x: Any) -> np.ndarray:
+    """Inverse of :func:`logit`, clipped to [0, 1]."""
+    return np.clip(special.expit(np.asarray(x, float)), 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """One measured checkpoint of the user's recipe (a measurement-table row)."""
+
+    run: str
+    activation: str
+    width: int
+    depth: int
+    ffn_ratio: float
+    tokens: float
+    activation_ratio: float
+    noise_sd: float = PRIOR_NOISE_SD
+    source: str = ""
+
+    @property
+    def config(self) -> tuple[int, int, float]:
+        return (int(self.width), int(self.depth), round(float(self.ffn_ratio), 6))
+
+
+@dataclass
+class RecipeOffset:
+    """The recipe offset of one activation, in logit units, and its spread."""
+
+    activation: str
+    offset: float
+    sd: float  # predictive sd of the offset at a new configuration (logit)
+    dof: float  # math.inf: normal quantiles
+    spread: str  # "prior" or "estimated"
+    n_anchors: int
+    n_configs: int
+    anchors: list[dict] = field(default_factory=list)
+    prior_sd: float = PRIOR_OFFSET_SD
+
+    def quantile(self, level: float) -> float:
+        """Two-sided ``level`` quantile multiplier of the offset's distribution."""
+        q = 0.5 + level / 2
+        return float(stats.norm.ppf(q) if math.isinf(self.dof) else stats.t.ppf(q, self.dof))
+
+    def describe(self) -> str:
+        """One line for outputs: how large, from what, and how its spread was set."""
+        how = (f"spread prior sd {self.prior_sd:g} logit (stated, not estimated: "
+               f"{'one anchor' if self.n_anchors == 1 else 'anchors share one configuration'})"
+               if self.spread == "prior" else
+               f"spread estimated from {self.n_anchors} anchors at {self.n_configs} "
+               f"configurations (t, {self.dof:g} dof)")
+        runs = sorted({a["run"] for a in self.anchors})
+        return (f"{self.activation}: anchored on {', '.join(runs)} ({self.n_anchors} checkpoint"
+                f"{'s' if self.n_anchors != 1 else ''}); recipe offset {self.offset:+.3f} logit, "
+                f"sd {self.sd:.3f}; {how}")
+
+    def to_dict(self) -> dict:
+        return {"activation": self.activation, "scale": "logit", "offset": self.offset,
+                "sd": self.sd, "dof": None if math.isinf(self.dof) else self.dof,
+                "spread": self.spread, "prior_sd": self.prior_sd, "n_anchors": self.n_anchors, "n_configs": self.n_configs,
+                "anchors": self.anchors, "description": self.describe()}
+
+
+# ------------------------------------------------------------------------------ reading
+
+
+def _parse_spec(spec: str) -> tuple[Path, str | None]:
+    """'TABLE[:RUN]' -> (path, run); a colon only splits when the left part is a file."""
+    p = Path(spec)
+    if p.exists():
+        return p, None
+    if ":" in spec:
+        left, run = spec.rsplit(":", 1)
+        if Path(left).exists() and run:
+            return Path(left), run
+    raise SparsityLawsError(f"{spec}: no such measurement table (argument '--anchor', TABLE[:RUN])")
+
+
+def _read_any(path: Path) -> pd.DataFrame:
+    if path.suffix == ".csv":
+        try:
+            return pd.read_csv(path)
+        except Exception as exc:  # noqa: BLE001 - any parse failure is bad input
+            raise SparsityLawsError(f"{path}: cannot read anchor table ({exc})") from None
+    from sparsitylaws.tables import read_table
+
+    return read_table(path)
+
+
+def read_anchors(spec: str | Path | pd.DataFrame, *, run: str | None = None,
+                 noise_sd: float = PRIOR_NOISE_SD) -> list[Anchor]:
+    """Anchors from a measurement table: ``TABLE[:RUN]`` (Parquet or CSV) or a DataFrame.
+
+    Uses the rows measured with the law sets' metric (CETT-PPL-1%: ``metric`` ppl-p,
+    ``metric_arg`` 1), drops rows flagged as warm-up, refuses runs marked not for fitting
+    (:mod:`sparsitylaws.rows`), and needs width, depth, tokens,
+    activation and activation_ratio (ffn_width is optional: d_f / d, else 2.5).  A table
+    with several runs needs ``:RUN``.  Every error names the table and the column.
+    """
+    if isinstance(spec, pd.DataFrame):
+        df, where = spec, "<anchor frame>"
+    else:
+        path, run_in = _parse_spec(str(spec))
+        run = run or run_in
+        df, where = _read_any(path), str(path)
+    need = ["run", "tokens", "activation", "activation_ratio", "width", "depth"]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise SparsityLawsError(f"{where}: anchor table lacks column(s) {', '.join(missing)}")
+    from sparsitylaws.rows import FLAG_COLUMN, excluded_runs
+
+    excluded = excluded_runs(df)
+    if run is not None and run in excluded:
+        raise SparsityLawsError(f"{where}: run {run!r} is marked not for fitting ({excluded[run]}; "
+                                f"column {FLAG_COLUMN}), so it cannot anchor a law")
+    df = df[~df["run"].astype(str).isin(list(excluded))]
+    if "metric" in df.columns:
+        arg = pd.to_numeric(df.get("metric_arg", pd.Series(np.nan, index=df.index)), errors="coerce")
+        df = df[(df["metric"].astype(str) == ANCHOR_METRIC[0]) & np.isclose(arg, ANCHOR_METRIC[1])]
+        if df.empty:
+            raise SparsityLawsError(f"{where}: no usable rows with metric ppl-p at p = 1 (column "
+                                    "'metric'); laws are fitted on CETT-PPL-1%, so anchors must be too")
+    if "warmup" in df.columns:
+        df = df[~df["warmup"].fillna(False).astype(bool)]
+    runs = sorted(df["run"].astype(str).unique())
+    if run is None:
+        if len(runs) != 1:
+            raise SparsityLawsError(f"{where}: the table holds {len(runs)} usable runs "
+                                    f"({', '.join(runs)}); name one as TABLE:RUN (argument '--anchor')")
+        run = runs[0]
+    df = df[df["run"].astype(str) == run]
+    if df.empty:
+        raise SparsityLawsError(f"{where}: no run {run!r} with ppl-p rows (runs: {', '.join(runs)})")
+    out = []
+    for i, row in df.reset_index(drop=True).iterrows():
+        vals = {}
+        for c in ("tokens", "activation_ratio", "width", "depth"):
+            v = pd.to_numeric(pd.Series([row[c]]), errors="coerce").iloc[0]
+            if not np.isfinite(v) or v <= 0:
+                raise SparsityLawsError(f"{where}: column '{c}' row {i + 1} of run {run!r} must be "
+                                        f"a number > 0, got {row[c]!r}")
+            vals[c] = float(v)
+        if not vals["activation_ratio"] < 1:
+            raise SparsityLawsError(f"{where}: column 'activation_ratio' row {i + 1} of run {run!r} "
+                                    f"must lie in (0, 1), got {vals['activation_ratio']:g}")
+        fw = row.get("ffn_width") if "ffn_width" in df.columns else None
+        fr = float(fw) / vals["width"] if fw is not None and np.isfinite(float(fw)) else 2.5
+        out.append(Anchor(run=run, activation=str(row["activation"]).lower(),
+                          width=int(round(vals["width"])), depth=int(round(vals["depth"])),
+                          ffn_ratio=fr, tokens=vals["tokens"],
+                          activation_ratio=vals["activation_ratio"], noise_sd=float(noise_sd),
+                          source=where))
+    return out
+
+
+# ------------------------------------------------------------------------------ the math
+
+
+def shift_band(point: Any, low: Any, high: Any, offset: float, sd: float, q: float
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shift (point, low, high) by ``offset`` on the logit scale and widen each side by
+    ``q * sd`` in quadrature; returns values in [0, 1] with low <= point <= high."""
+    lp, ll, lh = logit(point), logit(low), logit(high)
+    c = lp + offset
+    add = (q * sd) ** 2
+    lo = c - np.sqrt(np.maximum(lp - ll, 0.0) ** 2 + add)
+    hi = c + np.sqrt(np.maximum(lh - lp, 0.0) ** 2 + add)
+    return expit(c), expit(lo), expit(hi)
+
+
+def _predict(width, depth, activation, tokens, ffn_ratio, **kw) -> pd.DataFrame:
+    from sparsitylaws.planning import predict
+
+    return predict(width, depth, activation=activation, tokens=tokens, ffn_ratio=ffn_ratio, **kw)
+
+
+def combine_offsets(offsets: Any, noise: Any, n_configs: int, *,
+                    prior_sd: float = PRIOR_OFFSET_SD) -> tuple[float, float, float, str]:
+    """(offset, predictive sd, dof, "prior" | "estimated") from per-anchor logit offsets.
+
+    ``noise``: each anchor's measurement sd in logit units.  Fewer than two distinct
+    configurations: mean offset, sd = sqrt(prior_sd^2 + mean(noise^2) / n), normal.
+    Otherwise: sd = max(sample sd, rms noise) * sqrt(1 + 1/n), t with n - 1 dof.
+    """
+    o = np.asarray(offsets, float)
+    nz = np.asarray(noise, float)
+    n = o.size
+    off = float(np.mean(o))
+    if n_configs < 2 or n < 2:
+        return off, math.sqrt(prior_sd**2 + float(np.mean(nz**2)) / n), math.inf, "prior"
+    s = max(float(np.std(o, ddof=1)), float(np.sqrt(np.mean(nz**2))))
+    return off, s * math.sqrt(1 + 1 / n), float(n - 1), "estimated"
+
+
+def estimate_offsets(anchors: Sequence[Anchor], *, lawset: Any = None, method: str = "excess",
+                     prior_sd: float = PRIOR_OFFSET_SD) -> dict[str, RecipeOffset]:
+    """Recipe offset per activation from the anchors (see the module docstring)."""
+    if not anchors:
+        raise SparsityLawsError("no anchors given (argument 'anchor')")
+    out: dict[str, RecipeOffset] = {}
+    for act in sorted({a.activation for a in anchors}):
+        group = [a for a in anchors if a.activation == act]
+        pr = _predict([a.width for a in group], [a.depth for a in group], act,
+                      [a.tokens for a in group], [a.ffn_ratio for a in group], lawset=lawset,
+                      method=method)
+        y = np.array([a.activation_ratio for a in group])
+        o = logit(y) - logit(pr["activation_ratio"].to_numpy())
+        noise = np.array([a.noise_sd for a in group]) / np.clip(y * (1 - y), EPS, None)
+        n_cfg = len({a.config for a in group})
+        off, sd, dof, how = combine_offsets(o, noise, n_cfg, prior_sd=prior_sd)
+        recs = [{"run": a.run, "width": a.width, "depth": a.depth, "ffn_ratio": a.ffn_ratio,
+                 "tokens": a.tokens, "measured": a.activation_ratio,
+                 "law": float(p), "offset": float(oo), "source": a.source}
+                for a, p, oo in zip(group, pr["activation_ratio"], o, strict=True)]
+        out[act] = RecipeOffset(activation=act, offset=off, sd=sd, dof=dof, spread=how,
+                                n_anchors=len(group), n_configs=n_cfg, anchors=recs,
+                                prior_sd=prior_sd)
+    return out
+
+
+def apply_offsets(df: pd.DataFrame, offsets: dict[str, RecipeOffset]) -> pd.DataFrame:
+    """Anchored copy of a :func:`sparsitylaws.planning.predict` frame.
+
+    Rows of an anchored activation get shifted ``a0``/``activation_ratio`` (and their
+    bands, and ``sparsity``); the law's values stay in ``law_*`` columns.  Rows of other
+    activations are unchanged and say so (``anchored`` False).
+    """
+    out = df.copy()
+    for c in ("a0", "a0_low", "a0_high", "activation_ratio", "ratio_low", "ratio_high"):
+        out[f"law_{c}"] = out[c]
+    out["anchored"] = False
+    out["recipe_offset"] = np.nan
+    out["recipe_offset_sd"] = np.nan
+    out["anchor"] = ""
+    for act, off in offsets.items():
+        m = (out["activation"] == act).to_numpy()
+        if not m.any():
+            continue
+        lvl = out.loc[m, "level"].to_numpy(float)
+        for level in np.unique(lvl):
+            mm = m.copy()
+            mm[m] = lvl == level
+            q = off.quantile(float(level))
+            for p, lo, hi in (("a0", "a0_low", "a0_high"),
+                              ("activation_ratio", "ratio_low", "ratio_high")):
+                c, a, b = shift_band(out.loc[mm, p], out.loc[mm, lo], out.loc[mm, hi],
+                                     off.offset, off.sd, q)
+                out.loc[mm, p], out.loc[mm, lo], out.loc[mm, hi] = c, a, b
+        out.loc[m, "sparsity"] = 1.0 - out.loc[m, "activation_ratio"]
+        out.loc[m, "anchored"] = True
+        out.loc[m, "recipe_offset"] = off.offset
+        out.loc[m, "recipe_offset_sd"] = off.sd
+        out.loc[m, "anchor"] = off.describe()
+    return out
+
+
+def anchored_predict(width: Any, depth: Any, activation: str | Sequence[str] = "all", *,
+                     anchor: Any, lawset: Any = None, method: str = "excess",
+                     prior_sd: float = PRIOR_OFFSET_SD, **kwargs: Any
+                     ) -> tuple[pd.DataFrame, dict[str, RecipeOffset]]:
+    """:func:`sparsitylaws.planning.predict`, shifted by anchors of the user's recipe.
+
+    ``anchor``: a ``TABLE[:RUN]`` string, a list of them, a DataFrame of measurement rows
+    or a list of :class:`Anchor`.  Returns (anchored frame, offsets per activation).
+    """
+    anchors = as_anchors(anchor)
+    offsets = estimate_offsets(anchors, lawset=lawset, method=method, prior_sd=prior_sd)
+    df = _predict(width, depth, activation, kwargs.pop("tokens", None),
+                  kwargs.pop("ffn_ratio", 2.5), lawset=lawset, method=method, **kwargs)
+    return apply_offsets(df, offsets), offsets
+
+
+def as_anchors(anchor: Any) -> list[Anchor]:
+    """Normalize the forms ``anchor`` may take into a list of :class:`Anchor`."""
+    if isinstance(anchor, Anchor):
+        return [anchor]
+    if isinstance(anchor, str | Path | pd.DataFrame):
+        return read_anchors(anchor)
+    if isinstance(anchor, Sequence):
+        out: list[Anchor] = []
+        for a in anchor:
+            out.extend(as_anchors(a))
+        return out
+    raise SparsityLawsError(f"argument 'anchor' must be TABLE[:RUN], a DataFrame or Anchor(s), "
+                            f"got {type(anchor).__name__}")

@@ -111,6 +111,7 @@ def fit_table(
     if not fits:
         raise FitInputError("nothing to fit: " + "; ".join(f"run {r!r}: {why}" for r, why in skipped.items()))
     names = [r for r in names if r in fits]
+    forecast_summary = calibrate_forecasts(fits) if backtest else None
     section, arch_note = None, None
     if architecture and len(fits) >= 2:
         section, arch_note = _architecture(fits, info, rows, limit_from, level, seed)
@@ -124,6 +125,8 @@ def fit_table(
                      "n_boot": n_boot, "level": level, "seed": seed, "limit_from": limit_from},
         "data_sha256": {run: info[run]["data_sha256"] for run in names},
     }
+    if forecast_summary:
+        provenance["forecast_calibration"] = forecast_summary
     if skipped:
         provenance["skipped_runs"] = skipped
     if sel.excluded:
@@ -131,6 +134,32 @@ def fit_table(
     if arch_note:
         provenance["architecture_note"] = arch_note
     return LawSet(name=name, runs=fits, run_info=info, architecture=section, provenance=provenance)
+
+
+def calibrate_forecasts(fits: dict) -> dict:
+    """Calibrate every run's forecast band leave-one-run-out from the other runs' backtests.
+
+    Each run gets the pooled calibration with itself excluded; a run with fewer than
+    ``forecast.MIN_RUNS`` other calibrated runs keeps the packaged default (and its
+    ``forecast_default`` warning).  Returns the calibration's provenance for the law set.
+    """
+    from sparsitylaws.forecast import ForecastCalibration
+    from sparsitylaws.runfit import default_forecast_warning, set_forecast
+
+    rows = [{**r, "run": name} for name, rf in fits.items() for r in rf.backtest]
+    cal = ForecastCalibration.from_scores(
+        rows, source="leave-one-run-out rolling-origin backtests of this law set's runs")
+    used = []
+    for name, rf in fits.items():
+        if cal.usable(exclude=name):
+            set_forecast(rf, cal, source=cal.source)
+            used.append(name)
+        else:
+            n_other = len([r for r in cal.runs if r != name])
+            rf.warnings = [w for w in rf.warnings if w.get("code") != "forecast_default"]
+            rf.warnings.append(default_forecast_warning(name, n_other))
+    return {**cal.summary(), "calibrated_runs": used,
+            "default_runs": sorted(set(fits) - set(used))}
 
 
 def _too_few_points(sub: pd.DataFrame, form: str) -> str | None:

@@ -117,24 +117,36 @@ class ForecastCalibration:
     last: dict[str, list[float]] = field(default_factory=dict)
     method: str = FORECAST_METHOD
     min_runs: int = MIN_RUNS
+    #: kind ("last", "line") -> run -> scores of the naive forecast, with half_law = t * sigma
+    #: and scale = sigma * h: the same calibration for the two naive forecasts (skill scores)
+    naive: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
     @classmethod
     def from_scores(cls, rows: Iterable[Mapping], *, source: str) -> ForecastCalibration:
         """From backtest rows with keys run, cutoff, score, is_last (score None/NaN rows skipped)."""
+        from sparsitylaws.fitting import t_quantile
+
         scores: dict[str, list[float]] = {}
         last: dict[str, list[float]] = {}
+        naive: dict[str, dict[str, list[float]]] = {"last": {}, "line": {}}
         cuts: set[float] = set()
         for r in rows:
             s = r.get("score")
-            if s is None or not np.isfinite(float(s)) and not np.isinf(float(s)):
+            if s is None or np.isnan(float(s)):
                 continue
             run = str(r["run"])
             scores.setdefault(run, []).append(float(s))
             if r.get("is_last"):
                 last.setdefault(run, []).append(float(s))
             cuts.add(float(r["cutoff"]))
-        return cls({k: sorted(v) for k, v in sorted(scores.items())}, sorted(cuts), source,
-                   {k: sorted(v) for k, v in sorted(last.items())})
+            if "naive_last" in r and r.get("sigma") is not None:
+                tq = t_quantile(0.9, int(r.get("dof", 0)))
+                for kind in ("last", "line"):
+                    ns = score(r["naive_" + kind] - r["measured"], tq * r["sigma"], r["sigma"] * r["horizon"])
+                    naive[kind].setdefault(run, []).append(float(ns))
+        srt = lambda d: {k: sorted(v) for k, v in sorted(d.items())}  # noqa: E731
+        return cls(srt(scores), sorted(cuts), source, srt(last),
+                   naive={k: srt(v) for k, v in naive.items() if v})
 
     @property
     def runs(self) -> list[str]:
@@ -160,6 +172,11 @@ class ForecastCalibration:
         pool = [s for r, v in self.scores.items() if r != exclude for s in v]
         return conformal_quantile(np.asarray(pool), level)
 
+    def naive_quantile(self, kind: str, level: float = 0.9, exclude: str | None = None) -> float:
+        """Conformal quantile of a naive forecast's scores ("last" or "line"), runs but ``exclude``."""
+        pool = [s for r, v in self.naive.get(kind, {}).items() if r != exclude for s in v]
+        return conformal_quantile(np.asarray(pool), level)
+
     def halfwidth(self, half_law: np.ndarray | float, scale: np.ndarray | float, level: float = 0.9,
                   exclude: str | None = None) -> np.ndarray:
         """Band half-width sqrt(half_law^2 + (q f)^2) for one side."""
@@ -179,8 +196,9 @@ class ForecastCalibration:
         """JSON-safe dict (inf scores as the string "inf")."""
         enc = {k: [_enc(x) for x in v] for k, v in self.scores.items()}
         enc_last = {k: [_enc(x) for x in v] for k, v in self.last.items()}
+        enc_naive = {k: {r: [_enc(x) for x in v] for r, v in d.items()} for k, d in self.naive.items()}
         return {"method": self.method, "source": self.source, "cuts": list(self.cuts),
-                "min_runs": self.min_runs, "scores": enc, "last": enc_last, **{
+                "min_runs": self.min_runs, "scores": enc, "last": enc_last, "naive": enc_naive, **{
                     k: v for k, v in self.summary().items() if k in ("runs", "n_forecasts", "n_points")}}
 
     @classmethod
@@ -190,7 +208,9 @@ class ForecastCalibration:
             return cls({k: [_dec(x) for x in v] for k, v in d["scores"].items()},
                        [float(c) for c in d["cuts"]], str(d["source"]),
                        {k: [_dec(x) for x in v] for k, v in (d.get("last") or {}).items()},
-                       str(d.get("method", FORECAST_METHOD)), int(d.get("min_runs", MIN_RUNS)))
+                       str(d.get("method", FORECAST_METHOD)), int(d.get("min_runs", MIN_RUNS)),
+                       {k: {r: [_dec(x) for x in v] for r, v in dd.items()}
+                        for k, dd in (d.get("naive") or {}).items()})
         except (KeyError, TypeError, ValueError) as exc:
             raise LawSetError(f"forecast calibration is malformed ({exc})") from None
 

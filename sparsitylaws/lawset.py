@@ -8,8 +8,10 @@ optional ``architecture`` section (width/depth and scale laws, written and read 
 
 Everything needed to predict is stored in the file, floats at full precision, so that
 ``LawSet.load(p).predict(...)`` is bit-identical to predicting from the object that was
-saved.  Format: ``{"format": "sparsitylaws-lawset", "format_version": 1, ...}``; readers
-refuse versions they do not know (docs/lawset.md).
+saved.  Format: ``{"format": "sparsitylaws-lawset", "format_version": 2, ...}``; readers
+also read version 1 (no forecast calibration) and refuse versions they do not know
+(docs/lawset.md).  Version 2 adds, per run, the naive forecasts and the forecast calibration
+that widens bands beyond the fitted range, and ``provenance.forecast_calibration``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ from sparsitylaws.atomic import atomic_write_text
 from sparsitylaws.errors import LawSetError, SparsityLawsError
 
 LAWSET_FORMAT = "sparsitylaws-lawset"
-LAWSET_VERSION = 1
+LAWSET_VERSION = 2
+#: Versions this reader understands (1: no forecast calibration; predictions then use the
+#: packaged default calibration and no naive-forecast disagreement).
+READABLE_VERSIONS = (1, 2)
 DEFAULT_LAWSET_RESOURCE = "default_lawset.json"
 
 
@@ -71,8 +76,9 @@ class LawSet:
 
         ``run=None`` predicts every run.  ``tokens=None`` uses each run's fitted token
         range end.  Returns one row per (run, token count) with the estimate, the
-        confidence band (parameter uncertainty), the prediction band (plus point noise)
-        and an extrapolation flag.
+        confidence band (parameter uncertainty), the prediction band (plus point noise),
+        both widened beyond the fitted range by the calibrated forecast-error term
+        (``law_low``/``law_high``: the law's own band without it), and an extrapolation flag.
         """
         if not 0 < level < 1:
             raise SparsityLawsError(f"level must lie in (0, 1), got {level}")
@@ -116,10 +122,11 @@ class LawSet:
         version = data.get("format_version")
         if not isinstance(version, int) or isinstance(version, bool):
             raise LawSetError(f"{source}: missing or non-integer format_version")
-        if version != LAWSET_VERSION:
+        if version not in READABLE_VERSIONS:
             raise LawSetError(
                 f"{source}: unknown law-set format version {version} (this sparsitylaws reads "
-                f"version {LAWSET_VERSION}); {'upgrade sparsitylaws' if version > LAWSET_VERSION else 'refit'}")
+                f"versions {', '.join(map(str, READABLE_VERSIONS))}); "
+                f"{'upgrade sparsitylaws' if version > LAWSET_VERSION else 'refit'}")
         runs_raw = data.get("runs") or {}
         runs = {}
         if runs_raw:

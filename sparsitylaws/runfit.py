@@ -35,9 +35,16 @@ import pandas as pd
 
 from sparsitylaws.errors import FitInputError
 from sparsitylaws.fitting import LOSSES, check_inputs, fit_points, select_points
+from sparsitylaws.forecast import ForecastCalibration, default_calibration, forecast_scale, horizon
 from sparsitylaws.laws import LawForm, default_form_for, get_form
 from sparsitylaws.selection import backtest as run_backtest
-from sparsitylaws.selection import compare_forms, information_criteria
+from sparsitylaws.selection import (
+    calibrate_backtest,
+    compare_forms,
+    information_criteria,
+    naive_forecasts,
+    naive_predict,
+)
 from sparsitylaws.uncertainty import (
     bootstrap,
     curve_bands,
@@ -45,10 +52,10 @@ from sparsitylaws.uncertainty import (
     percentile_intervals,
 )
 
-__all__ = ["RUNFIT_VERSION", "TOKENS_PER_B", "RunFit", "fit_run"]
+__all__ = ["RUNFIT_VERSION", "TOKENS_PER_B", "RunFit", "backtest_rows_for_calibration", "fit_run", "set_forecast"]
 
 TOKENS_PER_B = 1e9
-RUNFIT_VERSION = 1
+RUNFIT_VERSION = 2
 #: Share of failed bootstrap replicates above which the intervals are called unreliable.
 BOOT_FAIL_WARN = 0.05
 
@@ -97,6 +104,11 @@ class RunFit:
     condition_number: float | None = None
     version: int = RUNFIT_VERSION
     extra: dict = field(default_factory=dict)
+    #: naive forecasts from the fitted points: last_value, line_intercept, line_slope (ln D)
+    naive: dict = field(default_factory=dict)
+    #: forecast calibration used by predict: {"calibration": ForecastCalibration dict,
+    #: "exclude": this run (its own backtests never set its band), "source": ...}
+    forecast: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------------ serialization
     def to_dict(self) -> dict:
@@ -108,7 +120,8 @@ class RunFit:
         """Rebuild a RunFit from :meth:`to_dict` output (None floats in arrays become NaN)."""
         names = {f.name for f in fields(cls)}
         missing = [n for n in names if n not in d and n not in ("converged", "condition_number",
-                                                                  "version", "extra")]
+                                                                  "version", "extra", "naive",
+                                                                  "forecast")]
         if missing:
             raise FitInputError(f"RunFit dict lacks field(s): {', '.join(sorted(missing))}")
         kw = {k: v for k, v in d.items() if k in names}
@@ -124,8 +137,25 @@ class RunFit:
         k = len(self.param_names)
         return np.asarray(self.boot_draws, dtype=float).reshape(-1, k)
 
+    def calibration(self) -> tuple[ForecastCalibration, str | None]:
+        """The forecast calibration predict uses, and the run it leaves out (this one)."""
+        cached = getattr(self, "_cal_cache", None)
+        if cached is not None:
+            return cached
+        fc = self.forecast or {}
+        cal = (ForecastCalibration.from_dict(fc["calibration"]) if fc.get("calibration")
+               else default_calibration())
+        out = (cal, fc.get("exclude", self.run))
+        self._cal_cache = out
+        return out
+
     def predict(self, tokens: Sequence[float] | np.ndarray | float, level: float = 0.9) -> pd.DataFrame:
-        """A at raw token counts with confidence and prediction bands, from stored fields only."""
+        """A at raw token counts with confidence and prediction bands, from stored fields only.
+
+        Beyond the last fitted point both bands include the calibrated forecast-error term
+        (:mod:`sparsitylaws.forecast`); ``law_low``/``law_high`` keep the law's own prediction
+        band (parameters and point noise only) and ``forecast_scale`` the scale f.
+        """
         t = np.atleast_1d(np.asarray(tokens, dtype=float))
         if t.ndim != 1 or not np.all(np.isfinite(t)) or np.any(t <= 0):
             raise FitInputError("argument 'tokens' of predict must be finite raw token counts > 0")
@@ -137,7 +167,21 @@ class RunFit:
                         sigma=float(self.noise_sd), dof=int(self.dof),
                         draws=draws if draws.shape[0] > 0 else None,
                         cov_u=np.asarray(self.cov_u, dtype=float))
-        df = pd.DataFrame({"tokens": t, "tokens_b": d, **b})
+        est = b["estimate"]
+        h = horizon(d, self.tokens_b_max)
+        dis = np.zeros_like(est)
+        if self.naive:
+            last, line = naive_predict(self.naive, d)
+            dis = np.maximum(np.abs(last - est), np.abs(line - est))
+        f = forecast_scale(h, float(self.noise_sd), dis)
+        law_low, law_high = b["pred_low"].copy(), b["pred_high"].copy()
+        if np.any(f > 0):
+            cal, exclude = self.calibration()
+            for lo, hi in (("conf_low", "conf_high"), ("pred_low", "pred_high")):
+                b[lo] = est - cal.halfwidth(np.maximum(est - b[lo], 0.0), f, float(level), exclude)
+                b[hi] = est + cal.halfwidth(np.maximum(b[hi] - est, 0.0), f, float(level), exclude)
+        df = pd.DataFrame({"tokens": t, "tokens_b": d, **b, "law_low": law_low, "law_high": law_high,
+                           "forecast_scale": f})
         df["extrapolation"] = (d > self.tokens_b_max) | (d < self.tokens_b_min)
         df.attrs["warnings"] = self._extrapolation_warnings(d)
         return df
@@ -310,8 +354,11 @@ def fit_run(
                                 given={law.name: pf.rss}) if compare else [])
     bt = (run_backtest(D, y, law, se=s, loss=loss, drop_first=drop_first, min_tokens=min_b,
                        n_boot=int(n_boot), level=level, seed=int(seed)) if backtest else [])
+    cal = default_calibration()
+    bt = calibrate_backtest(bt, cal, level=level, exclude=str(run))
+    forecast = {"calibration": cal.to_dict(), "exclude": str(run), "source": "packaged default"}
     warnings = ([w.to_dict() for w in pf.warnings] + _extra_warnings(bs.n_failed, int(n_boot), ms, run)
-                + _weak_warnings(law, pf.theta, dlo, dhi, blo, bhi, run))
+                + _weak_warnings(law, pf.theta, dlo, dhi, blo, bhi, run) + [default_forecast_warning(run)])
     dropped = [{**dd, "tokens": float(t[dd["index"]])} for dd in sel.dropped]
     return RunFit(
         run=str(run), activation=str(activation), form=law.name, formula=law.formula,
@@ -329,4 +376,31 @@ def fit_run(
                   "drop_first": drop_first, "min_tokens": min_tokens, "compare": bool(compare),
                   "backtest": bool(backtest)},
         converged=pf.converged, condition_number=pf.cond if math.isfinite(pf.cond) else None,
+        naive=naive_forecasts(D[k], y[k]), forecast=forecast,
     )
+
+
+def default_forecast_warning(run: str, n_runs: int = 0) -> dict:
+    """The ``forecast_default`` warning: too few other runs to calibrate forecast bands."""
+    return {"code": "forecast_default", "parameter": None, "message": (
+        f"run {run!r}: forecast bands use the packaged default calibration (backtests of the paper's "
+        f"published runs): {n_runs} other run(s) were fitted with it, fewer than the "
+        "3 needed to calibrate leave-one-run-out (docs/fitting.md)")}
+
+
+def set_forecast(rf: RunFit, cal: ForecastCalibration, *, source: str) -> None:
+    """Give ``rf`` calibration ``cal`` (leaving out ``rf.run``), recalibrate its backtest rows and
+    drop the ``forecast_default`` warning."""
+    rf.forecast = {"calibration": cal.to_dict(), "exclude": rf.run, "source": source}
+    rf.backtest = calibrate_backtest(rf.backtest, cal, level=rf.level, exclude=rf.run)
+    rf.warnings = [w for w in rf.warnings if w.get("code") != "forecast_default"]
+    rf._cal_cache = None
+
+
+def backtest_rows_for_calibration(tokens: np.ndarray, ratio: np.ndarray, *, run: str, activation: str,
+                                  n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """Backtest rows of one run (default settings, automatic warm-up), tagged with the run name."""
+    law = get_form(default_form_for(activation))
+    t, D, y, _ = _as_arrays(tokens, ratio, None, run)
+    rows = run_backtest(D, y, law, n_boot=n_boot, seed=seed)
+    return [{**r, "run": run} for r in rows]

@@ -177,19 +177,13 @@ def backtest(D: np.ndarray, y: np.ndarray, form: LawForm | str, *,
     return rows
 
 
-def calibrate_backtest(rows: list[dict], cal, *, level: float = 0.9, exclude: str | None = None,
-                       naive_pool: Sequence[dict] | None = None) -> list[dict]:
-    """Fill each row's forecast band from calibration ``cal`` (leave out run ``exclude``), and
-    give the naive forecasts bands calibrated the same way on ``naive_pool`` (rows of other
-    runs; none: no naive bands); add interval scores.  Returns new row dicts."""
-    from sparsitylaws.forecast import conformal_quantile, score
-
-    q_naive = {}
-    if naive_pool:
-        for kind in ("last", "line"):
-            s = [float(score(r["naive_" + kind] - r["measured"], _t(level, r) * r["sigma"],
-                             r["sigma"] * r["horizon"])) for r in naive_pool]
-            q_naive[kind] = conformal_quantile(np.asarray(s), level)
+def calibrate_backtest(rows: list[dict], cal, *, level: float = 0.9, exclude: str | None = None
+                       ) -> list[dict]:
+    """Fill each row's forecast band from calibration ``cal`` (leaving out run ``exclude``), give
+    the two naive forecasts bands calibrated the same way (t * sigma plus a horizon term), and
+    add interval scores.  Returns new row dicts."""
+    q_naive = {kind: cal.naive_quantile(kind, level, exclude) for kind in ("last", "line")
+               if cal.naive.get(kind)}
     out = []
     for r in rows:
         r = dict(r)
@@ -202,7 +196,7 @@ def calibrate_backtest(rows: list[dict], cal, *, level: float = 0.9, exclude: st
         r["law_interval_score"] = float(interval_score(r["law_low"], r["law_high"], r["measured"], level))
         for kind, q in q_naive.items():
             c = r["naive_" + kind]
-            half = math.sqrt((_t(level, r) * r["sigma"]) ** 2 + (q * r["sigma"] * r["horizon"]) ** 2)
+            half = math.hypot(_t(level, r) * r["sigma"], q * r["sigma"] * r["horizon"])
             r[f"naive_{kind}_low"], r[f"naive_{kind}_high"] = c - half, c + half
             r[f"naive_{kind}_covered"] = bool(c - half <= r["measured"] <= c + half)
             r[f"naive_{kind}_interval_score"] = float(interval_score(c - half, c + half, r["measured"], level))

@@ -1,0 +1,255 @@
+"""Anchoring a law set on measured checkpoints (sparsitylaws.anchor).
+
+Checked against independent computations: the logit shift by hand, the t predictive
+interval by simulation, the published runs (anchor on one run, predict the others), and
+the SmolLM2 table read at run time.  Hypothesis properties: anchored values and bands stay
+in [0, 1], ordered, and keep the law's direction.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import REPO_ROOT
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from sparsitylaws.anchor import (
+    PRIOR_NOISE_SD,
+    PRIOR_OFFSET_SD,
+    Anchor,
+    anchored_predict,
+    apply_offsets,
+    combine_offsets,
+    estimate_offsets,
+    read_anchors,
+    shift_band,
+)
+from sparsitylaws.errors import SparsityLawsError
+from sparsitylaws.planning import predict
+
+SMOL = REPO_ROOT / "measurements" / "smollm2-135m.parquet"
+
+
+def _lg(p):
+    return math.log(p / (1 - p))
+
+
+def _table(rows: list[dict]) -> pd.DataFrame:
+    base = {"metric": "ppl-p", "metric_arg": 1.0, "ffn_width": None}
+    df = pd.DataFrame([{**base, **r} for r in rows])
+    df["ffn_width"] = df["ffn_width"].fillna(df["width"] * 2.5)
+    return df
+
+
+# ------------------------------------------------------------------ the shift itself
+
+
+def test_shift_band_closed_form():
+    # logit(0.5) + log 3 = log 3 -> 0.75; with no spread the band is the shifted band
+    c, lo, hi = shift_band([0.5], [0.4], [0.6], math.log(3.0), 0.0, 1.645)
+    assert c[0] == pytest.approx(0.75)
+    assert lo[0] == pytest.approx(1 / (1 + math.exp(-(_lg(0.4) + math.log(3)))))
+    assert hi[0] == pytest.approx(1 / (1 + math.exp(-(_lg(0.6) + math.log(3)))))
+    # zero band, pure offset spread: symmetric on the logit scale, q * sd each side
+    c, lo, hi = shift_band([0.2], [0.2], [0.2], 0.0, 0.5, 2.0)
+    assert _lg(hi[0]) - _lg(0.2) == pytest.approx(1.0)
+    assert _lg(0.2) - _lg(lo[0]) == pytest.approx(1.0)
+
+
+def test_anchor_reproduced_at_its_own_configuration():
+    y = 0.23
+    anchors = read_anchors(_table([{"run": "mine", "activation": "silu", "width": 1024, "depth": 20,
+                                    "tokens": 3e10, "activation_ratio": y}]))
+    df, offs = anchored_predict(1024, 20, "silu", anchor=anchors, tokens=3e10)
+    assert df["activation_ratio"].iloc[0] == pytest.approx(y, abs=1e-12)
+    assert df["ratio_low"].iloc[0] < y < df["ratio_high"].iloc[0]
+    # the offset is logit(measured) - logit(law), computed here independently
+    law = predict(1024, 20, "silu", tokens=3e10)["activation_ratio"].iloc[0]
+    assert offs["silu"].offset == pytest.approx(_lg(y) - _lg(law))
+    assert offs["silu"].spread == "prior" and offs["silu"].dof == math.inf
+    noise = PRIOR_NOISE_SD / (y * (1 - y))
+    assert offs["silu"].sd == pytest.approx(math.hypot(PRIOR_OFFSET_SD, noise))
+    assert "prior" in offs["silu"].describe()
+
+
+def test_smollm2_table_anchor_reproduces_its_measurement():
+    """Reads the measured table at run time: anchoring on SmolLM2 gives back its ratio."""
+    if not SMOL.is_file():
+        pytest.skip("measurements/smollm2-135m.parquet absent")
+    t = pd.read_parquet(SMOL)
+    row = t[(t["metric"] == "ppl-p") & (t["activation"] == "silu")].iloc[0]
+    df, offs = anchored_predict(int(row["width"]), int(row["depth"]), "all", anchor=str(SMOL),
+                                tokens=float(row["tokens"]),
+                                ffn_ratio=float(row["ffn_width"] / row["width"]))
+    silu = df[df["activation"] == "silu"].iloc[0]
+    assert silu["activation_ratio"] == pytest.approx(float(row["activation_ratio"]), abs=1e-9)
+    assert silu["anchored"] and silu["law_activation_ratio"] < 0.5  # the default is far off
+    relu = df[df["activation"] == "relu"].iloc[0]  # no ReLU anchor: left as the law says
+    assert not relu["anchored"] and relu["activation_ratio"] == relu["law_activation_ratio"]
+    assert set(offs) == {"silu"}
+
+
+def test_several_anchors_estimate_the_spread():
+    # three configurations, measured with known logit offsets 0.3, 0.5, 0.7 from the law
+    cfgs = [(768, 16), (1024, 20), (1280, 24)]
+    law = predict([c[0] for c in cfgs], [c[1] for c in cfgs], "relu", tokens=2e10)["activation_ratio"]
+    off = np.array([0.3, 0.5, 0.7])
+    y = 1 / (1 + np.exp(-(np.log(law / (1 - law)) + off)))
+    rows = [{"run": "r", "activation": "relu", "width": w, "depth": d, "tokens": 2e10,
+             "activation_ratio": v} for (w, d), v in zip(cfgs, y, strict=True)]
+    offs = estimate_offsets(read_anchors(_table(rows)))
+    o = offs["relu"]
+    assert o.offset == pytest.approx(0.5)
+    assert o.spread == "estimated" and o.dof == 2
+    assert o.sd == pytest.approx(0.2 * math.sqrt(1 + 1 / 3))  # sample sd 0.2
+    assert o.quantile(0.9) == pytest.approx(stats.t.ppf(0.95, 2))
+
+
+def test_estimated_spread_covers_new_configurations_by_simulation():
+    """The t predictive interval for the offset of a new configuration covers at its level."""
+    rng = np.random.default_rng(1)
+    level, n, reps, hits = 0.9, 4, 4000, 0
+    for _ in range(reps):
+        o = rng.normal(0.7, 0.3, n + 1)
+        off, sd, dof, how = combine_offsets(o[:n], np.full(n, 1e-6), n_configs=n)
+        q = stats.t.ppf(0.5 + level / 2, dof)
+        hits += abs(o[n] - off) <= q * sd
+    assert how == "estimated"
+    assert abs(hits / reps - level) < 0.02
+
+
+def test_anchors_at_one_configuration_use_the_prior():
+    o, sd, dof, how = combine_offsets([0.4, 0.6], [0.0, 0.0], n_configs=1)
+    assert (o, how, dof) == (pytest.approx(0.5), "prior", math.inf)
+    assert sd == pytest.approx(PRIOR_OFFSET_SD)
+
+
+# ------------------------------------------------------------------ published runs
+
+
+def _published(sparsinglaw_dir):
+    from sparsitylaws.ingest import read_sparsinglaw_dir
+
+    t = read_sparsinglaw_dir(sparsinglaw_dir)
+    # the later half of each run's token range: past any warm-up
+    keep = t.groupby("run")["tokens"].transform(lambda s: s >= 0.5 * s.max())
+    return t[keep]
+
+
+@pytest.mark.parametrize("act", ["relu", "silu"])
+def test_published_anchor_on_one_run_predicts_the_others(sparsinglaw_dir, act):
+    """Same recipe: anchoring on one run's last checkpoint keeps the others inside the band,
+    and the stated prior is not narrower than the cross-scale error seen within one recipe."""
+    t = _published(sparsinglaw_dir)
+    t = t[t["activation"] == act]
+    runs = sorted(t["run"].unique())
+    errs = []
+    for ra in runs:
+        a = t[t["run"] == ra].sort_values("tokens").iloc[-1]
+        for rt in runs:
+            if rt == ra:
+                continue
+            g = t[t["run"] == rt]
+            df, _ = anchored_predict(g["width"].to_numpy(), g["depth"].to_numpy(), act,
+                                     anchor=a.to_frame().T, tokens=g["tokens"].to_numpy(),
+                                     ffn_ratio=2.5)
+            y = g["activation_ratio"].to_numpy()
+            assert np.all((df["ratio_low"] <= y) & (y <= df["ratio_high"])), (ra, rt)
+            assert np.mean(np.abs(df["activation_ratio"] - y)) < 0.01, (ra, rt)
+            p = df["activation_ratio"].to_numpy()
+            errs.append(np.log(p / (1 - p)) - np.log(y / (1 - y)))
+    rms = float(np.sqrt(np.mean(np.concatenate(errs) ** 2)))
+    assert rms < PRIOR_OFFSET_SD
+
+
+# ------------------------------------------------------------------ validity properties
+
+
+@settings(max_examples=200, deadline=None)
+@given(p=st.lists(st.floats(0, 1), min_size=3, max_size=3), off=st.floats(-20, 20),
+       sd=st.floats(0, 5), q=st.floats(0, 10))
+def test_shift_band_always_valid(p, off, sd, q):
+    lo, c, hi = sorted(p)
+    a, b, d = shift_band([c], [lo], [hi], off, sd, q)
+    assert 0 <= b[0] <= a[0] <= d[0] <= 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(ps=st.lists(st.floats(0, 1), min_size=2, max_size=20), off=st.floats(-20, 20))
+def test_shift_keeps_order(ps, off):
+    ps = np.sort(np.asarray(ps))
+    c, _, _ = shift_band(ps, ps, ps, off, 0.0, 0.0)
+    assert np.all(np.diff(c) >= 0)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(act=st.sampled_from(["relu", "silu"]), width=st.sampled_from([256, 512, 768, 1536, 3072]),
+       depth=st.integers(8, 48), y=st.floats(0.001, 0.999),
+       anchor_tokens=st.floats(1e9, 1e13), n_prior=st.floats(0.01, 2.0))
+def test_anchored_predictions_valid_and_directional(act, width, depth, y, anchor_tokens, n_prior):
+    a = Anchor(run="a", activation=act, width=768, depth=16, ffn_ratio=2.5, tokens=anchor_tokens,
+               activation_ratio=y)
+    tokens = np.geomspace(1e9, 1e13, 12)
+    df, _ = anchored_predict(width, depth, act, anchor=a, tokens=tokens, prior_sd=n_prior)
+    for p, lo, hi in (("activation_ratio", "ratio_low", "ratio_high"), ("a0", "a0_low", "a0_high")):
+        assert np.all((df[lo] >= 0) & (df[lo] <= df[p]) & (df[p] <= df[hi]) & (df[hi] <= 1))
+    # the anchored curve moves with D exactly as the law's does (strictly monotone map) ...
+    d_law = np.sign(np.diff(df["law_activation_ratio"].to_numpy()))
+    d_anc = np.sign(np.diff(df["activation_ratio"].to_numpy()))
+    assert np.all((d_anc == d_law) | (d_anc == 0) | (d_law == 0))
+    # ... so against the law's direction only where the law itself is, and on A0's side
+    want = -1 if act == "relu" else 1
+    assert np.all((d_anc != -want) | (d_law == -want))
+    side = np.sign(df["activation_ratio"] - df["a0"]).to_numpy()
+    law_side = np.sign(df["law_activation_ratio"] - df["law_a0"]).to_numpy()
+    assert np.all((side == law_side) | (side == 0) | (law_side == 0))
+
+
+# ------------------------------------------------------------------ bad input, torch boundary
+
+
+def test_bad_anchor_inputs_name_the_thing(tmp_path):
+    two = _table([{"run": r, "activation": "silu", "width": 512, "depth": 8, "tokens": 1e9,
+                   "activation_ratio": 0.3} for r in ("a", "b")])
+    p = tmp_path / "two.csv"
+    two.to_csv(p, index=False)
+    with pytest.raises(SparsityLawsError, match="TABLE:RUN"):
+        read_anchors(str(p))
+    assert read_anchors(f"{p}:b")[0].run == "b"
+    with pytest.raises(SparsityLawsError, match="no such measurement table"):
+        read_anchors(str(tmp_path / "missing.parquet"))
+    with pytest.raises(SparsityLawsError, match="lacks column"):
+        read_anchors(two.drop(columns=["depth"]))
+    with pytest.raises(SparsityLawsError, match="ppl-p"):
+        read_anchors(two.assign(metric="zero"), run="a")
+    with pytest.raises(SparsityLawsError, match="activation_ratio"):
+        read_anchors(two.assign(activation_ratio=1.0), run="a")
+    flagged = two.assign(not_for_fitting=["broken", None])
+    with pytest.raises(SparsityLawsError, match="not for fitting"):
+        read_anchors(flagged, run="a")
+    assert read_anchors(flagged)[0].run == "b"  # the only usable run
+
+
+def test_apply_offsets_leaves_other_activations_alone():
+    df = predict(1024, 20, "all", tokens=1e11)
+    offs = estimate_offsets([Anchor("a", "relu", 1024, 20, 2.5, 1e11, 0.2)])
+    out = apply_offsets(df, offs)
+    s = out[out["activation"] == "silu"].iloc[0]
+    assert not s["anchored"] and s["activation_ratio"] == df[df["activation"] == "silu"].iloc[0]["activation_ratio"]
+    r = out[out["activation"] == "relu"].iloc[0]
+    assert r["anchored"] and r["activation_ratio"] == pytest.approx(0.2)
+    assert r["sparsity"] == pytest.approx(0.8)
+
+
+def test_anchoring_never_imports_torch():
+    code = ("import sys; from sparsitylaws.anchor import anchored_predict, Anchor; "
+            "anchored_predict(1024, 20, 'relu', anchor=Anchor('a','relu',768,16,2.5,1e10,0.1)); "
+            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)

@@ -1,0 +1,40 @@
+"""The recipe a law set describes and its caveat (sparsitylaws.recipe)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from conftest import REPO_ROOT
+
+from sparsitylaws.lawset import load_lawset
+from sparsitylaws.planning import predict
+from sparsitylaws.recipe import TRANSFER_EXAMPLE, recipe_metadata
+
+
+def test_stored_example_matches_the_measured_table():
+    """The stored measurement is the one in measurements/ (re-measured: update recipe.py and
+    regenerate the default law set with python -m sparsitylaws.defaults)."""
+    path = REPO_ROOT / TRANSFER_EXAMPLE["table"]
+    if not path.is_file():
+        pytest.skip(f"{path} absent")
+    t = pd.read_parquet(path)
+    row = t[(t["run"] == TRANSFER_EXAMPLE["run"]) & (t["metric"] == TRANSFER_EXAMPLE["metric"])]
+    assert len(row) == 1
+    row = row.iloc[0]
+    assert row["activation_ratio"] == pytest.approx(TRANSFER_EXAMPLE["measured"], abs=5e-5)
+    assert (row["width"], row["depth"], row["tokens"]) == (
+        TRANSFER_EXAMPLE["width"], TRANSFER_EXAMPLE["depth"], TRANSFER_EXAMPLE["tokens"])
+    assert row["ffn_width"] / row["width"] == pytest.approx(TRANSFER_EXAMPLE["ffn_ratio"])
+
+
+def test_recipe_metadata_computes_the_prediction_it_cites():
+    ls = load_lawset()
+    m = recipe_metadata(ls)
+    ex = m["example"]
+    r = predict(576, 30, "silu", tokens=2e12, ffn_ratio=1536 / 576, lawset=ls).iloc[0]
+    assert ex["predicted"] == pytest.approx(r["activation_ratio"])
+    assert ex["predicted_interval"] == pytest.approx([r["ratio_low"], r["ratio_high"]])
+    # the example lies far outside its interval: that is the point of the caveat
+    assert not ex["predicted_interval"][0] <= ex["measured"] <= ex["predicted_interval"][1]
+    for text in ("MiniCPM", "tokenizer", "69.1%", f"{100 * r['activation_ratio']:.2f}%", "--anchor"):
+        assert text in m["caveat"]

@@ -117,14 +117,15 @@ def published_forms(published: Path) -> tuple[str, pd.DataFrame]:
            .agg(pairs=("n", "size"), points=("n", "sum"),
                 **{f"mae_{f}": (f"mae_{f}", "mean") for f in FORMS},
                 rms_logit_err=("sq_logit", lambda s: float(np.sqrt(s.mean()))),
-                coverage_90=("covered", "mean")).reset_index())
+                coverage_90=("covered", "mean"), width_90=("width", "mean")).reset_index())
     lines = ["| activation | anchor → targets | pairs | points | MAE none | MAE additive | "
-             "MAE log | MAE logit | rms logit error | 90% coverage (logit, prior) |",
+             "MAE log | MAE logit | rms logit error | 90% band: coverage, mean width |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in agg.iterrows():
         lines.append(f"| {r['activation']} | {r['setting']} | {r['pairs']} | {r['points']} | "
                      + " | ".join(f"{100 * r[f'mae_{f}']:.2f} pp" for f in FORMS)
-                     + f" | {r['rms_logit_err']:.3f} | {100 * r['coverage_90']:.0f}% |")
+                     + f" | {r['rms_logit_err']:.3f} | {100 * r['coverage_90']:.0f}%, "
+                     f"{100 * r['width_90']:.1f} pp |")
     return "\n".join(lines), res
 
 
@@ -145,7 +146,7 @@ def _score(act, setting, ra, rt, arow, gt) -> dict:
                           "sparsity": 1 - p})
     an = apply_offsets(frame, offs)
     out["covered"] = float(np.mean((y >= an["ratio_low"]) & (y <= an["ratio_high"])))
-    out["n"] = int(y.size)
+    out["width"] = float(np.mean(an["ratio_high"] - an["ratio_low"]))
     return out
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "PRIOR_OFFSET_SD",
     "Anchor",
     "RecipeOffset",
+    "anchor_frame",
     "anchored_predict",
     "apply_offsets",
     "combine_offsets",
@@ -333,6 +334,17 @@ def apply_offsets(df: pd.DataFrame, offsets: dict[str, RecipeOffset]) -> pd.Data
         out.loc[m, "recipe_offset"] = off.offset
         out.loc[m, "recipe_offset_sd"] = off.sd
         out.loc[m, "anchor"] = off.describe()
+    return out
+
+
+def anchor_frame(df: pd.DataFrame, anchor: Any, *, lawset: Any = None, method: str = "excess",
+                 prior_sd: float = PRIOR_OFFSET_SD) -> pd.DataFrame:
+    """Anchor a finished prediction frame: estimate the offsets from ``anchor`` (any form
+    :func:`as_anchors` takes) with the same law set and method, and apply them.  The
+    offsets' descriptions go to ``attrs["anchor"]``."""
+    offsets = estimate_offsets(as_anchors(anchor), lawset=lawset, method=method, prior_sd=prior_sd)
+    out = apply_offsets(df, offsets)
+    out.attrs["anchor"] = [o.to_dict() for o in offsets.values()]
     return out
 
 

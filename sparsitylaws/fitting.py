@@ -102,8 +102,8 @@ class LMResult:
     cost: np.ndarray
     converged: np.ndarray
     n_iter: int
-    #: not converged, but the cost fell by less than ``stall_rtol`` over the last
-    #: ``stall_window`` iterations: the fit has settled while parameters drift along a flat
+    #: not converged, but the cost fell by less than ``stall_rtol`` over ``stall_window``
+    #: iterations (such rows stop there): the fit has settled while parameters drift along a flat
     #: valley towards the edge of the parameter space (e.g. alpha -> 0 in logspace_power).
     stalled: np.ndarray | None = None
 
@@ -252,6 +252,7 @@ def lm_batch(
     gtol: float = 1e-8,
     stall_window: int = 20,
     stall_rtol: float = 1e-6,
+    fixed: np.ndarray | None = None,
 ) -> LMResult:
     """Levenberg-Marquardt on many rows at once: row i fits Y[i] (or Y) from U0[i].
 
@@ -262,6 +263,8 @@ def lm_batch(
     by less than ``ftol`` (relative) or moves u by less than ``xtol`` (relative), or when no
     step can lower the cost any more, or when the gradient scaled by sqrt(diag(J'J) * 2 cost)
     is below ``gtol`` (the cosine between residual and every Jacobian column).
+    ``fixed`` (bool, shape (k,)) holds those unconstrained parameters at their U0 values (used
+    by the profile likelihood).
     """
     D = np.asarray(D, float)
     U = np.array(U0, dtype=float, ndmin=2)
@@ -276,14 +279,22 @@ def lm_batch(
     it = 0
     eye = np.eye(k)
     cost_window = cost.copy()
+    stalled = np.zeros(m, bool)
     for it in range(1, max_iter + 1):  # noqa: B007 - it is reported
-        if it == max_iter - stall_window:
+        if it % stall_window == 0:
+            # settled rows (cost fell by < stall_rtol over the window) stop here: they drift
+            # along a flat valley and more iterations would not change the fit
+            st = active & (cost_window - cost <= stall_rtol * np.maximum(cost, 1e-300))
+            stalled |= st
+            active &= ~st
             cost_window = cost.copy()
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
         Ua, ra = U[idx], r[idx]
         J = _jacobian(form, D, Ua, sw[idx])
+        if fixed is not None:
+            J[:, :, np.asarray(fixed, bool)] = 0.0
         wt = _rho_prime((ra / f_scale) ** 2, loss)
         A = np.einsum("mni,mn,mnj->mij", J, wt, J)
         g = np.einsum("mni,mn->mi", J, wt * ra)
@@ -315,8 +326,8 @@ def lm_batch(
         converged[idx[done]] = True
         active[idx[done]] = False
     converged &= np.isfinite(cost)
-    stalled = (~converged & np.isfinite(cost)
-               & (cost_window - cost <= stall_rtol * np.maximum(cost, 1e-300)))
+    stalled = (stalled | (active & (cost_window - cost <= stall_rtol * np.maximum(cost, 1e-300)))
+               ) & ~converged & np.isfinite(cost)
     return LMResult(u=U, cost=cost, converged=converged, n_iter=it, stalled=stalled)
 
 

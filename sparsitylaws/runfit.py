@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from sparsitylaws.errors import FitInputError
-from sparsitylaws.fitting import LOSSES, check_inputs, fit_points, select_points
+from sparsitylaws.fitting import LOSSES, check_inputs, fit_points, fit_points_fast, select_points
 from sparsitylaws.forecast import ForecastCalibration, default_calibration, forecast_scale, horizon
 from sparsitylaws.laws import LawForm, default_form_for, get_form
 from sparsitylaws.selection import backtest as run_backtest
@@ -50,6 +50,7 @@ from sparsitylaws.uncertainty import (
     curve_bands,
     delta_intervals,
     percentile_intervals,
+    profile_interval,
 )
 
 __all__ = ["RUNFIT_VERSION", "TOKENS_PER_B", "RunFit", "backtest_rows_for_calibration", "fit_run", "set_forecast"]
@@ -109,6 +110,15 @@ class RunFit:
     #: forecast calibration used by predict: {"calibration": ForecastCalibration dict,
     #: "exclude": this run (its own backtests never set its band), "source": ...}
     forecast: dict = field(default_factory=dict)
+    #: plain bootstrap percentile intervals (failed replicates unbounded on their side);
+    #: boot_low/boot_high hold the *reported* interval (see interval_method)
+    pct_low: list[float] = field(default_factory=list)
+    pct_high: list[float] = field(default_factory=list)
+    #: profile-likelihood interval of the limit parameter (None without one)
+    profile_low: float | None = None
+    profile_high: float | None = None
+    n_boot_stalled: int = 0
+    n_boot_refit: int = 0
 
     # ------------------------------------------------------------------ serialization
     def to_dict(self) -> dict:
@@ -121,12 +131,16 @@ class RunFit:
         names = {f.name for f in fields(cls)}
         missing = [n for n in names if n not in d and n not in ("converged", "condition_number",
                                                                   "version", "extra", "naive",
-                                                                  "forecast")]
+                                                                  "forecast", "pct_low", "pct_high",
+                                                                  "profile_low", "profile_high",
+                                                                  "n_boot_stalled", "n_boot_refit")]
         if missing:
             raise FitInputError(f"RunFit dict lacks field(s): {', '.join(sorted(missing))}")
         kw = {k: v for k, v in d.items() if k in names}
-        for key in ("estimate", "se", "delta_low", "delta_high", "boot_low", "boot_high"):
-            kw[key] = [_f(v) for v in kw[key]]
+        for key in ("estimate", "se", "delta_low", "delta_high", "boot_low", "boot_high", "pct_low",
+                    "pct_high"):
+            if key in kw:
+                kw[key] = [_f(v) for v in kw[key]]
         for key in ("covariance", "cov_u", "boot_draws"):
             kw[key] = [[_f(v) for v in row] for row in kw[key]]
         kw["noise_sd"] = _f(kw["noise_sd"])
@@ -210,6 +224,10 @@ class RunFit:
             blo, bhi = float(lo[i]), float(hi[i])
         return {"parameter": form.limit_param, "estimate": self.estimate[i], "se": self.se[i],
                 "level": lvl, "boot_low": blo, "boot_high": bhi,
+                "pct_low": self.pct_low[i] if self.pct_low and lvl == self.level else None,
+                "pct_high": self.pct_high[i] if self.pct_high and lvl == self.level else None,
+                "profile_low": self.profile_low if lvl == self.level else None,
+                "profile_high": self.profile_high if lvl == self.level else None,
                 "delta_low": self.delta_low[i] if lvl == self.level else None,
                 "delta_high": self.delta_high[i] if lvl == self.level else None}
 
@@ -287,10 +305,10 @@ def _extra_warnings(n_failed: int, n_boot: int, ms: dict, run: str) -> list[dict
     out = []
     if n_boot > 0 and n_failed > 0:
         share = n_failed / n_boot
-        msg = (f"run {run!r}: {n_failed} of {n_boot} bootstrap replicates failed to converge and were "
-               "left out")
+        msg = (f"run {run!r}: {n_failed} of {n_boot} bootstrap replicates failed to converge even after "
+               "multi-start refits; they count as unbounded on the side they ran to")
         if share > BOOT_FAIL_WARN:
-            msg += f" (> {BOOT_FAIL_WARN:.0%}: bootstrap intervals may be too narrow)"
+            msg += f" (> {BOOT_FAIL_WARN:.0%})"
         out.append({"code": "bootstrap_failures", "message": msg, "parameter": None})
     spread = ms.get("max_spread_se")
     if spread is not None and spread > 1.0:
@@ -347,7 +365,32 @@ def fit_run(
     pf = fit_points(law, D[k], y[k], se=None if s is None else s[k], loss=loss, f_scale=f_scale, run=run)
     bs = bootstrap(pf, int(n_boot), int(seed))
     dlo, dhi = delta_intervals(pf, level)
-    blo, bhi = percentile_intervals(bs.draws, level, pf.dof)
+    plo, phi = percentile_intervals(bs.interval_draws(), level, pf.dof)
+    plo, phi = np.fmin(plo, pf.theta), np.fmax(phi, pf.theta)  # an interval holds its estimate
+    blo, bhi = plo.copy(), phi.copy()
+    notes: list[str] = []
+    prof_lo = prof_hi = None
+    ia0 = law.limit_index()
+    if ia0 is not None and pf.dof > 0:
+        prof_lo, prof_hi, _ = profile_interval(pf, ia0, level)
+        prof_lo, prof_hi = min(prof_lo, pf.theta[ia0]), max(prof_hi, pf.theta[ia0])
+        if n_boot > 0:
+            disagree = _intervals_disagree(plo[ia0], phi[ia0], prof_lo, prof_hi)
+            blo[ia0], bhi[ia0] = ((min(plo[ia0], prof_lo), max(phi[ia0], prof_hi)) if disagree
+                                  else (prof_lo, prof_hi))
+            notes.append(f"{law.limit_param}: " + ("the wider of bootstrap and profile likelihood (they "
+                         "disagree)" if disagree else "profile likelihood (the bootstrap agrees)"))
+        else:
+            blo[ia0], bhi[ia0] = prof_lo, prof_hi
+    alternatives = []
+    if drop_first is None and min_tokens is None:
+        alternatives = _warmup_alternatives(law, D, y, sw, sel.n_dropped, loss)
+        for alt in alternatives:
+            est_alt = np.asarray(alt["estimate"])
+            blo, bhi = np.fmin(blo, est_alt), np.fmax(bhi, est_alt)
+        if alternatives:
+            notes.append("widened to hold the estimates with " + ", ".join(
+                str(a["n_dropped"]) for a in alternatives) + " warm-up points dropped")
     ic = information_criteria(pf.rss, pf.n, pf.k)
     ms = asdict(pf.multistart)
     comparison = (compare_forms(D[k], y[k], sw=None if sw is None else sw[k], loss=loss,
@@ -358,13 +401,17 @@ def fit_run(
     bt = calibrate_backtest(bt, cal, level=level, exclude=str(run))
     forecast = {"calibration": cal.to_dict(), "exclude": str(run), "source": "packaged default"}
     warnings = ([w.to_dict() for w in pf.warnings] + _extra_warnings(bs.n_failed, int(n_boot), ms, run)
-                + _weak_warnings(law, pf.theta, dlo, dhi, blo, bhi, run) + [default_forecast_warning(run)])
+                + _weak_warnings(law, pf.theta, dlo, dhi, blo, bhi, run)
+                + _limit_warnings(law, pf.theta, plo, phi, prof_lo, prof_hi, bs, int(n_boot), run)
+                + [default_forecast_warning(run)])
+    method = (bs.method if n_boot > 0 else "none (n_boot = 0)") + (
+        "; reported: " + "; ".join(notes) if notes else "")
     dropped = [{**dd, "tokens": float(t[dd["index"]])} for dd in sel.dropped]
     return RunFit(
         run=str(run), activation=str(activation), form=law.name, formula=law.formula,
         param_names=law.param_names, estimate=pf.theta.tolist(), se=pf.se.tolist(),
         delta_low=dlo.tolist(), delta_high=dhi.tolist(), boot_low=blo.tolist(), boot_high=bhi.tolist(),
-        interval_method=bs.method if n_boot > 0 else "none (n_boot = 0)", level=float(level),
+        interval_method=method, level=float(level),
         covariance=pf.cov.tolist(), cov_u=pf.cov_u.tolist(), boot_draws=bs.draws.tolist(),
         n_boot=int(n_boot), n_boot_failed=bs.n_failed, block_length=bs.block_length,
         noise_sd=pf.sigma, dof=pf.dof, rss=pf.rss, rmse=math.sqrt(pf.rss / pf.n),
@@ -376,8 +423,64 @@ def fit_run(
                   "drop_first": drop_first, "min_tokens": min_tokens, "compare": bool(compare),
                   "backtest": bool(backtest)},
         converged=pf.converged, condition_number=pf.cond if math.isfinite(pf.cond) else None,
-        naive=naive_forecasts(D[k], y[k]), forecast=forecast,
+        naive=naive_forecasts(D[k], y[k]), forecast=forecast, pct_low=plo.tolist(), pct_high=phi.tolist(),
+        profile_low=prof_lo, profile_high=prof_hi, n_boot_stalled=bs.n_stalled, n_boot_refit=bs.n_refit,
+        extra={"warmup_alternatives": alternatives} if alternatives else {},
     )
+
+
+#: Two intervals disagree when an endpoint differs by more than this share of the wider width.
+DISAGREE_SHARE = 0.2
+#: Share of bootstrap replicates that failed or stalled above which the law is weakly identified.
+WEAK_FAIL_SHARE = 0.02
+#: Extra warm-up drop counts (beyond the rule's choice) whose estimates the intervals must hold.
+WARMUP_EXTRA = 2
+
+
+def _intervals_disagree(a_lo: float, a_hi: float, b_lo: float, b_hi: float) -> bool:
+    """Whether two intervals differ at an end by more than DISAGREE_SHARE of the wider width."""
+    width = max(a_hi - a_lo, b_hi - b_lo)
+    if not np.isfinite(width):
+        return True
+    return abs(a_lo - b_lo) > DISAGREE_SHARE * width or abs(a_hi - b_hi) > DISAGREE_SHARE * width
+
+
+def _limit_warnings(law: LawForm, est: np.ndarray, plo: np.ndarray, phi: np.ndarray,
+                    prof_lo: float | None, prof_hi: float | None, bs, n_boot: int, run: str) -> list[dict]:
+    """``weakly_identified`` (limit parameter): bootstrap and profile disagree, or > 2% of the
+    replicates failed or stalled."""
+    ia0 = law.limit_index()
+    out = []
+    if ia0 is None or n_boot <= 0:
+        return out
+    name = law.limit_param
+    share = (bs.n_failed + bs.n_stalled) / n_boot
+    if prof_lo is not None and _intervals_disagree(plo[ia0], phi[ia0], prof_lo, prof_hi):
+        out.append({"code": "weakly_identified", "parameter": name, "message": (
+            f"run {run!r}: {name} = {est[ia0]:.4g}: bootstrap [{plo[ia0]:.3g}, {phi[ia0]:.3g}] and profile "
+            f"likelihood [{prof_lo:.3g}, {prof_hi:.3g}] disagree; the wider is reported")})
+    if share > WEAK_FAIL_SHARE:
+        out.append({"code": "weakly_identified", "parameter": None, "message": (
+            f"run {run!r}: {bs.n_failed + bs.n_stalled} of {n_boot} bootstrap replicates did not converge "
+            f"({bs.n_failed} failed, {bs.n_stalled} stalled on a flat valley; > {WEAK_FAIL_SHARE:.0%}): "
+            "the data leave some parameters free")})
+    return out
+
+
+def _warmup_alternatives(law: LawForm, D: np.ndarray, y: np.ndarray, sw: np.ndarray | None,
+                         n_drop: int, loss: str) -> list[dict]:
+    """Fits with 1..WARMUP_EXTRA more leading points dropped than the warm-up rule chose (the
+    plausible alternatives: dropping more is never contradicted by the data), while the rule's
+    limits hold (at most n/3 dropped, at least k + 3 kept)."""
+    n, k = D.size, law.n_params
+    out = []
+    for extra in range(1, WARMUP_EXTRA + 1):
+        d = n_drop + extra
+        if d > n // 3 or n - d < k + 3:
+            break
+        pf = fit_points_fast(law, D[d:], y[d:], sw=None if sw is None else sw[d:], loss=loss)
+        out.append({"n_dropped": d, "estimate": pf.theta.tolist()})
+    return out
 
 
 def default_forecast_warning(run: str, n_runs: int = 0) -> dict:

@@ -43,6 +43,7 @@ __all__ = [
     "delta_intervals",
     "expanded_level",
     "percentile_intervals",
+    "profile_interval",
 ]
 
 BOOTSTRAP_METHOD = "moving-block residual bootstrap (circular blocks), expanded percentile intervals"
@@ -50,15 +51,32 @@ BOOTSTRAP_METHOD = "moving-block residual bootstrap (circular blocks), expanded 
 
 @dataclass
 class BootstrapResult:
-    """Bootstrap draws of the natural parameters and what it took to get them."""
+    """Bootstrap draws of the natural parameters and what it took to get them.
 
-    draws: np.ndarray  # (n_ok, k), successful replicates only
+    ``draws`` holds every replicate with finite parameters: converged, stalled, and the last
+    iterate of those that still failed after the refits (their curves are valid laws).
+    ``failed`` marks the latter; :meth:`interval_draws` counts them as unbounded on the side
+    they ran to, so a failure can only widen an interval.
+    """
+
+    draws: np.ndarray  # (m, k)
     n_boot: int
-    n_failed: int
+    n_failed: int  # failed even after the refits
     block_length: int
     seed: int
     n_stalled: int = 0  # kept: fit settled while parameters drift along a flat valley
     method: str = BOOTSTRAP_METHOD
+    n_refit: int = 0  # replicates that needed the refit stage
+    failed: np.ndarray | None = None  # (m,) bool
+    center: np.ndarray | None = None  # point estimate (side of each failure)
+
+    def interval_draws(self) -> np.ndarray:
+        """Draws for parameter intervals: failed replicates at +-inf on their side of the estimate."""
+        out = np.array(self.draws, dtype=float)
+        if self.failed is not None and self.failed.any() and self.center is not None:
+            bad = out[self.failed]
+            out[self.failed] = np.where(bad >= self.center[None, :], np.inf, -np.inf)
+        return out
 
 
 def delta_intervals(pf: PointFit, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
@@ -92,11 +110,25 @@ def _block_indices(rng: np.random.Generator, n: int, n_boot: int, length: int) -
     return idx.reshape(n_boot, -1)[:, :n]
 
 
+#: Refit stage for replicates that did not converge: iterations, and warm starts taken from
+#: successful replicates (besides the replicate's own end point, the best fit and the form's
+#: data-driven starting points).
+REFIT_MAX_ITER = 400
+REFIT_WARM = 4
+
+
 def bootstrap(pf: PointFit, n_boot: int = 1000, seed: int = 0, *, length: int | None = None) -> BootstrapResult:
-    """Moving-block residual bootstrap of a fit; every replicate refitted (batched, robust loss kept)."""
+    """Moving-block residual bootstrap of a fit; every replicate refitted (batched, robust loss kept).
+
+    Replicates that neither converge nor stall in the first pass are refitted from several
+    starts (their own end point, the best fit, successful replicates, the form's starting
+    points for their data) with more iterations; the best end point is kept.  What still
+    fails is kept and marked (see :class:`BootstrapResult`); nothing is dropped.
+    """
     n, k = pf.n, pf.k
     if n_boot <= 0 or pf.dof <= 0:
-        return BootstrapResult(np.empty((0, k)), max(n_boot, 0), 0, 0, seed)
+        return BootstrapResult(np.empty((0, k)), max(n_boot, 0), 0, 0, seed,
+                               failed=np.zeros(0, bool), center=pf.theta)
     L = block_length(n) if length is None else int(length)
     fitted = pf.form.evaluate(pf.D, pf.theta)
     e = (pf.y - fitted) * pf.sw  # standardized residuals (weights applied)
@@ -106,9 +138,67 @@ def bootstrap(pf: PointFit, n_boot: int = 1000, seed: int = 0, *, length: int | 
     Y = fitted[None, :] + e[idx] / pf.sw[None, :]
     U0 = np.repeat(pf.u[None, :], n_boot, axis=0)
     res = lm_batch(pf.form, pf.D, Y, U0, sw=pf.sw, loss=pf.loss, f_scale=pf.f_scale)
-    th = pf.form.from_unconstrained(res.u)
-    ok = (res.converged | res.stalled) & np.all(np.isfinite(th), axis=1)
-    return BootstrapResult(th[ok], n_boot, int(np.sum(~ok)), L, seed, n_stalled=int(np.sum(res.stalled & ok)))
+    U, cost = res.u.copy(), res.cost.copy()
+    good = (res.converged | res.stalled) & np.isfinite(cost)
+    stalled = res.stalled & ~res.converged
+    bad = np.flatnonzero(~good)
+    n_refit = int(bad.size)
+    if bad.size:
+        U, cost, good, stalled = _refit(pf, Y, U, cost, good, stalled, bad, rng)
+    th = pf.form.from_unconstrained(U)
+    finite = np.all(np.isfinite(th), axis=1)
+    failed = ~good[finite]
+    return BootstrapResult(th[finite], n_boot, int(np.sum(~good)), L, seed,
+                           n_stalled=int(np.sum(stalled & good)), n_refit=n_refit, failed=failed,
+                           center=np.asarray(pf.theta, float))
+
+
+def _refit(pf: PointFit, Y: np.ndarray, U: np.ndarray, cost: np.ndarray, good: np.ndarray,
+           stalled: np.ndarray, bad: np.ndarray, rng: np.random.Generator
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Multi-start refit of replicates ``bad`` with more iterations (see :func:`bootstrap`)."""
+    form = pf.form
+    ok_rows = np.flatnonzero(good)
+    starts_common = [pf.u[None, :]]
+    if ok_rows.size:
+        pick = rng.choice(ok_rows, size=min(REFIT_WARM, ok_rows.size), replace=False)
+        starts_common.append(U[pick])
+    common = np.vstack(starts_common)
+    rows_u, rows_y, owner = [], [], []
+    for i in bad:
+        st = [U[i][None, :], common]
+        with np.errstate(all="ignore"):
+            st.append(form.to_unconstrained(form.starting_points(pf.D, Y[i])))
+        S = np.vstack(st)
+        S = S[np.all(np.isfinite(S), axis=1)]
+        rows_u.append(S)
+        rows_y.append(np.repeat(Y[i][None, :], S.shape[0], axis=0))
+        owner += [i] * S.shape[0]
+    Ys = np.vstack(rows_y)
+    # stage 1: every start, a normal budget; stage 2: the best start per replicate, a larger one
+    res = lm_batch(form, pf.D, Ys, np.vstack(rows_u), sw=pf.sw, loss=pf.loss, f_scale=pf.f_scale)
+    owner_arr = np.asarray(owner)
+    best_rows = []
+    for i in bad:
+        r = np.flatnonzero(owner_arr == i)
+        ok = (res.converged[r] | res.stalled[r]) & np.isfinite(res.cost[r])
+        cand = r[ok] if ok.any() else r
+        best_rows.append(cand[int(np.argmin(res.cost[cand]))])
+    best_rows = np.asarray(best_rows)
+    done = (res.converged[best_rows] | res.stalled[best_rows]) & np.isfinite(res.cost[best_rows])
+    u_b, c_b = res.u[best_rows].copy(), res.cost[best_rows].copy()
+    conv_b, st_b = res.converged[best_rows].copy(), res.stalled[best_rows].copy()
+    more = np.flatnonzero(~done)
+    if more.size:
+        r2 = lm_batch(form, pf.D, Ys[best_rows[more]], u_b[more], sw=pf.sw, loss=pf.loss,
+                      f_scale=pf.f_scale, max_iter=REFIT_MAX_ITER)
+        u_b[more], c_b[more], conv_b[more], st_b[more] = r2.u, r2.cost, r2.converged, r2.stalled
+    for j, i in enumerate(bad):
+        ok = bool((conv_b[j] or st_b[j]) and np.isfinite(c_b[j]))
+        if ok or c_b[j] <= cost[i]:
+            U[i], cost[i], good[i] = u_b[j], c_b[j], ok
+            stalled[i] = bool(st_b[j] and not conv_b[j])
+    return U, cost, good, stalled
 
 
 def expanded_level(level: float, dof: int | None) -> float:
@@ -135,7 +225,77 @@ def percentile_intervals(draws: np.ndarray, level: float = 0.9, dof: int | None 
     if draws.shape[0] == 0:
         k = draws.shape[1]
         return np.full(k, np.nan), np.full(k, np.nan)
-    return np.quantile(draws, a, axis=0), np.quantile(draws, 1.0 - a, axis=0)
+    if np.all(np.isfinite(draws)):
+        return np.quantile(draws, a, axis=0), np.quantile(draws, 1.0 - a, axis=0)
+    # failed replicates sit at +-inf: no interpolation towards them (inf - inf)
+    return (np.quantile(draws, a, axis=0, method="lower"),
+            np.quantile(draws, 1.0 - a, axis=0, method="higher"))
+
+
+#: Grid of the profile likelihood: points on each side of the estimate.
+PROFILE_GRID = 24
+
+
+def profile_interval(pf: PointFit, index: int, level: float = 0.9, *, lower: float | None = None,
+                     upper: float | None = None) -> tuple[float, float, dict]:
+    """Profile-likelihood interval of parameter ``index`` (natural scale), F cut-off.
+
+    The parameter is fixed on a grid between the estimate and each bound of the search range
+    (default: the parameter's physical bounds, or +-50 standard errors), the other parameters
+    refitted (batched Levenberg-Marquardt from the best fit and the form's starting points);
+    the interval holds every value whose profile RSS satisfies
+    (RSS - RSS_min) / (RSS_min / (n - k)) <= F(level; 1, n - k) (Venzon & Moolgavkar 1988;
+    Bates & Watts 1988, ch. 6), with linear interpolation between grid points.  Only for
+    parameters whose unconstrained coordinate is their own (A0 in the paper's forms).
+    Returns (low, high, info) where info has the grid and its profile RSS.
+    """
+    form, th, n, k = pf.form, np.asarray(pf.theta, float), pf.n, pf.k
+    p = form.parameters[index]
+    if pf.dof <= 0:
+        return math.nan, math.nan, {}
+    se = float(pf.se[index]) if np.isfinite(pf.se[index]) and pf.se[index] > 0 else abs(th[index]) + 1e-3
+    lo_b = p.lower if lower is None else lower
+    hi_b = p.upper if upper is None else upper
+    lo_b = max(lo_b, th[index] - 50 * se)
+    hi_b = min(hi_b, th[index] + 50 * se)
+    eps = 1e-9 * max(1.0, abs(hi_b - lo_b))
+    s = np.linspace(0.0, 1.0, PROFILE_GRID + 1)[1:] ** 2
+    grid = np.r_[th[index] - (th[index] - (lo_b + eps)) * s[::-1], th[index], th[index] + (hi_b - eps - th[index]) * s]
+    starts = form.starting_points(pf.D, pf.y)
+    base = np.vstack([th[None, :], starts])
+    rows = np.repeat(base[None, :, :], grid.size, axis=0)  # (g, s, k)
+    rows[:, :, index] = grid[:, None]
+    U0 = form.to_unconstrained(rows.reshape(-1, k))
+    fixed = np.zeros(k, bool)
+    fixed[index] = True
+    res = lm_batch(form, pf.D, pf.y, U0, sw=pf.sw, loss="linear", fixed=fixed, max_iter=200)
+    th_fit = form.from_unconstrained(res.u)
+    r = form.evaluate(pf.D, th_fit) - pf.y[None, :]
+    wrss = np.sum((r * pf.sw[None, :]) ** 2, axis=1)
+    wrss = np.where(np.isfinite(wrss), wrss, np.inf).reshape(grid.size, -1)
+    prof = np.min(wrss, axis=1)
+    rss_min = min(float(pf.wrss), float(np.min(prof)))
+    cut = rss_min * (1.0 + stats.f.ppf(level, 1, n - k) / (n - k))
+    inside = prof <= cut
+    c = grid.size // 2
+    i = c
+    while i > 0 and inside[i - 1]:
+        i -= 1
+    j = c
+    while j < grid.size - 1 and inside[j + 1]:
+        j += 1
+    low = grid[i] if i == 0 else _cross(grid[i - 1], grid[i], prof[i - 1], prof[i], cut)
+    high = grid[j] if j == grid.size - 1 else _cross(grid[j], grid[j + 1], prof[j], prof[j + 1], cut)
+    low = p.lower if i == 0 and lower is None and np.isfinite(p.lower) and lo_b == p.lower else low
+    high = p.upper if j == grid.size - 1 and upper is None and np.isfinite(p.upper) and hi_b == p.upper else high
+    return float(low), float(high), {"grid": grid.tolist(), "profile_rss": prof.tolist(), "cutoff_rss": cut}
+
+
+def _cross(x0: float, x1: float, f0: float, f1: float, cut: float) -> float:
+    """Where the line through (x0, f0), (x1, f1) crosses ``cut`` (x1 when degenerate)."""
+    if not (np.isfinite(f0) and np.isfinite(f1)) or f0 == f1:
+        return float(x1 if f1 <= cut else x0)
+    return float(x0 + (cut - f0) * (x1 - x0) / (f1 - f0))
 
 
 def curve_bands(form: LawForm, D: np.ndarray, theta: np.ndarray, *, level: float, sigma: float,

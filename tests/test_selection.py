@@ -64,20 +64,21 @@ def test_compare_forms_reuses_given_rss() -> None:
 def test_backtest_rows_and_summary() -> None:
     D, y = _data("convergent_power", SILU, 8e-4, 3, n=30)
     rows = backtest(D, y, "convergent_power", n_boot=200, seed=0)
-    assert {r["cutoff"] for r in rows} == {0.5, 0.7, 0.9}
+    assert {r["cutoff"] for r in rows} == {0.3, 0.5, 0.7}
     for r in rows:
         t_cut = D.min() + r["cutoff"] * (D.max() - D.min())
         assert r["tokens_b"] > t_cut == pytest.approx(r["cutoff_tokens_b"])
         assert r["n_train"] + r["n_dropped"] == int(np.sum(t_cut >= D))
         assert r["error"] == pytest.approx(r["predicted"] - r["measured"])
         assert r["covered"] == (r["pred_low"] <= r["measured"] <= r["pred_high"])
+        assert r["law_low"] <= r["predicted"] <= r["law_high"]
     # every held-out point appears once per cutoff
-    for f in (0.5, 0.7, 0.9):
+    for f in (0.3, 0.5, 0.7):
         held = [r["index"] for r in rows if r["cutoff"] == f]
         t_cut = D.min() + f * (D.max() - D.min())
         assert held == list(np.flatnonzero(t_cut < D))
     summ = backtest_summary(rows)
-    assert [s["cutoff"] for s in summ] == [0.5, 0.7, 0.9]
+    assert [s["cutoff"] for s in summ] == [0.3, 0.5, 0.7]
     for s in summ:
         rs = [r for r in rows if r["cutoff"] == s["cutoff"]]
         assert s["n_heldout"] == len(rs)

@@ -171,15 +171,20 @@ def _read_any(path: Path) -> pd.DataFrame:
 
 
 def read_anchors(spec: str | Path | pd.DataFrame, *, run: str | None = None,
-                 noise_sd: float = PRIOR_NOISE_SD) -> list[Anchor]:
+                 checkpoints: str = "last", noise_sd: float = PRIOR_NOISE_SD) -> list[Anchor]:
     """Anchors from a measurement table: ``TABLE[:RUN]`` (Parquet or CSV) or a DataFrame.
 
     Uses the rows measured with the law sets' metric (CETT-PPL-1%: ``metric`` ppl-p,
-    ``metric_arg`` 1), drops rows flagged as warm-up, refuses runs marked not for fitting
-    (:mod:`sparsitylaws.rows`), and needs width, depth, tokens,
-    activation and activation_ratio (ffn_width is optional: d_f / d, else 2.5).  A table
-    with several runs needs ``:RUN``.  Every error names the table and the column.
+    ``metric_arg`` 1), drops rows flagged as warm-up, leaves out runs marked not for
+    fitting (:mod:`sparsitylaws.rows`; naming one is an error), and needs width, depth,
+    tokens, activation and activation_ratio (ffn_width is optional: d_f / d, else 2.5).
+    Without ``RUN`` every usable run of the table anchors.  ``checkpoints``: ``last`` (each
+    run's latest checkpoint: a constant offset carries an early checkpoint's deviation
+    from the law into every prediction, docs/planning.md) or ``all``.  Every error names
+    the table and the column.
     """
+    if checkpoints not in ("last", "all"):
+        raise SparsityLawsError(f"argument 'checkpoints' must be 'last' or 'all', got {checkpoints!r}")
     if isinstance(spec, pd.DataFrame):
         df, where = spec, "<anchor frame>"
     else:
@@ -206,16 +211,16 @@ def read_anchors(spec: str | Path | pd.DataFrame, *, run: str | None = None,
     if "warmup" in df.columns:
         df = df[~df["warmup"].fillna(False).astype(bool)]
     runs = sorted(df["run"].astype(str).unique())
-    if run is None:
-        if len(runs) != 1:
-            raise SparsityLawsError(f"{where}: the table holds {len(runs)} usable runs "
-                                    f"({', '.join(runs)}); name one as TABLE:RUN (argument '--anchor')")
-        run = runs[0]
-    df = df[df["run"].astype(str) == run]
-    if df.empty:
-        raise SparsityLawsError(f"{where}: no run {run!r} with ppl-p rows (runs: {', '.join(runs)})")
+    if not runs:
+        raise SparsityLawsError(f"{where}: no usable ppl-p rows to anchor on")
+    if run is not None:
+        df = df[df["run"].astype(str) == run]
+        if df.empty:
+            raise SparsityLawsError(f"{where}: no run {run!r} with usable ppl-p rows "
+                                    f"(runs: {', '.join(runs)})")
     out = []
     for i, row in df.reset_index(drop=True).iterrows():
+        run = str(row["run"])
         vals = {}
         for c in ("tokens", "activation_ratio", "width", "depth"):
             v = pd.to_numeric(pd.Series([row[c]]), errors="coerce").iloc[0]
@@ -233,6 +238,12 @@ def read_anchors(spec: str | Path | pd.DataFrame, *, run: str | None = None,
                           ffn_ratio=fr, tokens=vals["tokens"],
                           activation_ratio=vals["activation_ratio"], noise_sd=float(noise_sd),
                           source=where))
+    if checkpoints == "last":
+        last: dict[str, Anchor] = {}
+        for a in out:
+            if a.run not in last or a.tokens > last[a.run].tokens:
+                last[a.run] = a
+        out = [last[r] for r in sorted(last)]
     return out
 
 

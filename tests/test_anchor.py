@@ -102,7 +102,7 @@ def test_several_anchors_estimate_the_spread():
     law = predict([c[0] for c in cfgs], [c[1] for c in cfgs], "relu", tokens=2e10)["activation_ratio"]
     off = np.array([0.3, 0.5, 0.7])
     y = 1 / (1 + np.exp(-(np.log(law / (1 - law)) + off)))
-    rows = [{"run": "r", "activation": "relu", "width": w, "depth": d, "tokens": 2e10,
+    rows = [{"run": f"r{w}", "activation": "relu", "width": w, "depth": d, "tokens": 2e10,
              "activation_ratio": v} for (w, d), v in zip(cfgs, y, strict=True)]
     offs = estimate_offsets(read_anchors(_table(rows)))
     o = offs["relu"]
@@ -220,9 +220,12 @@ def test_bad_anchor_inputs_name_the_thing(tmp_path):
                    "activation_ratio": 0.3} for r in ("a", "b")])
     p = tmp_path / "two.csv"
     two.to_csv(p, index=False)
-    with pytest.raises(SparsityLawsError, match="TABLE:RUN"):
-        read_anchors(str(p))
-    assert read_anchors(f"{p}:b")[0].run == "b"
+    assert [a.run for a in read_anchors(str(p))] == ["a", "b"]  # every usable run
+    assert [a.run for a in read_anchors(f"{p}:b")] == ["b"]
+    with pytest.raises(SparsityLawsError, match="no run 'c'"):
+        read_anchors(two, run="c")
+    with pytest.raises(SparsityLawsError, match="checkpoints"):
+        read_anchors(two, checkpoints="first")
     with pytest.raises(SparsityLawsError, match="no such measurement table"):
         read_anchors(str(tmp_path / "missing.parquet"))
     with pytest.raises(SparsityLawsError, match="lacks column"):
@@ -234,7 +237,15 @@ def test_bad_anchor_inputs_name_the_thing(tmp_path):
     flagged = two.assign(not_for_fitting=["broken", None])
     with pytest.raises(SparsityLawsError, match="not for fitting"):
         read_anchors(flagged, run="a")
-    assert read_anchors(flagged)[0].run == "b"  # the only usable run
+    assert [a.run for a in read_anchors(flagged)] == ["b"]  # the only usable run
+
+
+def test_last_checkpoint_of_each_run_by_default():
+    t = _table([{"run": "a", "activation": "relu", "width": 512, "depth": 8, "tokens": tk,
+                 "activation_ratio": v} for tk, v in ((1e9, 0.3), (4e9, 0.2), (2e9, 0.25))])
+    assert [(a.tokens, a.activation_ratio) for a in read_anchors(t)] == [(4e9, 0.2)]
+    assert len(read_anchors(t, checkpoints="all")) == 3
+    assert len(read_anchors(t.assign(warmup=[True, False, False]), checkpoints="all")) == 2
 
 
 def test_apply_offsets_leaves_other_activations_alone():

@@ -107,7 +107,7 @@ def _relu_widthdepth(trend, anchor: RunSummary, rng: np.random.Generator) -> dic
         "n_params": anchor.n_params,
         "ratio_range": [float(r_anchor), float(paper.STABLE_WIDTH_DEPTH_BAND[1])],
         "point": {"slope": float(slope0), "breakpoint": float(rb0), "plateau": float(plat0)},
-        "draws": {"slope": _floats(slope), "breakpoint": _floats(rb)},
+        "draws": {"slope": _floats(slope), "breakpoint": _floats(rb), "plateau": _floats(plat)},
         "assumptions": {
             "plateau_90": [plat0 - PLATEAU_HALFWIDTH, plat0 + PLATEAU_HALFWIDTH],
             "bottleneck_90": [rb0 / BOTTLENECK_FACTOR, rb0 * BOTTLENECK_FACTOR],

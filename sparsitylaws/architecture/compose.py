@@ -1,17 +1,40 @@
 """Composing a prediction for a configuration: limit A0 and A(D) with intervals for many
-(n_params, width/depth, tokens) at once, from an architecture section."""
+(n_params, width/depth, tokens) at once, from an architecture section.
+
+Valid by construction.  Every curve, for the point estimate and for every draw behind an
+interval, is ``A(D) = A0 + sign * E(D)`` with a limit ``A0`` in (0, 1) and an excess
+``E(D) > 0`` that never grows with D, so ReLU curves (sign +1) never rise and SiLU curves
+(sign -1) never fall:
+
+* A0 is composed in log-odds: the scale trend of logit(A0) plus the width/depth law's
+  shift of log-odds between the configuration's ratio and the trend's reference ratio;
+* the excess is built from law parameters composed in spaces where every value is a valid
+  law (log alpha, log c, b), or as a convex mix of fitted runs' excesses.
+
+The only way out of [0, 1] is the form itself: SiLU's ``A0 - c D^-alpha`` goes below 0
+as D -> 0, and ReLU's ``A0 + exp(b - c D^alpha)`` can exceed 1 there.  Those values are
+clamped (a clamp keeps a curve monotone) and the rows are flagged (``floor``/``ceiling``)
+so every output can say so.  Percentiles of monotone draws are monotone; the interval is
+widened to contain the plug-in point (a min/max of monotone curves stays monotone).
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from sparsitylaws.architecture.common import METHODS, TRANSFORMS
+from sparsitylaws.architecture.common import METHODS
 from sparsitylaws.errors import LawSetError, SparsityLawsError
+
+#: The excess of the ``excess`` method is expressed in D / D_budget(N), the tokens trained
+#: over the paper's budget for that size (190 tokens per non-embedding parameter).
+BUDGET_TOKENS_PER_PARAM = 190.0
+#: Log-odds of A0 are computed from values kept this far inside (0, 1).
+_EPS = 1e-6
 
 
 def _eval_form(form: str, th: list[np.ndarray], D: np.ndarray) -> np.ndarray:
@@ -24,34 +47,109 @@ def _eval_form(form: str, th: list[np.ndarray], D: np.ndarray) -> np.ndarray:
         return a0 - c * np.exp(-alpha * np.log(D))
 
 
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, float), _EPS, 1 - _EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+def _log_excess(form: str, alpha, c, b, logx):
+    """log E at log x for valid alpha, c > 0: ReLU b - c x^alpha, SiLU log c - alpha log x."""
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        if form == "logspace_power":
+            return b - c * np.exp(alpha * logx)
+        return np.log(c) - alpha * logx
+
+
+@dataclass
+class _Space:
+    """Trend lines of (log alpha, log c, b, logit A0) in log10 N, with their draws."""
+
+    coef: np.ndarray  # (2, k)
+    dcoef32: np.ndarray  # (2, k, M)
+    jitter32: np.ndarray  # (k, M) between-scale scatter at unit leverage
+
+
 @dataclass
 class _Compiled:
     form: str
     names: list[str]
     xc: float
-    coef: np.ndarray
     xtx_inv: np.ndarray
-    dcoef: np.ndarray
-    jitter: np.ndarray
+    log10_n: np.ndarray
+    run_theta: np.ndarray  # (n_runs, k) natural parameters
+    run_draws64: np.ndarray  # (n_runs, k, M)
     wd_model: str
-    wd_slope: float
-    wd_rb: float
-    wd_dslope: np.ndarray | None
-    wd_drb: np.ndarray | None
+    wd_point: dict
+    wd_draws: dict
     ratio_ref: float | None
-    log10_n: np.ndarray | None = None
-    run_theta: np.ndarray | None = None  # (n_runs, k)
-    run_draws64: np.ndarray | None = None  # (n_runs, k, M) float64 (b and c may be huge)
-    curve_t: np.ndarray | None = None  # (M,)
-    runs_fixed: bool = False  # no per-run draws (all rows equal): curve draws need no re-evaluation
-    dcoef32: np.ndarray | None = None  # (2, k, M) float32, draws contiguous
-    jitter32: np.ndarray | None = None  # (k, M) float32
+    spaces: dict[str, _Space] = field(default_factory=dict)
+
+    @property
+    def sign(self) -> float:
+        return 1.0 if self.form == "logspace_power" else -1.0
+
+
+def _to_space(c: _Compiled, theta: np.ndarray, log10_n: np.ndarray, space: str) -> np.ndarray:
+    """Natural parameters (..., k) of runs at log10_n (broadcast to theta[..., 0]) -> transformed.
+
+    ``abs``: c for D in billions of tokens; ``budget``: c for x = D / D_budget(N), so the
+    excess is compared at equal tokens per parameter (``c_x = c * D_budget^(+-alpha)``).
+    """
+    g = np.empty_like(theta, dtype=float)
+    ia = c.names.index("alpha")
+    ic = c.names.index("c")
+    alpha = np.clip(theta[..., ia], 1e-300, None)
+    cc = np.clip(theta[..., ic], 1e-300, None)
+    g[..., ia] = np.log(alpha)
+    g[..., ic] = np.log(cc)
+    if space == "budget":
+        log_budget = np.log(BUDGET_TOKENS_PER_PARAM) + (log10_n - 9.0) * math.log(10.0)
+        g[..., ic] += c.sign * alpha * log_budget
+    if "b" in c.names:
+        g[..., c.names.index("b")] = theta[..., c.names.index("b")]
+    ia0 = c.names.index("A0")
+    g[..., ia0] = _logit(theta[..., ia0])
+    return g
+
+
+def _build_space(c: _Compiled, space: str, rng: np.random.Generator) -> _Space:
+    n, k, M = c.run_draws64.shape
+    X = np.column_stack([np.ones(n), c.log10_n - c.xc])
+    distinct = np.unique(np.round(c.log10_n, 6)).size
+    if distinct < 2:
+        X = X[:, :1]
+    H = np.linalg.inv(X.T @ X) @ X.T
+    G = _to_space(c, c.run_theta, c.log10_n, space)
+    coef = H @ G
+    dof = n - X.shape[1]
+    Gd = _to_space(c, np.transpose(c.run_draws64, (2, 0, 1)), c.log10_n[None, :], space)  # (M,n,k)
+    cd = np.einsum("pn,mnk->mpk", H, Gd)
+    if X.shape[1] == 1:
+        coef = np.vstack([coef, np.zeros((1, k))])
+        cd = np.concatenate([cd, np.zeros_like(cd)], axis=1)
+    if dof > 0:
+        resid = G - X @ (H @ G)
+        cov = resid.T @ resid / dof
+        lam, V = np.linalg.eigh(cov)
+        L = V * np.sqrt(np.clip(lam, 0, None))[None, :]
+        z = rng.standard_normal((M, k)) @ L.T
+        jitter = z * np.sqrt(dof / rng.chisquare(dof, M))[:, None]
+    else:
+        jitter = np.zeros((M, k))
+    return _Space(coef=coef,
+                  dcoef32=np.ascontiguousarray(np.transpose(cd, (1, 2, 0)), dtype=np.float32),
+                  jitter32=np.ascontiguousarray(jitter.T, dtype=np.float32))
 
 
 _CACHE: dict[int, tuple[Any, _Compiled]] = {}
 
 
-def _compile(entry: Mapping) -> _Compiled:
+def _compile(entry: Mapping, seed: int = 0) -> _Compiled:
     key = id(entry)
     hit = _CACHE.get(key)
     if hit is not None and hit[0] is entry:
@@ -59,41 +157,71 @@ def _compile(entry: Mapping) -> _Compiled:
     sc = entry["scale"]
     wd = entry.get("widthdepth")
     model = "none" if wd is None else wd["model"]
-    dsl = drb = None
-    slope = rb = 0.0
-    if wd is not None and model != "constant":
-        slope = float(wd["point"]["slope"])
-        dsl = np.asarray(wd["draws"]["slope"], float)
-        if model == "hinge":
-            rb = float(wd["point"]["breakpoint"])
-            drb = np.asarray(wd["draws"]["breakpoint"], float)
+    theta = np.atleast_2d(np.asarray(sc["theta"], float))
+    if sc.get("run_draws") is not None:
+        rd = np.ascontiguousarray(np.transpose(np.asarray(sc["run_draws"], float), (1, 2, 0)))
+    else:
+        M = np.asarray(sc["draws_coef"], float).shape[0]
+        rd = np.repeat(theta[:, :, None], M, axis=2)
+    xtx = np.asarray(sc["xtx_inv"], float)
     c = _Compiled(
-        form=sc["form"], names=list(sc["param_names"]), xc=float(sc["x_center"]),
-        coef=np.asarray(sc["coef"], float), xtx_inv=np.asarray(sc["xtx_inv"], float),
-        dcoef=np.asarray(sc["draws_coef"], float), jitter=np.asarray(sc["draws_jitter"], float),
-        wd_model=model, wd_slope=slope, wd_rb=rb, wd_dslope=dsl, wd_drb=drb,
+        form=sc["form"], names=list(sc["param_names"]), xc=float(sc["x_center"]), xtx_inv=xtx,
+        log10_n=np.asarray(sc["log10_n"], float), run_theta=theta, run_draws64=rd,
+        wd_model=model, wd_point=dict((wd or {}).get("point") or {}),
+        wd_draws={k: (None if v is None else np.asarray(v, float))
+                  for k, v in ((wd or {}).get("draws") or {}).items()},
         ratio_ref=None if sc.get("ratio_ref") is None else float(sc["ratio_ref"]),
     )
-    c.log10_n = np.asarray(sc["log10_n"], float)
-    c.run_theta = np.asarray(sc["theta"], float)
-    if sc.get("run_draws") is not None:
-        c.run_draws64 = np.ascontiguousarray(np.transpose(np.asarray(sc["run_draws"], float), (1, 2, 0)))
-        c.curve_t = np.asarray(sc["curve_t"], float)
-        c.runs_fixed = bool(np.all(c.run_draws64 == c.run_draws64[:, :, :1]))
+    rng = np.random.default_rng(seed + 7919)
+    for space in ("abs", "budget"):
+        c.spaces[space] = _build_space(c, space, rng)
     if len(_CACHE) > 64:
         _CACHE.clear()
-    c.dcoef32 = np.ascontiguousarray(np.transpose(c.dcoef, (1, 2, 0)), dtype=np.float32)
-    c.jitter32 = np.ascontiguousarray(c.jitter.T, dtype=np.float32)
     _CACHE[key] = (entry, c)
     return c
 
 
-def _wd_delta(c: _Compiled, r: np.ndarray, slope, rb) -> np.ndarray:
+def _wd_shift(c: _Compiled, r: np.ndarray, *, draws: bool, a0_ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Log-odds shift of A0 from the reference ratio to r, and where the law left (0, 1).
+
+    The shift is logit(h(r)) - logit(h(r_ref)) with h the width/depth law's own A0 (the
+    hinge from its plateau; a line, or a hinge stored without plateau, from the trend's A0
+    at r_ref, ``a0_ref``): the law's A0 values are reproduced at the sweep's scale, and
+    elsewhere A0 moves by the same odds ratio, which keeps it inside (0, 1).
+    Shapes: (m,) for the point, (m, M) for draws.
+    """
     if c.wd_model in ("none", "constant") or c.ratio_ref is None:
-        return np.zeros(np.broadcast_shapes(np.shape(r), np.shape(slope)))
-    if c.wd_model == "line":
-        return slope * (r - c.ratio_ref)
-    return slope * (np.minimum(r, rb) - np.minimum(c.ratio_ref, rb))
+        z = np.zeros((r.size, 1) if draws else r.size)
+        return z, np.zeros(r.size, bool)
+    p = c.wd_point
+    M = c.run_draws64.shape[2]
+
+    def par(name: str, default: float) -> Any:
+        v = p.get(name)
+        v = default if v is None else float(v)
+        if not draws:
+            return v
+        d = c.wd_draws.get(name)
+        return (np.full(M, v) if d is None else d)[None, :]
+
+    slope = par("slope", 0.0)
+    rb = par("breakpoint", 0.0)
+    rr = r[:, None] if draws else r
+    rref = c.ratio_ref
+    if c.wd_model == "hinge" and p.get("plateau") is not None:
+        plat = par("plateau", 0.0)
+        h_ref = plat + slope * (np.minimum(rref, rb) - rb)
+        h_r = plat + slope * (np.minimum(rr, rb) - rb)
+    elif c.wd_model == "hinge":
+        h_ref = a0_ref
+        h_r = a0_ref + slope * (np.minimum(rr, rb) - np.minimum(rref, rb))
+    else:
+        h_ref = a0_ref
+        h_r = a0_ref + slope * (rr - rref)
+    bad = (h_r <= 0) | (h_r >= 1)
+    if draws:
+        bad = np.any(bad, axis=1)
+    return _logit(h_r) - _logit(h_ref), bad
 
 
 def predict_section(
@@ -112,164 +240,151 @@ def predict_section(
     """Limit A0 and A(D) with ``level`` intervals for many configurations of one activation.
 
     Point estimates plug in the fitted lines; intervals are percentiles of the section's
-    draws (trend refits through bootstrap draws + between-scale scatter + width/depth
-    draws).  Arrays are broadcast to a common length.
+    draws (trend refits through bootstrap draws of the runs + between-scale scatter +
+    width/depth draws), widened to contain the point.  Arrays broadcast to one length.
 
-    ``method="coef"`` evaluates the law with coefficients from the trend lines in log10 N.
-    ``method="excess"`` (default) trends the *curves*: every fitted run's excess over its
-    own limit, |A_run(D N_run / N) - A0_run| at the same tokens per parameter, is
-    extrapolated linearly in log10 N in log space (between-scale scatter of those values,
-    t with n - 2 dof) and added to the predicted limit, so A(D) approaches A0 from the
-    side the law dictates.  ``method="curve"`` trends the run curves themselves (same
-    tokens per parameter), ignoring the limit: the best point accuracy in our cross-scale
-    checks, but far from the fitted scales it can land on the wrong side of A0.  A0 is the
-    same under all methods.  docs/architecture.md compares them.  With ``noise_sd > 0`` the result
-    also has ``pred_low``/``pred_high``: the band for a single measured point (curve draws
-    plus Gaussian point noise of that sd).
+    Methods (A0 is the same under all; docs/architecture.md compares them):
+
+    * ``excess`` (default): the law's coefficients with c expressed per D / D_budget(N)
+      (equal tokens per parameter), trended in log10 N as (log alpha, log c, b);
+    * ``coef``: the same trend with c in absolute tokens (the paper's framing);
+    * ``curve``: the fitted runs' own excess curves at equal tokens per parameter, mixed
+      geometrically with convex weights between the two nearest fitted scales (log10 N)
+      and held at the nearest one beyond them.
+
+    Every curve is monotone in D and in [0, 1] for every draw (module docstring).  Extra
+    keys: ``floor``/``ceiling`` (bool: the form left [0, 1] at this budget and was
+    clamped), ``wd_clamped`` (the width/depth law left (0, 1) at this ratio).  With
+    ``noise_sd > 0`` also ``pred_low``/``pred_high``: the band for a single measured point.
     """
     entry = section["activations"].get(activation)
     if entry is None:
         raise LawSetError(
             f"law set has no architecture law for activation {activation!r} "
             f"(it has: {', '.join(sorted(section['activations']))})")
-    c = _compile(entry)
+    if method not in METHODS:
+        raise SparsityLawsError(
+            f"unknown method {method!r} (argument 'method'); known: {', '.join(METHODS)}")
+    c = _compile(entry, int(section.get("seed", 0) or 0))
     N, R, D = np.broadcast_arrays(np.asarray(n_params, float), np.asarray(ratio, float),
                                   np.asarray(tokens_b, float))
     N, R, D = N.ravel(), R.ravel(), D.ravel()
     n = N.size
-    k = len(c.names)
-    ia0 = c.names.index("A0")
-    M = c.dcoef.shape[0]
+    M = c.run_draws64.shape[2]
     a = (1 - level) / 2
     klo = int(math.floor(a * (M - 1)))
     khi = int(math.ceil((1 - a) * (M - 1)))
-    out = {key: np.empty(n) for key in ("a0", "a0_low", "a0_high", "ratio", "ratio_low", "ratio_high")}
+    keys = ("a0", "a0_low", "a0_high", "ratio", "ratio_low", "ratio_high")
+    out: dict[str, np.ndarray] = {key: np.empty(n) for key in keys}
+    for key in ("floor", "ceiling", "wd_clamped"):
+        out[key] = np.zeros(n, bool)
     if noise_sd > 0:
         out["pred_low"] = np.empty(n)
         out["pred_high"] = np.empty(n)
         rng = np.random.default_rng(seed)
-    if method not in METHODS:
-        raise SparsityLawsError(
-            f"unknown method {method!r} (argument 'method'); known: {', '.join(METHODS)}")
-    if method != "coef" and c.run_draws64 is None:
-        raise LawSetError(f"this law set stores no per-run draws; method={method!r} is unavailable")
-    tr = [TRANSFORMS[nm] == "log" for nm in c.names]
     for s in range(0, n, chunk):
         sl = slice(s, min(s + chunk, n))
-        dx = np.log10(N[sl]) - c.xc
-        h0 = c.xtx_inv[0, 0] + 2 * dx * c.xtx_inv[0, 1] + dx * dx * c.xtx_inv[1, 1]
-        infl = np.sqrt(1.0 + h0)
-        r = R[sl]
-        d = D[sl]
-        # point estimate
-        pt = []
-        for j in range(k):
-            g = c.coef[0, j] + c.coef[1, j] * dx
-            pt.append(np.exp(g) if tr[j] else g)
-        pt[ia0] = pt[ia0] + _wd_delta(c, r, c.wd_slope, c.wd_rb)
-        out["a0"][sl] = pt[ia0]
-        out["ratio"][sl] = _eval_form(c.form, pt, d)
-        # draws, shape (m, M): draws contiguous so the order statistics are cheap
-        # float32 halves the memory traffic; percentiles of 200-400 draws need no more
-        dx32 = dx.astype(np.float32)[:, None]
-        infl32 = infl.astype(np.float32)[:, None]
-        th = []
-        for j in range(k):
-            if method != "coef" and j != ia0:  # only the limit is needed from the lines
-                th.append(None)
-                continue
-            g = c.dcoef32[0, j][None, :] + dx32 * c.dcoef32[1, j][None, :]
-            g += infl32 * c.jitter32[j][None, :]
-            if tr[j]:
-                np.clip(g, -80, 80, out=g)
-                np.exp(g, out=g)
-            th.append(g)
-        if c.wd_model not in ("none", "constant"):
-            dsl = c.wd_dslope.astype(np.float32)[None, :]
-            drb = None if c.wd_drb is None else c.wd_drb.astype(np.float32)[None, :]
-            th[ia0] = th[ia0] + _wd_delta(c, r.astype(np.float32)[:, None], dsl, drb).astype(np.float32)
-        a0d = th[ia0]
-        if method == "curve":
-            out["ratio"][sl], ad = _curve_values(c, dx, infl, r, d, np.log10(N[sl]))
-        elif method == "excess":
-            out["ratio"][sl], ad = _curve_trend(c, dx, infl, out["a0"][sl], a0d.astype(float), d,
-                                                np.log10(N[sl]))
-        else:
-            ad = np.clip(_eval_form(c.form, th, d.astype(np.float32)[:, None]), 0.0, 1.0)
-        for key, arr in (("a0", a0d), ("ratio", ad)):
-            part = np.partition(arr, [klo, khi], axis=1)
-            out[f"{key}_low"][sl] = part[:, klo]
-            out[f"{key}_high"][sl] = part[:, khi]
+        part = _predict_chunk(c, method, N[sl], R[sl], D[sl], klo, khi)
+        for key, val in part.items():
+            if key in out:
+                out[key][sl] = val
         if noise_sd > 0:
-            part = np.partition(ad + rng.normal(0.0, noise_sd, ad.shape), [klo, khi], axis=1)
-            out["pred_low"][sl] = part[:, klo]
-            out["pred_high"][sl] = part[:, khi]
+            ad = np.clip(part["ratio_draws"], 0.0, 1.0)
+            q = np.partition(ad + rng.normal(0.0, noise_sd, ad.shape), [klo, khi], axis=1)
+            out["pred_low"][sl] = q[:, klo]
+            out["pred_high"][sl] = q[:, khi]
     return out
 
 
-def _curve_values(c: _Compiled, dx: np.ndarray, infl: np.ndarray, r: np.ndarray, d: np.ndarray,
-                  x0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pure curve trend (method="curve"): run curves at equal tokens per parameter, trended
-    linearly in log10 N.  Returns the point (m,) and draws (m, M)."""
-    nr = c.log10_n.size
-    Xr = np.column_stack([np.ones(nr), c.log10_n - c.xc])
-    w = np.column_stack([np.ones_like(dx), dx]) @ c.xtx_inv @ Xr.T  # (m, n_runs)
-    H = Xr @ c.xtx_inv @ Xr.T
-    dof = nr - int(np.linalg.matrix_rank(Xr))
-    k = c.run_theta.shape[1]
-    d_runs = d[:, None] * 10.0 ** (c.log10_n[None, :] - x0[:, None])
-    A = np.column_stack([_eval_form(c.form, [c.run_theta[i, j] for j in range(k)], d_runs[:, i])
-                         for i in range(nr)])
-    point = np.sum(w * A, axis=1) + _wd_delta(c, r, c.wd_slope, c.wd_rb)
-    resid = A - A @ H.T
-    s2 = np.sum(resid**2, axis=1) / dof if dof > 0 else np.zeros(A.shape[0])
-    draws = (np.sqrt(s2) * infl)[:, None] * c.curve_t[None, :]
-    if c.runs_fixed:
-        draws += np.sum(w * A, axis=1)[:, None]
+def _predict_chunk(c: _Compiled, method: str, N: np.ndarray, R: np.ndarray, D: np.ndarray,
+                   klo: int, khi: int) -> dict[str, np.ndarray]:
+    x0 = np.log10(N)
+    dx = x0 - c.xc
+    h0 = c.xtx_inv[0, 0] + 2 * dx * c.xtx_inv[0, 1] + dx * dx * c.xtx_inv[1, 1]
+    infl = np.sqrt(1.0 + h0)
+    names = c.names
+    ia0 = names.index("A0")
+    space = c.spaces["abs" if method == "coef" else "budget"]
+    # --- point: plug-in lines
+    g_pt = space.coef[0][None, :] + dx[:, None] * space.coef[1][None, :]  # (m, k)
+    # --- draws (m, M), float32: percentiles of a few hundred draws need no more
+    dx32 = dx.astype(np.float32)[:, None]
+    infl32 = infl.astype(np.float32)[:, None]
+
+    def g_draw(j: int, sp: _Space = space) -> np.ndarray:
+        g = sp.dcoef32[0, j][None, :] + dx32 * sp.dcoef32[1, j][None, :]
+        g += infl32 * sp.jitter32[j][None, :]
+        return g
+
+    # limit A0 in log-odds (the same draws under every method), plus the width/depth shift
+    sp_a0 = c.spaces["abs"]
+    g_a0 = sp_a0.coef[0, ia0] + dx * sp_a0.coef[1, ia0]
+    shift_pt, wd_out = _wd_shift(c, R, draws=False, a0_ref=_sigmoid(g_a0))
+    a0_pt = _sigmoid(g_a0 + shift_pt)
+    gz = g_draw(ia0, sp_a0).astype(float)
+    shift_d, _ = _wd_shift(c, R, draws=True, a0_ref=_sigmoid(gz))
+    a0_d = _sigmoid(gz + shift_d)
+    # excess
+    logD = np.log(D)
+    if method == "curve":
+        le_pt, le_d = _curve_log_excess(c, x0, D)
     else:
-        for i in range(nr):
-            th = [c.run_draws64[i, j][None, :] for j in range(k)]
-            draws += w[:, i][:, None] * _eval_form(c.form, th, d_runs[:, i][:, None])
-    if c.wd_model not in ("none", "constant"):
-        dsl = c.wd_dslope[None, :]
-        drb = None if c.wd_drb is None else c.wd_drb[None, :]
-        draws += _wd_delta(c, r[:, None], dsl, drb)
-    return np.clip(point, 0.0, 1.0), np.clip(draws, 0.0, 1.0)
+        logx = logD if method == "coef" else logD - (
+            np.log(BUDGET_TOKENS_PER_PARAM) + (x0 - 9.0) * math.log(10.0))
+        ia, ic = names.index("alpha"), names.index("c")
+        ib = names.index("b") if "b" in names else None
+        le_pt = _log_excess(c.form, np.exp(g_pt[:, ia]), np.exp(g_pt[:, ic]),
+                            None if ib is None else g_pt[:, ib], logx)
+        al = np.exp(np.clip(g_draw(ia), -80, 80))
+        cc = np.exp(np.clip(g_draw(ic), -80, 80)).astype(float)
+        bb = None if ib is None else g_draw(ib).astype(float)
+        le_d = _log_excess(c.form, al.astype(float), cc, bb, logx[:, None])
+    with np.errstate(over="ignore", under="ignore"):
+        ratio_pt = a0_pt + c.sign * np.exp(np.clip(le_pt, -700, 50))
+        ratio_d = a0_d + c.sign * np.exp(np.clip(le_d, -700, 50))
+    res = {}
+    for key, pt, dr in (("a0", a0_pt, a0_d), ("ratio", ratio_pt, ratio_d)):
+        q = np.partition(dr, [klo, khi], axis=1)
+        lo, hi = np.minimum(q[:, klo], pt), np.maximum(q[:, khi], pt)
+        if key == "ratio":
+            res["floor"] = lo < 0
+            res["ceiling"] = hi > 1
+        res[key] = np.clip(pt, 0.0, 1.0)
+        res[f"{key}_low"] = np.clip(lo, 0.0, 1.0)
+        res[f"{key}_high"] = np.clip(hi, 0.0, 1.0)
+    res["wd_clamped"] = wd_out
+    res["ratio_draws"] = ratio_d
+    return res
 
 
-def _curve_trend(c: _Compiled, dx: np.ndarray, infl: np.ndarray, a0_point: np.ndarray,
-                 a0_draws: np.ndarray, d: np.ndarray, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Curve-space trend of the excess over the limit (see predict_section).
-
-    For each fitted run i the log excess log|A_i(D N_i / N) - A0_i| (same tokens per
-    parameter) is trended linearly in log10 N; the prediction is A0(N, r) + sign * exp(trend),
-    so it approaches the predicted limit from the side the law dictates (ReLU from above,
-    SiLU from below).  Returns the point (m,) and draws (m, M).
-    """
-    nr = c.log10_n.size
-    Xr = np.column_stack([np.ones(nr), c.log10_n - c.xc])
-    w = np.column_stack([np.ones_like(dx), dx]) @ c.xtx_inv @ Xr.T  # (m, n_runs)
-    H = Xr @ c.xtx_inv @ Xr.T
-    dof = nr - int(np.linalg.matrix_rank(Xr))
-    sign = 1.0 if c.form == "logspace_power" else -1.0
-    ia0 = c.names.index("A0")
-    d_runs = d[:, None] * 10.0 ** (c.log10_n[None, :] - x0[:, None])  # same tokens per parameter
-    k = c.run_theta.shape[1]
-    E = np.column_stack([
-        np.log(np.clip(np.abs(_eval_form(c.form, [c.run_theta[i, j] for j in range(k)], d_runs[:, i])
-                              - c.run_theta[i, ia0]), 1e-12, None))
-        for i in range(nr)])  # (m, n_runs)
-    point = a0_point + sign * np.exp(np.sum(w * E, axis=1))
-    resid = E - E @ H.T
-    s2 = np.sum(resid**2, axis=1) / dof if dof > 0 else np.zeros(E.shape[0])
-    # float64 here: bootstrap draws of b and c can be huge and nearly cancel in b - c D^alpha
-    logex = (np.sqrt(s2) * infl)[:, None] * c.curve_t[None, :]
-    if c.runs_fixed:
-        logex += np.sum(w * E, axis=1)[:, None]
+def _curve_log_excess(c: _Compiled, x0: np.ndarray, D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """log excess of the fitted runs at equal tokens per parameter, convex mix in log10 N of
+    the two nearest scales (the nearest one beyond the fitted range): (point (m,), draws (m, M))."""
+    order = np.argsort(c.log10_n, kind="stable")
+    xs = c.log10_n[order]
+    nr = xs.size
+    if nr == 1:
+        lo_i = hi_i = np.zeros(x0.size, int)
+        w_hi = np.zeros(x0.size)
     else:
-        for i in range(nr):
-            th = [c.run_draws64[i, j][None, :] for j in range(k)]
-            ex = np.abs(_eval_form(c.form, th, d_runs[:, i][:, None]) - c.run_draws64[i, ia0][None, :])
-            logex += w[:, i][:, None] * np.log(np.clip(ex, 1e-12, None))
-    draws = a0_draws + sign * np.exp(np.clip(logex, -700, 50))
-    return np.clip(point, 0.0, 1.0), np.clip(draws, 0.0, 1.0)
+        hi_pos = np.clip(np.searchsorted(xs, x0), 1, nr - 1)
+        lo_pos = hi_pos - 1
+        span = xs[hi_pos] - xs[lo_pos]
+        w_hi = np.clip((x0 - xs[lo_pos]) / np.where(span > 0, span, 1.0), 0.0, 1.0)
+        lo_i, hi_i = order[lo_pos], order[hi_pos]
+    names = c.names
+    ia, ic = names.index("alpha"), names.index("c")
+    ib = names.index("b") if "b" in names else None
+
+    def le(idx: np.ndarray, draws: bool):
+        logd = np.log(D) + (c.log10_n[idx] - x0) * math.log(10.0)  # same tokens per parameter
+        if draws:
+            th = c.run_draws64[idx]  # (m, k, M)
+            return _log_excess(c.form, th[:, ia], th[:, ic], None if ib is None else th[:, ib],
+                               logd[:, None])
+        th = c.run_theta[idx]
+        return _log_excess(c.form, th[:, ia], th[:, ic], None if ib is None else th[:, ib], logd)
+
+    pt = (1 - w_hi) * le(lo_i, False) + w_hi * le(hi_i, False)
+    dr = (1 - w_hi)[:, None] * le(lo_i, True) + w_hi[:, None] * le(hi_i, True)
+    return pt, dr

@@ -35,7 +35,8 @@ def _wd_entry_from_hinge(h: HingeFit, *, n_draws: int, seed: int, ratio_ref: flo
     if h.test["supported"]:
         model = "hinge"
         idx = rng.integers(0, h.draws["slope"].size, n_draws)
-        draws = {"slope": h.draws["slope"][idx], "breakpoint": h.draws["breakpoint"][idx]}
+        draws = {"slope": h.draws["slope"][idx], "breakpoint": h.draws["breakpoint"][idx],
+                 "plateau": h.draws["plateau"][idx]}
         point = {"slope": h.slope, "breakpoint": h.breakpoint, "plateau": h.plateau}
     else:
         lin = h.models["line"]

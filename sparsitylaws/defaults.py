@@ -105,7 +105,11 @@ def _relu_widthdepth(trend, anchor: RunSummary, rng: np.random.Generator) -> dic
                    "slope derived from the 0.1B Table-2 A0 at width/depth 48"),
         "runs": [anchor.name],
         "n_params": anchor.n_params,
-        "ratio_range": [float(r_anchor), float(paper.STABLE_WIDTH_DEPTH_BAND[1])],
+        "assumed": True,
+        # no sweep points are published: the only measured ratio is the anchor's; the
+        # stable band is where the paper trained, kept for reference, not as a fitted range
+        "ratio_range": [float(r_anchor), float(r_anchor)],
+        "assumed_ratio_range": [float(r_anchor), float(paper.STABLE_WIDTH_DEPTH_BAND[1])],
         "point": {"slope": float(slope0), "breakpoint": float(rb0), "plateau": float(plat0)},
         "draws": {"slope": _floats(slope), "breakpoint": _floats(rb), "plateau": _floats(plat)},
         "assumptions": {

@@ -29,19 +29,18 @@ from sparsitylaws.errors import SparsityLawsError
 
 __all__ = [
     "EXTRAPOLATION_WARN",
+    "caveats",
     "compare_shapes",
     "extrapolation_distance",
     "parameter_counts",
     "predict",
+    "range_note",
     "regime",
 ]
 
 #: Extrapolation distance (log10 units outside the fitted range) above which a row warns:
 #: a factor of 2.
 EXTRAPOLATION_WARN = math.log10(2.0)
-
-_DIMS = ("n_params", "tokens", "ratio", "width", "depth")
-
 
 def _positive(name: str, value: Any, *, integer: bool = False) -> np.ndarray:
     try:
@@ -111,6 +110,20 @@ def regime(ratio: np.ndarray, bottleneck: float, band: Sequence[float]) -> dict[
 #: Relative slack within which a value counts as inside a fitted range: parameter counts
 #: from a formula (11.5 d^2 L) and from a configuration table differ by rounding.
 RANGE_SLACK = 0.01
+
+
+def range_note(label: str, value: float, rng: Sequence[float], dist: float, *,
+               what: str = "fitted value", unit: str = "") -> str:
+    """One wording for a value outside a fitted range, in one number format:
+    "tokens 1e+08 is 10x below the smallest fitted budget for this scale (1e+09, ...)".
+    Never contains "; " (the separator of a row's warnings)."""
+    lo, hi = float(rng[0]), float(rng[1])
+    above = value > hi
+    end = hi if above else lo
+    side = "above the largest" if above else "below the smallest"
+    msg = (f"{label} {value:.4g}{unit} is {10 ** dist:.3g}x {side} {what} "
+           f"({end:.4g}{unit}, fitted {lo:.4g} to {hi:.4g}{unit})")
+    return msg + (", far: treat as a rough extrapolation" if dist > EXTRAPOLATION_WARN else "")
 
 
 def extrapolation_distance(values: np.ndarray, rng: Sequence[float] | None) -> np.ndarray:
@@ -199,39 +212,122 @@ def predict(
         entry = section["activations"][act]
         pr = predict_section(section, act, n_emb, ratio, tok / 1e9, level=level, method=method)
         rg = entry.get("ranges") or {}
+        tok_rng, tok_what = _token_range(rg, n_emb)
         dist = {
             "n_params": extrapolation_distance(n_emb, rg.get("n_params")),
-            "tokens": extrapolation_distance(tok, rg.get("tokens")),
+            "tokens": _token_distance(tok, tok_rng),
             "ratio": extrapolation_distance(ratio, rg.get("ratio")),
             "width": extrapolation_distance(W, rg.get("width")),
             "depth": extrapolation_distance(Lr, rg.get("depth")),
         }
         alld = np.vstack([np.nan_to_num(v, nan=0.0) for v in dist.values()])
-        far = alld > EXTRAPOLATION_WARN
-        warn = np.full(W.size, "", dtype=object)
-        if far.any():
-            for i, dim in enumerate(_DIMS):
-                msg = f"{dim} >2x outside fitted range"
-                hit = far[i]
-                warn[hit] = np.where(warn[hit] == "", msg, warn[hit] + "; " + msg)
-        if entry.get("widthdepth") is None:
-            off = dist["ratio"] > 0
-            msg = f"no width/depth law for {act}: A0 assumes the fitted runs' ratio"
-            warn[off] = np.where(warn[off] == "", msg, warn[off] + "; " + msg)
+        wd = entry.get("widthdepth")
+        wd_kind = "none" if wd is None else ("assumed" if wd.get("assumed") else "fitted")
+        warns: list[list[str]] = [[] for _ in range(W.size)]
+        values = {"n_params": n_emb, "tokens": tok, "ratio": ratio, "width": W, "depth": Lr}
+        for dim, label, what in _DIM_TEXT:
+            d = dist[dim]
+            if dim == "tokens":
+                rng_rows, what = tok_rng, tok_what
+            else:
+                rng_rows = None if rg.get(dim) is None else np.broadcast_to(
+                    np.asarray(rg[dim], float), (W.size, 2))
+            if rng_rows is None:
+                continue
+            for i in np.flatnonzero(np.nan_to_num(d, nan=0.0) > 0):
+                warns[i].append(range_note(label, float(values[dim][i]), rng_rows[i], float(d[i]),
+                                           what=what))
+        for i in np.flatnonzero(pr["floor"]):
+            warns[i].append(f"{act}: the law falls below 0% at this budget (its form has no "
+                            "meaning this early), A(D) or its interval clamped to 0%")
+        for i in np.flatnonzero(pr["ceiling"]):
+            warns[i].append(f"{act}: the law exceeds 100% at this budget (its form has no "
+                            "meaning this early), A(D) or its interval clamped to 100%")
+        for i in np.flatnonzero(pr["wd_clamped"]):
+            warns[i].append(f"{act}: the width/depth law leaves (0, 1) at width/depth "
+                            f"{ratio[i]:.4g}, its effect on A0 is held at the edge")
+        if wd is None:
+            for i in np.flatnonzero(dist["ratio"] > 0):
+                warns[i].append(f"no width/depth law for {act}: A0 assumes the fitted runs' ratio")
+        elif wd_kind == "assumed":
+            for i in np.flatnonzero(dist["ratio"] > 0):
+                warns[i].append(f"{act}: A0's width/depth effect is assumed, not fitted "
+                                "(no measured sweep, see caveats)")
+        warn = np.array(["; ".join(w) for w in warns], dtype=object)
+        if wd is None:
+            reg_side = np.full(W.size, "n/a", dtype=object)
+            reg_band = np.full(W.size, "n/a", dtype=object)
+            reg_text = np.full(W.size, f"no width/depth law for {act}", dtype=object)
+        else:
+            reg_side, reg_band, reg_text = reg["bottleneck_side"], reg["stable_band"], reg["regime"]
         frames.append(pd.DataFrame({
             "width": W.astype(np.int64), "depth": Lr.astype(np.int64), "activation": act,
             "ffn_ratio": fr, "gated": gt, "n_params": n_emb, "n_params_total": n_tot,
             "width_depth_ratio": ratio, "tokens": tok, "tokens_per_param": tok / n_emb,
-            "bottleneck_side": reg["bottleneck_side"], "stable_band": reg["stable_band"],
-            "regime": reg["regime"],
+            "bottleneck_side": reg_side, "stable_band": reg_band, "regime": reg_text,
+            "widthdepth": wd_kind,
             "a0": pr["a0"], "a0_low": pr["a0_low"], "a0_high": pr["a0_high"],
             "activation_ratio": pr["ratio"], "ratio_low": pr["ratio_low"],
             "ratio_high": pr["ratio_high"], "sparsity": 1.0 - pr["ratio"], "level": level,
             **{f"extrap_{k}": v for k, v in dist.items()},
-            "extrapolation": alld.max(axis=0), "warning": warn, "method": method,
+            "extrapolation": alld.max(axis=0), "warning": warn,
+            "clamped": pr["floor"] | pr["ceiling"], "method": method,
             "lawset": ls.name,
         }))
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    out.attrs["caveats"] = caveats(ls, req)
+    return out
+
+
+def caveats(lawset: Any, activations: Sequence[str]) -> list[str]:
+    """Every caveat of a law set that applies to these activations, in order, no repeats.
+
+    A plain list: the law set's own caveats, then each activation's architecture caveats
+    (the width/depth ones included).  Callers may append their own (e.g. a recipe caveat).
+    """
+    ls = _lawset(lawset)
+    out: list[str] = []
+    for c in (ls.provenance or {}).get("caveats") or []:
+        if c not in out:
+            out.append(str(c))
+    acts = ((ls.architecture or {}).get("activations") or {})
+    for act in activations:
+        e = acts.get(act) or {}
+        wd = e.get("widthdepth") or {}
+        for c in list(e.get("caveats") or []) + list(wd.get("caveats") or []):
+            if c not in out:
+                out.append(str(c))
+    return out
+
+
+#: Dimension, its label and what its fitted range is called, for range notes.
+_DIM_TEXT = (
+    ("n_params", "non-embedding params", "fitted scale"),
+    ("tokens", "tokens", "fitted budget"),
+    ("ratio", "width/depth", "measured width/depth ratio"),
+    ("width", "width", "fitted width"),
+    ("depth", "depth", "fitted depth"),
+)
+
+
+def _token_range(rg: dict, n_params: np.ndarray) -> tuple[np.ndarray | None, str]:
+    """Fitted token range per row: scaled to each row's size when the law set stores
+    tokens per parameter (the laws compare runs at equal tokens per parameter)."""
+    tpp = rg.get("tokens_per_param")
+    if tpp is not None:
+        lo, hi = float(tpp[0]), float(tpp[1])
+        return np.column_stack([lo * n_params, hi * n_params]), "fitted budget for this scale"
+    if rg.get("tokens") is None:
+        return None, "fitted budget"
+    return np.broadcast_to(np.asarray(rg["tokens"], float), (n_params.size, 2)), "fitted budget"
+
+
+def _token_distance(tok: np.ndarray, rng: np.ndarray | None) -> np.ndarray:
+    if rng is None:
+        return np.full(tok.shape, np.nan)
+    with np.errstate(divide="ignore"):
+        d = np.maximum(0.0, np.maximum(np.log10(tok / rng[:, 1]), np.log10(rng[:, 0] / tok)))
+    return np.where(d <= np.log10(1.0 + RANGE_SLACK), 0.0, d)
 
 
 def compare_shapes(

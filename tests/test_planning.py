@@ -67,7 +67,7 @@ def test_headline_configuration_on_the_default_law_set():
     for _, row in df.iterrows():
         assert row["a0_low"] < row["a0"] < row["a0_high"]
         assert row["ratio_low"] <= row["activation_ratio"] <= row["ratio_high"]
-        assert "n_params" in row["warning"]  # 9.3e9 is beyond the published scales
+        assert "above the largest fitted scale" in row["warning"]  # 9.3e9 is beyond the published scales
     relu, silu = df.iloc[0], df.iloc[1]
     assert relu["activation_ratio"] < 0.2 < silu["activation_ratio"]
     assert df["lawset"].iloc[0].startswith("default")

@@ -74,7 +74,7 @@ def _ranges(summ: Sequence[RunSummary], wd: dict | None) -> dict:
         return [min(v), max(v)] if v else None
 
     ratios = [s.ratio for s in summ]
-    if wd is not None:
+    if wd is not None and wd.get("ratio_range") is not None:  # only ratios actually measured
         ratios += list(wd["ratio_range"])
     toks = [s.tokens_b for s in summ if np.all(np.isfinite(s.tokens_b))]
     return {
@@ -83,6 +83,10 @@ def _ranges(summ: Sequence[RunSummary], wd: dict | None) -> dict:
         "depth": rng_of([s.depth for s in summ]),
         "ratio": rng_of(ratios),
         "tokens": [min(t[0] for t in toks) * 1e9, max(t[1] for t in toks) * 1e9] if toks else None,
+        "tokens_per_param": rng_of([s.tokens_b[0] * 1e9 / s.n_params for s in summ if s.n_params
+                                    and math.isfinite(s.tokens_b[0])]
+                                   + [s.tokens_b[1] * 1e9 / s.n_params for s in summ if s.n_params
+                                      and math.isfinite(s.tokens_b[1])]),
     }
 
 

@@ -1,7 +1,11 @@
-"""Regenerate docs/cli.md from the commands' own help texts: ``python docs/gen_cli.py``."""
+"""Regenerate docs/cli.md from the commands' own help texts: ``python docs/gen_cli.py``.
+
+``--check`` only compares (exit 1 when docs/cli.md is stale); ``-h``/``--help`` prints this.
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -20,6 +24,9 @@ of a measurement are kept). `python -m sparsitylaws` is the same as `sparsitylaw
 """
 
 
+HELP = ["-h", "--help"]  # as the CLI itself (sparsitylaws.cli: context_settings)
+
+
 def _walk(group: click.Group, ctx: click.Context, prefix: str):
     for name in group.list_commands(ctx):
         cmd = group.get_command(ctx, name)
@@ -33,15 +40,31 @@ def _walk(group: click.Group, ctx: click.Context, prefix: str):
 
 
 def render() -> str:
-    root = click.Context(cli, info_name="sparsitylaws", terminal_width=100, max_content_width=100)
+    root = click.Context(cli, info_name="sparsitylaws", terminal_width=100, max_content_width=100,
+                         help_option_names=HELP)
     parts = [HEADER, "```text", cli.get_help(root), "```", ""]
     for path, cmd in _walk(cli, root, "sparsitylaws"):
-        ctx = click.Context(cmd, info_name=path, terminal_width=100, max_content_width=100)
+        ctx = click.Context(cmd, info_name=path, terminal_width=100, max_content_width=100,
+                            help_option_names=HELP)
         parts += [f"## `{path}`", "", "```text", cmd.get_help(ctx), "```", ""]
     return "\n".join(parts)
 
 
-if __name__ == "__main__":
+def main(argv: list[str]) -> int:
+    """Write docs/cli.md, or with --check only compare; -h/--help prints the usage."""
     out = Path(__file__).with_name("cli.md")
-    out.write_text(render())
+    if any(a in ("-h", "--help") for a in argv) or any(a not in ("--check",) for a in argv):
+        print(__doc__.strip())
+        return 0 if all(a in ("-h", "--help", "--check") for a in argv) else 2
+    text = render()
+    if "--check" in argv:
+        same = out.is_file() and out.read_text() == text
+        print(f"{out}: {'up to date' if same else 'stale; run python docs/gen_cli.py'}")
+        return 0 if same else 1
+    out.write_text(text)
     print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -19,6 +19,7 @@ import pandas as pd
 
 from sparsitylaws import __version__
 from sparsitylaws.errors import FitInputError, SparsityLawsError
+from sparsitylaws.fitdefaults import N_BOOT
 from sparsitylaws.lawset import LawSet
 from sparsitylaws.rows import DEFAULT_METRIC, select_fit_rows, select_metric_rows  # noqa: F401 (re-exported)
 
@@ -74,7 +75,7 @@ def fit_table(
     loss: str = "linear",
     drop_first: int | None = None,
     min_tokens: float | None = None,
-    n_boot: int = 1000,
+    n_boot: int = N_BOOT,
     level: float = 0.9,
     seed: int = 0,
     backtest: bool = True,

@@ -67,6 +67,7 @@ PCT = 100.0
 #: Overlaid panels shade the 90% bands only up to this many runs (more become unreadable).
 OVERLAY_MAX_BANDS = 3
 TOKENS_LABEL = "tokens trained (billions)"
+TOKENS_LOG_LABEL = "tokens trained (billions, log scale)"
 RATIO_LABEL = "activation ratio (% of neurons active)"
 
 
@@ -340,7 +341,7 @@ def plot_curves(lawset: Any, table: pd.DataFrame | None = None, *, runs: Sequenc
             _ylim_curves(ax, src, table, info, log_x)
             scale = f", {src.n_params / 1e9:.2g}B params" if src.n_params else ""
             ax.set_title(f"{src.run} ({src.activation}{scale})" + (f"\n{note}" if note else ""))
-        _label_grid(fig, axs, TOKENS_LABEL + (" (log scale)" if log_x else ""), RATIO_LABEL)
+        _label_grid(fig, axs, (TOKENS_LOG_LABEL if log_x else TOKENS_LABEL), RATIO_LABEL)
         _shared_legend(fig, axs)
         _suptitle(fig, lawset, "Activation ratio over training")
         return fig
@@ -384,7 +385,7 @@ def _curves_overlay(lawset: Any, srcs: list[CurveSource], table: pd.DataFrame | 
                     label="hollow: excluded warm-up")
         ax.set_title(f"{act}: runs by scale (lines: laws"
                      + (", shading: 90% bands)" if bands else "; bands: per-run panels)"))
-        ax.set_xlabel(TOKENS_LABEL + (" (log scale)" if log_x else ""))
+        ax.set_xlabel(TOKENS_LOG_LABEL if log_x else TOKENS_LABEL)
         ax.set_ylabel(RATIO_LABEL)
         ax.legend(loc="best", frameon=True, framealpha=0.85, title="run")
     _suptitle(fig, lawset, "Activation ratio over training, by scale")
@@ -416,7 +417,17 @@ def _shared_legend(fig: Figure, axs: list[Axes], right: bool = False) -> None:
 
 
 def _suptitle(fig: Figure, lawset: Any, what: str) -> None:
-    fig.suptitle(f"{what}  (law set: {lawset.name})", fontsize=10)
+    fig.suptitle(f"{what}  ({lawset_label(lawset)})", fontsize=10)
+
+
+def lawset_label(lawset: Any) -> str:
+    """Who made the law set: 'fitted by sparsitylaws plot', 'law set laws.json', ..."""
+    by = (lawset.provenance or {}).get("created_by") or ""
+    if lawset.name.startswith("fitted by "):
+        return lawset.name
+    if not lawset.runs and not by:
+        return f"law set: {lawset.name}"
+    return f"law set: {lawset.name}" + (f", {by}" if by and by not in lawset.name else "")
 
 
 # ============================================================================ residuals
@@ -463,7 +474,7 @@ def plot_residuals(lawset: Any, table: pd.DataFrame | None, *, runs: Sequence[st
             ax.axhline(0.0, color="black", linewidth=0.8)
             if log_x:
                 ax.set_xscale("log")
-        _label_grid(fig, axs, TOKENS_LABEL + (" (log scale)" if log_x else ""),
+        _label_grid(fig, axs, (TOKENS_LOG_LABEL if log_x else TOKENS_LABEL),
                     "measured − fitted (percentage points)")
         if not overlay:
             _shared_legend(fig, axs)

@@ -35,6 +35,7 @@ import pandas as pd
 from sparsitylaws import __version__
 from sparsitylaws.atomic import atomic_write_bytes
 from sparsitylaws.errors import SparsityLawsError
+from sparsitylaws.fitdefaults import N_BOOT
 
 __all__ = ["STANDARD_CONFIGS", "ReportInputs", "build_blocks", "gather", "make_report",
            "render_html", "render_markdown"]
@@ -75,7 +76,7 @@ def _default_tables(tables: Sequence[os.PathLike | str]) -> list[Path]:
 
 
 def gather(tables: Sequence[os.PathLike | str] = (), laws: os.PathLike | str | None = None, *,
-           n_boot: int = 200, seed: int = 0) -> ReportInputs:
+           n_boot: int = N_BOOT, seed: int = 0, fitted_by: str = "sparsitylaws report") -> ReportInputs:
     """Read tables (or ./measurements/), and fit them unless ``laws`` is given.
 
     A table whose runs cannot be fitted (e.g. one checkpoint per run) is still reported:
@@ -95,8 +96,9 @@ def gather(tables: Sequence[os.PathLike | str] = (), laws: os.PathLike | str | N
     from sparsitylaws.fitlaws import fit_table
 
     try:
-        ls = fit_table(table, n_boot=n_boot, seed=seed, name="report fit",
+        ls = fit_table(table, n_boot=n_boot, seed=seed, name=f"fitted by {fitted_by}",
                        sources=[str(f) for f in files])
+        ls.provenance["created_by"] = fitted_by
     except SparsityLawsError as exc:
         note = (f"The measurements could not be fitted ({exc}); the laws used are the packaged "
                 "default law set, and the measurements are described as they are.")
@@ -178,6 +180,10 @@ def data_summary(inp: ReportInputs) -> list[Block]:
             out.append(Block("table", frame=pd.DataFrame(rows)))
         return out
     t = inp.table
+    from sparsitylaws.rows import DEFAULT_METRIC, excluded_runs
+
+    flagged = excluded_runs(t)
+    law_metric = ls.provenance.get("metric") or DEFAULT_METRIC
     rows = []
     for run, sub in t.groupby("run", sort=True):
         metrics = ", ".join(sorted({m if pd.isna(a) else f"{m} {a:g}"
@@ -190,24 +196,32 @@ def data_summary(inp: ReportInputs) -> list[Block]:
             fit_rows = sub[sub["metric"] == info.get("metric", sub["metric"].iloc[0])]
             if info.get("data_sha256") and data_hash(fit_rows) != info["data_sha256"]:
                 status = "fitted (on different data than this table: hashes differ)"
+        elif run in flagged:
+            status = f"not for fitting: {flagged[run]}"
         else:
             why = (ls.provenance.get("skipped_runs") or {}).get(run)
             n_ck = sub["checkpoint"].nunique()
             status = f"not fitted: {why}" if why else (
                 f"not fitted: {n_ck} checkpoint(s), not a training curve" if n_ck < 3 else "not in the law set")
-        last = sub.sort_values("tokens").iloc[-1]
+        shown = sub[sub["metric"] == info.get("metric", law_metric)]
+        last = (shown if not shown.empty else sub).sort_values("tokens").iloc[-1]
         rows.append({
             "run": run, "activation": sub["activation"].iloc[0],
             "width × depth": _shape(sub), "non-embedding params": _g(_first(sub, "n_params"), 3),
             "metrics": metrics, "checkpoints": int(sub["checkpoint"].nunique()),
             "tokens (B)": f"{sub['tokens'].min() / 1e9:.3g}–{sub['tokens'].max() / 1e9:.3g}",
-            "last activation ratio": f"{_pct(last['activation_ratio'])} ({last['metric']})",
+            "last activation ratio": f"{_pct(last['activation_ratio'])} ({_metric_name(last)})",
             "status": status,
         })
     out.append(Block("p", f"{len(t)} rows, {t['run'].nunique()} run(s), from "
                           f"{', '.join(str(f) for f in inp.files)}."))
     out.append(Block("table", frame=pd.DataFrame(rows)))
     return out
+
+
+def _metric_name(row: pd.Series) -> str:
+    arg = row["metric_arg"]
+    return str(row["metric"]) + ("" if pd.isna(arg) else f" {arg:g}")
 
 
 def _first(sub: pd.DataFrame, col: str) -> float | None:
@@ -328,8 +342,10 @@ def backtest_blocks(ls: Any) -> list[Block]:
     """Per run and cutoff: points held out, interval coverage, errors; overall coverage."""
     if not ls.runs:
         return []
+    from sparsitylaws.coverage import POOR_TAIL, poor_coverage
+
     out = [Block("h2", "Backtests: predicting the rest of each run from its beginning")]
-    rows, n_cov, n_all = [], 0, 0
+    rows, n_cov, n_all, poor = [], 0, 0, []
     for name in ls.run_names():
         f = ls.runs[name]
         for cut in sorted({r["cutoff"] for r in f.backtest}):
@@ -337,15 +353,19 @@ def backtest_blocks(ls: Any) -> list[Block]:
             if not sub:
                 rows.append({"run": name, "fitted on first": f"{cut:.0%}", "held out": 0,
                              "in 90% PI": "fit failed", "coverage": "n/a", "mean |error| (pp)": "n/a",
-                             "error at last point (pp)": "n/a"})
+                             "error at last point (pp)": "n/a", "flag": "–"})
                 continue
             cov = sum(bool(r.get("covered")) for r in sub)
             n_cov, n_all = n_cov + cov, n_all + len(sub)
             last = max(sub, key=lambda r: r["tokens_b"])
+            bad = poor_coverage(cov, len(sub), f.level)
+            if bad:
+                poor.append(f"{name} at {cut:.0%} ({cov}/{len(sub)})")
             rows.append({"run": name, "fitted on first": f"{cut:.0%}", "held out": len(sub),
                          "in 90% PI": f"{cov}/{len(sub)}", "coverage": f"{cov / len(sub):.0%}",
                          "mean |error| (pp)": _g(100 * np.mean([abs(r["error"]) for r in sub]), 3),
-                         "error at last point (pp)": f"{100 * last['error']:+.3f}"})
+                         "error at last point (pp)": f"{100 * last['error']:+.3f}",
+                         "flag": "POOR coverage" if bad else "–"})
     if not rows:
         out.append(Block("p", "No backtests were run."))
         return out
@@ -355,6 +375,10 @@ def backtest_blocks(ls: Any) -> list[Block]:
                           f"({n_cov / max(n_all, 1):.0%}) fall in their {lvl:.0%} prediction intervals "
                           f"(nominal {lvl:.0%}). Held-out points of one run are correlated, so coverage "
                           "far from nominal in one run is evidence, not proof, of miscalibration."))
+    if poor:
+        out.append(Block("p", f"POOR coverage (so few covered points would happen less than "
+                              f"{POOR_TAIL:.0%} of the time with calibrated intervals): {', '.join(poor)}. "
+                              "Those runs' intervals are likely too narrow for forecasting."))
     out.append(Block("table", frame=pd.DataFrame(rows)))
     return out
 
@@ -452,9 +476,16 @@ def unfitted_blocks(inp: ReportInputs) -> list[Block]:
     runs = sorted(set(t["run"]) - set(inp.lawset.runs))
     if not runs:
         return []
+    from sparsitylaws.rows import excluded_runs
+
+    flagged = {r: why for r, why in excluded_runs(t).items() if r in runs}
     out = [Block("h2", "Measurements without a fitted law"),
            Block("p", "These runs cannot be fitted (a law needs a training curve: several checkpoints "
-                      "per run) or were not in the law set; here is what was measured.")]
+                      "per run), are marked not for fitting, or were not in the law set; here is what "
+                      "was measured.")]
+    if flagged:
+        out.append(Block("list", items=[f"{r}: marked not for fitting ({why}); left out of the fits and "
+                                        "of the comparison with predictions" for r, why in flagged.items()]))
     cols = [c for c in ("run", "checkpoint", "tokens", "metric", "metric_arg", "activation_ratio", "cett",
                         "ppl_dense", "ppl_sparse", "dead_neuron_ratio", "eval_dataset", "eval_tokens",
                         "dtype", "device") if c in t.columns]
@@ -478,11 +509,15 @@ def measured_vs_predicted(inp: ReportInputs, runs: Sequence[str]) -> list[Block]
     """For unfitted runs of known shape: the law set's prediction next to the measured
     CETT-PPL-p% ratio (the metric the laws are about) at the run's last checkpoint."""
     from sparsitylaws.planning import predict
+    from sparsitylaws.rows import excluded_runs
 
     ls, t = inp.lawset, inp.table
     acts = set((ls.architecture or {}).get("activations") or {})
+    flagged = excluded_runs(t)
     rows = []
     for run in runs:
+        if run in flagged:  # e.g. a deliberately broken model: a prediction says nothing about it
+            continue
         sub = t[(t["run"] == run) & (t["metric"] == "ppl-p")]
         if sub.empty or not acts:
             continue
@@ -672,7 +707,7 @@ def render_markdown(blocks: Sequence[Block], image_dir: str) -> tuple[str, dict[
 
 
 def make_report(tables: Sequence[os.PathLike | str] = (), laws: os.PathLike | str | None = None, *,
-                output: os.PathLike | str = "report.html", fmt: str = "html", n_boot: int = 200,
+                output: os.PathLike | str = "report.html", fmt: str = "html", n_boot: int = N_BOOT,
                 seed: int = 0, title: str = "sparsitylaws report") -> Path:
     """Gather, build and write the report; returns the path written."""
     from sparsitylaws.plots import check_writable

@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 
 from sparsitylaws.errors import SparsityLawsError
+from sparsitylaws.fitdefaults import DEFAULT_METRIC
 
 __all__ = ["DEFAULT_METRIC", "FLAG_COLUMN", "FitRows", "excluded_runs", "normalize_flag", "not_for_fitting_mask",
            "select_fit_rows", "select_metric_rows"]
 
-DEFAULT_METRIC = "ppl-p"
 #: Column marking rows that must not be fitted (text: the reason).
 FLAG_COLUMN = "not_for_fitting"
 _FALSE_WORDS = frozenset({"", "false", "no", "0", "nan", "none", "<na>"})

@@ -172,7 +172,7 @@ SIZE = (900, 600)
 def test_each_kind_from_published_runs(published, tmp_path, kind):
     table, laws = published
     out = tmp_path / f"{kind}.png"
-    res = run_cli("plot", laws, "--data", table, "--kind", kind, "-o", out, "--size", f"{SIZE[0]}x{SIZE[1]}")
+    res = run_cli("plot", "--laws", laws, "--data", table, "--kind", kind, "-o", out, "--size", f"{SIZE[0]}x{SIZE[1]}")
     assert res.status == 0, res.stderr
     check_image(out, SIZE)
 
@@ -192,7 +192,7 @@ def test_layers_of_published_runs_say_why_not(published, tmp_path):
 def test_each_kind_from_synthetic_tables(synth_laws, synth_table, synth_layers, tmp_path, kind, fmt):
     out = tmp_path / f"{kind}.{fmt}"
     data = synth_layers if kind == "layers" else None
-    args = ["plot"] + ([] if kind == "layers" else [synth_laws]) + ["--kind", kind, "-o", out,
+    args = ["plot"] + ([] if kind == "layers" else ["--laws", synth_laws]) + ["--kind", kind, "-o", out,
                                                                      "--width", "800", "--height", "500"]
     if kind == "layers":
         args += ["--data", data]
@@ -217,7 +217,7 @@ def test_default_lawset_kinds_without_data(tmp_path, kind):
 
 def test_overlay_and_log_x(synth_laws, synth_table, tmp_path):
     out = tmp_path / "ov.png"
-    res = run_cli("plot", synth_laws, "--data", _synth_path(synth_table, tmp_path), "--kind", "curves",
+    res = run_cli("plot", "--laws", synth_laws, "--data", _synth_path(synth_table, tmp_path), "--kind", "curves",
                   "--overlay", "--log-x", "-o", out, "--size", "1000x450")
     assert res.status == 0, res.stderr
     check_png(out, (1000, 450))
@@ -375,7 +375,7 @@ def test_unknown_image_format(tmp_path):
 
 
 def test_lawset_without_the_run_asked_for(synth_laws, tmp_path):
-    res = run_cli("plot", synth_laws, "--kind", "curves", "--run", "nosuchrun", "-o", tmp_path / "x.png")
+    res = run_cli("plot", "--laws", synth_laws, "--kind", "curves", "--run", "nosuchrun", "-o", tmp_path / "x.png")
     assert_one_line_error(res, "nosuchrun", "s1_relu")
     res = run_cli("plot", "--kind", "curves", "--run", "nosuchrun", "-o", tmp_path / "x.png")
     assert_one_line_error(res, "nosuchrun", "0.1b_relu")
@@ -389,7 +389,7 @@ def test_run_with_scale_is_refused(tmp_path):
 
 
 def test_missing_lawset_file_and_missing_data(tmp_path):
-    res = run_cli("plot", tmp_path / "nope.json", "--kind", "curves", "-o", tmp_path / "x.png")
+    res = run_cli("plot", "--laws", tmp_path / "nope.json", "--kind", "curves", "-o", tmp_path / "x.png")
     assert_one_line_error(res, "nope.json")
     res = run_cli("plot", "--kind", "residuals", "-o", tmp_path / "x.png")
     assert_one_line_error(res, "residuals", "--data")
@@ -404,7 +404,7 @@ def test_lawset_without_architecture_for_width_depth(synth_laws, tmp_path):
     d["architecture"] = None
     p = tmp_path / "noarch.json"
     p.write_text(json.dumps(d))
-    res = run_cli("plot", p, "--kind", "width-depth", "-o", tmp_path / "x.png")
+    res = run_cli("plot", "--laws", p, "--kind", "width-depth", "-o", tmp_path / "x.png")
     assert_one_line_error(res, "width-depth", "architecture")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from sparsitylaws.cli.options import level_option, n_boot_option
 from sparsitylaws.errors import SparsityLawsError
 
 
@@ -27,11 +28,9 @@ def _names(text: str, option: str) -> list[str]:
 @click.option("--test", "test_runs", required=True, help="Runs to predict, comma separated.")
 @click.option("--method", "methods", multiple=True, type=click.Choice(["excess", "curve", "coef"]),
               help="Curve-prediction method(s); default: all.")
-@click.option("--n-boot", type=click.IntRange(min=0), default=300, show_default=True,
-              help="Bootstrap replicates per run fit.")
-@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.9,
-              show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@n_boot_option()
+@level_option("Level of the predicted bands whose coverage is reported.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the bootstrap.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 def crosscheck(tables, train, test_runs, methods, n_boot, level, seed, as_json) -> None:
     """Fit scale laws on --train runs of TABLES, predict --test runs, report error and coverage."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from sparsitylaws.cli.options import output_option
 from sparsitylaws.errors import SparsityLawsError
 
 
@@ -40,8 +41,7 @@ def ingest() -> None:
 
 @ingest.command("sparsinglaw-data")
 @click.argument("directory", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="Parquet table to write.")
+@output_option((".parquet",), "Table to write", required=True)
 @click.option("--append", is_flag=True, help="Add to an existing table instead of replacing it.")
 def ingest_sparsinglaw(directory: Path, output: Path, append: bool) -> None:
     """The JSON files published with the Sparsing Law paper (one per run, e.g. 0.1b_relu.json)."""
@@ -52,8 +52,7 @@ def ingest_sparsinglaw(directory: Path, output: Path, append: bool) -> None:
 
 @ingest.command("csv")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="Parquet table to write.")
+@output_option((".parquet",), "Table to write", required=True)
 @click.option("--map", "mapping", default="",
               help="Our column = your column, comma separated: tokens=step_tokens,activation_ratio=act.")
 @click.option("--set", "constants", default="",
@@ -76,8 +75,7 @@ def ingest_csv(file: Path, output: Path, mapping: str, constants: str, tokens_sc
 
 @click.command()
 @click.argument("tables", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="Merged Parquet table to write.")
+@output_option((".parquet",), "Merged table to write", required=True)
 def merge(tables: tuple[Path, ...], output: Path) -> None:
     """Merge tables (e.g. the shards of a measurement job); later files win on equal keys."""
     from sparsitylaws.tables import _read_one, find_parquet_files, merge_frames, write_table

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from sparsitylaws.cli.options import level_option, n_boot_option, output_option
 from sparsitylaws.errors import SparsityLawsError
 
 DEFAULT_DATA_DIR = Path("measurements")
@@ -20,8 +21,11 @@ def _fmt(x: float | None) -> str:
     return f"{x:.4g}"
 
 
-def _backtest_line(rows: list[dict]) -> str:
-    """Per cutoff: error at the last held-out point and interval coverage of held-out points."""
+def _backtest_line(rows: list[dict], level: float = 0.9) -> str:
+    """Per cutoff: error at the last held-out point and interval coverage of held-out points
+    (marked POOR when implausibly low for the level: :mod:`sparsitylaws.coverage`)."""
+    from sparsitylaws.coverage import poor_coverage
+
     parts = []
     for cutoff in sorted({r["cutoff"] for r in rows}):
         sub = [r for r in rows if r["cutoff"] == cutoff and r.get("error") is not None]
@@ -29,7 +33,8 @@ def _backtest_line(rows: list[dict]) -> str:
             continue
         last = max(sub, key=lambda r: r["tokens_b"])
         covered = sum(bool(r.get("covered")) for r in sub)
-        parts.append(f"{cutoff:.0%}: last {100 * last['error']:+.3f} pp, covered {covered}/{len(sub)}")
+        flag = " POOR" if poor_coverage(covered, len(sub), level) else ""
+        parts.append(f"{cutoff:.0%}: last {100 * last['error']:+.3f} pp, covered {covered}/{len(sub)}{flag}")
     return "; ".join(parts) if parts else "not run"
 
 
@@ -48,12 +53,17 @@ def render_text(lawset) -> str:
                          f"   delta: [{_fmt(f.delta_low[i])}, {_fmt(f.delta_high[i])}]")
         best = min(f.comparison, key=lambda r: r.get("aicc") or math.inf)["form"] if f.comparison else "-"
         lines.append(f"  RMSE {_fmt(f.rmse)}  AICc {_fmt(f.aicc)}  BIC {_fmt(f.bic)}  best form by AICc: {best}")
-        lines.append(f"  backtest {_backtest_line(f.backtest)}")
+        lines.append(f"  backtest {_backtest_line(f.backtest, f.level)}")
+        if " POOR" in lines[-1]:
+            lines.append(f"  warning [poor_coverage]: backtest intervals held far fewer than {f.level:.0%} "
+                         "of the held-out points (POOR above); the run's intervals may be too narrow")
         for w in f.warnings:
             lines.append(f"  warning [{w.get('code')}]: {w.get('message')}")
         lines.append("")
     for run, why in (lawset.provenance.get("skipped_runs") or {}).items():
         lines.append(f"skipped run {run}: {why}")
+    for run, why in (lawset.provenance.get("not_for_fitting") or {}).items():
+        lines.append(f"left out run {run}: the table marks it not for fitting ({why})")
     note = lawset.provenance.get("architecture_note")
     if lawset.architecture is not None:
         acts = ", ".join(sorted((lawset.architecture.get("activations") or {}).keys()))
@@ -84,17 +94,14 @@ def _progress_printer(quiet: bool):
               help="Drop checkpoints below this many raw tokens (overrides the automatic rule).")
 @click.option("--loss", type=click.Choice(["linear", "soft_l1", "huber"]), default="linear",
               show_default=True, help="Loss of the fit (robust losses down-weight outliers).")
-@click.option("--n-boot", type=click.IntRange(min=0), default=1000, show_default=True,
-              help="Bootstrap replicates (0: delta method only).")
-@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.9,
-              show_default=True, help="Interval level.")
+@n_boot_option()
+@level_option()
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the bootstrap.")
 @click.option("--no-backtest", is_flag=True, help="Skip the backtests (faster).")
 @click.option("--no-architecture", is_flag=True, help="Skip the width/depth and scale laws.")
 @click.option("--limit-from", type=click.Choice(["fit", "final"]), default="fit", show_default=True,
               help="A0 per run for the width/depth law: from each run's fit, or its final measurement.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("laws.json"),
-              show_default=True, help="Law-set JSON file to write.")
+@output_option((".json",), "Law-set JSON file to write", default=Path("laws.json"))
 @click.option("--name", default=None, help="Name of the law set (default: the output file's stem).")
 @click.option("--json", "as_json", is_flag=True, help="Print the law set as JSON instead of a table.")
 def fit(tables, runs, form, metric, metric_arg, drop_first, min_tokens, loss, n_boot, level, seed,

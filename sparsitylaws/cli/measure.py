@@ -10,19 +10,22 @@ from pathlib import Path
 
 import click
 
+from sparsitylaws.cli.options import output_option
+
 
 @click.command("measure")
 @click.argument("checkpoints", nargs=-1, type=click.Path(path_type=str))
 @click.option("--run", "run_name", required=True, help="Run name written in every row.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Parquet table to append to (created if absent).")
+@output_option((".parquet",), "Table to append to, created if absent", required=True)
 @click.option("--run-dir", type=click.Path(path_type=str), default=None,
               help="Training-run folder: every checkpoint inside, ordered by tokens, with the "
                    "paper's stabilizing strategy (one CETT from the last five).")
 @click.option("--text", default="pydoc", show_default=True,
               help="Evaluation text: a UTF-8 file, or 'pydoc' (Python's pydoc_data.topics).")
-@click.option("--seq-len", default=512, show_default=True, type=int)
-@click.option("--num-seqs", default=8, show_default=True, type=int)
+@click.option("--seq-len", default=512, show_default=True, type=click.IntRange(min=1),
+              help="Tokens per evaluation sequence.")
+@click.option("--num-seqs", default=8, show_default=True, type=click.IntRange(min=1),
+              help="Number of evaluation sequences.")
 @click.option("--p", "p", default=1.0, show_default=True, type=float,
               help="PPL-p%: allowed perplexity increase in percent (> 0).")
 @click.option("--metric", "metrics", multiple=True,
@@ -33,7 +36,8 @@ import click
               help="Tokens per optimizer step, for checkpoint-STEP names or global_step.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--dtype", default="auto", show_default=True,
-              type=click.Choice(["auto", "float32", "bfloat16", "float16"]))
+              type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
+              help="Compute dtype (auto: bfloat16 on a GPU that supports it, else float32).")
 @click.option("--search", default="fast", show_default=True,
               type=click.Choice(["fast", "bisect", "paper"]),
               help="fast: exact curves + certifying root finder; bisect: the paper's Algorithm 1 "

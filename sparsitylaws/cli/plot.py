@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from sparsitylaws.cli.options import laws_option, n_boot_option, output_option
 from sparsitylaws.errors import SparsityLawsError
 
 KIND_HELP = "curves | width-depth | scale | residuals | layers"
@@ -39,6 +40,12 @@ def apply_size(fig, width: int | None, height: int | None, dpi: int) -> None:
     fig.set_size_inches(width / dpi, height / dpi)
 
 
+def _report_suffixes(ctx: click.Context, path: Path) -> tuple[str, ...]:
+    """The -o suffixes allowed by --format (either, when it is not given)."""
+    fmt = ctx.params.get("fmt")
+    return {"html": (".html",), "md": (".md",)}.get(fmt, (".html", ".md"))
+
+
 def _read_tables(paths) -> tuple[object, list[Path]]:
     from sparsitylaws.tables import find_parquet_files, read_table
 
@@ -47,12 +54,11 @@ def _read_tables(paths) -> tuple[object, list[Path]]:
 
 
 @click.command()
-@click.argument("laws", required=False, type=click.Path(path_type=Path))
+@laws_option("Law-set JSON to draw (default: fit the --data tables here, or the packaged law set).")
 @click.option("--data", "data", multiple=True, type=click.Path(path_type=Path),
               help="Measurement table(s) (files or directories) whose points to draw (repeatable).")
 @click.option("--kind", required=True, help=f"What to draw: {KIND_HELP}.")
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
-              help="Image file to write: .png, .svg or .pdf.")
+@output_option((".png", ".svg", ".pdf"), "Image file to write", required=True)
 @click.option("--run", "runs", multiple=True, help="Draw only this run (repeatable).")
 @click.option("--log-x", is_flag=True, help="Logarithmic token axis (curves, residuals).")
 @click.option("--overlay", is_flag=True, help="One panel per activation, runs overlaid by scale (as the paper's Figure 4).")
@@ -63,13 +69,12 @@ def _read_tables(paths) -> tuple[object, list[Path]]:
 @click.option("--size", default=None, help="Figure size WIDTHxHEIGHT in pixels, e.g. 1600x900.")
 @click.option("--dpi", type=click.IntRange(30, 600), default=150, show_default=True,
               help="Pixels per inch (PNG resolution; SVG/PDF size is pixels / dpi inches).")
-@click.option("--n-boot", type=click.IntRange(min=0), default=200, show_default=True,
-              help="Bootstrap replicates when --data is fitted here (no LAWS given).")
+@n_boot_option("Bootstrap replicates when --data is fitted here (no --laws given).")
 def plot(laws, data, kind, output, runs, log_x, overlay, metric, checkpoint, width, height, size, dpi,
          n_boot) -> None:
-    """Draw a figure of a law set LAWS and/or measurement tables (--data).
+    """Draw a figure of a law set (--laws) and/or measurement tables (--data).
 
-    Without LAWS: --data tables are fitted here (as 'fit' would, --n-boot replicates); with
+    Without --laws: --data tables are fitted here (as 'fit' would, --n-boot replicates); with
     neither, or when nothing in them can be fitted, the packaged default law set is drawn.
 
     Kinds: curves (activation ratio vs tokens: measured points, fitted law, 90% band,
@@ -95,7 +100,7 @@ def plot(laws, data, kind, output, runs, log_x, overlay, metric, checkpoint, wid
         if laws is None and data:
             from sparsitylaws.report import gather
 
-            inp = gather(data, None, n_boot=n_boot)
+            inp = gather(data, None, n_boot=n_boot, fitted_by="sparsitylaws plot")
             lawset = inp.lawset
             for note in inp.notes:
                 click.echo(f"note: {note}", err=True)
@@ -111,14 +116,14 @@ def plot(laws, data, kind, output, runs, log_x, overlay, metric, checkpoint, wid
 
 @click.command()
 @click.argument("tables", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--laws", type=click.Path(path_type=Path), default=None,
-              help="Law-set JSON to report on (tables, if given, supply the measured points).")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Report file (default: report.html, or report.md with --format md).")
-@click.option("--format", "fmt", type=click.Choice(["html", "md"]), default="html", show_default=True,
-              help="html: one self-contained file; md: Markdown with PNG files beside it.")
-@click.option("--n-boot", type=click.IntRange(min=0), default=200, show_default=True,
-              help="Bootstrap replicates when the report fits the tables itself.")
+@laws_option("Law-set JSON to report on, with its own intervals (tables, if given, supply the "
+             "measured points).")
+@click.option("--format", "fmt", type=click.Choice(["html", "md"]), default=None, is_eager=True,
+              help="html: one self-contained file; md: Markdown with PNG files beside it "
+                   "(default: from the -o suffix, else html).")
+@output_option((".html", ".md"), "Report file (default: report.html, or report.md with --format md)",
+               check=_report_suffixes)
+@n_boot_option("Bootstrap replicates when the report fits the tables itself (no --laws).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of that fit.")
 @click.option("--title", default="sparsitylaws report", show_default=True, help="Report title.")
 def report(tables, laws, output, fmt, n_boot, seed, title) -> None:
@@ -129,6 +134,8 @@ def report(tables, laws, output, fmt, n_boot, seed, title) -> None:
     """
     from sparsitylaws.report import make_report
 
+    if fmt is None:
+        fmt = "md" if output is not None and output.suffix.lower() == ".md" else "html"
     output = output or Path("report.md" if fmt == "md" else "report.html")
     path = make_report(tables=list(tables), laws=laws, output=output, fmt=fmt, n_boot=n_boot,
                        seed=seed, title=title)

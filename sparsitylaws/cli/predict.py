@@ -15,6 +15,7 @@ import click
 import numpy as np
 import pandas as pd
 
+from sparsitylaws.cli.options import laws_option, level_option, output_option
 from sparsitylaws.errors import SparsityLawsError
 
 GRID_REQUIRED = ("width", "depth")
@@ -34,26 +35,10 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
 
-def _detail_warnings(row: pd.Series, ranges: dict) -> list[str]:
-    from sparsitylaws.planning import EXTRAPOLATION_WARN
-
-    names = {"n_params": "non-embedding params", "tokens": "tokens", "ratio": "width/depth",
-             "width": "width", "depth": "depth"}
-    values = {"n_params": row["n_params"], "tokens": row["tokens"], "ratio": row["width_depth_ratio"],
-              "width": row["width"], "depth": row["depth"]}
-    out = []
-    for dim, label in names.items():
-        dist = row[f"extrap_{dim}"]
-        rg = ranges.get(dim)
-        if rg is None or not np.isfinite(dist) or dist <= 0:
-            continue
-        side = "above" if values[dim] > rg[1] else "below"
-        msg = (f"{label} {values[dim]:.4g} is {10 ** dist:.2g}x {side} the fitted range "
-               f"{rg[0]:.3g}-{rg[1]:.3g}")
-        out.append(msg + (" (far: treat as a rough extrapolation)" if dist > EXTRAPOLATION_WARN else ""))
-    if "no width/depth law" in str(row["warning"]):
-        out.append(f"no width/depth law for {row['activation']}: A0 assumes the fitted runs' ratio")
-    return out
+def _row_warnings(row: pd.Series) -> list[str]:
+    """A row's warnings as a list (planning joins them with "; ")."""
+    w = str(row.get("warning") or "")
+    return [x for x in w.split("; ") if x]
 
 
 def _print_single(df: pd.DataFrame, ls, explicit_tokens: bool) -> None:
@@ -64,34 +49,36 @@ def _print_single(df: pd.DataFrame, ls, explicit_tokens: bool) -> None:
     click.echo(f"law set: {ls.name}  [{where}]")
     click.echo(f"configuration: width {r0['width']}, depth {r0['depth']}, FFN ratio {r0['ffn_ratio']:g} "
                f"({'gated' if r0['gated'] else 'not gated'}), width/depth {r0['width_depth_ratio']:.1f}")
-    click.echo(f"parameters: non-embedding {r0['n_params']:.3g}, total {r0['n_params_total']:.3g}")
+    click.echo(f"parameters: non-embedding {r0['n_params']:.4g}, total {r0['n_params_total']:.4g}")
     bn = sec["bottleneck"]
     bint = bn.get("interval")
-    src = "fitted" if str(bn.get("source", "")).startswith("width/depth hinge") else "paper"
-    click.echo(f"regime: {r0['regime']}  (bottleneck: {src}"
-               + (f", {lvl}% interval {bint[0]:.0f}-{bint[1]:.0f})" if bint else ", no interval)"))
+    for _, r in df.iterrows():
+        if r.get("widthdepth", "none") == "none":
+            continue
+        src = "fitted" if str(bn.get("source", "")).startswith("width/depth hinge") else "paper"
+        kind = "fitted" if r["widthdepth"] == "fitted" else "assumed, not fitted"
+        click.echo(f"regime ({r['activation']}; width/depth law {kind}): {r['regime']}  "
+                   f"(bottleneck: {src}"
+                   + (f", {lvl}% interval {bint[0]:.0f}-{bint[1]:.0f})" if bint else ", no interval)"))
     how = "given" if explicit_tokens else f"default: {r0['tokens_per_param']:.0f} per non-embedding parameter"
-    click.echo(f"tokens: {r0['tokens']:.3g} ({how})")
+    click.echo(f"tokens: {r0['tokens']:.4g} ({how})")
     click.echo("")
     click.echo(f"{'activation':<11}{'limit A0 [' + str(lvl) + '% interval]':<30}"
                f"{'A(D) at tokens [' + str(lvl) + '%]':<30}{'sparsity':>9}")
     for _, r in df.iterrows():
         a0 = f"{_pct(r['a0'])} [{_pct(r['a0_low'])}, {_pct(r['a0_high'])}]"
         ad = f"{_pct(r['activation_ratio'])} [{_pct(r['ratio_low'])}, {_pct(r['ratio_high'])}]"
-        click.echo(f"{r['activation']:<11}{a0:<30}{ad:<30}{_pct(r['sparsity']):>9}")
+        mark = " (clamped)" if bool(r.get("clamped", False)) else ""
+        click.echo(f"{r['activation']:<11}{a0:<30}{ad:<30}{_pct(r['sparsity']):>9}{mark}")
     notes = []
     for _, r in df.iterrows():
-        rg = sec["activations"][r["activation"]].get("ranges") or {}
-        notes += [f"{r['activation']}: {w}" for w in _detail_warnings(r, rg)]
+        notes += [w if w.startswith(f"{r['activation']}:") or w.startswith("no width/depth law")
+                  else f"{r['activation']}: {w}" for w in _row_warnings(r)]
     if notes:
-        click.echo("\nextrapolation:")
+        click.echo("\nwarnings:")
         for n in notes:
             click.echo(f"  {n}")
-    cav = []
-    for act in df["activation"].unique():
-        for c in sec["activations"][act].get("caveats") or []:
-            if c not in cav:
-                cav.append(c)
+    cav = list(df.attrs.get("caveats") or [])
     if cav:
         click.echo("\ncaveats of this law set:")
         for c in cav:
@@ -119,12 +106,16 @@ def _read_grid(path: str) -> pd.DataFrame:
         raise SparsityLawsError(f"{p}: grid file has no rows")
     for c in ("width", "depth", "tokens", "ffn_ratio"):
         if c in df.columns:
-            vals = pd.to_numeric(df[c], errors="coerce")
-            bad = vals.isna()
+            raw = df[c]
+            blank = raw.isna() | raw.astype(str).str.strip().isin(["", "nan", "NaN"])
+            vals = pd.to_numeric(raw.where(~blank, None), errors="coerce")
+            bad = vals.isna() & ~(blank & (c in ("tokens", "ffn_ratio")))
             if bad.any():
                 i = int(np.flatnonzero(bad.to_numpy())[0])
-                raise SparsityLawsError(f"{p}: column '{c}' row {i + 1}: not a number ({df[c].iloc[i]!r})")
+                shown = "blank" if blank.iloc[i] else f"not a number ({str(raw.iloc[i]).strip()!r})"
+                raise SparsityLawsError(f"{p}: column '{c}' row {i + 1}: {shown}")
             df[c] = vals
+    df["_row"] = np.arange(len(df))
     return df
 
 
@@ -133,19 +124,37 @@ def _grid_predict(df: pd.DataFrame, ls, activation: str, level: float, ffn_ratio
     from sparsitylaws.planning import predict as plan
 
     def one(sub: pd.DataFrame, act: str) -> pd.DataFrame:
-        try:
-            return plan(sub["width"].to_numpy(), sub["depth"].to_numpy(), activation=act,
-                        tokens=sub["tokens"].to_numpy() if "tokens" in sub else None,
-                        ffn_ratio=sub["ffn_ratio"].to_numpy() if "ffn_ratio" in sub else ffn_ratio,
-                        gated=sub["gated"].astype(bool).to_numpy() if "gated" in sub else gated,
-                        lawset=ls, level=level, method=method)
-        except SparsityLawsError as exc:
-            raise SparsityLawsError(f"{source}: {exc}") from None
+        # a blank tokens (or ffn_ratio) cell means the default for that row
+        parts = []
+        tok_blank = sub["tokens"].isna() if "tokens" in sub else pd.Series(True, index=sub.index)
+        fr_blank = sub["ffn_ratio"].isna() if "ffn_ratio" in sub else pd.Series(True, index=sub.index)
+        for (tb, fb), g in sub.groupby([tok_blank, fr_blank], sort=False):
+            try:
+                res = plan(g["width"].to_numpy(), g["depth"].to_numpy(), activation=act,
+                           tokens=None if tb else g["tokens"].to_numpy(),
+                           ffn_ratio=ffn_ratio if fb else g["ffn_ratio"].to_numpy(),
+                           gated=g["gated"].astype(bool).to_numpy() if "gated" in g else gated,
+                           lawset=ls, level=level, method=method)
+            except SparsityLawsError as exc:
+                raise SparsityLawsError(f"{source}: {exc}") from None
+            acts = res["activation"].nunique()
+            res.insert(0, "_row", np.tile(g["_row"].to_numpy(), acts))
+            parts.append(res)
+        out = pd.concat(parts, ignore_index=True)
+        out.attrs["caveats"] = parts[0].attrs.get("caveats", [])
+        return out
 
     if "activation" in df.columns:
         parts = [one(sub, str(a)) for a, sub in df.groupby("activation", sort=False)]
-        return pd.concat(parts, ignore_index=True)
-    return one(df, activation)
+    else:
+        parts = [one(df, activation)]
+    cav: list[str] = []
+    for p in parts:
+        cav += [c for c in p.attrs.get("caveats", []) if c not in cav]
+    out = pd.concat(parts, ignore_index=True)
+    out = out.sort_values("_row", kind="stable").drop(columns="_row").reset_index(drop=True)
+    out.attrs["caveats"] = cav  # rows in the grid's input order, then activation
+    return out
 
 
 def _print_frame(df: pd.DataFrame, cols: list[str], max_rows: int = 30) -> None:
@@ -166,13 +175,16 @@ def _print_frame(df: pd.DataFrame, cols: list[str], max_rows: int = 30) -> None:
 
 def _json_out(df: pd.DataFrame, ls) -> None:
     records = json.loads(df.to_json(orient="records", double_precision=15))
+    for rec, (_, row) in zip(records, df.iterrows(), strict=True):
+        rec["warnings"] = _row_warnings(row)
     click.echo(json.dumps({"lawset": ls.name, "lawset_source": ls.source,
+                           "caveats": list(df.attrs.get("caveats") or []),
                            "predictions": records}, indent=1))
 
 
 @click.command("predict")
 @click.option("--width", type=float, help="Hidden size d.")
-@click.option("--depth", type=float, help="Number of layers L (a whole number).")
+@click.option("--depth", type=click.IntRange(min=1), help="Number of layers L (a whole number).")
 @click.option("--activation", default="all", show_default=True,
               help="relu, silu or all (every activation the law set covers).")
 @click.option("--tokens", type=float, help="Tokens trained (default 190 x non-embedding params).")
@@ -181,14 +193,14 @@ def _json_out(df: pd.DataFrame, ls) -> None:
 @click.option("--heads", type=int, help="Attention heads (default: attention = 4 d^2).")
 @click.option("--kv-heads", type=int, help="KV heads (default: = heads).")
 @click.option("--vocab", type=int, help="Vocabulary size for the total count (default 122,753).")
-@click.option("--laws", type=str, help="Law set JSON (default: the packaged one).")
+@laws_option()
 @click.option("--grid", type=str, help="CSV/Parquet of configurations: width, depth[, activation, tokens, ffn_ratio, gated].")
 @click.option("--params", type=float, help="Fixed non-embedding budget to compare shapes at.")
 @click.option("--depths", type=str, help="Comma-separated depths for --params, e.g. 16,24,32,48,64.")
-@click.option("--level", type=float, default=0.9, show_default=True, help="Interval level.")
+@level_option()
 @click.option("--method", default="excess", show_default=True,
               help="How A(D) is carried to a new scale: excess, curve or coef (docs/architecture.md).")
-@click.option("-o", "--output", type=str, help="Write all rows to this CSV or Parquet file.")
+@output_option((".csv", ".parquet"), "Write all rows to this file")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def predict(width, depth, activation, tokens, ffn_ratio, gated, heads, kv_heads, vocab, laws,
             grid, params, depths, level, method, output, as_json) -> None:
@@ -229,6 +241,8 @@ def predict(width, depth, activation, tokens, ffn_ratio, gated, heads, kv_heads,
         _print_frame(df, ["width", "depth", "activation", "n_params", "width_depth_ratio", "tokens",
                           "stable_band", "a0", "activation_ratio", "ratio_low", "ratio_high",
                           "extrapolation"])
+        _print_row_warnings(df)
+        _print_caveats(df)
         return
     if not depths:
         raise SparsityLawsError("--params needs --depths, e.g. --depths 16,24,32,48,64")
@@ -257,14 +271,38 @@ def predict(width, depth, activation, tokens, ffn_ratio, gated, heads, kv_heads,
         if ls.architecture["activations"][act].get("widthdepth") is None:
             click.echo(f"  (no width/depth law for {act}: shapes differ only through their "
                        "slightly different parameter counts; 'sparsest' means nothing here)")
+        elif ls.architecture["activations"][act]["widthdepth"].get("assumed"):
+            click.echo(f"  (the width/depth effect for {act} is assumed, not fitted: see caveats)")
+    _print_row_warnings(df)
+    _print_caveats(df)
     click.echo("\nintervals of different shapes share the same law draws, so their differences "
                "are more certain than each interval suggests")
+
+
+def _print_row_warnings(df: pd.DataFrame, max_rows: int = 30) -> None:
+    """Per-row warnings, numbered as the rows are listed (input order)."""
+    lines = [f"  row {i + 1} ({r['activation']}): {w}" for i, (_, r) in enumerate(df.iterrows())
+             for w in _row_warnings(r)]
+    if lines:
+        click.echo("\nwarnings:")
+        for line in lines[:max_rows]:
+            click.echo(line)
+        if len(lines) > max_rows:
+            click.echo(f"  ... {len(lines) - max_rows} more (column 'warning' in --output FILE or --json)")
+
+
+def _print_caveats(df: pd.DataFrame) -> None:
+    cav = list(df.attrs.get("caveats") or [])
+    if cav:
+        click.echo("\ncaveats of this law set:")
+        for c in cav:
+            click.echo(f"  - {c}")
 
 
 def _write(df: pd.DataFrame, path: str) -> None:
     p = Path(path)
     try:
-        if p.suffix == ".parquet":
+        if p.suffix.lower() == ".parquet":
             df.to_parquet(p, index=False)
         else:
             df.to_csv(p, index=False)

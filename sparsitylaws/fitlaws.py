@@ -92,7 +92,13 @@ def fit_table(
     fits, info, skipped = {}, {}, {}
     for run in names:
         sub = rows[rows["run"] == run]
-        too_few = _too_few_points(sub, form)
+        run_form, form_why = form, f"--form {form}"
+        if form == "auto":  # by activation; unknown activations by the data's direction, or an error
+            from sparsitylaws.formchoice import choose_form
+
+            run_form, form_why = choose_form(str(sub["activation"].iloc[0]), sub["tokens"].to_numpy(float),
+                                             sub["activation_ratio"].to_numpy(float), run=run)
+        too_few = _too_few_points(sub, run_form)
         if too_few and not runs:  # skip unfittable runs unless the user asked for them by name
             skipped[run] = too_few
             continue
@@ -105,10 +111,11 @@ def fit_table(
         se = None
         if "activation_ratio_se" in sub.columns and sub["activation_ratio_se"].notna().all():
             se = sub["activation_ratio_se"].to_numpy(float)
-        fits[run] = _fit_one(sub, run=run, form=form, se=se, loss=loss, drop_first=drop_first,
+        fits[run] = _fit_one(sub, run=run, form=run_form, se=se, loss=loss, drop_first=drop_first,
                              min_tokens=min_tokens, n_boot=n_boot, level=level, seed=seed,
                              backtest=backtest)
         info[run] = run_info_of(sub)
+        info[run]["form_choice"] = form_why
     if not fits:
         raise FitInputError("nothing to fit: " + "; ".join(f"run {r!r}: {why}" for r, why in skipped.items()))
     names = [r for r in names if r in fits]

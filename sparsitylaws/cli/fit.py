@@ -44,6 +44,9 @@ def render_text(lawset) -> str:
     for name in lawset.run_names():
         f = lawset.runs[name]
         lines.append(f"{name}  [{f.activation}]  {f.form}:  {f.formula}")
+        why = (lawset.run_info.get(name) or {}).get("form_choice")
+        if why and not why.startswith("--form"):
+            lines.append(f"  form {why}")
         dropped = f"; dropped {len(f.dropped)} warm-up point(s)" if f.dropped else ""
         lines.append(f"  points kept {f.n_points}/{f.n_total}{dropped}  ({f.warmup_rule})")
         lines.append(f"  {'parameter':<10}{'estimate':>12}   {int(round(100 * f.level))}% interval "

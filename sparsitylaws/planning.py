@@ -86,6 +86,12 @@ def parameter_counts(
         kv = h if n_kv_heads is None else _positive("kv_heads", n_kv_heads, integer=True)
         if np.any(kv > h):
             raise SparsityLawsError("argument 'kv_heads' must not exceed 'heads'")
+        if np.any(np.mod(h, kv) != 0):
+            bh, bk = np.broadcast_arrays(h, kv)
+            i = int(np.flatnonzero(np.mod(bh, bk).ravel() != 0)[0])
+            raise SparsityLawsError(
+                f"argument 'kv_heads' must divide 'heads' (grouped-query attention), got "
+                f"heads {bh.ravel()[i]:g} and kv_heads {bk.ravel()[i]:g}")
         hd = d / h if head_dim is None else _positive("head_dim", head_dim, integer=True)
         attn = 2.0 * d * h * hd + 2.0 * d * kv * hd
     ffn = np.where(g, 3.0, 2.0) * d * (fr * d)

@@ -152,7 +152,8 @@ def _grid_predict(df: pd.DataFrame, ls, activation: str, level: float, ffn_ratio
     for p in parts:
         cav += [c for c in p.attrs.get("caveats", []) if c not in cav]
     out = pd.concat(parts, ignore_index=True)
-    out = out.sort_values("_row", kind="stable").drop(columns="_row").reset_index(drop=True)
+    out = out.sort_values("_row", kind="stable").reset_index(drop=True)
+    out.insert(0, "grid_row", out.pop("_row") + 1)
     out.attrs["caveats"] = cav  # rows in the grid's input order, then activation
     return out
 
@@ -238,7 +239,7 @@ def predict(width, depth, activation, tokens, ffn_ratio, gated, heads, kv_heads,
             _json_out(df, ls)
             return
         click.echo(f"law set: {ls.name}  [{ls.source}]   {len(df)} predictions")
-        _print_frame(df, ["width", "depth", "activation", "n_params", "width_depth_ratio", "tokens",
+        _print_frame(df, ["grid_row", "width", "depth", "activation", "n_params", "width_depth_ratio", "tokens",
                           "stable_band", "a0", "activation_ratio", "ratio_low", "ratio_high",
                           "extrapolation"])
         _print_row_warnings(df)
@@ -280,8 +281,14 @@ def predict(width, depth, activation, tokens, ffn_ratio, gated, heads, kv_heads,
 
 
 def _print_row_warnings(df: pd.DataFrame, max_rows: int = 30) -> None:
-    """Per-row warnings, numbered as the rows are listed (input order)."""
-    lines = [f"  row {i + 1} ({r['activation']}): {w}" for i, (_, r) in enumerate(df.iterrows())
+    """Per-row warnings in the order the rows are listed (a grid's input order), each
+    naming its grid row (or depth, for --params)."""
+    def label(r: pd.Series) -> str:
+        if "grid_row" in r:
+            return f"grid row {int(r['grid_row'])}"
+        return f"depth {int(r['depth'])}"
+
+    lines = [f"  {label(r)} ({r['activation']}): {w}" for _, r in df.iterrows()
              for w in _row_warnings(r)]
     if lines:
         click.echo("\nwarnings:")

@@ -33,6 +33,7 @@ from matplotlib import colormaps, rc_context
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.legend_handler import HandlerTuple
 
 from sparsitylaws.atomic import atomic_path
 from sparsitylaws.errors import LawSetError, SparsityLawsError
@@ -416,6 +417,21 @@ def _shared_legend(fig: Figure, axs: list[Axes], right: bool = False) -> None:
                    ncols=min(len(seen), 3, fit), frameon=False)
 
 
+def _panel_legend(ax: Axes, ncols: int = 2, fontsize: float | None = None,
+                  extra: Sequence[tuple] = ()) -> None:
+    """A legend below one panel, for entries that belong to that panel only (its runs, its
+    law); ``extra`` (handle, label) pairs go second; constrained layout makes room for it."""
+    handles, labels = ax.get_legend_handles_labels()
+    for i, (h, lab) in enumerate(extra):
+        handles.insert(min(1 + i, len(handles)), h)
+        labels.insert(min(1 + i, len(labels)), lab)
+    if not handles:
+        return
+    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=ncols, frameon=False,
+              handler_map={tuple: HandlerTuple(ndivide=None, pad=0.3)}, fontsize=fontsize,
+              handlelength=3.2 if any(isinstance(h, tuple) for h in handles) else None)
+
+
 def _suptitle(fig: Figure, lawset: Any, what: str) -> None:
     fig.suptitle(f"{what}  ({lawset_label(lawset)})", fontsize=10)
 
@@ -550,16 +566,17 @@ def plot_width_depth(lawset: Any, table: pd.DataFrame | None = None, *, runs: Se
     sec = _arch(lawset, "width-depth")
     acts = sorted(sec["activations"])
     with rc_context(STYLE):
-        fig = _new_figure(size or ((8.0, 3.6) if len(acts) == 1 else (4.6 * len(acts), 3.9)))
+        fig = _new_figure(size or ((6.4, 4.6) if len(acts) == 1 else (4.9 * len(acts), 4.9)))
         axs = _grid(fig, len(acts), ncols=len(acts))
         for ax, act in zip(axs, acts, strict=True):
-            _draw_width_depth(ax, lawset, sec, act, runs)
-        _shared_legend(fig, axs, right=len(acts) == 1)
+            extra = _draw_width_depth(ax, lawset, sec, act, runs)
+            _panel_legend(ax, ncols=1 if len(acts) > 1 else 2, extra=extra)
         _suptitle(fig, lawset, "Limit activation ratio A0 against width/depth")
         return fig
 
 
-def _draw_width_depth(ax: Axes, lawset: Any, sec: dict, act: str, runs: Sequence[str] | None) -> None:
+def _draw_width_depth(ax: Axes, lawset: Any, sec: dict, act: str, runs: Sequence[str] | None) -> list[tuple]:
+    """Draw one activation's panel; returns legend entries (handle, label) not attached to artists."""
     from sparsitylaws.architecture import predict_section
 
     entry = sec["activations"][act]
@@ -570,28 +587,30 @@ def _draw_width_depth(ax: Axes, lawset: Any, sec: dict, act: str, runs: Sequence
     r = np.linspace(max(1.0, 0.5 * min(rng[0], band[0])), r_hi, 300)
     n_ref = (wd or {}).get("n_params") or 10 ** float(np.mean(entry["scale"]["log10_n"]))
     pr = predict_section(sec, act, np.full(r.size, n_ref), r, np.full(r.size, 1e4), level=LEVEL)
-    ax.axvspan(band[0], band[1], facecolor="0.85", edgecolor="0.6", hatch="//", alpha=0.35, linewidth=0,
-               label=f"stable training band {band[0]:g}–{band[1]:g} (paper)")
+    # the stable band and the breakpoint interval are bars on the frame (bottom, top), so no
+    # area shading overlaps the interval band of A0
+    ax.axvspan(band[0], band[1], ymin=0.0, ymax=0.035, facecolor="0.55", edgecolor="none",
+               label=f"stable training band {band[0]:g}–{band[1]:g} (paper), bottom bar")
     model = "none" if wd is None else wd["model"]
-    ax.fill_between(r, PCT * pr["a0_low"], PCT * pr["a0_high"], color=colormaps["viridis"](0.3), alpha=0.25,
-                    linewidth=0, label="90% interval of A0")
     col = colormaps["viridis"](0.3)
+    ax.fill_between(r, PCT * pr["a0_low"], PCT * pr["a0_high"], color=col, alpha=0.18,
+                    linewidth=0, label="90% interval of A0")
     inside = (r >= rng[0]) & (r <= rng[1])
     what = {"none": "A0 flat (no width/depth law)"}.get(model, f"A0 law ({model})")
-    ax.plot(np.where(inside, r, np.nan), PCT * pr["a0"], color=col, linewidth=1.8,
-            label=f"{what} at {n_ref / 1e9:.2g}B params")
-    ax.plot(np.where(inside, np.nan, r), PCT * pr["a0"], color=col, linewidth=1.4, linestyle="--",
-            label="dashed: beyond the fitted ratios")
+    solid, = ax.plot(np.where(inside, r, np.nan), PCT * pr["a0"], color=col, linewidth=1.8)
+    dashed, = ax.plot(np.where(inside, np.nan, r), PCT * pr["a0"], color=col, linewidth=1.4, linestyle="--")
+    law_entry = ((solid, dashed), f"{what}, {n_ref / 1e9:.2g}B params\n(solid: fitted d/L "
+                                  f"{rng[0]:.0f}–{rng[1]:.0f}; dashed: beyond)")
     bott = sec.get("bottleneck") or {}
     if wd is not None and model == "hinge":
         rb = float(wd["point"]["breakpoint"])
         fit = wd.get("fit") or {}
         iv = (fit.get("breakpoint") or {}).get("interval") or (
             bott.get("interval") if bott.get("activation", act) == act else None)
-        ax.axvline(rb, color="black", linestyle="--", linewidth=1.0, label=f"breakpoint {rb:.0f}")
+        ax.axvline(rb, color="black", linestyle=(0, (4, 2)), linewidth=1.0, label=f"breakpoint {rb:.0f}")
         if iv and all(v is not None for v in iv):
-            ax.axvspan(iv[0], iv[1], facecolor="none", edgecolor="black", hatch="..", linewidth=0,
-                       alpha=0.4, label=f"breakpoint 90% interval {iv[0]:.0f}–{iv[1]:.0f}")
+            ax.axvspan(iv[0], iv[1], ymin=0.965, ymax=1.0, facecolor="black", edgecolor="none",
+                       label=f"breakpoint 90% interval {iv[0]:.0f}–{iv[1]:.0f}, top bar")
         plat = wd["point"].get("plateau")
         if plat is not None:
             ax.axhline(PCT * plat, color="0.3", linestyle=":", linewidth=1.2,
@@ -625,6 +644,7 @@ def _draw_width_depth(ax: Axes, lawset: Any, sec: dict, act: str, runs: Sequence
     ax.set_xlabel("width/depth ratio d/L (hidden size per layer, dimensionless)")
     ax.set_ylabel("limit activation ratio A0 (%)")
     ax.set_xlim(r[0], r[-1])
+    return [law_entry]
 
 
 # ============================================================================ scale
@@ -648,16 +668,17 @@ def plot_scale(lawset: Any, table: pd.DataFrame | None = None, *, runs: Sequence
              for a in acts}
     ncols = max(len(v) for v in names.values())
     with rc_context(STYLE):
-        fig = _new_figure(size or (2.9 * ncols + 0.4, 2.6 * len(acts) + 0.8))
+        fig = _new_figure(size or (2.9 * ncols + 2.4, 2.6 * len(acts) + 0.5))
         grid = np.atleast_1d(fig.subplots(len(acts), ncols, squeeze=False))
         styles = series_styles(max(2, len(acts)))
-        used = []
         for i, (act, st) in enumerate(zip(acts, styles, strict=False)):
             sc = sec["activations"][act]["scale"]
+            row_axes, spare = [], None
             for j in range(ncols):
                 ax = grid[i, j]
                 if j >= len(names[act]):
-                    ax.set_visible(False)
+                    ax.axis("off")
+                    spare = spare or ax
                     continue
                 p = names[act][j]
                 _draw_scale_param(ax, sc, p, act, st)
@@ -665,9 +686,9 @@ def plot_scale(lawset: Any, table: pd.DataFrame | None = None, *, runs: Sequence
                 ax.set_xlabel("non-embedding parameters (count, log)", fontsize=8)
                 ax.set_xscale("log")
                 ax.set_title(f"{act}: {SCALE_TITLES.get(p, p)}")
-                used.append(ax)
-        _shared_legend(fig, used)
-        _suptitle(fig, lawset, "Data-law coefficients against scale (lines: trends, bands: 90%)")
+                row_axes.append(ax)
+            _row_legend(row_axes, spare)
+        _suptitle(fig, lawset, "Data-law coefficients against scale (lines: trends in log10 N, bands: 90%)")
         return fig
 
 
@@ -699,10 +720,15 @@ def _draw_scale_param(ax: Axes, sc: dict, p: str, act: str, st: dict) -> None:
     glo, ghi = _quantiles(g + infl[None, :] * jit[:, j][:, None])
     n = 10 ** xs
     c = st["color"]
-    ax.fill_between(n, mult * back(glo), mult * back(ghi), color=c, alpha=0.12, linewidth=0,
-                    label="90% band for a new scale")
-    ax.fill_between(n, mult * back(lo), mult * back(hi), color=c, alpha=0.3, linewidth=0,
-                    label="90% band of the trend line")
+    def drawn(a: np.ndarray, b: np.ndarray, ref: np.ndarray) -> bool:  # visibly wider than a line
+        return bool(np.nanmax(np.abs(b - a)) > 1e-3 * max(float(np.nanmax(np.abs(ref))), 1e-12))
+
+    if drawn(mult * back(glo), mult * back(ghi), mult * back(line)):
+        ax.fill_between(n, mult * back(glo), mult * back(ghi), color=c, alpha=0.12, linewidth=0,
+                        label="90% band for a new scale")
+    if drawn(mult * back(lo), mult * back(hi), mult * back(line)) and not np.allclose(lo, glo) :
+        ax.fill_between(n, mult * back(lo), mult * back(hi), color=c, alpha=0.3, linewidth=0,
+                        label="90% band of the trend line")
     ax.plot(n, mult * back(line), color=c, linestyle=st["linestyle"], linewidth=1.4, label="trend in log10 N")
     rd = sc.get("run_draws")
     yerr = None
@@ -717,6 +743,39 @@ def _draw_scale_param(ax: Axes, sc: dict, p: str, act: str, st: dict) -> None:
     if is_log:
         ax.set_yscale("log")
     _robust_ylim(ax, mult * np.r_[theta, back(line)], is_log)
+    if is_log:
+        _clean_log_ticks(ax)
+
+
+def _clean_log_ticks(ax: Axes) -> None:
+    """Log axis labels without clutter: decades only; under about two decades, plain numbers
+    at 1-2-5 steps; minor ticks unlabelled."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    lo, hi = ax.get_ylim()
+    span = np.log10(hi / lo) if lo > 0 and hi > 0 else 99
+    if span < 2.2:
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    else:
+        ax.yaxis.set_major_locator(LogLocator(base=10, numticks=6))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _row_legend(axs: list[Axes], spare: Axes | None = None) -> None:
+    """One legend per row of panels (one activation, one colour): in the row's empty slot
+    (``spare``) when it has one, else right of its last panel."""
+    if not axs:
+        return
+    seen: dict[str, Any] = {}
+    for ax in axs:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(lab, h)
+    if spare is not None:
+        spare.legend(list(seen.values()), list(seen), loc="center left", frameon=False, fontsize=7.5)
+        return
+    axs[-1].legend(list(seen.values()), list(seen), loc="center left", bbox_to_anchor=(1.03, 0.5),
+                   frameon=False, fontsize=7.5)
 
 
 def _robust_ylim(ax: Axes, core: np.ndarray, is_log: bool) -> None:
@@ -741,38 +800,51 @@ def _robust_ylim(ax: Axes, core: np.ndarray, is_log: bool) -> None:
 def plot_layers(table: pd.DataFrame | None, *, runs: Sequence[str] | None = None,
                 checkpoint: str | None = None, metric: str | None = None,
                 size: tuple[float, float] | None = None, lawset: Any = None, **_: Any) -> Figure:
-    """Per-layer activation ratio across depth: one line per (run, metric), last checkpoint."""
+    """Per-layer activation ratio across depth, last (or named) checkpoint: one panel per run
+    (a broken or flagged model never shares a panel with another), one line per metric."""
+    from sparsitylaws.rows import excluded_runs
+
     prof = layer_profiles(table, runs=runs, checkpoint=checkpoint, metric=metric)
+    flagged = excluded_runs(table)
+    by_run: dict[str, list] = {}
+    for run, label, vals, mean in prof:
+        by_run.setdefault(run, []).append((label, vals, mean))
     with rc_context(STYLE):
-        fig = _new_figure(size or (6.4, 3.9))
-        ax = fig.subplots()
-        styles = series_styles(len(prof))
-        for (label, vals, mean), st in zip(prof, styles, strict=True):
-            x = np.arange(1, len(vals) + 1)
-            ax.plot(x, PCT * np.asarray(vals), color=st["color"], marker=st["marker"], markersize=3.5,
-                    linestyle=st["linestyle"], linewidth=1.2, label=f"{label}: mean {PCT * mean:.1f}%")
-        ax.set_xlabel("layer (index, 1 = nearest the input)")
-        ax.set_ylabel("per-layer activation ratio (%)")
-        ax.set_ylim(bottom=0)
-        n_max = max(len(v) for _, v, _ in prof)
-        ax.set_xlim(0.5, n_max + 0.5)
-        if n_max <= 40:
-            ax.set_xticks(np.arange(1, n_max + 1, max(1, n_max // 12)))
-        ax.legend(loc="best", framealpha=0.85, fontsize=7)
-        if len(prof) > 4:
-            leg = ax.get_legend()
-            leg.remove()
-            fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2, frameon=False)
-        runs_shown = sorted(set(table["run"]) if not runs else set(runs))
-        who = f"{runs_shown[0]}: " if len(runs_shown) == 1 else ""
-        fig.suptitle(f"{who}activation ratio across depth (one measurement per line)", fontsize=10)
+        n = len(by_run)
+        fig = _new_figure(size or ((6.4, 3.9) if n == 1 else _panel_size(n, ncols=min(n, 3), w=4.2, h=3.3)))
+        axs = _grid(fig, n, ncols=min(n, 3))
+        for ax, (run, lines) in zip(axs, by_run.items(), strict=True):
+            styles = series_styles(len(lines))
+            for (label, vals, mean), st in zip(lines, styles, strict=True):
+                x = np.arange(1, len(vals) + 1)
+                ax.plot(x, PCT * np.asarray(vals), color=st["color"], marker=st["marker"], markersize=3.5,
+                        linestyle=st["linestyle"], linewidth=1.2, label=f"{label}: mean {PCT * mean:.1f}%")
+            ax.set_xlabel("layer (index, 1 = nearest the input)")
+            ax.set_ylabel("per-layer activation ratio (%)")
+            ax.set_ylim(bottom=0)
+            n_max = max(len(v) for _, v, _ in lines)
+            ax.set_xlim(0.5, n_max + 0.5)
+            if n_max <= 40:
+                ax.set_xticks(np.arange(1, n_max + 1, max(1, n_max // 12)))
+            title = run if run not in flagged else f"{run}\n(not for fitting: {_short(flagged[run])})"
+            ax.set_title(title, fontsize=8.5 if run in flagged else None)
+            if len(lines) > 3:
+                _panel_legend(ax, ncols=1, fontsize=7)
+            else:
+                ax.legend(loc="lower right", framealpha=0.85, fontsize=7)
+        fig.suptitle("Activation ratio across depth (one measurement per line)", fontsize=10)
         return fig
+
+
+def _short(text: str, n: int = 48) -> str:
+    text = str(text).split(";")[0].split(":")[0].strip()
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def layer_profiles(table: pd.DataFrame | None, *, runs: Sequence[str] | None = None,
                    checkpoint: str | None = None, metric: str | None = None
                    ) -> list[tuple[str, list[float], float]]:
-    """(label, per-layer ratios, mean ratio) of the last (or named) checkpoint of each run."""
+    """(run, label, per-layer ratios, mean ratio) of the last (or named) checkpoint of each run."""
     if table is None or table.empty:
         raise SparsityLawsError("--kind layers needs a measurement table: give it with --data")
     if "layer_ratios" not in table.columns or table["layer_ratios"].isna().all():
@@ -801,8 +873,9 @@ def layer_profiles(table: pd.DataFrame | None, *, runs: Sequence[str] | None = N
             vals = [float(v) for v in row["layer_ratios"]]
             arg = row["metric_arg"]
             mname = row["metric"] + ("" if pd.isna(arg) else f" {arg:g}")
-            label = f"{run} [{mname}]" if len(df["run"].unique()) > 1 else f"{mname} @ {row['checkpoint']}"
-            out.append((label, vals, float(row["activation_ratio"])))
+            ck = Path(str(row["checkpoint"])).name or str(row["checkpoint"])
+            ck = ck if len(ck) <= 28 else ck[:27] + "…"
+            out.append((run, f"{mname} @ {ck}", vals, float(row["activation_ratio"])))
     if len(out) > 10:
         out = out[:10]
     return out

@@ -499,9 +499,17 @@ def unfitted_blocks(inp: ReportInputs) -> list[Block]:
     out.append(Block("table", frame=sub.head(60).reset_index(drop=True)))
     out += measured_vs_predicted(inp, runs)
     if "layer_ratios" in t.columns and t[t["run"].isin(runs)]["layer_ratios"].notna().any():
-        _try_figure(out, "layers", "Per-layer activation ratio across depth (last checkpoint of each run).",
-                    lambda: plots.plot_layers(t, runs=[r for r in runs if t[(t["run"] == r)]["layer_ratios"]
-                                                       .notna().any()]))
+        from sparsitylaws.rows import DEFAULT_METRIC
+
+        metric = inp.lawset.provenance.get("metric") or DEFAULT_METRIC
+        have = t[t["run"].isin(runs) & t["layer_ratios"].notna()]
+        if not (have["metric"] == metric).any():
+            metric = None  # the laws' metric was not measured per layer: show what was
+        else:
+            have = have[have["metric"] == metric]
+        _try_figure(out, "layers", "Per-layer activation ratio across depth, last checkpoint of each run, one "
+                    "panel per run" + (f", metric {metric} (the laws' metric)" if metric else "") + ".",
+                    lambda: plots.plot_layers(t, runs=sorted(set(have["run"])), metric=metric))
     return out
 
 
@@ -655,11 +663,36 @@ def _html_table(df: pd.DataFrame) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _anchors(blocks: Sequence[Block]) -> dict[int, str]:
+    """A unique id for each h2 block (its index -> id): the table of contents' targets."""
+    out: dict[int, str] = {}
+    for i, b in enumerate(blocks):
+        if b.kind == "h2":
+            slug = "".join(c if c.isalnum() else "-" for c in b.text.lower()).strip("-")
+            slug = "-".join(x for x in slug.split("-") if x) or "section"
+            while slug in out.values():
+                slug += "-2"
+            out[i] = slug
+    return out
+
+
+def _toc_html(blocks: Sequence[Block], anchors: dict[int, str]) -> str:
+    items = "".join(f'<li><a href="#{a}">{html.escape(blocks[i].text)}</a></li>' for i, a in anchors.items())
+    return f'<nav id="contents"><h2>Contents</h2><ol>{items}</ol></nav>'
+
+
 def render_html(blocks: Sequence[Block], title: str) -> str:
-    """One HTML document; figures inline as data: URIs; no external resources."""
+    """One HTML document; a table of contents after the title block; figures inline as data:
+    URIs; no external resources."""
     parts = []
-    for b in blocks:
-        if b.kind in ("h1", "h2", "h3", "p"):
+    anchors = _anchors(blocks)
+    first_h2 = min(anchors) if anchors else None
+    for i, b in enumerate(blocks):
+        if i == first_h2:
+            parts.append(_toc_html(blocks, anchors))
+        if b.kind == "h2":
+            parts.append(f'<h2 id="{anchors[i]}">{html.escape(b.text)}</h2>')
+        elif b.kind in ("h1", "h3", "p"):
             parts.append(f"<{b.kind}>{html.escape(b.text)}</{b.kind}>")
         elif b.kind == "list":
             parts.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in b.items) + "</ul>")
@@ -684,9 +717,15 @@ def _md_cell(v: Any) -> str:
 def render_markdown(blocks: Sequence[Block], image_dir: str) -> tuple[str, dict[str, bytes]]:
     """Markdown text and the PNG files it links to (relative names under ``image_dir``)."""
     parts, files = [], {}
-    for b in blocks:
+    anchors = _anchors(blocks)
+    first_h2 = min(anchors) if anchors else None
+    for i, b in enumerate(blocks):
+        if i == first_h2:
+            parts.append("**Contents**\n\n" + "\n".join(
+                f"{n}. [{blocks[j].text}](#{a})" for n, (j, a) in enumerate(anchors.items(), 1)))
         if b.kind in ("h1", "h2", "h3"):
-            parts.append("#" * int(b.kind[1]) + " " + b.text)
+            anchor = f'<a id="{anchors[i]}"></a>\n\n' if i in anchors else ""
+            parts.append(anchor + "#" * int(b.kind[1]) + " " + b.text)
         elif b.kind == "p":
             parts.append(b.text)
         elif b.kind == "list":

@@ -151,9 +151,10 @@ def build_default_section() -> dict:
 
 def build_default_dict() -> dict:
     """The whole default law set as a JSON-ready dict (lawset format version 1)."""
-    from sparsitylaws.lawset import LAWSET_FORMAT, LAWSET_VERSION
+    from sparsitylaws.lawset import LAWSET_FORMAT, LAWSET_VERSION, LawSet
+    from sparsitylaws.recipe import recipe_metadata
 
-    return {
+    d = {
         "format": LAWSET_FORMAT,
         "format_version": LAWSET_VERSION,
         "name": DEFAULT_NAME,
@@ -168,6 +169,11 @@ def build_default_dict() -> dict:
         "runs": {},
         "architecture": build_default_section(),
     }
+    # the recipe it describes and how far another one landed (sparsitylaws.recipe)
+    rec = recipe_metadata(LawSet.from_dict(d, source="default law set (building)"))
+    d["provenance"]["recipe"] = rec
+    d["provenance"]["caveats"] = [rec["caveat"], *CAVEATS]
+    return d
 
 
 def build_default_lawset() -> LawSet:

@@ -53,8 +53,9 @@ def recipe_metadata(lawset: Any, recipe: dict | None = None, example: dict | Non
     ex = dict(example or TRANSFER_EXAMPLE)
     r = predict(ex["width"], ex["depth"], activation=ex["activation"], tokens=ex["tokens"],
                 ffn_ratio=ex["ffn_ratio"], lawset=lawset).iloc[0]
-    ex["predicted"] = float(r["activation_ratio"])
-    ex["predicted_interval"] = [float(r["ratio_low"]), float(r["ratio_high"])]
+    # rounded to 0.01 pp: the statement stays true across float-level changes of the code
+    ex["predicted"] = round(float(r["activation_ratio"]), 4)
+    ex["predicted_interval"] = [round(float(r["ratio_low"]), 4), round(float(r["ratio_high"]), 4)]
     ex["level"] = float(r["level"])
     out = {**recipe, "example": ex}
     out["caveat"] = _caveat_text(out)

@@ -313,8 +313,11 @@ def _draw_backtest(ax: Axes, rows: list[dict], show_measured: bool) -> str:
     if show_measured:
         ax.plot(x, PCT * np.array([r["measured"] for r in sub], float), linestyle="none", marker="x",
                 color="black", markersize=3.5, label="held-out measured")
+    from sparsitylaws.coverage import poor_coverage
+
     covered = sum(bool(r.get("covered")) for r in sub)
-    return f"backtest {cut:.0%}: {covered}/{len(sub)} in 90% PI"
+    flag = " (POOR)" if poor_coverage(covered, len(sub), LEVEL) else ""
+    return f"backtest {cut:.0%}: {covered}/{len(sub)} in 90% PI{flag}"
 
 
 def _ylim_from_data(ax: Axes, src_rows: list[np.ndarray], pad: float = 0.12) -> None:

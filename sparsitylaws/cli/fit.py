@@ -13,6 +13,11 @@ from sparsitylaws.cli.options import level_option, n_boot_option, output_option
 from sparsitylaws.errors import SparsityLawsError
 
 DEFAULT_DATA_DIR = Path("measurements")
+#: What to do when there is nothing to fit (also in README).
+GET_CURVES = ("a law needs training curves (several checkpoints per run): convert the paper's published "
+              "ones (git clone https://github.com/Raincleared-Song/SparsingLawData, then 'sparsitylaws ingest "
+              "sparsinglaw-data SparsingLawData/data -o measurements/sparsinglaw.parquet') or measure your "
+              "checkpoints ('sparsitylaws measure CHECKPOINT... --run NAME -o measurements/NAME.parquet')")
 
 
 def _fmt(x: float | None) -> str:
@@ -120,20 +125,22 @@ def fit(tables, runs, form, metric, metric_arg, drop_first, min_tokens, loss, n_
         raise SparsityLawsError(f"--min-tokens must be > 0, got {min_tokens:g}")
     if not tables:
         if not DEFAULT_DATA_DIR.is_dir() or not any(DEFAULT_DATA_DIR.rglob("*.parquet")):
-            raise SparsityLawsError(
-                "no measurement tables given and ./measurements/ holds none; get data with "
-                "'sparsitylaws ingest sparsinglaw-data DIR -o measurements/sparsinglaw.parquet' or "
-                "'sparsitylaws measure CHECKPOINT... --run NAME -o measurements/NAME.parquet'")
+            raise SparsityLawsError(f"no measurement tables given and ./measurements/ holds none; {GET_CURVES}")
         tables = (DEFAULT_DATA_DIR,)
     files = find_parquet_files(tables)
     df = read_table(files)
-    lawset = fit_table(
-        df, runs=list(runs) or None, form=form, metric=metric, metric_arg=metric_arg, loss=loss,
-        drop_first=drop_first, min_tokens=min_tokens, n_boot=n_boot, level=level, seed=seed,
-        backtest=not no_backtest, architecture=not no_architecture, limit_from=limit_from,
-        name=name or output.stem, sources=[str(f) for f in files],
-        progress=_progress_printer(as_json),
-    )
+    try:
+        lawset = fit_table(
+            df, runs=list(runs) or None, form=form, metric=metric, metric_arg=metric_arg, loss=loss,
+            drop_first=drop_first, min_tokens=min_tokens, n_boot=n_boot, level=level, seed=seed,
+            backtest=not no_backtest, architecture=not no_architecture, limit_from=limit_from,
+            name=name or output.stem, sources=[str(f) for f in files],
+            progress=_progress_printer(as_json),
+        )
+    except SparsityLawsError as exc:
+        if str(exc).startswith("nothing to fit"):
+            raise SparsityLawsError(f"{exc}; {GET_CURVES}") from None
+        raise
     lawset.save(output)
     if as_json:
         click.echo(json.dumps(lawset.to_dict(), indent=1))

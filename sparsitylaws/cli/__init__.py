@@ -28,6 +28,7 @@ _COMMANDS: dict[str, str] = {
     "crosscheck": "check:crosscheck",
     "plot": "plot:plot",
     "report": "plot:report",
+    "lab": "lab:lab",
 }
 
 

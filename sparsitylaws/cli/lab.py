@@ -1,0 +1,55 @@
+"""``sparsitylaws lab``: train small models, measure, fit and report them from one plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sparsitylaws.errors import SparsityLawsError
+
+STAGE_CHOICES = ("all", "corpus", "train", "measure", "fit", "report")
+
+
+@click.command()
+@click.argument("plan")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Output folder (default: lab-PLAN_NAME/).")
+@click.option("--stage", "stages", multiple=True, type=click.Choice(STAGE_CHOICES), default=("all",),
+              show_default=True, help="Run only these stages (repeatable; the corpus is always built).")
+@click.option("--model", "only", multiple=True, help="Train and measure only this model (repeatable).")
+@click.option("--print-plan", is_flag=True, help="Print the plan's TOML and the models' sizes, then stop.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def lab(plan, output, stages, only, print_plan, quiet) -> None:
+    """Train, measure, fit and report the models of PLAN (a TOML file or a preset: ci, cpu, gpu).
+
+    Resumable: rerun the same command after an interruption; trained models and measured
+    checkpoints are kept.  For several GPUs or nodes, start it with
+    'accelerate launch -m sparsitylaws lab PLAN' (training is distributed, the rest runs once).
+    """
+    from sparsitylaws.lab.plan import load_plan
+
+    p = load_plan(plan)
+    if print_plan:
+        click.echo(p.source_text.rstrip())
+        click.echo("")
+        for m in p.models:
+            n = m.estimated_params()
+            budget = m.tokens or p.train.tokens_per_param * n
+            click.echo(f"# {m.name}: width/depth {m.width_depth_ratio:.3g}, ~{n:,} non-embedding "
+                       f"parameters, {budget:,.0f} tokens ({budget / n:.0f} per parameter)")
+        return
+    if only:
+        for name in only:
+            p.model(name)
+    chosen = ("corpus", "train", "measure", "fit", "report") if "all" in stages else tuple(stages)
+    out = output or Path(f"lab-{p.name}")
+    if out.exists() and not out.is_dir():
+        raise SparsityLawsError(f"--output {out}: not a folder")
+    from sparsitylaws.lab.pipeline import run_lab
+
+    paths = run_lab(p, out, stages=chosen, only=only, quiet=quiet,
+                    log=lambda msg: click.echo(msg, err=True))
+    for key in ("table", "laws", "report"):
+        if paths[key].exists():
+            click.echo(f"{key}: {paths[key]}")

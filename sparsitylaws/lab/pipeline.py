@@ -1,0 +1,174 @@
+"""The lab's stages, resumable: corpus -> (train, measure) per model -> fit -> report.
+
+Outputs in the output folder ``OUT``:
+
+* ``corpus/`` (see :mod:`.corpus`), ``runs/<model>/`` (checkpoints, train state, ``done.json``)
+* ``lab-<plan>.parquet``: one measurement table (``measure``'s schema, all runs)
+* ``lab-<plan>.laws.json``: the law set; ``lab-<plan>.report.html``: the report
+* ``lab-<plan>.manifest.json``: the plan, the corpus facts, and the wall time of every stage
+
+Each model is trained, then measured at once, so a long plan yields rows as it goes.  A
+rerun skips trained models (``done.json``) and measured checkpoints (the runner's settings
+hash), continues an unfinished model from its train state, and refits.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sparsitylaws.atomic import atomic_write_text
+from sparsitylaws.lab.plan import ModelSpec, Plan
+
+STAGES = ("corpus", "train", "measure", "fit", "report")
+
+
+def outputs(plan: Plan, out: Path) -> dict[str, Path]:
+    """Paths of the plan's result files in ``out``."""
+    stem = f"lab-{plan.name}"
+    return {"table": out / f"{stem}.parquet", "laws": out / f"{stem}.laws.json",
+            "report": out / f"{stem}.report.html", "manifest": out / f"{stem}.manifest.json"}
+
+
+class Manifest:
+    """The manifest JSON, updated atomically after every stage."""
+
+    def __init__(self, path: Path, plan: Plan) -> None:
+        self.path = path
+        self.data: dict[str, Any] = {}
+        if path.is_file():
+            try:
+                self.data = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                self.data = {}
+        self.data["plan"] = plan.source_text
+        self.data.setdefault("stages", {})
+
+    def record(self, stage: str, key: str | None, seconds: float, **extra: Any) -> None:
+        st = self.data["stages"].setdefault(stage, {})
+        entry = {"wall_s": round(seconds, 2), **extra}
+        if key is None:
+            st.update(entry)
+        else:
+            st[key] = entry
+        self.save()
+
+    def save(self) -> None:
+        atomic_write_text(self.path, json.dumps(self.data, indent=1, sort_keys=True, default=str))
+
+
+def measure_settings(plan: Plan, m: ModelSpec, run_dir: Path, table: Path, eval_text: Path,
+                     quiet: bool) -> Any:
+    """The runner settings of one run: PPL-p% with the stabilizing strategy, plus zero for ReLU.
+
+    Checkpoints inside the learning-rate warm-up are flagged as warm-up (kept out of the
+    stabilizing group, as the paper drops them).
+    """
+    from sparsitylaws.lab.train import DONE_FILE
+    from sparsitylaws.measure.runner import MeasureSettings
+
+    ms, t = plan.measure, plan.train
+    steps = int(json.loads((run_dir / DONE_FILE).read_text())["steps"])
+    warm_steps = max(1, round(t.warmup_frac * steps)) if t.warmup_frac > 0 else 0
+    metrics = ["ppl-p"] + (["zero"] if ms.zero_for_relu and m.activation == "relu" else [])
+    return MeasureSettings(run=plan.run_name(m), output=table, text=str(eval_text),
+                           seq_len=ms.seq_len, num_seqs=ms.num_seqs, p=ms.p, metrics=metrics,
+                           device=ms.device, dtype=ms.dtype,
+                           warmup_tokens=warm_steps * t.batch_size * t.seq_len,
+                           stabilize_last=ms.stabilize_last, quiet=quiet)
+
+
+def run_lab(plan: Plan, out: Path, *, stages: Sequence[str] = STAGES, only: Sequence[str] = (),
+            quiet: bool = False, log: Callable[[str], None] = print) -> dict[str, Path]:
+    """Run the plan's stages into ``out``; returns the result paths."""
+    from accelerate import Accelerator
+
+    from sparsitylaws.lab.corpus import build_corpus
+    from sparsitylaws.lab.train import train_model
+
+    if plan.train.threads:
+        import torch
+
+        torch.set_num_threads(plan.train.threads)
+    _quiet_transformers()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = outputs(plan, out)
+    runs_dir = out / "runs"
+    models = [plan.model(n) for n in only] if only else list(plan.models)
+    acc = Accelerator(mixed_precision=plan.train.mixed_precision)
+    main = acc.is_main_process
+    man = Manifest(paths["manifest"], plan) if main else None
+    t0 = time.perf_counter()
+    corpus = build_corpus(plan.corpus, out / "corpus")
+    if man:
+        man.data["corpus"] = corpus.info
+        man.record("corpus", None, time.perf_counter() - t0)
+    for m in models:
+        run_dir = runs_dir / m.name
+        if "train" in stages:
+            t0 = time.perf_counter()
+            info = train_model(plan, m, corpus, run_dir, acc, log=log)
+            if man and m.name not in man.data["stages"].get("train", {}):
+                man.record("train", m.name, info["train_wall_s"], n_params=info["n_params"],
+                           tokens=info["tokens_trained"], tokens_per_param=round(info["tokens_per_param"], 2),
+                           steps=info["steps"])
+        if "measure" in stages and main:
+            if not (run_dir / "done.json").is_file():
+                log(f"measure {m.name}: not trained yet, skipped")
+                continue
+            t0 = time.perf_counter()
+            n = measure_run(plan, m, run_dir, paths["table"], corpus.eval_path, quiet, log)
+            if n:
+                prev = man.data["stages"].get("measure", {}).get(m.name, {}).get("wall_s", 0.0)
+                man.record("measure", m.name, prev + time.perf_counter() - t0, rows=n)
+    if not main:
+        return paths
+    if "fit" in stages:
+        t0 = time.perf_counter()
+        fit_lab(plan, paths["table"], paths["laws"])
+        man.record("fit", None, time.perf_counter() - t0)
+        log(f"law set written to {paths['laws']}")
+    if "report" in stages:
+        from sparsitylaws.report import make_report
+
+        t0 = time.perf_counter()
+        make_report(tables=[paths["table"]], laws=paths["laws"], output=paths["report"],
+                    n_boot=plan.fit.n_boot, seed=plan.fit.seed, title=f"sparsitylaws lab: {plan.name}")
+        man.record("report", None, time.perf_counter() - t0)
+        log(f"report written to {paths['report']}")
+    return paths
+
+
+def _quiet_transformers() -> None:
+    """No per-checkpoint 'Loading weights' bars or warnings from transformers."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def measure_run(plan: Plan, m: ModelSpec, run_dir: Path, table: Path, eval_text: Path,
+                quiet: bool, log: Callable[[str], None]) -> int:
+    """Measure a trained run's checkpoints into ``table`` (resumes by settings hash)."""
+    from sparsitylaws.lab.train import CKPT_DIR
+    from sparsitylaws.measure.runner import Runner
+
+    settings = measure_settings(plan, m, run_dir, table, eval_text, quiet)
+    runner = Runner(settings, log=(lambda msg: None) if quiet else log)
+    return runner.run([], run_dir=str(run_dir / CKPT_DIR))
+
+
+def fit_lab(plan: Plan, table: Path, laws: Path) -> Any:
+    """Fit the plan's table into a law set (every run, architecture laws included)."""
+    from sparsitylaws.fitlaws import fit_table
+    from sparsitylaws.tables import read_table
+
+    df = read_table(table)
+    lawset = fit_table(df, n_boot=plan.fit.n_boot, seed=plan.fit.seed, name=f"lab-{plan.name}",
+                       sources=[str(table)])
+    lawset.save(laws)
+    return lawset

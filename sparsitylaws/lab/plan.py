@@ -1,0 +1,297 @@
+"""Lab plans: a TOML file (or a preset name) -> validated :class:`Plan` dataclasses.
+
+A plan names a corpus, training settings, a checkpoint schedule, measurement settings and
+the models (width, depth, FFN width or ratio, activation, gated or not, head size).  Every
+check happens here, before any heavy work, and a bad plan is one line naming the key.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from sparsitylaws.errors import SparsityLawsError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+ACTIVATIONS = ("relu", "silu", "gelu")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class PlanError(SparsityLawsError):
+    """A lab plan that cannot be used (names the file and the key)."""
+
+
+@dataclass(frozen=True)
+class CorpusSpec:
+    """Where the text comes from and how it is split (see :mod:`.corpus`)."""
+
+    source: str = "stdlib"  # Python standard library sources + pydoc_data.topics
+    eval_per_mille: int = 100  # documents whose sha256(name) % 1000 < this are held out
+    max_train_bytes: int = 0  # 0: no cap
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Optimizer, schedule, batch and token budget shared by the plan's models."""
+
+    seq_len: int = 128
+    batch_size: int = 32  # sequences per optimizer step, all processes together
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1  # WSD decay ends at lr * this
+    warmup_frac: float = 0.02  # share of steps with linear warm-up
+    decay_frac: float = 0.0  # WSD: share of final steps that decay (0: warm-up + stable only)
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    tokens_per_param: float = 190.0  # budget per non-embedding parameter (paper: >= 190)
+    checkpoints: int = 16  # log-spaced checkpoints per run
+    first_checkpoint_frac: float = 0.01  # first checkpoint at this share of the budget
+    mixed_precision: str = "no"  # accelerate: no | bf16 | fp16
+    threads: int = 0  # torch CPU threads for the whole lab process (0: torch's default)
+    init_std: float = 0.02
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    """Settings handed to the measurement runner for every run."""
+
+    seq_len: int = 128
+    num_seqs: int = 32
+    p: float = 1.0
+    zero_for_relu: bool = True
+    device: str = "auto"
+    dtype: str = "float32"
+    stabilize_last: int = 5
+
+
+@dataclass(frozen=True)
+class FitSpec:
+    """Settings of the fit and report stages."""
+
+    n_boot: int = 200
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model to train: shape, activation, FFN kind, and optionally its own budget."""
+
+    name: str
+    width: int
+    depth: int
+    activation: str = "relu"
+    gated: bool = True
+    ffn_width: int | None = None
+    ffn_ratio: float = 2.5
+    head_dim: int = 16
+    tokens: int | None = None  # overrides train.tokens_per_param
+    seed: int | None = None  # overrides the plan's seed
+
+    @property
+    def d_ffn(self) -> int:
+        """FFN width: ``ffn_width`` if given, else round(ffn_ratio * width)."""
+        return int(self.ffn_width) if self.ffn_width else int(round(self.ffn_ratio * self.width))
+
+    @property
+    def width_depth_ratio(self) -> float:
+        return self.width / self.depth
+
+    def estimated_params(self) -> int:
+        """Non-embedding parameters (attention 4 d^2, FFN 3 or 2 d d_f, norms) per layer."""
+        d, f = self.width, self.d_ffn
+        per_layer = 4 * d * d + (3 if self.gated else 2) * d * f
+        return self.depth * per_layer
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A whole lab experiment."""
+
+    name: str
+    models: tuple[ModelSpec, ...]
+    seed: int = 0
+    corpus: CorpusSpec = field(default_factory=CorpusSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+    measure: MeasureSpec = field(default_factory=MeasureSpec)
+    fit: FitSpec = field(default_factory=FitSpec)
+    note: str = ""
+    source_text: str = ""
+
+    def model(self, name: str) -> ModelSpec:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise PlanError(f"plan {self.name!r}: no model named {name!r} "
+                        f"(known: {', '.join(m.name for m in self.models)})")
+
+    def run_name(self, m: ModelSpec) -> str:
+        """The run name in the measurement table: '<plan>-<model>'."""
+        return f"{self.name}-{m.name}"
+
+
+def _section(where: str, cls: type, raw: Any) -> Any:
+    if raw is None:
+        return cls()
+    if not isinstance(raw, dict):
+        raise PlanError(f"{where}: expected a table")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise PlanError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
+    kw = {}
+    for k, v in raw.items():
+        default = getattr(cls(), k)
+        if isinstance(default, bool) and not isinstance(v, bool):
+            raise PlanError(f"{where}.{k}: expected true or false, got {v!r}")
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise PlanError(f"{where}.{k}: expected a number, got {v!r}")
+            if isinstance(default, int) and not isinstance(default, bool) and v != int(v):
+                raise PlanError(f"{where}.{k}: expected a whole number, got {v!r}")
+            v = type(default)(v)
+        kw[k] = v
+    return cls(**kw)
+
+
+def _model(where: str, raw: Any) -> ModelSpec:
+    if not isinstance(raw, dict):
+        raise PlanError(f"{where}: expected a table")
+    known = {f.name for f in fields(ModelSpec)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise PlanError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
+    for req in ("name", "width", "depth"):
+        if req not in raw:
+            raise PlanError(f"{where}: missing key {req!r}")
+    name = raw["name"]
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise PlanError(f"{where}.name: {name!r} must be letters, digits, '.', '_' or '-'")
+    where = f"{where} ({name})"
+    ints = {"width": 1, "depth": 1, "head_dim": 1, "ffn_width": 1, "tokens": 1, "seed": 0}
+    for k, lo in ints.items():
+        v = raw.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < lo):
+            raise PlanError(f"{where}.{k}: expected a whole number >= {lo}, got {v!r}")
+    ratio = raw.get("ffn_ratio", 2.5)
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not ratio > 0:
+        raise PlanError(f"{where}.ffn_ratio: expected a number > 0, got {ratio!r}")
+    act = raw.get("activation", "relu")
+    if act not in ACTIVATIONS:
+        raise PlanError(f"{where}.activation: {act!r} is not one of {', '.join(ACTIVATIONS)}")
+    gated = raw.get("gated", True)
+    if not isinstance(gated, bool):
+        raise PlanError(f"{where}.gated: expected true or false, got {gated!r}")
+    m = ModelSpec(**{**raw, "ffn_ratio": float(ratio)})
+    if m.width % m.head_dim:
+        raise PlanError(f"{where}: width {m.width} is not a multiple of head_dim {m.head_dim}")
+    return m
+
+
+def parse_plan(text: str, where: str = "plan") -> Plan:
+    """Parse and validate plan TOML text; ``where`` names it in error messages."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PlanError(f"{where}: not valid TOML ({exc})") from None
+    known = {"name", "seed", "note", "corpus", "train", "measure", "fit", "model"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise PlanError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    name = raw.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise PlanError(f"{where}: 'name' must be set (letters, digits, '.', '_' or '-')")
+    seed = raw.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise PlanError(f"{where}.seed: expected a whole number >= 0, got {seed!r}")
+    models_raw = raw.get("model")
+    if not isinstance(models_raw, list) or not models_raw:
+        raise PlanError(f"{where}: no models (add [[model]] tables with name, width, depth)")
+    models = tuple(_model(f"{where}: model[{i}]", m) for i, m in enumerate(models_raw))
+    names = [m.name for m in models]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup:
+        raise PlanError(f"{where}: model name {dup!r} used twice")
+    plan = Plan(name=name, models=models, seed=seed, note=str(raw.get("note", "")),
+                corpus=_section(f"{where}: corpus", CorpusSpec, raw.get("corpus")),
+                train=_section(f"{where}: train", TrainSpec, raw.get("train")),
+                measure=_section(f"{where}: measure", MeasureSpec, raw.get("measure")),
+                fit=_section(f"{where}: fit", FitSpec, raw.get("fit")), source_text=text)
+    _check(plan, where)
+    return plan
+
+
+def _check(plan: Plan, where: str) -> None:
+    t, ms, c = plan.train, plan.measure, plan.corpus
+    if c.source != "stdlib":
+        raise PlanError(f"{where}: corpus.source {c.source!r}: only 'stdlib' is built in")
+    if not 0 < c.eval_per_mille < 1000:
+        raise PlanError(f"{where}: corpus.eval_per_mille must lie in 1..999")
+    if t.seq_len < 8 or t.batch_size < 1 or not t.lr > 0:
+        raise PlanError(f"{where}: train.seq_len >= 8, train.batch_size >= 1 and train.lr > 0 needed")
+    if not (0 <= t.warmup_frac < 1 and 0 <= t.decay_frac < 1 and t.warmup_frac + t.decay_frac < 1):
+        raise PlanError(f"{where}: train.warmup_frac and train.decay_frac must lie in [0, 1) "
+                        "and sum to less than 1")
+    if t.checkpoints < ms.stabilize_last + 1:
+        raise PlanError(f"{where}: train.checkpoints {t.checkpoints} must exceed "
+                        f"measure.stabilize_last {ms.stabilize_last}")
+    if not 0 < t.first_checkpoint_frac < 1:
+        raise PlanError(f"{where}: train.first_checkpoint_frac must lie in (0, 1)")
+    if not t.tokens_per_param > 0:
+        raise PlanError(f"{where}: train.tokens_per_param must be > 0")
+    if t.threads < 0:
+        raise PlanError(f"{where}: train.threads must be >= 0 (0: torch's default)")
+    if t.mixed_precision not in ("no", "bf16", "fp16"):
+        raise PlanError(f"{where}: train.mixed_precision must be no, bf16 or fp16")
+    if not ms.p > 0 or ms.seq_len < 2 or ms.num_seqs < 1:
+        raise PlanError(f"{where}: measure.p > 0, measure.seq_len >= 2, measure.num_seqs >= 1 needed")
+    if ms.seq_len > t.seq_len:
+        raise PlanError(f"{where}: measure.seq_len {ms.seq_len} exceeds train.seq_len {t.seq_len} "
+                        "(the models know no longer positions)")
+
+
+def load_plan(spec: str | Path) -> Plan:
+    """A preset name (ci, cpu, gpu) or a TOML file path -> :class:`Plan`."""
+    from sparsitylaws.lab.presets import PRESETS
+
+    s = str(spec)
+    if s in PRESETS:
+        return parse_plan(PRESETS[s], where=f"preset {s}")
+    p = Path(s)
+    if not p.is_file():
+        raise PlanError(f"{s}: no such plan file (or give a preset: {', '.join(PRESETS)})")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanError(f"{s}: unreadable ({exc})") from None
+    return parse_plan(text, where=str(p))
+
+
+def checkpoint_steps(total_steps: int, n: int, first_frac: float) -> list[int]:
+    """``n`` distinct steps, log-spaced from ``first_frac * total`` to ``total`` (inclusive).
+
+    When the log grid repeats a step (short runs), the repeats move to the nearest free
+    step so exactly ``min(n, total_steps)`` distinct steps come back, the last = total.
+    """
+    if total_steps < 1 or n < 1:
+        raise PlanError(f"checkpoint schedule: total steps {total_steps} and count {n} must be >= 1")
+    n = min(n, total_steps)
+    first = max(1.0, first_frac * total_steps)
+    if n == 1:
+        return [total_steps]
+    grid = [round(math.exp(math.log(first) + i * (math.log(total_steps) - math.log(first)) / (n - 1)))
+            for i in range(n)]
+    out: list[int] = []
+    for i, g in enumerate(grid):
+        lo = out[-1] + 1 if out else 1
+        hi = total_steps - (n - 1 - i)  # leave room for the remaining ones
+        out.append(min(max(g, lo), hi))
+    return out

@@ -1,0 +1,208 @@
+"""The lab: plans and presets (no torch), and the ``ci`` preset end to end with a kill."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sparsitylaws.lab.plan import PlanError, checkpoint_steps, load_plan, parse_plan
+from sparsitylaws.lab.presets import PRESETS
+
+MINIMAL = 'name = "t"\n[[model]]\nname = "a"\nwidth = 32\ndepth = 2\n'
+
+
+@pytest.mark.parametrize("bad, needle", [
+    ('name = "t"\n', "no models"),
+    (MINIMAL + "colour = 3\n", "colour"),
+    (MINIMAL.replace("depth = 2", 'depth = 2\nactivation = "tanh"'), "activation"),
+    (MINIMAL.replace("width = 32", "width = 30"), "head_dim"),
+    (MINIMAL + '[[model]]\nname = "a"\nwidth = 32\ndepth = 1\n', "twice"),
+    (MINIMAL.replace('name = "t"', 'name = "t"\n[train]\nlr = "fast"'), "train.lr"),
+    (MINIMAL.replace('name = "t"', 'name = "t"\n[train]\ncheckpoints = 3'), "checkpoints"),
+    ("name = [", "not valid TOML"),
+])
+def test_bad_plans_name_the_key(bad, needle):
+    with pytest.raises(PlanError, match=needle):
+        parse_plan(bad, where="p.toml")
+
+
+def test_missing_plan_file_names_it(tmp_path):
+    with pytest.raises(PlanError, match="nope.toml"):
+        load_plan(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize("total, n, first", [(1000, 16, 0.02), (20, 16, 0.01), (5, 8, 0.1), (1, 4, 0.5)])
+def test_checkpoint_steps_are_log_spaced_and_distinct(total, n, first):
+    steps = checkpoint_steps(total, n, first)
+    assert len(steps) == min(n, total) and len(set(steps)) == len(steps)
+    assert steps == sorted(steps) and steps[-1] == total and steps[0] >= 1
+    if total >= 100 * n:  # no collisions: the plain geometric grid
+        grid = np.geomspace(first * total, total, n)
+        assert np.allclose(steps, np.round(grid), atol=0.5)
+
+
+def test_presets_parse_and_cpu_meets_the_design():
+    plans = {k: load_plan(k) for k in PRESETS}
+    assert set(plans) >= {"ci", "cpu", "gpu"}
+    for name in ("cpu", "gpu"):
+        p = plans[name]
+        assert p.train.checkpoints >= 15
+        relu = [m for m in p.models if m.activation == "relu"]
+        # width/depth sweep: runs within 0.1 in log10 N of a neighbour, >= 7 ratios, both sides of 114
+        sizes = sorted(relu, key=lambda m: m.estimated_params())
+        clusters, cur = [], [sizes[0]]
+        for a, b in zip(sizes, sizes[1:], strict=False):
+            if math.log10(b.estimated_params() / a.estimated_params()) < 0.1:
+                cur.append(b)
+            else:
+                clusters.append(cur)
+                cur = [b]
+        clusters.append(cur)
+        sweep = max(clusters, key=len)
+        ratios = sorted({m.width_depth_ratio for m in sweep})
+        assert len(ratios) >= 7 and ratios[0] < 114 < ratios[-1], (name, ratios)
+        for act in ("relu", "silu"):
+            scales = {round(math.log10(m.estimated_params()), 1) for m in p.models if m.activation == act}
+            assert len(scales) >= 3, (name, act, scales)
+
+
+def test_lab_modules_stay_light():
+    code = ("import sys\nimport sparsitylaws.lab.plan, sparsitylaws.lab.presets, sparsitylaws.cli.lab\n"
+            "print('HEAVY', [m for m in ('torch', 'transformers') if m in sys.modules])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+
+
+def test_corpus_split_rule_is_the_documented_hash():
+    import hashlib
+
+    from sparsitylaws.lab.corpus import is_eval
+
+    names = [f"pkg/mod{i}.py" for i in range(2000)]
+    held = [n for n in names if is_eval(n, 100)]
+    brute = [n for n in names if int(hashlib.sha256(n.encode()).hexdigest()[:8], 16) % 1000 < 100]
+    assert held == brute and 0.07 < len(held) / len(names) < 0.13
+
+
+def test_lr_schedule_is_wsd():
+    from sparsitylaws.lab.plan import TrainSpec
+    from sparsitylaws.lab.train import lr_factor
+
+    t = TrainSpec(warmup_frac=0.1, decay_frac=0.2, min_lr_ratio=0.1)
+    f = [lr_factor(s, 100, t) for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == 1.0 and f[50] == 1.0 and f[79] == 1.0
+    assert f[99] == pytest.approx(0.1) and all(a >= b for a, b in zip(f[10:], f[11:], strict=False))
+
+
+# --- end to end ---------------------------------------------------------------------------
+
+torch_needed = pytest.mark.skipif(
+    any(__import__("importlib").util.find_spec(m) is None for m in ("torch", "transformers", "accelerate")),
+    reason="needs the [measure] extra")
+
+
+def _lab(out: Path, **kw) -> subprocess.Popen:
+    env = {**os.environ, "SPARSITYLAWS_DEBUG": "1"}
+    return subprocess.Popen([sys.executable, "-m", "sparsitylaws", "lab", "ci", "-o", str(out), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, **kw)
+
+
+def _key(df):
+    return list(zip(df["run"], df["tokens"], df["metric"], strict=False))
+
+
+@pytest.fixture(scope="module")
+def ci_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lab") / "ci"
+    proc = _lab(out)
+    log, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, log
+    return out
+
+
+@torch_needed
+@pytest.mark.slow
+@pytest.mark.measure
+def test_ci_preset_end_to_end(ci_run):
+    from sparsitylaws.lab.train import CKPT_DIR
+    from sparsitylaws.lawset import load_lawset
+    from sparsitylaws.tables import read_table
+
+    plan = load_plan("ci")
+    df = read_table(ci_run / "lab-ci.parquet")
+    assert sorted(df["run"].unique()) == ["ci-relu-w32-d2", "ci-silu-w32-d2"]
+    assert not df.duplicated(["run", "checkpoint", "metric"]).any()
+    for m in plan.models:
+        sub = df[df["run"] == plan.run_name(m)]
+        ckpts = sorted((ci_run / "runs" / m.name / CKPT_DIR).iterdir())
+        assert len(ckpts) == plan.train.checkpoints
+        for c in ckpts:  # what measure --run-dir needs, without extra flags
+            assert {"model.safetensors", "config.json", "trainer_state.json", "tokenizer_config.json"} <= {
+                f.name for f in c.iterdir()}
+        metrics = sorted(sub["metric"].unique())
+        assert metrics == (["ppl-p", "zero"] if m.activation == "relu" else ["ppl-p"])
+        ppl = sub[sub["metric"] == "ppl-p"].sort_values("tokens")
+        assert len(ppl) == plan.train.checkpoints
+        # tokens = steps * batch * seq_len, read from trainer_state.json by measure
+        steps = [int(Path(c).name.split("-")[1]) for c in ppl["checkpoint"]]
+        assert list(ppl["tokens"]) == [s * plan.train.batch_size * plan.train.seq_len for s in steps]
+        assert ppl["cett"].nunique() == 1  # one CETT per run: the stabilizing strategy
+        assert ((ppl["activation_ratio"] > 0) & (ppl["activation_ratio"] <= 1)).all()
+        assert (ppl["width"] == m.width).all() and (ppl["depth"] == m.depth).all()
+        assert (ppl["ffn_width"] == m.d_ffn).all()
+        assert int(ppl["n_params"].iloc[0]) == m.estimated_params() + (2 * m.depth + 1) * m.width  # + norms
+        if m.activation == "relu":  # PPL-1% keeps fewer neurons than "nonzero"
+            z = sub[sub["metric"] == "zero"].sort_values("tokens")
+            assert (ppl["activation_ratio"].to_numpy() <= z["activation_ratio"].to_numpy() + 1e-12).all()
+    laws = load_lawset(ci_run / "lab-ci.laws.json")
+    assert laws.run_names() == sorted(plan.run_name(m) for m in plan.models)
+    assert laws.runs["ci-relu-w32-d2"].activation == "relu"
+    assert (ci_run / "lab-ci.report.html").stat().st_size > 10_000
+
+
+@torch_needed
+@pytest.mark.slow
+@pytest.mark.measure
+def test_ci_preset_killed_and_resumed_loses_and_repeats_nothing(ci_run, tmp_path):
+    from sparsitylaws.tables import read_table
+
+    out = tmp_path / "ci"
+    first_state = out / "runs" / "silu-w32-d2" / "train_state.pt"
+    proc = _lab(out)
+    deadline = time.monotonic() + 600
+    while not first_state.exists():  # the second model is half trained: the first is measured
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "runs" / "silu-w32-d2" / "done.json").exists()
+    before = read_table(out / "lab-ci.parquet")
+    assert set(before["run"]) == {"ci-relu-w32-d2"}
+    relu_files = {p: p.stat().st_mtime_ns for p in (out / "runs" / "relu-w32-d2").rglob("*") if p.is_file()}
+
+    proc = _lab(out)
+    log, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, log
+    assert "resuming at step" in log
+    after = read_table(out / "lab-ci.parquet")
+    # nothing retrained or re-measured for the finished model
+    assert {p: p.stat().st_mtime_ns for p in relu_files} == relu_files
+    kept = after[after["run"] == "ci-relu-w32-d2"]
+    assert sorted(kept["created_at"]) == sorted(before["created_at"])
+    # nothing lost or duplicated: the same rows as the uninterrupted run, same numbers
+    ref = read_table(ci_run / "lab-ci.parquet")
+    assert not after.duplicated(["run", "checkpoint", "metric"]).any()
+    a = after.sort_values(["run", "tokens", "metric"])
+    r = ref.sort_values(["run", "tokens", "metric"])
+    assert _key(a) == _key(r)
+    np.testing.assert_allclose(a["activation_ratio"], r["activation_ratio"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(a["ppl_dense"], r["ppl_dense"], rtol=1e-9)

@@ -41,12 +41,38 @@ def _row_warnings(row: pd.Series) -> list[str]:
     return [x for x in w.split("; ") if x]
 
 
+def _anchored(df: pd.DataFrame, anchors: tuple[str, ...], ls, method: str) -> pd.DataFrame:
+    """Shift the predictions to the user's recipe (sparsitylaws.anchor); the offsets'
+    descriptions lead the caveats, since they change what the intervals mean."""
+    if not anchors:
+        return df
+    from sparsitylaws.anchor import anchor_frame
+
+    cav = list(df.attrs.get("caveats") or [])
+    out = anchor_frame(df, list(anchors), lawset=ls, method=method)
+    notes = [f"anchored on your recipe: {a['description']}" for a in out.attrs["anchor"]]
+    done = {a["activation"] for a in out.attrs["anchor"]}
+    notes += [f"{act}: not anchored (no {act} anchor given): the law set's own recipe applies"
+              for act in dict.fromkeys(out["activation"]) if act not in done]
+    out.attrs["caveats"] = notes + cav
+    return out
+
+
+def _recipe_echo(ls) -> None:
+    from sparsitylaws.recipe import recipe_line
+
+    line = recipe_line(ls)
+    if line:
+        click.echo(line + " (see caveats)")
+
+
 def _print_single(df: pd.DataFrame, ls, explicit_tokens: bool) -> None:
     sec = ls.architecture
     r0 = df.iloc[0]
     lvl = int(round(100 * r0["level"]))
     where = ls.source or "?"
     click.echo(f"law set: {ls.name}  [{where}]")
+    _recipe_echo(ls)
     click.echo(f"configuration: width {r0['width']}, depth {r0['depth']}, FFN ratio {r0['ffn_ratio']:g} "
                f"({'gated' if r0['gated'] else 'not gated'}), width/depth {r0['width_depth_ratio']:.1f}")
     click.echo(f"parameters: non-embedding {r0['n_params']:.4g}, total {r0['n_params_total']:.4g}")
@@ -70,6 +96,10 @@ def _print_single(df: pd.DataFrame, ls, explicit_tokens: bool) -> None:
         ad = f"{_pct(r['activation_ratio'])} [{_pct(r['ratio_low'])}, {_pct(r['ratio_high'])}]"
         mark = " (clamped)" if bool(r.get("clamped", False)) else ""
         click.echo(f"{r['activation']:<11}{a0:<30}{ad:<30}{_pct(r['sparsity']):>9}{mark}")
+        if bool(r.get("anchored", False)):
+            click.echo(f"{'':<11}(law before anchoring: A0 {_pct(r['law_a0'])}, "
+                       f"A(D) {_pct(r['law_activation_ratio'])} [{_pct(r['law_ratio_low'])}, "
+                       f"{_pct(r['law_ratio_high'])}])")
     notes = []
     for _, r in df.iterrows():
         notes += [w if w.startswith(f"{r['activation']}:") or w.startswith("no width/depth law")
@@ -178,7 +208,10 @@ def _json_out(df: pd.DataFrame, ls) -> None:
     records = json.loads(df.to_json(orient="records", double_precision=15))
     for rec, (_, row) in zip(records, df.iterrows(), strict=True):
         rec["warnings"] = _row_warnings(row)
+    rec = (ls.provenance or {}).get("recipe") or {}
     click.echo(json.dumps({"lawset": ls.name, "lawset_source": ls.source,
+                           "recipe": rec.get("name"),
+                           "anchor": df.attrs.get("anchor", []),
                            "caveats": list(df.attrs.get("caveats") or []),
                            "predictions": records}, indent=1))
 
@@ -202,9 +235,13 @@ def _json_out(df: pd.DataFrame, ls) -> None:
 @click.option("--method", default="excess", show_default=True,
               help="How A(D) is carried to a new scale: excess, curve or coef (docs/architecture.md).")
 @output_option((".csv", ".parquet"), "Write all rows to this file")
+@click.option("--anchor", "anchors", multiple=True, metavar="TABLE[:RUN]",
+              help="Measured checkpoints of your own recipe (ppl-p rows; each run's last "
+                   "checkpoint, every usable run without :RUN); shifts the law set to them. "
+                   "Repeatable (docs/planning.md).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def predict(width, depth, activation, tokens, ffn_ratio, gated, heads, kv_heads, vocab, laws,
-            grid, params, depths, level, method, output, as_json) -> None:
+            grid, params, depths, level, method, anchors, output, as_json) -> None:
     """Predict the activation ratio (and sparsity) of unbuilt configurations."""
     from sparsitylaws.planning import compare_shapes
     from sparsitylaws.planning import predict as plan
@@ -224,6 +261,7 @@ def predict(width, depth, activation, tokens, ffn_ratio, gated, heads, kv_heads,
         df = plan(width, depth, activation=activation, tokens=tokens, ffn_ratio=ffn_ratio,
                   gated=gated, n_heads=heads, n_kv_heads=kv_heads, vocab_size=vocab, lawset=ls,
                   level=level, method=method)
+        df = _anchored(df, anchors, ls, method)
         if output:
             _write(df, output)
         if as_json:
@@ -233,12 +271,14 @@ def predict(width, depth, activation, tokens, ffn_ratio, gated, heads, kv_heads,
         return
     if modes[0] == "--grid":
         df = _grid_predict(_read_grid(grid), ls, activation, level, ffn_ratio, gated, grid, method)
+        df = _anchored(df, anchors, ls, method)
         if output:
             _write(df, output)
         if as_json:
             _json_out(df, ls)
             return
         click.echo(f"law set: {ls.name}  [{ls.source}]   {len(df)} predictions")
+        _recipe_echo(ls)
         _print_frame(df, ["grid_row", "width", "depth", "activation", "n_params", "width_depth_ratio", "tokens",
                           "stable_band", "a0", "activation_ratio", "ratio_low", "ratio_high",
                           "extrapolation"])
@@ -253,6 +293,7 @@ def predict(width, depth, activation, tokens, ffn_ratio, gated, heads, kv_heads,
         raise SparsityLawsError(f"argument '--depths' must be comma-separated numbers, got {depths!r}") from None
     df = compare_shapes(params, dl, activation=activation, tokens=tokens, ffn_ratio=ffn_ratio,
                         gated=gated, lawset=ls, level=level, method=method)
+    df = _anchored(df, anchors, ls, method)
     if output:
         _write(df, output)
     if as_json:
@@ -260,6 +301,7 @@ def predict(width, depth, activation, tokens, ffn_ratio, gated, heads, kv_heads,
         return
     lvl = int(round(100 * level))
     click.echo(f"law set: {ls.name}  [{ls.source}]")
+    _recipe_echo(ls)
     click.echo(f"shapes at {params:.3g} non-embedding parameters (width rounded to a multiple of 128); "
                f"{lvl}% intervals")
     for act, g in df.groupby("activation", sort=False):

@@ -296,8 +296,9 @@ def lm_batch(
         if fixed is not None:
             J[:, :, np.asarray(fixed, bool)] = 0.0
         wt = _rho_prime((ra / f_scale) ** 2, loss)
-        A = np.einsum("mni,mn,mnj->mij", J, wt, J)
-        g = np.einsum("mni,mn->mi", J, wt * ra)
+        Jt = J.transpose(0, 2, 1)
+        A = np.matmul(Jt * wt[:, None, :], J)
+        g = np.matmul(Jt, (wt * ra)[:, :, None])[:, :, 0]
         dA = np.maximum(np.einsum("mii->mi", A), 1e-12 * np.max(np.abs(A), axis=(1, 2))[:, None] + 1e-300)
         M = A + lam[idx, None, None] * dA[:, :, None] * eye
         try:

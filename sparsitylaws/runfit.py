@@ -366,13 +366,14 @@ def fit_run(
     bs = bootstrap(pf, int(n_boot), int(seed))
     dlo, dhi = delta_intervals(pf, level)
     plo, phi = percentile_intervals(bs.interval_draws(), level, pf.dof)
-    plo, phi = np.fmin(plo, pf.theta), np.fmax(phi, pf.theta)  # an interval holds its estimate
+    plo, phi = _hold(plo, phi, pf.theta)  # an interval holds its estimate
     blo, bhi = plo.copy(), phi.copy()
     notes: list[str] = []
     prof_lo = prof_hi = None
     ia0 = law.limit_index()
     if ia0 is not None and pf.dof > 0:
-        prof_lo, prof_hi, _ = profile_interval(pf, ia0, level)
+        ar = ar_inflation(pf)
+        prof_lo, prof_hi, _ = profile_interval(pf, ia0, level, inflation=ar["variance_factor"])
         prof_lo, prof_hi = min(prof_lo, pf.theta[ia0]), max(prof_hi, pf.theta[ia0])
         if n_boot > 0:
             disagree = _intervals_disagree(plo[ia0], phi[ia0], prof_lo, prof_hi)
@@ -387,7 +388,7 @@ def fit_run(
         alternatives = _warmup_alternatives(law, D, y, sw, sel.n_dropped, loss)
         for alt in alternatives:
             est_alt = np.asarray(alt["estimate"])
-            blo, bhi = np.fmin(blo, est_alt), np.fmax(bhi, est_alt)
+            blo, bhi = _hold(blo, bhi, est_alt)
         if alternatives:
             notes.append("widened to hold the estimates with " + ", ".join(
                 str(a["n_dropped"]) for a in alternatives) + " warm-up points dropped")
@@ -425,7 +426,8 @@ def fit_run(
         converged=pf.converged, condition_number=pf.cond if math.isfinite(pf.cond) else None,
         naive=naive_forecasts(D[k], y[k]), forecast=forecast, pct_low=plo.tolist(), pct_high=phi.tolist(),
         profile_low=prof_lo, profile_high=prof_hi, n_boot_stalled=bs.n_stalled, n_boot_refit=bs.n_refit,
-        extra={"warmup_alternatives": alternatives} if alternatives else {},
+        extra={**({"warmup_alternatives": alternatives} if alternatives else {}),
+               **({"residual_autocorrelation": ar} if ia0 is not None and pf.dof > 0 else {})},
     )
 
 
@@ -435,6 +437,29 @@ DISAGREE_SHARE = 0.2
 WEAK_FAIL_SHARE = 0.02
 #: Extra warm-up drop counts (beyond the rule's choice) whose estimates the intervals must hold.
 WARMUP_EXTRA = 2
+
+
+def _hold(lo: np.ndarray, hi: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Widen [lo, hi] to hold x, leaving NaN (no interval) alone."""
+    return (np.where(np.isnan(lo), lo, np.minimum(lo, x)), np.where(np.isnan(hi), hi, np.maximum(hi, x)))
+
+
+#: Largest lag-1 autocorrelation the profile interval is inflated for.
+AR_MAX = 0.8
+
+
+def ar_inflation(pf) -> dict:
+    """Lag-1 autocorrelation of the residuals (in token order), bias-corrected, clipped to
+    [0, 0.8], and the long-run variance factor (1 + rho) / (1 - rho) of AR(1) errors that
+    widens the profile-likelihood cut-off.  Bias: -(1 + 3 rho)/n for a sample autocorrelation
+    (Marriott & Pope 1954) and about -k/n more for residuals of a k-parameter fit, so
+    rho = r + (1 + 3 r + k) / n (unbiased at rho = 0 in simulation, docs/fitting.md)."""
+    order = np.argsort(pf.D, kind="stable")
+    r = (pf.y - pf.form.evaluate(pf.D, pf.theta))[order]
+    den = float(np.sum(r**2))
+    raw = float(np.sum(r[1:] * r[:-1]) / den) if den > 0 and r.size > 2 else 0.0
+    rho = float(np.clip(raw + (1 + 3 * raw + pf.k) / r.size, 0.0, AR_MAX))
+    return {"lag1": raw, "rho": rho, "variance_factor": (1 + rho) / (1 - rho)}
 
 
 def _intervals_disagree(a_lo: float, a_hi: float, b_lo: float, b_hi: float) -> bool:

@@ -114,7 +114,9 @@ def _block_indices(rng: np.random.Generator, n: int, n_boot: int, length: int) -
 #: successful replicates (besides the replicate's own end point, the best fit and the form's
 #: data-driven starting points).
 REFIT_MAX_ITER = 400
-REFIT_WARM = 4
+REFIT_WARM = 2
+REFIT_FORM_STARTS = 3
+REFIT_STAGE1_ITER = 60
 
 
 def bootstrap(pf: PointFit, n_boot: int = 1000, seed: int = 0, *, length: int | None = None) -> BootstrapResult:
@@ -168,7 +170,9 @@ def _refit(pf: PointFit, Y: np.ndarray, U: np.ndarray, cost: np.ndarray, good: n
     for i in bad:
         st = [U[i][None, :], common]
         with np.errstate(all="ignore"):
-            st.append(form.to_unconstrained(form.starting_points(pf.D, Y[i])))
+            fs = form.to_unconstrained(form.starting_points(pf.D, Y[i]))
+            c0 = np.sum((form.evaluate(pf.D, form.from_unconstrained(fs)) - Y[i]) ** 2, axis=1)
+        st.append(fs[np.argsort(np.where(np.isfinite(c0), c0, np.inf))[:REFIT_FORM_STARTS]])
         S = np.vstack(st)
         S = S[np.all(np.isfinite(S), axis=1)]
         rows_u.append(S)
@@ -176,7 +180,8 @@ def _refit(pf: PointFit, Y: np.ndarray, U: np.ndarray, cost: np.ndarray, good: n
         owner += [i] * S.shape[0]
     Ys = np.vstack(rows_y)
     # stage 1: every start, a normal budget; stage 2: the best start per replicate, a larger one
-    res = lm_batch(form, pf.D, Ys, np.vstack(rows_u), sw=pf.sw, loss=pf.loss, f_scale=pf.f_scale)
+    res = lm_batch(form, pf.D, Ys, np.vstack(rows_u), sw=pf.sw, loss=pf.loss, f_scale=pf.f_scale,
+                   max_iter=REFIT_STAGE1_ITER)
     owner_arr = np.asarray(owner)
     best_rows = []
     for i in bad:
@@ -237,7 +242,7 @@ PROFILE_GRID = 24
 
 
 def profile_interval(pf: PointFit, index: int, level: float = 0.9, *, lower: float | None = None,
-                     upper: float | None = None) -> tuple[float, float, dict]:
+                     upper: float | None = None, inflation: float = 1.0) -> tuple[float, float, dict]:
     """Profile-likelihood interval of parameter ``index`` (natural scale), F cut-off.
 
     The parameter is fixed on a grid between the estimate and each bound of the search range
@@ -245,7 +250,8 @@ def profile_interval(pf: PointFit, index: int, level: float = 0.9, *, lower: flo
     refitted (batched Levenberg-Marquardt from the best fit and the form's starting points);
     the interval holds every value whose profile RSS satisfies
     (RSS - RSS_min) / (RSS_min / (n - k)) <= F(level; 1, n - k) (Venzon & Moolgavkar 1988;
-    Bates & Watts 1988, ch. 6), with linear interpolation between grid points.  Only for
+    Bates & Watts 1988, ch. 6), with linear interpolation between grid points.  ``inflation``
+    multiplies the F quantile (a variance factor, e.g. (1 + rho) / (1 - rho) for AR(1) errors).  Only for
     parameters whose unconstrained coordinate is their own (A0 in the paper's forms).
     Returns (low, high, info) where info has the grid and its profile RSS.
     """
@@ -275,7 +281,7 @@ def profile_interval(pf: PointFit, index: int, level: float = 0.9, *, lower: flo
     wrss = np.where(np.isfinite(wrss), wrss, np.inf).reshape(grid.size, -1)
     prof = np.min(wrss, axis=1)
     rss_min = min(float(pf.wrss), float(np.min(prof)))
-    cut = rss_min * (1.0 + stats.f.ppf(level, 1, n - k) / (n - k))
+    cut = rss_min * (1.0 + float(inflation) * stats.f.ppf(level, 1, n - k) / (n - k))
     inside = prof <= cut
     c = grid.size // 2
     i = c

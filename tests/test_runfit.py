@@ -72,7 +72,10 @@ def test_to_dict_is_json_safe_and_roundtrips_exactly() -> None:
 
 def test_roundtrip_without_bootstrap_uses_delta_band() -> None:
     rf, _ = _run(n_boot=0)
-    assert rf.boot_draws == [] and all(math.isnan(v) for v in rf.boot_low)
+    ia0 = rf.param_names.index("A0")
+    assert rf.boot_draws == [] and all(math.isnan(v) for i, v in enumerate(rf.boot_low) if i != ia0)
+    # without a bootstrap the limit's interval is the profile likelihood's
+    assert (rf.boot_low[ia0], rf.boot_high[ia0]) == (rf.profile_low, rf.profile_high)
     back = RunFit.from_dict(json.loads(json.dumps(rf.to_dict(), allow_nan=False)))
     x = np.array([10e9, 300e9])
     p = rf.predict(x)
@@ -96,7 +99,13 @@ def test_predict_columns_bands_and_extrapolation() -> None:
     x = np.array([D[0] * 1e9 / 2, D[5] * 1e9, D[-1] * 1e9, 2 * D[-1] * 1e9])
     p = rf.predict(x)
     assert list(p.columns) == ["tokens", "tokens_b", "estimate", "conf_low", "conf_high", "pred_low",
-                               "pred_high", "extrapolation"]
+                               "pred_high", "law_low", "law_high", "forecast_scale", "extrapolation"]
+    # inside the fitted range the band is the law's own; beyond it the forecast term widens it
+    inside = p.tokens_b <= rf.tokens_b_max
+    assert np.all(p.forecast_scale[inside] == 0)
+    assert np.array_equal(p.pred_low[inside], p.law_low[inside])
+    assert p.forecast_scale.iloc[-1] > 0
+    assert p.pred_low.iloc[-1] < p.law_low.iloc[-1] and p.pred_high.iloc[-1] > p.law_high.iloc[-1]
     assert p.extrapolation.tolist() == [True, False, False, True]
     assert [w["code"] for w in p.attrs["warnings"]] == ["extrapolation"]
     assert "2 of 4" in p.attrs["warnings"][0]["message"]

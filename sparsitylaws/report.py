@@ -593,6 +593,9 @@ def provenance_blocks(inp: ReportInputs) -> list[Block]:
     out = [Block("h2", "Provenance")]
     where = "" if not ls.source or ls.source in inp.origin else f" ({ls.source})"
     items = [f"Law set: {ls.name}{where}; {inp.origin}."]
+    rec = pv.get("recipe") or {}
+    if rec.get("name"):  # the training recipe the laws describe (sparsitylaws.recipe)
+        items.append(f"recipe: {rec['name']}" + (f" ({rec['description']})" if rec.get("description") else ""))
     for key in ("created_at", "created_by", "built_by", "built_with", "source", "metric"):
         if pv.get(key):
             items.append(f"{key.replace('_', ' ')}: {pv[key]}")

@@ -49,3 +49,14 @@ def test_default_lawset_carries_its_recipe_and_caveat():
     # the stored statement about this law set is still true of it
     fresh = recipe_metadata(ls)["example"]
     assert rec["example"]["predicted"] == pytest.approx(fresh["predicted"], abs=1e-4)
+
+
+def test_report_names_the_recipe_and_carries_the_caveat():
+    from sparsitylaws.report import ReportInputs, provenance_blocks, warning_blocks
+
+    ls = load_lawset()
+    inp = ReportInputs(ls, None, [], "the packaged default law set")
+    prov = " ".join(i for b in provenance_blocks(inp) for i in b.items)
+    assert "recipe: the paper's MiniCPM-style recipe" in prov and "WSD" in prov
+    warn = " ".join(i for b in warning_blocks(inp) for i in b.items)
+    assert ls.provenance["recipe"]["caveat"] in warn

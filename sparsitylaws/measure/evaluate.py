@@ -1,9 +1,18 @@
 """Evaluation tokens and forward passes: dense and masked NLL, with OOM back-off.
 
 The text is cut into ``num_seqs`` consecutive, non-overlapping windows of ``seq_len``
-tokens from its start; a short text gives fewer windows, the last one padded (padding is
-excluded from NLL and from every statistic).  A folder without tokenizer files is fed
-UTF-8 bytes (token id = byte value), handy for tiny test models.
+tokens, starting ``offset`` windows' worth of tokens into the text (0: its start); a short
+text gives fewer windows, the last one padded (padding is excluded from NLL and from every
+statistic).  A folder without tokenizer files is fed UTF-8 bytes (token id = byte value),
+handy for tiny test models.
+
+BOS: when the tokenizer itself puts a BOS token first (probed by encoding a word with its
+default special tokens, as ``tokenizer(text)`` would; Gemma does, SmolLM2 does not), each
+window starts with BOS followed by ``seq_len - 1`` text tokens, as lm-evaluation-harness
+and the paper's own evaluation feed them.  ``bos=True``/``False`` forces the choice.  The
+BOS position is context only: it is predicted by nothing and excluded from the activation
+statistics (its activations are an attention sink, not text); the prediction of the first
+text token from it counts in the NLL.
 """
 
 from __future__ import annotations
@@ -46,12 +55,23 @@ class EvalData:
     """Evaluation batch: token ids and a mask of real (non-padding) tokens."""
 
     input_ids: torch.Tensor  # (N, S) int64
-    mask: torch.Tensor  # (N, S) bool
+    mask: torch.Tensor  # (N, S) bool: real tokens (BOS included), the attention mask
     name: str
+    bos: bool = False  # whether every window starts with the tokenizer's BOS token
+
+    @property
+    def stat_mask(self) -> torch.Tensor:
+        """(N, S) bool: the tokens whose activations count (real tokens, BOS excluded)."""
+        if not self.bos:
+            return self.mask
+        m = self.mask.clone()
+        m[:, 0] = False
+        return m
 
     @property
     def n_tokens(self) -> int:
-        return int(self.mask.sum())
+        """Text tokens whose activations are measured (padding and BOS excluded)."""
+        return int(self.stat_mask.sum())
 
     @property
     def sha256(self) -> str:
@@ -59,35 +79,67 @@ class EvalData:
         return hashlib.sha256(ids.tobytes()).hexdigest()
 
 
+def tokenizer_adds_bos(tokenizer: Any) -> bool:
+    """Whether ``tokenizer(text)`` (default special tokens) starts with its BOS token."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if tokenizer is None or bos is None:
+        return False
+    try:
+        ids = tokenizer("hello", add_special_tokens=True)["input_ids"]
+    except Exception:  # a tokenizer that cannot encode a plain word: no BOS policy to follow
+        return False
+    return bool(ids) and int(ids[0]) == int(bos)
+
+
 def encode_text(text: str, tokenizer: Any, seq_len: int, num_seqs: int, name: str,
-                vocab_size: int | None = None, pad_id: int = 0) -> EvalData:
-    """Tokenize and window the text (see module docstring)."""
+                vocab_size: int | None = None, pad_id: int = 0, bos: bool | None = None,
+                offset: int = 0) -> EvalData:
+    """Tokenize and window the text (see module docstring).
+
+    ``bos``: None follows the tokenizer (:func:`tokenizer_adds_bos`), True/False forces it.
+    ``offset``: skip ``offset * num_seqs`` windows of text first (disjoint evaluation sets).
+    """
     if seq_len < 2 or num_seqs < 1:
         raise MeasureError(f"--seq-len must be >= 2 and --num-seqs >= 1 (got {seq_len}, {num_seqs})")
+    if offset < 0:
+        raise MeasureError(f"offset must be >= 0 (got {offset})")
     if not text.strip():
         raise MeasureError(f"{name}: the evaluation text is empty")
-    need = seq_len * num_seqs
+    bos_id = getattr(tokenizer, "bos_token_id", None) if tokenizer is not None else None
+    use_bos = tokenizer_adds_bos(tokenizer) if bos is None else bool(bos)
+    if use_bos and bos_id is None:
+        raise MeasureError(f"--bos: {name}: the tokenizer has no BOS token"
+                           if tokenizer is not None else
+                           "--bos: no tokenizer in the checkpoint (bytes have no BOS token)")
+    per_seq = seq_len - 1 if use_bos else seq_len  # text tokens per window
+    need = per_seq * num_seqs
+    skip = per_seq * num_seqs * offset
     if tokenizer is None:
-        raw = text.encode("utf-8")[:need]
+        raw = text.encode("utf-8")[skip:skip + need]
         if vocab_size is not None and vocab_size < 256:
             raise MeasureError(f"{name}: no tokenizer in the checkpoint and vocabulary < 256 for bytes")
         ids = torch.tensor(list(raw), dtype=torch.int64)
     else:
         # Tokenize a prefix generous enough for the budget (avoids encoding huge files).
-        chars = max(need * 12, 4096)
+        chars = max((skip + need) * 12, 4096)
         enc = tokenizer(text[:chars], add_special_tokens=False)["input_ids"]
-        ids = torch.tensor(enc[:need], dtype=torch.int64)
+        ids = torch.tensor(enc[skip:skip + need], dtype=torch.int64)
         if tokenizer.pad_token_id is not None:
             pad_id = int(tokenizer.pad_token_id)
     if ids.numel() < 2:
-        raise MeasureError(f"{name}: fewer than 2 tokens of evaluation text")
-    n = math.ceil(ids.numel() / seq_len)
-    out = torch.full((n, seq_len), pad_id, dtype=torch.int64)
-    mask = torch.zeros((n, seq_len), dtype=torch.bool)
-    flat_ids, flat_mask = out.view(-1), mask.view(-1)
-    flat_ids[: ids.numel()] = ids
-    flat_mask[: ids.numel()] = True
-    return EvalData(out, mask, name)
+        raise MeasureError(f"{name}: fewer than 2 tokens of evaluation text"
+                           + (f" after skipping {skip} tokens" if skip else ""))
+    n = math.ceil(ids.numel() / per_seq)
+    body = torch.full((n, per_seq), pad_id, dtype=torch.int64)
+    body_mask = torch.zeros((n, per_seq), dtype=torch.bool)
+    body.view(-1)[: ids.numel()] = ids
+    body_mask.view(-1)[: ids.numel()] = True
+    if use_bos:
+        out = torch.cat([torch.full((n, 1), int(bos_id), dtype=torch.int64), body], dim=1)
+        mask = torch.cat([torch.ones((n, 1), dtype=torch.bool), body_mask], dim=1)
+    else:
+        out, mask = body, body_mask
+    return EvalData(out, mask, name, bos=use_bos)
 
 
 @dataclass
@@ -131,14 +183,22 @@ class Evaluator:
                     raise MeasureError(f"{self.lm.ref.path}: out of GPU memory even with one "
                                        "sequence per batch; use --device-map auto") from exc
                 self.batch_size = max(1, self.batch_size // 2)
-                torch.cuda.empty_cache()
+                # what the observer saw of the failed pass must not count twice
+                reset = getattr(observer, "reset", None)
+                if observer is not None and reset is None:
+                    raise MeasureError("internal: an observer without reset() cannot be "
+                                       "retried after out-of-memory") from exc
+                if reset is not None:
+                    reset()
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
             finally:
                 self.forward_s += time.perf_counter() - t0
 
     @torch.no_grad()
     def _run(self, mask_fn: MaskFn | None, observer: Observer | None, replicas: int,
              need_s: bool, layers: set[int] | None) -> PassResult:
-        ids_all, mask_all = self.data.input_ids, self.data.mask
+        ids_all, mask_all, stat_all = self.data.input_ids, self.data.mask, self.data.stat_mask
         dev = self.input_device
         sums = torch.zeros(replicas, dtype=torch.float64)
         count = 0
@@ -152,9 +212,11 @@ class Evaluator:
             rep_mask = m.repeat(replicas, 1).to(dev)
             hooks = FFNHooks(self.lm.sites, mask_fn=_rows(mask_fn, b), observer=observer,
                              need_s=need_s, layers=layers)
-            hooks.token_mask = rep_mask
+            if observer is not None:  # one index of the counted tokens per forward
+                hooks.token_mask = stat_all[start:start + bs].repeat(replicas, 1).to(dev)
             with hooks:
-                logits = self.lm.model(input_ids=rep_ids, attention_mask=rep_mask.long()).logits
+                logits = self.lm.model(input_ids=rep_ids, attention_mask=rep_mask.long(),
+                                       use_cache=False).logits
             self.forwards += 1
             tgt = rep_ids[:, 1:]
             valid = rep_mask[:, 1:] & rep_mask[:, :-1]

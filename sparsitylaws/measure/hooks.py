@@ -42,9 +42,24 @@ class FFNHooks:
         self.observer = observer
         self.need_s = need_s
         self.layers = layers
-        self.token_mask: torch.Tensor | None = None
+        self._token_index: dict[torch.device, torch.Tensor] = {}
+        self._token_mask: torch.Tensor | None = None
         self._s: dict[int, torch.Tensor] = {}
         self._handles: list[Any] = []
+
+    @property
+    def token_mask(self) -> torch.Tensor | None:
+        return self._token_mask
+
+    @token_mask.setter
+    def token_mask(self, mask: torch.Tensor | None) -> None:
+        """Tokens the observer sees; their flat index is computed once per forward (one
+        host sync), not in every layer."""
+        self._token_mask = mask
+        self._token_index = {}
+        if mask is not None:
+            idx = mask.reshape(-1).nonzero().squeeze(1)
+            self._token_index[idx.device] = idx
 
     def __enter__(self) -> FFNHooks:
         for pos, site in enumerate(self.sites):
@@ -77,9 +92,9 @@ class FFNHooks:
             if self.observer is not None and (self.layers is None or pos in self.layers):
                 f = a.shape[-1]
                 sel = self._valid(a)
-                a_v = a.reshape(-1, f)[sel].float()
-                s_v = s.reshape(-1, f)[sel].float() if s is not None else None
-                k_v = keep.reshape(-1, f)[sel] if keep is not None else None
+                a_v = a.reshape(-1, f).index_select(0, sel).float()
+                s_v = s.reshape(-1, f).index_select(0, sel).float() if s is not None else None
+                k_v = keep.reshape(-1, f).index_select(0, sel) if keep is not None else None
                 self.observer(pos, a_v, s_v, k_v)
             if keep is None:
                 return None
@@ -88,13 +103,17 @@ class FFNHooks:
         return hook
 
     def _valid(self, a: torch.Tensor) -> torch.Tensor:
+        """Flat index of the observed tokens among a's rows, on a's device."""
         n = a.reshape(-1, a.shape[-1]).shape[0]
-        if self.token_mask is None:
-            return torch.ones(n, dtype=torch.bool, device=a.device)
-        m = self.token_mask.to(a.device).reshape(-1)
-        if m.numel() != n:
-            raise RuntimeError(f"token mask has {m.numel()} entries for {n} tokens")
-        return m
+        if self._token_mask is None:
+            return torch.arange(n, device=a.device)
+        if self._token_mask.numel() != n:
+            raise RuntimeError(f"token mask has {self._token_mask.numel()} entries for {n} tokens")
+        idx = self._token_index.get(a.device)
+        if idx is None:  # a layer on another device (device_map): move the index once
+            idx = next(iter(self._token_index.values())).to(a.device)
+            self._token_index[a.device] = idx
+        return idx
 
 
 class ThresholdMask:
@@ -110,13 +129,23 @@ class ThresholdMask:
         self.thresholds = torch.as_tensor(thresholds, dtype=torch.float32)
         if self.thresholds.dim() == 1:
             self.thresholds = self.thresholds[None]
+        self._cache: dict[tuple[int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _on(self, pos: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer pos's thresholds and neuron norms on ``device`` (copied once per device)."""
+        key = (pos, device)
+        if key not in self._cache:
+            self._cache[key] = (self.thresholds[:, pos].to(device), self.wnorms[pos].to(device))
+        return self._cache[key]
 
     def bind_rows(self, rows_per_replica: int) -> MaskFn:
         def fn(pos: int, a: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
-            eps = self.thresholds[:, pos].to(a.device)
-            eps = eps.repeat_interleave(rows_per_replica)[: a.shape[0]]
+            eps, wn = self._on(pos, a.device)
+            # replicas are equal contiguous blocks of a's first dimension, whether a is
+            # (batch, seq, F) or flattened to (batch * seq, F) as OPT does
+            eps = eps.repeat_interleave(a.shape[0] // eps.numel())
             eps = eps.view(-1, *([1] * (a.dim() - 1)))
-            sizes = a.float().abs() * self.wnorms[pos].to(a.device)
+            sizes = a.float().abs() * wn
             return sizes >= eps
 
         return fn

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -25,8 +24,13 @@ from sparsitylaws.errors import MeasureError
 
 #: Where MLP modules are looked for (attribute names on a decoder layer).
 MLP_NAMES = ("mlp", "feed_forward", "ffn")
-#: Down projections, in order of preference: Llama/Mistral/Qwen/Gemma/MiniCPM, GPT-2, GPT-NeoX.
-DOWN_NAMES = ("down_proj", "c_proj", "dense_4h_to_h", "fc2", "w2")
+#: Down projections, in order of preference: Llama/Mistral/Qwen/Gemma/MiniCPM, GPT-2,
+#: GPT-NeoX, OPT (``fc2`` on the decoder layer itself), GPT-J (``fc_out``), others.
+DOWN_NAMES = ("down_proj", "c_proj", "dense_4h_to_h", "fc2", "fc_out", "w2")
+#: Attributes of a decoder layer or its MLP that mark a mixture-of-experts block.
+MOE_NAMES = ("experts", "block_sparse_moe", "moe", "router")
+#: Sub-models that are not the language model (vision towers, audio encoders).
+NOT_LANGUAGE = ("vision", "visual", "image", "audio", "speech", "multi_modal_projector")
 #: Activation modules applied to the gate (gated) or to the up projection (non-gated).
 ACT_NAMES = ("act_fn", "act", "activation_fn", "activation")
 GATE_NAMES = ("gate_proj", "w1")
@@ -153,10 +157,20 @@ def load_config(ref: CheckpointRef, trust_remote_code: bool = False) -> Any:
         raise MeasureError(f"{ref.path}: unreadable config ({exc})") from exc
 
 
+def text_config(config: Any) -> Any:
+    """The language model's config (a multimodal config's text part; else the config)."""
+    get = getattr(config, "get_text_config", None)
+    try:
+        return get() if callable(get) else config
+    except Exception:  # a custom config whose accessor fails: use it as it is
+        return config
+
+
 def architecture_key(config: Any) -> tuple:
     """What must agree between checkpoints of one run (type and shapes)."""
-    return (
-        getattr(config, "model_type", None),
+    model_type = getattr(config, "model_type", None)
+    config = text_config(config)
+    return (model_type,
         _cfg(config, "hidden_size", "n_embd", "d_model"),
         _cfg(config, "num_hidden_layers", "n_layer", "num_layers"),
         _cfg(config, "intermediate_size", "n_inner", "ffn_dim"),
@@ -183,8 +197,12 @@ class FFNSite:
     gated: bool
 
     def w_out(self) -> torch.Tensor:
-        """W_out as (d_out, d_f): column i is neuron i's output vector (float32)."""
-        w = self.down.weight
+        """W_out as (d_out, d_f): column i is neuron i's output vector (float32).
+
+        Offloaded weights (accelerate's CPU or disk offload leaves a ``meta`` tensor on the
+        module) are read through the module's offload hook, where they really are.
+        """
+        w = offloaded_weight(self.down)
         if isinstance(self.down, nn.Linear):
             return w.detach().float()
         if hasattr(self.down, "nf") and hasattr(self.down, "nx"):  # GPT-2 Conv1D: (nx=d_f, nf=d)
@@ -192,34 +210,127 @@ class FFNSite:
         return w.detach().float()
 
 
-def find_ffn_sites(model: nn.Module) -> list[FFNSite]:
-    """Each decoder layer's MLP down projection, first layer first.
+def offloaded_weight(module: nn.Module) -> torch.Tensor:
+    """``module.weight``, read from accelerate's offload map when it is a meta tensor."""
+    w = module.weight
+    if w.device.type != "meta":
+        return w
+    hook = getattr(module, "_hf_hook", None)
+    hooks = list(getattr(hook, "hooks", None) or ([hook] if hook is not None else []))
+    for h in hooks:
+        wm = getattr(h, "weights_map", None)
+        if wm is not None:
+            try:
+                return torch.as_tensor(wm["weight"])
+            except KeyError:
+                continue
+    raise MeasureError(f"{type(module).__name__}: weight is on the meta device and no offload "
+                       "map holds it (accelerate offload hook not found)")
 
-    Raises :class:`MeasureError` naming what was looked for when none is found.
+
+def _decoder_layers(model: nn.Module) -> tuple[str, list[nn.Module]] | None:
+    """The language model's decoder layers: the ModuleList of ``num_hidden_layers`` blocks
+    under ``get_decoder()`` (or the model), outside vision/audio towers.  None if not found."""
+    cfg = getattr(model, "config", None)
+    text_cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+    n = _cfg(text_cfg, "num_hidden_layers", "n_layer", "num_layers") if text_cfg is not None else None
+    root, prefix = model, ""
+    try:
+        dec = model.get_decoder()
+    except Exception:  # models without the accessor
+        dec = None
+    if isinstance(dec, nn.Module) and dec is not model:
+        root = dec
+        prefix = next((name + "." for name, m in model.named_modules() if m is dec), "")
+    found = []
+    for name, mod in root.named_modules():
+        if not isinstance(mod, nn.ModuleList) or len(mod) == 0:
+            continue
+        if n is not None and len(mod) != n:
+            continue
+        full = prefix + name
+        if any(k in full.lower() for k in NOT_LANGUAGE):
+            continue
+        found.append((full.count("."), full, mod))
+    if not found:
+        return None
+    _, name, mod = min(found, key=lambda t: t[0])  # the shallowest list of blocks
+    return name, list(mod)
+
+
+def _moe_part(module: nn.Module) -> str | None:
+    """Name of a mixture-of-experts part of a decoder layer (or of its MLP), if any."""
+    for attr in MOE_NAMES:
+        if isinstance(getattr(module, attr, None), nn.Module | nn.Parameter):
+            return attr
+    return None
+
+
+def _site_of(layer: nn.Module) -> tuple[nn.Module, nn.Module] | None:
+    """(container, down projection) of one decoder layer's dense FFN, or None.
+
+    The container is the layer's ``mlp``/``feed_forward``/``ffn`` module, or the layer
+    itself when the FFN lives on it (OPT: ``fc1``/``fc2``/``activation_fn``).
     """
+    containers = [getattr(layer, m) for m in MLP_NAMES if isinstance(getattr(layer, m, None), nn.Module)]
+    for mod in containers + [layer]:
+        if _moe_part(mod) is not None and mod is not layer:
+            return None
+        down = next((getattr(mod, d) for d in DOWN_NAMES
+                     if isinstance(getattr(mod, d, None), nn.Module)), None)
+        if down is not None and hasattr(down, "weight"):
+            return mod, down
+    return None
+
+
+def find_ffn_sites(model: nn.Module) -> list[FFNSite]:
+    """Each decoder layer's FFN down projection, first layer first (language model only).
+
+    Every decoder layer must have one: a model mixing dense and mixture-of-experts layers
+    (DeepSeek-V2/V3 ``first_k_dense_replace``, Qwen-MoE ``mlp_only_layers``) is refused
+    rather than measured on its dense layers alone, and an all-MoE model (Mixtral) gets an
+    error that says so.  Raises :class:`MeasureError` naming what was looked for.
+    """
+    looked = (f"looked for modules named {'/'.join(MLP_NAMES)} (or the decoder layer itself) "
+              f"holding {'/'.join(DOWN_NAMES)}")
+    found = _decoder_layers(model)
+    if found is None:
+        raise MeasureError(f"{type(model).__name__}: no decoder-layer FFN down projection found "
+                           f"(no list of decoder layers; {looked})")
+    prefix, layers = found
     sites: list[FFNSite] = []
-    for name, mod in model.named_modules():
-        leaf = name.rsplit(".", 1)[-1]
-        if leaf not in MLP_NAMES:
+    missing: list[tuple[int, str | None]] = []
+    for i, layer in enumerate(layers):
+        hit = _site_of(layer)
+        if hit is None:
+            part = _moe_part(layer) or next(
+                (f"{m}.{p}" for m in MLP_NAMES if isinstance(getattr(layer, m, None), nn.Module)
+                 for p in [_moe_part(getattr(layer, m))] if p is not None), None)
+            missing.append((i, part))
             continue
-        down = next((getattr(mod, d) for d in DOWN_NAMES if isinstance(getattr(mod, d, None), nn.Module)), None)
-        if down is None or not hasattr(down, "weight"):
-            continue
+        mod, down = hit
         act = next((getattr(mod, a) for a in ACT_NAMES if isinstance(getattr(mod, a, None), nn.Module)), None)
         gated = any(isinstance(getattr(mod, g, None), nn.Module) for g in GATE_NAMES)
-        nums = re.findall(r"\.(\d+)\.", f".{name}.")
-        layer = int(nums[-1]) if nums else len(sites)
-        sites.append(FFNSite(layer=layer, name=name, mlp=mod, down=down, act=act, gated=gated))
+        name = next(n for n, m in model.named_modules() if m is mod)
+        sites.append(FFNSite(layer=i, name=name, mlp=mod, down=down, act=act, gated=gated))
+    if not missing:
+        return sites
+    moe = next((f"{prefix}.{i}.{part}" for i, part in missing if part), None)
+    what = (f"mixture-of-experts layers (e.g. {moe}); measuring MoE experts is not supported"
+            if moe else looked)
     if not sites:
-        raise MeasureError(
-            f"{type(model).__name__}: no decoder-layer FFN down projection found (looked for modules "
-            f"named {'/'.join(MLP_NAMES)} holding {'/'.join(DOWN_NAMES)})")
-    return sites
+        raise MeasureError(f"{type(model).__name__}: no decoder-layer FFN down projection found: "
+                           f"{what}")
+    idx = [i for i, _ in missing]
+    shown = ", ".join(map(str, idx[:8])) + (", ..." if len(idx) > 8 else "")
+    raise MeasureError(
+        f"{type(model).__name__}: only {len(sites)} of {len(layers)} decoder layers have a dense "
+        f"FFN (layers {shown} do not: {what}); refusing to report a partial model")
 
 
 def activation_name(config: Any, override: str | None = None) -> str:
     """Normalised FFN activation name (relu, silu, gelu, ...)."""
-    raw = override or _cfg(config, "hidden_act", "activation_function", "hidden_activation") or "unknown"
+    raw = override or _cfg(text_config(config), "hidden_act", "activation_function", "hidden_activation") or "unknown"
     raw = str(raw).lower()
     if raw in ("swish", "silu"):
         return "silu"
@@ -288,11 +399,17 @@ def load_model(
     ref: CheckpointRef,
     device: str = "auto",
     dtype: str = "auto",
-    device_map: str | None = None,
+    device_map: str | dict | None = None,
     trust_remote_code: bool = False,
     activation_override: str | None = None,
+    offload_folder: str | os.PathLike | None = None,
 ) -> LoadedModel:
-    """Load a checkpoint for measurement (eval mode, no grad) and find its FFN sites."""
+    """Load a checkpoint for measurement (eval mode, no grad) and find its FFN sites.
+
+    Weights are loaded straight onto the device (no CPU copy first); ``device_map``
+    ('auto', 'balanced', ... or a module -> device dict, 'disk' included) spreads them with
+    accelerate, offloading to ``offload_folder`` (default: a folder in the cache).
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     dev = pick_device(device)
@@ -302,6 +419,9 @@ def load_model(
     kwargs: dict[str, Any] = {"dtype": dt, "trust_remote_code": trust_remote_code}
     if device_map:
         kwargs["device_map"] = device_map
+        kwargs["offload_folder"] = str(offload_folder or cache_dir() / "offload" / f"{os.getpid()}")
+    elif ref.kind != "pickle":
+        kwargs["device_map"] = str(dev)  # load straight onto the device
     try:
         if ref.kind == "pickle":
             model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
@@ -311,9 +431,12 @@ def load_model(
             model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, **kwargs)
     except MeasureError:
         raise
+    except torch.cuda.OutOfMemoryError as exc:
+        raise MeasureError(f"{ref.path}: out of GPU memory while loading the model; use "
+                           "--device-map auto (spreads it over GPUs, CPU and disk)") from exc
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise MeasureError(f"{ref.path}: could not load the model ({type(exc).__name__}: {exc})") from exc
-    if not device_map:
+    if not device_map and ref.kind == "pickle":
         model = model.to(dev)
     model.eval()
     model.requires_grad_(False)
@@ -325,7 +448,8 @@ def load_model(
                                             "tokenizer.model")):
         tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
     return LoadedModel(ref=ref, model=model, tokenizer=tokenizer, config=config, sites=sites,
-                       activation=activation_name(config, activation_override), device=dev, dtype=dt)
+                       activation=activation_name(config, activation_override), device=dev, dtype=dt,
+                       extra={"device_map": device_map} if device_map else {})
 
 
 def _load_pickled(model: nn.Module, folder: Path) -> None:

@@ -113,6 +113,7 @@ def published_forms(published: Path) -> tuple[str, pd.DataFrame]:
             gr = ga[ga["run"] == ra].sort_values("tokens")
             rows.append(_score(act, "same run, later checkpoints", ra, ra, gr.iloc[0], gr.iloc[1:]))
     res = pd.DataFrame(rows)
+    res.attrs["variogram"] = variogram(kept)
     agg = (res.groupby(["activation", "setting"], sort=False)
            .agg(pairs=("n", "size"), points=("n", "sum"),
                 **{f"mae_{f}": (f"mae_{f}", "mean") for f in FORMS},
@@ -129,6 +130,28 @@ def published_forms(published: Path) -> tuple[str, pd.DataFrame]:
     return "\n".join(lines), res
 
 
+def variogram(kept: pd.DataFrame) -> str:
+    """How the law's logit error differs between two checkpoints, by their distance in
+    decades of (N, D, width/depth): the rms of the anchored error (error at the target
+    minus error at the anchor) over every pair, and that rms / sqrt(distance)."""
+    bins = [0.0, 0.1, 0.2, 0.4, 0.7, 1.0, 1.5, 3.0]
+    lines = ["| activation | distance (decades) | pairs | rms anchored logit error | "
+             "per sqrt(decade) |", "|---|---|---|---|---|"]
+    for act, g in kept.groupby("activation"):
+        e = logit(g["activation_ratio"]) - logit(g["law"])
+        x = np.log10(np.column_stack([g["n_params"], g["tokens"], g["width"] / g["depth"]]).astype(float))
+        iu = np.triu_indices(e.size, 1)
+        de = (e[:, None] - e[None, :])[iu]
+        d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2))[iu]
+        for lo, hi in zip(bins[:-1], bins[1:], strict=True):
+            m = (d >= lo) & (d < hi)
+            if m.any():
+                rms = float(np.sqrt(np.mean(de[m] ** 2)))
+                lines.append(f"| {act} | {lo:g}-{hi:g} | {int(m.sum())} | {rms:.3f} | "
+                             f"{rms / np.sqrt(np.mean(d[m])):.3f} |")
+    return "\n".join(lines)
+
+
 def _score(act, setting, ra, rt, arow, gt) -> dict:
     y = gt["activation_ratio"].to_numpy(float)
     p = gt["law"].to_numpy(float)
@@ -143,7 +166,9 @@ def _score(act, setting, ra, rt, arow, gt) -> dict:
     frame = pd.DataFrame({"activation": act, "level": 0.9, "a0": p, "a0_low": gt["law_low"],
                           "a0_high": gt["law_high"], "activation_ratio": p,
                           "ratio_low": gt["law_low"].to_numpy(), "ratio_high": gt["law_high"].to_numpy(),
-                          "sparsity": 1 - p})
+                          "sparsity": 1 - p, "n_params": gt["n_params"].to_numpy(float),
+                          "tokens": gt["tokens"].to_numpy(float),
+                          "width_depth_ratio": (gt["width"] / gt["depth"]).to_numpy(float)})
     an = apply_offsets(frame, offs)
     out["covered"] = float(np.mean((y >= an["ratio_low"]) & (y <= an["ratio_high"])))
     out["width"] = float(np.mean(an["ratio_high"] - an["ratio_low"]))
@@ -204,10 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="also write the Markdown here")
     args = ap.parse_args(argv)
     t0 = time.time()
-    parts = [f"Prior offset sd (one anchor): {PRIOR_OFFSET_SD} logit.\n"]
+    parts = [f"Prior tau (one anchor): {PRIOR_OFFSET_SD} logit per sqrt(decade).\n"]
     if args.published.is_dir():
-        text, _ = published_forms(args.published)
-        parts += ["### Offset forms on the published runs (default law set)\n", text, ""]
+        text, res = published_forms(args.published)
+        parts += ["### Offset forms on the published runs (default law set)\n", text, "",
+                  "### How the offset drifts with distance (published runs)\n",
+                  res.attrs["variogram"], ""]
     else:
         parts.append(f"(published runs not found at {args.published}: table 1 skipped)\n")
     parts += ["### Transfer to other recipes (measurements/)\n", transfer_table(args.measurements)]

@@ -19,19 +19,23 @@ The offset acts on the **logit of the activation ratio, over the whole curve**::
   SiLU rises to it) and stays on its side of the shifted A0;
 * near 0 (ReLU, 5-10%) a logit shift is a relative change, near 0.5 an additive one.
 
-Uncertainty of the offset, in logit units, for a configuration other than the anchors':
+Uncertainty, in logit units.  The offset is not constant over a recipe: within the
+paper's recipe the anchored error grows with the distance between anchor and target,
+about as sqrt(distance) (docs/planning.md has the numbers).  So the offset is modelled as
+a random field whose variance grows linearly with the distance d, in decades of
+(non-embedding parameters N, tokens D, width/depth r):  Var[o(t) - o(a)] = tau^2 d(t, a).
+A target's offset sd is sqrt(tau^2 dbar + noise^2 / n), dbar its mean distance to the
+anchors, and the law's own band is scaled by min(1, sqrt(dbar)) (the law's error at the
+anchor is absorbed by the offset, and at the anchor the law's errors cancel):
 
-* one anchor (or anchors that all share one configuration): the spread of the offset
-  across configurations of one recipe cannot be estimated from the data, so a **stated
-  prior** is used: :data:`PRIOR_OFFSET_SD` (normal), plus the anchor's own measurement
-  noise (:data:`PRIOR_NOISE_SD`, in activation-ratio units);
-* anchors at two or more configurations: the spread is **estimated** as the sample sd of
-  the per-anchor offsets (floored at the measurement noise), with a t quantile of
-  n - 1 degrees of freedom and the predictive factor sqrt(1 + 1/n).
+* one anchor (or anchors at one point): tau cannot be estimated, so a **stated prior**
+  is used: :data:`PRIOR_OFFSET_SD` per sqrt(decade) (normal), plus the anchor's own
+  measurement noise (:data:`PRIOR_NOISE_SD`, in activation-ratio units);
+* anchors at two or more points: tau is **estimated** from them (pooled over pairs:
+  tau^2 = sum (o_i - o_j)^2 / sum 2 d_ij), with a t quantile of n - 1 degrees of freedom.
 
-The law's own band is shifted with the point and widened by the offset term in
-quadrature, separately on each side (logit scale), then mapped back with the logistic.
-At the anchor's own configuration and budget the anchored point equals the mean of the
+The shifted law band is widened by the offset term in quadrature, separately on each
+side (logit scale), then mapped back with the logistic.  At the anchor's own configuration and budget the anchored point equals the mean of the
 anchors there (exactly, for one anchor).  Nothing here imports torch.
 """
 
@@ -63,9 +67,10 @@ __all__ = [
     "shift_band",
 ]
 
-#: Prior sd (logit units) of how far the recipe offset moves between configurations of one
-#: recipe, used when it cannot be estimated (one anchor).  0.25 logit = a x1.28 relative
-#: change of a ReLU-like ratio near 7%, +-6 points near 50%.  Where it comes from:
+#: Prior tau (logit units per sqrt(decade)): how far the recipe offset moves, as an sd,
+#: one decade of (N, D, width/depth) away from an anchor; used when it cannot be estimated
+#: (one anchor).  0.25 logit = a x1.28 relative change of a ReLU-like ratio near 7%, +-6
+#: points near 50%.  Within the paper's recipe it is about 0.1 (ReLU) and 0.05 (SiLU):
 #: benchmarks/recipe_transfer.py; docs/planning.md, "Anchoring on your own recipe".
 PRIOR_OFFSET_SD = 0.25
 #: Prior sd (activation-ratio units) of one anchor's measurement noise: a PPL-1%
@@ -108,15 +113,16 @@ class Anchor:
 
 @dataclass
 class RecipeOffset:
-    """The recipe offset of one activation, in logit units, and its spread."""
+    """The recipe offset of one activation, in logit units, and how it spreads with distance."""
 
     activation: str
     offset: float
-    sd: float  # predictive sd of the offset at a new configuration (logit)
+    tau: float  # sd of the offset's change per sqrt(decade) of distance (logit)
+    noise_var: float  # variance of the offset from the anchors' measurement noise (logit^2)
     dof: float  # math.inf: normal quantiles
     spread: str  # "prior" or "estimated"
     n_anchors: int
-    n_configs: int
+    n_points: int
     anchors: list[dict] = field(default_factory=list)
     prior_sd: float = PRIOR_OFFSET_SD
 
@@ -125,22 +131,34 @@ class RecipeOffset:
         q = 0.5 + level / 2
         return float(stats.norm.ppf(q) if math.isinf(self.dof) else stats.t.ppf(q, self.dof))
 
+    def distance(self, n_params: Any, tokens: Any, ratio: Any) -> np.ndarray:
+        """Mean distance (decades of N, D, width/depth) from targets to the anchors."""
+        x = np.column_stack([np.log10(np.asarray(v, float)).ravel()
+                             for v in np.broadcast_arrays(n_params, tokens, ratio)])
+        an = np.array([[a["log10_n"], a["log10_tokens"], a["log10_ratio"]] for a in self.anchors])
+        d = np.sqrt(((x[:, None, :] - an[None, :, :]) ** 2).sum(axis=2))
+        return d.mean(axis=1)
+
+    def sd(self, dbar: Any) -> np.ndarray:
+        """Predictive sd of the offset at mean distance ``dbar`` from the anchors."""
+        return np.sqrt(self.tau**2 * np.asarray(dbar, float) + self.noise_var)
+
     def describe(self) -> str:
         """One line for outputs: how large, from what, and how its spread was set."""
-        how = (f"spread prior sd {self.prior_sd:g} logit (stated, not estimated: "
-               f"{'one anchor' if self.n_anchors == 1 else 'anchors share one configuration'})"
+        how = (f"spread prior tau {self.prior_sd:g} logit per sqrt(decade of N, D, width/depth) "
+               f"(stated, not estimated: {'one anchor' if self.n_points == 1 else 'anchors at one point'})"
                if self.spread == "prior" else
-               f"spread estimated from {self.n_anchors} anchors at {self.n_configs} "
-               f"configurations (t, {self.dof:g} dof)")
+               f"spread estimated from {self.n_anchors} anchors: tau {self.tau:.3f} logit per "
+               f"sqrt(decade) (t, {self.dof:g} dof)")
         runs = sorted({a["run"] for a in self.anchors})
         return (f"{self.activation}: anchored on {', '.join(runs)} ({self.n_anchors} checkpoint"
-                f"{'s' if self.n_anchors != 1 else ''}); recipe offset {self.offset:+.3f} logit, "
-                f"sd {self.sd:.3f}; {how}")
+                f"{'s' if self.n_anchors != 1 else ''}); recipe offset {self.offset:+.3f} logit; {how}")
 
     def to_dict(self) -> dict:
         return {"activation": self.activation, "scale": "logit", "offset": self.offset,
-                "sd": self.sd, "dof": None if math.isinf(self.dof) else self.dof,
-                "spread": self.spread, "prior_sd": self.prior_sd, "n_anchors": self.n_anchors, "n_configs": self.n_configs,
+                "tau": self.tau, "noise_sd": math.sqrt(self.noise_var),
+                "dof": None if math.isinf(self.dof) else self.dof, "spread": self.spread,
+                "prior_tau": self.prior_sd, "n_anchors": self.n_anchors, "n_points": self.n_points,
                 "anchors": self.anchors, "description": self.describe()}
 
 
@@ -250,13 +268,14 @@ def read_anchors(spec: str | Path | pd.DataFrame, *, run: str | None = None,
 # ------------------------------------------------------------------------------ the math
 
 
-def shift_band(point: Any, low: Any, high: Any, offset: float, sd: float, q: float
+def shift_band(point: Any, low: Any, high: Any, offset: float, sd: Any, q: Any
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Shift (point, low, high) by ``offset`` on the logit scale and widen each side by
-    ``q * sd`` in quadrature; returns values in [0, 1] with low <= point <= high."""
+    ``q * sd`` in quadrature (``sd``, ``q`` scalars or per row); returns values in [0, 1]
+    with low <= point <= high."""
     lp, ll, lh = logit(point), logit(low), logit(high)
     c = lp + offset
-    add = (q * sd) ** 2
+    add = (np.asarray(q, float) * np.asarray(sd, float)) ** 2
     lo = c - np.sqrt(np.maximum(lp - ll, 0.0) ** 2 + add)
     hi = c + np.sqrt(np.maximum(lh - lp, 0.0) ** 2 + add)
     return expit(c), expit(lo), expit(hi)
@@ -268,22 +287,28 @@ def _predict(width, depth, activation, tokens, ffn_ratio, **kw) -> pd.DataFrame:
     return predict(width, depth, activation=activation, tokens=tokens, ffn_ratio=ffn_ratio, **kw)
 
 
-def combine_offsets(offsets: Any, noise: Any, n_configs: int, *,
-                    prior_sd: float = PRIOR_OFFSET_SD) -> tuple[float, float, float, str]:
-    """(offset, predictive sd, dof, "prior" | "estimated") from per-anchor logit offsets.
+def combine_offsets(offsets: Any, noise: Any, points: Any, *, prior_sd: float = PRIOR_OFFSET_SD
+                    ) -> tuple[float, float, float, float, str]:
+    """(offset, tau, noise variance, dof, "prior" | "estimated") from per-anchor offsets.
 
-    ``noise``: each anchor's measurement sd in logit units.  Fewer than two distinct
-    configurations: mean offset, sd = sqrt(prior_sd^2 + mean(noise^2) / n), normal.
-    Otherwise: sd = max(sample sd, rms noise) * sqrt(1 + 1/n), t with n - 1 dof.
+    ``offsets``: logit offsets; ``noise``: each anchor's measurement sd (logit);
+    ``points``: (n, 3) log10 of (N, D, width/depth).  Fewer than two distinct points:
+    tau = ``prior_sd``, normal.  Otherwise tau^2 = sum_{i<j} (o_i - o_j)^2 / sum_{i<j} 2 d_ij
+    (the pooled slope of the variogram Var[o_i - o_j] = tau^2 d_ij), t with n - 1 dof.
     """
     o = np.asarray(offsets, float)
     nz = np.asarray(noise, float)
+    x = np.asarray(points, float).reshape(o.size, -1)
     n = o.size
     off = float(np.mean(o))
-    if n_configs < 2 or n < 2:
-        return off, math.sqrt(prior_sd**2 + float(np.mean(nz**2)) / n), math.inf, "prior"
-    s = max(float(np.std(o, ddof=1)), float(np.sqrt(np.mean(nz**2))))
-    return off, s * math.sqrt(1 + 1 / n), float(n - 1), "estimated"
+    noise_var = float(np.mean(nz**2)) / n
+    iu = np.triu_indices(n, 1)
+    d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2))[iu]
+    if n < 2 or not np.any(d > 0):
+        return off, float(prior_sd), noise_var, math.inf, "prior"
+    diff2 = (o[:, None] - o[None, :])[iu] ** 2
+    tau = math.sqrt(float(diff2.sum()) / float(2 * d.sum()))
+    return off, tau, noise_var, float(n - 1), "estimated"
 
 
 def estimate_offsets(anchors: Sequence[Anchor], *, lawset: Any = None, method: str = "excess",
@@ -300,14 +325,16 @@ def estimate_offsets(anchors: Sequence[Anchor], *, lawset: Any = None, method: s
         y = np.array([a.activation_ratio for a in group])
         o = logit(y) - logit(pr["activation_ratio"].to_numpy())
         noise = np.array([a.noise_sd for a in group]) / np.clip(y * (1 - y), EPS, None)
-        n_cfg = len({a.config for a in group})
-        off, sd, dof, how = combine_offsets(o, noise, n_cfg, prior_sd=prior_sd)
+        pts = np.log10(pr[["n_params", "tokens", "width_depth_ratio"]].to_numpy(float))
+        off, tau, nv, dof, how = combine_offsets(o, noise, pts, prior_sd=prior_sd)
         recs = [{"run": a.run, "width": a.width, "depth": a.depth, "ffn_ratio": a.ffn_ratio,
-                 "tokens": a.tokens, "measured": a.activation_ratio,
-                 "law": float(p), "offset": float(oo), "source": a.source}
-                for a, p, oo in zip(group, pr["activation_ratio"], o, strict=True)]
-        out[act] = RecipeOffset(activation=act, offset=off, sd=sd, dof=dof, spread=how,
-                                n_anchors=len(group), n_configs=n_cfg, anchors=recs,
+                 "tokens": a.tokens, "measured": a.activation_ratio, "law": float(p),
+                 "offset": float(oo), "log10_n": float(x[0]), "log10_tokens": float(x[1]),
+                 "log10_ratio": float(x[2]), "source": a.source}
+                for a, p, oo, x in zip(group, pr["activation_ratio"], o, pts, strict=True)]
+        out[act] = RecipeOffset(activation=act, offset=off, tau=tau, noise_var=nv, dof=dof,
+                                spread=how, n_anchors=len(group),
+                                n_points=len({tuple(np.round(x, 9)) for x in pts}), anchors=recs,
                                 prior_sd=prior_sd)
     return out
 
@@ -315,35 +342,41 @@ def estimate_offsets(anchors: Sequence[Anchor], *, lawset: Any = None, method: s
 def apply_offsets(df: pd.DataFrame, offsets: dict[str, RecipeOffset]) -> pd.DataFrame:
     """Anchored copy of a :func:`sparsitylaws.planning.predict` frame.
 
-    Rows of an anchored activation get shifted ``a0``/``activation_ratio`` (and their
-    bands, and ``sparsity``); the law's values stay in ``law_*`` columns.  Rows of other
-    activations are unchanged and say so (``anchored`` False).
+    Needs the frame's ``n_params``, ``tokens`` and ``width_depth_ratio`` (the distance to
+    the anchors; A0 rows use the same distance as their A(D)).  Rows of an anchored
+    activation get shifted ``a0``/``activation_ratio`` (and their bands, and
+    ``sparsity``); the law's values stay in ``law_*`` columns; ``anchor_distance`` and
+    ``recipe_offset_sd`` say how far and how uncertain.  Rows of other activations are
+    unchanged and say so (``anchored`` False).
     """
     out = df.copy()
     for c in ("a0", "a0_low", "a0_high", "activation_ratio", "ratio_low", "ratio_high"):
         out[f"law_{c}"] = out[c]
     out["anchored"] = False
-    out["recipe_offset"] = np.nan
-    out["recipe_offset_sd"] = np.nan
+    for c in ("recipe_offset", "recipe_offset_sd", "anchor_distance"):
+        out[c] = np.nan
     out["anchor"] = ""
     for act, off in offsets.items():
         m = (out["activation"] == act).to_numpy()
         if not m.any():
             continue
-        lvl = out.loc[m, "level"].to_numpy(float)
-        for level in np.unique(lvl):
-            mm = m.copy()
-            mm[m] = lvl == level
-            q = off.quantile(float(level))
-            for p, lo, hi in (("a0", "a0_low", "a0_high"),
-                              ("activation_ratio", "ratio_low", "ratio_high")):
-                c, a, b = shift_band(out.loc[mm, p], out.loc[mm, lo], out.loc[mm, hi],
-                                     off.offset, off.sd, q)
-                out.loc[mm, p], out.loc[mm, lo], out.loc[mm, hi] = c, a, b
+        sub = out.loc[m]
+        dbar = off.distance(sub["n_params"], sub["tokens"], sub["width_depth_ratio"])
+        sd = off.sd(dbar)
+        damp = np.minimum(1.0, np.sqrt(dbar))  # the law's own error cancels at the anchors
+        q = np.array([off.quantile(float(v)) for v in sub["level"]])
+        for p, lo, hi in (("a0", "a0_low", "a0_high"), ("activation_ratio", "ratio_low", "ratio_high")):
+            pt = sub[p].to_numpy(float)
+            lp = logit(pt)
+            low = expit(lp - damp * (lp - logit(sub[lo].to_numpy(float))))
+            high = expit(lp + damp * (logit(sub[hi].to_numpy(float)) - lp))
+            c, a, b = shift_band(pt, low, high, off.offset, sd, q)
+            out.loc[m, p], out.loc[m, lo], out.loc[m, hi] = c, a, b
         out.loc[m, "sparsity"] = 1.0 - out.loc[m, "activation_ratio"]
         out.loc[m, "anchored"] = True
         out.loc[m, "recipe_offset"] = off.offset
-        out.loc[m, "recipe_offset_sd"] = off.sd
+        out.loc[m, "recipe_offset_sd"] = sd
+        out.loc[m, "anchor_distance"] = dbar
         out.loc[m, "anchor"] = off.describe()
     return out
 

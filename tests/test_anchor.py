@@ -73,10 +73,18 @@ def test_anchor_reproduced_at_its_own_configuration():
     # the offset is logit(measured) - logit(law), computed here independently
     law = predict(1024, 20, "silu", tokens=3e10)["activation_ratio"].iloc[0]
     assert offs["silu"].offset == pytest.approx(_lg(y) - _lg(law))
-    assert offs["silu"].spread == "prior" and offs["silu"].dof == math.inf
+    o = offs["silu"]
+    assert o.spread == "prior" and o.dof == math.inf and o.tau == PRIOR_OFFSET_SD
+    assert "prior" in o.describe()
+    # at the anchor itself only the measurement noise is left: +-z * noise on the logit scale
     noise = PRIOR_NOISE_SD / (y * (1 - y))
-    assert offs["silu"].sd == pytest.approx(math.hypot(PRIOR_OFFSET_SD, noise))
-    assert "prior" in offs["silu"].describe()
+    z = stats.norm.ppf(0.95)
+    assert _lg(df["ratio_high"].iloc[0]) - _lg(y) == pytest.approx(z * noise, rel=1e-6)
+    assert _lg(y) - _lg(df["ratio_low"].iloc[0]) == pytest.approx(z * noise, rel=1e-6)
+    # one decade of tokens away: tau^2 * 1 + noise^2, and the law's band back in full
+    far, _ = anchored_predict(1024, 20, "silu", anchor=anchors, tokens=3e11)
+    assert far["recipe_offset_sd"].iloc[0] == pytest.approx(math.hypot(PRIOR_OFFSET_SD, noise))
+    assert far["anchor_distance"].iloc[0] == pytest.approx(1.0)
 
 
 def test_smollm2_table_anchor_reproduces_its_measurement():
@@ -108,27 +116,38 @@ def test_several_anchors_estimate_the_spread():
     o = offs["relu"]
     assert o.offset == pytest.approx(0.5)
     assert o.spread == "estimated" and o.dof == 2
-    assert o.sd == pytest.approx(0.2 * math.sqrt(1 + 1 / 3))  # sample sd 0.2
+    # pooled variogram slope, computed here from the configurations' N and width/depth
+    pr = predict([c[0] for c in cfgs], [c[1] for c in cfgs], "relu", tokens=2e10)
+    x = np.log10(pr[["n_params", "width_depth_ratio"]].to_numpy())
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    d = [float(np.linalg.norm(x[i] - x[j])) for i, j in pairs]
+    num = sum((off[i] - off[j]) ** 2 for i, j in pairs)
+    assert o.tau == pytest.approx(math.sqrt(num / (2 * sum(d))))
     assert o.quantile(0.9) == pytest.approx(stats.t.ppf(0.95, 2))
 
 
-def test_estimated_spread_covers_new_configurations_by_simulation():
-    """The t predictive interval for the offset of a new configuration covers at its level."""
-    rng = np.random.default_rng(1)
-    level, n, reps, hits = 0.9, 4, 4000, 0
+@pytest.mark.parametrize("n", [2, 4])
+def test_estimated_spread_covers_new_points_by_simulation(n):
+    """Offsets drawn as a Brownian motion along one log axis (the model's variogram): the
+    t interval for an unseen point, sd^2 = tau_hat^2 * mean distance, covers at its level."""
+    rng = np.random.default_rng(n)
+    level, reps, hits = 0.9, 3000, 0
     for _ in range(reps):
-        o = rng.normal(0.7, 0.3, n + 1)
-        off, sd, dof, how = combine_offsets(o[:n], np.full(n, 1e-6), n_configs=n)
-        q = stats.t.ppf(0.5 + level / 2, dof)
-        hits += abs(o[n] - off) <= q * sd
-    assert how == "estimated"
-    assert abs(hits / reps - level) < 0.02
+        xs = np.sort(rng.uniform(0, 2, n + 1))
+        w = np.cumsum(np.r_[rng.normal(0, 1), rng.normal(0, 0.3 * np.sqrt(np.diff(xs)))])
+        t = rng.integers(n + 1)
+        keep = np.arange(n + 1) != t
+        off, tau, nv, dof, how = combine_offsets(w[keep], np.full(n, 1e-9), xs[keep][:, None])
+        sd = math.sqrt(tau**2 * np.mean(np.abs(xs[keep] - xs[t])) + nv)
+        hits += abs(w[t] - off) <= stats.t.ppf(0.5 + level / 2, dof) * sd
+    assert how == "estimated" and dof == n - 1
+    assert abs(hits / reps - level) < 0.025
 
 
 def test_anchors_at_one_configuration_use_the_prior():
-    o, sd, dof, how = combine_offsets([0.4, 0.6], [0.0, 0.0], n_configs=1)
-    assert (o, how, dof) == (pytest.approx(0.5), "prior", math.inf)
-    assert sd == pytest.approx(PRIOR_OFFSET_SD)
+    o, tau, nv, dof, how = combine_offsets([0.4, 0.6], [0.1, 0.1], [[8.0, 10.0, 1.7]] * 2)
+    assert (o, how, dof, tau) == (pytest.approx(0.5), "prior", math.inf, PRIOR_OFFSET_SD)
+    assert nv == pytest.approx(0.01 / 2)
 
 
 # ------------------------------------------------------------------ published runs
@@ -146,7 +165,7 @@ def _published(sparsinglaw_dir):
 @pytest.mark.parametrize("act", ["relu", "silu"])
 def test_published_anchor_on_one_run_predicts_the_others(sparsinglaw_dir, act):
     """Same recipe: anchoring on one run's last checkpoint keeps the others inside the band,
-    and the stated prior is not narrower than the cross-scale error seen within one recipe."""
+    and the stated prior is not narrower than the error per sqrt(decade) seen within it."""
     t = _published(sparsinglaw_dir)
     t = t[t["activation"] == act]
     runs = sorted(t["run"].unique())
@@ -164,7 +183,7 @@ def test_published_anchor_on_one_run_predicts_the_others(sparsinglaw_dir, act):
             assert np.all((df["ratio_low"] <= y) & (y <= df["ratio_high"])), (ra, rt)
             assert np.mean(np.abs(df["activation_ratio"] - y)) < 0.01, (ra, rt)
             p = df["activation_ratio"].to_numpy()
-            errs.append(np.log(p / (1 - p)) - np.log(y / (1 - y)))
+            errs.append((np.log(p / (1 - p)) - np.log(y / (1 - y))) / np.sqrt(df["anchor_distance"]))
     rms = float(np.sqrt(np.mean(np.concatenate(errs) ** 2)))
     assert rms < PRIOR_OFFSET_SD
 

@@ -5,7 +5,12 @@ out) and the topics of ``pydoc_data.topics`` (its documentation).  A document go
 evaluation part when ``int(sha256(name)[:8], 16) % 1000 < eval_per_mille``; its name is the
 path relative to the standard library (``pydoc:<topic>`` for pydoc topics), so the split
 does not depend on where Python is installed.  The text is byte-level: token = UTF-8 byte
-+ 3 (ByT5's byte tokenizer; ids 0-2 are pad, eos, unk), documents separated by EOS.
++ 3 (ByT5's byte tokenizer; ids 0-2 are pad, eos, unk), documents separated by a blank line.
+
+``source = "stdlib+site-packages"`` adds the ``.py`` files of the installed packages
+(``site:<path>``; about 240 MB with the ``measure`` extra), for plans that need more
+tokens than the standard library's ~11 MB; that corpus depends on what is installed, so
+``corpus.json`` records its document counts and hashes.
 
 Outputs, in ``<out>/corpus/``: ``train.bin`` (uint8 bytes of the training part),
 ``eval.txt`` (the held-out text that ``measure`` reads: a slice of about
@@ -46,22 +51,32 @@ class Corpus:
         return np.memmap(self.train_path, dtype=np.uint8, mode="r")
 
 
-def documents() -> list[tuple[str, bytes]]:
-    """(name, UTF-8 text) of every document, sorted by name."""
-    import pydoc_data.topics as topics
+SKIP_DIRS = ("site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__")
 
-    root = Path(sysconfig.get_paths()["stdlib"])
+
+def _py_files(root: Path, prefix: str) -> list[tuple[str, bytes]]:
     docs = []
     for f in sorted(root.rglob("*.py")):
         rel = f.relative_to(root)
-        if any(part in ("site-packages", "dist-packages", "test", "tests", "idle_test")
-               for part in rel.parts):
+        if any(part in SKIP_DIRS for part in rel.parts[:-1]):
             continue
         try:
             data = f.read_bytes()
         except OSError:
             continue
-        docs.append((rel.as_posix(), data.decode("utf-8", "replace").encode("utf-8")))
+        docs.append((prefix + rel.as_posix(), data.decode("utf-8", "replace").encode("utf-8")))
+    return docs
+
+
+def documents(source: str = "stdlib") -> list[tuple[str, bytes]]:
+    """(name, UTF-8 text) of every document of ``source``, sorted by name."""
+    import pydoc_data.topics as topics
+
+    paths = sysconfig.get_paths()
+    docs = _py_files(Path(paths["stdlib"]), "")
+    if source == "stdlib+site-packages":
+        for root in sorted({paths["purelib"], paths["platlib"]}):
+            docs.extend(_py_files(Path(root), "site:"))
     for k in sorted(topics.topics):
         docs.append((f"pydoc:{k}", topics.topics[k].encode("utf-8")))
     docs.sort(key=lambda d: d[0])
@@ -97,7 +112,7 @@ def build_corpus(spec: CorpusSpec, out: Path) -> Corpus:
         if info.get("rule") == rule:
             return Corpus(train_path, eval_path, info)
     train, held, n_train, n_eval = [], [], 0, 0
-    for name, data in documents():
+    for name, data in documents(spec.source):
         if is_eval(name, spec.eval_per_mille):
             held.append((hashlib.sha256(name.encode()).hexdigest(), data))
             n_eval += 1

@@ -22,6 +22,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 ACTIVATIONS = ("relu", "silu", "gelu")
+CORPUS_SOURCES = ("stdlib", "stdlib+site-packages")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -231,8 +232,8 @@ def parse_plan(text: str, where: str = "plan") -> Plan:
 
 def _check(plan: Plan, where: str) -> None:
     t, ms, c = plan.train, plan.measure, plan.corpus
-    if c.source != "stdlib":
-        raise PlanError(f"{where}: corpus.source {c.source!r}: only 'stdlib' is built in")
+    if c.source not in CORPUS_SOURCES:
+        raise PlanError(f"{where}: corpus.source {c.source!r}: choose {' or '.join(CORPUS_SOURCES)}")
     if not 0 < c.eval_per_mille < 1000:
         raise PlanError(f"{where}: corpus.eval_per_mille must lie in 1..999")
     if t.seq_len < 8 or t.batch_size < 1 or not t.lr > 0:

@@ -184,4 +184,157 @@ head_dim = 16
 activation = "relu"
 """
 
-PRESETS: dict[str, str] = {"ci": CI, "cpu": CPU}
+GPU = """\
+name = "gpu"
+seed = 0
+note = \"\"\"The cpu design at 10-100x the parameters, for one GPU: a ReLU width/depth sweep at
+~12M non-embedding parameters (width/depth 8 to 1024, 9 ratios) and ReLU + SiLU at 4 scales
+(1.7M to 30M, width/depth 48-51), 100 tokens per parameter, byte-level tokens.
+Expected run time on one H100/H200: about 6 hours of training (2.1e18 training FLOPs at an
+assumed 100 TFLOP/s effective in bf16; not measured here, no GPU was available) plus
+well under an hour of measuring.  Set tokens_per_param = 190 for the paper's budget
+(about 11 hours).\"\"\"
+
+[corpus]
+source = "stdlib+site-packages"
+eval_per_mille = 100
+
+[train]
+seq_len = 512
+batch_size = 128
+lr = 2e-3
+warmup_frac = 0.01
+tokens_per_param = 100
+checkpoints = 20
+first_checkpoint_frac = 0.01
+mixed_precision = "bf16"
+
+[measure]
+seq_len = 512
+num_seqs = 32
+device = "auto"
+
+[fit]
+n_boot = 1000
+
+[[model]]
+name = "relu-w192-d4"
+width = 192
+depth = 4
+head_dim = 64
+activation = "relu"
+
+[[model]]
+name = "silu-w192-d4"
+width = 192
+depth = 4
+head_dim = 64
+activation = "silu"
+
+[[model]]
+name = "relu-w288-d6"
+width = 288
+depth = 6
+head_dim = 32
+activation = "relu"
+
+[[model]]
+name = "silu-w288-d6"
+width = 288
+depth = 6
+head_dim = 32
+activation = "silu"
+
+[[model]]
+name = "relu-w384-d8"
+width = 384
+depth = 8
+head_dim = 64
+activation = "relu"
+
+[[model]]
+name = "silu-w384-d8"
+width = 384
+depth = 8
+head_dim = 64
+activation = "silu"
+
+[[model]]
+name = "relu-w512-d10"
+width = 512
+depth = 10
+head_dim = 64
+activation = "relu"
+
+[[model]]
+name = "silu-w512-d10"
+width = 512
+depth = 10
+head_dim = 64
+activation = "silu"
+
+[[model]]
+name = "relu-w1024-d1"
+width = 1024
+depth = 1
+head_dim = 64
+activation = "relu"
+
+[[model]]
+name = "relu-w704-d2"
+width = 704
+depth = 2
+head_dim = 64
+activation = "relu"
+
+[[model]]
+name = "relu-w576-d3"
+width = 576
+depth = 3
+head_dim = 64
+activation = "relu"
+
+[[model]]
+name = "relu-w512-d4"
+width = 512
+depth = 4
+head_dim = 64
+activation = "relu"
+
+[[model]]
+name = "relu-w416-d6"
+width = 416
+depth = 6
+head_dim = 32
+activation = "relu"
+
+[[model]]
+name = "relu-w352-d8"
+width = 352
+depth = 8
+head_dim = 32
+activation = "relu"
+
+[[model]]
+name = "relu-w288-d12"
+width = 288
+depth = 12
+head_dim = 32
+activation = "relu"
+
+[[model]]
+name = "relu-w256-d16"
+width = 256
+depth = 16
+head_dim = 64
+activation = "relu"
+
+[[model]]
+name = "relu-w192-d24"
+width = 192
+depth = 24
+head_dim = 64
+activation = "relu"
+"""
+
+PRESETS: dict[str, str] = {"ci": CI, "cpu": CPU, "gpu": GPU}

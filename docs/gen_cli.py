@@ -21,6 +21,25 @@ Every command exits with status 0 on success, 2 on bad input (one line on stderr
 `sparsitylaws: error: ...`, naming the file, column or argument), 1 on an internal error
 (rerun with `SPARSITYLAWS_DEBUG=1` for the traceback), 130 when interrupted (finished rows
 of a measurement are kept). `python -m sparsitylaws` is the same as `sparsitylaws`.
+
+Rules shared by every command (`sparsitylaws/cli/options.py`, `sparsitylaws/fitdefaults.py`):
+
+- `-o, --output PATH`: the suffix must be one the command writes (listed in its help); any
+  other is an error, never another format under that name. The file's folder must exist;
+  `--mkdir` creates that one missing folder (not a chain of folders, never at the
+  filesystem root). `lab`'s `-o` names an output folder instead.
+- `--n-boot`: 1000 bootstrap replicates wherever laws are fitted (`fit`, `plot`, `report`,
+  `crosscheck`), so a figure or report fitted on the spot shows the intervals `fit` would
+  save; with `--laws`, `plot` and `report` show the law set's own saved intervals.
+- `--level`: an interval level strictly between 0 and 1. `--laws PATH`: always an option.
+- Rows marked in the table's `not_for_fitting` column (docs/schema.md) are left out of fits
+  (`fit`, `crosscheck`, `plot`, `report`) and of the report's comparison with predictions,
+  and are named as left out. `--form auto` takes the paper's form for ReLU- and SiLU-like
+  activations; for any other activation it follows the data's direction (falling or
+  rising, by Spearman's rho) or asks for `--form` when the direction is unclear, and says
+  which form it chose.
+- Backtest coverage far below the interval level (a binomial lower tail under 5%, e.g.
+  0/7 or 3/15 at 90%) is marked POOR in `fit`, the report and the curve titles.
 """
 
 

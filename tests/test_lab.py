@@ -206,3 +206,28 @@ def test_ci_preset_killed_and_resumed_loses_and_repeats_nothing(ci_run, tmp_path
     assert _key(a) == _key(r)
     np.testing.assert_allclose(a["activation_ratio"], r["activation_ratio"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(a["ppl_dense"], r["ppl_dense"], rtol=1e-9)
+
+
+@torch_needed
+@pytest.mark.measure
+@pytest.mark.parametrize("gated, act", [(True, "relu"), (True, "silu"), (False, "relu"), (False, "gelu")])
+def test_models_are_hf_classes_that_measure_finds(gated, act):
+    from sparsitylaws.lab.models import build_model, byte_tokenizer, non_embedding_params
+    from sparsitylaws.lab.plan import ModelSpec
+    from sparsitylaws.measure.loading import activation_name, find_ffn_sites
+
+    spec = ModelSpec(name="m", width=32, depth=3, activation=act, gated=gated, head_dim=16)
+    tok = byte_tokenizer()
+    assert len(tok) == 259 and tok("ab", add_special_tokens=False)["input_ids"] == [ord("a") + 3, ord("b") + 3]
+    model = build_model(spec, len(tok), 64)
+    assert type(model).__name__ == ("LlamaForCausalLM" if gated else "GPTNeoXForCausalLM")
+    sites = find_ffn_sites(model)
+    assert len(sites) == spec.depth and all(s.gated == gated for s in sites)
+    assert all(s.w_out().shape == (spec.width, spec.d_ffn) for s in sites)
+    assert activation_name(model.config) == act
+    # non-embedding parameters: the documented count plus the norms (and GPT-NeoX's biases)
+    n = non_embedding_params(model)
+    extra = n - spec.estimated_params()
+    norms = (2 * spec.depth + 1) * spec.width * (1 if gated else 2)
+    biases = 0 if gated else spec.depth * (4 * spec.width + spec.d_ffn + spec.width) + 0
+    assert extra == norms + biases

@@ -49,8 +49,8 @@ name = "cpu"
 seed = 0
 note = \"\"\"ReLU width/depth sweep at ~0.2M non-embedding parameters (width/depth 4 to 144) and
 ReLU + SiLU at 4 scales (12k to 0.21M), gated FFN (d_f = 2.5 d), byte-level tokens.
-Sized to finish in about 45 minutes on 2 shared CPU cores: 8 tokens per parameter for
-the ~0.2M models, 20-60 for the smaller ones (see docs/lab.md to rerun it bigger).\"\"\"
+Sized to finish in about 45-50 minutes on 2 shared CPU cores (one torch thread): 12 tokens
+per parameter for the ~0.2M models, 20-60 for the smaller ones (docs/lab.md: rerun it bigger).\"\"\"
 
 [corpus]
 eval_per_mille = 100
@@ -60,7 +60,7 @@ seq_len = 128
 batch_size = 32
 lr = 3e-3
 warmup_frac = 0.02
-tokens_per_param = 8
+tokens_per_param = 12
 checkpoints = 16
 first_checkpoint_frac = 0.02
 threads = 1

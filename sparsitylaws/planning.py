@@ -229,37 +229,29 @@ def predict(
         alld = np.vstack([np.nan_to_num(v, nan=0.0) for v in dist.values()])
         wd = entry.get("widthdepth")
         wd_kind = "none" if wd is None else ("assumed" if wd.get("assumed") else "fitted")
-        warns: list[list[str]] = [[] for _ in range(W.size)]
         values = {"n_params": n_emb, "tokens": tok, "ratio": ratio, "width": W, "depth": Lr}
+        msgs = []
         for dim, label, what in _DIM_TEXT:
-            d = dist[dim]
             if dim == "tokens":
                 rng_rows, what = tok_rng, tok_what
             else:
                 rng_rows = None if rg.get(dim) is None else np.broadcast_to(
                     np.asarray(rg[dim], float), (W.size, 2))
-            if rng_rows is None:
-                continue
-            for i in np.flatnonzero(np.nan_to_num(d, nan=0.0) > 0):
-                warns[i].append(range_note(label, float(values[dim][i]), rng_rows[i], float(d[i]),
-                                           what=what))
-        for i in np.flatnonzero(pr["floor"]):
-            warns[i].append(f"{act}: the law falls below 0% at this budget (its form has no "
-                            "meaning this early), A(D) or its interval clamped to 0%")
-        for i in np.flatnonzero(pr["ceiling"]):
-            warns[i].append(f"{act}: the law exceeds 100% at this budget (its form has no "
-                            "meaning this early), A(D) or its interval clamped to 100%")
-        for i in np.flatnonzero(pr["wd_clamped"]):
-            warns[i].append(f"{act}: the width/depth law leaves (0, 1) at width/depth "
-                            f"{ratio[i]:.4g}, its effect on A0 is held at the edge")
+            if rng_rows is not None:
+                msgs.append(_notes(label, values[dim], rng_rows, dist[dim], what))
+        msgs.append(_flag(pr["floor"], f"{act}: the law falls below 0% at this budget (its form "
+                          "has no meaning this early), A(D) or its interval clamped to 0%"))
+        msgs.append(_flag(pr["ceiling"], f"{act}: the law exceeds 100% at this budget (its form "
+                          "has no meaning this early), A(D) or its interval clamped to 100%"))
+        msgs.append(_flag(pr["wd_clamped"], f"{act}: the width/depth law leaves (0, 1) at this "
+                          "width/depth, its effect on A0 is held at the edge"))
         if wd is None:
-            for i in np.flatnonzero(dist["ratio"] > 0):
-                warns[i].append(f"no width/depth law for {act}: A0 assumes the fitted runs' ratio")
+            msgs.append(_flag(dist["ratio"] > 0,
+                              f"no width/depth law for {act}: A0 assumes the fitted runs' ratio"))
         elif wd_kind == "assumed":
-            for i in np.flatnonzero(dist["ratio"] > 0):
-                warns[i].append(f"{act}: A0's width/depth effect is assumed, not fitted "
-                                "(no measured sweep, see caveats)")
-        warn = np.array(["; ".join(w) for w in warns], dtype=object)
+            msgs.append(_flag(dist["ratio"] > 0, f"{act}: A0's width/depth effect is assumed, "
+                              "not fitted (no measured sweep, see caveats)"))
+        warn = _join(msgs, W.size)
         if wd is None:
             reg_side = np.full(W.size, "n/a", dtype=object)
             reg_band = np.full(W.size, "n/a", dtype=object)
@@ -267,18 +259,18 @@ def predict(
         else:
             reg_side, reg_band, reg_text = reg["bottleneck_side"], reg["stable_band"], reg["regime"]
         frames.append(pd.DataFrame({
-            "width": W.astype(np.int64), "depth": Lr.astype(np.int64), "activation": act,
+            "width": W.astype(np.int64), "depth": Lr.astype(np.int64), "activation": _const(act, W.size),
             "ffn_ratio": fr, "gated": gt, "n_params": n_emb, "n_params_total": n_tot,
             "width_depth_ratio": ratio, "tokens": tok, "tokens_per_param": tok / n_emb,
-            "bottleneck_side": reg_side, "stable_band": reg_band, "regime": reg_text,
-            "widthdepth": wd_kind,
+            "bottleneck_side": pd.Categorical(reg_side), "stable_band": pd.Categorical(reg_band),
+            "regime": pd.Categorical(reg_text), "widthdepth": _const(wd_kind, W.size),
             "a0": pr["a0"], "a0_low": pr["a0_low"], "a0_high": pr["a0_high"],
             "activation_ratio": pr["ratio"], "ratio_low": pr["ratio_low"],
             "ratio_high": pr["ratio_high"], "sparsity": 1.0 - pr["ratio"], "level": level,
             **{f"extrap_{k}": v for k, v in dist.items()},
-            "extrapolation": alld.max(axis=0), "warning": warn,
-            "clamped": pr["floor"] | pr["ceiling"], "method": method,
-            "lawset": ls.name,
+            "extrapolation": alld.max(axis=0), "warning": pd.Series(warn, dtype=object),
+            "clamped": pr["floor"] | pr["ceiling"], "method": _const(method, W.size),
+            "lawset": _const(ls.name, W.size),
         }))
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     out.attrs["caveats"] = caveats(ls, req)
@@ -304,6 +296,43 @@ def caveats(lawset: Any, activations: Sequence[str]) -> list[str]:
             if c not in out:
                 out.append(str(c))
     return out
+
+
+def _notes(label: str, values: np.ndarray, rng_rows: np.ndarray, dist: np.ndarray,
+           what: str) -> np.ndarray:
+    """Range notes per row (object array, "" inside the range); each distinct
+    (value, range) is formatted once, so large grids stay fast."""
+    out = np.full(values.shape, "", dtype=object)
+    idx = np.flatnonzero(np.nan_to_num(dist, nan=0.0) > 0)
+    if idx.size == 0:
+        return out
+    if np.all(rng_rows[idx] == rng_rows[idx[0]]):  # one range: the note depends on the value only
+        uniq, first, inv = np.unique(values[idx], return_index=True, return_inverse=True)
+        rows = idx[first]
+    else:
+        rows, inv = idx, np.arange(idx.size)
+    texts = np.array([range_note(label, float(values[i]), rng_rows[i], float(dist[i]), what=what)
+                      for i in rows], dtype=object)
+    out[idx] = texts[np.ravel(inv)]
+    return out
+
+
+def _const(value: str, n: int) -> pd.Categorical:
+    """A column holding one string (categorical: cheap for large grids)."""
+    return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[value])
+
+
+def _flag(mask: np.ndarray, text: str) -> np.ndarray:
+    out = np.full(np.shape(mask), "", dtype=object)
+    out[np.asarray(mask, bool)] = text
+    return out
+
+
+def _join(parts: list[np.ndarray], n: int) -> np.ndarray:
+    """Join per-row messages with "; " (vectorized over object arrays)."""
+    if not parts:
+        return np.full(n, "", dtype=object)
+    return np.array(["; ".join([m for m in row if m]) for row in zip(*parts, strict=True)], dtype=object)
 
 
 #: Dimension, its label and what its fitted range is called, for range notes.

@@ -48,13 +48,17 @@ def _eval_form(form: str, th: list[np.ndarray], D: np.ndarray) -> np.ndarray:
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, float), _EPS, 1 - _EPS)
-    return np.log(p) - np.log1p(-p)
+    """log(p / (1 - p)) of p kept _EPS inside (0, 1); float32 stays float32."""
+    p = np.asarray(p)
+    p = np.clip(p, _EPS, 1 - _EPS).astype(p.dtype if p.dtype == np.float32 else float)
+    return np.log(p / (1 - p))
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-z))
+        e = np.exp(-z)
+        e += 1
+        return np.reciprocal(e, out=e)
 
 
 def _log_excess(form: str, alpha, c, b, logx):
@@ -202,11 +206,11 @@ def _wd_shift(c: _Compiled, r: np.ndarray, *, draws: bool, a0_ref: np.ndarray) -
         if not draws:
             return v
         d = c.wd_draws.get(name)
-        return (np.full(M, v) if d is None else d)[None, :]
+        return (np.full(M, v) if d is None else d).astype(np.float32)[None, :]
 
     slope = par("slope", 0.0)
     rb = par("breakpoint", 0.0)
-    rr = r[:, None] if draws else r
+    rr = r.astype(np.float32)[:, None] if draws else r
     rref = c.ratio_ref
     if c.wd_model == "hinge" and p.get("plateau") is not None:
         plat = par("plateau", 0.0)
@@ -232,7 +236,7 @@ def predict_section(
     tokens_b: np.ndarray,
     *,
     level: float = 0.9,
-    chunk: int = 4096,
+    chunk: int = 512,
     noise_sd: float = 0.0,
     seed: int = 0,
     method: str = "excess",
@@ -321,9 +325,10 @@ def _predict_chunk(c: _Compiled, method: str, N: np.ndarray, R: np.ndarray, D: n
     g_a0 = sp_a0.coef[0, ia0] + dx * sp_a0.coef[1, ia0]
     shift_pt, wd_out = _wd_shift(c, R, draws=False, a0_ref=_sigmoid(g_a0))
     a0_pt = _sigmoid(g_a0 + shift_pt)
-    gz = g_draw(ia0, sp_a0).astype(float)
+    gz = g_draw(ia0, sp_a0)
     shift_d, _ = _wd_shift(c, R, draws=True, a0_ref=_sigmoid(gz))
-    a0_d = _sigmoid(gz + shift_d)
+    gz += shift_d.astype(np.float32, copy=False)
+    a0_d = _sigmoid(gz)
     # excess
     logD = np.log(D)
     if method == "curve":
@@ -336,16 +341,18 @@ def _predict_chunk(c: _Compiled, method: str, N: np.ndarray, R: np.ndarray, D: n
         le_pt = _log_excess(c.form, np.exp(g_pt[:, ia]), np.exp(g_pt[:, ic]),
                             None if ib is None else g_pt[:, ib], logx)
         al = np.exp(np.clip(g_draw(ia), -80, 80))
-        cc = np.exp(np.clip(g_draw(ic), -80, 80)).astype(float)
-        bb = None if ib is None else g_draw(ib).astype(float)
-        le_d = _log_excess(c.form, al.astype(float), cc, bb, logx[:, None])
+        cc = np.exp(np.clip(g_draw(ic), -80, 80))
+        bb = None if ib is None else g_draw(ib)
+        le_d = _log_excess(c.form, al, cc, bb, logx.astype(np.float32)[:, None])
     with np.errstate(over="ignore", under="ignore"):
         ratio_pt = a0_pt + c.sign * np.exp(np.clip(le_pt, -700, 50))
-        ratio_d = a0_d + c.sign * np.exp(np.clip(le_d, -700, 50))
+        ex = np.exp(np.clip(le_d, -700 if le_d.dtype == float else -100, 50))
+        ratio_d = a0_d + ex if c.sign > 0 else a0_d - ex
     res = {}
     for key, pt, dr in (("a0", a0_pt, a0_d), ("ratio", ratio_pt, ratio_d)):
-        q = np.partition(dr, [klo, khi], axis=1)
-        lo, hi = np.minimum(q[:, klo], pt), np.maximum(q[:, khi], pt)
+        q = np.partition(dr.astype(np.float32, copy=False), [klo, khi], axis=1)  # float32: cheaper
+        lo = np.minimum(q[:, klo].astype(float), pt)
+        hi = np.maximum(q[:, khi].astype(float), pt)
         if key == "ratio":
             res["floor"] = lo < 0
             res["ceiling"] = hi > 1

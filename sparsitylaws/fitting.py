@@ -282,9 +282,10 @@ def lm_batch(
     stalled = np.zeros(m, bool)
     for it in range(1, max_iter + 1):  # noqa: B007 - it is reported
         if it % stall_window == 0:
-            # settled rows (cost fell by < stall_rtol over the window) stop here: they drift
-            # along a flat valley and more iterations would not change the fit
-            st = active & (cost_window - cost <= stall_rtol * np.maximum(cost, 1e-300))
+            # settled rows (cost fell by < stall_rtol over the window while steps are being
+            # accepted, lam < 1) stop here: they drift along a flat valley and more
+            # iterations would not change the fit
+            st = active & (cost_window - cost <= stall_rtol * np.maximum(cost, 1e-300)) & (lam < 1.0)
             stalled |= st
             active &= ~st
             cost_window = cost.copy()

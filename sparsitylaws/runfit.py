@@ -46,6 +46,7 @@ from sparsitylaws.selection import (
     naive_predict,
 )
 from sparsitylaws.uncertainty import (
+    ar_inflation,
     bootstrap,
     curve_bands,
     delta_intervals,
@@ -442,24 +443,6 @@ WARMUP_EXTRA = 2
 def _hold(lo: np.ndarray, hi: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Widen [lo, hi] to hold x, leaving NaN (no interval) alone."""
     return (np.where(np.isnan(lo), lo, np.minimum(lo, x)), np.where(np.isnan(hi), hi, np.maximum(hi, x)))
-
-
-#: Largest lag-1 autocorrelation the profile interval is inflated for.
-AR_MAX = 0.8
-
-
-def ar_inflation(pf) -> dict:
-    """Lag-1 autocorrelation of the residuals (in token order), bias-corrected, clipped to
-    [0, 0.8], and the long-run variance factor (1 + rho) / (1 - rho) of AR(1) errors that
-    widens the profile-likelihood cut-off.  Bias: -(1 + 3 rho)/n for a sample autocorrelation
-    (Marriott & Pope 1954) and about -k/n more for residuals of a k-parameter fit, so
-    rho = r + (1 + 3 r + k) / n (unbiased at rho = 0 in simulation, docs/fitting.md)."""
-    order = np.argsort(pf.D, kind="stable")
-    r = (pf.y - pf.form.evaluate(pf.D, pf.theta))[order]
-    den = float(np.sum(r**2))
-    raw = float(np.sum(r[1:] * r[:-1]) / den) if den > 0 and r.size > 2 else 0.0
-    rho = float(np.clip(raw + (1 + 3 * raw + pf.k) / r.size, 0.0, AR_MAX))
-    return {"lag1": raw, "rho": rho, "variance_factor": (1 + rho) / (1 - rho)}
 
 
 def _intervals_disagree(a_lo: float, a_hi: float, b_lo: float, b_hi: float) -> bool:

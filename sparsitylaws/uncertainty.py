@@ -119,7 +119,26 @@ REFIT_FORM_STARTS = 3
 REFIT_STAGE1_ITER = 60
 
 
-def bootstrap(pf: PointFit, n_boot: int = 1000, seed: int = 0, *, length: int | None = None) -> BootstrapResult:
+#: Largest lag-1 autocorrelation the profile interval is inflated for.
+AR_MAX = 0.8
+
+
+def ar_inflation(pf: PointFit) -> dict:
+    """Lag-1 autocorrelation of the residuals (in token order), bias-corrected, clipped to
+    [0, 0.8], and the long-run variance factor (1 + rho) / (1 - rho) of AR(1) errors that
+    widens the profile-likelihood cut-off.  Bias: -(1 + 3 rho)/n for a sample autocorrelation
+    (Marriott & Pope 1954) and about -k/n more for residuals of a k-parameter fit, so
+    rho = r + (1 + 3 r + k) / n (unbiased at rho = 0 in simulation, docs/fitting.md)."""
+    order = np.argsort(pf.D, kind="stable")
+    r = (pf.y - pf.form.evaluate(pf.D, pf.theta))[order]
+    den = float(np.sum(r**2))
+    raw = float(np.sum(r[1:] * r[:-1]) / den) if den > 0 and r.size > 2 else 0.0
+    rho = float(np.clip(raw + (1 + 3 * raw + pf.k) / r.size, 0.0, AR_MAX))
+    return {"lag1": raw, "rho": rho, "variance_factor": (1 + rho) / (1 - rho)}
+
+
+def bootstrap(pf: PointFit, n_boot: int = 1000, seed: int = 0, *, length: int | None = None,
+              ar: bool = True) -> BootstrapResult:
     """Moving-block residual bootstrap of a fit; every replicate refitted (batched, robust loss kept).
 
     Replicates that neither converge nor stall in the first pass are refitted from several
@@ -137,7 +156,22 @@ def bootstrap(pf: PointFit, n_boot: int = 1000, seed: int = 0, *, length: int | 
     e = (e - e.mean()) * math.sqrt(n / (n - k))
     rng = np.random.default_rng(seed)
     idx = _block_indices(rng, n, n_boot, L)
-    Y = fitted[None, :] + e[idx] / pf.sw[None, :]
+    rho = ar_inflation(pf)["rho"] if ar else 0.0
+    if rho > 0:  # AR(1) sieve: resample innovations, filter them back (see docs/fitting.md)
+        order = np.argsort(pf.D, kind="stable")
+        es = e[order]
+        w = np.r_[es[0] * math.sqrt(1 - rho**2), es[1:] - rho * es[:-1]]
+        w = (w - w.mean()) * math.sqrt(np.var(es) * (1 - rho**2) / max(np.var(w), 1e-300))
+        ws = w[idx]
+        estar = np.empty_like(ws)
+        estar[:, 0] = ws[:, 0] / math.sqrt(1 - rho**2)
+        for j in range(1, n):
+            estar[:, j] = rho * estar[:, j - 1] + ws[:, j]
+        boot_e = np.empty_like(estar)
+        boot_e[:, order] = estar
+    else:
+        boot_e = e[idx]
+    Y = fitted[None, :] + boot_e / pf.sw[None, :]
     U0 = np.repeat(pf.u[None, :], n_boot, axis=0)
     res = lm_batch(pf.form, pf.D, Y, U0, sw=pf.sw, loss=pf.loss, f_scale=pf.f_scale)
     U, cost = res.u.copy(), res.cost.copy()

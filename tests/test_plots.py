@@ -249,7 +249,8 @@ def test_width_only_keeps_aspect(tmp_path):
 
 
 def _visible_axes(fig):
-    return [ax for ax in fig.axes if ax.get_visible()]
+    """Panels that show data (an axes turned off only holds a legend)."""
+    return [ax for ax in fig.axes if ax.get_visible() and ax.axison]
 
 
 def test_warmup_points_marked_apart_from_kept_points(synth_laws, synth_table):
@@ -309,10 +310,19 @@ def _luma(rgba) -> float:
 def test_width_depth_shows_hinge_breakpoint_plateau_and_band():
     fig = plots.plot_width_depth(load_lawset())
     relu = next(ax for ax in _visible_axes(fig) if ax.get_title().startswith("relu"))
-    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    silu = next(ax for ax in _visible_axes(fig) if ax.get_title().startswith("silu"))
+    assert not fig.legends  # one legend per panel: the panels' laws and sizes differ
+    labels = [t.get_text() for t in relu.get_legend().get_texts()]
     for needle in ("stable training band 74", "breakpoint 114", "breakpoint 90% interval", "plateau 8.0%",
                    "A0 law (hinge)"):
         assert any(needle in lab for lab in labels), (needle, labels)
+    silu_labels = [t.get_text() for t in silu.get_legend().get_texts()]
+    assert not any("breakpoint" in lab or "hinge" in lab for lab in silu_labels), silu_labels
+    # the law's legend entry shows both line styles the panel draws (solid, dashed)
+    law = next(t for t in labels if "A0 law" in t)
+    assert "solid" in law and "dashed" in law
+    styles = {ln.get_linestyle() for ln in relu.get_lines() if ln.get_label().startswith("_")}
+    assert {"-", "--"} <= styles
     xs = [ln.get_xdata() for ln in relu.get_lines() if ln.get_label() == "breakpoint 114"]
     assert xs and float(np.asarray(xs[0])[0]) == pytest.approx(114.0)
 
@@ -451,7 +461,7 @@ def test_width_depth_of_a_fitted_sweep(tmp_path):
     assert wd["model"] == "hinge"
     fig = plots.plot_width_depth(ls)
     ax = _visible_axes(fig)[0]
-    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
     rb = wd["point"]["breakpoint"]
     assert f"breakpoint {rb:.0f}" in labels
     assert any(lab.startswith("breakpoint 90% interval") for lab in labels)

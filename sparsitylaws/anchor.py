@@ -281,9 +281,13 @@ def shift_band(point: Any, low: Any, high: Any, offset: float, sd: Any, q: Any
     return expit(c), expit(lo), expit(hi)
 
 
-def _predict(width, depth, activation, tokens, ffn_ratio, **kw) -> pd.DataFrame:
+def _predict(width, depth, activation, tokens, ffn_ratio, *, method: str | None = None,
+             **kw) -> pd.DataFrame:
+    """planning.predict; ``method=None`` keeps its default (anchors and targets must agree)."""
     from sparsitylaws.planning import predict
 
+    if method is not None:
+        kw["method"] = method
     return predict(width, depth, activation=activation, tokens=tokens, ffn_ratio=ffn_ratio, **kw)
 
 
@@ -311,7 +315,7 @@ def combine_offsets(offsets: Any, noise: Any, points: Any, *, prior_sd: float = 
     return off, tau, noise_var, float(n - 1), "estimated"
 
 
-def estimate_offsets(anchors: Sequence[Anchor], *, lawset: Any = None, method: str = "excess",
+def estimate_offsets(anchors: Sequence[Anchor], *, lawset: Any = None, method: str | None = None,
                      prior_sd: float = PRIOR_OFFSET_SD) -> dict[str, RecipeOffset]:
     """Recipe offset per activation from the anchors (see the module docstring)."""
     if not anchors:
@@ -381,7 +385,7 @@ def apply_offsets(df: pd.DataFrame, offsets: dict[str, RecipeOffset]) -> pd.Data
     return out
 
 
-def anchor_frame(df: pd.DataFrame, anchor: Any, *, lawset: Any = None, method: str = "excess",
+def anchor_frame(df: pd.DataFrame, anchor: Any, *, lawset: Any = None, method: str | None = None,
                  prior_sd: float = PRIOR_OFFSET_SD) -> pd.DataFrame:
     """Anchor a finished prediction frame: estimate the offsets from ``anchor`` (any form
     :func:`as_anchors` takes) with the same law set and method, and apply them.  The
@@ -393,7 +397,7 @@ def anchor_frame(df: pd.DataFrame, anchor: Any, *, lawset: Any = None, method: s
 
 
 def anchored_predict(width: Any, depth: Any, activation: str | Sequence[str] = "all", *,
-                     anchor: Any, lawset: Any = None, method: str = "excess",
+                     anchor: Any, lawset: Any = None, method: str | None = None,
                      prior_sd: float = PRIOR_OFFSET_SD, **kwargs: Any
                      ) -> tuple[pd.DataFrame, dict[str, RecipeOffset]]:
     """:func:`sparsitylaws.planning.predict`, shifted by anchors of the user's recipe.

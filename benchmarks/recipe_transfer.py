@@ -61,15 +61,20 @@ def _shift(form: str, p: np.ndarray, pa: float, ya: float) -> np.ndarray:
 
 def _kept(table: pd.DataFrame) -> pd.DataFrame:
     """Drop each run's warm-up checkpoints by fit_run's automatic rule."""
+    from sparsitylaws.errors import SparsityLawsError
     from sparsitylaws.runfit import fit_run
 
     parts = []
     for run, g in table.groupby("run"):
         g = g.sort_values("tokens")
-        fit = fit_run(g["tokens"].to_numpy(float), g["activation_ratio"].to_numpy(float), run=run,
-                      activation=str(g["activation"].iloc[0]), n_boot=0, compare=False,
-                      backtest=False)
-        parts.append(g[g["tokens"] >= fit.tokens_b_min * 1e9 * (1 - 1e-9)])
+        try:
+            fit = fit_run(g["tokens"].to_numpy(float), g["activation_ratio"].to_numpy(float),
+                          run=run, activation=str(g["activation"].iloc[0]), n_boot=0,
+                          compare=False, backtest=False)
+            start = fit.tokens_b_min * 1e9 * (1 - 1e-9)
+        except SparsityLawsError:  # too few points for a fit: keep the later half
+            start = 0.5 * float(g["tokens"].max())
+        parts.append(g[g["tokens"] >= start])
     return pd.concat(parts, ignore_index=True)
 
 
@@ -90,7 +95,12 @@ def published_forms(published: Path) -> tuple[str, pd.DataFrame]:
     """Table 1: offset forms, cross-run and within-run, on the published runs."""
     from sparsitylaws.ingest import read_sparsinglaw_dir
 
-    kept = _kept(read_sparsinglaw_dir(published))
+    return forms_table(read_sparsinglaw_dir(published))
+
+
+def forms_table(table: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+    """Offset forms, cross-run and within-run, on any runs of one recipe (ppl-p rows)."""
+    kept = _kept(table)
     kept = kept.assign(law=np.nan, law_low=np.nan, law_high=np.nan)
     for _run, g in kept.groupby("run"):
         pr = _law(g)
@@ -99,7 +109,7 @@ def published_forms(published: Path) -> tuple[str, pd.DataFrame]:
         kept.loc[g.index, "law_high"] = pr["ratio_high"].to_numpy()
     rows = []
     for act, ga in kept.groupby("activation"):
-        runs = sorted(ga["run"].unique(), key=lambda r: float(r.split("b_")[0]))
+        runs = sorted(ga["run"].unique(), key=lambda r: float(ga.loc[ga["run"] == r, "n_params"].iloc[0]))
         for where in ("last", "first kept"):
             for ra in runs:
                 gr = ga[ga["run"] == ra].sort_values("tokens")
@@ -111,6 +121,8 @@ def published_forms(published: Path) -> tuple[str, pd.DataFrame]:
                     rows.append(_score(act, f"other runs, anchor = {where}", ra, rt, arow, gt))
         for ra in runs:  # within a run: first kept checkpoint -> later ones
             gr = ga[ga["run"] == ra].sort_values("tokens")
+            if len(gr) < 2:
+                continue
             rows.append(_score(act, "same run, later checkpoints", ra, ra, gr.iloc[0], gr.iloc[1:]))
     res = pd.DataFrame(rows)
     res.attrs["variogram"] = variogram(kept)
@@ -221,6 +233,22 @@ def transfer_table(measurements: Path) -> str:
     return "\n".join(lines) + f"\n\nLeft out (marked not for fitting): {left}."
 
 
+def _lab_rows(measurements: Path) -> pd.DataFrame | None:
+    """The ppl-p rows of every lab-* table (runs marked not for fitting left out), or None
+    when there are no two runs of one activation."""
+    from sparsitylaws.rows import not_for_fitting_mask
+    from sparsitylaws.tables import read_table
+
+    files = sorted(measurements.glob("lab*.parquet"))
+    if not files:
+        return None
+    df = read_table(files)
+    df = df[(df["metric"] == "ppl-p") & np.isclose(df["metric_arg"], 1.0) & ~not_for_fitting_mask(df)]
+    if "ffn_width" not in df or df.groupby("activation")["run"].nunique().max() < 2:
+        return None
+    return df
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--published", type=Path,
@@ -238,6 +266,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         parts.append(f"(published runs not found at {args.published}: table 1 skipped)\n")
     parts += ["### Transfer to other recipes (measurements/)\n", transfer_table(args.measurements)]
+    lab = _lab_rows(args.measurements)
+    if lab is not None:
+        text, res = forms_table(lab)
+        parts += ["", "### Offset forms on the lab runs (another recipe, default law set)\n", text, "",
+                  "### How the offset drifts with distance (lab runs)\n", res.attrs["variogram"]]
     text = "\n".join(parts) + f"\n\n({time.time() - t0:.0f} s)\n"
     print(text)
     if args.out:

@@ -251,7 +251,7 @@ def test_readme_commands_from_a_fresh_clone(tmp_path):
     assert res.returncode == 0, res.stderr
     text = (clone / "report2.html").read_text()
     assert "fitted here from" in text and "s1_relu" in text and "tiny-model" in text
-    res = run("plot", "--kind", "curves", "-o", "curves.png")
+    res = run("plot", "--kind", "curves", "--n-boot", "50", "-o", "curves.png")
     assert res.returncode == 0, res.stderr
     check_png(clone / "curves.png")
 

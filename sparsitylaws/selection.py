@@ -27,6 +27,7 @@ from sparsitylaws.uncertainty import bootstrap, curve_bands
 __all__ = [
     "DEFAULT_CUTOFFS",
     "backtest",
+    "backtest_skill",
     "backtest_summary",
     "calibrate_backtest",
     "interval_score",
@@ -208,6 +209,39 @@ def _t(level: float, r: dict) -> float:
     from sparsitylaws.fitting import t_quantile
 
     return t_quantile(level, int(r.get("dof", 0)))
+
+
+SKILL_METHODS = (("law", "predicted", "pred_low", "pred_high"),
+                 ("last value", "naive_last", "naive_last_low", "naive_last_high"),
+                 ("local line", "naive_line", "naive_line_low", "naive_line_high"))
+
+
+def backtest_skill(rows: Sequence[dict], level: float = 0.9) -> list[dict]:
+    """Per cutoff and forecast (law, last value carried forward, local line in ln D): mean
+    absolute error over the later points, error at the last point, band coverage and mean
+    interval score; ``best`` names the forecast with the lowest mean interval score (by
+    absolute error when bands are missing)."""
+    out = []
+    for f in sorted({r["cutoff"] for r in rows}):
+        rs = [r for r in rows if r["cutoff"] == f]
+        last = max(rs, key=lambda r: r["tokens_b"])
+        entry: dict = {"cutoff": f, "n_heldout": len(rs)}
+        for name, col, lo, hi in SKILL_METHODS:
+            if col not in rs[0]:
+                continue
+            err = np.array([r[col] - r["measured"] for r in rs])
+            m = {"mae": float(np.mean(np.abs(err))), "last_error": float(last[col] - last["measured"])}
+            if lo in rs[0]:
+                m["coverage"] = float(np.mean([r[lo] <= r["measured"] <= r[hi] for r in rs]))
+                m["interval_score"] = float(np.mean(interval_score(
+                    [r[lo] for r in rs], [r[hi] for r in rs], [r["measured"] for r in rs], level)))
+            entry[name] = m
+        names = [n for n, *_ in SKILL_METHODS if n in entry]
+        key = "interval_score" if all("interval_score" in entry[n] for n in names) else "mae"
+        entry["best"] = min(names, key=lambda n: entry[n][key])
+        entry["best_by"] = key
+        out.append(entry)
+    return out
 
 
 def backtest_summary(rows: Sequence[dict]) -> list[dict]:

@@ -152,30 +152,27 @@ def _simulate(rng: np.random.Generator, act: str, i: int, scales: dict | None = 
 
 @pytest.mark.parametrize("act", ["relu", "silu"])
 def test_calibration_of_90_percent_intervals(act: str) -> None:
-    """100 data sets per law (200 in all): true parameters and the true curve at 2x the last
-    token count fall inside the 90% intervals (bootstrap and delta method) 80%-97% of the time."""
+    """60 data sets per law (120 in all, equally spaced grids, AR(1) rho = 0.1): true parameters
+    (the reported intervals: bootstrap, profile likelihood for A0) and the true curve at 2x the
+    last token count (the law's own band, ``law_*``, minus point noise is not separable, so the
+    bootstrap confidence band via curve_bands) fall inside the 90% intervals 80%-97% of the time.
+    The published-grid calibration with rho up to 0.3 is tests/test_simcal.py."""
     rng = np.random.default_rng(20241104 if act == "relu" else 20241105)
     form = get_form("logspace_power" if act == "relu" else "convergent_power")
-    hits_boot, hits_delta = [], []
-    for i in range(100):
+    hits = []
+    for i in range(60):
         D, y, theta = _simulate(rng, act, i)
-        rf = fit_run(D * 1e9, y, run=f"sim{i}", activation=act, seed=i, compare=False, backtest=False)
+        rf = fit_run(D * 1e9, y, run=f"sim{i}", activation=act, seed=i, n_boot=300, compare=False,
+                     backtest=False)
         d2 = 2 * D[-1]
         true2 = form.evaluate([d2], theta)[0]
-        p = rf.predict([d2 * 1e9])
-        hits_boot.append(np.r_[(np.array(rf.boot_low) <= theta) & (theta <= np.array(rf.boot_high)),
-                               p.conf_low[0] <= true2 <= p.conf_high[0]])
-        rf.boot_draws = []  # predict falls back to the delta-method band
-        p = rf.predict([d2 * 1e9])
-        hits_delta.append(np.r_[(np.array(rf.delta_low) <= theta) & (theta <= np.array(rf.delta_high)),
-                                p.conf_low[0] <= true2 <= p.conf_high[0]])
-    cov_boot = np.mean(hits_boot, axis=0)
-    cov_delta = np.mean(hits_delta, axis=0)
-    names = [*form.param_names, "A(2x last)"]
-    print(f"{act} coverage boot:", dict(zip(names, cov_boot, strict=True)))
-    print(f"{act} coverage delta:", dict(zip(names, cov_delta, strict=True)))
-    assert np.all((cov_boot >= 0.80) & (cov_boot <= 0.97)), cov_boot
-    assert np.all((cov_delta >= 0.80) & (cov_delta <= 0.97)), cov_delta
+        b = curve_bands(form, [d2], np.array(rf.estimate), level=0.9, sigma=rf.noise_sd, dof=rf.dof,
+                        draws=np.array(rf.boot_draws))
+        hits.append(np.r_[(np.array(rf.boot_low) <= theta) & (theta <= np.array(rf.boot_high)),
+                          b["conf_low"][0] <= true2 <= b["conf_high"][0]])
+    cov = np.mean(hits, axis=0)
+    print(f"{act} coverage:", dict(zip([*form.param_names, "A(2x last)"], cov, strict=True)))
+    assert np.all((cov >= 0.80) & (cov <= 0.97)), cov
 
 
 def test_weakly_identified_relu_is_flagged() -> None:
@@ -189,3 +186,50 @@ def test_weakly_identified_relu_is_flagged() -> None:
                            and w["parameter"] == "alpha" for w in rf.warnings))
     print("weakly identified ReLU fits flagged:", np.mean(flagged))
     assert np.mean(flagged) >= 0.75
+
+
+def test_failed_replicates_count_as_unbounded_on_their_side() -> None:
+    from sparsitylaws.uncertainty import BootstrapResult
+
+    draws = np.array([[1.0, 5.0], [2.0, 6.0], [3.0, 7.0], [9.0, 1.0]])
+    bs = BootstrapResult(draws, 4, 1, 1, 0, failed=np.array([False, False, False, True]),
+                         center=np.array([2.0, 6.0]))
+    d = bs.interval_draws()
+    assert d[3, 0] == np.inf and d[3, 1] == -np.inf and np.array_equal(d[:3], draws[:3])
+    lo, hi = percentile_intervals(d, 0.5)
+    assert hi[0] == np.inf or hi[0] >= 3.0
+    lo, hi = percentile_intervals(d, 0.99)
+    assert hi[0] == np.inf and lo[1] == -np.inf
+
+
+def test_bootstrap_keeps_every_replicate() -> None:
+    """Nothing is dropped: every replicate with finite parameters is in the draws."""
+    D, y = silu_data(3)
+    pf = fit_points("convergent_power", D, y)
+    bs = bootstrap(pf, 300, seed=5)
+    assert bs.draws.shape[0] == 300 and bs.failed.shape == (300,)
+
+
+def test_profile_interval_matches_brute_force() -> None:
+    """Profile interval of A0 (SiLU law) against a brute-force profile: A0 fixed on a fine grid,
+    the other parameters fitted by scipy curve_fit, the same F cut-off."""
+    from sparsitylaws.uncertainty import profile_interval
+
+    D, y = silu_data(7, n=25, sd=1.5e-3)
+    pf = fit_points("convergent_power", D, y)
+    lo, hi, _ = profile_interval(pf, 2, 0.9)
+    grid = np.linspace(pf.theta[2] - 0.02, pf.theta[2] + 0.02, 801)
+    prof = []
+    for a0 in grid:
+        p, _ = curve_fit(lambda d, al, c, a0=a0: -c * d ** (-al) + a0, D, y, p0=pf.theta[:2], maxfev=20000)
+        prof.append(np.sum((-p[1] * D ** (-p[0]) + a0 - y) ** 2))
+    prof = np.array(prof)
+    cut = pf.rss * (1 + stats.f.ppf(0.9, 1, D.size - 3) / (D.size - 3))
+    inside = grid[prof <= cut]
+    print(f"profile [{lo:.5f}, {hi:.5f}] brute force [{inside.min():.5f}, {inside.max():.5f}]")
+    step = grid[1] - grid[0]
+    assert abs(lo - inside.min()) < 0.05 * (hi - lo) + step
+    assert abs(hi - inside.max()) < 0.05 * (hi - lo) + step
+    # the profile interval is close to the Wald interval on this nearly linear problem
+    dlo, dhi = delta_intervals(pf, 0.9)
+    assert (hi - lo) == pytest.approx(dhi[2] - dlo[2], rel=0.2)

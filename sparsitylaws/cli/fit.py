@@ -43,6 +43,42 @@ def _backtest_line(rows: list[dict], level: float = 0.9) -> str:
     return "; ".join(parts) if parts else "not run"
 
 
+def _skill_lines(rows: list[dict], level: float) -> list[str]:
+    """Per cutoff: the law's and the two naive forecasts' error at the last point, band
+    coverage of the later points and mean interval score (lower is better), and which wins."""
+    from sparsitylaws.selection import backtest_skill
+
+    rows = [r for r in rows if r.get("error") is not None and "naive_last" in r]
+    if not rows:
+        return []
+    out = ["  skill vs naive forecasts (last-point error pp; coverage; IS = mean interval score, pp, lower is better):"]
+    for e in backtest_skill(rows, level):
+        parts = []
+        for name in ("law", "last value", "local line"):
+            m = e.get(name)
+            if m is None:
+                continue
+            cov = f" cover {m['coverage']:.0%}" if "coverage" in m else ""
+            isc = f" IS {100 * m['interval_score']:.3f}" if "interval_score" in m else ""
+            parts.append(f"{name} {100 * m['last_error']:+.3f}{cov}{isc}")
+        verdict = ("law beats both" if e["best"] == "law" else f"law does NOT beat the {e['best']}")
+        out.append(f"    {e['cutoff']:.0%}: " + "; ".join(parts) + f"  -> {verdict}")
+    return out
+
+
+def _flags(f, i: int) -> str:
+    """After a parameter's interval: the limit's profile interval, and WEAKLY IDENTIFIED."""
+    from sparsitylaws.laws import get_form
+
+    name = f.param_names[i]
+    out = ""
+    if getattr(f, "profile_low", None) is not None and i == get_form(f.form).limit_index():
+        out += f"   profile: [{_fmt(f.profile_low)}, {_fmt(f.profile_high)}]"
+    weak = any(w.get("code") == "weakly_identified" and w.get("parameter") in (name, None)
+               for w in f.warnings)
+    return out + ("   WEAKLY IDENTIFIED" if weak else "")
+
+
 def render_text(lawset) -> str:
     """The readable table printed by ``fit``."""
     lines = []
@@ -58,13 +94,15 @@ def render_text(lawset) -> str:
                      f"({f.interval_method})")
         for i, p in enumerate(f.param_names):
             lines.append(f"  {p:<10}{_fmt(f.estimate[i]):>12}   [{_fmt(f.boot_low[i])}, {_fmt(f.boot_high[i])}]"
-                         f"   delta: [{_fmt(f.delta_low[i])}, {_fmt(f.delta_high[i])}]")
+                         f"   delta: [{_fmt(f.delta_low[i])}, {_fmt(f.delta_high[i])}]" + _flags(f, i))
         best = min(f.comparison, key=lambda r: r.get("aicc") or math.inf)["form"] if f.comparison else "-"
         lines.append(f"  RMSE {_fmt(f.rmse)}  AICc {_fmt(f.aicc)}  BIC {_fmt(f.bic)}  best form by AICc: {best}")
         lines.append(f"  backtest {_backtest_line(f.backtest, f.level)}")
+        skill = _skill_lines(f.backtest, f.level)
         if " POOR" in lines[-1]:
             lines.append(f"  warning [poor_coverage]: backtest intervals held far fewer than {f.level:.0%} "
                          "of the held-out points (POOR above); the run's intervals may be too narrow")
+        lines.extend(skill)
         for w in f.warnings:
             lines.append(f"  warning [{w.get('code')}]: {w.get('message')}")
         lines.append("")
@@ -72,6 +110,13 @@ def render_text(lawset) -> str:
         lines.append(f"skipped run {run}: {why}")
     for run, why in (lawset.provenance.get("not_for_fitting") or {}).items():
         lines.append(f"left out run {run}: the table marks it not for fitting ({why})")
+    fc = lawset.provenance.get("forecast_calibration")
+    if fc:
+        lines.append(f"forecast bands: calibrated leave-one-run-out on {len(fc['runs'])} runs' backtests "
+                     f"({fc['n_forecasts']} forecasts, {fc['n_points']} later points, cuts "
+                     + ", ".join(f"{c:.0%}" for c in fc["cuts"]) + ")"
+                     + (f"; packaged default for {', '.join(fc['default_runs'])}" if fc.get("default_runs")
+                        else ""))
     note = lawset.provenance.get("architecture_note")
     if lawset.architecture is not None:
         acts = ", ".join(sorted((lawset.architecture.get("activations") or {}).keys()))

@@ -1,0 +1,184 @@
+"""Forecast calibration: conformal quantiles, leave-one-run-out, law-set storage, the published check.
+
+The published-runs checks read ../shared/reference/sparsinglaw-data at run time (skipped
+without it); nothing from them is stored in the repository.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import numpy as np
+import pytest
+
+from sparsitylaws.fitlaws import fit_table
+from sparsitylaws.forecast import (
+    ForecastCalibration,
+    conformal_quantile,
+    default_calibration,
+    forecast_scale,
+    horizon,
+    score,
+)
+from sparsitylaws.ingest import read_sparsinglaw_dir
+from sparsitylaws.lawset import LawSet
+from sparsitylaws.selection import calibrate_backtest, interval_score
+
+
+def _rows(run: str, scores: list[float]) -> list[dict]:
+    return [{"run": run, "cutoff": 0.5, "score": s, "is_last": i == len(scores) - 1}
+            for i, s in enumerate(scores)]
+
+
+def test_conformal_quantile_is_the_ceil_rank_order_statistic() -> None:
+    rng = np.random.default_rng(0)
+    for n in (5, 19, 40):
+        s = rng.exponential(size=n)
+        for level in (0.5, 0.8, 0.9):
+            k = math.ceil((n + 1) * level)
+            expect = np.sort(s)[k - 1] if k <= n else math.inf
+            assert conformal_quantile(s, level) == expect
+    assert conformal_quantile(np.array([1.0, 2.0]), 0.9) == math.inf  # too few to say
+
+
+def test_conformal_band_covers_exchangeable_scores() -> None:
+    """Split-conformal guarantee: a new exchangeable score is <= q with probability >= level."""
+    rng = np.random.default_rng(1)
+    hits = []
+    for _ in range(2000):
+        s = rng.standard_normal(30) ** 2
+        hits.append(rng.standard_normal() ** 2 <= conformal_quantile(s, 0.9))
+    assert 0.89 <= np.mean(hits) <= 0.95
+
+
+def test_score_and_halfwidth_are_inverse() -> None:
+    """A point exactly on the widened band's edge has score q."""
+    half_law, f, q = 0.3, 0.5, 1.7
+    cal = ForecastCalibration.from_scores(_rows("a", [q] * 20) + _rows("b", [q] * 20) + _rows("c", [q] * 20),
+                                          source="t")
+    hw = float(cal.halfwidth(half_law, f, 0.9))
+    assert hw == pytest.approx(math.hypot(half_law, q * f))
+    assert float(score(hw, half_law, f)) == pytest.approx(q)
+    assert float(score(0.1, half_law, f)) == 0.0  # inside the law's band
+    # no forecast term inside the fitted range
+    assert float(cal.halfwidth(half_law, forecast_scale(horizon(5.0, 10.0), 1e-3, 0.2), 0.9)) == half_law
+
+
+def test_leave_one_run_out_ignores_the_runs_own_scores() -> None:
+    rows = _rows("a", list(np.linspace(0, 1, 20))) + _rows("b", list(np.linspace(0, 2, 20))) \
+        + _rows("c", list(np.linspace(0, 3, 20))) + _rows("d", list(np.linspace(0, 4, 20)))
+    cal = ForecastCalibration.from_scores(rows, source="t")
+    wild = [r if r["run"] != "a" else {**r, "score": 1e6} for r in rows]
+    cal2 = ForecastCalibration.from_scores(wild, source="t")
+    assert cal.quantile(0.9, exclude="a") == cal2.quantile(0.9, exclude="a")
+    assert cal2.quantile(0.9, exclude="b") > cal.quantile(0.9, exclude="b")
+    pool = np.concatenate([np.linspace(0, x, 20) for x in (2, 3, 4)])
+    assert cal.quantile(0.9, exclude="a") == conformal_quantile(pool, 0.9)
+    assert cal.usable(exclude="a") and not ForecastCalibration.from_scores(rows[:40], source="t").usable("a")
+    back = ForecastCalibration.from_dict(json.loads(json.dumps(cal.to_dict())))
+    assert back.quantile(0.8, exclude="c") == cal.quantile(0.8, exclude="c")
+    assert back.n_forecasts == 4 and back.n_points == 80
+
+
+def test_interval_score_matches_gneiting_raftery() -> None:
+    # width + 2/alpha * miss; alpha = 0.1
+    assert float(interval_score(1.0, 2.0, 1.5, 0.9)) == pytest.approx(1.0)
+    assert float(interval_score(1.0, 2.0, 0.5, 0.9)) == pytest.approx(1.0 + 20 * 0.5)
+    assert float(interval_score(1.0, 2.0, 2.25, 0.9)) == pytest.approx(1.0 + 20 * 0.25)
+
+
+def test_packaged_default_is_documented_and_usable() -> None:
+    cal = default_calibration()
+    assert "published" in cal.source and cal.cuts == [0.3, 0.5, 0.7]
+    assert cal.n_forecasts == 24 and len(cal.runs) == 8
+    q = cal.quantile(0.9)
+    assert 0 < q < math.inf and cal.quantile(0.95) >= q
+
+
+def test_packaged_default_is_reproducible(sparsinglaw_dir) -> None:
+    """``python -m sparsitylaws.forecast DIR`` rebuilds exactly the packaged scores."""
+    from sparsitylaws.forecast import build_default
+
+    rebuilt = build_default(str(sparsinglaw_dir), runs=["0.8b_silu"])
+    assert rebuilt.scores["0.8b_silu"] == default_calibration().scores["0.8b_silu"]
+
+
+# --------------------------------------------------------------------------- published runs
+
+
+@pytest.fixture(scope="module")
+def published(sparsinglaw_dir) -> LawSet:
+    return fit_table(read_sparsinglaw_dir(sparsinglaw_dir), n_boot=300, architecture=False)
+
+
+def test_leave_one_run_out_coverage_on_published_runs(published: LawSet) -> None:
+    """24 forecasts of the last checkpoint (8 runs x 30/50/70% cuts) and every later point:
+    the 90% bands, calibrated on the other 7 runs only, cover 85-97%."""
+    rows = [r for rf in published.runs.values() for r in rf.backtest]
+    last = [r for r in rows if r["is_last"]]
+    assert len(last) == 24 and {r["cutoff"] for r in rows} == {0.3, 0.5, 0.7}
+    cov_last = np.mean([r["covered"] for r in last])
+    cov_all = np.mean([r["covered"] for r in rows])
+    width = np.median([r["pred_high"] - r["pred_low"] for r in last])
+    law_last = np.mean([r["law_covered"] for r in last])
+    print(f"LORO: last {cov_last:.3f}, all {cov_all:.3f} ({len(rows)} points), median last width "
+          f"{100 * width:.3f} pp; law band alone: last {law_last:.3f}")
+    assert 0.85 <= cov_last <= 0.97
+    assert 0.85 <= cov_all <= 0.97
+    # every band holds its forecast, and the calibrated band contains the law's own band
+    for r in rows:
+        assert r["pred_low"] <= r["law_low"] <= r["predicted"] <= r["law_high"] <= r["pred_high"]
+    prov = published.provenance["forecast_calibration"]
+    assert prov["n_forecasts"] == 24 and prov["cuts"] == [0.3, 0.5, 0.7] and len(prov["calibrated_runs"]) == 8
+
+
+def test_each_run_is_calibrated_without_itself(published: LawSet) -> None:
+    for name, rf in published.runs.items():
+        assert rf.forecast["exclude"] == name
+        cal, exclude = rf.calibration()
+        assert exclude == name and name in cal.runs
+        pool = np.concatenate([v for r, v in cal.scores.items() if r != name])
+        assert cal.quantile(0.9, exclude=name) == conformal_quantile(pool, 0.9)
+        assert not any(w["code"] == "forecast_default" for w in rf.warnings)
+
+
+def test_leaving_out_the_largest_scale(published: LawSet) -> None:
+    """Calibrated on the 0.1B-0.4B runs only, the bands of the 0.8B runs (never seen) still cover."""
+    small = [{**r, "run": n} for n, rf in published.runs.items() if not n.startswith("0.8b")
+             for r in rf.backtest]
+    cal = ForecastCalibration.from_scores(small, source="small runs")
+    big = [r for n, rf in published.runs.items() if n.startswith("0.8b")
+           for r in calibrate_backtest(rf.backtest, cal)]
+    cov = np.mean([r["covered"] for r in big])
+    last = [r["covered"] for r in big if r["is_last"]]
+    print(f"0.8B runs from 0.1-0.4B calibration: all {cov:.3f} ({len(big)}), last {sum(last)}/{len(last)}")
+    assert cov >= 0.8 and sum(last) >= 4
+
+
+def test_predictions_include_the_forecast_term_and_reload_bit_identically(published: LawSet, tmp_path) -> None:
+    tokens = [3e10, 1e11, 4e11, 1e12]
+    p = published.predict(tokens=tokens)
+    beyond = p["forecast_scale"] > 0
+    assert beyond.any()
+    assert (p.loc[beyond, "pred_high"] - p.loc[beyond, "pred_low"]
+            > p.loc[beyond, "law_high"] - p.loc[beyond, "law_low"]).all()
+    published.save(tmp_path / "laws.json")
+    back = LawSet.load(tmp_path / "laws.json")
+    assert back.predict(tokens=tokens).equals(p)
+    assert back.predict(tokens=tokens, level=0.8).equals(published.predict(tokens=tokens, level=0.8))
+
+
+def test_version_1_law_sets_still_load_and_predict(published: LawSet) -> None:
+    d = copy.deepcopy(published.to_dict())
+    d["format_version"] = 1
+    for raw in d["runs"].values():
+        for key in ("naive", "forecast", "pct_low", "pct_high", "profile_low", "profile_high",
+                    "n_boot_stalled", "n_boot_refit"):
+            raw.pop(key)
+        raw["version"] = 1
+    old = LawSet.from_dict(json.loads(json.dumps(d)), source="v1")
+    p = old.predict(run="0.4b_relu", tokens=[1e12])
+    assert p["forecast_scale"].iloc[0] > 0  # sigma * horizon with the packaged default
+    assert p["pred_low"].iloc[0] < p["law_low"].iloc[0]

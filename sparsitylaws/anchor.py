@@ -389,10 +389,16 @@ def anchor_frame(df: pd.DataFrame, anchor: Any, *, lawset: Any = None, method: s
                  prior_sd: float = PRIOR_OFFSET_SD) -> pd.DataFrame:
     """Anchor a finished prediction frame: estimate the offsets from ``anchor`` (any form
     :func:`as_anchors` takes) with the same law set and method, and apply them.  The
-    offsets' descriptions go to ``attrs["anchor"]``."""
+    offsets go to ``attrs["anchor"]``; their descriptions, and which activations stay
+    unanchored, lead ``attrs["caveats"]``."""
+    cav = list(df.attrs.get("caveats") or [])
     offsets = estimate_offsets(as_anchors(anchor), lawset=lawset, method=method, prior_sd=prior_sd)
     out = apply_offsets(df, offsets)
     out.attrs["anchor"] = [o.to_dict() for o in offsets.values()]
+    notes = [f"anchored on your recipe: {o.describe()}" for o in offsets.values()]
+    notes += [f"{act}: not anchored (no {act} anchor given): the law set's own recipe applies"
+              for act in dict.fromkeys(out["activation"].astype(str)) if act not in offsets]
+    out.attrs["caveats"] = notes + cav  # they change what the intervals mean: first
     return out
 
 

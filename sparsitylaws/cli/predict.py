@@ -48,14 +48,7 @@ def _anchored(df: pd.DataFrame, anchors: tuple[str, ...], ls, method: str) -> pd
         return df
     from sparsitylaws.anchor import anchor_frame
 
-    cav = list(df.attrs.get("caveats") or [])
-    out = anchor_frame(df, list(anchors), lawset=ls, method=method)
-    notes = [f"anchored on your recipe: {a['description']}" for a in out.attrs["anchor"]]
-    done = {a["activation"] for a in out.attrs["anchor"]}
-    notes += [f"{act}: not anchored (no {act} anchor given): the law set's own recipe applies"
-              for act in dict.fromkeys(out["activation"]) if act not in done]
-    out.attrs["caveats"] = notes + cav
-    return out
+    return anchor_frame(df, list(anchors), lawset=ls, method=method)
 
 
 def _recipe_echo(ls) -> None:

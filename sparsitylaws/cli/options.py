@@ -84,13 +84,13 @@ def output_option(suffixes: Sequence[str], what: str, *, required: bool = False,
         return check_output(Path(value), allowed, ctx.meta.get(_MKDIR_KEY, False))
 
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
-        f = click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
-                         required=required, default=default, show_default=default is not None,
-                         callback=_callback,
-                         help=f"{what} ({', '.join(suffixes)}); its folder must exist (see --mkdir).")(f)
-        return click.option("--mkdir", is_flag=True, is_eager=True, expose_value=False,
-                            callback=_remember_mkdir,
-                            help="Create the output file's missing folder (that one folder only).")(f)
+        f = click.option("--mkdir", is_flag=True, is_eager=True, expose_value=False,
+                         callback=_remember_mkdir,
+                         help="Create the output file's missing folder (that one folder only).")(f)
+        return click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
+                            required=required, default=default, show_default=default is not None,
+                            callback=_callback,
+                            help=f"{what} ({', '.join(suffixes)}); its folder must exist (see --mkdir).")(f)
 
     return decorate
 

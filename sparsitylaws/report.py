@@ -338,6 +338,20 @@ def comparison_blocks(ls: Any) -> list[Block]:
     return out
 
 
+def _skill_cells(sub: list[dict], level: float) -> dict:
+    """Interval scores (pp, lower is better) of the law and the two naive forecasts, and the
+    winner; empty for backtests made before the naive forecasts existed."""
+    if "naive_last_low" not in sub[0]:
+        return {}
+    from sparsitylaws.selection import backtest_skill
+
+    e = backtest_skill(sub, level)[0]
+    cells = {f"interval score {n} (pp)": _g(100 * e[n]["interval_score"], 3)
+             for n in ("law", "last value", "local line")}
+    cells["law beats naive?"] = "yes" if e["best"] == "law" else f"NO ({e['best']} better)"
+    return cells
+
+
 def backtest_blocks(ls: Any) -> list[Block]:
     """Per run and cutoff: points held out, interval coverage, errors; overall coverage."""
     if not ls.runs:
@@ -361,11 +375,13 @@ def backtest_blocks(ls: Any) -> list[Block]:
             bad = poor_coverage(cov, len(sub), f.level)
             if bad:
                 poor.append(f"{name} at {cut:.0%} ({cov}/{len(sub)})")
-            rows.append({"run": name, "fitted on first": f"{cut:.0%}", "held out": len(sub),
-                         "in 90% PI": f"{cov}/{len(sub)}", "coverage": f"{cov / len(sub):.0%}",
-                         "mean |error| (pp)": _g(100 * np.mean([abs(r["error"]) for r in sub]), 3),
-                         "error at last point (pp)": f"{100 * last['error']:+.3f}",
-                         "flag": "POOR coverage" if bad else "–"})
+            row = {"run": name, "fitted on first": f"{cut:.0%}", "held out": len(sub),
+                   "in 90% PI": f"{cov}/{len(sub)}", "coverage": f"{cov / len(sub):.0%}",
+                   "mean |error| (pp)": _g(100 * np.mean([abs(r["error"]) for r in sub]), 3),
+                   "error at last point (pp)": f"{100 * last['error']:+.3f}",
+                   "flag": "POOR coverage" if bad else "–"}
+            row.update(_skill_cells(sub, f.level))
+            rows.append(row)
     if not rows:
         out.append(Block("p", "No backtests were run."))
         return out
@@ -374,7 +390,12 @@ def backtest_blocks(ls: Any) -> list[Block]:
                           f"held-out rest. Overall {n_cov}/{n_all} held-out points "
                           f"({n_cov / max(n_all, 1):.0%}) fall in their {lvl:.0%} prediction intervals "
                           f"(nominal {lvl:.0%}). Held-out points of one run are correlated, so coverage "
-                          "far from nominal in one run is evidence, not proof, of miscalibration."))
+                          "far from nominal in one run is evidence, not proof, of miscalibration. "
+                          "Bands beyond the fitted range include the forecast-error term calibrated on "
+                          "the other runs' backtests (docs/fitting.md). Interval scores (Gneiting & "
+                          "Raftery 2007: width plus 2/alpha times the miss) compare the law with two "
+                          "naive forecasts: the last value carried forward and a straight line in log D "
+                          "through the last third of the fitted points."))
     if poor:
         out.append(Block("p", f"POOR coverage (so few covered points would happen less than "
                               f"{POOR_TAIL:.0%} of the time with calibrated intervals): {', '.join(poor)}. "

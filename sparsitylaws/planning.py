@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from sparsitylaws import paper
-from sparsitylaws.architecture import check_section, predict_section
+from sparsitylaws.architecture import DEFAULT_METHOD, check_section, predict_section
 from sparsitylaws.errors import SparsityLawsError
 
 __all__ = [
@@ -169,7 +169,7 @@ def predict(
     tie_embeddings: bool = True,
     lawset: Any = None,
     level: float = 0.9,
-    method: str = "excess",
+    method: str = DEFAULT_METHOD,
 ) -> pd.DataFrame:
     """Predicted sparsity of configurations, one row per (configuration, activation).
 
@@ -177,7 +177,7 @@ def predict(
     ``tokens`` defaults to 190 x non-embedding parameters (the paper's budget).
     ``activation``: ``"all"`` (every activation the law set covers), one name or a list.
     ``lawset``: a path, a :class:`~sparsitylaws.lawset.LawSet` or None (packaged default).
-    ``method``: how A(D) is carried to a new scale: ``excess`` (default), ``curve`` or
+    ``method``: how A(D) is carried to a new scale: ``curve`` (default), ``excess`` or
     ``coef`` (see :func:`sparsitylaws.architecture.predict_section`; A0 is the same).
 
     Columns: configuration, ``n_params`` (non-embedding), ``n_params_total``,
@@ -376,7 +376,7 @@ def compare_shapes(
     width_multiple: int = 128,
     lawset: Any = None,
     level: float = 0.9,
-    method: str = "excess",
+    method: str = DEFAULT_METHOD,
 ) -> pd.DataFrame:
     """Shapes at a fixed non-embedding budget: for each depth, the width (a multiple of
     ``width_multiple``) whose count is nearest ``params``; predicted sparsity per shape, the

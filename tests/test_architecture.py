@@ -209,7 +209,7 @@ def test_exact_trend_predicts_unseen_scale_exactly_with_collapsing_interval():
                            n_draws=100, seed=0)
     x0 = 9.5
     D = np.array([5.0, 50.0, 500.0])
-    out = predict_section(sec, "silu", 10**x0, 50.0, D, method="coef")
+    out = predict_section(sec, "silu", 10**x0, 50.0, D, method="coef", include_nearest=False)
     alpha = math.exp(-0.5 + 0.6 * (x0 - 8.45))
     c = math.exp(-1.0 + 1.2 * (x0 - 8.45))
     a0 = _a0_line(x0)
@@ -219,6 +219,12 @@ def test_exact_trend_predicts_unseen_scale_exactly_with_collapsing_interval():
     assert np.allclose(out["ratio"], want, rtol=1e-9)
     assert np.allclose(out["a0"], a0)
     assert np.allclose(out["ratio_high"] - out["ratio_low"], 0, atol=1e-6)  # float32 draws
+    # by default the band also holds the nearest fitted scale's own curve (same tokens/param)
+    wide = predict_section(sec, "silu", 10**x0, 50.0, D, method="coef")
+    near = max(runs, key=lambda r: r.n_params)
+    own = get_form("convergent_power").evaluate(D * near.n_params / 10**x0, near.theta)
+    assert np.all(wide["ratio_low"] <= np.clip(own, 0, 1) + 1e-12)
+    assert np.all(np.clip(own, 0, 1) <= wide["ratio_high"] + 1e-12)
 
 
 def test_draws_propagate_run_uncertainty_and_scatter():
@@ -418,3 +424,39 @@ def test_final_limits_and_a_flat_sweep_give_no_breakpoint():
     assert "final" in wd["source"]
     with pytest.raises(ValueError, match="limit_from"):
         build_architecture_section(fits, info, limit_from="last")
+
+
+def test_interval_score_against_its_definition():
+    from sparsitylaws.architecture.crosscheck import interval_score
+
+    # inside: the width; below: width + 2/alpha * miss; above likewise (alpha = 0.1)
+    assert interval_score(0.5, 0.4, 0.6, 0.9) == pytest.approx(0.2)
+    assert interval_score(0.3, 0.4, 0.6, 0.9) == pytest.approx(0.2 + 20 * 0.1)
+    assert interval_score(0.65, 0.4, 0.6, 0.9) == pytest.approx(0.2 + 20 * 0.05)
+
+
+def test_leave_one_scale_out_naive_forecasts_are_what_they_say(published_fits):
+    from sparsitylaws.architecture.crosscheck import leave_one_scale_out
+
+    fits, info, pts = published_fits
+    relu = [n for n in fits if n.endswith("_relu")]
+    rows = leave_one_scale_out(fits, info, pts, runs=relu, methods=["curve"], n_draws=200)
+    held = rows[rows["held_out"] == "0.4b_relu"]
+    # largest_final: the 0.8B run's last measured value, at every budget
+    lf = held[held["method"] == "largest_final"]
+    assert np.allclose(lf["predicted"], pts["0.8b_relu"][1][-1])
+    # nearest: the nearest scale's own law at the same tokens per parameter
+    from sparsitylaws.laws import get_form
+
+    near = held[held["method"] == "nearest"]
+    n04 = info["0.4b_relu"]["n_params"]
+    d04 = abs(np.log10(n04) - np.log10(info["0.2b_relu"]["n_params"]))
+    d08 = abs(np.log10(n04) - np.log10(info["0.8b_relu"]["n_params"]))
+    name = "0.2b_relu" if d04 <= d08 else "0.8b_relu"
+    n_near = info[name]["n_params"]
+    th = np.asarray(fits[name].estimate, float)
+    want = get_form("logspace_power").evaluate(near["tokens"].to_numpy() / 1e9 * n_near / n04, th)
+    assert np.allclose(near["predicted"], np.clip(want, 0, 1), rtol=1e-9)
+    # errors are predicted - measured, coverage is inside the band
+    assert np.allclose(rows["error"], rows["predicted"] - rows["measured"])
+    assert (rows["covered"] == ((rows["low"] <= rows["measured"]) & (rows["measured"] <= rows["high"]))).all()

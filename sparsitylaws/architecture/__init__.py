@@ -22,6 +22,7 @@ from __future__ import annotations
 from sparsitylaws.architecture.common import (
     ARCH_FORMAT,
     ARCH_VERSION,
+    DEFAULT_METHOD,
     FORM_PARAMS,
     METHODS,
     PAPER_FORM,
@@ -53,6 +54,7 @@ from sparsitylaws.architecture.widthdepth import (
 __all__ = [
     "ARCH_FORMAT",
     "ARCH_VERSION",
+    "DEFAULT_METHOD",
     "FORM_PARAMS",
     "METHODS",
     "PAPER_FORM",

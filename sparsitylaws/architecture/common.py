@@ -18,6 +18,9 @@ FORM_PARAMS = {"logspace_power": ["alpha", "b", "c", "A0"], "convergent_power": 
 PAPER_FORM = {"relu": "logspace_power", "silu": "convergent_power"}
 #: Ways to predict a curve at a new scale (see predict_section).
 METHODS = ("excess", "curve", "coef")
+#: The default method, chosen by the leave-one-scale-out table in docs/architecture.md
+#: (benchmarks/loso.py): the smallest error of the three methods in 5 of 6 cells.
+DEFAULT_METHOD = "curve"
 
 
 def _floats(a: Any) -> Any:

@@ -15,7 +15,9 @@ The only way out of [0, 1] is the form itself: SiLU's ``A0 - c D^-alpha`` goes b
 as D -> 0, and ReLU's ``A0 + exp(b - c D^alpha)`` can exceed 1 there.  Those values are
 clamped (a clamp keeps a curve monotone) and the rows are flagged (``floor``/``ceiling``)
 so every output can say so.  Percentiles of monotone draws are monotone; the interval is
-widened to contain the plug-in point (a min/max of monotone curves stays monotone).
+widened to contain the plug-in point and the nearest fitted scale's own curve at the same
+tokens per parameter (a min/max of monotone curves stays monotone): the leave-one-scale-out
+table in docs/architecture.md shows that naive forecast is often as good as any trend.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from sparsitylaws.architecture.common import METHODS
+from sparsitylaws.architecture.common import DEFAULT_METHOD, METHODS
 from sparsitylaws.errors import LawSetError, SparsityLawsError
 
 #: The excess of the ``excess`` method is expressed in D / D_budget(N), the tokens trained
@@ -239,7 +241,8 @@ def predict_section(
     chunk: int = 512,
     noise_sd: float = 0.0,
     seed: int = 0,
-    method: str = "excess",
+    method: str = DEFAULT_METHOD,
+    include_nearest: bool = True,
 ) -> dict[str, np.ndarray]:
     """Limit A0 and A(D) with ``level`` intervals for many configurations of one activation.
 
@@ -249,16 +252,18 @@ def predict_section(
 
     Methods (A0 is the same under all; docs/architecture.md compares them):
 
-    * ``excess`` (default): the law's coefficients with c expressed per D / D_budget(N)
-      (equal tokens per parameter), trended in log10 N as (log alpha, log c, b);
-    * ``coef``: the same trend with c in absolute tokens (the paper's framing);
-    * ``curve``: the fitted runs' own excess curves at equal tokens per parameter, mixed
-      geometrically with convex weights between the two nearest fitted scales (log10 N)
-      and held at the nearest one beyond them.
+    * ``curve`` (default, :data:`DEFAULT_METHOD`): the fitted runs' own excess curves at
+      equal tokens per parameter, mixed geometrically with convex weights between the two
+      nearest fitted scales (log10 N) and held at the nearest one beyond them;
+    * ``excess``: the law's coefficients with c expressed per D / D_budget(N) (equal
+      tokens per parameter), trended in log10 N as (log alpha, log c, b);
+    * ``coef``: the same trend with c in absolute tokens (the paper's framing).
 
     Every curve is monotone in D and in [0, 1] for every draw (module docstring).  Extra
     keys: ``floor``/``ceiling`` (bool: the form left [0, 1] at this budget and was
-    clamped), ``wd_clamped`` (the width/depth law left (0, 1) at this ratio).  With
+    clamped), ``wd_clamped`` (the width/depth law left (0, 1) at this ratio).  The band of
+    A(D) also contains the nearest fitted scale's own curve at the same tokens per parameter
+    (``include_nearest``; docs/architecture.md says why).  With
     ``noise_sd > 0`` also ``pred_low``/``pred_high``: the band for a single measured point.
     """
     entry = section["activations"].get(activation)
@@ -288,7 +293,7 @@ def predict_section(
         rng = np.random.default_rng(seed)
     for s in range(0, n, chunk):
         sl = slice(s, min(s + chunk, n))
-        part = _predict_chunk(c, method, N[sl], R[sl], D[sl], klo, khi)
+        part = _predict_chunk(c, method, N[sl], R[sl], D[sl], klo, khi, include_nearest)
         for key, val in part.items():
             if key in out:
                 out[key][sl] = val
@@ -301,7 +306,7 @@ def predict_section(
 
 
 def _predict_chunk(c: _Compiled, method: str, N: np.ndarray, R: np.ndarray, D: np.ndarray,
-                   klo: int, khi: int) -> dict[str, np.ndarray]:
+                   klo: int, khi: int, include_nearest: bool = True) -> dict[str, np.ndarray]:
     x0 = np.log10(N)
     dx = x0 - c.xc
     h0 = c.xtx_inv[0, 0] + 2 * dx * c.xtx_inv[0, 1] + dx * dx * c.xtx_inv[1, 1]
@@ -348,11 +353,14 @@ def _predict_chunk(c: _Compiled, method: str, N: np.ndarray, R: np.ndarray, D: n
         ratio_pt = a0_pt + c.sign * np.exp(np.clip(le_pt, -700, 50))
         ex = np.exp(np.clip(le_d, -700 if le_d.dtype == float else -100, 50))
         ratio_d = a0_d + ex if c.sign > 0 else a0_d - ex
+    near = _nearest_curve(c, x0, D)
     res = {}
     for key, pt, dr in (("a0", a0_pt, a0_d), ("ratio", ratio_pt, ratio_d)):
         q = np.partition(dr.astype(np.float32, copy=False), [klo, khi], axis=1)  # float32: cheaper
         lo = np.minimum(q[:, klo].astype(float), pt)
         hi = np.maximum(q[:, khi].astype(float), pt)
+        if key == "ratio" and include_nearest:  # honest about the naive forecast that often wins (docs/architecture.md)
+            lo, hi = np.minimum(lo, near), np.maximum(hi, near)
         if key == "ratio":
             res["floor"] = lo < 0
             res["ceiling"] = hi > 1
@@ -362,6 +370,20 @@ def _predict_chunk(c: _Compiled, method: str, N: np.ndarray, R: np.ndarray, D: n
     res["wd_clamped"] = wd_out
     res["ratio_draws"] = ratio_d
     return res
+
+
+def _nearest_curve(c: _Compiled, x0: np.ndarray, D: np.ndarray) -> np.ndarray:
+    """The nearest fitted scale's own curve (its A0 included) at the same tokens per
+    parameter: the naive forecast every band is widened to contain."""
+    i = np.argmin(np.abs(c.log10_n[None, :] - x0[:, None]), axis=1)
+    th = c.run_theta[i]
+    names = c.names
+    ib = names.index("b") if "b" in names else None
+    logd = np.log(D) + (c.log10_n[i] - x0) * math.log(10.0)
+    le = _log_excess(c.form, th[:, names.index("alpha")], th[:, names.index("c")],
+                     None if ib is None else th[:, ib], logd)
+    with np.errstate(over="ignore", under="ignore"):
+        return th[:, names.index("A0")] + c.sign * np.exp(np.clip(le, -700, 50))
 
 
 def _curve_log_excess(c: _Compiled, x0: np.ndarray, D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sparsitylaws.architecture.common import METHODS, _num
+from sparsitylaws.architecture.common import DEFAULT_METHOD, METHODS, _num
 from sparsitylaws.architecture.compose import predict_section
 from sparsitylaws.architecture.runs import summarize_run
 from sparsitylaws.architecture.scale import fit_scale_trends
@@ -42,7 +42,7 @@ def cross_scale_check(
     n_draws: int = 1000,
     seed: int = 0,
     kept_only: bool = True,
-    method: str = "excess",
+    method: str = DEFAULT_METHOD,
 ) -> pd.DataFrame:
     """Fit the scale trends on ``train`` runs only and score predicted curves of ``test`` runs.
 
@@ -94,7 +94,7 @@ def cross_scale_check(
                                              - pr.get("pred_low", pr["ratio_low"]))),
             "a0_predicted": float(pr["a0"][0]), "a0_low": float(pr["a0_low"][0]),
             "a0_high": float(pr["a0_high"][0]), "a0_fitted": ts.a0,
-            "level": level,
+            "level": level, "warnings": "; ".join(trend.warnings),
         })
     return pd.DataFrame(rows)
 
@@ -114,15 +114,28 @@ def cross_scale_from_table(
     Fits each named run's paper law with :func:`sparsitylaws.runfit.fit_run` (automatic
     warm-up rule, ``n_boot`` bootstrap replicates), takes width, depth and n_params from the
     table, and returns :func:`cross_scale_check` rows for every method in ``methods``.
+    The table must hold one metric (select it first, as ``crosscheck --metric`` does).
     """
+    fits, info = _fit_runs(table, list(train) + list(test), n_boot=n_boot, seed=seed)
+    frames = [cross_scale_check(fits, info, table, train=train, test=test, level=level, seed=seed,
+                                method=m) for m in methods]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _fit_runs(table: pd.DataFrame, names: Sequence[str], *, n_boot: int, seed: int) -> tuple[dict, dict]:
+    """Fit each named run's paper law (automatic warm-up rule); architecture from the table."""
     from sparsitylaws.runfit import fit_run
 
     need = {"run", "tokens", "activation_ratio", "activation", "n_params"}
     missing = need - set(table.columns)
     if missing:
         raise FitInputError(f"cross-scale check: table lacks column(s) {sorted(missing)}")
+    if "metric" in table.columns and table["metric"].nunique() > 1:
+        raise FitInputError(
+            "cross-scale check: the table mixes metrics "
+            f"({', '.join(sorted(map(str, table['metric'].unique())))}); select one first")
     fits, info = {}, {}
-    for name in list(train) + list(test):
+    for name in names:
         sub = table[table["run"] == name].sort_values("tokens")
         if sub.empty:
             raise FitInputError(f"cross-scale check: run {name!r} is not in the table")
@@ -133,6 +146,146 @@ def cross_scale_from_table(
         first = sub.iloc[0]
         info[name] = {"activation": act, "n_params": _num(first.get("n_params")),
                       "width": _num(first.get("width")), "depth": _num(first.get("depth"))}
-    frames = [cross_scale_check(fits, info, table, train=train, test=test, level=level, seed=seed,
-                                method=m) for m in methods]
-    return pd.concat(frames, ignore_index=True)
+    return fits, info
+
+
+# ---------------------------------------------------------------- leave one scale out
+
+#: Naive forecasts the methods are compared with (see :func:`leave_one_scale_out`).
+NAIVE = ("nearest", "largest_final")
+#: Budget positions scored on each held-out run: its first kept point, the middle one, the last.
+POSITIONS = ("early", "middle", "last")
+
+
+def interval_score(y: np.ndarray, low: np.ndarray, high: np.ndarray, level: float) -> np.ndarray:
+    """Interval score (Gneiting & Raftery 2007) of a central ``level`` interval: its width plus
+    2/(1 - level) times the distance by which y falls outside it (lower is better)."""
+    a = 1.0 - level
+    y, low, high = (np.asarray(v, float) for v in (y, low, high))
+    return (high - low) + (2 / a) * np.maximum(low - y, 0) + (2 / a) * np.maximum(y - high, 0)
+
+
+def leave_one_scale_out(
+    runfits: Mapping[str, Any],
+    run_info: Mapping[str, Mapping],
+    points: pd.DataFrame | Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    runs: Sequence[str] | None = None,
+    methods: Sequence[str] = METHODS,
+    level: float = 0.9,
+    n_draws: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Leave-one-scale-out yardstick: per activation, predict each run from the others.
+
+    For every held-out run, at its first kept, middle and last measured budgets, each
+    method's prediction (point band: curve draws plus the training runs' point noise) is
+    scored next to two naive forecasts that use no scale law:
+
+    * ``nearest``: the nearest fitted scale's (log10 N) own curve at the same tokens per
+      parameter, with its bootstrap band plus its point noise;
+    * ``largest_final``: the largest fitted run's last measured value; its band is the
+      range of the training runs' last values, widened by the pooled point noise.
+
+    Rows: activation, held_out, position, tokens, measured, method, predicted, low, high,
+    error, covered, width, interval_score, train_runs, warnings.
+    """
+    from scipy import stats
+
+    names = list(runs) if runs is not None else list(runfits)
+    summ = {n: summarize_run(n, runfits[n], run_info.get(n, {})) for n in names}
+    by_act: dict[str, list] = {}
+    for s in summ.values():
+        if s.n_params is None:
+            raise FitInputError(f"leave-one-scale-out: run {s.name!r} has no n_params")
+        by_act.setdefault(s.activation, []).append(s)
+    z = stats.norm.ppf(0.5 + level / 2)
+    rows = []
+    for act, ss in sorted(by_act.items()):
+        ss = sorted(ss, key=lambda s: s.n_params)
+        if len(ss) < 2:
+            continue
+        for h in ss:
+            tr = [s for s in ss if s is not h]
+            trend = fit_scale_trends(tr, level=level, n_draws=n_draws, seed=seed)
+            sec = assemble_section({act: {"scale": trend.to_dict(), "widthdepth": None,
+                                          "ranges": _ranges(tr, None), "caveats": []}},
+                                   n_draws=n_draws, seed=seed)
+            tok, y = _points_of(points, h.name)
+            D = tok / 1e9
+            if np.isfinite(h.tokens_b[0]):
+                keep = h.tokens_b[0] * (1 - 1e-9) <= D
+                D, y = D[keep], y[keep]
+            idx = {"early": 0, "middle": (D.size - 1) // 2, "last": D.size - 1}
+            Dp = np.array([D[idx[p]] for p in POSITIONS])
+            yp = np.array([y[idx[p]] for p in POSITIONS])
+            sig = trend.sigma or 0.0
+            preds = {}
+            for m in methods:
+                pr = predict_section(sec, act, h.n_params, h.ratio or 0.0, Dp, level=level,
+                                     noise_sd=sig, seed=seed, method=m)
+                preds[m] = (pr["ratio"], pr["pred_low"], pr["pred_high"])
+            near = min(tr, key=lambda s: abs(math.log10(s.n_params) - math.log10(h.n_params)))
+            preds["nearest"] = _nearest_forecast(near, Dp * near.n_params / h.n_params, level, seed)
+            big = tr[-1]
+            finals = np.array([_points_of(points, s.name)[1][-1] for s in tr])
+            big_final = float(_points_of(points, big.name)[1][-1])
+            pad = z * sig
+            preds["largest_final"] = (np.full(3, big_final), np.full(3, finals.min() - pad),
+                                      np.full(3, finals.max() + pad))
+            for m, (pt, lo, hi) in preds.items():
+                lo = np.clip(np.minimum(lo, pt), 0.0, 1.0)
+                hi = np.clip(np.maximum(hi, pt), 0.0, 1.0)
+                for k, pos in enumerate(POSITIONS):
+                    rows.append({
+                        "activation": act, "held_out": h.name, "n_params": h.n_params,
+                        "position": pos, "tokens": Dp[k] * 1e9, "measured": yp[k], "method": m,
+                        "predicted": pt[k], "low": lo[k], "high": hi[k], "error": pt[k] - yp[k],
+                        "covered": bool(lo[k] <= yp[k] <= hi[k]), "width": hi[k] - lo[k],
+                        "interval_score": float(interval_score(yp[k], lo[k], hi[k], level)),
+                        "train_runs": ",".join(s.name for s in tr),
+                        "warnings": "; ".join(trend.warnings), "level": level,
+                    })
+    if not rows:
+        raise FitInputError("leave-one-scale-out: needs at least 2 runs of one activation")
+    return pd.DataFrame(rows)
+
+
+def _nearest_forecast(run: Any, D: np.ndarray, level: float, seed: int):
+    """A fitted run's own curve at budgets D (billions), with its bootstrap band plus point noise."""
+    from sparsitylaws.architecture.compose import _eval_form
+
+    th = [np.asarray(run.theta[j]) for j in range(len(run.param_names))]
+    pt = _eval_form(run.form, th, D)
+    rng = np.random.default_rng(seed)
+    if run.draws is not None:
+        dr = _eval_form(run.form, [run.draws[:, j][:, None] for j in range(len(run.param_names))],
+                        D[None, :])
+    else:
+        dr = np.repeat(pt[None, :], 200, axis=0)
+    dr = np.clip(dr, 0.0, 1.0) + rng.normal(0.0, run.sigma or 0.0, dr.shape)
+    dr = dr[np.all(np.isfinite(dr), axis=1)]
+    a = (1 - level) / 2
+    lo, hi = np.quantile(dr, [a, 1 - a], axis=0)
+    return np.clip(pt, 0, 1), lo, hi
+
+
+def loso_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per activation, position and method: MAE (pp), bias (pp), coverage (fraction of
+    held-out points inside the band), mean band width (pp) and mean interval score (pp)."""
+    g = rows.groupby(["activation", "position", "method"], sort=False)
+    out = g.agg(n=("error", "size"), mae_pp=("error", lambda e: 100 * np.mean(np.abs(e))),
+                bias_pp=("error", lambda e: 100 * np.mean(e)),
+                coverage=("covered", "mean"), width_pp=("width", lambda w: 100 * np.mean(w)),
+                interval_score_pp=("interval_score", lambda s: 100 * np.mean(s))).reset_index()
+    return out
+
+
+def loso_from_table(table: pd.DataFrame, *, runs: Sequence[str] | None = None,
+                    methods: Sequence[str] = METHODS, n_boot: int = 300, level: float = 0.9,
+                    seed: int = 0) -> pd.DataFrame:
+    """:func:`leave_one_scale_out` straight from a one-metric measurement table."""
+    names = list(runs) if runs else sorted(table["run"].unique())
+    fits, info = _fit_runs(table, names, n_boot=n_boot, seed=seed)
+    return leave_one_scale_out(fits, info, table, runs=names, methods=methods, level=level,
+                               seed=seed)

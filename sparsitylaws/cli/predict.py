@@ -143,7 +143,7 @@ def _read_grid(path: str) -> pd.DataFrame:
 
 
 def _grid_predict(df: pd.DataFrame, ls, activation: str, level: float, ffn_ratio: float,
-                  gated: bool, source: str, method: str = "excess") -> pd.DataFrame:
+                  gated: bool, source: str, method: str = "curve") -> pd.DataFrame:
     from sparsitylaws.planning import predict as plan
 
     def one(sub: pd.DataFrame, act: str) -> pd.DataFrame:
@@ -225,8 +225,10 @@ def _json_out(df: pd.DataFrame, ls) -> None:
 @click.option("--params", type=float, help="Fixed non-embedding budget to compare shapes at.")
 @click.option("--depths", type=str, help="Comma-separated depths for --params, e.g. 16,24,32,48,64.")
 @level_option()
-@click.option("--method", default="excess", show_default=True,
-              help="How A(D) is carried to a new scale: excess, curve or coef (docs/architecture.md).")
+@click.option("--method", default="curve", show_default=True,
+              type=click.Choice(["curve", "excess", "coef"]),
+              help="How A(D) is carried to a new scale (docs/architecture.md: chosen by a "
+                   "leave-one-scale-out table).")
 @output_option((".csv", ".parquet"), "Write all rows to this file")
 @click.option("--anchor", "anchors", multiple=True, metavar="TABLE[:RUN]",
               help="Measured checkpoints of your own recipe (ppl-p rows; each run's last "

@@ -586,8 +586,23 @@ def warning_blocks(inp: ReportInputs) -> list[Block]:
         for w in ls.runs[name].warnings:
             msg = w.get("message", "")
             items.append(msg if name in msg else f"{name}: {msg}")
+    from sparsitylaws.coverage import poor_coverage
+
+    for name in ls.run_names():
+        f = ls.runs[name]
+        why = (ls.run_info.get(name) or {}).get("form_choice") or ""
+        if "not an activation the paper studied" in why:
+            items.append(f"{name}: law form {f.form} chosen by the data's direction ({why})")
+        for cut in sorted({r["cutoff"] for r in f.backtest}):
+            sub = [r for r in f.backtest if r["cutoff"] == cut and r.get("error") is not None]
+            cov = sum(bool(r.get("covered")) for r in sub)
+            if sub and poor_coverage(cov, len(sub), f.level):
+                items.append(f"{name}: POOR backtest coverage at {cut:.0%} ({cov}/{len(sub)} held-out points in "
+                             f"the {f.level:.0%} intervals); its intervals are likely too narrow for forecasting")
     for run, why in (ls.provenance.get("skipped_runs") or {}).items():
         items.append(f"run {run} skipped: {why}")
+    for run, why in (ls.provenance.get("not_for_fitting") or {}).items():
+        items.append(f"run {run} left out: marked not for fitting ({why})")
     if ls.provenance.get("architecture_note"):
         items.append(ls.provenance["architecture_note"])
     for act, e in sorted(((ls.architecture or {}).get("activations") or {}).items()):

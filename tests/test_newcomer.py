@@ -50,8 +50,9 @@ def test_not_for_fitting_runs_are_marked_and_not_compared_with_predictions():
 def _fake_lawset(covered: list[bool]):
     bt = [{"cutoff": 0.7, "tokens_b": float(i + 1), "error": 0.001 * (i + 1), "covered": c}
           for i, c in enumerate(covered)]
-    run = SimpleNamespace(backtest=bt, level=0.9)
-    return SimpleNamespace(runs={"r": run}, run_names=lambda: ["r"])
+    run = SimpleNamespace(backtest=bt, level=0.9, warnings=[], form="logspace_power")
+    return SimpleNamespace(runs={"r": run}, run_names=lambda: ["r"], run_info={}, provenance={},
+                           architecture=None)
 
 
 @pytest.mark.parametrize("covered, poor", [([False] * 7, True), ([True] * 3 + [False] * 12, True),
@@ -59,6 +60,8 @@ def _fake_lawset(covered: list[bool]):
 def test_poor_backtest_coverage_is_flagged_in_report_and_fit(covered, poor):
     html = _html_of(report.backtest_blocks(_fake_lawset(covered)))
     assert ("POOR coverage" in html) == poor
+    warnings = _html_of(report.warning_blocks(report.ReportInputs(_fake_lawset(covered), None, [], "x")))
+    assert (f"POOR backtest coverage at 70% ({sum(covered)}/{len(covered)}" in warnings) == poor
     from sparsitylaws.cli.fit import _backtest_line
 
     line = _backtest_line(_fake_lawset(covered).runs["r"].backtest, 0.9)

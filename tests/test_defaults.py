@@ -62,3 +62,26 @@ def test_default_reproduces_published_limits_at_published_scales():
         row = predict(c.width, c.depth, activation=act).iloc[0]
         # the limit interval at a published scale contains the published A0
         assert row["a0_low"] <= coef["A0"] <= row["a0_high"], (act, scale, row["a0_low"], row["a0_high"])
+
+
+def test_no_published_run_enters_as_exact():
+    sc = load_lawset(None).architecture["activations"]
+    for act in ("relu", "silu"):
+        draws = np.asarray(sc[act]["scale"]["run_draws"])  # (draws, runs, params)
+        names = sc[act]["scale"]["param_names"]
+        spread = draws[:, :, names.index("A0")].std(axis=0)
+        assert np.all(spread > 0.001), (act, spread)  # every run's A0 is uncertain (> 0.1 point)
+        # the draws are the published values moved by whole refit-shift vectors
+        theta = np.asarray(sc[act]["scale"]["theta"])
+        shifts = np.array(list(defaults.REFIT_SHIFTS[act].values()))
+        ia0 = names.index("A0")
+        moved = np.unique(np.round(np.abs(draws[:, 0, ia0] - theta[0, ia0]), 6))
+        assert set(moved) <= set(np.round(np.abs(shifts[:, ia0]), 6))
+
+
+def test_refit_shifts_are_what_a_refit_gives(sparsinglaw_dir):
+    got = defaults.refit_shifts(sparsinglaw_dir)
+    for act, runs in defaults.REFIT_SHIFTS.items():
+        for scale, want in runs.items():
+            # the stored shifts were produced by this command; the fitter may move a little
+            assert np.allclose(got[act][scale], want, atol=0.02), (act, scale, got[act][scale], want)

@@ -82,6 +82,16 @@ def main() -> None:
         sub = [r for r in rows_all if r["run"].endswith(act)]
         print(f"  {act}: later points covered {np.mean([r['covered'] for r in sub]):.3f}")
     print(f"\nprovenance: {ls.provenance['forecast_calibration']}")
+    print("\n| run | estimates [reported 90% interval] | A0: bootstrap / profile | warnings |")
+    print("|---|---|---|---|")
+    for name in ls.run_names():
+        rf = ls.runs[name]
+        lim = rf.limit()
+        cells = ", ".join(f"{p} {e:.4g} [{lo:.3g}, {hi:.3g}]" for p, e, lo, hi in
+                          zip(rf.param_names, rf.estimate, rf.boot_low, rf.boot_high, strict=True))
+        codes = sorted({w["code"] + (f" ({w['parameter']})" if w.get("parameter") else "") for w in rf.warnings})
+        print(f"| {name} | {cells} | [{lim['pct_low']:.4f}, {lim['pct_high']:.4f}] / [{lim['profile_low']:.4f}, "
+              f"{lim['profile_high']:.4f}] | {', '.join(codes) or '-'} |")
 
 
 if __name__ == "__main__":

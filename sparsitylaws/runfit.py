@@ -374,7 +374,8 @@ def fit_run(
     ia0 = law.limit_index()
     if ia0 is not None and pf.dof > 0:
         ar = ar_inflation(pf)
-        prof_lo, prof_hi, _ = profile_interval(pf, ia0, level, inflation=ar["variance_factor"])
+        prof_lo, prof_hi, prof_info = profile_interval(pf, ia0, level, inflation=ar["variance_factor"])
+        ar = {**ar, "profile_iid": prof_info.get("iid", [prof_lo, prof_hi])}
         prof_lo, prof_hi = min(prof_lo, pf.theta[ia0]), max(prof_hi, pf.theta[ia0])
         if n_boot > 0:
             disagree = _intervals_disagree(plo[ia0], phi[ia0], prof_lo, prof_hi)

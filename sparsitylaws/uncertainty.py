@@ -315,7 +315,18 @@ def profile_interval(pf: PointFit, index: int, level: float = 0.9, *, lower: flo
     wrss = np.where(np.isfinite(wrss), wrss, np.inf).reshape(grid.size, -1)
     prof = np.min(wrss, axis=1)
     rss_min = min(float(pf.wrss), float(np.min(prof)))
-    cut = rss_min * (1.0 + float(inflation) * stats.f.ppf(level, 1, n - k) / (n - k))
+    fq = stats.f.ppf(level, 1, n - k) / (n - k)
+    cut = rss_min * (1.0 + float(inflation) * fq)
+    low, high = _profile_ends(grid, prof, cut, p, lo_b, hi_b, lower, upper)
+    info = {"grid": grid.tolist(), "profile_rss": prof.tolist(), "cutoff_rss": cut, "inflation": float(inflation)}
+    if inflation != 1.0:
+        info["iid"] = list(_profile_ends(grid, prof, rss_min * (1.0 + fq), p, lo_b, hi_b, lower, upper))
+    return low, high, info
+
+
+def _profile_ends(grid: np.ndarray, prof: np.ndarray, cut: float, p, lo_b: float, hi_b: float,
+                  lower: float | None, upper: float | None) -> tuple[float, float]:
+    """Ends of the connected run of grid points around the estimate whose profile RSS <= cut."""
     inside = prof <= cut
     c = grid.size // 2
     i = c
@@ -328,7 +339,7 @@ def profile_interval(pf: PointFit, index: int, level: float = 0.9, *, lower: flo
     high = grid[j] if j == grid.size - 1 else _cross(grid[j], grid[j + 1], prof[j], prof[j + 1], cut)
     low = p.lower if i == 0 and lower is None and np.isfinite(p.lower) and lo_b == p.lower else low
     high = p.upper if j == grid.size - 1 and upper is None and np.isfinite(p.upper) and hi_b == p.upper else high
-    return float(low), float(high), {"grid": grid.tolist(), "profile_rss": prof.tolist(), "cutoff_rss": cut}
+    return float(low), float(high)
 
 
 def _cross(x0: float, x1: float, f0: float, f1: float, cut: float) -> float:

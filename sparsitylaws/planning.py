@@ -219,6 +219,7 @@ def predict(
         pr = predict_section(section, act, n_emb, ratio, tok / 1e9, level=level, method=method)
         rg = entry.get("ranges") or {}
         tok_rng, tok_what = _token_range(rg, n_emb)
+        _forecast_term(pr, entry, tok, tok_rng, level)
         dist = {
             "n_params": extrapolation_distance(n_emb, rg.get("n_params")),
             "tokens": _token_distance(tok, tok_rng),
@@ -275,6 +276,29 @@ def predict(
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     out.attrs["caveats"] = caveats(ls, req)
     return out
+
+
+def _forecast_term(pr: dict, entry: dict, tok: np.ndarray, tok_rng: np.ndarray | None,
+                   level: float) -> None:
+    """Widen bands beyond the largest fitted budget for this scale by the calibrated
+    forecast-error term of :mod:`sparsitylaws.forecast` (q * sigma * ln(D / D_fitted)),
+    on the side the curve still moves toward (ReLU: down, SiLU: up), so every band end
+    stays monotone in D.  Needs the runs' residual sd; the default law set has none
+    (published coefficients only), and then nothing changes.
+    """
+    sigma = (entry.get("scale") or {}).get("sigma")
+    if sigma is None or tok_rng is None or not np.isfinite(float(sigma)):
+        return
+    from sparsitylaws.forecast import default_calibration, forecast_scale
+
+    h = np.maximum(np.log(tok / tok_rng[:, 1]), 0.0)  # the forecast horizon, 0 inside the range
+    f = forecast_scale(h, float(sigma))
+    q = default_calibration().quantile(level)
+    extra = np.where(f > 0, q * f, 0.0) if np.isfinite(q) else np.zeros_like(f)
+    if entry["scale"]["form"] == "logspace_power":
+        pr["ratio_low"] = np.clip(pr["ratio_low"] - extra, 0.0, 1.0)
+    else:
+        pr["ratio_high"] = np.clip(pr["ratio_high"] + extra, 0.0, 1.0)
 
 
 def caveats(lawset: Any, activations: Sequence[str]) -> list[str]:

@@ -162,3 +162,24 @@ def test_point_inside_interval_for_a_far_configuration():
         assert 0 <= r["a0_low"] <= r["a0"] <= r["a0_high"] <= 1
     out = predict_section(LAWSETS["default"].architecture, "silu", 1e8, 50.0, 1e-3, method="coef")
     assert out["ratio_low"][0] <= out["ratio"][0] <= out["ratio_high"][0]
+
+
+def test_forecast_term_widens_beyond_the_fitted_budget_only():
+    """Fitted law set: beyond the largest fitted budget for this scale the band grows by
+    q * sigma * ln(D / D_fitted) (sparsitylaws.forecast) on the side the curve moves to."""
+    from sparsitylaws.forecast import default_calibration
+
+    ls = LAWSETS["fitted"]
+    sec = ls.architecture
+    w, d = 1280, 24
+    n = predict(w, d, tokens=1e9, lawset=ls, activation="relu")["n_params"].iloc[0]
+    rg = sec["activations"]["relu"]["ranges"]["tokens_per_param"]
+    t_hi = rg[1] * n
+    T = np.array([0.5 * t_hi, 4 * t_hi])
+    df = predict(w, d, tokens=T, lawset=ls, activation="relu")
+    raw = predict_section(sec, "relu", n, w / d, T / 1e9)
+    sigma = sec["activations"]["relu"]["scale"]["sigma"]
+    q = default_calibration().quantile(0.9)
+    assert df["ratio_low"].iloc[0] == pytest.approx(raw["ratio_low"][0])  # inside: unchanged
+    assert df["ratio_low"].iloc[1] == pytest.approx(max(0.0, raw["ratio_low"][1] - q * sigma * np.log(4)))
+    assert np.allclose(df["ratio_high"], raw["ratio_high"])  # ReLU only falls: the top is unchanged

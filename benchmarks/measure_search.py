@@ -113,6 +113,9 @@ def main() -> None:
     ap.add_argument("--only", choices=["fast", "bisect", "paper"], default=None)
     args = ap.parse_args()
 
+    import os
+
+    load_before = os.getloadavg()
     results = {}
     for method in ("fast", "bisect", "paper"):
         if args.only and method != args.only:
@@ -141,7 +144,8 @@ def main() -> None:
         print(f"| {label} | " + " | ".join(cells) + " |")
     summary = {"device": str(results[methods[0]]["_mm"].lm.device), "torch": torch.__version__,
                "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
-               "tokens": results[methods[0]]["tokens"], "xtol": args.xtol}
+               "tokens": results[methods[0]]["tokens"], "xtol": args.xtol,
+               "loadavg_before": load_before, "loadavg_after": os.getloadavg()}
     if "fast" in results:
         fast = results["fast"]
         for base in ("paper", "bisect"):
@@ -149,8 +153,12 @@ def main() -> None:
                 continue
             summary[f"speedup_vs_{base}"] = results[base]["wall_s"] / fast["wall_s"]
             summary[f"cett_difference_vs_{base}"] = abs(results[base]["cett"] - fast["cett"])
+            summary[f"cett_within_xtol_of_{base}"] = (summary[f"cett_difference_vs_{base}"]
+                                                     <= args.xtol)
             print(f"\nspeed-up ({base} wall / fast wall): {summary[f'speedup_vs_{base}']:.1f}x; "
-                  f"|delta CETT| = {summary[f'cett_difference_vs_{base}']:.2e}")
+                  f"|delta CETT| = {summary[f'cett_difference_vs_{base}']:.2e} "
+                  f"({'within' if summary[f'cett_within_xtol_of_{base}'] else 'NOT within'} "
+                  f"xtol {args.xtol:g})")
         if "bisect" in results:
             summary["threshold_speedup"] = (results["bisect"]["threshold_s_per_c"]
                                             / fast["threshold_s_per_c"])
@@ -161,6 +169,8 @@ def main() -> None:
               f"{gpu['masked_tokens_per_s']:.0f} tok/s")
     else:
         print("no CUDA device: GPU throughput not measured")
+    print(f"load average before {load_before[0]:.1f}, after {summary['loadavg_after'][0]:.1f} "
+          f"({os.cpu_count()} CPUs)")
     if args.json:
         clean = {m: {k: v for k, v in r.items() if not k.startswith("_")} for m, r in results.items()}
         args.json.write_text(json.dumps({"summary": summary, "results": clean}, indent=1,

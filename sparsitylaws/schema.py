@@ -71,6 +71,13 @@ COLUMNS: tuple[Column, ...] = (
     Column("dtype", pa.string(), False, "Compute dtype of the measurement."),
     Column("device", pa.string(), False, "Device of the measurement (cpu, cuda, ...)."),
     Column("settings_hash", pa.string(), False, "Hash of the measurement settings (for resume)."),
+    Column("bos", pa.bool_(), False,
+           "True when every evaluation window started with the tokenizer's BOS token."),
+    Column("search_warning", pa.string(), False,
+           "Why the PPL-p% answer is unreliable (jagged PPL ratio across the final bracket, "
+           "or a ratio far below the target); empty when sound."),
+    Column("cett_joint", pa.bool_(), False,
+           "True when the CETT is the run's joint one (stabilizing strategy), shared by all its rows."),
     Column("source", pa.string(), False, "measured (by this tool) or ingested (from another format)."),
     Column("tool_version", pa.string(), False, "sparsitylaws version that wrote the row."),
     Column("created_at", pa.string(), False, "UTC time the row was written (ISO 8601)."),
@@ -102,6 +109,29 @@ def _row_label(df: pd.DataFrame, i: int) -> str:
     if key:
         parts.append("(" + ", ".join(key) + ")")
     return " ".join(parts)
+
+
+def point_keys(df: pd.DataFrame) -> pd.DataFrame:
+    """The (run, tokens, metric, metric_arg) of each row, NaN arguments made equal: one
+    point of a run's curve.  Two checkpoints at one point (e.g. one folder measured under
+    two names) would be fitted twice."""
+    key = df[["run", "tokens", "metric", "metric_arg"]].copy()
+    key["metric_arg"] = key["metric_arg"].fillna(-1.0e300)
+    return key
+
+
+def _refuse_same_point(df: pd.DataFrame, source: str) -> None:
+    key = point_keys(df)
+    dup = key.duplicated(keep="first").to_numpy()
+    if not dup.any():
+        return
+    i = _first_bad(dup)
+    first = int(np.flatnonzero((key == key.iloc[i]).all(axis=1).to_numpy())[0])
+    raise SchemaError(
+        f"{source}: two rows for one point (run {df['run'].iloc[i]!r}, tokens "
+        f"{int(df['tokens'].iloc[i])}, metric {df['metric'].iloc[i]}): {_row_label(df, i)} "
+        f"(checkpoint {df['checkpoint'].iloc[i]!r}) and row {first} (checkpoint "
+        f"{df['checkpoint'].iloc[first]!r}); keep one of them")
 
 
 def validate_frame(df: pd.DataFrame, source: str = "<table>") -> pd.DataFrame:
@@ -197,6 +227,7 @@ def validate_frame(df: pd.DataFrame, source: str = "<table>") -> pd.DataFrame:
         raise SchemaError(
             f"{source}: duplicate (run, checkpoint, metric, metric_arg) at {_row_label(df, i)}, "
             f"same key as row {first}")
+    _refuse_same_point(df, source)
 
     # Derived columns are computed, never stored.
     for derived in ("width_depth_ratio", "tokens_b"):

@@ -1,17 +1,22 @@
 """Reading and writing measurement tables (Parquet), safely.
 
 Writes are atomic (temporary file in the same folder, fsync, ``os.replace``), so a crash
-or kill never leaves a half-written table and never loses rows already written.  Reads
+or kill never leaves a half-written table and never loses rows already written.  Appends
+hold an exclusive lock (``fcntl.flock`` on the table's folder, so no lock file is left
+behind) for the whole read-merge-write, so two processes appending to one table both keep
+their rows.  Reads
 accept files and directories (every ``*.parquet`` below, sorted) and validate with
 :func:`sparsitylaws.schema.validate_frame`, so every error names its file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,6 +26,7 @@ from sparsitylaws.errors import SchemaError, SparsityLawsError
 from sparsitylaws.schema import (
     METADATA_KEY,
     TABLE_FORMAT_VERSION,
+    point_keys,
     row_keys,
     to_arrow,
     validate_frame,
@@ -106,12 +112,86 @@ def _atomic_write(table: pa.Table, path: Path) -> Path:
 
 
 def merge_frames(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
-    """Union of two tables; where keys collide, rows of ``new`` replace rows of ``old``."""
+    """Union of two tables; where keys collide, rows of ``new`` replace rows of ``old``.
+
+    A key is (run, checkpoint, metric, metric_arg), and also (run, tokens, metric,
+    metric_arg): a new measurement of the same point replaces the old one even when the
+    checkpoint was named differently.
+    """
     if old is None or len(old) == 0:
         return new.reset_index(drop=True)
     both = pd.concat([old, new], ignore_index=True, sort=False)
+    is_new = np.arange(len(both)) >= len(old)
     keep = ~row_keys(both).duplicated(keep="last").to_numpy()
-    return both.loc[keep].reset_index(drop=True)
+    points = point_keys(both)
+    newer = points.duplicated(keep="last").to_numpy() & ~is_new  # an old row a new one replaces
+    return both.loc[keep & ~newer].reset_index(drop=True)
+
+
+def check_shards(parts: Sequence[tuple[str, pd.DataFrame]]) -> None:
+    """Refuse to merge measured tables that disagree: within a run, every row of one metric
+    and argument must come from the same settings (``settings_hash``), every row from the
+    same evaluation tokens (``eval_sha256``), and a run's joint CETT (``cett_joint``) must be
+    one value.  Raises :class:`SparsityLawsError` naming both files."""
+    checks = (("settings_hash", ["run", "metric", "metric_arg"], "settings"),
+              ("eval_sha256", ["run"], "evaluation tokens"),
+              ("cett", ["run", "metric_arg"], "joint CETT"))
+    for col, by, what in checks:
+        seen: dict[tuple, tuple[object, str]] = {}
+        for name, df in parts:
+            if col not in df.columns:
+                continue
+            sub = df[df[col].notna()]
+            if col == "cett":
+                if "cett_joint" not in sub.columns:
+                    continue
+                sub = sub[sub["cett_joint"].fillna(False).astype(bool)]
+            for _, row in sub.iterrows():
+                key = tuple(-1.0e300 if k == "metric_arg" and pd.isna(row[k]) else row[k] for k in by)
+                if key not in seen:
+                    seen[key] = (row[col], name)
+                elif seen[key][0] != row[col]:
+                    label = ", ".join(f"{k}={v!r}" for k, v in zip(by, key, strict=True))
+                    raise SparsityLawsError(
+                        f"{name}: its {what} ({col} {row[col]!r}) differ from {seen[key][1]} "
+                        f"({seen[key][0]!r}) for {label}; shards of one run must be measured "
+                        "with the same options (for the CETT: --cett-from one file)")
+
+
+@contextlib.contextmanager
+def file_lock(path: PathLike, timeout_s: float = 600.0) -> Iterator[None]:
+    """Hold an exclusive advisory lock on the folder of ``path`` (waits up to ``timeout_s``).
+
+    The table itself cannot carry the lock (an atomic write replaces its file); its folder
+    can, and leaves nothing behind.  Where locks are not supported (some network file
+    systems), refuses with one clear line rather than risk two writers losing rows.
+    """
+    import fcntl
+    import time
+
+    lp = Path(path).parent
+    lp.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lp, os.O_RDONLY)
+    try:
+        t0 = time.monotonic()
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() - t0 > timeout_s:
+                    raise SparsityLawsError(
+                        f"{path}: another process has held the lock on {lp} for over "
+                        f"{timeout_s:.0f} s; "
+                        "write each job to its own table and merge them") from None
+                time.sleep(0.05)
+            except OSError as exc:
+                raise SparsityLawsError(
+                    f"{path}: cannot lock {lp} ({exc.strerror or exc}); on this file system "
+                    "write each job to its own table and merge them") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def append_rows(path: PathLike, rows: pd.DataFrame) -> pd.DataFrame:
@@ -122,8 +202,9 @@ def append_rows(path: PathLike, rows: pd.DataFrame) -> pd.DataFrame:
     """
     path = Path(path)
     new = validate_frame(rows, source=f"new rows for {path}")
-    old = _read_one(path) if path.exists() else None
-    merged = merge_frames(old, new)
-    merged = validate_frame(merged, source=str(path))
-    _atomic_write(to_arrow(merged), path)
+    with file_lock(path):
+        old = _read_one(path) if path.exists() else None
+        merged = merge_frames(old, new)
+        merged = validate_frame(merged, source=str(path))
+        _atomic_write(to_arrow(merged), path)
     return merged

@@ -174,3 +174,89 @@ def test_schema_doc_matches_code():
     doc = (Path(__file__).resolve().parents[1] / "docs" / "schema.md").read_text()
     for col in COLUMNS:
         assert f"| `{col.name}` |" in doc, f"docs/schema.md does not document column {col.name}"
+
+
+# --- one point per run, merge checks, concurrent appends ----------------------------------
+
+def test_two_checkpoint_names_for_one_point_are_refused():
+    df = _table(3)
+    df.loc[2, "tokens"] = df.loc[1, "tokens"]  # e.g. "run4/a" and "/abs/run4/a"
+    with pytest.raises(SchemaError) as info:
+        validate_frame(df, source="t.parquet")
+    msg = str(info.value)
+    assert "two rows for one point" in msg and "'step2'" in msg and "'step1'" in msg
+    df.loc[2, "metric_arg"] = 5.0  # another p is another point
+    assert len(validate_frame(df)) == 3
+
+
+def test_append_replaces_the_same_point_under_a_new_name(tmp_path):
+    path = tmp_path / "t.parquet"
+    append_rows(path, _table(2))
+    renamed = _table(2).assign(checkpoint=["/abs/step0", "/abs/step1"], activation_ratio=0.3)
+    merged = append_rows(path, renamed)
+    assert sorted(merged["checkpoint"]) == ["/abs/step0", "/abs/step1"]
+    assert (merged["activation_ratio"] == 0.3).all()
+
+
+def test_merge_refuses_shards_that_disagree(tmp_path):
+    a = _table(4).assign(settings_hash="h1", eval_sha256="e1", cett=0.04, cett_joint=True)
+    write_table(a.iloc[:2], tmp_path / "s0.parquet")
+    write_table(a.iloc[2:], tmp_path / "s1.parquet")
+    res = run_cli("merge", tmp_path / "s0.parquet", tmp_path / "s1.parquet", "-o",
+                  tmp_path / "all.parquet")
+    assert res.status == 0, res.stderr
+    for col, value, what in (("settings_hash", "h2", "settings"), ("eval_sha256", "e2",
+                             "evaluation tokens"), ("cett", 0.05, "joint CETT")):
+        bad = a.iloc[2:].assign(**{col: value})
+        write_table(bad, tmp_path / "odd.parquet")
+        out = tmp_path / f"bad-{col}.parquet"
+        res = run_cli("merge", tmp_path / "s0.parquet", tmp_path / "odd.parquet", "-o", out)
+        assert_one_line_error(res, what, "odd.parquet", "s0.parquet")
+        assert not out.exists()
+
+
+def _append_many(path: str, who: int, n: int) -> None:
+    for k in range(n):
+        append_rows(path, pd.DataFrame({
+            "run": f"p{who}", "checkpoint": [f"c{k}"], "tokens": [1000 + k], "activation": "relu",
+            "metric": "zero", "metric_arg": [float("nan")], "activation_ratio": [0.5]}))
+
+
+def test_concurrent_appends_keep_every_row(tmp_path):
+    import multiprocessing as mp
+
+    path = str(tmp_path / "shared.parquet")
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_append_many, args=(path, w, 12)) for w in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    df = read_table(path)
+    assert len(df) == 36 and df.groupby("run").size().tolist() == [12, 12, 12]
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.parquet"]  # nothing left behind
+
+
+def test_lock_refuses_after_timeout(tmp_path):
+    from sparsitylaws.tables import file_lock
+
+    path = tmp_path / "t.parquet"
+    with file_lock(path):
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork")
+        q = ctx.Queue()
+
+        def other():
+            try:
+                with file_lock(path, timeout_s=0.2):
+                    q.put("locked")
+            except SparsityLawsError as exc:
+                q.put(str(exc))
+
+        p = ctx.Process(target=other)
+        p.start()
+        p.join(30)
+        msg = q.get(timeout=5)
+    assert "another process" in msg and "merge" in msg

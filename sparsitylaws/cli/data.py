@@ -77,11 +77,22 @@ def ingest_csv(file: Path, output: Path, mapping: str, constants: str, tokens_sc
 @click.argument("tables", nargs=-1, required=True, type=click.Path(path_type=Path))
 @output_option((".parquet",), "Merged table to write", required=True)
 def merge(tables: tuple[Path, ...], output: Path) -> None:
-    """Merge tables (e.g. the shards of a measurement job); later files win on equal keys."""
-    from sparsitylaws.tables import _read_one, find_parquet_files, merge_frames, write_table
+    """Merge tables (e.g. the shards of a measurement job); later files win on equal keys.
 
+    Shards must agree: same settings per run and metric, same evaluation tokens, one joint
+    CETT per run; otherwise nothing is written."""
+    from sparsitylaws.tables import (
+        _read_one,
+        check_shards,
+        find_parquet_files,
+        merge_frames,
+        write_table,
+    )
+
+    parts = [(str(path), _read_one(path)) for path in find_parquet_files(tables)]
+    check_shards(parts)
     merged = None
-    for path in find_parquet_files(tables):
-        merged = merge_frames(merged, _read_one(path))
+    for _, df in parts:
+        merged = merge_frames(merged, df)
     write_table(merged, output)
     click.echo(f"{output}: {len(merged)} rows from {len(tables)} input(s)")

@@ -49,6 +49,15 @@ BLOCK_ELEMS = 1 << 23
 #: elements of one temporary (tokens x neurons x d) block of the curve traversal: small
 #: enough to stay in cache (measured on CPU: 2**18 about 1.5x faster than 2**23)
 TRAVERSE_ELEMS = 1 << 18
+#: the same on an accelerator: blocks large enough that kernel launches do not dominate
+#: (2**26 float32 elements = 256 MiB per temporary); the traversal has no per-block host
+#: synchronisation, so a GPU streams its blocks back to back
+DEVICE_TRAVERSE_ELEMS = 1 << 26
+
+
+def traverse_elems(device: torch.device) -> int:
+    """Block size of the curve traversal on ``device`` (see the two constants above)."""
+    return TRAVERSE_ELEMS if device.type == "cpu" else DEVICE_TRAVERSE_ELEMS
 #: coarse bins of the candidate range for the guide curve and the pair counts
 COARSE_BINS = 512
 #: moving tail sums pair by pair is preferred to a new matrix product while it touches at
@@ -133,17 +142,23 @@ class Bucketer:
         self.gext = torch.cat([-inf, grid, inf])  # gext[j] = grid[j - 1]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        k, bad = self.guess(x)
+        if bad is not None and bool(bad.any()):
+            k[bad] = torch.searchsorted(self.grid, x[bad].contiguous(), right=True)
+        return k
+
+    def guess(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The arithmetic guess and where it may be wrong (None: exact), without a host
+        synchronisation; the caller checks ``bad`` once for many calls."""
         grid, K, gext = self.grid, self.K, self.gext
         if self.step <= 0:
-            return torch.searchsorted(grid, x.contiguous(), right=True)
+            return torch.searchsorted(grid, x.contiguous(), right=True), None
         k = ((x.double() - self.g0) / self.step).floor_().add_(1).clamp_(0, K).long()
         for _ in range(2):
             k += (gext[k + 1] <= x).long()  # candidate k is <= x: count it
             k -= (gext[k] > x).long()  # candidate k - 1 is > x: do not count it
         bad = (gext[k + 1] <= x) | (gext[k] > x)
-        if bool(bad.any()):
-            k[bad] = torch.searchsorted(grid, x[bad].contiguous(), right=True)
-        return k
+        return k, bad
 
 
 def bucket(grid: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -273,11 +288,18 @@ class CettCurve:
             out.index_add_(0, f // F, vec)
         return out
 
-    def _traverse(self, base: torch.Tensor, ka: int, kb: int) -> tuple[np.ndarray, torch.Tensor]:
+    def _traverse(self, base: torch.Tensor, ka: int, kb: int,
+                  exact: bool = False) -> tuple[np.ndarray, torch.Tensor]:
         """Exact mean CETT at candidates ka..kb from the per-token sums ``base`` at ka.
 
         Adds, per token in size order, the neurons with grid[ka] <= size < grid[kb].
         Returns the values and the per-token sums at kb.
+
+        Blocks of tokens (sorted by how many neurons they add, each block padded to its
+        widest token) are sized by :func:`traverse_elems`; the block plan is made on the host
+        from one copy of the widths, and inside the loop nothing waits for the device (no
+        ``.item()``, no boolean indexing): padded entries add zero, and the bucketing's
+        check runs once after the loop (``exact`` redoes it with ``searchsorted``).
         """
         st = self.st
         assert st is not None
@@ -288,21 +310,25 @@ class CettCurve:
         start = torch.cumsum(width, 0) - width  # first pair of each token
         acc = torch.zeros(kb - ka + 1, dtype=torch.float64, device=dev)
         base_norm = _safe_div(base.norm(dim=1), st.fnorm)
-        start_total = float(base_norm.double().sum())
-        wmax = int(width.max()) if T else 0
-        if wmax == 0:
-            return np.full(kb - ka + 1, start_total / T), base
+        start_total = base_norm.double().sum()
+        # the block plan, on the host: one copy of the widths in size order
+        by_width = torch.argsort(width, descending=True)
+        widths = width[by_width].cpu().tolist()
+        if not widths or widths[0] == 0:
+            return np.full(kb - ka + 1, float(start_total) / T), base
         out = base.clone()
         a_flat = st.a.reshape(-1)
-        # Tokens sorted by how many neurons they add, so each block pads to its own width.
-        by_width = torch.argsort(width, descending=True)
         n_pairs = flat.numel()
+        elems = traverse_elems(dev)
+        bucketer = None if exact else (st._bucketer or Bucketer(st.grid))
+        st._bucketer = bucketer or st._bucketer
+        bad_any = torch.zeros((), dtype=torch.bool, device=dev)
         i = 0
         while i < T:
-            wc = int(width[by_width[i]])
+            wc = widths[i]
             if wc == 0:
                 break
-            step = max(1, TRAVERSE_ELEMS // (wc * D))
+            step = max(1, elems // (wc * D))
             rows = by_width[i:i + step]
             i += step
             ar = torch.arange(wc, device=dev)
@@ -317,11 +343,18 @@ class CettCurve:
             vec = vec.cumsum_(dim=1).add_(b.unsqueeze(1))
             norms = torch.linalg.vector_norm(vec, dim=2)
             prev = torch.cat([b.norm(dim=1, keepdim=True), norms[:, :-1]], dim=1)
-            incr = _safe_div(norms - prev, st.fnorm[rows]) * valid
-            bins = st.bucket(sz[valid]) - ka
-            acc.index_add_(0, bins.clamp(0, kb - ka), incr[valid].double())
+            incr = _safe_div(norms - prev, st.fnorm[rows]) * valid  # padding adds 0
+            if bucketer is None:
+                k = torch.searchsorted(st.grid, sz.contiguous(), right=True)
+            else:
+                k, bad = bucketer.guess(sz)
+                if bad is not None:
+                    bad_any |= (bad & valid).any()
+            acc.index_add_(0, (k - ka).clamp_(0, kb - ka).view(-1), incr.view(-1).double())
             last = (w - 1).clamp_min(0)
             out[rows] = vec[torch.arange(vec.shape[0], device=dev), last]
+        if bucketer is not None and bool(bad_any):  # one check for the whole traversal
+            return self._traverse(base, ka, kb, exact=True)
         vals = (start_total + acc.cumsum(0)).cpu().numpy() / T
         return vals, out
 
@@ -556,6 +589,23 @@ class CurveSet:
         for cv in self.curves:
             cv.release()
         self.stats = None
+
+    def to(self, dev: torch.device) -> None:
+        """Move every tensor the curves keep (statistics, tail sums) to ``dev``."""
+        self.wnorms = [w.to(dev) for w in self.wnorms]
+        done: set[int] = set()
+        for cv in self.curves:
+            if cv.st is not None and id(cv.st) not in done:
+                done.add(id(cv.st))
+                st = cv.st
+                for name in ("a", "w_t", "wnorm", "fnorm", "grid", "_sizes"):
+                    t = getattr(st, name)
+                    if t is not None:
+                        setattr(st, name, t.to(dev))
+                st._bucketer = None
+            for seg in cv.segments:
+                seg.s_lo = seg.s_lo.to(dev) if seg.s_lo is not None else None
+                seg.s_hi = seg.s_hi.to(dev) if seg.s_hi is not None else None
 
     @property
     def matmuls(self) -> int:

@@ -53,9 +53,14 @@ class _Counter:
     """Observer: active (token, neuron) counts per layer and per neuron."""
 
     def __init__(self, n_layers: int, zero_mode: bool = False) -> None:
-        self.kept: list[torch.Tensor | None] = [None] * n_layers
-        self.tokens = [0] * n_layers
+        self.n_layers = n_layers
         self.zero_mode = zero_mode
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything seen (a pass retried after out-of-memory starts over)."""
+        self.kept: list[torch.Tensor | None] = [None] * self.n_layers
+        self.tokens = [0] * self.n_layers
 
     def __call__(self, pos: int, a: torch.Tensor, s: torch.Tensor | None,
                  keep: torch.Tensor | None) -> None:
@@ -65,7 +70,7 @@ class _Counter:
             active = keep
         else:
             active = torch.ones_like(a, dtype=torch.bool)
-        per_neuron = active.sum(dim=0).to(torch.int64).cpu()
+        per_neuron = active.sum(dim=0, dtype=torch.int64)  # stays on the device: no sync
         self.kept[pos] = per_neuron if self.kept[pos] is None else self.kept[pos] + per_neuron
         self.tokens[pos] += a.shape[0]
 
@@ -74,30 +79,74 @@ class _Counter:
         for k, t in zip(self.kept, self.tokens, strict=False):
             if k is None or t == 0:
                 raise RuntimeError("a layer saw no tokens")
+            k = k.cpu()
             layer.append(float(k.sum()) / (t * k.numel()))
             dead += int((k.double() / t < DEAD_FRACTION).sum())
             total += k.numel()
         return layer, dead / total
 
 
+class _Capture:
+    """Observer: the dense activations of some layers (float32), per forward."""
+
+    def __init__(self, group: list[int]) -> None:
+        self.group = group
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything seen (a pass retried after out-of-memory starts over)."""
+        self.captured: dict[int, list[torch.Tensor]] = {i: [] for i in self.group}
+
+    def __call__(self, pos: int, a: torch.Tensor, s: torch.Tensor | None,
+                 keep: torch.Tensor | None) -> None:
+        self.captured[pos].append(a.float())
+
+
 class ModelMeasurer:
     """All metrics for one model on one evaluation set, sharing the dense pass."""
 
     def __init__(self, lm: LoadedModel, data: EvalData, batch_size: int | None = None,
-                 n_candidates: int = N_CANDIDATES, max_memory_gb: float = 8.0,
+                 n_candidates: int = N_CANDIDATES, max_memory_gb: float | None = None,
                  per_pass: int | None = None) -> None:
         self.lm = lm
         self.data = data
         self.ev = Evaluator(lm, data, batch_size)
         self.n_candidates = n_candidates
         self.max_memory_gb = max_memory_gb
-        self.per_pass = per_pass or (4 if lm.device.type == "cuda" else 1)
-        self.wnorms = [s.w_out().norm(dim=0) for s in lm.sites]
+        # one candidate per forward on every device unless asked: a device must not change
+        # the answer (the search path depends on per_pass; it is part of the settings hash)
+        self.per_pass = per_pass or 1
+        self.wnorms, self.w_shapes = [], []
+        for site in lm.sites:
+            w = site.w_out()
+            self.wnorms.append(w.norm(dim=0))
+            self.w_shapes.append(tuple(w.shape))  # (D, F)
+            del w
         self._curves: CurveSet | None = None
         self._cache: dict[tuple[str, float], float] = {}  # (method, c) -> truncated mean NLL
         self._thresholds: dict[tuple[str, float], np.ndarray] = {}
         self._counted: dict[tuple[str, float], tuple[float, list[float], float]] = {}
         self.timings: dict[str, float] = {}
+
+    # --- one model on the accelerator at a time ---------------------------------------
+    def park(self) -> None:
+        """Move the model and its statistics to host memory (a no-op on CPU or with a
+        device map), freeing the accelerator for another model."""
+        if self.lm.device.type != "cpu" and not self.lm.extra.get("device_map"):
+            self._move(torch.device("cpu"))
+
+    def unpark(self) -> None:
+        """Bring a parked model and its statistics back to its device."""
+        if self.lm.device.type != "cpu" and not self.lm.extra.get("device_map"):
+            self._move(self.lm.device)
+
+    def _move(self, dev: torch.device) -> None:
+        self.lm.model.to(dev)
+        self.wnorms = [w.to(dev) for w in self.wnorms]
+        if self._curves is not None:
+            self._curves.to(dev)
+        if dev.type == "cpu" and torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     # --- dense ----------------------------------------------------------------------
     @property
@@ -105,16 +154,40 @@ class ModelMeasurer:
         return self.ev.dense_nll()
 
     def stats_bytes(self) -> int:
-        """Memory the captured activations, their sizes and the curve working space take."""
-        f = sum(int(w.numel()) for w in self.wnorms)
-        return self.data.n_tokens * f * 12
+        """Memory the curves need, counting everything: per layer the activations and
+        sizes (8 bytes per (token, neuron) pair), the float32 copy of W_out and four
+        per-token vectors of width D (FFN output norm, tail sums at a window's ends, the
+        traversal's copy); plus the largest layer's temporaries while its pairs are
+        selected and sorted (24 bytes per pair)."""
+        T = self.data.n_tokens
+        total, widest = 0, 0
+        for d, f in self.w_shapes:
+            total += T * f * 8 + d * f * 4 + T * d * 4 * 4
+            widest = max(widest, T * f * 24)
+        return total + widest
+
+    def memory_budget(self) -> int:
+        """Bytes the statistics may take: ``--max-memory-gb``, else 80% of the device's
+        free memory (CUDA: ``mem_get_info`` after the model is loaded; CPU: MemAvailable)."""
+        if self.max_memory_gb is not None:
+            return int(self.max_memory_gb * 2 ** 30)
+        dev = self.lm.device
+        if dev.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(dev)
+            return int(0.8 * free)
+        return int(0.8 * _available_ram())
+
+    def _budget_text(self) -> str:
+        if self.max_memory_gb is not None:
+            return f"--max-memory-gb {self.max_memory_gb:g}"
+        return f"80% of free {self.lm.device.type} memory, {self.memory_budget() / 2 ** 30:.1f} GiB"
 
     def curves(self, keep_activations: bool = False) -> CurveSet:
         """CETT curves of every layer from one dense pass (layer groups if memory is short)."""
         if self._curves is not None:
             return self._curves
         t0 = time.perf_counter()
-        budget = self.max_memory_gb * 2 ** 30
+        budget = self.memory_budget()
         n_layers = len(self.lm.sites)
         need = self.stats_bytes()
         if need <= budget:
@@ -139,17 +212,13 @@ class ModelMeasurer:
 
     def _capture(self, group: list[int]) -> dict[int, LayerStats]:
         """One dense pass capturing the activations of ``group``; their layer statistics."""
-        captured: dict[int, list[torch.Tensor]] = {i: [] for i in group}
-
-        def grab(pos: int, a: torch.Tensor, s: torch.Tensor | None, keep: torch.Tensor | None) -> None:
-            captured[pos].append(a.float())
-
+        grab = _Capture(group)
         res = self.ev.run(observer=grab, layers=set(group))
         if self.ev._dense_nll is None:
             self.ev._dense_nll = res.nll[0]
         out = {}
         for i in group:
-            a = torch.cat(captured.pop(i))
+            a = torch.cat(grab.captured.pop(i))
             out[i] = build_layer_stats(a, self.lm.sites[i].w_out().to(a.device), self.n_candidates)
         return out
 
@@ -157,10 +226,10 @@ class ModelMeasurer:
         """Refuse, naming the numbers, a search that needs every layer's activations at once
         when they exceed --max-memory-gb."""
         need = self.stats_bytes()
-        if need > self.max_memory_gb * 2 ** 30:
+        if need > self.memory_budget():
             raise MeasureError(
                 f"{self.lm.ref.path}: --search {search} needs all activations in memory "
-                f"({need / 2 ** 30:.1f} GiB > --max-memory-gb {self.max_memory_gb:g}); "
+                f"({need / 2 ** 30:.1f} GiB > {self._budget_text()}); "
                 "use --search fast or fewer tokens")
 
     def paper_thresholds(self, c: float) -> np.ndarray:
@@ -284,6 +353,18 @@ class ModelMeasurer:
                             activation_ratio=float(np.mean(layer)), layer_ratios=layer,
                             dead_neuron_ratio=dead, ppl_dense=math.exp(self.nll_dense),
                             ppl_sparse=math.exp(nll))
+
+
+def _available_ram() -> int:
+    """Bytes of memory available to a new process (Linux MemAvailable; else 8 GiB)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 * 2 ** 30
 
 
 def parse_metric(spec: str) -> tuple[str, float]:

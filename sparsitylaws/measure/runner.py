@@ -3,7 +3,14 @@
 * Tokens trained come from ``--tokens-trained`` (one checkpoint), from the checkpoint's
   ``trainer_state.json`` (``num_input_tokens_seen``, or ``global_step`` times
   ``--tokens-per-step``), or from its name (:data:`TOKEN_PATTERNS`); else an error.
-* ``--shard i/n`` keeps the checkpoints whose position in the sorted list is i modulo n.
+* ``--shard i/n`` keeps the checkpoints whose position in the sorted list is i modulo n;
+  ``--shard auto`` reads it from Slurm (``SLURM_ARRAY_TASK_ID``/``SLURM_ARRAY_TASK_COUNT``)
+  or torchrun (``RANK``/``WORLD_SIZE``; ``LOCAL_RANK`` picks the GPU).
+* A checkpoint is keyed by its path relative to ``--run-dir`` (or its resolved absolute
+  path), so the same folder reached by two spellings is one checkpoint.
+* Cluster jobs: ``--find-cett FILE`` runs only the run's joint search and writes the CETT
+  with the settings it depends on; ``--cett-from FILE`` measures checkpoints at that CETT
+  (checked against the current settings), so an array of shards does no search.
 * ``--run-dir``: checkpoints ordered by tokens; the paper's stabilizing strategy searches
   one CETT jointly on the last five non-warm-up checkpoints (mean PPL ratio) and applies it
   to every checkpoint; warm-up ones are flagged in the ``warmup`` column.
@@ -42,12 +49,17 @@ from sparsitylaws.measure.loading import (
     load_config,
     load_model,
     param_counts,
+    pick_device,
+    pick_dtype,
     resolve_checkpoint,
+    text_config,
 )
 from sparsitylaws.measure.metrics import MetricResult, ModelMeasurer, parse_metric
 from sparsitylaws.measure.search import SEARCHES, SearchResult, bisect_search, fast_search
 
-ALGORITHM_VERSION = 2  # 2: model-guided certifying root finder (rows of 1 are re-measured)
+#: 2: model-guided certifying root finder; 3: BOS policy, per_pass, device type and dtype
+#: used in the hash, stable checkpoint keys (rows of earlier versions are re-measured)
+ALGORITHM_VERSION = 3
 #: file-name patterns for tokens trained: "tokens-2.5B", "tok=1200000", "12Btok", "300M_tokens"
 TOKEN_PATTERNS = (
     re.compile(r"(?:^|[^a-z])tok(?:en)?s?[-_=]?(\d+(?:\.\d+)?)([kmbt]?)(?![a-z])", re.I),
@@ -81,21 +93,64 @@ class MeasureSettings:
     tokens_per_step: int | None = None
     shard: str | None = None
     batch_size: int | None = None
-    max_memory_gb: float = 8.0
+    max_memory_gb: float | None = None  # None: from the device's free memory
+    bos: bool | None = None  # None: as the tokenizer does by default
+    per_pass: int = 1
+    offload_folder: Path | None = None
+    find_cett: Path | None = None
+    cett_from: Path | None = None
     warmup_checkpoints: int = 0
     warmup_tokens: int = 0
     stabilize_last: int = 5
     quiet: bool = False
 
 
-def parse_shard(spec: str | None) -> tuple[int, int]:
-    """'i/n' -> (i, n), 0 <= i < n; None -> (0, 1)."""
+def parse_shard(spec: str | None, env: dict | None = None) -> tuple[int, int]:
+    """'i/n' -> (i, n), 0 <= i < n; None -> (0, 1); 'auto' -> from Slurm array or torchrun
+    environment variables (see :func:`shard_from_env`)."""
     if not spec:
         return 0, 1
+    if spec.strip() == "auto":
+        return shard_from_env(os.environ if env is None else env)
     m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", spec)
     if not m or not 0 <= int(m.group(1)) < int(m.group(2)):
         raise MeasureError(f"--shard {spec}: expected i/n with 0 <= i < n (e.g. 0/4)")
     return int(m.group(1)), int(m.group(2))
+
+
+def shard_from_env(env: dict) -> tuple[int, int]:
+    """(i, n) from ``SLURM_ARRAY_TASK_ID`` and ``SLURM_ARRAY_TASK_COUNT`` (minus
+    ``SLURM_ARRAY_TASK_MIN``), else torchrun's ``RANK`` and ``WORLD_SIZE``."""
+    if "SLURM_ARRAY_TASK_ID" in env:
+        try:
+            i = int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", 0))
+            n = int(env["SLURM_ARRAY_TASK_COUNT"])
+        except (KeyError, ValueError):
+            raise MeasureError("--shard auto: SLURM_ARRAY_TASK_ID is set but "
+                               "SLURM_ARRAY_TASK_COUNT is missing or not a number") from None
+    elif "RANK" in env:
+        try:
+            i, n = int(env["RANK"]), int(env["WORLD_SIZE"])
+        except (KeyError, ValueError):
+            raise MeasureError("--shard auto: RANK is set but WORLD_SIZE is missing or not a "
+                               "number") from None
+    else:
+        raise MeasureError("--shard auto: neither SLURM_ARRAY_TASK_ID nor RANK is set (run it "
+                           "in a Slurm array or under torchrun, or give --shard i/n)")
+    if not 0 <= i < n:
+        raise MeasureError(f"--shard auto: task {i} of {n} is out of range")
+    return i, n
+
+
+def local_device(device: str, env: dict | None = None) -> str:
+    """'auto' under torchrun with CUDA: one GPU per rank, ``cuda:LOCAL_RANK``."""
+    env = os.environ if env is None else env
+    if device == "auto" and "LOCAL_RANK" in env:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"cuda:{int(env['LOCAL_RANK'])}"
+    return device
 
 
 def tokens_from_name(name: str) -> int | None:
@@ -140,15 +195,26 @@ def tokens_trained(ref: CheckpointRef, flag: int | None = None,
 
 
 def settings_hash(s: MeasureSettings, text_sha: str, metric: str, arg: float,
-                  extra: dict | None = None) -> str:
-    """Hash of the settings that determine one row's numbers."""
-    payload = {
+                  extra: dict | None = None, device_type: str = "cpu",
+                  dtype: str | None = None) -> str:
+    """Hash of the settings that determine one row's numbers (the device type and dtype
+    actually used, not 'auto')."""
+    payload = settings_payload(s, text_sha, metric, arg, extra, device_type, dtype)
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def settings_payload(s: MeasureSettings, text_sha: str, metric: str, arg: float,
+                     extra: dict | None = None, device_type: str = "cpu",
+                     dtype: str | None = None) -> dict:
+    """The settings hashed by :func:`settings_hash`, as a dictionary."""
+    return {
         "algorithm": ALGORITHM_VERSION, "text": text_sha, "seq_len": s.seq_len,
-        "num_seqs": s.num_seqs, "dtype": s.dtype, "search": s.search, "xtol": s.xtol,
+        "num_seqs": s.num_seqs, "dtype": dtype or s.dtype, "search": s.search, "xtol": s.xtol,
         "ftol": s.ftol, "n_candidates": s.n_candidates, "act": s.activation_override,
         "metric": metric, "arg": None if math.isnan(arg) else arg, "extra": extra or {},
+        "bos": "tokenizer" if s.bos is None else bool(s.bos), "per_pass": s.per_pass,
+        "device_type": device_type,
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def sidecar_path(output: Path) -> Path:
@@ -157,18 +223,21 @@ def sidecar_path(output: Path) -> Path:
 
 
 def _atomic_json(path: Path, update: dict) -> None:
-    data = {}
-    if path.is_file():
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            data = {}
-    data.update(update)
+    from sparsitylaws.tables import file_lock
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    with file_lock(path):  # concurrent writers add their entries, none is lost
+        data = {}
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                data = {}
+        data.update(update)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True)
+        os.replace(tmp, path)
 
 
 def _existing(output: Path) -> pd.DataFrame | None:
@@ -203,6 +272,18 @@ class Runner:
         self.text_name, self.text = load_text(settings.text)
         self.text_sha = hashlib.sha256(self.text.encode()).hexdigest()
         self.rows_written = 0
+        if settings.per_pass < 1:
+            raise MeasureError(f"--per-pass {settings.per_pass}: must be >= 1")
+        if settings.find_cett and settings.cett_from:
+            raise MeasureError("give --find-cett or --cett-from, not both")
+        self.device = local_device(settings.device)
+        dev = pick_device(self.device)
+        self.device_type = f"map:{settings.device_map}" if settings.device_map else dev.type
+        self.dtype_used = str(pick_dtype(settings.dtype, dev)).replace("torch.", "")
+        if settings.quiet:  # no "Loading weights" bars either
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
 
     # --- planning ----------------------------------------------------------------------
     def plan(self, checkpoints: list[str], run_dir: str | None = None) -> list[Job]:
@@ -211,22 +292,27 @@ class Runner:
             d = Path(run_dir)
             if not d.is_dir():
                 raise MeasureError(f"--run-dir {run_dir}: not a folder")
+            root = d.resolve()
             cands = sorted(p for p in d.iterdir()
                            if (p.is_dir() and not p.name.startswith(".")) or p.suffix == ".gguf")
             refs = []
             for p in cands:
-                try:
-                    refs.append(resolve_checkpoint(p, self.s.allow_pickle))
-                except MeasureError:
-                    if p.is_dir() and not any(p.iterdir()):
-                        continue
-                    raise
+                if p.is_dir() and not _has_weights(p):
+                    # not a checkpoint: a Trainer's runs/ (TensorBoard), logs, an empty folder
+                    self.log(f"skip {p.name}/: not a checkpoint (no weights inside)")
+                    continue
+                refs.append(resolve_checkpoint(p, self.s.allow_pickle))
             if not refs:
                 raise MeasureError(f"--run-dir {run_dir}: no checkpoints inside")
+            labels = [r.path.resolve().relative_to(root).as_posix() for r in refs]
         else:
             if not checkpoints:
                 raise MeasureError("no checkpoint given (name checkpoints or use --run-dir)")
             refs = [resolve_checkpoint(c, self.s.allow_pickle) for c in checkpoints]
+            labels = [str(r.path.resolve()) for r in refs]
+            if len(set(labels)) < len(labels):
+                dup = next(lb for lb in labels if labels.count(lb) > 1)
+                raise MeasureError(f"{dup}: the same checkpoint is named twice")
         if self.s.tokens_trained is not None and len(refs) > 1:
             raise MeasureError("--tokens-trained applies to one checkpoint; for several use "
                                "trainer_state.json or token counts in their names")
@@ -239,8 +325,15 @@ class Runner:
                 raise MeasureError(
                     f"run {self.s.run!r} mixes architectures: {refs[0].path} is {_arch(keys[0])} "
                     f"but {r.path} is {_arch(k)}; measure them as separate runs")
-        jobs = [Job(r, str(r.path), tokens_trained(r, self.s.tokens_trained, self.s.tokens_per_step))
-                for r in refs]
+        jobs = [Job(r, lb, tokens_trained(r, self.s.tokens_trained, self.s.tokens_per_step))
+                for r, lb in zip(refs, labels, strict=True)]
+        seen: dict[int, str] = {}
+        for j in jobs:
+            if j.tokens in seen:
+                raise MeasureError(f"checkpoints {seen[j.tokens]} and {j.label} both have "
+                                   f"{j.tokens} tokens trained; one run has one checkpoint per "
+                                   "token count")
+            seen[j.tokens] = j.label
         jobs.sort(key=lambda j: (j.tokens, j.label) if run_dir else (j.label,))
         if run_dir:
             for i, j in enumerate(jobs):
@@ -250,17 +343,19 @@ class Runner:
     # --- measuring ---------------------------------------------------------------------
     def _measurer(self, job: Job) -> ModelMeasurer:
         s = self.s
-        lm = load_model(job.ref, s.device, s.dtype, s.device_map, s.trust_remote_code,
-                        s.activation_override)
+        lm = load_model(job.ref, self.device, s.dtype, s.device_map, s.trust_remote_code,
+                        s.activation_override, s.offload_folder)
         data = encode_text(self.text, lm.tokenizer, s.seq_len, s.num_seqs, self.text_name,
-                           vocab_size=_cfg(lm.config, "vocab_size"))
-        return ModelMeasurer(lm, data, s.batch_size, s.n_candidates, s.max_memory_gb)
+                           vocab_size=_cfg(text_config(lm.config), "vocab_size"), bos=s.bos)
+        return ModelMeasurer(lm, data, s.batch_size, s.n_candidates, s.max_memory_gb,
+                             per_pass=s.per_pass)
 
     def _arg(self, m: str, a: float) -> float:
         return self.s.p if m == "ppl-p" else a
 
     def _hashes(self, extra: dict | None = None) -> dict[tuple[str, float | None], str]:
-        return {_key(m, self._arg(m, a)): settings_hash(self.s, self.text_sha, m, self._arg(m, a), extra)
+        return {_key(m, self._arg(m, a)): settings_hash(self.s, self.text_sha, m, self._arg(m, a),
+                                                        extra, self.device_type, self.dtype_used)
                 for m, a in self.metrics}
 
     def _done(self, existing: pd.DataFrame | None, job: Job, hashes: dict) -> bool:
@@ -276,7 +371,7 @@ class Runner:
         return True
 
     def run(self, checkpoints: list[str], run_dir: str | None = None) -> int:
-        """Measure; returns the number of rows written."""
+        """Measure; returns the number of rows written (0 with --find-cett)."""
         from tqdm.auto import tqdm
 
         jobs = self.plan(checkpoints, run_dir)
@@ -284,12 +379,22 @@ class Runner:
         mine = [j for k, j in enumerate(jobs) if k % n == i]
         joint: SearchResult | None = None
         extra: dict = {}
-        if run_dir and any(m == "ppl-p" for m, _ in self.metrics):
+        wants_ppl = any(m == "ppl-p" for m, _ in self.metrics)
+        for flag, value in (("--find-cett", self.s.find_cett), ("--cett-from", self.s.cett_from)):
+            if value and not (run_dir and wants_ppl):
+                raise MeasureError(f"{flag} needs --run-dir and the ppl-p metric (the run's "
+                                   "joint CETT)")
+        if run_dir and wants_ppl:
             group = [j for j in jobs if not j.warmup][-self.s.stabilize_last:]
             if not group:
                 raise MeasureError(f"--run-dir {run_dir}: every checkpoint is warm-up")
             extra = {"stabilize": [j.label for j in group]}
         hashes = self._hashes(extra)
+        if self.s.find_cett:
+            self._write_cett(self.s.find_cett, self._joint_search(group), extra)
+            return 0
+        if self.s.cett_from:
+            joint = self._read_cett(self.s.cett_from, extra)
         existing = _existing(self.s.output)
         todo = [j for j in mine if not self._done(existing, j, hashes)]
         for j in mine:
@@ -297,36 +402,95 @@ class Runner:
                 self.log(f"skip {j.label}: rows with the same settings already in {self.s.output}")
         if not todo:
             return 0
-        if extra:
+        if extra and joint is None:
             joint = self._joint_search([j for j in jobs if j.label in extra["stabilize"]])
         bar = tqdm(todo, desc=f"measure {self.s.run}", unit="ckpt", file=sys.stderr,
                    disable=self.s.quiet)
         for job in bar:
-            bar.set_postfix_str(Path(job.label).name[-30:])
+            bar.set_postfix_str(_short(Path(job.label).name))
             mm = self._measurer(job)
             results = self._metrics(mm, joint)
-            self._write(job, mm, results, hashes)
+            self._write(job, mm, results, hashes, joint is not None)
             del mm
         return self.rows_written
 
+    # --- the joint CETT of a run, shared by the jobs of a cluster ----------------------------
+    def _ppl_payload(self, extra: dict) -> dict:
+        return settings_payload(self.s, self.text_sha, "ppl-p", self.s.p, extra,
+                                self.device_type, self.dtype_used)
+
+    def _write_cett(self, path: Path, res: SearchResult, extra: dict) -> None:
+        """The run's joint CETT and the settings it depends on (JSON, atomic)."""
+        from sparsitylaws.atomic import atomic_path
+
+        doc = {"run": self.s.run, "p": self.s.p, "cett": res.cett, "ppl_ratio": res.ppl_ratio,
+               "settings": self._ppl_payload(extra),
+               "settings_hash": self._hashes(extra)[_key("ppl-p", self.s.p)],
+               "search": asdict(res), "tool_version": __version__}
+        with atomic_path(Path(path)) as tmp:
+            Path(tmp).write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+        print(f"# run={self.s.run} joint cett={res.cett:.6f} ppl_ratio={res.ppl_ratio:.5f} "
+              f"written to {path}", flush=True)
+
+    def _read_cett(self, path: Path, extra: dict) -> SearchResult:
+        """The joint CETT written by --find-cett, refused when its settings differ."""
+        try:
+            doc = json.loads(Path(path).read_text())
+            res = SearchResult(**{k: v for k, v in doc["search"].items()})
+            res.bracket = tuple(res.bracket)
+            res.evaluations = [tuple(e) for e in res.evaluations]
+            theirs = doc["settings"]
+        except FileNotFoundError:
+            raise MeasureError(f"--cett-from {path}: file not found (write it with "
+                               "--find-cett first)") from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise MeasureError(f"--cett-from {path}: not a CETT file written by --find-cett "
+                               f"({type(exc).__name__}: {exc})") from None
+        if doc.get("run") != self.s.run:
+            raise MeasureError(f"--cett-from {path}: written for run {doc.get('run')!r}, not "
+                               f"{self.s.run!r}")
+        ours = json.loads(json.dumps(self._ppl_payload(extra)))
+        diff = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+        if diff:
+            raise MeasureError(f"--cett-from {path}: found with other settings ({', '.join(diff)} "
+                               "differ); rerun --find-cett with the same options")
+        return res
+
     def _joint_search(self, group: list[Job]) -> SearchResult:
-        """One CETT for the whole run: mean PPL ratio over the group (paper's strategy)."""
+        """One CETT for the whole run: mean PPL ratio over the group (paper's strategy).
+
+        One model at a time sits on the accelerator: the others, with their statistics,
+        are parked in host memory between their turns (on a CPU run parking is a no-op).
+        """
         self.log(f"stabilizing: joint CETT search on {len(group)} checkpoints: "
                  + ", ".join(Path(j.label).name for j in group))
-        mms = [self._measurer(j) for j in group]
+        mms = []
+        for j in group:
+            mm = self._measurer(j)
+            mm.park()
+            mms.append(mm)
         method = self.s.search
 
         def objective(cs: list[float]) -> list[float]:
-            per = np.array([mm.log_ratios(cs, method) for mm in mms])  # (models, cs)
+            rows = []
+            for mm in mms:
+                mm.unpark()
+                try:
+                    rows.append(mm.log_ratios(cs, method))
+                finally:
+                    mm.park()
+            per = np.array(rows)  # (models, cs)
             return list(np.log(np.mean(np.exp(per), axis=0)))
 
         if method in ("bisect", "paper"):
             res = bisect_search(objective, self.s.p, self.s.xtol)
         else:
             res = fast_search(objective, self.s.p, self.s.xtol, self.s.ftol,
-                              per_pass=mms[0].per_pass)
+                              per_pass=self.s.per_pass)
         self.log(f"stabilizing: CETT = {res.cett:.6f} (mean PPL ratio {res.ppl_ratio:.5f}, "
                  f"{res.passes} passes)")
+        if res.warning:
+            self.log(f"warning: stabilizing search: {res.warning}")
         return res
 
     def _metrics(self, mm: ModelMeasurer, joint: SearchResult | None) -> list[MetricResult]:
@@ -347,7 +511,7 @@ class Runner:
         return out
 
     def _write(self, job: Job, mm: ModelMeasurer, results: list[MetricResult],
-               hashes: dict) -> None:
+               hashes: dict, joint: bool = False) -> None:
         from sparsitylaws.tables import append_rows
 
         lm = mm.lm
@@ -361,7 +525,7 @@ class Runner:
                 "run": self.s.run, "checkpoint": job.label, "tokens": job.tokens,
                 "activation": lm.activation, "metric": r.metric, "metric_arg": arg,
                 "activation_ratio": r.activation_ratio,
-                "width": _cfg(cfg, "hidden_size", "n_embd", "d_model"),
+                "width": _cfg(text_config(cfg), "hidden_size", "n_embd", "d_model"),
                 "depth": len(lm.sites),
                 "ffn_width": int(mm.wnorms[0].numel()),
                 "n_params": n_params, "n_params_total": n_total,
@@ -370,7 +534,9 @@ class Runner:
                 "dead_neuron_ratio": r.dead_neuron_ratio, "warmup": job.warmup,
                 "eval_dataset": mm.data.name, "eval_tokens": mm.data.n_tokens,
                 "eval_sha256": mm.data.sha256, "dtype": str(lm.dtype).replace("torch.", ""),
-                "device": lm.device.type if not self.s.device_map else f"map:{self.s.device_map}",
+                "device": self.device_type, "bos": mm.data.bos,
+                "search_warning": r.search.warning if r.search is not None else None,
+                "cett_joint": bool(joint and r.metric == "ppl-p"),
                 "settings_hash": hashes[_key(r.metric, arg)],
                 "source": "measured", "tool_version": __version__, "created_at": now,
             }
@@ -384,18 +550,39 @@ class Runner:
                     entry["search"] = {k: v for k, v in asdict(r.search).items()}
                     entry["search"].update(r.extra)
                 side[key] = entry
-                print(f"# run={self.s.run} checkpoint={job.label} metric={r.metric}:{arg:g} "
+                print(f"# run={self.s.run} checkpoint={job.label} metric={_metric_label(r)} "
                       f"cett={r.cett:.6f} ppl_ratio={r.ppl_sparse / r.ppl_dense:.5f} "
                       f"activation_ratio={r.activation_ratio:.5f}")
                 print(line, flush=True)
             else:
-                print(f"# run={self.s.run} checkpoint={job.label} metric={r.metric}:{arg:g} "
+                print(f"# run={self.s.run} checkpoint={job.label} metric={_metric_label(r)} "
                       f"activation_ratio={r.activation_ratio:.5f}", flush=True)
+            if r.search is not None and r.search.warning:
+                self.log(f"warning: {job.label}: {r.search.warning}")
         if side:
             _atomic_json(sidecar_path(self.s.output), side)
         self.s.output.parent.mkdir(parents=True, exist_ok=True)
         append_rows(self.s.output, pd.DataFrame(rows))
         self.rows_written += len(rows)
+
+
+def _metric_label(r: MetricResult) -> str:
+    """'ppl-p:1', 'cett:0.2', 'zero' (no ':nan' for metrics without an argument)."""
+    arg = r.metric_arg
+    return r.metric if arg is None or math.isnan(arg) else f"{r.metric}:{arg:g}"
+
+
+def _short(name: str, width: int = 40) -> str:
+    """A progress label: the name, or its start and end around an ellipsis."""
+    if len(name) <= width:
+        return name
+    head = (width - 1) // 2
+    return name[:head] + "\u2026" + name[-(width - 1 - head):]
+
+
+def _has_weights(folder: Path) -> bool:
+    """Whether a folder holds model weights of any kind we read."""
+    return any(any(folder.glob(p)) for p in ("*.safetensors", "*.gguf", "pytorch_model*.bin", "*.pt"))
 
 
 def _key(metric: str, arg: float) -> tuple[str, float | None]:

@@ -48,10 +48,42 @@ class SearchResult:
     evaluations: list[tuple[float, float]] = field(default_factory=list)  # (c, log ratio)
     passes: int = 0  # batched forwards over the evaluation tokens
     bracket: tuple[float, float] = (0.0, 1.0)
+    warning: str | None = None  # see :func:`bracket_warning`
 
     @property
     def ppl_ratio(self) -> float:
         return math.exp(self.log_ratio)
+
+
+#: warn when the final bracket's two ends differ in log PPL ratio by more than this many
+#: times the target log(1 + p/100), or when the answer's is below this share of it
+JUMP_FACTOR = 2.0
+LOW_SHARE = 0.5
+
+
+def bracket_warning(res: SearchResult, p: float) -> str | None:
+    """A one-line warning when the answer is far from its target: the PPL ratio jumps across
+    the final bracket by much more than p, or the ratio at the answer is far below
+    1 + p/100 (the ratio is jagged at this token count).  None when the answer is sound
+    or when even c = 1 stays within the target."""
+    target = math.log1p(p / 100.0)
+    lo, hi = res.bracket
+    g_lo = res.log_ratio if lo > 0 else 0.0
+    ev = dict(res.evaluations)
+    g_hi = ev.get(hi)
+    if g_hi is None:  # the upper end was never evaluated: c = 1 untested or all feasible
+        if lo >= 1.0 or g_lo >= LOW_SHARE * target:
+            return None
+        return (f"PPL ratio {math.exp(g_lo):.4f} at c={lo:.5f} is far below the target "
+                f"{1 + p / 100:.4f}; use more evaluation tokens (--num-seqs, --seq-len)")
+    jump = g_hi - g_lo > JUMP_FACTOR * target
+    low = g_lo < LOW_SHARE * target
+    if not (jump or low):
+        return None
+    why = "jumps" if jump else "stays far below the target"
+    return (f"jagged PPL ratio: {math.exp(g_lo):.4f} at c={lo:.5f}, {math.exp(g_hi):.4f} at "
+            f"c={hi:.5f} (target {1 + p / 100:.4f}; the ratio {why} across the final bracket); "
+            "the answer is noisy: use more evaluation tokens (--num-seqs, --seq-len)")
 
 
 class _Tracker:
@@ -130,7 +162,9 @@ def fast_search(objective: Objective, p: float, xtol: float = 1e-3, ftol: float 
         cs = [min(max(x, lo + 0.01 * w), hi - 0.01 * w) for x in cs]
         cs = list(dict.fromkeys(cs))[:per_pass]
     g_best = g_lo if lo > 0 else 0.0
-    return SearchResult(lo, g_best, "fast", f.evals, f.passes, (lo, hi if hi is not None else 1.0))
+    res = SearchResult(lo, g_best, "fast", f.evals, f.passes, (lo, hi if hi is not None else 1.0))
+    res.warning = bracket_warning(res, p)
+    return res
 
 
 def _estimate(evals: list[tuple[float, float]], target: float, lo: float, g_lo: float,
@@ -191,4 +225,6 @@ def bisect_search(objective: Objective, p: float, xtol: float = 1e-3) -> SearchR
             lo, best = mid, (mid, fm + target)
         else:
             hi = mid
-    return SearchResult(best[0], best[1], "bisect", f.evals, f.passes, (lo, hi))
+    res = SearchResult(best[0], best[1], "bisect", f.evals, f.passes, (lo, hi))
+    res.warning = bracket_warning(res, p)
+    return res

@@ -170,6 +170,7 @@ def predict(
     lawset: Any = None,
     level: float = 0.9,
     method: str = DEFAULT_METHOD,
+    anchor: Any = None,
 ) -> pd.DataFrame:
     """Predicted sparsity of configurations, one row per (configuration, activation).
 
@@ -179,6 +180,10 @@ def predict(
     ``lawset``: a path, a :class:`~sparsitylaws.lawset.LawSet` or None (packaged default).
     ``method``: how A(D) is carried to a new scale: ``curve`` (default), ``excess`` or
     ``coef`` (see :func:`sparsitylaws.architecture.predict_section`; A0 is the same).
+    ``anchor``: measured checkpoints of the user's own recipe (``"TABLE[:RUN]"``, a list of
+    them, a DataFrame of measurement rows or :class:`~sparsitylaws.anchor.Anchor` objects)
+    that shift the law set to it (:func:`sparsitylaws.anchor.anchor_frame`: ``law_*``,
+    ``anchored``, ``recipe_offset*``, ``anchor_distance`` columns, ``attrs["anchor"]``).
 
     Columns: configuration, ``n_params`` (non-embedding), ``n_params_total``,
     ``width_depth_ratio``, regime columns, ``a0``/``a0_low``/``a0_high`` (limit as D -> inf),
@@ -275,6 +280,10 @@ def predict(
         }))
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     out.attrs["caveats"] = caveats(ls, req)
+    if anchor is not None:
+        from sparsitylaws.anchor import anchor_frame
+
+        out = anchor_frame(out, anchor, lawset=ls, method=method)
     return out
 
 
@@ -401,10 +410,12 @@ def compare_shapes(
     lawset: Any = None,
     level: float = 0.9,
     method: str = DEFAULT_METHOD,
+    anchor: Any = None,
 ) -> pd.DataFrame:
     """Shapes at a fixed non-embedding budget: for each depth, the width (a multiple of
     ``width_multiple``) whose count is nearest ``params``; predicted sparsity per shape, the
-    sparsest shape per activation (``sparsest``) and which lie outside the stable band."""
+    sparsest shape per activation (``sparsest``) and which lie outside the stable band.
+    ``anchor``: as for :func:`predict`."""
     p = float(_positive("params", params))
     L = _positive("depths", list(depths), integer=True)
     coef = 4.0 + (3.0 if gated else 2.0) * float(ffn_ratio)
@@ -412,7 +423,7 @@ def compare_shapes(
     m = _positive("width_multiple", width_multiple, integer=True)
     W = np.maximum(m, np.round(d / m) * m)
     df = predict(W, L, activation=activation, tokens=tokens, ffn_ratio=ffn_ratio, gated=gated,
-                 lawset=lawset, level=level, method=method)
+                 lawset=lawset, level=level, method=method, anchor=anchor)
     df.insert(0, "params_target", p)
     df["sparsest"] = False
     for _act, g in df.groupby("activation"):

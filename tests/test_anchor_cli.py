@@ -96,3 +96,19 @@ def test_bad_anchor_is_one_line_exit_2(tmp_path):
     r = run_cli("predict", "--width", "1024", "--depth", "24", "--anchor", str(tmp_path / "x.parquet"))
     assert r.status == 2
     assert "x.parquet" in r.stderr and "--anchor" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_python_api_predict_and_compare_shapes_take_anchor():
+    m = _measured()
+    df = predict(576, 30, "all", tokens=2e12, ffn_ratio=1536 / 576, anchor=str(SMOL))
+    silu = df[df["activation"] == "silu"].iloc[0]
+    assert silu["anchored"] and silu["activation_ratio"] == pytest.approx(m, abs=1e-9)
+    assert df.attrs["anchor"][0]["spread"] == "prior"
+    assert df.attrs["caveats"][0].startswith("anchored on your recipe: silu")
+    assert any("relu: not anchored" in c for c in df.attrs["caveats"])
+    _recipe_caveat_ok(" ".join(df.attrs["caveats"]))  # the recipe caveat is still there
+    from sparsitylaws.planning import compare_shapes
+
+    shapes = compare_shapes(1e8, [16, 30], activation="silu", anchor=str(SMOL))
+    assert shapes["anchored"].all() and shapes["sparsest"].sum() == 1
+    assert (shapes["activation_ratio"] > shapes["law_activation_ratio"]).all()

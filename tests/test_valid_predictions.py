@@ -183,3 +183,38 @@ def test_forecast_term_widens_beyond_the_fitted_budget_only():
     assert df["ratio_low"].iloc[0] == pytest.approx(raw["ratio_low"][0])  # inside: unchanged
     assert df["ratio_low"].iloc[1] == pytest.approx(max(0.0, raw["ratio_low"][1] - q * sigma * np.log(4)))
     assert np.allclose(df["ratio_high"], raw["ratio_high"])  # ReLU only falls: the top is unchanged
+
+
+def test_must_show_through_json_in_a_fresh_process_without_torch():
+    """`predict --width 4096 --depth 48 --tokens T --json` for T = 1e8..1e13, in a fresh
+    interpreter: monotone, inside [0, 1], warnings outside the fitted budgets, no torch."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import contextlib, io, json, sys\n"
+        "from sparsitylaws.cli import main\n"
+        "out = []\n"
+        "for t in ('1e8', '1e9', '1e10', '1e11', '1e12', '1e13'):\n"
+        "    buf = io.StringIO()\n"
+        "    with contextlib.redirect_stdout(buf):\n"
+        "        try:\n"
+        "            main(['predict', '--width', '4096', '--depth', '48', '--tokens', t, '--json'])\n"
+        "        except SystemExit as e:\n"
+        "            assert not e.code, e.code\n"
+        "    out.append(json.loads(buf.getvalue()))\n"
+        "print(json.dumps({'runs': out, 'heavy': [m for m in ('torch', 'transformers') if m in sys.modules]}))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout)
+    assert res["heavy"] == []
+    for act, sign in (("relu", 1.0), ("silu", -1.0)):
+        rows = [next(r for r in run["predictions"] if r["activation"] == act) for run in res["runs"]]
+        y = np.array([[r["activation_ratio"], r["ratio_low"], r["ratio_high"]] for r in rows])
+        assert np.all((y >= 0) & (y <= 1))
+        assert _monotone(y, sign)
+        for r in rows:
+            outside = r["tokens"] < 8.79e10 or r["tokens"] > 1.77e12
+            assert any("fitted budget for this scale" in w for w in r["warnings"]) == outside

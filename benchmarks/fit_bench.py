@@ -33,6 +33,9 @@ from sparsitylaws.laws import default_form_for, get_form  # noqa: E402
 from sparsitylaws.runfit import fit_run  # noqa: E402
 
 RUNS = [f"{s}_{a}" for a in ("relu", "silu") for s in ("0.1b", "0.2b", "0.4b", "0.8b")]
+#: non-embedding parameters (paper, configuration table) for the tokens-per-parameter analogs
+SIZES = {f"{s}_{a}": {"n_params": n} for a in ("relu", "silu")
+         for s, n in (("0.1b", 1.08e8), ("0.2b", 2.41e8), ("0.4b", 4.52e8), ("0.8b", 7.60e8))}
 
 
 def load() -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -84,7 +87,7 @@ def main() -> None:
             fits[run] = rf
         if full:
             t0 = time.perf_counter()
-            calibrate_forecasts(fits)
+            calibrate_forecasts(fits, SIZES)
             best_cal = min(best_cal, time.perf_counter() - t0)
     print(f"fit_run, n_boot={args.n_boot}, compare/backtest={'on' if full else 'off'}, "
           f"best of {args.repeat}")

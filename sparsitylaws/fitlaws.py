@@ -119,7 +119,7 @@ def fit_table(
     if not fits:
         raise FitInputError("nothing to fit: " + "; ".join(f"run {r!r}: {why}" for r, why in skipped.items()))
     names = [r for r in names if r in fits]
-    forecast_summary = calibrate_forecasts(fits) if backtest else None
+    forecast_summary = calibrate_forecasts(fits, info) if backtest else None
     section, arch_note = None, None
     if architecture and len(fits) >= 2:
         section, arch_note = _architecture(fits, info, rows, limit_from, level, seed)
@@ -144,15 +144,20 @@ def fit_table(
     return LawSet(name=name, runs=fits, run_info=info, architecture=section, provenance=provenance)
 
 
-def calibrate_forecasts(fits: dict) -> dict:
+def calibrate_forecasts(fits: dict, info: dict | None = None) -> dict:
     """Calibrate every run's forecast band leave-one-run-out from the other runs' backtests.
 
-    Each run gets the pooled calibration with itself excluded; a run with fewer than
+    Each run gets the pooled calibration with itself excluded, and (when ``info`` gives the
+    runs' ``n_params``) the other runs of its activation as analogs; a run with fewer than
     ``forecast.MIN_RUNS`` other calibrated runs keeps the packaged default (and its
     ``forecast_default`` warning).  Returns the calibration's provenance for the law set.
     """
-    from sparsitylaws.forecast import ForecastCalibration
+    from sparsitylaws.forecast import ForecastCalibration, analog_spec, default_calibration
     from sparsitylaws.runfit import default_forecast_warning, set_forecast
+
+    info = info or {}
+    size = {name: (info.get(name) or {}).get("n_params") for name in fits}
+    analogs = [a for name, rf in fits.items() if (a := analog_spec(name, rf, size[name])) is not None]
 
     rows = [{**r, "run": name} for name, rf in fits.items() for r in rf.backtest]
     cal = ForecastCalibration.from_scores(
@@ -160,14 +165,16 @@ def calibrate_forecasts(fits: dict) -> dict:
     used = []
     for name, rf in fits.items():
         if cal.usable(exclude=name):
-            set_forecast(rf, cal, source=cal.source)
+            set_forecast(rf, cal, source=cal.source, n_params=size[name], analogs=analogs)
             used.append(name)
-        else:
+        else:  # the packaged default, with its analogs (the published runs) beside the table's
             n_other = len([r for r in cal.runs if r != name])
-            rf.warnings = [w for w in rf.warnings if w.get("code") != "forecast_default"]
+            default = default_calibration()
+            set_forecast(rf, default, source="packaged default", n_params=size[name],
+                         analogs=analogs + [a for a in default.analogs if a["run"] not in fits])
             rf.warnings.append(default_forecast_warning(name, n_other))
     return {**cal.summary(), "calibrated_runs": used,
-            "default_runs": sorted(set(fits) - set(used))}
+            "default_runs": sorted(set(fits) - set(used)), "analog_runs": [a["run"] for a in analogs]}
 
 
 def _too_few_points(sub: pd.DataFrame, form: str) -> str | None:

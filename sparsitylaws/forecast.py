@@ -31,6 +31,14 @@ Public API (used by runfit, lawset and the planning code)::
     ForecastCalibration.to_dict() / from_dict(d)
     default_calibration() -> ForecastCalibration                    # packaged, from the published runs
 
+Analogs (other runs' curve shapes in tokens-per-parameter space): when the law set knows the
+runs' non-embedding parameter counts, a forecast from D_last to D also asks what each other run
+of the same activation did between the same tokens per parameter (its fitted law between
+D_last N_j / N and D N_j / N, where it was fitted there): ``analog = law(D_last) + that change``.
+The band is widened to hold the median of those analog forecasts (:func:`analog_forecast`):
+a young run whose own law says "converged" is not believed more than what older runs did
+after the same tokens per parameter.
+
 ``python -m sparsitylaws.forecast DIR`` rebuilds the packaged default
 (sparsitylaws/data/forecast_default.json) from the published runs in DIR
 (../shared/reference/sparsinglaw-data).
@@ -53,6 +61,8 @@ __all__ = [
     "FORECAST_METHOD",
     "MIN_RUNS",
     "ForecastCalibration",
+    "analog_forecast",
+    "analog_spec",
     "default_calibration",
     "forecast_scale",
     "horizon",
@@ -92,6 +102,43 @@ def score(error: np.ndarray | float, half_law: np.ndarray | float, scale: np.nda
         return np.where(excess > 0, np.where(f > 0, excess / f, np.inf), 0.0)
 
 
+def analog_spec(run: str, rf, n_params: float | None) -> dict | None:
+    """What another run contributes as an analog: its fitted law, range and size (None without size)."""
+    if not n_params:
+        return None
+    return {"run": run, "activation": rf.activation, "form": rf.form, "estimate": list(rf.estimate),
+            "tokens_b_min": rf.tokens_b_min, "tokens_b_max": rf.tokens_b_max, "n_params": float(n_params)}
+
+
+def analog_forecast(at_last: float, last_b: float, tokens_b: np.ndarray, n_params: float,
+                    analogs: Sequence[Mapping]) -> np.ndarray:
+    """Median analog forecast at each D (billions), NaN where no analog covers [D_last, D].
+
+    For each analog j: tau = D / n_params; its change A_j(tau_t N_j) - A_j(tau_c N_j) by its own
+    fitted law, used only where both lie in its fitted token range.
+    """
+    from sparsitylaws.laws import get_form
+
+    d = np.atleast_1d(np.asarray(tokens_b, dtype=float))
+    cols = []
+    for a in analogs:
+        scale = float(a["n_params"]) / float(n_params)
+        dc, dt = last_b * scale, d * scale
+        form = get_form(a["form"])
+        th = np.asarray(a["estimate"], dtype=float)
+        ok = (dt <= float(a["tokens_b_max"]) * (1 + 1e-12)) & (dc >= float(a["tokens_b_min"]) * (1 - 1e-12))
+        change = form.evaluate(dt, th) - form.evaluate([dc], th)[0]
+        cols.append(np.where(ok & (d > last_b), at_last + change, np.nan))
+    if not cols:
+        return np.full(d.shape, np.nan)
+    M = np.vstack(cols)
+    out = np.full(d.shape, np.nan)
+    has = np.any(np.isfinite(M), axis=0)
+    if has.any():
+        out[has] = np.nanmedian(M[:, has], axis=0)
+    return out
+
+
 def conformal_quantile(scores: np.ndarray, level: float) -> float:
     """Split-conformal quantile: the ceil((n + 1) level)-th smallest score (inf when n is too small)."""
     s = np.sort(np.asarray(scores, dtype=float))
@@ -120,6 +167,9 @@ class ForecastCalibration:
     #: kind ("last", "line") -> run -> scores of the naive forecast, with half_law = t * sigma
     #: and scale = sigma * h: the same calibration for the two naive forecasts (skill scores)
     naive: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    #: analog specs (:func:`analog_spec`) that come with this calibration (the packaged
+    #: default carries the published runs' fitted laws; a law set's own runs are added there)
+    analogs: list[dict] = field(default_factory=list)
 
     @classmethod
     def from_scores(cls, rows: Iterable[Mapping], *, source: str) -> ForecastCalibration:
@@ -198,7 +248,8 @@ class ForecastCalibration:
         enc_last = {k: [_enc(x) for x in v] for k, v in self.last.items()}
         enc_naive = {k: {r: [_enc(x) for x in v] for r, v in d.items()} for k, d in self.naive.items()}
         return {"method": self.method, "source": self.source, "cuts": list(self.cuts),
-                "min_runs": self.min_runs, "scores": enc, "last": enc_last, "naive": enc_naive, **{
+                "min_runs": self.min_runs, "scores": enc, "last": enc_last, "naive": enc_naive,
+                "analogs": list(self.analogs), **{
                     k: v for k, v in self.summary().items() if k in ("runs", "n_forecasts", "n_points")}}
 
     @classmethod
@@ -210,7 +261,8 @@ class ForecastCalibration:
                        {k: [_dec(x) for x in v] for k, v in (d.get("last") or {}).items()},
                        str(d.get("method", FORECAST_METHOD)), int(d.get("min_runs", MIN_RUNS)),
                        {k: {r: [_dec(x) for x in v] for r, v in dd.items()}
-                        for k, dd in (d.get("naive") or {}).items()})
+                        for k, dd in (d.get("naive") or {}).items()},
+                       [dict(a) for a in (d.get("analogs") or [])])
         except (KeyError, TypeError, ValueError) as exc:
             raise LawSetError(f"forecast calibration is malformed ({exc})") from None
 
@@ -242,20 +294,26 @@ def default_calibration() -> ForecastCalibration:
 def build_default(directory: str, runs: Sequence[str] | None = None) -> ForecastCalibration:
     """Backtest every published run in ``directory`` and pool the scores (the packaged default)."""
     from sparsitylaws.ingest import read_sparsinglaw_dir
-    from sparsitylaws.runfit import backtest_rows_for_calibration
+    from sparsitylaws.runfit import backtest_rows_for_calibration, fit_run
 
     df = read_sparsinglaw_dir(directory)
-    rows = []
+    rows, analogs = [], []
     for run in sorted(df["run"].unique()):
         if runs and run not in runs:
             continue
         sub = df[df["run"] == run].sort_values("tokens")
-        rows += backtest_rows_for_calibration(sub["tokens"].to_numpy(float),
-                                              sub["activation_ratio"].to_numpy(float),
-                                              run=str(run), activation=str(sub["activation"].iloc[0]))
-    return ForecastCalibration.from_scores(
+        t, y = sub["tokens"].to_numpy(float), sub["activation_ratio"].to_numpy(float)
+        act = str(sub["activation"].iloc[0])
+        rows += backtest_rows_for_calibration(t, y, run=str(run), activation=act)
+        full = fit_run(t, y, run=str(run), activation=act, n_boot=0, compare=False, backtest=False)
+        spec = analog_spec(str(run), full, sub["n_params"].iloc[0] if "n_params" in sub else None)
+        if spec is not None:
+            analogs.append(spec)
+    cal = ForecastCalibration.from_scores(
         rows, source="packaged default: rolling-origin backtests of the Sparsing Law paper's "
         "published runs (arXiv:2411.02335), built by python -m sparsitylaws.forecast")
+    cal.analogs = analogs
+    return cal
 
 
 if __name__ == "__main__":  # pragma: no cover - maintenance command

@@ -35,7 +35,13 @@ import pandas as pd
 
 from sparsitylaws.errors import FitInputError
 from sparsitylaws.fitting import LOSSES, check_inputs, fit_points, fit_points_fast, select_points
-from sparsitylaws.forecast import ForecastCalibration, default_calibration, forecast_scale, horizon
+from sparsitylaws.forecast import (
+    ForecastCalibration,
+    analog_forecast,
+    default_calibration,
+    forecast_scale,
+    horizon,
+)
 from sparsitylaws.laws import LawForm, default_form_for, get_form
 from sparsitylaws.selection import backtest as run_backtest
 from sparsitylaws.selection import (
@@ -164,6 +170,14 @@ class RunFit:
         self._cal_cache = out
         return out
 
+    def _analog(self, d: np.ndarray) -> np.ndarray:
+        """Median analog forecast at D (billions) from other runs' shapes; NaN without analogs."""
+        fc = self.forecast or {}
+        if not fc.get("analogs") or not fc.get("n_params"):
+            return np.full(d.shape, np.nan)
+        at_last = float(get_form(self.form).evaluate([self.tokens_b_max], np.asarray(self.estimate, float))[0])
+        return analog_forecast(at_last, self.tokens_b_max, d, float(fc["n_params"]), fc["analogs"])
+
     def predict(self, tokens: Sequence[float] | np.ndarray | float, level: float = 0.9) -> pd.DataFrame:
         """A at raw token counts with confidence and prediction bands, from stored fields only.
 
@@ -190,13 +204,17 @@ class RunFit:
             dis = np.maximum(np.abs(last - est), np.abs(line - est))
         f = forecast_scale(h, float(self.noise_sd), dis)
         law_low, law_high = b["pred_low"].copy(), b["pred_high"].copy()
+        analog = self._analog(d)
         if np.any(f > 0):
             cal, exclude = self.calibration()
             for lo, hi in (("conf_low", "conf_high"), ("pred_low", "pred_high")):
                 b[lo] = est - cal.halfwidth(np.maximum(est - b[lo], 0.0), f, float(level), exclude)
                 b[hi] = est + cal.halfwidth(np.maximum(b[hi] - est, 0.0), f, float(level), exclude)
+                has = np.isfinite(analog)
+                b[lo] = np.where(has, np.fmin(b[lo], analog), b[lo])
+                b[hi] = np.where(has, np.fmax(b[hi], analog), b[hi])
         df = pd.DataFrame({"tokens": t, "tokens_b": d, **b, "law_low": law_low, "law_high": law_high,
-                           "forecast_scale": f})
+                           "forecast_scale": f, "analog": analog})
         df["extrapolation"] = (d > self.tokens_b_max) | (d < self.tokens_b_min)
         df.attrs["warnings"] = self._extrapolation_warnings(d)
         return df
@@ -500,11 +518,20 @@ def default_forecast_warning(run: str, n_runs: int = 0) -> dict:
         "3 needed to calibrate leave-one-run-out (docs/fitting.md)")}
 
 
-def set_forecast(rf: RunFit, cal: ForecastCalibration, *, source: str) -> None:
-    """Give ``rf`` calibration ``cal`` (leaving out ``rf.run``), recalibrate its backtest rows and
-    drop the ``forecast_default`` warning."""
+def set_forecast(rf: RunFit, cal: ForecastCalibration, *, source: str, n_params: float | None = None,
+                 analogs: Sequence[dict] = ()) -> None:
+    """Give ``rf`` calibration ``cal`` (leaving out ``rf.run``) and, with its size, the other
+    runs of its activation as analogs; recalibrate its backtest rows and drop the
+    ``forecast_default`` warning."""
+    same = [a for a in analogs if a["run"] != rf.run and a["activation"] == rf.activation]
     rf.forecast = {"calibration": cal.to_dict(), "exclude": rf.run, "source": source}
-    rf.backtest = calibrate_backtest(rf.backtest, cal, level=rf.level, exclude=rf.run)
+    rows = rf.backtest
+    if n_params and same:
+        rf.forecast.update({"n_params": float(n_params), "analogs": same})
+        rows = [{**r, "analog": float(analog_forecast(r["law_at_last"], r["last_fitted_b"], [r["tokens_b"]],
+                                                      float(n_params), same)[0])}
+                if "law_at_last" in r else r for r in rows]
+    rf.backtest = calibrate_backtest(rows, cal, level=rf.level, exclude=rf.run)
     rf.warnings = [w for w in rf.warnings if w.get("code") != "forecast_default"]
     rf._cal_cache = None
 

@@ -161,6 +161,8 @@ def backtest(D: np.ndarray, y: np.ndarray, form: LawForm | str, *,
         dis = np.maximum(np.abs(line - est), np.abs(last - est))
         scale = forecast_scale(h, pf.sigma, dis)
         i_last = int(held[np.argmax(D[held])])
+        d_last = float(Dt.max())
+        at_last = float(form.evaluate([d_last], pf.theta)[0])
         for j, i in enumerate(held):
             pred, meas = float(est[j]), float(y[i])
             lo, hi = float(b["pred_low"][j]), float(b["pred_high"][j])
@@ -169,6 +171,7 @@ def backtest(D: np.ndarray, y: np.ndarray, form: LawForm | str, *,
                 "cutoff": float(f), "cutoff_tokens_b": t_cut, "n_train": int(Dt.size),
                 "n_dropped": sel.n_dropped, "index": int(i), "tokens_b": float(D[i]),
                 "is_last": int(i) == i_last, "measured": meas, "predicted": pred, "error": pred - meas,
+                "last_fitted_b": d_last, "law_at_last": at_last,
                 "law_low": lo, "law_high": hi, "law_covered": bool(lo <= meas <= hi),
                 "horizon": float(h[j]), "sigma": float(pf.sigma), "dof": int(pf.dof), "scale": float(scale[j]),
                 "score": float(score(pred - meas, half, scale[j])),
@@ -192,6 +195,9 @@ def calibrate_backtest(rows: list[dict], cal, *, level: float = 0.9, exclude: st
         lo_h, hi_h = pred - r["law_low"], r["law_high"] - pred
         r["pred_low"] = float(pred - cal.halfwidth(lo_h, r["scale"], level, exclude))
         r["pred_high"] = float(pred + cal.halfwidth(hi_h, r["scale"], level, exclude))
+        a = r.get("analog")
+        if a is not None and np.isfinite(a):  # hold the median analog forecast (forecast.py)
+            r["pred_low"], r["pred_high"] = min(r["pred_low"], float(a)), max(r["pred_high"], float(a))
         r["covered"] = bool(r["pred_low"] <= r["measured"] <= r["pred_high"])
         r["interval_score"] = float(interval_score(r["pred_low"], r["pred_high"], r["measured"], level))
         r["law_interval_score"] = float(interval_score(r["law_low"], r["law_high"], r["measured"], level))

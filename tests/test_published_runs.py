@@ -101,13 +101,20 @@ def test_relu_0_4b_cannot_go_unphysical(sparsinglaw_dir: Path) -> None:
         assert any(w["code"] == "param_at_bound" and w["parameter"] == "A0" for w in rf.warnings)
 
 
+#: Which published runs are flagged weakly identified, and in what (docs/fitting.md): 0.1B ReLU
+#: cannot exclude alpha -> 0; 0.2B ReLU moves towards that edge with 1-2 more warm-up points
+#: dropped (c, A0 via the warm-up alternatives); 0.4B ReLU's bootstrap and AR-aware profile
+#: intervals for A0 differ at the low end.  The SiLU runs and 0.8B ReLU are well identified.
+EXPECTED_WEAK = {"0.1b_relu": {"alpha"}, "0.2b_relu": {"A0"}, "0.4b_relu": {"A0"}}
+
+
 @pytest.mark.parametrize("run", RUNS)
-def test_only_the_0_1b_relu_run_is_weakly_identified(fits, run: str) -> None:
+def test_weakly_identified_runs_are_the_expected_ones(fits, run: str) -> None:
     rf, _, _ = fits[run]
     weak = {w["parameter"] for w in rf.warnings if w["code"] == "weakly_identified"}
-    if run == "0.1b_relu":  # alpha ~ 0.1: the data cannot exclude alpha -> 0 (docs/fitting.md)
-        assert "alpha" in weak
-    else:
+    print(run, sorted(map(str, weak)))
+    assert EXPECTED_WEAK.get(run, set()) <= weak
+    if run not in EXPECTED_WEAK:
         assert not weak
 
 

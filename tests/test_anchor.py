@@ -236,6 +236,23 @@ def test_anchored_predictions_valid_and_directional(act, width, depth, y, anchor
     assert np.all((side == law_side) | (side == 0) | (law_side == 0))
 
 
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(act=st.sampled_from(["relu", "silu"]),
+       anchors=st.lists(st.tuples(st.sampled_from([256, 768, 2048]), st.integers(8, 40),
+                                  st.floats(1e9, 1e13), st.floats(0.001, 0.999)),
+                        min_size=2, max_size=4),
+       width=st.sampled_from([512, 4096]), depth=st.integers(8, 64))
+def test_several_anchors_stay_valid(act, anchors, width, depth):
+    an = [Anchor(f"r{i}", act, w, d, 2.5, t, y) for i, (w, d, t, y) in enumerate(anchors)]
+    df, offs = anchored_predict(width, depth, act, anchor=an, tokens=np.geomspace(1e9, 1e13, 8))
+    assert offs[act].n_anchors == len(an)
+    for p, lo, hi in (("activation_ratio", "ratio_low", "ratio_high"), ("a0", "a0_low", "a0_high")):
+        assert np.all((df[lo] >= 0) & (df[lo] <= df[p]) & (df[p] <= df[hi]) & (df[hi] <= 1))
+    d_law = np.sign(np.diff(df["law_activation_ratio"].to_numpy()))
+    d_anc = np.sign(np.diff(df["activation_ratio"].to_numpy()))
+    assert np.all((d_anc == d_law) | (d_anc == 0) | (d_law == 0))
+
+
 # ------------------------------------------------------------------ bad input, torch boundary
 
 

@@ -90,6 +90,8 @@ def test_anchor_in_grid_mode_and_unanchored_activation_said(tmp_path):
     assert any("relu: not anchored" in c for c in out["caveats"])
     for p in out["predictions"]:
         assert 0 <= p["ratio_low"] <= p["activation_ratio"] <= p["ratio_high"] <= 1
+    text = run_cli("predict", "--grid", str(grid), "--anchor", str(SMOL)).stdout
+    assert "anchored" in text.splitlines()[2] and "relu: not anchored" in text
 
 
 def test_bad_anchor_is_one_line_exit_2(tmp_path):

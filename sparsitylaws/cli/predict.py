@@ -276,7 +276,7 @@ def predict(width, depth, activation, tokens, ffn_ratio, gated, heads, kv_heads,
         _recipe_echo(ls)
         _print_frame(df, ["grid_row", "width", "depth", "activation", "n_params", "width_depth_ratio", "tokens",
                           "stable_band", "a0", "activation_ratio", "ratio_low", "ratio_high",
-                          "extrapolation"])
+                          "extrapolation"] + (["anchored"] if "anchored" in df else []))
         _print_row_warnings(df)
         _print_caveats(df)
         return

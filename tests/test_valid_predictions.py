@@ -1,7 +1,8 @@
 """Predictions are valid by construction (issue 10, item 1), checked as properties.
 
 For random configurations, budgets from 1e6 to 1e15 tokens, every method, the default law
-set and a fitted one: A(D) and its interval inside [0, 1], ReLU curves non-increasing and
+set, a fitted one with a width/depth sweep (synthetic runs) and the law set `fit` builds
+from the published runs (when ../shared is there): A(D) and its interval inside [0, 1], ReLU curves non-increasing and
 SiLU curves non-decreasing in D (the point, both interval ends, and every single draw
 behind them), A0 and its interval inside [0, 1], the point inside its interval; where the
 form leaves [0, 1] the row is flagged and says so.
@@ -53,7 +54,22 @@ def _fitted_lawset() -> LawSet:
     return LawSet(name="fitted (synthetic runs)", architecture=sec, source="test")
 
 
+def _published_lawset() -> LawSet | None:
+    """``sparsitylaws fit`` on the 8 published runs (few bootstrap replicates), when ../shared
+    is there: a real fitted law set, bootstrap draws and all."""
+    from conftest import SHARED_DATA
+
+    if not (SHARED_DATA.is_dir() and any(SHARED_DATA.glob("*.json"))):
+        return None
+    from sparsitylaws.fitlaws import fit_table
+    from sparsitylaws.ingest import read_sparsinglaw_dir
+
+    return fit_table(read_sparsinglaw_dir(SHARED_DATA), n_boot=30, backtest=False)
+
+
 LAWSETS = {"default": load_lawset(None), "fitted": _fitted_lawset()}
+if (_pub := _published_lawset()) is not None:
+    LAWSETS["published"] = _pub
 
 configs = st.tuples(
     st.integers(32, 65536),  # width

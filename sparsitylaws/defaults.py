@@ -65,7 +65,7 @@ CAVEATS = [
     "48, bottleneck ~114, plateau ~8%); its interval is an assumption, not an estimate, and "
     "it is wide on purpose.",
     "The width/depth law was measured at 0.1B with ReLU; applying it at other scales assumes "
-    "its effect adds to the scale trend. SiLU has no width/depth law.",
+    "it moves the odds of A0 by the same factor at every scale. SiLU has no width/depth law.",
     "The fitted token range is assumed from the paper's budget (about 190 tokens per "
     "non-embedding parameter); the published tables do not state it per run.",
     "The 0.1B ReLU coefficients (alpha 0.10, c 3.2) differ in kind from the larger runs, "

@@ -325,7 +325,11 @@ def _print_row_warnings(df: pd.DataFrame, max_rows: int = 30) -> None:
             return f"grid row {int(r['grid_row'])}"
         return f"depth {int(r['depth'])}"
 
-    lines = [f"  {label(r)} ({r['activation']}): {w}" for _, r in df.iterrows()
+    def text(r: pd.Series, w: str) -> str:
+        prefix = f"{r['activation']}: "
+        return w[len(prefix):] if w.startswith(prefix) else w
+
+    lines = [f"  {label(r)} ({r['activation']}): {text(r, w)}" for _, r in df.iterrows()
              for w in _row_warnings(r)]
     if lines:
         click.echo("\nwarnings:")

@@ -234,3 +234,24 @@ def test_must_show_through_json_in_a_fresh_process_without_torch():
         for r in rows:
             outside = r["tokens"] < 8.79e10 or r["tokens"] > 1.77e12
             assert any("fitted budget for this scale" in w for w in r["warnings"]) == outside
+
+
+@pytest.mark.parametrize("which", ["default", "fitted"])
+def test_widthdepth_law_moves_the_odds_of_a0_by_the_hinges_own_ratio(which):
+    """A0(N, r1) / A0(N, r2) in odds equals the hinge's own odds ratio h(r1) / h(r2), at any
+    N: the width/depth law enters A0 as a log-odds shift (independent hinge arithmetic)."""
+    sec = LAWSETS[which].architecture
+    wd = sec["activations"]["relu"]["widthdepth"]
+    p = wd["point"]
+
+    def h(r):
+        return p["plateau"] + p["slope"] * (min(r, p["breakpoint"]) - p["breakpoint"])
+
+    def odds(x):
+        return x / (1 - x)
+
+    r1, r2 = 40.0, 90.0
+    for n in (1e8, 3e9, 1e11):
+        out = predict_section(sec, "relu", n, [r1, r2], 100.0)
+        got = odds(out["a0"][0]) / odds(out["a0"][1])
+        assert got == pytest.approx(odds(h(r1)) / odds(h(r2)), rel=1e-9)

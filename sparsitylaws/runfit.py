@@ -170,6 +170,12 @@ class RunFit:
         self._cal_cache = out
         return out
 
+    def _band_dof(self) -> int:
+        """Degrees of freedom of the band quantiles: the effective ones under residual
+        autocorrelation (stored at fit time), else n - k."""
+        ar = (self.extra or {}).get("residual_autocorrelation") or {}
+        return int(ar.get("dof_eff", self.dof))
+
     def _analog(self, d: np.ndarray) -> np.ndarray:
         """Median analog forecast at D (billions) from other runs' shapes; NaN without analogs."""
         fc = self.forecast or {}
@@ -193,7 +199,7 @@ class RunFit:
         d = t / TOKENS_PER_B
         draws = self._draws()
         b = curve_bands(get_form(self.form), d, np.asarray(self.estimate, dtype=float), level=float(level),
-                        sigma=float(self.noise_sd), dof=int(self.dof),
+                        sigma=float(self.noise_sd), dof=self._band_dof(),
                         draws=draws if draws.shape[0] > 0 else None,
                         cov_u=np.asarray(self.cov_u, dtype=float))
         est = b["estimate"]
@@ -239,7 +245,7 @@ class RunFit:
         lvl = self.level if level is None else float(level)
         blo, bhi = self.boot_low[i], self.boot_high[i]
         if lvl != self.level:
-            lo, hi = percentile_intervals(self._draws(), lvl, self.dof)
+            lo, hi = percentile_intervals(self._draws(), lvl, self._band_dof())
             blo, bhi = float(lo[i]), float(hi[i])
         return {"parameter": form.limit_param, "estimate": self.estimate[i], "se": self.se[i],
                 "level": lvl, "boot_low": blo, "boot_high": bhi,
@@ -384,15 +390,16 @@ def fit_run(
     pf = fit_points(law, D[k], y[k], se=None if s is None else s[k], loss=loss, f_scale=f_scale, run=run)
     bs = bootstrap(pf, int(n_boot), int(seed))
     dlo, dhi = delta_intervals(pf, level)
-    plo, phi = percentile_intervals(bs.interval_draws(), level, pf.dof)
+    ar = ar_inflation(pf) if pf.dof > 0 else {"dof_eff": pf.dof}
+    plo, phi = percentile_intervals(bs.interval_draws(), level, ar["dof_eff"])
     plo, phi = _hold(plo, phi, pf.theta)  # an interval holds its estimate
     blo, bhi = plo.copy(), phi.copy()
     notes: list[str] = []
     prof_lo = prof_hi = None
     ia0 = law.limit_index()
     if ia0 is not None and pf.dof > 0:
-        ar = ar_inflation(pf)
-        prof_lo, prof_hi, prof_info = profile_interval(pf, ia0, level, inflation=ar["variance_factor"])
+        prof_lo, prof_hi, prof_info = profile_interval(pf, ia0, level, inflation=ar["variance_factor"],
+                                                       dof=ar["dof_eff"])
         ar = {**ar, "profile_iid": prof_info.get("iid", [prof_lo, prof_hi])}
         prof_lo, prof_hi = min(prof_lo, pf.theta[ia0]), max(prof_hi, pf.theta[ia0])
         if n_boot > 0:
@@ -447,7 +454,7 @@ def fit_run(
         naive=naive_forecasts(D[k], y[k]), forecast=forecast, pct_low=plo.tolist(), pct_high=phi.tolist(),
         profile_low=prof_lo, profile_high=prof_hi, n_boot_stalled=bs.n_stalled, n_boot_refit=bs.n_refit,
         extra={**({"warmup_alternatives": alternatives} if alternatives else {}),
-               **({"residual_autocorrelation": ar} if ia0 is not None and pf.dof > 0 else {})},
+               **({"residual_autocorrelation": ar} if pf.dof > 0 else {})},
     )
 
 

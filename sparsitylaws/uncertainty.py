@@ -134,7 +134,10 @@ def ar_inflation(pf: PointFit) -> dict:
     den = float(np.sum(r**2))
     raw = float(np.sum(r[1:] * r[:-1]) / den) if den > 0 and r.size > 2 else 0.0
     rho = float(np.clip(raw + (1 + 3 * raw + pf.k) / r.size, 0.0, AR_MAX))
-    return {"lag1": raw, "rho": rho, "variance_factor": (1 + rho) / (1 - rho)}
+    v = (1 + rho) / (1 - rho)
+    # effective residual degrees of freedom: n / v points carry the information of n AR(1) ones
+    dof_eff = max(1, int(round(r.size / v)) - pf.k) if pf.dof > 0 else pf.dof
+    return {"lag1": raw, "rho": rho, "variance_factor": v, "dof_eff": min(dof_eff, pf.dof)}
 
 
 def bootstrap(pf: PointFit, n_boot: int = 1000, seed: int = 0, *, length: int | None = None,
@@ -276,7 +279,8 @@ PROFILE_GRID = 24
 
 
 def profile_interval(pf: PointFit, index: int, level: float = 0.9, *, lower: float | None = None,
-                     upper: float | None = None, inflation: float = 1.0) -> tuple[float, float, dict]:
+                     upper: float | None = None, inflation: float = 1.0, dof: int | None = None
+                     ) -> tuple[float, float, dict]:
     """Profile-likelihood interval of parameter ``index`` (natural scale), F cut-off.
 
     The parameter is fixed on a grid between the estimate and each bound of the search range
@@ -285,7 +289,8 @@ def profile_interval(pf: PointFit, index: int, level: float = 0.9, *, lower: flo
     the interval holds every value whose profile RSS satisfies
     (RSS - RSS_min) / (RSS_min / (n - k)) <= F(level; 1, n - k) (Venzon & Moolgavkar 1988;
     Bates & Watts 1988, ch. 6), with linear interpolation between grid points.  ``inflation``
-    multiplies the F quantile (a variance factor, e.g. (1 + rho) / (1 - rho) for AR(1) errors).  Only for
+    multiplies the F quantile (a variance factor, e.g. (1 + rho) / (1 - rho) for AR(1) errors) and
+    ``dof`` replaces its denominator degrees of freedom (effective ones under correlation).  Only for
     parameters whose unconstrained coordinate is their own (A0 in the paper's forms).
     Returns (low, high, info) where info has the grid and its profile RSS.
     """
@@ -315,7 +320,8 @@ def profile_interval(pf: PointFit, index: int, level: float = 0.9, *, lower: flo
     wrss = np.where(np.isfinite(wrss), wrss, np.inf).reshape(grid.size, -1)
     prof = np.min(wrss, axis=1)
     rss_min = min(float(pf.wrss), float(np.min(prof)))
-    fq = stats.f.ppf(level, 1, n - k) / (n - k)
+    dq = n - k if dof is None else int(dof)
+    fq = stats.f.ppf(level, 1, dq) / (n - k)
     cut = rss_min * (1.0 + float(inflation) * fq)
     low, high = _profile_ends(grid, prof, cut, p, lo_b, hi_b, lower, upper)
     info = {"grid": grid.tolist(), "profile_rss": prof.tolist(), "cutoff_rss": cut, "inflation": float(inflation)}

@@ -182,3 +182,43 @@ def test_version_1_law_sets_still_load_and_predict(published: LawSet) -> None:
     p = old.predict(run="0.4b_relu", tokens=[1e12])
     assert p["forecast_scale"].iloc[0] > 0  # sigma * horizon with the packaged default
     assert p["pred_low"].iloc[0] < p["law_low"].iloc[0]
+
+
+def test_analog_forecast_follows_other_runs_in_tokens_per_parameter() -> None:
+    """Median over analogs of law(D_last) + (A_j(D N_j/N) - A_j(D_last N_j/N)), where covered."""
+    from sparsitylaws.forecast import analog_forecast
+    from sparsitylaws.laws import get_form
+
+    form = get_form("convergent_power")
+    specs = [{"run": f"r{i}", "activation": "silu", "form": "convergent_power", "estimate": th,
+              "tokens_b_min": 1.0, "tokens_b_max": tmax, "n_params": n}
+             for i, (th, tmax, n) in enumerate([([0.5, 0.1, 0.40], 100.0, 2e8), ([0.8, 0.3, 0.38], 300.0, 4e8),
+                                                ([0.6, 0.2, 0.39], 40.0, 1e8)])]
+    n_self, last_b, at_last = 3e8, 30.0, 0.37
+    d = np.array([20.0, 60.0, 150.0, 1000.0])
+    got = analog_forecast(at_last, last_b, d, n_self, specs)
+    for k, dk in enumerate(d):
+        vals = []
+        for a in specs:
+            s = a["n_params"] / n_self
+            if dk > last_b and dk * s <= a["tokens_b_max"] and last_b * s >= a["tokens_b_min"]:
+                th = np.array(a["estimate"])
+                vals.append(at_last + form.evaluate([dk * s], th)[0] - form.evaluate([last_b * s], th)[0])
+        if vals:
+            assert got[k] == pytest.approx(np.median(vals), rel=1e-12)
+        else:
+            assert np.isnan(got[k])
+    assert np.isnan(got[0]) and np.isfinite(got[1]) and np.isnan(got[3])
+
+
+def test_bands_hold_the_analog_forecast(published: LawSet) -> None:
+    """A young run (0.4B ReLU cut at 30%) refitted inside a law set: its forecast band holds the
+    median analog forecast wherever other runs cover the same tokens per parameter."""
+    rows = [r for r in published.runs["0.4b_relu"].backtest if r.get("analog") is not None
+            and np.isfinite(r["analog"])]
+    assert rows
+    for r in rows:
+        assert r["pred_low"] <= r["analog"] <= r["pred_high"]
+    rf = published.runs["0.4b_relu"]
+    assert rf.forecast["n_params"] == 452_000_000
+    assert {a["run"] for a in rf.forecast["analogs"]} == {"0.1b_relu", "0.2b_relu", "0.8b_relu"}

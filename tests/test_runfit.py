@@ -99,7 +99,7 @@ def test_predict_columns_bands_and_extrapolation() -> None:
     x = np.array([D[0] * 1e9 / 2, D[5] * 1e9, D[-1] * 1e9, 2 * D[-1] * 1e9])
     p = rf.predict(x)
     assert list(p.columns) == ["tokens", "tokens_b", "estimate", "conf_low", "conf_high", "pred_low",
-                               "pred_high", "law_low", "law_high", "forecast_scale", "extrapolation"]
+                               "pred_high", "law_low", "law_high", "forecast_scale", "analog", "extrapolation"]
     # inside the fitted range the band is the law's own; beyond it the forecast term widens it
     inside = p.tokens_b <= rf.tokens_b_max
     assert np.all(p.forecast_scale[inside] == 0)

@@ -22,7 +22,7 @@ import numpy as np
 
 from sparsitylaws.fitting import fit_points_fast, select_points
 from sparsitylaws.laws import FORMS, LawForm, get_form
-from sparsitylaws.uncertainty import bootstrap, curve_bands
+from sparsitylaws.uncertainty import ar_inflation, bootstrap, curve_bands
 
 __all__ = [
     "DEFAULT_CUTOFFS",
@@ -152,7 +152,8 @@ def backtest(D: np.ndarray, y: np.ndarray, form: LawForm | str, *,
         pf = fit_points_fast(form, Dt, yt, sw=swt, loss=loss)
         bs = bootstrap(pf, n_boot, seed)
         held = np.flatnonzero(~train)
-        b = curve_bands(form, D[held], pf.theta, level=level, sigma=pf.sigma, dof=pf.dof,
+        dof = ar_inflation(pf)["dof_eff"] if pf.dof > 0 else pf.dof  # as RunFit.predict
+        b = curve_bands(form, D[held], pf.theta, level=level, sigma=pf.sigma, dof=dof,
                         draws=bs.draws, cov_u=pf.cov_u)
         naive = naive_forecasts(Dt, yt)
         last, line = naive_predict(naive, D[held])
@@ -173,7 +174,7 @@ def backtest(D: np.ndarray, y: np.ndarray, form: LawForm | str, *,
                 "is_last": int(i) == i_last, "measured": meas, "predicted": pred, "error": pred - meas,
                 "last_fitted_b": d_last, "law_at_last": at_last,
                 "law_low": lo, "law_high": hi, "law_covered": bool(lo <= meas <= hi),
-                "horizon": float(h[j]), "sigma": float(pf.sigma), "dof": int(pf.dof), "scale": float(scale[j]),
+                "horizon": float(h[j]), "sigma": float(pf.sigma), "dof": int(dof), "scale": float(scale[j]),
                 "score": float(score(pred - meas, half, scale[j])),
                 "naive_last": float(last[j]), "naive_line": float(line[j]),
                 "pred_low": lo, "pred_high": hi, "covered": bool(lo <= meas <= hi),

@@ -203,12 +203,15 @@ def _refit(pf: PointFit, Y: np.ndarray, U: np.ndarray, cost: np.ndarray, good: n
         pick = rng.choice(ok_rows, size=min(REFIT_WARM, ok_rows.size), replace=False)
         starts_common.append(U[pick])
     common = np.vstack(starts_common)
+    with np.errstate(all="ignore"):  # the form's data-driven starts, from the original data (once)
+        fs = form.to_unconstrained(form.starting_points(pf.D, pf.y))
+        fs = fs[np.all(np.isfinite(fs), axis=1)]
+        curves = form.evaluate(pf.D, form.from_unconstrained(fs))
     rows_u, rows_y, owner = [], [], []
     for i in bad:
         st = [U[i][None, :], common]
         with np.errstate(all="ignore"):
-            fs = form.to_unconstrained(form.starting_points(pf.D, Y[i]))
-            c0 = np.sum((form.evaluate(pf.D, form.from_unconstrained(fs)) - Y[i]) ** 2, axis=1)
+            c0 = np.sum((curves - Y[i]) ** 2, axis=1)
         st.append(fs[np.argsort(np.where(np.isfinite(c0), c0, np.inf))[:REFIT_FORM_STARTS]])
         S = np.vstack(st)
         S = S[np.all(np.isfinite(S), axis=1)]

@@ -35,8 +35,10 @@ anchor is absorbed by the offset, and at the anchor the law's errors cancel):
   tau^2 = sum (o_i - o_j)^2 / sum 2 d_ij), with a t quantile of n - 1 degrees of freedom.
 
 The shifted law band is widened by the offset term in quadrature, separately on each
-side (logit scale), then mapped back with the logistic.  At the anchor's own configuration and budget the anchored point equals the mean of the
-anchors there (exactly, for one anchor).  Nothing here imports torch.
+side (logit scale), then mapped back with the logistic.  At the anchor's own
+configuration and budget one anchor is reproduced exactly, with only its measurement
+noise left as the interval (several anchors: the law shifted by their mean offset).
+Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -61,8 +63,11 @@ __all__ = [
     "anchor_frame",
     "anchored_predict",
     "apply_offsets",
+    "as_anchors",
     "combine_offsets",
     "estimate_offsets",
+    "expit",
+    "logit",
     "read_anchors",
     "shift_band",
 ]
@@ -70,7 +75,7 @@ __all__ = [
 #: Prior tau (logit units per sqrt(decade)): how far the recipe offset moves, as an sd,
 #: one decade of (N, D, width/depth) away from an anchor; used when it cannot be estimated
 #: (one anchor).  0.25 logit = a x1.28 relative change of a ReLU-like ratio near 7%, +-6
-#: points near 50%.  Within the paper's recipe it is about 0.1 (ReLU) and 0.05 (SiLU):
+#: points near 50%.  Within the paper's recipe it is 0.02-0.1 (ReLU and SiLU, by method):
 #: benchmarks/recipe_transfer.py; docs/planning.md, "Anchoring on your own recipe".
 PRIOR_OFFSET_SD = 0.25
 #: Prior sd (activation-ratio units) of one anchor's measurement noise: a PPL-1%

@@ -27,6 +27,7 @@ Public API (used by runfit, lawset and the planning code)::
     score(error, half_law, scale) -> ndarray                        # s
     ForecastCalibration.from_scores(rows, source=...)               # rows: run, cut, score, last
     ForecastCalibration.quantile(level=0.9, exclude=None) -> float  # q (leave-run-out with exclude)
+    ForecastCalibration.horizon_quantile(level=0.9, exclude=None)   # q for f = sigma * h alone
     ForecastCalibration.halfwidth(half_law, scale, level=0.9, exclude=None) -> ndarray
     ForecastCalibration.to_dict() / from_dict(d)
     default_calibration() -> ForecastCalibration                    # packaged, from the published runs
@@ -170,6 +171,9 @@ class ForecastCalibration:
     #: analog specs (:func:`analog_spec`) that come with this calibration (the packaged
     #: default carries the published runs' fitted laws; a law set's own runs are added there)
     analogs: list[dict] = field(default_factory=list)
+    #: run -> scores with the horizon-only scale f = sigma * h (no disagreement term): for
+    #: callers that have no naive forecasts (e.g. a configuration-level prediction)
+    horizon_scores: dict[str, list[float]] = field(default_factory=dict)
 
     @classmethod
     def from_scores(cls, rows: Iterable[Mapping], *, source: str) -> ForecastCalibration:
@@ -179,6 +183,7 @@ class ForecastCalibration:
         scores: dict[str, list[float]] = {}
         last: dict[str, list[float]] = {}
         naive: dict[str, dict[str, list[float]]] = {"last": {}, "line": {}}
+        hscores: dict[str, list[float]] = {}
         cuts: set[float] = set()
         for r in rows:
             s = r.get("score")
@@ -189,6 +194,11 @@ class ForecastCalibration:
             if r.get("is_last"):
                 last.setdefault(run, []).append(float(s))
             cuts.add(float(r["cutoff"]))
+            if "law_low" in r and r.get("sigma") is not None:
+                half = (r["predicted"] - r["law_low"]) if r["measured"] < r["predicted"] else (
+                    r["law_high"] - r["predicted"])
+                hs = score(r["predicted"] - r["measured"], half, r["sigma"] * r["horizon"])
+                hscores.setdefault(run, []).append(float(hs))
             if "naive_last" in r and r.get("sigma") is not None:
                 tq = t_quantile(0.9, int(r.get("dof", 0)))
                 for kind in ("last", "line"):
@@ -196,7 +206,7 @@ class ForecastCalibration:
                     naive[kind].setdefault(run, []).append(float(ns))
         srt = lambda d: {k: sorted(v) for k, v in sorted(d.items())}  # noqa: E731
         return cls(srt(scores), sorted(cuts), source, srt(last),
-                   naive={k: srt(v) for k, v in naive.items() if v})
+                   naive={k: srt(v) for k, v in naive.items() if v}, horizon_scores=srt(hscores))
 
     @property
     def runs(self) -> list[str]:
@@ -222,15 +232,23 @@ class ForecastCalibration:
         pool = [s for r, v in self.scores.items() if r != exclude for s in v]
         return conformal_quantile(np.asarray(pool), level)
 
+    def horizon_quantile(self, level: float = 0.9, exclude: str | None = None) -> float:
+        """Conformal quantile for the horizon-only scale f = sigma * ln(D / D_last): use this
+        (not :meth:`quantile`) when there is no naive-forecast disagreement to add, e.g.
+        ``half = hypot(half_law, horizon_quantile(level) * sigma * h)``."""
+        pool = [s for r, v in self.horizon_scores.items() if r != exclude for s in v]
+        return conformal_quantile(np.asarray(pool), level)
+
     def naive_quantile(self, kind: str, level: float = 0.9, exclude: str | None = None) -> float:
         """Conformal quantile of a naive forecast's scores ("last" or "line"), runs but ``exclude``."""
         pool = [s for r, v in self.naive.get(kind, {}).items() if r != exclude for s in v]
         return conformal_quantile(np.asarray(pool), level)
 
     def halfwidth(self, half_law: np.ndarray | float, scale: np.ndarray | float, level: float = 0.9,
-                  exclude: str | None = None) -> np.ndarray:
-        """Band half-width sqrt(half_law^2 + (q f)^2) for one side."""
-        q = self.quantile(level, exclude)
+                  exclude: str | None = None, horizon_only: bool = False) -> np.ndarray:
+        """Band half-width sqrt(half_law^2 + (q f)^2) for one side (``horizon_only``: f is
+        sigma * h alone and q the :meth:`horizon_quantile`)."""
+        q = self.horizon_quantile(level, exclude) if horizon_only else self.quantile(level, exclude)
         hl, f = np.asarray(half_law, dtype=float), np.asarray(scale, dtype=float)
         with np.errstate(invalid="ignore"):
             extra = np.where(f > 0, q * f, 0.0)
@@ -249,7 +267,8 @@ class ForecastCalibration:
         enc_naive = {k: {r: [_enc(x) for x in v] for r, v in d.items()} for k, d in self.naive.items()}
         return {"method": self.method, "source": self.source, "cuts": list(self.cuts),
                 "min_runs": self.min_runs, "scores": enc, "last": enc_last, "naive": enc_naive,
-                "analogs": list(self.analogs), **{
+                "analogs": list(self.analogs),
+                "horizon_scores": {k: [_enc(x) for x in v] for k, v in self.horizon_scores.items()}, **{
                     k: v for k, v in self.summary().items() if k in ("runs", "n_forecasts", "n_points")}}
 
     @classmethod
@@ -262,7 +281,8 @@ class ForecastCalibration:
                        str(d.get("method", FORECAST_METHOD)), int(d.get("min_runs", MIN_RUNS)),
                        {k: {r: [_dec(x) for x in v] for r, v in dd.items()}
                         for k, dd in (d.get("naive") or {}).items()},
-                       [dict(a) for a in (d.get("analogs") or [])])
+                       [dict(a) for a in (d.get("analogs") or [])],
+                       {k: [_dec(x) for x in v] for k, v in (d.get("horizon_scores") or {}).items()})
         except (KeyError, TypeError, ValueError) as exc:
             raise LawSetError(f"forecast calibration is malformed ({exc})") from None
 

@@ -213,9 +213,10 @@ class RunFit:
         analog = self._analog(d)
         if np.any(f > 0):
             cal, exclude = self.calibration()
+            ho = not self.naive and bool(cal.horizon_scores)  # version-1 fits: no naive forecasts
             for lo, hi in (("conf_low", "conf_high"), ("pred_low", "pred_high")):
-                b[lo] = est - cal.halfwidth(np.maximum(est - b[lo], 0.0), f, float(level), exclude)
-                b[hi] = est + cal.halfwidth(np.maximum(b[hi] - est, 0.0), f, float(level), exclude)
+                b[lo] = est - cal.halfwidth(np.maximum(est - b[lo], 0.0), f, float(level), exclude, ho)
+                b[hi] = est + cal.halfwidth(np.maximum(b[hi] - est, 0.0), f, float(level), exclude, ho)
                 has = np.isfinite(analog)
                 b[lo] = np.where(has, np.fmin(b[lo], analog), b[lo])
                 b[hi] = np.where(has, np.fmax(b[hi], analog), b[hi])

@@ -162,8 +162,9 @@ def test_predictions_include_the_forecast_term_and_reload_bit_identically(publis
     p = published.predict(tokens=tokens)
     beyond = p["forecast_scale"] > 0
     assert beyond.any()
-    assert (p.loc[beyond, "pred_high"] - p.loc[beyond, "pred_low"]
-            > p.loc[beyond, "law_high"] - p.loc[beyond, "law_low"]).all()
+    wide = p.loc[beyond, "pred_high"] - p.loc[beyond, "pred_low"]
+    law = p.loc[beyond, "law_high"] - p.loc[beyond, "law_low"]
+    assert (wide >= law).all() and (wide > law * 1.01).mean() > 0.5
     published.save(tmp_path / "laws.json")
     back = LawSet.load(tmp_path / "laws.json")
     assert back.predict(tokens=tokens).equals(p)
@@ -181,7 +182,13 @@ def test_version_1_law_sets_still_load_and_predict(published: LawSet) -> None:
     old = LawSet.from_dict(json.loads(json.dumps(d)), source="v1")
     p = old.predict(run="0.4b_relu", tokens=[1e12])
     assert p["forecast_scale"].iloc[0] > 0  # sigma * horizon with the packaged default
-    assert p["pred_low"].iloc[0] < p["law_low"].iloc[0]
+    rf = old.runs["0.4b_relu"]
+    cal, exclude = rf.calibration()
+    assert cal is default_calibration() and exclude == "0.4b_relu"
+    q = cal.horizon_quantile(0.9, exclude)  # may be 0: the other runs' law bands alone cover
+    half = float(p["law_high"].iloc[0] - p["estimate"].iloc[0])
+    assert p["pred_high"].iloc[0] - p["estimate"].iloc[0] == pytest.approx(
+        math.hypot(half, q * p["forecast_scale"].iloc[0]), rel=1e-9)
 
 
 def test_analog_forecast_follows_other_runs_in_tokens_per_parameter() -> None:
@@ -222,3 +229,18 @@ def test_bands_hold_the_analog_forecast(published: LawSet) -> None:
     rf = published.runs["0.4b_relu"]
     assert rf.forecast["n_params"] == 452_000_000
     assert {a["run"] for a in rf.forecast["analogs"]} == {"0.1b_relu", "0.2b_relu", "0.8b_relu"}
+
+
+def test_horizon_only_quantile_matches_its_scores() -> None:
+    """For callers without naive forecasts: scores with f = sigma * h, pooled without the run."""
+    rows = []
+    for run, err in (("a", 0.004), ("b", 0.002), ("c", 0.003), ("d", 0.001)):
+        for h in (0.1, 0.5, 1.0):
+            rows.append({"run": run, "cutoff": 0.5, "score": 0.0, "is_last": h == 1.0, "predicted": 0.5,
+                         "measured": 0.5 - err * h, "law_low": 0.499, "law_high": 0.501, "sigma": 1e-3,
+                         "horizon": h})
+    cal = ForecastCalibration.from_scores(rows, source="t")
+    expect = [np.sqrt(max((err * h) ** 2 - 0.001**2, 0)) / (1e-3 * h)
+              for run, err in (("b", 0.002), ("c", 0.003), ("d", 0.001)) for h in (0.1, 0.5, 1.0)]
+    assert cal.horizon_quantile(0.5, exclude="a") == conformal_quantile(np.array(expect), 0.5)
+    assert default_calibration().horizon_quantile(0.9) > default_calibration().quantile(0.9)

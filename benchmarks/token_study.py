@@ -32,18 +32,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budgets", default="2x128,4x256,8x512")
     ap.add_argument("--windows", type=int, default=4)
+    ap.add_argument("--first-window", type=int, default=0,
+                    help="start at this window (to run windows in separate processes)")
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--p", type=float, default=1.0)
     ap.add_argument("--xtol", type=float, default=1e-3)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     ref = resolve_checkpoint(smollm2_path())
     name, text = load_text("pydoc")
     out: dict = {"machine": platform.platform(), "torch": torch.__version__, "p": args.p,
                  "xtol": args.xtol, "entries": []}
     for spec in args.budgets.split(","):
         n, s = (int(x) for x in spec.split("x"))
-        for w in range(args.windows):
+        for w in range(args.first_window, args.first_window + args.windows):
             t0 = time.perf_counter()
             lm = load_model(ref, "cpu", "float32")
             data = encode_text(text, lm.tokenizer, s, n, name, offset=w)

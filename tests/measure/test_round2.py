@@ -456,7 +456,7 @@ def test_slurm_scripts_run_end_to_end(make_llama, tmp_path: Path, text_file: Pat
     res = subprocess.run(["bash", str(script), str(run), "relu-x", str(out), "2", "--", "--text",
                           str(text_file), "--seq-len", "32", "--num-seqs", "2", "--p", "5",
                           "--metric", "ppl-p", "--metric", "zero", "--device", "cpu"],
-                         env=env, capture_output=True, text=True, timeout=600)
+                         env=env, capture_output=True, text=True, timeout=1800)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "submitted:" in res.stdout
     assert sorted(p.name for p in (out / "shards").iterdir()) == ["shard-0.parquet",

@@ -44,6 +44,7 @@ def test_smollm2_silu_and_relu_variant(smollm2: Path, tmp_path: Path,
     assert abs(ratio - 1.01) <= 0.001 * 1.01, ratio
     assert 0 < silu["activation_ratio"] < 1 and 0 < silu["cett"] < 1
     assert silu["eval_tokens"] == 256 and math.isfinite(silu["ppl_dense"])
+    assert not silu["bos"]  # SmolLM2's tokenizer has BOS <|im_start|> but does not add it
     relu = df[df["run"] == "smollm2-relu"].set_index("metric")
     assert set(relu["activation"]) == {"relu"}
     zero, ppl = relu.loc["zero"], relu.loc["ppl-p"]

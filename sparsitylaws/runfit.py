@@ -7,9 +7,12 @@ Public, stable API (used by lawset.py, the ``fit`` CLI and the plots)::
             compare=True, backtest=True) -> RunFit
 
     RunFit.predict(tokens, level=0.9) -> pandas.DataFrame
-        columns: tokens, tokens_b, estimate, conf_low, conf_high, pred_low, pred_high,
-        extrapolation (True outside the fitted token range); df.attrs["warnings"] holds a
-        structured ``extrapolation`` warning when any row extrapolates
+        columns: tokens, tokens_b, estimate, conf_low, conf_high, pred_low, pred_high (both
+        bands include the calibrated forecast-error term beyond the fitted range), law_low,
+        law_high (the law's own prediction band), forecast_scale, analog (median forecast from
+        other runs' shapes, NaN without), extrapolation (True outside the fitted token range);
+        df.attrs["warnings"] holds a structured ``extrapolation`` warning when any row
+        extrapolates
     RunFit.limit(level=None) -> dict | None      # A0 estimate and intervals, None if no limit
     RunFit.to_dict() -> dict                     # JSON-safe, floats exact
     RunFit.from_dict(d) -> RunFit                # inverse; predictions are bit-identical
@@ -19,8 +22,8 @@ Public, stable API (used by lawset.py, the ``fit`` CLI and the plots)::
 converted to billions (D) inside, and every ``*_b`` field is in billions.
 
 ``predict`` uses only stored fields: the form name, ``estimate``, ``boot_draws`` (the
-successful bootstrap replicates, shape (n_ok, k)), ``cov_u`` (delta-method fallback when
-there are no draws), ``noise_sd`` and ``dof``.  The confidence band is where the true curve
+bootstrap replicates, shape (n, k)), ``cov_u`` (delta-method fallback when there are no
+draws), ``noise_sd``, ``dof`` (and the effective one in ``extra``), ``naive`` and ``forecast``.  The confidence band is where the true curve
 lies (parameter uncertainty); the prediction band adds the noise of one new checkpoint.
 """
 

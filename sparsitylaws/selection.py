@@ -4,11 +4,16 @@
   errors; the noise variance counts as a parameter (k + 1 in total).
 * :func:`compare_forms` - fits every form to the *same* points and ranks them by AICc, with
   Akaike weights exp(-dAICc/2) / sum.
-* :func:`backtest` - for each cutoff fraction f (0.3, 0.5, 0.7 by default) of the run's token
-  range, t_cut = D_first + f * (D_last - D_first): refit on the points with D <= t_cut (the
-  warm-up rule re-applied to that subset alone, so nothing from the future leaks in),
-  predict every later point and report the error and whether the prediction interval (90% by
-  default) covered it.  :func:`backtest_summary` condenses the rows per cutoff.
+* :func:`backtest` - rolling origin: for each cutoff fraction f (0.3, 0.5, 0.7 by default) of
+  the run's token range, t_cut = D_first + f * (D_last - D_first): refit on the points with
+  D <= t_cut (the warm-up rule re-applied to that subset alone, so nothing from the future
+  leaks in), forecast every later point with the law's band and the two naive forecasts (last
+  value carried forward; straight line in ln D through the last third of the fitted points),
+  and record the horizon, forecast scale and score that calibrate forecast bands
+  (:mod:`sparsitylaws.forecast`).  :func:`calibrate_backtest` fills the calibrated bands,
+  coverage and interval scores (Gneiting & Raftery 2007, :func:`interval_score`);
+  :func:`backtest_skill` compares the law with the naive forecasts per cutoff;
+  :func:`backtest_summary` condenses the rows per cutoff.
 
 All D in billions of tokens.
 """

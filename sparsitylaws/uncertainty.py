@@ -4,14 +4,17 @@
   n - k degrees of freedom) mapped back through the log/logit transforms, so they respect
   the physical bounds and are asymmetric near them.
 * :func:`bootstrap` - moving-block *residual* bootstrap for one training curve (circular
-  blocks of residuals, so serial correlation between neighbouring checkpoints is kept;
-  fixed design D), residuals centred and inflated by sqrt(n / (n - k)).  All replicates are
-  refitted at once by the batched Levenberg-Marquardt solver of :mod:`sparsitylaws.fitting`,
-  warm-started at the best fit, with the same loss; failed replicates are counted and left
-  out.  Replicates whose cost has settled (relative change < 1e-6 over the last 20
-  iterations) while the parameters still drift along a flat valley towards the edge of the
-  parameter space are kept and counted as ``n_stalled``: dropping them would hide exactly
-  the uncertainty the data leave.  Percentile intervals.  Why this bootstrap: docs/fitting.md.
+  blocks of residuals; with an AR(1) sieve when the residuals are autocorrelated: blocks of
+  whitened innovations filtered back; fixed design D), residuals centred and inflated by
+  sqrt(n / (n - k)).  All replicates are refitted at once by the batched Levenberg-Marquardt
+  solver of :mod:`sparsitylaws.fitting`, warm-started at the best fit, with the same loss.
+  No replicate is dropped: those that neither converge nor stall are refitted from several
+  starts with more iterations, and what still fails counts as unbounded on the side it ran to
+  (:meth:`BootstrapResult.interval_draws`).  Replicates whose cost has settled while the
+  parameters drift along a flat valley are kept and counted as ``n_stalled``.  Expanded
+  percentile intervals.  Why this bootstrap: docs/fitting.md.
+* :func:`profile_interval` - profile-likelihood interval of one parameter (the limit A0), with
+  an AR(1) variance factor and effective degrees of freedom (:func:`ar_inflation`).
 * :func:`curve_bands` - the confidence band (parameter uncertainty only: where the true
   curve lies) and the prediction band (plus point noise: where a new measured checkpoint
   lies) at new D.  With bootstrap draws the confidence band is the percentile band of the
@@ -46,7 +49,9 @@ __all__ = [
     "profile_interval",
 ]
 
-BOOTSTRAP_METHOD = "moving-block residual bootstrap (circular blocks), expanded percentile intervals"
+BOOTSTRAP_METHOD = ("moving-block residual bootstrap (circular blocks; AR(1) sieve when residuals are "
+                    "autocorrelated; non-converged replicates refitted, none dropped), expanded "
+                    "percentile intervals")
 
 
 @dataclass

@@ -49,9 +49,7 @@ __all__ = [
     "profile_interval",
 ]
 
-BOOTSTRAP_METHOD = ("moving-block residual bootstrap (circular blocks; AR(1) sieve when residuals are "
-                    "autocorrelated; non-converged replicates refitted, none dropped), expanded "
-                    "percentile intervals")
+BOOTSTRAP_METHOD = "block residual bootstrap (AR(1) sieve, refits, none dropped), expanded percentile"
 
 
 @dataclass

@@ -51,7 +51,7 @@ def test_fields() -> None:
     assert rf.settings["loss"] == "linear"
     assert rf.multistart["n_starts"] >= 1 and rf.comparison and rf.backtest
     assert "auto" in rf.warmup_rule
-    assert rf.interval_method.startswith("moving-block residual bootstrap")
+    assert rf.interval_method.startswith("block residual bootstrap")
     for lo, est, hi in zip(rf.boot_low, rf.estimate, rf.boot_high, strict=True):
         assert lo <= hi and lo < est * 1.5
 

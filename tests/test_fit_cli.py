@@ -140,3 +140,22 @@ def test_fit_and_predict_stay_light(tmp_path, table):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+
+
+def test_fit_table_shows_weak_identification_skill_and_forecast_calibration() -> None:
+    from sparsitylaws.cli.fit import render_text
+    from sparsitylaws.fitlaws import fit_table
+
+    df = pd.concat([_synthetic(f"syn{i}", seed=i) for i in range(4)], ignore_index=True)
+    ls = fit_table(df, n_boot=100, architecture=False)
+    rf = ls.runs["syn0"]
+    rf.warnings.append({"code": "weakly_identified", "parameter": "c", "message": "test"})
+    text = render_text(ls)
+    block = text.split("syn1  [relu]")[0]
+    line = {ln.split()[0]: ln for ln in block.splitlines() if ln.startswith("  ") and len(ln.split()) > 1}
+    assert "WEAKLY IDENTIFIED" in line["c"] and "WEAKLY IDENTIFIED" not in line["alpha"]
+    assert "profile: [" in line["A0"]
+    assert "skill vs naive forecasts" in block and block.count("-> law") == 3
+    assert "forecast bands: calibrated leave-one-run-out on 4 runs' backtests (12 forecasts" in text
+    for name in ls.run_names():
+        assert not any(w["code"] == "forecast_default" for w in ls.runs[name].warnings)

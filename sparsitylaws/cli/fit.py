@@ -74,8 +74,7 @@ def _flags(f, i: int) -> str:
     out = ""
     if getattr(f, "profile_low", None) is not None and i == get_form(f.form).limit_index():
         out += f"   profile: [{_fmt(f.profile_low)}, {_fmt(f.profile_high)}]"
-    weak = any(w.get("code") == "weakly_identified" and w.get("parameter") in (name, None)
-               for w in f.warnings)
+    weak = any(w.get("code") == "weakly_identified" and w.get("parameter") == name for w in f.warnings)
     return out + ("   WEAKLY IDENTIFIED" if weak else "")
 
 

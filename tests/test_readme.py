@@ -35,9 +35,27 @@ def test_readme_ingest_command_works_on_the_published_files(sparsinglaw_dir, tmp
     assert (tmp_path / "measurements" / "sparsinglaw.parquet").is_file()
 
 
-def test_fit_on_a_fresh_clone_says_what_to_do(tmp_path):
-    """A fresh clone's measurements/ holds only the single-checkpoint SmolLM2 table."""
+def test_fit_on_a_fresh_clone_fits_the_lab_runs(tmp_path):
+    """A fresh clone's measurements/ holds the lab's cpu runs: fit with no argument fits them."""
     shutil.copytree(REPO_ROOT / "measurements", tmp_path / "measurements")
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        res = run_cli("fit", "-o", "laws.json", "--n-boot", "0", "--no-backtest")
+    finally:
+        os.chdir(old)
+    assert res.status == 0, res.stderr
+    from sparsitylaws.lawset import load_lawset
+
+    runs = load_lawset(tmp_path / "laws.json").run_names()
+    assert len([r for r in runs if r.startswith("cpu-relu-")]) == 11
+    assert len([r for r in runs if r.startswith("cpu-silu-")]) == 4
+
+
+def test_fit_without_curves_says_what_to_do(tmp_path):
+    """Without the lab tables only the single-checkpoint SmolLM2 table is left: nothing to fit."""
+    shutil.copytree(REPO_ROOT / "measurements", tmp_path / "measurements",
+                    ignore=shutil.ignore_patterns("lab-*"))
     old = os.getcwd()
     os.chdir(tmp_path)
     try:

@@ -174,6 +174,9 @@ class ForecastCalibration:
     #: run -> scores with the horizon-only scale f = sigma * h (no disagreement term): for
     #: callers that have no naive forecasts (e.g. a configuration-level prediction)
     horizon_scores: dict[str, list[float]] = field(default_factory=dict)
+    #: the longest horizon ln(D / D_last) among the backtests: beyond it the error model is
+    #: itself extrapolated (predict warns)
+    max_horizon: float = math.nan
 
     @classmethod
     def from_scores(cls, rows: Iterable[Mapping], *, source: str) -> ForecastCalibration:
@@ -185,6 +188,7 @@ class ForecastCalibration:
         naive: dict[str, dict[str, list[float]]] = {"last": {}, "line": {}}
         hscores: dict[str, list[float]] = {}
         cuts: set[float] = set()
+        hmax = math.nan
         for r in rows:
             s = r.get("score")
             if s is None or np.isnan(float(s)):
@@ -194,6 +198,8 @@ class ForecastCalibration:
             if r.get("is_last"):
                 last.setdefault(run, []).append(float(s))
             cuts.add(float(r["cutoff"]))
+            if r.get("horizon") is not None:
+                hmax = float(np.fmax(hmax, float(r["horizon"])))
             if "law_low" in r and r.get("sigma") is not None:
                 half = (r["predicted"] - r["law_low"]) if r["measured"] < r["predicted"] else (
                     r["law_high"] - r["predicted"])
@@ -206,7 +212,8 @@ class ForecastCalibration:
                     naive[kind].setdefault(run, []).append(float(ns))
         srt = lambda d: {k: sorted(v) for k, v in sorted(d.items())}  # noqa: E731
         return cls(srt(scores), sorted(cuts), source, srt(last),
-                   naive={k: srt(v) for k, v in naive.items() if v}, horizon_scores=srt(hscores))
+                   naive={k: srt(v) for k, v in naive.items() if v}, horizon_scores=srt(hscores),
+                   max_horizon=hmax)
 
     @property
     def runs(self) -> list[str]:
@@ -267,7 +274,7 @@ class ForecastCalibration:
         enc_naive = {k: {r: [_enc(x) for x in v] for r, v in d.items()} for k, d in self.naive.items()}
         return {"method": self.method, "source": self.source, "cuts": list(self.cuts),
                 "min_runs": self.min_runs, "scores": enc, "last": enc_last, "naive": enc_naive,
-                "analogs": list(self.analogs),
+                "analogs": list(self.analogs), "max_horizon": _finite(self.max_horizon),
                 "horizon_scores": {k: [_enc(x) for x in v] for k, v in self.horizon_scores.items()}, **{
                     k: v for k, v in self.summary().items() if k in ("runs", "n_forecasts", "n_points")}}
 
@@ -282,7 +289,8 @@ class ForecastCalibration:
                        {k: {r: [_dec(x) for x in v] for r, v in dd.items()}
                         for k, dd in (d.get("naive") or {}).items()},
                        [dict(a) for a in (d.get("analogs") or [])],
-                       {k: [_dec(x) for x in v] for k, v in (d.get("horizon_scores") or {}).items()})
+                       {k: [_dec(x) for x in v] for k, v in (d.get("horizon_scores") or {}).items()},
+                       math.nan if d.get("max_horizon") is None else float(d["max_horizon"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise LawSetError(f"forecast calibration is malformed ({exc})") from None
 

@@ -226,8 +226,22 @@ class RunFit:
         df = pd.DataFrame({"tokens": t, "tokens_b": d, **b, "law_low": law_low, "law_high": law_high,
                            "forecast_scale": f, "analog": analog})
         df["extrapolation"] = (d > self.tokens_b_max) | (d < self.tokens_b_min)
-        df.attrs["warnings"] = self._extrapolation_warnings(d)
+        df.attrs["warnings"] = self._extrapolation_warnings(d) + self._horizon_warnings(h)
         return df
+
+    def _horizon_warnings(self, h: np.ndarray) -> list[dict]:
+        """``forecast_horizon``: some forecasts reach further (in ln D beyond the last fitted
+        point) than any backtest the forecast calibration learned from."""
+        if not np.any(h > 0):
+            return []
+        cal, _ = self.calibration()
+        hmax = cal.max_horizon
+        if not np.isfinite(hmax) or float(np.max(h)) <= hmax:
+            return []
+        return [{"code": "forecast_horizon", "parameter": None, "message": (
+            f"run {self.run!r}: forecasts reach {math.exp(float(np.max(h))):.3g}x the last fitted token count; "
+            f"the forecast error model was calibrated on backtests up to {math.exp(hmax):.3g}x, so beyond "
+            "that its band is itself an extrapolation (the data cannot say how far the law will drift)")}]
 
     def _extrapolation_warnings(self, d: np.ndarray) -> list[dict]:
         """Structured ``extrapolation`` warning when any D lies outside the fitted range."""

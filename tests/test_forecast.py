@@ -244,3 +244,13 @@ def test_horizon_only_quantile_matches_its_scores() -> None:
               for run, err in (("b", 0.002), ("c", 0.003), ("d", 0.001)) for h in (0.1, 0.5, 1.0)]
     assert cal.horizon_quantile(0.5, exclude="a") == conformal_quantile(np.array(expect), 0.5)
     assert default_calibration().horizon_quantile(0.9) > default_calibration().quantile(0.9)
+
+
+def test_forecasts_beyond_the_calibrated_horizons_warn(published: LawSet) -> None:
+    rf = published.runs["0.8b_silu"]
+    cal, _ = rf.calibration()
+    assert 0 < cal.max_horizon == max(r["horizon"] for f in published.runs.values() for r in f.backtest)
+    near = rf.predict([rf.tokens_b_max * 1e9 * 1.5])
+    far = rf.predict([rf.tokens_b_max * 1e9 * math.exp(cal.max_horizon) * 1.1])
+    assert "forecast_horizon" not in [w["code"] for w in near.attrs["warnings"]]
+    assert "forecast_horizon" in [w["code"] for w in far.attrs["warnings"]]

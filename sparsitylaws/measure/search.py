@@ -16,7 +16,7 @@ forward).  f(0) = -log(1 + p/100) needs no forward: at c = 0 nothing is truncate
   bisection gives) in that pass.  Not yet bracketed: r + h, at least 1.25x the feasible
   end.  Bisection when the model put the root on the wrong side twice in a row without
   the bracket halving.  Stops when the bracket is at most ``xtol`` wide or when the
-  feasible end is within ``ftol`` of the target in log ratio.  With ``per_pass`` > 1 (GPU)
+  feasible end is within ``ftol`` of the target in log ratio.  With ``per_pass`` > 1 (opt-in)
   one batched forward evaluates both r - h and r + h plus evenly spaced interior points.
 * :func:`bisect_search`: the paper's Algorithm 1, plain bisection on [0, 1] to ``xtol``.
 

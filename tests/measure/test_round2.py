@@ -111,6 +111,10 @@ def test_validate_refuses_two_rows_for_one_point(tmp_path: Path, capsys) -> None
     assert exc.value.code == 2
     line = _error_line(err)
     assert "two rows for one point" in line and "tokens 1000000" in line and "dup.parquet" in line
+    with pytest.raises(SystemExit) as exc:  # fit reads through the same validation
+        main(["fit", str(path), "-o", str(tmp_path / "laws.json")])
+    _, err = capsys.readouterr()
+    assert exc.value.code == 2 and "two rows for one point" in _error_line(err)
     df.loc[1, "metric"] = "zero"  # another metric at the same tokens is a different point
     pq.write_table(pa.Table.from_pandas(df), path)
     with pytest.raises(SystemExit) as exc:

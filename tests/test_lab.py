@@ -231,3 +231,29 @@ def test_models_are_hf_classes_that_measure_finds(gated, act):
     norms = (2 * spec.depth + 1) * spec.width * (1 if gated else 2)
     biases = 0 if gated else spec.depth * (4 * spec.width + spec.d_ffn + spec.width) + 0
     assert extra == norms + biases
+
+
+@torch_needed
+@pytest.mark.slow
+@pytest.mark.measure
+def test_ci_preset_under_torchrun_matches_one_process(ci_run, tmp_path):
+    """Two CPU processes (torchrun, gloo) split each batch; the result is the same run."""
+    import json
+
+    from sparsitylaws.tables import read_table
+
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", str(29500 + os.getpid() % 1000), "-m", "sparsitylaws", "lab", "ci",
+           "-o", str(out), "-q", "--model", "relu-w32-d2", "--stage", "train", "--stage", "measure"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "SPARSITYLAWS_DEBUG": "1"})
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert json.loads((out / "runs" / "relu-w32-d2" / "done.json").read_text())["processes"] == 2
+    two = read_table(out / "lab-ci.parquet").sort_values(["tokens", "metric"])
+    one = read_table(ci_run / "lab-ci.parquet")
+    one = one[one["run"] == "ci-relu-w32-d2"].sort_values(["tokens", "metric"])
+    assert _key(two) == _key(one)  # same checkpoints, tokens and metrics, none twice
+    # the same optimisation up to the order of floating-point sums across processes
+    np.testing.assert_allclose(two["ppl_dense"], one["ppl_dense"], rtol=2e-3)
+    np.testing.assert_allclose(two["activation_ratio"], one["activation_ratio"], atol=0.02)

@@ -90,20 +90,28 @@ def run_lab(plan: Plan, out: Path, *, stages: Sequence[str] = STAGES, only: Sequ
     from sparsitylaws.lab.train import train_model
 
     if plan.train.threads:
-        import torch
+        import torch as _torch
 
-        torch.set_num_threads(plan.train.threads)
+        _torch.set_num_threads(plan.train.threads)
     _quiet_transformers()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = outputs(plan, out)
     runs_dir = out / "runs"
     models = [plan.model(n) for n in only] if only else list(plan.models)
-    acc = Accelerator(mixed_precision=plan.train.mixed_precision)
+    import torch
+
+    # cpu=True where there is no GPU: a CPU-only torchrun / accelerate launch then runs as
+    # MULTI_CPU (gloo) instead of every process training alone
+    acc = Accelerator(mixed_precision=plan.train.mixed_precision, cpu=not torch.cuda.is_available())
     main = acc.is_main_process
     man = Manifest(paths["manifest"], plan) if main else None
     t0 = time.perf_counter()
-    corpus = build_corpus(plan.corpus, out / "corpus")
+    if main:
+        corpus = build_corpus(plan.corpus, out / "corpus")
+    acc.wait_for_everyone()
+    if not main:
+        corpus = build_corpus(plan.corpus, out / "corpus")  # reuses the main process's files
     if man:
         man.data["corpus"] = corpus.info
         man.record("corpus", None, time.perf_counter() - t0)

@@ -147,8 +147,10 @@ def train_model(plan: Plan, spec: ModelSpec, corpus: Corpus, run_dir: Path, acce
         done_steps = step + 1
         if done_steps in ck:
             wall = wall_before + time.perf_counter() - t0
+            mean_loss = float(accelerator.reduce(  # mean over processes: the global batch's loss
+                torch.tensor(window_loss / window_n, device=accelerator.device), "mean"))
             entry = {"step": done_steps, "num_input_tokens_seen": done_steps * t.batch_size * t.seq_len,
-                     "loss": window_loss / window_n, "learning_rate": t.lr * lr_factor(step, total, t),
+                     "loss": mean_loss, "learning_rate": t.lr * lr_factor(step, total, t),
                      "wall_s": round(wall, 3)}
             history.append(entry)
             window_loss, window_n = 0.0, 0
@@ -159,8 +161,9 @@ def train_model(plan: Plan, spec: ModelSpec, corpus: Corpus, run_dir: Path, acce
                             history, wall, fp)
             accelerator.wait_for_everyone()
             rate = (done_steps - start) * t.batch_size * t.seq_len / max(time.perf_counter() - t0, 1e-9)
-            log(f"train {spec.name}: step {done_steps}/{total}, {entry['num_input_tokens_seen']:,} tokens, "
-                f"loss {entry['loss']:.4f}, {rate:,.0f} tokens/s")
+            if accelerator.is_main_process:
+                log(f"train {spec.name}: step {done_steps}/{total}, "
+                    f"{entry['num_input_tokens_seen']:,} tokens, loss {entry['loss']:.4f}, {rate:,.0f} tokens/s")
     wall = wall_before + time.perf_counter() - t0
     info = {"model": spec.name, "fingerprint": fp, "n_params": n_params, "tokens_budget": tokens,
             "steps": total, "tokens_trained": total * t.batch_size * t.seq_len,

@@ -24,8 +24,9 @@ def lab(plan, output, stages, only, print_plan, quiet) -> None:
     """Train, measure, fit and report the models of PLAN (a TOML file or a preset: ci, cpu, gpu).
 
     Resumable: rerun the same command after an interruption; trained models and measured
-    checkpoints are kept.  For several GPUs or nodes, start it with
-    'accelerate launch -m sparsitylaws lab PLAN' (training is distributed, the rest runs once).
+    checkpoints are kept.  For several GPUs, nodes or CPU processes, start it with
+    'accelerate launch -m sparsitylaws lab PLAN' or 'torchrun --nproc_per_node N -m
+    sparsitylaws lab PLAN' (training is data-parallel; the rest runs once).
     """
     from sparsitylaws.lab.plan import load_plan
 

@@ -257,3 +257,28 @@ def test_ci_preset_under_torchrun_matches_one_process(ci_run, tmp_path):
     # the same optimisation up to the order of floating-point sums across processes
     np.testing.assert_allclose(two["ppl_dense"], one["ppl_dense"], rtol=2e-3)
     np.testing.assert_allclose(two["activation_ratio"], one["activation_ratio"], atol=0.02)
+
+
+def test_cli_bad_plan_is_one_line_exit_2(tmp_path):
+    from cli_helpers import assert_one_line_error, run_cli
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(MINIMAL.replace("depth = 2", "depth = 0"))
+    assert_one_line_error(run_cli("lab", str(bad)), "bad.toml", "depth")
+    assert_one_line_error(run_cli("lab", "no-such-preset"), "no-such-preset", "ci, cpu, gpu")
+
+
+@torch_needed
+@pytest.mark.slow
+@pytest.mark.measure
+def test_changed_plan_refuses_to_reuse_a_finished_run(ci_run, tmp_path):
+    import shutil
+
+    from cli_helpers import assert_one_line_error, run_cli
+
+    out = tmp_path / "ci"
+    shutil.copytree(ci_run, out)
+    plan = tmp_path / "ci.toml"
+    plan.write_text(PRESETS["ci"].replace("lr = 3e-3", "lr = 1e-3"))
+    assert_one_line_error(run_cli("lab", str(plan), "-o", str(out), "-q"),
+                          "relu-w32-d2", "other settings")

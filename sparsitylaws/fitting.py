@@ -499,7 +499,8 @@ def _multistart_report(form: LawForm, U: np.ndarray, cost: np.ndarray, conv: np.
     at_best = rel <= BEST_RTOL
     near = rel <= NEAR_RTOL
     th = form.from_unconstrained(U)
-    diff = np.abs(th[near] - th[best])
+    with np.errstate(invalid="ignore"):  # inf - inf for starts that ran to a parameter's edge
+        diff = np.abs(th[near] - th[best])
     spread = {n: float(np.max(diff[:, j])) for j, n in enumerate(form.param_names)}
     spread_se = None
     if se is not None and np.all(np.isfinite(se)) and np.all(se > 0):

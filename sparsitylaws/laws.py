@@ -178,7 +178,8 @@ class LawForm:
         h = 1e-6 * np.maximum(1.0, np.abs(uu))
         up = uu[None, :] + np.diag(h)
         um = uu[None, :] - np.diag(h)
-        return ((self.from_unconstrained(up) - self.from_unconstrained(um)) / (2 * h[:, None])).T.reshape(k, k)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf at a parameter's edge -> NaN
+            return ((self.from_unconstrained(up) - self.from_unconstrained(um)) / (2 * h[:, None])).T.reshape(k, k)
 
     def in_bounds(self, theta: Sequence[float]) -> bool:
         """True when every parameter is finite and strictly inside its physical bounds."""

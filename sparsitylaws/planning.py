@@ -224,7 +224,7 @@ def predict(
         pr = predict_section(section, act, n_emb, ratio, tok / 1e9, level=level, method=method)
         rg = entry.get("ranges") or {}
         tok_rng, tok_what = _token_range(rg, n_emb)
-        _forecast_term(pr, entry, tok, tok_rng, level)
+        _forecast_term(pr, entry, tok, tok_rng, level, _calibration(ls))
         dist = {
             "n_params": extrapolation_distance(n_emb, rg.get("n_params")),
             "tokens": _token_distance(tok, tok_rng),
@@ -287,22 +287,35 @@ def predict(
     return out
 
 
+def _calibration(ls: Any):
+    """The law set's forecast calibration (pooled over all its runs: a configuration is
+    none of them), or the packaged default when its fits carry none (version 1, defaults)."""
+    from sparsitylaws.forecast import ForecastCalibration, default_calibration
+
+    for rf in (getattr(ls, "runs", None) or {}).values():
+        fc = getattr(rf, "forecast", None) or {}
+        if fc.get("calibration"):
+            return ForecastCalibration.from_dict(fc["calibration"])
+    return default_calibration()
+
+
 def _forecast_term(pr: dict, entry: dict, tok: np.ndarray, tok_rng: np.ndarray | None,
-                   level: float) -> None:
+                   level: float, calibration: Any) -> None:
     """Widen bands beyond the largest fitted budget for this scale by the calibrated
-    forecast-error term of :mod:`sparsitylaws.forecast` (q * sigma * ln(D / D_fitted)),
-    on the side the curve still moves toward (ReLU: down, SiLU: up), so every band end
-    stays monotone in D.  Needs the runs' residual sd; the default law set has none
-    (published coefficients only), and then nothing changes.
+    forecast-error term of :mod:`sparsitylaws.forecast` (q * sigma * ln(D / D_fitted), q the
+    horizon-only quantile: there is no naive-forecast disagreement at this level), on the
+    side the curve still moves toward (ReLU: down, SiLU: up), so every band end stays
+    monotone in D.  Needs the runs' residual sd; the default law set has none (published
+    coefficients only), and then nothing changes.
     """
     sigma = (entry.get("scale") or {}).get("sigma")
     if sigma is None or tok_rng is None or not np.isfinite(float(sigma)):
         return
-    from sparsitylaws.forecast import default_calibration, forecast_scale
+    from sparsitylaws.forecast import forecast_scale
 
     h = np.maximum(np.log(tok / tok_rng[:, 1]), 0.0)  # the forecast horizon, 0 inside the range
     f = forecast_scale(h, float(sigma))
-    q = default_calibration().quantile(level)
+    q = calibration.horizon_quantile(level)
     extra = np.where(f > 0, q * f, 0.0) if np.isfinite(q) else np.zeros_like(f)
     if entry["scale"]["form"] == "logspace_power":
         pr["ratio_low"] = np.clip(pr["ratio_low"] - extra, 0.0, 1.0)

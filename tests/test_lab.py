@@ -282,3 +282,36 @@ def test_changed_plan_refuses_to_reuse_a_finished_run(ci_run, tmp_path):
     plan.write_text(PRESETS["ci"].replace("lr = 3e-3", "lr = 1e-3"))
     assert_one_line_error(run_cli("lab", str(plan), "-o", str(out), "-q"),
                           "relu-w32-d2", "other settings")
+
+
+@torch_needed
+@pytest.mark.slow
+@pytest.mark.measure
+def test_a_plan_can_train_its_own_bpe_vocabulary(tmp_path):
+    """corpus.tokenizer = "bpe": a byte-level BPE trained on the training part, saved with
+    every checkpoint, read back by measure; the vocabulary is the plan's."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    from sparsitylaws.tables import read_table
+
+    plan = tmp_path / "bpe.toml"
+    plan.write_text('name = "bpe"\n[corpus]\nmax_train_bytes = 300_000\ntokenizer = "bpe"\n'
+                    'vocab_size = 400\n[train]\nseq_len = 32\nbatch_size = 8\ncheckpoints = 6\n'
+                    'first_checkpoint_frac = 0.1\nthreads = 1\n[measure]\nseq_len = 32\nnum_seqs = 4\n'
+                    '[[model]]\nname = "m"\nwidth = 16\ndepth = 1\ntokens = 8_000\n')
+    out = tmp_path / "out"
+    res = subprocess.run([sys.executable, "-m", "sparsitylaws", "lab", str(plan), "-o", str(out), "-q",
+                          "--stage", "train", "--stage", "measure"], capture_output=True, text=True,
+                         timeout=600, env={**os.environ, "SPARSITYLAWS_DEBUG": "1"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    last = sorted((out / "runs" / "m" / "checkpoints").iterdir())[-1]
+    assert json.loads((last / "config.json").read_text())["vocab_size"] == 400
+    tok = AutoTokenizer.from_pretrained(last)
+    text = "def f(self):\n    return None\n"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert len(tok) == 400 and max(ids) < 400 and len(ids) < len(text.encode())  # merges, not bytes
+    assert tok.decode(ids) == text
+    rows = read_table(out / "lab-bpe.parquet")
+    assert len(rows[rows["metric"] == "ppl-p"]) == 6 and rows["eval_tokens"].iloc[0] == 128

@@ -23,11 +23,13 @@ counts and SHA-256 of both parts).  Building is deterministic for one Python ver
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import platform
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,20 +37,45 @@ from sparsitylaws.atomic import atomic_write_bytes, atomic_write_text
 from sparsitylaws.lab.plan import CorpusSpec
 
 SEPARATOR = b"\n\n"
+BYTE_OFFSET = 3  # ByT5: 0 pad, 1 eos, 2 unk, then the 256 byte values
+BPE_SPECIALS = ["<pad>", "</s>", "<unk>"]  # ids 0, 1, 2 as in the byte tokenizer
 EVAL_SLICE = 512
 
 
 @dataclass(frozen=True)
 class Corpus:
-    """Paths and facts of a built corpus."""
+    """Paths and facts of a built corpus (and of its BPE tokenizer, when the plan trains one)."""
 
     train_path: Path
     eval_path: Path
     info: dict
+    tokenizer_dir: Path | None = None
+    ids_path: Path | None = None
 
     def train_bytes(self) -> np.ndarray:
         """The training part as a read-only uint8 memory map."""
         return np.memmap(self.train_path, dtype=np.uint8, mode="r")
+
+    def train_ids(self) -> tuple[np.ndarray, int]:
+        """(token array, offset to add): bytes + 3 for the byte tokenizer, BPE ids as stored."""
+        if self.ids_path is None:
+            return self.train_bytes(), BYTE_OFFSET
+        return np.load(self.ids_path, mmap_mode="r"), 0
+
+    def tokenizer(self) -> Any:
+        """The tokenizer saved with every checkpoint."""
+        if self.tokenizer_dir is None:
+            from sparsitylaws.lab.models import byte_tokenizer
+
+            return byte_tokenizer()
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(self.tokenizer_dir)
+
+    def fingerprint(self) -> str:
+        """What of the corpus determines trained weights: the training text (and the BPE)."""
+        sha = self.info["sha256"]["train"]
+        return sha if self.ids_path is None else f"{sha}+bpe:{self.info['bpe']['sha256']}"
 
 
 SKIP_DIRS = ("site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__")
@@ -110,7 +137,7 @@ def build_corpus(spec: CorpusSpec, out: Path) -> Corpus:
     if meta_path.is_file() and train_path.is_file() and eval_path.is_file():
         info = json.loads(meta_path.read_text())
         if info.get("rule") == rule:
-            return Corpus(train_path, eval_path, info)
+            return _with_tokenizer(spec, Corpus(train_path, eval_path, info), out)
     train, held, n_train, n_eval = [], [], 0, 0
     for name, data in documents(spec.source):
         if is_eval(name, spec.eval_per_mille):
@@ -134,4 +161,49 @@ def build_corpus(spec: CorpusSpec, out: Path) -> Corpus:
         "tokenizer": "byte-level (ByT5Tokenizer, extra_ids=0): token = UTF-8 byte + 3",
     }
     atomic_write_text(meta_path, json.dumps(info, indent=1, sort_keys=True))
-    return Corpus(train_path, eval_path, info)
+    return _with_tokenizer(spec, Corpus(train_path, eval_path, info), out)
+
+
+def _with_tokenizer(spec: CorpusSpec, corpus: Corpus, out: Path) -> Corpus:
+    """For ``tokenizer = "bpe"``: train (or reuse) a byte-level BPE on the training part
+    (Hugging Face ``tokenizers``) and store the training part's token ids."""
+    if spec.tokenizer == "bytes":
+        return corpus
+    tdir, ids_path, meta = out / f"bpe-{spec.vocab_size}", out / f"train-bpe-{spec.vocab_size}.npy", None
+    meta_path = tdir / "bpe.json"
+    if meta_path.is_file() and ids_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("train_sha256") != corpus.info["sha256"]["train"]:
+            meta = None
+    if meta is None:
+        meta = _train_bpe(corpus, spec.vocab_size, tdir, ids_path)
+        atomic_write_text(meta_path, json.dumps(meta, indent=1, sort_keys=True))
+    info = {**corpus.info, "bpe": meta,
+            "tokenizer": f"byte-level BPE trained on the training part, vocabulary {meta['vocab']}"}
+    return Corpus(corpus.train_path, corpus.eval_path, info, tokenizer_dir=tdir, ids_path=ids_path)
+
+
+def _train_bpe(corpus: Corpus, vocab_size: int, tdir: Path, ids_path: Path) -> dict:
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    text = bytes(corpus.train_bytes()).decode("utf-8", "replace")
+    docs = text.split(SEPARATOR.decode())
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(docs, vocab_size=vocab_size, min_frequency=2,
+                            special_tokens=BPE_SPECIALS, show_progress=False)
+    fast = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, pad_token="<pad>",
+                                   eos_token="</s>", unk_token="<unk>")
+    tdir.mkdir(parents=True, exist_ok=True)
+    fast.save_pretrained(tdir)
+    sep = fast(SEPARATOR.decode(), add_special_tokens=False)["input_ids"]
+    ids: list[int] = []
+    for i, enc in enumerate(fast(docs, add_special_tokens=False)["input_ids"]):
+        ids.extend((sep if i else []) + enc)
+    arr = np.asarray(ids, dtype=np.uint16)
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    atomic_write_bytes(ids_path, buf.getvalue())
+    return {"vocab": len(fast), "tokens": int(arr.size), "bytes_per_token": len(text.encode()) / arr.size,
+            "train_sha256": corpus.info["sha256"]["train"],
+            "sha256": hashlib.sha256(arr.tobytes() + (tdir / "tokenizer.json").read_bytes()).hexdigest()}

@@ -1,4 +1,4 @@
-"""Model specs -> Hugging Face models and the byte-level tokenizer.
+"""Model specs -> Hugging Face models, and the byte-level tokenizer.
 
 Gated FFNs (``act(W_gate x) * (W_in x)``, the paper's) use ``LlamaForCausalLM`` with
 ``hidden_act`` set; non-gated FFNs (``act(W_in x)``) use ``GPTNeoXForCausalLM`` with
@@ -12,8 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from sparsitylaws.lab.plan import ModelSpec
-
-BYTE_OFFSET = 3  # ByT5: 0 pad, 1 eos, 2 unk, then the 256 byte values
 
 
 def byte_tokenizer() -> Any:

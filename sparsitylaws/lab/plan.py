@@ -23,6 +23,7 @@ else:  # pragma: no cover - Python 3.10
 
 ACTIVATIONS = ("relu", "silu", "gelu")
 CORPUS_SOURCES = ("stdlib", "stdlib+site-packages")
+TOKENIZERS = ("bytes", "bpe")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -37,6 +38,8 @@ class CorpusSpec:
     source: str = "stdlib"  # Python standard library sources + pydoc_data.topics
     eval_per_mille: int = 100  # documents whose sha256(name) % 1000 < this are held out
     max_train_bytes: int = 0  # 0: no cap
+    tokenizer: str = "bytes"  # bytes (ByT5's byte-level, vocabulary 259) | bpe (trained here)
+    vocab_size: int = 4096  # bpe only: vocabulary of the byte-level BPE the lab trains
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,10 @@ def _check(plan: Plan, where: str) -> None:
     t, ms, c = plan.train, plan.measure, plan.corpus
     if c.source not in CORPUS_SOURCES:
         raise PlanError(f"{where}: corpus.source {c.source!r}: choose {' or '.join(CORPUS_SOURCES)}")
+    if c.tokenizer not in TOKENIZERS:
+        raise PlanError(f"{where}: corpus.tokenizer {c.tokenizer!r}: choose {' or '.join(TOKENIZERS)}")
+    if c.tokenizer == "bpe" and not 259 < c.vocab_size <= 65535:
+        raise PlanError(f"{where}: corpus.vocab_size {c.vocab_size} must lie in 260..65535")
     if not 0 < c.eval_per_mille < 1000:
         raise PlanError(f"{where}: corpus.eval_per_mille must lie in 1..999")
     if t.seq_len < 8 or t.batch_size < 1 or not t.lr > 0:

@@ -30,7 +30,7 @@ import numpy as np
 from sparsitylaws.atomic import atomic_path, atomic_write_text
 from sparsitylaws.errors import SparsityLawsError
 from sparsitylaws.lab.corpus import Corpus
-from sparsitylaws.lab.models import BYTE_OFFSET, build_model, byte_tokenizer, non_embedding_params
+from sparsitylaws.lab.models import build_model, non_embedding_params
 from sparsitylaws.lab.plan import ModelSpec, Plan, TrainSpec, checkpoint_steps
 
 CKPT_DIR = "checkpoints"
@@ -81,7 +81,7 @@ def train_model(plan: Plan, spec: ModelSpec, corpus: Corpus, run_dir: Path, acce
 
     t = plan.train
     seed = plan.seed if spec.seed is None else spec.seed
-    fp = fingerprint(spec, t, seed, corpus.info["sha256"]["train"])
+    fp = fingerprint(spec, t, seed, corpus.fingerprint())
     done = run_dir / DONE_FILE
     if done.is_file():
         info = json.loads(done.read_text())
@@ -95,7 +95,7 @@ def train_model(plan: Plan, spec: ModelSpec, corpus: Corpus, run_dir: Path, acce
         raise SparsityLawsError(f"train.batch_size {t.batch_size} is not divisible by the "
                                 f"{world} processes")
     local = t.batch_size // world
-    tok = byte_tokenizer()
+    tok = corpus.tokenizer()
     set_seed(seed)
     model = build_model(spec, len(tok), t.seq_len, t.init_std)
     n_params = non_embedding_params(model)
@@ -121,7 +121,7 @@ def train_model(plan: Plan, spec: ModelSpec, corpus: Corpus, run_dir: Path, acce
         start, history, wall_before = st["step"], st["history"], st["wall_s"]
         log(f"train {spec.name}: resuming at step {start}/{total}")
     model, opt = accelerator.prepare(model, opt)
-    data = corpus.train_bytes()
+    data, offset = corpus.train_ids()
     n_bytes = len(data)
     if n_bytes <= t.seq_len + 1:
         raise SparsityLawsError(f"{corpus.train_path}: training text shorter than one window")
@@ -132,7 +132,7 @@ def train_model(plan: Plan, spec: ModelSpec, corpus: Corpus, run_dir: Path, acce
     idx = np.arange(t.seq_len)
     for step in range(start, total):
         offs = batch_offsets(seed, step, n_bytes, t.seq_len, t.batch_size)[rank * local:(rank + 1) * local]
-        ids = torch.from_numpy(data[offs[:, None] + idx[None, :]].astype(np.int64) + BYTE_OFFSET)
+        ids = torch.from_numpy(data[offs[:, None] + idx[None, :]].astype(np.int64) + offset)
         ids = ids.to(accelerator.device)
         with accelerator.autocast():
             loss = model(input_ids=ids, labels=ids).loss

@@ -80,9 +80,10 @@ def bracket_warning(res: SearchResult, p: float) -> str | None:
     low = g_lo < LOW_SHARE * target
     if not (jump or low):
         return None
-    why = "jumps" if jump else "stays far below the target"
+    why = ("the ratio jumps across the final bracket" if jump else
+           "the ratio at the answer is far below the target")
     return (f"jagged PPL ratio: {math.exp(g_lo):.4f} at c={lo:.5f}, {math.exp(g_hi):.4f} at "
-            f"c={hi:.5f} (target {1 + p / 100:.4f}; the ratio {why} across the final bracket); "
+            f"c={hi:.5f} (target {1 + p / 100:.4f}; {why}); "
             "the answer is noisy: use more evaluation tokens (--num-seqs, --seq-len)")
 
 

@@ -39,6 +39,7 @@ from sparsitylaws.anchor import (  # noqa: E402
     PRIOR_OFFSET_SD,
     Anchor,
     apply_offsets,
+    distances,
     estimate_offsets,
     expit,
     logit,
@@ -144,7 +145,7 @@ def forms_table(table: pd.DataFrame) -> tuple[str, pd.DataFrame]:
 
 def variogram(kept: pd.DataFrame) -> str:
     """How the law's logit error differs between two checkpoints, by their distance in
-    decades of (N, D, width/depth): the rms of the anchored error (error at the target
+    decades (||(dN, d width/depth)|| + |dD|, the anchoring metric): the rms of the anchored error (error at the target
     minus error at the anchor) over every pair, and that rms / sqrt(distance)."""
     bins = [0.0, 0.1, 0.2, 0.4, 0.7, 1.0, 1.5, 3.0]
     lines = ["| activation | distance (decades) | pairs | rms anchored logit error | "
@@ -154,7 +155,7 @@ def variogram(kept: pd.DataFrame) -> str:
         x = np.log10(np.column_stack([g["n_params"], g["tokens"], g["width"] / g["depth"]]).astype(float))
         iu = np.triu_indices(e.size, 1)
         de = (e[:, None] - e[None, :])[iu]
-        d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2))[iu]
+        d = distances(x, x)[iu]
         for lo, hi in zip(bins[:-1], bins[1:], strict=True):
             m = (d >= lo) & (d < hi)
             if m.any():
@@ -191,44 +192,77 @@ def _family(path: Path) -> str:
     return "lab" if path.stem.startswith("lab") else path.stem
 
 
-def transfer_table(measurements: Path) -> str:
-    """Table 2: default vs measured for every trained model, with and without anchoring."""
+def _dist(a: Anchor, b: Anchor) -> float:
+    """Decades between two checkpoints (N as 12 d^2 L; the anchoring metric)."""
+    def x(c: Anchor) -> np.ndarray:
+        return np.log10([12.0 * c.width**2 * c.depth, c.tokens, c.width / c.depth])
+
+    return float(distances(x(a), x(b))[0, 0])
+
+
+def transfer_rows(measurements: Path) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Default vs measured for every trained model's last checkpoint in ``measurements``,
+    unanchored and anchored on other members of its family (same table, or any lab-*
+    table): each other member alone, the nearest one, and all others together."""
     from sparsitylaws.rows import excluded_runs
     from sparsitylaws.tables import read_table
 
     rows = []
     members = []
-    skipped = {}
+    skipped: dict[str, str] = {}
     for path in sorted(measurements.glob("*.parquet")):
         df = read_table(path)
         skipped.update(excluded_runs(df))
         df = df[(df["metric"] == "ppl-p") & np.isclose(df["metric_arg"], 1.0)]
         for run in sorted(set(df["run"]) - set(skipped)):
             last = sorted(read_anchors(df, run=run), key=lambda a: a.tokens)[-1]
-            members.append((_family(path), path.name, last))
-    for fam, fname, a in members:
+            members.append((_family(path), last))
+    for fam, a in members:
         pr = predict(a.width, a.depth, activation=a.activation, tokens=a.tokens, ffn_ratio=a.ffn_ratio)
         r = pr.iloc[0]
-        base = {"family": fam, "table": fname, "run": a.run, "activation": a.activation,
+        base = {"family": fam, "run": a.run, "activation": a.activation,
                 "shape": f"{a.width}x{a.depth}", "tokens": a.tokens, "measured": a.activation_ratio}
-        rows.append({**base, "anchor": "none (default law set)", "pred": r["activation_ratio"],
-                     "low": r["ratio_low"], "high": r["ratio_high"]})
-        for fam2, _f2, b in members:
-            if fam2 != fam or b.run == a.run or b.activation != a.activation:
-                continue
-            offs = estimate_offsets([b])
-            an = apply_offsets(pr, offs).iloc[0]
-            rows.append({**base, "anchor": b.run, "pred": an["activation_ratio"],
+        rows.append({**base, "how": "none (default law set)", "anchor": "",
+                     "pred": r["activation_ratio"], "low": r["ratio_low"], "high": r["ratio_high"]})
+        others = [b for f, b in members if f == fam and b.run != a.run and b.activation == a.activation]
+        near = min(others, key=lambda b: _dist(a, b)) if others else None
+        for b in others:
+            an = apply_offsets(pr, estimate_offsets([b])).iloc[0]
+            row = {**base, "anchor": b.run, "pred": an["activation_ratio"],
+                   "low": an["ratio_low"], "high": an["ratio_high"]}
+            rows.append({**row, "how": "each other member (one anchor, prior)"})
+            if b is near:
+                rows.append({**row, "how": "nearest other member (one anchor, prior)"})
+        if len(others) >= 2:
+            an = apply_offsets(pr, estimate_offsets(others)).iloc[0]
+            rows.append({**base, "how": "all other members (spread estimated)",
+                         "anchor": f"{len(others)} runs", "pred": an["activation_ratio"],
                          "low": an["ratio_low"], "high": an["ratio_high"]})
-    lines = ["| model (run) | activation | shape | tokens | measured | anchored on | predicted [90%] | "
-             "error | inside |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        inside = r["low"] <= r["measured"] <= r["high"]
-        lines.append(
-            f"| {r['run']} | {r['activation']} | {r['shape']} | {r['tokens']:.3g} | "
-            f"{100 * r['measured']:.1f}% | {r['anchor']} | {100 * r['pred']:.2f}% "
-            f"[{100 * r['low']:.2f}, {100 * r['high']:.2f}] | "
-            f"{100 * (r['pred'] - r['measured']):+.1f} pp | {'yes' if inside else 'no'} |")
+    out = pd.DataFrame(rows)
+    out["error"] = out["pred"] - out["measured"]
+    out["inside"] = (out["low"] <= out["measured"]) & (out["measured"] <= out["high"])
+    return out, skipped
+
+
+def transfer_table(measurements: Path, full: bool = False) -> str:
+    """Table 2: per family and activation, how far the default and the anchored predictions
+    land from the measurements (``full``: one line per model and anchor as well)."""
+    res, skipped = transfer_rows(measurements)
+    lines = ["| family | activation | models | prediction | MAE | max abs error | inside 90% band | "
+             "mean band width |", "|---|---|---|---|---|---|---|---|"]
+    for (fam, act, how), g in res.groupby(["family", "activation", "how"], sort=False):
+        lines.append(f"| {fam} | {act} | {g['run'].nunique()} | {how} | "
+                     f"{100 * g['error'].abs().mean():.1f} pp | {100 * g['error'].abs().max():.1f} pp | "
+                     f"{g['inside'].sum()}/{len(g)} | {100 * (g['high'] - g['low']).mean():.1f} pp |")
+    if full:
+        lines += ["", "| model (run) | activation | shape | tokens | measured | anchored on | "
+                  "predicted [90%] | error | inside |", "|---|---|---|---|---|---|---|---|---|"]
+        for _, r in res[res["how"] != "nearest other member (one anchor, prior)"].iterrows():
+            lines.append(
+                f"| {r['run']} | {r['activation']} | {r['shape']} | {r['tokens']:.3g} | "
+                f"{100 * r['measured']:.1f}% | {r['anchor'] or 'none (default law set)'} | "
+                f"{100 * r['pred']:.2f}% [{100 * r['low']:.2f}, {100 * r['high']:.2f}] | "
+                f"{100 * r['error']:+.1f} pp | {'yes' if r['inside'] else 'no'} |")
     left = "; ".join(f"{k} ({v})" for k, v in skipped.items()) or "none"
     return "\n".join(lines) + f"\n\nLeft out (marked not for fitting): {left}."
 
@@ -255,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                     default=ROOT.parent / "shared" / "reference" / "sparsinglaw-data")
     ap.add_argument("--measurements", type=Path, default=ROOT / "measurements")
     ap.add_argument("--out", type=Path, help="also write the Markdown here")
+    ap.add_argument("--full", action="store_true", help="one transfer line per model and anchor too")
     args = ap.parse_args(argv)
     t0 = time.time()
     parts = [f"Prior tau (one anchor): {PRIOR_OFFSET_SD} logit per sqrt(decade).\n"]
@@ -265,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
                   res.attrs["variogram"], ""]
     else:
         parts.append(f"(published runs not found at {args.published}: table 1 skipped)\n")
-    parts += ["### Transfer to other recipes (measurements/)\n", transfer_table(args.measurements)]
+    parts += ["### Transfer to other recipes (measurements/)\n", transfer_table(args.measurements, args.full)]
     lab = _lab_rows(args.measurements)
     if lab is not None:
         text, res = forms_table(lab)

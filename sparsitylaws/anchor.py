@@ -23,16 +23,18 @@ Uncertainty, in logit units.  The offset is not constant over a recipe: within t
 paper's recipe the anchored error grows with the distance between anchor and target,
 about as sqrt(distance) (docs/planning.md has the numbers).  So the offset is modelled as
 a random field whose variance grows linearly with the distance d, in decades of
-(non-embedding parameters N, tokens D, width/depth r):  Var[o(t) - o(a)] = tau^2 d(t, a).
-A target's offset sd is sqrt(tau^2 dbar + noise^2 / n), dbar its mean distance to the
-anchors, and the law's own band is scaled by min(1, sqrt(dbar)) (the law's error at the
-anchor is absorbed by the offset, and at the anchor the law's errors cancel):
+(non-embedding parameters N, tokens D, width/depth r), d = ||(dN, dr)|| + |dD|:
+Var[o(t) - o(a)] = tau^2 d(t, a).
+A target's offset and its sd come from ordinary kriging under that variogram (:func:`krige`:
+nearer anchors weigh more; one anchor gives its offset with sd sqrt(tau^2 d + noise^2)),
+and the law's own band is scaled by min(1, sqrt(d)), d the kriging-weighted distance (the
+law's error at an anchor is absorbed by the offset, so there the law's errors cancel):
 
 * one anchor (or anchors at one point): tau cannot be estimated, so a **stated prior**
   is used: :data:`PRIOR_OFFSET_SD` per sqrt(decade) (normal), plus the anchor's own
   measurement noise (:data:`PRIOR_NOISE_SD`, in activation-ratio units);
 * anchors at two or more points: tau is **estimated** from them (pooled over pairs:
-  tau^2 = sum (o_i - o_j)^2 / sum 2 d_ij), with a t quantile of n - 1 degrees of freedom.
+  REML on the contrasts o_i - o_0), with a t quantile of n - 1 degrees of freedom.
 
 The shifted law band is widened by the offset term in quadrature, separately on each
 side (logit scale), then mapped back with the logistic.  At the anchor's own
@@ -66,7 +68,9 @@ __all__ = [
     "as_anchors",
     "combine_offsets",
     "estimate_offsets",
+    "distances",
     "expit",
+    "krige",
     "logit",
     "read_anchors",
     "shift_band",
@@ -136,17 +140,16 @@ class RecipeOffset:
         q = 0.5 + level / 2
         return float(stats.norm.ppf(q) if math.isinf(self.dof) else stats.t.ppf(q, self.dof))
 
-    def distance(self, n_params: Any, tokens: Any, ratio: Any) -> np.ndarray:
-        """Mean distance (decades of N, D, width/depth) from targets to the anchors."""
+    def at(self, n_params: Any, tokens: Any, ratio: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(offset, its sd, weighted distance to the anchors) at each target configuration:
+        :func:`krige` with this offset's anchors and tau."""
         x = np.column_stack([np.log10(np.asarray(v, float)).ravel()
                              for v in np.broadcast_arrays(n_params, tokens, ratio)])
         an = np.array([[a["log10_n"], a["log10_tokens"], a["log10_ratio"]] for a in self.anchors])
-        d = np.sqrt(((x[:, None, :] - an[None, :, :]) ** 2).sum(axis=2))
-        return d.mean(axis=1)
-
-    def sd(self, dbar: Any) -> np.ndarray:
-        """Predictive sd of the offset at mean distance ``dbar`` from the anchors."""
-        return np.sqrt(self.tau**2 * np.asarray(dbar, float) + self.noise_var)
+        o = np.array([a["offset"] for a in self.anchors])
+        nz = np.array([a["noise_logit"] for a in self.anchors])
+        cfg = [0, 2]  # N and width/depth: the weights; tokens only add variance
+        return krige(an[:, cfg], o, nz, self.tau, x[:, cfg], an[:, 1], x[:, 1])
 
     def describe(self) -> str:
         """One line for outputs: how large, from what, and how its spread was set."""
@@ -157,7 +160,9 @@ class RecipeOffset:
                f"sqrt(decade) (t, {self.dof:g} dof)")
         runs = sorted({a["run"] for a in self.anchors})
         return (f"{self.activation}: anchored on {', '.join(runs)} ({self.n_anchors} checkpoint"
-                f"{'s' if self.n_anchors != 1 else ''}); recipe offset {self.offset:+.3f} logit; {how}")
+                f"{'s' if self.n_anchors != 1 else ''}); recipe offset {self.offset:+.3f} logit"
+                + (" (mean; each prediction weights its nearer anchors more)" if self.n_anchors > 1 else "")
+                + f"; {how}")
 
     def to_dict(self) -> dict:
         return {"activation": self.activation, "scale": "logit", "offset": self.offset,
@@ -273,7 +278,7 @@ def read_anchors(spec: str | Path | pd.DataFrame, *, run: str | None = None,
 # ------------------------------------------------------------------------------ the math
 
 
-def shift_band(point: Any, low: Any, high: Any, offset: float, sd: Any, q: Any
+def shift_band(point: Any, low: Any, high: Any, offset: Any, sd: Any, q: Any
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Shift (point, low, high) by ``offset`` on the logit scale and widen each side by
     ``q * sd`` in quadrature (``sd``, ``q`` scalars or per row); returns values in [0, 1]
@@ -296,14 +301,66 @@ def _predict(width, depth, activation, tokens, ffn_ratio, *, method: str | None 
     return predict(width, depth, activation=activation, tokens=tokens, ffn_ratio=ffn_ratio, **kw)
 
 
+def distances(a: Any, b: Any) -> np.ndarray:
+    """Pairwise distances (decades) between positions: with three columns, log10 of (N,
+    tokens, width/depth), ||(dN, dr)|| + |dD|, the metric of :func:`krige`; otherwise
+    Euclidean."""
+    a = np.atleast_2d(np.asarray(a, float))
+    b = np.atleast_2d(np.asarray(b, float))
+    if a.shape[1] == 3:
+        cfg = np.sqrt(((a[:, None, [0, 2]] - b[None, :, [0, 2]]) ** 2).sum(axis=2))
+        return cfg + np.abs(a[:, None, 1] - b[None, :, 1])
+    return np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=2))
+
+
+def krige(points: Any, offsets: Any, noise: Any, tau: float, targets: Any,
+          tokens: Any = None, target_tokens: Any = None
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ordinary kriging of the offset under Var[o(x) - o(y)] = tau^2 d(x, y).
+
+    ``points`` (n, k) and ``targets`` (m, k): configuration positions (log10 of N and
+    width/depth); ``offsets`` (n,) measured with sd ``noise`` (n,).  The weights use the
+    configuration distance only, so a configuration's offset is one number for every
+    token budget (its curve keeps the law's direction).  ``tokens``/``target_tokens``
+    (log10) add the token distance to the variance: tau^2 sum_k |w_k| |log D_t - log D_k|.
+    Variogram of the observations: gamma_ij = tau^2 d_ij / 2 + (noise_i^2 + noise_j^2) / 2
+    (i != j); to a target, tau^2 d / 2 + noise_i^2 / 2.  Returns (offset (m,), sd (m,),
+    weighted distance (m,)).  One anchor: its offset, sd^2 = tau^2 d + noise^2.
+    """
+    x = np.asarray(points, float)
+    o = np.asarray(offsets, float)
+    nz2 = np.asarray(noise, float) ** 2
+    t = np.asarray(targets, float)
+    n = o.size
+    dxx = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2))
+    dxt = np.sqrt(((x[:, None, :] - t[None, :, :]) ** 2).sum(axis=2))  # (n, m)
+    g = tau**2 * dxx / 2 + (nz2[:, None] + nz2[None, :]) / 2
+    np.fill_diagonal(g, 0.0)
+    gt = tau**2 * dxt / 2 + nz2[:, None] / 2
+    a = np.zeros((n + 1, n + 1))
+    a[:n, :n] = g
+    a[:n, n] = a[n, :n] = 1.0
+    b = np.vstack([gt, np.ones((1, t.shape[0]))])
+    sol = np.linalg.lstsq(a, b, rcond=None)[0]
+    w, mu = sol[:n], sol[n]
+    var = np.maximum(np.sum(w * gt, axis=0) + mu, 0.0)
+    dist = np.sum(np.abs(w) * dxt, axis=0)
+    if tokens is not None and target_tokens is not None:
+        dtok = np.abs(np.asarray(tokens, float)[:, None] - np.asarray(target_tokens, float)[None, :])
+        extra = np.sum(np.abs(w) * dtok, axis=0)
+        var = var + tau**2 * extra
+        dist = dist + extra
+    return w.T @ o, np.sqrt(var), dist
+
+
 def combine_offsets(offsets: Any, noise: Any, points: Any, *, prior_sd: float = PRIOR_OFFSET_SD
                     ) -> tuple[float, float, float, float, str]:
     """(offset, tau, noise variance, dof, "prior" | "estimated") from per-anchor offsets.
 
     ``offsets``: logit offsets; ``noise``: each anchor's measurement sd (logit);
     ``points``: (n, 3) log10 of (N, D, width/depth).  Fewer than two distinct points:
-    tau = ``prior_sd``, normal.  Otherwise tau^2 = sum_{i<j} (o_i - o_j)^2 / sum_{i<j} 2 d_ij
-    (the pooled slope of the variogram Var[o_i - o_j] = tau^2 d_ij), t with n - 1 dof.
+    tau = ``prior_sd``, normal.  Otherwise tau is the REML estimate under the variogram
+    Var[o_i - o_j] = tau^2 d_ij (measurement noise left in it), t with n - 1 dof.
     """
     o = np.asarray(offsets, float)
     nz = np.asarray(noise, float)
@@ -312,11 +369,16 @@ def combine_offsets(offsets: Any, noise: Any, points: Any, *, prior_sd: float = 
     off = float(np.mean(o))
     noise_var = float(np.mean(nz**2)) / n
     iu = np.triu_indices(n, 1)
-    d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2))[iu]
+    d = distances(x, x)[iu]
     if n < 2 or not np.any(d > 0):
         return off, float(prior_sd), noise_var, math.inf, "prior"
-    diff2 = (o[:, None] - o[None, :])[iu] ** 2
-    tau = math.sqrt(float(diff2.sum()) / float(2 * d.sum()))
+    # REML: the n - 1 contrasts o_i - o_0 have covariance tau^2 M, M_ij = (d_i0 + d_j0 - d_ij) / 2
+    # under the variogram, so tau^2 = r' M^-1 r / (n - 1) is tau^2 chi2_{n-1} / (n - 1) and
+    # the kriging error over tau_hat is t with n - 1 dof
+    dm = distances(x, x)
+    r = o[1:] - o[0]
+    m = (dm[1:, :1] + dm[:1, 1:] - dm[1:, 1:]) / 2
+    tau = math.sqrt(max(float(r @ np.linalg.pinv(m) @ r), 0.0) / (n - 1))
     return off, tau, noise_var, float(n - 1), "estimated"
 
 
@@ -338,9 +400,9 @@ def estimate_offsets(anchors: Sequence[Anchor], *, lawset: Any = None, method: s
         off, tau, nv, dof, how = combine_offsets(o, noise, pts, prior_sd=prior_sd)
         recs = [{"run": a.run, "width": a.width, "depth": a.depth, "ffn_ratio": a.ffn_ratio,
                  "tokens": a.tokens, "measured": a.activation_ratio, "law": float(p),
-                 "offset": float(oo), "log10_n": float(x[0]), "log10_tokens": float(x[1]),
-                 "log10_ratio": float(x[2]), "source": a.source}
-                for a, p, oo, x in zip(group, pr["activation_ratio"], o, pts, strict=True)]
+                 "offset": float(oo), "noise_logit": float(nn), "log10_n": float(x[0]),
+                 "log10_tokens": float(x[1]), "log10_ratio": float(x[2]), "source": a.source}
+                for a, p, oo, nn, x in zip(group, pr["activation_ratio"], o, noise, pts, strict=True)]
         out[act] = RecipeOffset(activation=act, offset=off, tau=tau, noise_var=nv, dof=dof,
                                 spread=how, n_anchors=len(group),
                                 n_points=len({tuple(np.round(x, 9)) for x in pts}), anchors=recs,
@@ -370,20 +432,19 @@ def apply_offsets(df: pd.DataFrame, offsets: dict[str, RecipeOffset]) -> pd.Data
         if not m.any():
             continue
         sub = out.loc[m]
-        dbar = off.distance(sub["n_params"], sub["tokens"], sub["width_depth_ratio"])
-        sd = off.sd(dbar)
-        damp = np.minimum(1.0, np.sqrt(dbar))  # the law's own error cancels at the anchors
+        shift, sd, dbar = off.at(sub["n_params"], sub["tokens"], sub["width_depth_ratio"])
+        damp = np.minimum(1.0, np.sqrt(np.maximum(dbar, 0.0)))  # the law's error cancels at anchors
         q = np.array([off.quantile(float(v)) for v in sub["level"]])
         for p, lo, hi in (("a0", "a0_low", "a0_high"), ("activation_ratio", "ratio_low", "ratio_high")):
             pt = sub[p].to_numpy(float)
             lp = logit(pt)
             low = expit(lp - damp * (lp - logit(sub[lo].to_numpy(float))))
             high = expit(lp + damp * (logit(sub[hi].to_numpy(float)) - lp))
-            c, a, b = shift_band(pt, low, high, off.offset, sd, q)
+            c, a, b = shift_band(pt, low, high, shift, sd, q)
             out.loc[m, p], out.loc[m, lo], out.loc[m, hi] = c, a, b
         out.loc[m, "sparsity"] = 1.0 - out.loc[m, "activation_ratio"]
         out.loc[m, "anchored"] = True
-        out.loc[m, "recipe_offset"] = off.offset
+        out.loc[m, "recipe_offset"] = shift
         out.loc[m, "recipe_offset_sd"] = sd
         out.loc[m, "anchor_distance"] = dbar
         out.loc[m, "anchor"] = off.describe()

@@ -28,6 +28,7 @@ from sparsitylaws.anchor import (
     apply_offsets,
     combine_offsets,
     estimate_offsets,
+    krige,
     read_anchors,
     shift_band,
 )
@@ -119,17 +120,18 @@ def test_several_anchors_estimate_the_spread():
     # pooled variogram slope, computed here from the configurations' N and width/depth
     pr = predict([c[0] for c in cfgs], [c[1] for c in cfgs], "relu", tokens=2e10)
     x = np.log10(pr[["n_params", "width_depth_ratio"]].to_numpy())
-    pairs = [(0, 1), (0, 2), (1, 2)]
-    d = [float(np.linalg.norm(x[i] - x[j])) for i, j in pairs]
-    num = sum((off[i] - off[j]) ** 2 for i, j in pairs)
-    assert o.tau == pytest.approx(math.sqrt(num / (2 * sum(d))))
+    # REML on the contrasts o_i - o_0: covariance tau^2 (d_i0 + d_j0 - d_ij) / 2
+    dd = np.array([[float(np.linalg.norm(x[i] - x[j])) for j in range(3)] for i in range(3)])
+    m = np.array([[dd[i, 0] + dd[j, 0] - dd[i, j] for j in (1, 2)] for i in (1, 2)]) / 2
+    r = off[1:] - off[0]
+    assert o.tau == pytest.approx(math.sqrt(r @ np.linalg.solve(m, r) / 2))
     assert o.quantile(0.9) == pytest.approx(stats.t.ppf(0.95, 2))
 
 
 @pytest.mark.parametrize("n", [2, 4])
 def test_estimated_spread_covers_new_points_by_simulation(n):
     """Offsets drawn as a Brownian motion along one log axis (the model's variogram): the
-    t interval for an unseen point, sd^2 = tau_hat^2 * mean distance, covers at its level."""
+    kriged offset of an unseen point with its t interval (tau estimated) covers at its level."""
     rng = np.random.default_rng(n)
     level, reps, hits = 0.9, 3000, 0
     for _ in range(reps):
@@ -137,11 +139,35 @@ def test_estimated_spread_covers_new_points_by_simulation(n):
         w = np.cumsum(np.r_[rng.normal(0, 1), rng.normal(0, 0.3 * np.sqrt(np.diff(xs)))])
         t = rng.integers(n + 1)
         keep = np.arange(n + 1) != t
-        off, tau, nv, dof, how = combine_offsets(w[keep], np.full(n, 1e-9), xs[keep][:, None])
-        sd = math.sqrt(tau**2 * np.mean(np.abs(xs[keep] - xs[t])) + nv)
-        hits += abs(w[t] - off) <= stats.t.ppf(0.5 + level / 2, dof) * sd
+        _, tau, _, dof, how = combine_offsets(w[keep], np.full(n, 1e-9), xs[keep][:, None])
+        off, sd, _ = krige(xs[keep][:, None], w[keep], np.full(n, 1e-9), tau, [[xs[t]]])
+        hits += abs(w[t] - off[0]) <= stats.t.ppf(0.5 + level / 2, dof) * sd[0]
     assert how == "estimated" and dof == n - 1
     assert abs(hits / reps - level) < 0.025
+
+
+def test_krige_closed_forms():
+    # one anchor: its offset, variance tau^2 d + noise^2 (config distance plus token distance)
+    off, sd, d = krige([[8.0, 1.7]], [0.4], [0.1], 0.3, [[9.0, 1.7], [8.0, 1.7]], [10.0], [10.0, 11.0])
+    assert off == pytest.approx([0.4, 0.4])
+    assert sd == pytest.approx([math.sqrt(0.09 * 1 + 0.01), math.sqrt(0.09 * 1 + 0.01)])
+    assert d == pytest.approx([1.0, 1.0])
+    # two noiseless anchors on a line (Brownian): linear interpolation between them, and
+    # the bridge variance tau^2 * a * b / (a + b) at distances a, b from them
+    off, sd, _ = krige([[0.0], [1.0]], [0.0, 1.0], [0.0, 0.0], 0.5, [[0.25], [1.0]])
+    assert off == pytest.approx([0.25, 1.0])
+    assert sd == pytest.approx([math.sqrt(0.25 * 0.25 * 0.75 / 1.0), 0.0], abs=1e-6)
+
+
+def test_several_anchors_reproduce_each_anchor():
+    cfgs = [(768, 16, 0.2), (1536, 28, 0.35), (2304, 40, 0.5)]
+    rows = [{"run": f"r{w}", "activation": "silu", "width": w, "depth": d, "tokens": 1e11,
+             "activation_ratio": y} for w, d, y in cfgs]
+    an = read_anchors(_table(rows), noise_sd=1e-6)
+    df, offs = anchored_predict([c[0] for c in cfgs], [c[1] for c in cfgs], "silu", anchor=an,
+                                tokens=1e11)
+    assert offs["silu"].spread == "estimated"
+    assert df["activation_ratio"].to_numpy() == pytest.approx([c[2] for c in cfgs], abs=1e-5)
 
 
 def test_anchors_at_one_configuration_use_the_prior():

@@ -508,3 +508,15 @@ def test_load_on_device_no_cache_and_oom_while_loading(tiny_llama: Path, monkeyp
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", oom)
     with pytest.raises(MeasureError, match="out of GPU memory while loading.*--device-map auto"):
         load_model(CheckpointRef(tiny_llama, "hf"), "cpu", "float32")
+
+
+def test_observed_pass_syncs_once_per_forward_not_per_layer(tiny_llama: Path) -> None:
+    """14: the hooks index the counted tokens once per forward; layers add no host sync."""
+    mm = _measurer(tiny_llama, seq_len=32, num_seqs=4)
+    mm.ev.batch_size = 2  # two forwards per pass
+    mm.ev.run()  # warm-up (lazy initialisations)
+    with _Count() as plain:
+        mm.ev.run()
+    with _Count() as observed:
+        mm.ev.run(observer=_Counter(len(mm.lm.sites)))
+    assert observed.syncs - plain.syncs == 2  # one per forward, for 2 layers and 2 forwards

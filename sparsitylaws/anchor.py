@@ -79,7 +79,8 @@ __all__ = [
 #: Prior tau (logit units per sqrt(decade)): how far the recipe offset moves, as an sd,
 #: one decade of (N, D, width/depth) away from an anchor; used when it cannot be estimated
 #: (one anchor).  0.25 logit = a x1.28 relative change of a ReLU-like ratio near 7%, +-6
-#: points near 50%.  Within the paper's recipe it is 0.02-0.1 (ReLU and SiLU, by method):
+#: points near 50%.  Within the paper's recipe 0.02-0.1 (by activation and method), in the
+#: lab runs 0.3-1.0 (part of it their evaluation noise):
 #: benchmarks/recipe_transfer.py; docs/planning.md, "Anchoring on your own recipe".
 PRIOR_OFFSET_SD = 0.25
 #: Prior sd (activation-ratio units) of one anchor's measurement noise: a PPL-1%

@@ -391,9 +391,13 @@ def estimate_offsets(anchors: Sequence[Anchor], *, lawset: Any = None, method: s
     out: dict[str, RecipeOffset] = {}
     for act in sorted({a.activation for a in anchors}):
         group = [a for a in anchors if a.activation == act]
-        pr = _predict([a.width for a in group], [a.depth for a in group], act,
-                      [a.tokens for a in group], [a.ffn_ratio for a in group], lawset=lawset,
-                      method=method)
+        try:
+            pr = _predict([a.width for a in group], [a.depth for a in group], act,
+                          [a.tokens for a in group], [a.ffn_ratio for a in group], lawset=lawset,
+                          method=method)
+        except SparsityLawsError as exc:
+            raise SparsityLawsError(f"anchor {group[0].source or group[0].run} (run "
+                                    f"{group[0].run}): {exc}") from None
         y = np.array([a.activation_ratio for a in group])
         o = logit(y) - logit(pr["activation_ratio"].to_numpy())
         noise = np.array([a.noise_sd for a in group]) / np.clip(y * (1 - y), EPS, None)

@@ -301,6 +301,8 @@ def test_bad_anchor_inputs_name_the_thing(tmp_path):
         read_anchors(two.assign(metric="zero"), run="a")
     with pytest.raises(SparsityLawsError, match="activation_ratio"):
         read_anchors(two.assign(activation_ratio=1.0), run="a")
+    with pytest.raises(SparsityLawsError, match="anchor .*run a.*unknown activation 'gelu'"):
+        estimate_offsets(read_anchors(two.assign(activation="gelu"), run="a"))
     flagged = two.assign(not_for_fitting=["broken", None])
     with pytest.raises(SparsityLawsError, match="not for fitting"):
         read_anchors(flagged, run="a")

@@ -11,10 +11,61 @@ from sparsitylaws.errors import SparsityLawsError
 STAGE_CHOICES = ("all", "corpus", "train", "measure", "fit", "report")
 
 
+_MKDIR_KEY = "sparsitylaws.lab.mkdir"
+
+
+def check_output_folder(out: Path, mkdir: bool = False) -> Path:
+    """The -o rule of every command, for a folder: an existing folder is used (resumed); a
+    new one is created by the run, never at the filesystem root, and only inside an existing
+    folder, or (``--mkdir``) inside its one missing parent, which is then created."""
+    if out.exists():
+        if not out.is_dir():
+            raise click.BadParameter(f"{out}: not a folder", param_hint="'-o'")
+        return out
+    parent = out.parent
+    if parent.resolve() == Path(parent.resolve().anchor):
+        raise click.BadParameter(f"{out}: lab does not create folders at the filesystem root",
+                                 param_hint="'-o'")
+    if not parent.is_dir():
+        if not mkdir:
+            raise click.BadParameter(f"{out}: folder {parent} does not exist (create it, or add --mkdir)",
+                                     param_hint="'-o'")
+        if parent.exists():
+            raise click.BadParameter(f"{out}: {parent} is not a folder", param_hint="'-o'")
+        grand = parent.parent
+        if grand.resolve() == Path(grand.resolve().anchor):
+            raise click.BadParameter(
+                f"{out}: --mkdir does not create folders at the filesystem root ({parent})", param_hint="'-o'")
+        if not grand.is_dir():
+            raise click.BadParameter(
+                f"{out}: --mkdir creates only the output folder's own parent, and {grand} does not exist "
+                "either", param_hint="'-o'")
+        try:
+            parent.mkdir()
+        except OSError as exc:
+            raise click.BadParameter(f"{out}: cannot create {parent} ({exc.strerror or exc})",
+                                     param_hint="'-o'") from None
+    return out
+
+
+def _remember_mkdir(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    ctx.meta[_MKDIR_KEY] = bool(value)
+    return value
+
+
+def _output_callback(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    if value is None or ctx.resilient_parsing:
+        return value
+    return check_output_folder(Path(value), ctx.meta.get(_MKDIR_KEY, False))
+
+
 @click.command()
 @click.argument("plan")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Output folder (default: lab-PLAN_NAME/).")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), metavar="PATH", default=None,
+              callback=_output_callback,
+              help="Output folder (default: lab-PLAN_NAME/); its parent folder must exist (see --mkdir).")
+@click.option("--mkdir", is_flag=True, is_eager=True, expose_value=False, callback=_remember_mkdir,
+              help="Create the output folder's missing parent folder (that one folder only).")
 @click.option("--stage", "stages", multiple=True, type=click.Choice(STAGE_CHOICES), default=("all",),
               show_default=True, help="Run only these stages (repeatable; the corpus is always built).")
 @click.option("--model", "only", multiple=True, help="Train and measure only this model (repeatable).")

@@ -69,6 +69,8 @@ PCT = 100.0
 OVERLAY_MAX_BANDS = 3
 TOKENS_LABEL = "tokens trained (billions)"
 TOKENS_LOG_LABEL = "tokens trained (billions, log scale)"
+#: Token axis units (size in billions, name): the largest one the axis reaches 1 of.
+TOKEN_UNITS = ((1.0, "billions"), (1e-3, "millions"), (1e-6, "thousands"))
 RATIO_LABEL = "activation ratio (% of neurons active)"
 
 
@@ -251,7 +253,9 @@ def _published_token_range(src: CurveSource) -> tuple[float, float]:
 
 
 def _token_grid(lo: float, hi: float, log_x: bool, n: int = 160) -> np.ndarray:
-    lo = max(lo, 1e-3)
+    """Token counts (billions) from lo to hi; lo is kept positive relative to hi (a fixed
+    floor would start the curve of a run of a few million tokens after its last point)."""
+    lo = max(lo, 1e-4 * hi)
     return np.geomspace(lo, hi, n) if log_x else np.linspace(lo, hi, n)
 
 
@@ -274,9 +278,9 @@ def _draw_curve(ax: Axes, src: CurveSource, table: pd.DataFrame | None, info: di
     fit_label = None if overlay else ("fitted law" if src.origin == "fit" else "published law (Table 2)")
     ax.plot(grid, PCT * band["estimate"], color=c, linestyle=style["linestyle"] if overlay else "-",
             linewidth=1.4, label=fit_label)
-    if overlay:  # one legend entry per run showing its line, marker and colour together
-        ax.plot([], [], color=c, linestyle=style["linestyle"], marker=style["marker"], markersize=4,
-                markeredgecolor="black", markeredgewidth=0.4, label=label)
+    if overlay:  # one legend entry per run: its line, colour, and marker only when points are drawn
+        ax.plot([], [], color=c, linestyle=style["linestyle"], marker=style["marker"] if rows is not None else "",
+                markersize=4, markeredgecolor="black", markeredgewidth=0.4, label=label)
     if rows is not None:
         tb = rows["tokens"].to_numpy(float) / 1e9
         y = PCT * rows["activation_ratio"].to_numpy(float)
@@ -343,12 +347,30 @@ def plot_curves(lawset: Any, table: pd.DataFrame | None = None, *, runs: Sequenc
             info = lawset.run_info.get(src.run, {})
             note = _draw_curve(ax, src, table, info, series_styles(1)[0], log_x, overlay=False)
             _ylim_curves(ax, src, table, info, log_x)
-            scale = f", {src.n_params / 1e9:.2g}B params" if src.n_params else ""
+            scale = f", {format_params(src.n_params)}" if src.n_params else ""
+            note = "\n".join(n for n in (note, CUT_NOTE if bands_cut(ax) else "") if n)
             ax.set_title(f"{src.run} ({src.activation}{scale})" + (f"\n{note}" if note else ""))
         _label_grid(fig, axs, (TOKENS_LOG_LABEL if log_x else TOKENS_LABEL), RATIO_LABEL)
+        _token_axes(axs, log_x)
         _shared_legend(fig, axs)
         _suptitle(fig, lawset, "Activation ratio over training")
         return fig
+
+
+def bands_cut(ax: Axes) -> bool:
+    """Whether a shaded band (fill_between) of ``ax`` reaches beyond its y range."""
+    from matplotlib.collections import PolyCollection
+
+    lo, hi = ax.get_ylim()
+    tol = 1e-6 * (hi - lo)
+    for c in ax.collections:
+        if isinstance(c, PolyCollection):
+            for path in c.get_paths():
+                y = path.vertices[:, 1]
+                y = y[np.isfinite(y)]
+                if y.size and (y.min() < lo - tol or y.max() > hi + tol):
+                    return True
+    return False
 
 
 def _ylim_curves(ax: Axes, src: CurveSource, table: pd.DataFrame | None, info: dict, log_x: bool) -> None:
@@ -388,10 +410,12 @@ def _curves_overlay(lawset: Any, srcs: list[CurveSource], table: pd.DataFrame | 
             ax.plot([], [], linestyle="none", marker="o", markerfacecolor="white", markeredgecolor="0.3",
                     label="hollow: excluded warm-up")
         ax.set_title(f"{act}: runs by scale (lines: laws"
-                     + (", shading: 90% bands)" if bands else "; bands: per-run panels)"))
+                     + (", shading: 90% bands)" if bands else "; bands: per-run panels)")
+                     + (f"\n{CUT_NOTE}" if bands_cut(ax) else ""))
         ax.set_xlabel(TOKENS_LOG_LABEL if log_x else TOKENS_LABEL)
         ax.set_ylabel(RATIO_LABEL)
         ax.legend(loc="best", frameon=True, framealpha=0.85, title="run")
+    _token_axes(axs, log_x)
     _suptitle(fig, lawset, "Activation ratio over training, by scale")
     return fig
 
@@ -488,13 +512,14 @@ def plot_residuals(lawset: Any, table: pd.DataFrame | None, *, runs: Sequence[st
                                                 series_styles(1)[0], band=True, label=None)
                 _residual_ylim(ax, kept, dropped, 2.2)
                 rms = float(np.sqrt(np.mean(kept**2))) if kept.size else float("nan")
-                ax.set_title(f"{src.run}  (RMS {rms:.3g} pp)")
+                ax.set_title(f"{src.run}  (RMS {rms:.3g} pp)" + (f"\n{CUT_NOTE}" if bands_cut(ax) else ""))
         for ax in axs:
             ax.axhline(0.0, color="black", linewidth=0.8)
             if log_x:
                 ax.set_xscale("log")
         _label_grid(fig, axs, (TOKENS_LOG_LABEL if log_x else TOKENS_LABEL),
                     "measured − fitted (percentage points)")
+        _token_axes(axs, log_x)
         if not overlay:
             _shared_legend(fig, axs)
         _suptitle(fig, lawset, "Residuals of the data laws")
@@ -602,7 +627,8 @@ def _draw_width_depth(ax: Axes, lawset: Any, sec: dict, act: str, runs: Sequence
     what = {"none": "A0 flat (no width/depth law)"}.get(model, f"A0 law ({model})")
     solid, = ax.plot(np.where(inside, r, np.nan), PCT * pr["a0"], color=col, linewidth=1.8)
     dashed, = ax.plot(np.where(inside, np.nan, r), PCT * pr["a0"], color=col, linewidth=1.4, linestyle="--")
-    law_entry = ((solid, dashed), f"{what}, {n_ref / 1e9:.2g}B params\n(solid: fitted d/L "
+    where = "runs' d/L" if wd is None else "fitted d/L"
+    law_entry = ((solid, dashed), f"{what}, {format_params(n_ref)}\n(solid: {where} "
                                   f"{rng[0]:.0f}–{rng[1]:.0f}; dashed: beyond)")
     bott = sec.get("bottleneck") or {}
     if wd is not None and model == "hinge":
@@ -684,24 +710,27 @@ def plot_scale(lawset: Any, table: pd.DataFrame | None = None, *, runs: Sequence
                     spare = spare or ax
                     continue
                 p = names[act][j]
-                _draw_scale_param(ax, sc, p, act, st)
+                ax.set_xscale("log")
+                cut = _draw_scale_param(ax, sc, p, act, st)
                 ax.set_ylabel(SCALE_UNITS.get(p, p), fontsize=8)
                 ax.set_xlabel("non-embedding parameters (count, log)", fontsize=8)
-                ax.set_xscale("log")
-                ax.set_title(f"{act}: {SCALE_TITLES.get(p, p)}")
+                ax.set_title(f"{act}: {SCALE_TITLES.get(p, p)}" + (f"\n{CUT_NOTE}" if cut else ""))
                 row_axes.append(ax)
             _row_legend(row_axes, spare)
         _suptitle(fig, lawset, "Data-law coefficients against scale (lines: trends in log10 N, bands: 90%)")
         return fig
 
 
+#: Panel-title note when a band leaves the drawn range (it is clipped at the frame).
+CUT_NOTE = "(band cut at the frame)"
 SCALE_UNITS = {"A0": "A0 (% of neurons active)", "alpha": "alpha (exponent, dimensionless)",
                "c": "c (coefficient, dimensionless)", "b": "b (log-offset, dimensionless)"}
 SCALE_TITLES = {"A0": "A0, limit as tokens → ∞", "alpha": "alpha, speed exponent",
                 "c": "c, amplitude", "b": "b, offset"}
 
 
-def _draw_scale_param(ax: Axes, sc: dict, p: str, act: str, st: dict) -> None:
+def _draw_scale_param(ax: Axes, sc: dict, p: str, act: str, st: dict) -> bool:
+    """One coefficient's panel; returns whether a band was cut at the frame."""
     from sparsitylaws.architecture import TRANSFORMS
 
     j = sc["param_names"].index(p)
@@ -726,12 +755,11 @@ def _draw_scale_param(ax: Axes, sc: dict, p: str, act: str, st: dict) -> None:
     def drawn(a: np.ndarray, b: np.ndarray, ref: np.ndarray) -> bool:  # visibly wider than a line
         return bool(np.nanmax(np.abs(b - a)) > 1e-3 * max(float(np.nanmax(np.abs(ref))), 1e-12))
 
+    bands = []
     if drawn(mult * back(glo), mult * back(ghi), mult * back(line)):
-        ax.fill_between(n, mult * back(glo), mult * back(ghi), color=c, alpha=0.12, linewidth=0,
-                        label="90% band for a new scale")
-    if drawn(mult * back(lo), mult * back(hi), mult * back(line)) and not np.allclose(lo, glo) :
-        ax.fill_between(n, mult * back(lo), mult * back(hi), color=c, alpha=0.3, linewidth=0,
-                        label="90% band of the trend line")
+        bands.append((mult * back(glo), mult * back(ghi), 0.12, "90% band for a new scale"))
+    if drawn(mult * back(lo), mult * back(hi), mult * back(line)) and not np.allclose(lo, glo):
+        bands.append((mult * back(lo), mult * back(hi), 0.3, "90% band of the trend line"))
     ax.plot(n, mult * back(line), color=c, linestyle=st["linestyle"], linewidth=1.4, label="trend in log10 N")
     rd = sc.get("run_draws")
     yerr = None
@@ -746,23 +774,102 @@ def _draw_scale_param(ax: Axes, sc: dict, p: str, act: str, st: dict) -> None:
     if is_log:
         ax.set_yscale("log")
     _robust_ylim(ax, mult * np.r_[theta, back(line)], is_log)
+    if bands:
+        _widen_for_bands(ax, [b for blo, bhi, _, _ in bands for b in (blo, bhi)], is_log)
+    if p == "A0":  # a share of neurons: never drawn outside 0-100%
+        y0, y1 = ax.get_ylim()
+        ax.set_ylim(max(y0, 0.0), min(y1, PCT))
+    ax.set_xlim(n[0], n[-1])  # the fitted scales plus 0.15 decades each side
+    ylo, yhi = ax.get_ylim()
+    for blo, bhi, alpha, label in bands:  # drawn inside the frame only
+        ax.fill_between(n, np.clip(blo, ylo, yhi), np.clip(bhi, ylo, yhi), color=c, alpha=alpha,
+                        linewidth=0, label=label, zorder=0.5)
     if is_log:
         _clean_log_ticks(ax)
+    tol = 1e-6 * ((np.log10(yhi) - np.log10(ylo)) if is_log else (yhi - ylo))
+    cut = any(_beyond(b, ylo, yhi, tol, is_log) for blo, bhi, _, _ in bands for b in (blo, bhi))
+    return cut
 
 
-def _clean_log_ticks(ax: Axes) -> None:
+def _widen_for_bands(ax: Axes, edges: list[np.ndarray], is_log: bool) -> None:
+    """Show a band whole when it leaves the robust y range by little (at most half the
+    range's height on that side); a runaway band leaves the range as it is, cut at the frame."""
+    f = np.log10 if is_log else (lambda v: v)
+    lo, hi = (f(v) for v in ax.get_ylim())
+    v = np.concatenate([np.asarray(e, float) for e in edges])
+    v = v[np.isfinite(v) & ((v > 0) if is_log else True)]
+    if not v.size:
+        return
+    span = hi - lo
+    pad = 0.03 * span  # a band shown whole keeps off the frame
+    if f(v.min()) < lo and f(v.min()) - pad >= lo - 0.5 * span:
+        lo = f(v.min()) - pad
+    if f(v.max()) > hi and f(v.max()) + pad <= hi + 0.5 * span:
+        hi = f(v.max()) + pad
+    ax.set_ylim(*((10 ** lo, 10 ** hi) if is_log else (lo, hi)))
+
+
+def _beyond(v: np.ndarray, lo: float, hi: float, tol: float, is_log: bool) -> bool:
+    """Whether a band edge leaves [lo, hi] by more than ``tol`` (in log10 units on log axes)."""
+    v = np.asarray(v, float)
+    v = v[np.isfinite(v)]
+    if is_log:
+        v = np.log10(np.clip(v, 1e-300, None))
+        lo, hi = np.log10(lo), np.log10(hi)
+    return bool(v.size and (v.min() < lo - tol or v.max() > hi + tol))
+
+
+def _clean_log_ticks(ax: Axes, which: str = "y", unit: float = 1.0) -> None:
     """Log axis labels without clutter: decades only; under about two decades, plain numbers
-    at 1-2-5 steps; minor ticks unlabelled."""
+    at 1-2-5 steps; minor ticks unlabelled. Labels show value / ``unit``."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    lo, hi = ax.get_ylim()
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    lo, hi = ax.get_ylim() if which == "y" else ax.get_xlim()
     span = np.log10(hi / lo) if lo > 0 and hi > 0 else 99
     if span < 2.2:
-        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / unit:g}"))
     else:
-        ax.yaxis.set_major_locator(LogLocator(base=10, numticks=6))
-    ax.yaxis.set_minor_formatter(NullFormatter())
+        axis.set_major_locator(LogLocator(base=10, numticks=6))
+        if unit != 1.0:
+            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / unit:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def token_unit(max_b: float) -> tuple[float, str]:
+    """(size in billions, name) of the token unit for an axis reaching ``max_b`` billion:
+    billions from 1B, millions from 1M, else thousands (so ticks read 2, 4, 6, not 0.002)."""
+    for size, name in TOKEN_UNITS:
+        if max_b >= size:
+            return size, name
+    return TOKEN_UNITS[-1]
+
+
+def _token_axes(axs: list[Axes], log_x: bool) -> None:
+    """One token unit for all panels, named in every x label; log axes get clean ticks."""
+    from matplotlib.ticker import FuncFormatter
+
+    if not axs:
+        return
+    unit, name = token_unit(max(ax.get_xlim()[1] for ax in axs))
+    for ax in axs:
+        ax.set_xlabel(f"tokens trained ({name}" + (", log scale)" if log_x else ")"), fontsize=8)
+        if log_x:
+            _clean_log_ticks(ax, "x", unit)
+        elif unit != 1.0:
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _, u=unit: f"{v / u:g}"))
+
+
+def format_params(n: float | None) -> str:
+    """A parameter count as people write it: 12K, 190K, 2.7M, 0.45B."""
+    if n is None or not np.isfinite(n):
+        return "? params"
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= 0.1 * size if suffix == "B" else n >= size:
+            v = n / size
+            return f"{v:.2g}{suffix} params" if v < 100 else f"{v:.0f}{suffix} params"
+    return f"{n:.0f} params"
 
 
 def _row_legend(axs: list[Axes], spare: Axes | None = None) -> None:
@@ -774,6 +881,7 @@ def _row_legend(axs: list[Axes], spare: Axes | None = None) -> None:
     for ax in axs:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
             seen.setdefault(lab, h)
+    seen = dict(sorted(seen.items(), key=lambda kv: "band" not in kv[0]))  # bands first, as drawn
     if spare is not None:
         spare.legend(list(seen.values()), list(seen), loc="center left", frameon=False, fontsize=7.5)
         return

@@ -469,3 +469,133 @@ def test_width_depth_of_a_fitted_sweep(tmp_path):
     assert len(pts) == 1 and len(pts[0].lines[0].get_xdata()) == 8
     out = plots.save_figure(fig, tmp_path / "wd.png", dpi=80)
     check_png(out)
+
+
+# --------------------------------------------------------------------------- reviewer's pass (issue 12)
+
+REPO = Path(__file__).resolve().parents[1]
+LAB_TABLE = REPO / "measurements" / "lab-cpu.parquet"
+LAB_LAWS = REPO / "measurements" / "lab-cpu.laws.json"
+
+
+def _drawn_labels(ax) -> set[str]:
+    """Labels of the artists drawn on ``ax`` (lines with data, filled areas, error bars)."""
+    out = {ln.get_label() for ln in ax.get_lines() if len(ln.get_xdata())}
+    out |= {c.get_label() for c in ax.collections if len(c.get_paths())}
+    out |= {c.get_label() for c in ax.containers}
+    return {lab for lab in out if lab and not lab.startswith("_")}
+
+
+def _fill_ys(ax) -> list[np.ndarray]:
+    from matplotlib.collections import FillBetweenPolyCollection, PolyCollection
+
+    kinds = (FillBetweenPolyCollection, PolyCollection)
+    return [p.vertices[:, 1] for c in ax.collections if isinstance(c, kinds) for p in c.get_paths()]
+
+
+@pytest.fixture(scope="module")
+def lab_scale_fig():
+    if not LAB_LAWS.is_file():
+        pytest.skip("measurements/lab-cpu.laws.json not in this checkout")
+    return plots.plot_scale(load_lawset(LAB_LAWS))
+
+
+def test_scale_legends_name_exactly_what_each_row_draws(lab_scale_fig):
+    """Every row's legend lists each drawn kind of thing once, and nothing undrawn."""
+    fig = lab_scale_fig
+    for row in range(2):
+        panels = [ax for ax in fig.axes if ax.axison and ax.get_visible()
+                  and ax.get_subplotspec().rowspan.start == row]
+        legends = [ax.get_legend() for ax in fig.axes
+                   if ax.get_legend() and ax.get_subplotspec().rowspan.start == row]
+        assert len(legends) == 1
+        shown = {t.get_text() for t in legends[0].get_texts()}
+        assert shown == set().union(*(_drawn_labels(ax) for ax in panels))
+
+
+def test_scale_bands_stay_in_the_frame_and_cuts_are_said(lab_scale_fig):
+    """A0 is a share of neurons: its panels stay within 0-100%; bands are drawn inside the
+    frame only, and a panel whose band reaches the frame edge says it was cut."""
+    cut_panels = 0
+    for ax in _visible_axes(lab_scale_fig):
+        lo, hi = ax.get_ylim()
+        if "A0" in ax.get_ylabel():
+            assert 0.0 <= lo < hi <= 100.0
+        ys = _fill_ys(ax)
+        assert ys, ax.get_title()
+        tol = 1e-9 * max(abs(lo), abs(hi))
+        for y in ys:
+            assert y.min() >= lo - tol and y.max() <= hi + tol
+        # a band clipped at the frame has vertices on it; one inside has none there
+        touches = any(np.sum(np.isclose(y, lo, rtol=1e-9, atol=0) | np.isclose(y, hi, rtol=1e-9, atol=0)) > 2 for y in ys)
+        assert (plots.CUT_NOTE in ax.get_title()) == touches, ax.get_title()
+        cut_panels += touches
+    assert cut_panels >= 1  # the lab law set has runaway bootstrap draws: something is cut
+
+
+def test_default_scale_figure_is_not_marked_cut_where_nothing_is():
+    fig = plots.plot_scale(load_lawset())
+    for ax in _visible_axes(fig):
+        lo, hi = ax.get_ylim()
+        touches = any(np.sum(np.isclose(y, lo, rtol=1e-9, atol=0) | np.isclose(y, hi, rtol=1e-9, atol=0)) > 2
+                      for y in _fill_ys(ax))
+        assert (plots.CUT_NOTE in ax.get_title()) == touches, ax.get_title()
+
+
+def test_curves_of_a_run_of_a_few_million_tokens_start_at_its_first_point():
+    """The law's line spans the measured tokens even for tiny runs, and the token axis uses
+    a unit the ticks read well in (millions here, not 0.0005 billions)."""
+    if not (LAB_TABLE.is_file() and LAB_LAWS.is_file()):
+        pytest.skip("lab tables not in this checkout")
+    from sparsitylaws.tables import read_table
+
+    table = read_table(LAB_TABLE)
+    run = "cpu-relu-w64-d2"
+    for log_x in (False, True):
+        fig = plots.plot_curves(load_lawset(LAB_LAWS), table, runs=[run], log_x=log_x)
+        ax = _visible_axes(fig)[0]
+        by = {ln.get_label(): ln for ln in ax.get_lines()}
+        pts = np.concatenate([by[k].get_xdata() for k in ("measured (fitted)", "excluded warm-up") if k in by])
+        law = np.asarray(by["fitted law"].get_xdata(), float)
+        assert law.min() <= pts.min() and law.max() >= pts.max()
+        assert "millions" in ax.get_xlabel()
+        fig.canvas.draw()
+        labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+        assert labels and all(len(t) <= 5 for t in labels), labels  # not 0.0005
+        if log_x:
+            assert not [t for t in ax.xaxis.get_minorticklabels() if t.get_text()]
+
+
+@pytest.mark.parametrize(("max_b", "unit"), [(300.0, "billions"), (1.0, "billions"), (0.002, "millions"),
+                                             (0.0009, "thousands"), (1e-7, "thousands")])
+def test_token_unit(max_b, unit):
+    assert plots.token_unit(max_b)[1] == unit
+
+
+@pytest.mark.parametrize(("n", "text"), [(1.2e4, "12K params"), (1.89e5, "189K params"),
+                                         (2.7e6, "2.7M params"), (1.08e8, "0.11B params"),
+                                         (7.6e8, "0.76B params"), (2.4e9, "2.4B params")])
+def test_parameter_counts_read_as_people_write_them(n, text):
+    assert plots.format_params(n) == text
+
+
+def test_overlay_legend_shows_markers_only_for_runs_with_points(synth_laws, synth_table):
+    """Without measurements (the default law set) the overlay's legend has lines, no markers;
+    with them, each run's entry shows the marker its points are drawn with."""
+    for ls, table, with_points in ((load_lawset(), None, False), (load_lawset(synth_laws), synth_table, True)):
+        fig = plots.plot_curves(ls, table, overlay=True)
+        for ax in _visible_axes(fig):
+            runs = {s.run for s in plots.curve_sources(ls)}
+            entries = [h for h, lab in zip(*ax.get_legend_handles_labels(), strict=True) if lab in runs]
+            assert entries
+            assert all((h.get_marker() not in ("", "None", None)) == with_points for h in entries)
+
+
+def test_curve_panels_say_when_a_band_is_cut():
+    """The default law set's scale-law bands run off some panels; those panels say so."""
+    fig = plots.plot_curves(load_lawset())
+    for ax in _visible_axes(fig):
+        lo, hi = ax.get_ylim()
+        ys = np.concatenate(_fill_ys(ax))
+        beyond = ys.min() < lo - 1e-6 * (hi - lo) or ys.max() > hi + 1e-6 * (hi - lo)
+        assert (plots.CUT_NOTE in ax.get_title()) == beyond, ax.get_title()

@@ -347,6 +347,7 @@ def plot_curves(lawset: Any, table: pd.DataFrame | None = None, *, runs: Sequenc
             info = lawset.run_info.get(src.run, {})
             note = _draw_curve(ax, src, table, info, series_styles(1)[0], log_x, overlay=False)
             _ylim_curves(ax, src, table, info, log_x)
+            _show_bands_that_fit(ax)
             scale = f", {format_params(src.n_params)}" if src.n_params else ""
             note = "\n".join(n for n in (note, CUT_NOTE if bands_cut(ax) else "") if n)
             ax.set_title(f"{src.run} ({src.activation}{scale})" + (f"\n{note}" if note else ""))
@@ -357,19 +358,29 @@ def plot_curves(lawset: Any, table: pd.DataFrame | None = None, *, runs: Sequenc
         return fig
 
 
-def bands_cut(ax: Axes) -> bool:
-    """Whether a shaded band (fill_between) of ``ax`` reaches beyond its y range."""
+def _band_ys(ax: Axes) -> list[np.ndarray]:
     from matplotlib.collections import PolyCollection
 
+    return [p.vertices[:, 1] for c in ax.collections if isinstance(c, PolyCollection) for p in c.get_paths()]
+
+
+def _show_bands_that_fit(ax: Axes) -> None:
+    """Widen a percent axis to hold a band that leaves it by little (never beyond 0-100%)."""
+    ys = _band_ys(ax)
+    if ys:
+        _widen_for_bands(ax, ys, False)
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(max(lo, 0.0), min(hi, PCT))
+
+
+def bands_cut(ax: Axes) -> bool:
+    """Whether a shaded band (fill_between) of ``ax`` reaches beyond its y range."""
     lo, hi = ax.get_ylim()
     tol = 1e-6 * (hi - lo)
-    for c in ax.collections:
-        if isinstance(c, PolyCollection):
-            for path in c.get_paths():
-                y = path.vertices[:, 1]
-                y = y[np.isfinite(y)]
-                if y.size and (y.min() < lo - tol or y.max() > hi + tol):
-                    return True
+    for y in _band_ys(ax):
+        y = y[np.isfinite(y)]
+        if y.size and (y.min() < lo - tol or y.max() > hi + tol):
+            return True
     return False
 
 
@@ -641,9 +652,14 @@ def _draw_width_depth(ax: Axes, lawset: Any, sec: dict, act: str, runs: Sequence
             ax.axvspan(iv[0], iv[1], ymin=0.965, ymax=1.0, facecolor="black", edgecolor="none",
                        label=f"breakpoint 90% interval {iv[0]:.0f}–{iv[1]:.0f}, top bar")
         plat = wd["point"].get("plateau")
-        if plat is not None:
-            ax.axhline(PCT * plat, color="0.3", linestyle=":", linewidth=1.2,
-                       label=f"plateau {PCT * plat:.1f}%")
+        beyond = np.asarray(pr["a0"], float)[r >= rb]
+        if plat is not None and beyond.size:
+            # the plateau of the drawn line (A0 composed in log-odds at this scale); the
+            # hinge's own plateau (at the sweep's reference) is named when it differs
+            level = PCT * float(np.median(beyond))
+            own = "" if abs(level - PCT * plat) < 0.05 else f"; hinge's own {PCT * plat:.1f}%"
+            ax.axhline(level, color="0.3", linestyle=":", linewidth=1.2,
+                       label=f"plateau {level:.1f}% at {format_params(n_ref)}{own}")
     sweep_fitted_here = bool(wd) and set(wd.get("runs") or []) <= set(lawset.runs)
     if wd is not None and wd.get("fit") and not sweep_fitted_here:  # else: the circles below
         fit = wd["fit"]

@@ -207,9 +207,9 @@ def data_summary(inp: ReportInputs) -> list[Block]:
         last = (shown if not shown.empty else sub).sort_values("tokens").iloc[-1]
         rows.append({
             "run": run, "activation": sub["activation"].iloc[0],
-            "width × depth": _shape(sub), "non-embedding params": _g(_first(sub, "n_params"), 3),
+            "width × depth": _shape(sub), "non-embedding params": _count(_first(sub, "n_params")),
             "metrics": metrics, "checkpoints": int(sub["checkpoint"].nunique()),
-            "tokens (B)": f"{sub['tokens'].min() / 1e9:.3g}–{sub['tokens'].max() / 1e9:.3g}",
+            "tokens": f"{_count(sub['tokens'].min())}–{_count(sub['tokens'].max())}",
             "last activation ratio": f"{_pct(last['activation_ratio'])} ({_metric_name(last)})",
             "status": status,
         })
@@ -217,6 +217,16 @@ def data_summary(inp: ReportInputs) -> list[Block]:
                           f"{', '.join(str(f) for f in inp.files)}."))
     out.append(Block("table", frame=pd.DataFrame(rows)))
     return out
+
+
+def _count(n: float | None) -> str:
+    """A count as people read it: 45.1K, 2.27M, 41.6B, 2T (three significant digits)."""
+    if n is None or not np.isfinite(n):
+        return "n/a"
+    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= size:
+            return f"{n / size:.3g}{suffix}"
+    return f"{n:.3g}"
 
 
 def _metric_name(row: pd.Series) -> str:
@@ -610,8 +620,38 @@ def warning_blocks(inp: ReportInputs) -> list[Block]:
     items.extend(ls.provenance.get("caveats") or [])
     items = list(dict.fromkeys(items))
     out = [Block("h2", "Warnings and caveats")]
-    out.append(Block("list", items=items) if items else Block("p", "None."))
+    if not items:
+        return out + [Block("p", "None.")]
+    general, per_run = group_by_run(items, ls.run_names() + [str(r) for r in
+                                    (ls.provenance.get("skipped_runs") or {})]
+                                    + [str(r) for r in (ls.provenance.get("not_for_fitting") or {})])
+    if general:
+        out.append(Block("list", items=general))
+    if per_run:
+        out.append(Block("p", f"Per run ({sum(len(v) for v in per_run.values())} warnings on "
+                              f"{len(per_run)} runs):"))
+    for run, msgs in per_run.items():
+        out.append(Block("h3", f"{run} ({len(msgs)})"))
+        out.append(Block("list", items=msgs))
     return out
+
+
+def group_by_run(items: Sequence[str], runs: Sequence[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Split messages into those naming no run and those of each run (the first run a
+    message names, as a whole word; runs in ``runs`` order). Every message is kept once."""
+    import re
+
+    names = list(dict.fromkeys(runs))
+    pats = {r: re.compile(r"(?<![\w.-])" + re.escape(r) + r"(?![\w-])") for r in names}
+    general: list[str] = []
+    per_run: dict[str, list[str]] = {}
+    for msg in items:
+        hits = [(m.start(), r) for r, p in pats.items() if (m := p.search(msg))]
+        if hits:
+            per_run.setdefault(min(hits)[1], []).append(msg)
+        else:
+            general.append(msg)
+    return general, {r: per_run[r] for r in names if r in per_run}
 
 
 def _file_sha256(path: Path) -> str:

@@ -313,8 +313,8 @@ def test_width_depth_shows_hinge_breakpoint_plateau_and_band():
     silu = next(ax for ax in _visible_axes(fig) if ax.get_title().startswith("silu"))
     assert not fig.legends  # one legend per panel: the panels' laws and sizes differ
     labels = [t.get_text() for t in relu.get_legend().get_texts()]
-    for needle in ("stable training band 74", "breakpoint 114", "breakpoint 90% interval", "plateau 8.0%",
-                   "A0 law (hinge)"):
+    for needle in ("stable training band 74", "breakpoint 114", "breakpoint 90% interval", "plateau ",
+                   "hinge's own 8.0%", "A0 law (hinge)"):
         assert any(needle in lab for lab in labels), (needle, labels)
     silu_labels = [t.get_text() for t in silu.get_legend().get_texts()]
     assert not any("breakpoint" in lab or "hinge" in lab for lab in silu_labels), silu_labels
@@ -325,6 +325,14 @@ def test_width_depth_shows_hinge_breakpoint_plateau_and_band():
     assert {"-", "--"} <= styles
     xs = [ln.get_xdata() for ln in relu.get_lines() if ln.get_label() == "breakpoint 114"]
     assert xs and float(np.asarray(xs[0])[0]) == pytest.approx(114.0)
+    # the dotted plateau sits where the drawn A0 line levels off beyond the breakpoint
+    # (A0 composed in log-odds at the panel's scale), not at the hinge's own 8.0%
+    plateau = next(ln for ln in relu.get_lines() if ln.get_label().startswith("plateau "))
+    dashed = next(ln for ln in relu.get_lines() if ln.get_label().startswith("_") and ln.get_linestyle() == "--")
+    x, y = np.asarray(dashed.get_xdata(), float), np.asarray(dashed.get_ydata(), float)
+    far = y[np.isfinite(x) & (x > 200)]
+    assert np.ptp(far) < 1e-6 and float(plateau.get_ydata()[0]) == pytest.approx(far[0], abs=1e-9)
+    assert f"plateau {far[0]:.1f}%" in plateau.get_label()
 
 
 def test_layers_profile_values(synth_layers):

@@ -312,3 +312,31 @@ def test_many_runs_are_capped_in_per_run_figures(monkeypatch, tmp_path):
     assert any("first 2 runs" in t for t in texts)
     fit_table_block = next(b for b in blocks if b.kind == "table" and "points kept" in b.frame.columns)
     assert len(fit_table_block.frame) == 4
+
+
+# --------------------------------------------------------------------------- layout (issue 12)
+
+
+def test_warnings_are_grouped_by_the_run_they_name():
+    """Every message kept once; a message goes to the first run it names as a whole word
+    (a run whose name extends another's is not confused with it); others stay general."""
+    from sparsitylaws.report import group_by_run
+
+    runs = ["cpu-relu-w48-d1", "cpu-relu-w48-d10", "0.1b_relu"]
+    items = ["run 'cpu-relu-w48-d10': alpha at bound", "cpu-relu-w48-d1: c weak",
+             "run 0.1b_relu skipped: 2 points", "relu: scale trend from 4 runs",
+             "0.1b_relu: A0 near cpu-relu-w48-d1's", "x0.1b_relu_2: another run's"]
+    general, per_run = group_by_run(items, runs)
+    assert general == ["relu: scale trend from 4 runs", "x0.1b_relu_2: another run's"]
+    assert per_run == {"cpu-relu-w48-d1": ["cpu-relu-w48-d1: c weak"],
+                       "cpu-relu-w48-d10": ["run 'cpu-relu-w48-d10': alpha at bound"],
+                       "0.1b_relu": ["run 0.1b_relu skipped: 2 points", "0.1b_relu: A0 near cpu-relu-w48-d1's"]}
+    assert sorted(general + [m for v in per_run.values() for m in v]) == sorted(items)
+
+
+@pytest.mark.parametrize(("n", "text"), [(45_100, "45.1K"), (2.27e6, "2.27M"), (4.16e10, "41.6B"),
+                                         (2e12, "2T"), (512, "512"), (None, "n/a")])
+def test_counts_in_the_data_summary_read_as_people_write_them(n, text):
+    from sparsitylaws.report import _count
+
+    assert _count(n) == text

@@ -463,8 +463,8 @@ def test_slurm_scripts_run_end_to_end(make_llama, tmp_path: Path, text_file: Pat
                          env=env, capture_output=True, text=True, timeout=1800)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "submitted:" in res.stdout
-    assert sorted(p.name for p in (out / "shards").iterdir()) == ["shard-0.parquet",
-                                                                 "shard-1.parquet"]
+    assert sorted(p.name for p in (out / "shards").glob("*.parquet")) == ["shard-0.parquet",
+                                                                         "shard-1.parquet"]
     df = read_table(out / "relu-x.parquet")
     ppl = df[df["metric"] == "ppl-p"]
     doc = json.loads((out / "cett.json").read_text())

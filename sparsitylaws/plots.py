@@ -789,7 +789,10 @@ def _draw_scale_param(ax: Axes, sc: dict, p: str, act: str, st: dict) -> bool:
                 label="runs" + (" (90% interval)" if yerr is not None else " (no interval published)"))
     if is_log:
         ax.set_yscale("log")
-    _robust_ylim(ax, mult * np.r_[theta, back(line)], is_log)
+    keep = _inliers(mult * theta, is_log)
+    lo_f, hi_f = _fence(mult * theta[keep], is_log)
+    ln = mult * back(line)
+    _robust_ylim(ax, np.r_[mult * theta[keep], np.clip(ln, lo_f, hi_f)], is_log)
     if bands:
         _widen_for_bands(ax, [b for blo, bhi, _, _ in bands for b in (blo, bhi)], is_log)
     if p == "A0":  # a share of neurons: never drawn outside 0-100%
@@ -804,7 +807,37 @@ def _draw_scale_param(ax: Axes, sc: dict, p: str, act: str, st: dict) -> bool:
         _clean_log_ticks(ax)
     tol = 1e-6 * ((np.log10(yhi) - np.log10(ylo)) if is_log else (yhi - ylo))
     cut = any(_beyond(b, ylo, yhi, tol, is_log) for blo, bhi, _, _ in bands for b in (blo, bhi))
+    off = int(np.sum(~keep))
+    if off:
+        ax.text(0.98, 0.03, f"{off} run(s) off scale ({_g3(mult * theta[~keep])})", transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=7, color="0.3")
     return cut
+
+
+def _g3(v: np.ndarray) -> str:
+    return ", ".join(f"{x:.3g}" for x in v)
+
+
+def _fence(v: np.ndarray, is_log: bool, k: float = 10.0) -> tuple[float, float]:
+    """Quartiles -/+ k interquartile ranges (in log10 on log axes); the range counts as at
+    least a decade there, or a quarter of the quartiles' size, so only wild values fall out."""
+    v = np.asarray(v, float)
+    v = v[np.isfinite(v) & ((v > 0) if is_log else True)]
+    if v.size < 4:
+        return -np.inf, np.inf
+    w = np.log10(v) if is_log else v
+    q1, q3 = np.quantile(w, [0.25, 0.75])
+    iqr = max(q3 - q1, 1.0 if is_log else 1e-12, 0.25 * max(abs(q1), abs(q3)))
+    lo, hi = q1 - k * iqr, q3 + k * iqr
+    return (10 ** lo, 10 ** hi) if is_log else (lo, hi)
+
+
+def _inliers(v: np.ndarray, is_log: bool) -> np.ndarray:
+    """Runs inside the quartile fence (a degenerate fit's coefficient, e.g. b = 2e5 among
+    values near -3, would otherwise set the panel's range); with fewer than 4 runs, all."""
+    lo, hi = _fence(v, is_log)
+    v = np.asarray(v, float)
+    return ~np.isfinite(v) | ((v >= lo) & (v <= hi))
 
 
 def _widen_for_bands(ax: Axes, edges: list[np.ndarray], is_log: bool) -> None:
@@ -942,6 +975,10 @@ def plot_layers(table: pd.DataFrame | None, *, runs: Sequence[str] | None = None
         axs = _grid(fig, n, ncols=min(n, 3))
         for ax, (run, lines) in zip(axs, by_run.items(), strict=True):
             styles = series_styles(len(lines))
+            cks = {label.rsplit(" @ ", 1)[-1] for label, _, _ in lines}
+            shared = cks.pop() if len(cks) == 1 and len(lines) > 1 else None
+            if shared:  # one checkpoint: named once in the title, not in every entry
+                lines = [(label.rsplit(" @ ", 1)[0], v, m) for label, v, m in lines]
             for (label, vals, mean), st in zip(lines, styles, strict=True):
                 x = np.arange(1, len(vals) + 1)
                 ax.plot(x, PCT * np.asarray(vals), color=st["color"], marker=st["marker"], markersize=3.5,
@@ -953,12 +990,11 @@ def plot_layers(table: pd.DataFrame | None, *, runs: Sequence[str] | None = None
             ax.set_xlim(0.5, n_max + 0.5)
             if n_max <= 40:
                 ax.set_xticks(np.arange(1, n_max + 1, max(1, n_max // 12)))
-            title = run if run not in flagged else f"{run}\n(not for fitting: {_short(flagged[run])})"
+            title = run + (f"\ncheckpoint {shared}" if shared else "")
+            if run in flagged:
+                title += f"\n(not for fitting: {_short(flagged[run])})"
             ax.set_title(title, fontsize=8.5 if run in flagged else None)
-            if len(lines) > 3:
-                _panel_legend(ax, ncols=1, fontsize=7)
-            else:
-                ax.legend(loc="lower right", framealpha=0.85, fontsize=7)
+            _panel_legend(ax, ncols=1 if len(lines) > 2 else len(lines), fontsize=7)  # below: off the lines
         fig.suptitle("Activation ratio across depth (one measurement per line)", fontsize=10)
         return fig
 

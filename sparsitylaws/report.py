@@ -209,7 +209,7 @@ def data_summary(inp: ReportInputs) -> list[Block]:
             "run": run, "activation": sub["activation"].iloc[0],
             "width × depth": _shape(sub), "non-embedding params": _count(_first(sub, "n_params")),
             "metrics": metrics, "checkpoints": int(sub["checkpoint"].nunique()),
-            "tokens": f"{_count(sub['tokens'].min())}–{_count(sub['tokens'].max())}",
+            "tokens": "–".join(dict.fromkeys((_count(sub["tokens"].min()), _count(sub["tokens"].max())))),
             "last activation ratio": f"{_pct(last['activation_ratio'])} ({_metric_name(last)})",
             "status": status,
         })

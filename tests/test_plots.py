@@ -607,3 +607,43 @@ def test_curve_panels_say_when_a_band_is_cut():
         ys = np.concatenate(_fill_ys(ax))
         beyond = ys.min() < lo - 1e-6 * (hi - lo) or ys.max() > hi + 1e-6 * (hi - lo)
         assert (plots.CUT_NOTE in ax.get_title()) == beyond, ax.get_title()
+
+
+def test_a_degenerate_run_coefficient_does_not_set_the_scale_panel():
+    """One run's b = 2e5 among values near -3 (a degenerate fit) is counted off scale; the
+    panel's range holds every other run."""
+    import copy
+
+    ls = copy.deepcopy(load_lawset())
+    sc = ls.architecture["activations"]["relu"]["scale"]
+    j = sc["param_names"].index("b")
+    theta = np.asarray(sc["theta"], float)
+    theta[2, j] = 2e5
+    sc["theta"] = theta.tolist()
+    fig = plots.plot_scale(ls)
+    ax = next(a for a in _visible_axes(fig) if a.get_title().startswith("relu: b"))
+    lo, hi = ax.get_ylim()
+    others = np.delete(theta[:, j], 2)
+    assert lo <= others.min() and others.max() <= hi and hi < 1e3
+    notes = [t.get_text() for t in ax.texts]
+    assert any(n.startswith("1 run(s) off scale (2e+05)") for n in notes), notes
+    untouched = next(a for a in _visible_axes(plots.plot_scale(load_lawset())) if a.get_title().startswith("relu: b"))
+    assert not [t for t in untouched.texts if "off scale" in t.get_text()]
+
+
+def test_layers_legends_sit_below_the_panels_and_name_the_checkpoint_once():
+    """No legend box over the depth profiles; a panel's shared checkpoint is in its title."""
+    path = REPO / "measurements" / "smollm2-135m.parquet"
+    if not path.is_file():
+        pytest.skip("measurements/smollm2-135m.parquet not in this checkout")
+    from sparsitylaws.tables import read_table
+
+    fig = plots.plot_layers(read_table(path))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in _visible_axes(fig):
+        leg = ax.get_legend()
+        labels = [t.get_text() for t in leg.get_texts()]
+        assert len(labels) >= 2 and not any(" @ " in lab for lab in labels), labels
+        assert "checkpoint " in ax.get_title()
+        assert leg.get_window_extent(renderer).y1 <= ax.get_window_extent(renderer).y0

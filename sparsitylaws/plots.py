@@ -420,12 +420,12 @@ def _curves_overlay(lawset: Any, srcs: list[CurveSource], table: pd.DataFrame | 
         if any(s.dropped_tokens.size for s in group) and table is not None:
             ax.plot([], [], linestyle="none", marker="o", markerfacecolor="white", markeredgecolor="0.3",
                     label="hollow: excluded warm-up")
-        ax.set_title(f"{act}: runs by scale (lines: laws"
+        ax.set_title(f"{act}: runs by scale\n(lines: laws"
                      + (", shading: 90% bands)" if bands else "; bands: per-run panels)")
                      + (f"\n{CUT_NOTE}" if bands_cut(ax) else ""))
         ax.set_xlabel(TOKENS_LOG_LABEL if log_x else TOKENS_LABEL)
         ax.set_ylabel(RATIO_LABEL)
-        ax.legend(loc="best", frameon=True, framealpha=0.85, title="run")
+        _legend_below(ax, title="run")
     _token_axes(axs, log_x)
     _suptitle(fig, lawset, "Activation ratio over training, by scale")
     return fig
@@ -468,6 +468,14 @@ def _panel_legend(ax: Axes, ncols: int = 2, fontsize: float | None = None,
     ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=ncols, frameon=False,
               handler_map={tuple: HandlerTuple(ndivide=None, pad=0.3)}, fontsize=fontsize,
               handlelength=3.2 if any(isinstance(h, tuple) for h in handles) else None)
+
+
+def _legend_below(ax: Axes, title: str | None = None) -> None:
+    """The panel's own legend under it (runs overlaid in one panel): never on the data."""
+    n = len(ax.get_legend_handles_labels()[1])
+    if n:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=min(3, n), frameon=False,
+                  title=title, fontsize=7.5)
 
 
 def _suptitle(fig: Figure, lawset: Any, what: str) -> None:
@@ -514,7 +522,7 @@ def plot_residuals(lawset: Any, table: pd.DataFrame | None, *, runs: Sequence[st
                     dropped.append(d)
                 _residual_ylim(ax, np.concatenate(kept), np.concatenate(dropped), 1.3)
                 ax.set_title(f"{act}: residuals by run")
-                ax.legend(loc="best", framealpha=0.85)
+                _legend_below(ax, title="run")
         else:
             srcs = _group_sorted(srcs)
             axs, fig = _grid_by_activation(srcs, size, h=2.4, extra_h=0.8)

@@ -647,3 +647,14 @@ def test_layers_legends_sit_below_the_panels_and_name_the_checkpoint_once():
         assert len(labels) >= 2 and not any(" @ " in lab for lab in labels), labels
         assert "checkpoint " in ax.get_title()
         assert leg.get_window_extent(renderer).y1 <= ax.get_window_extent(renderer).y0
+
+
+def test_overlay_legends_are_below_the_panels(synth_laws, synth_table):
+    """Runs overlaid in one panel: the legend sits under it, never over the curves."""
+    ls = load_lawset(synth_laws)
+    for fig in (plots.plot_curves(ls, synth_table, overlay=True),
+                plots.plot_residuals(ls, synth_table, overlay=True)):
+        fig.canvas.draw()
+        r = fig.canvas.get_renderer()
+        for ax in _visible_axes(fig):
+            assert ax.get_legend().get_window_extent(r).y1 <= ax.get_window_extent(r).y0

@@ -57,6 +57,7 @@ from sparsitylaws.selection import (
 from sparsitylaws.uncertainty import (
     ar_inflation,
     bootstrap,
+    clip_to_bounds,
     curve_bands,
     delta_intervals,
     percentile_intervals,
@@ -132,8 +133,10 @@ class RunFit:
 
     # ------------------------------------------------------------------ serialization
     def to_dict(self) -> dict:
-        """JSON-safe dict (str/int/float/bool/None/list/dict only; non-finite floats -> None)."""
-        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+        """JSON-safe dict (str/int/float/bool/None/list/dict only; non-finite floats -> None,
+        except interval ends at an infinite bound, which are the strings "inf"/"-inf")."""
+        return {f.name: (_interval_ends(getattr(self, f.name)) if f.name in INTERVAL_FIELDS
+                         else _jsonable(getattr(self, f.name))) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, d: dict) -> RunFit:
@@ -151,6 +154,13 @@ class RunFit:
                     "pct_high"):
             if key in kw:
                 kw[key] = [_f(v) for v in kw[key]]
+        if kw.get("boot_draws"):  # older files: an unbounded end was stored as null (it reaches the bound)
+            form = get_form(kw["form"])
+            for key, side in (("boot_low", "lower"), ("boot_high", "upper"), ("pct_low", "lower"),
+                              ("pct_high", "upper")):
+                if key in kw and len(kw[key]) == form.n_params:
+                    kw[key] = [getattr(p, side) if math.isnan(v) else v
+                               for p, v in zip(form.parameters, kw[key], strict=True)]
         for key in ("covariance", "cov_u", "boot_draws"):
             kw[key] = [[_f(v) for v in row] for row in kw[key]]
         kw["noise_sd"] = _f(kw["noise_sd"])
@@ -263,7 +273,7 @@ class RunFit:
         lvl = self.level if level is None else float(level)
         blo, bhi = self.boot_low[i], self.boot_high[i]
         if lvl != self.level:
-            lo, hi = percentile_intervals(self._draws(), lvl, self._band_dof())
+            lo, hi = clip_to_bounds(form, *percentile_intervals(self._draws(), lvl, self._band_dof()))
             blo, bhi = float(lo[i]), float(hi[i])
         return {"parameter": form.limit_param, "estimate": self.estimate[i], "se": self.se[i],
                 "level": lvl, "boot_low": blo, "boot_high": bhi,
@@ -281,8 +291,22 @@ class RunFit:
                              "boot_low": self.boot_low, "boot_high": self.boot_high})
 
 
-def _f(v: float | None) -> float:
+#: Interval fields whose ends may be +-inf (a side reaching an unbounded parameter's bound).
+INTERVAL_FIELDS = ("delta_low", "delta_high", "boot_low", "boot_high", "pct_low", "pct_high")
+
+
+def _f(v: float | str | None) -> float:
+    """A stored float: None -> NaN (missing), "inf"/"-inf" -> +-inf."""
     return math.nan if v is None else float(v)
+
+
+def _interval_ends(v: Sequence[float]) -> list:
+    """Interval ends for JSON: +-inf as "inf"/"-inf" (they are real ends), NaN as None (missing)."""
+    out = []
+    for x in v:
+        x = float(x)
+        out.append(("inf" if x > 0 else "-inf") if math.isinf(x) else (None if math.isnan(x) else x))
+    return out
 
 
 def _jsonable(v: object) -> object:
@@ -410,7 +434,7 @@ def fit_run(
     dlo, dhi = delta_intervals(pf, level)
     ar = ar_inflation(pf) if pf.dof > 0 else {"dof_eff": pf.dof}
     plo, phi = percentile_intervals(bs.interval_draws(), level, ar["dof_eff"])
-    plo, phi = _hold(plo, phi, pf.theta)  # an interval holds its estimate
+    plo, phi = _hold(*clip_to_bounds(law, plo, phi), pf.theta)  # ends at the bounds; holds its estimate
     blo, bhi = plo.copy(), phi.copy()
     notes: list[str] = []
     prof_lo = prof_hi = None
@@ -437,6 +461,7 @@ def fit_run(
         if alternatives:
             notes.append("widened to hold the estimates with " + ", ".join(
                 str(a["n_dropped"]) for a in alternatives) + " warm-up points dropped")
+    blo, bhi = clip_to_bounds(law, blo, bhi)
     ic = information_criteria(pf.rss, pf.n, pf.k)
     ms = asdict(pf.multistart)
     comparison = (compare_forms(D[k], y[k], sw=None if sw is None else sw[k], loss=loss,

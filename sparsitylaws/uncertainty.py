@@ -9,10 +9,10 @@
   sqrt(n / (n - k)).  All replicates are refitted at once by the batched Levenberg-Marquardt
   solver of :mod:`sparsitylaws.fitting`, warm-started at the best fit, with the same loss.
   No replicate is dropped: those that neither converge nor stall are refitted from several
-  starts with more iterations, and what still fails counts as unbounded on the side it ran to
-  (:meth:`BootstrapResult.interval_draws`).  Replicates whose cost has settled while the
-  parameters drift along a flat valley are kept and counted as ``n_stalled``.  Expanded
-  percentile intervals.  Why this bootstrap: docs/fitting.md.
+  starts with more iterations, and what still fails counts as unbounded on the side it ran to,
+  i.e. as reaching that parameter's bound there (:meth:`BootstrapResult.interval_draws`).
+  Replicates whose cost has settled while the parameters drift along a flat valley are kept
+  and counted as ``n_stalled``.  Expanded percentile intervals.  Why this bootstrap: docs/fitting.md.
 * :func:`profile_interval` - profile-likelihood interval of one parameter (the limit A0), with
   an AR(1) variance factor and effective degrees of freedom (:func:`ar_inflation`).
 * :func:`curve_bands` - the confidence band (parameter uncertainty only: where the true
@@ -42,9 +42,11 @@ __all__ = [
     "BootstrapResult",
     "block_length",
     "bootstrap",
+    "clip_to_bounds",
     "curve_bands",
     "delta_intervals",
     "expanded_level",
+    "parameter_bounds",
     "percentile_intervals",
     "profile_interval",
 ]
@@ -72,14 +74,34 @@ class BootstrapResult:
     n_refit: int = 0  # replicates that needed the refit stage
     failed: np.ndarray | None = None  # (m,) bool
     center: np.ndarray | None = None  # point estimate (side of each failure)
+    lower: np.ndarray | None = None  # (k,) the parameters' physical bounds (default: unbounded)
+    upper: np.ndarray | None = None
 
     def interval_draws(self) -> np.ndarray:
-        """Draws for parameter intervals: failed replicates at +-inf on their side of the estimate."""
+        """Draws for parameter intervals: failed replicates at the parameter's bound on their
+        side of the estimate ("unbounded" reaches the bound: A0 in [0, 1] stops at 0 or 1);
+        +-inf only where the parameter itself is unbounded on that side."""
         out = np.array(self.draws, dtype=float)
         if self.failed is not None and self.failed.any() and self.center is not None:
+            k = out.shape[1]
+            lo = np.full(k, -np.inf) if self.lower is None else np.asarray(self.lower, float)
+            hi = np.full(k, np.inf) if self.upper is None else np.asarray(self.upper, float)
             bad = out[self.failed]
-            out[self.failed] = np.where(bad >= self.center[None, :], np.inf, -np.inf)
+            out[self.failed] = np.where(bad >= self.center[None, :], hi[None, :], lo[None, :])
         return out
+
+
+def parameter_bounds(form: LawForm) -> tuple[np.ndarray, np.ndarray]:
+    """The physical bounds of each parameter of ``form`` (+-inf where unbounded)."""
+    return (np.array([p.lower for p in form.parameters], float),
+            np.array([p.upper for p in form.parameters], float))
+
+
+def clip_to_bounds(form: LawForm, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Intervals [lo, hi] cut at the parameters' physical bounds (an end beyond a bound, e.g.
+    -inf for A0, means the interval reaches it); NaN (no interval) stays NaN."""
+    blo, bhi = parameter_bounds(form)
+    return np.maximum(np.asarray(lo, float), blo), np.minimum(np.asarray(hi, float), bhi)
 
 
 def delta_intervals(pf: PointFit, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
@@ -153,9 +175,10 @@ def bootstrap(pf: PointFit, n_boot: int = 1000, seed: int = 0, *, length: int | 
     fails is kept and marked (see :class:`BootstrapResult`); nothing is dropped.
     """
     n, k = pf.n, pf.k
+    lower, upper = parameter_bounds(pf.form)
     if n_boot <= 0 or pf.dof <= 0:
         return BootstrapResult(np.empty((0, k)), max(n_boot, 0), 0, 0, seed,
-                               failed=np.zeros(0, bool), center=pf.theta)
+                               failed=np.zeros(0, bool), center=pf.theta, lower=lower, upper=upper)
     L = block_length(n) if length is None else int(length)
     fitted = pf.form.evaluate(pf.D, pf.theta)
     e = (pf.y - fitted) * pf.sw  # standardized residuals (weights applied)
@@ -192,7 +215,7 @@ def bootstrap(pf: PointFit, n_boot: int = 1000, seed: int = 0, *, length: int | 
     failed = ~good[finite]
     return BootstrapResult(th[finite], n_boot, int(np.sum(~good)), L, seed,
                            n_stalled=int(np.sum(stalled & good)), n_refit=n_refit, failed=failed,
-                           center=np.asarray(pf.theta, float))
+                           center=np.asarray(pf.theta, float), lower=lower, upper=upper)
 
 
 def _refit(pf: PointFit, Y: np.ndarray, U: np.ndarray, cost: np.ndarray, good: np.ndarray,

@@ -21,8 +21,12 @@ GET_CURVES = ("a law needs training curves (several checkpoints per run): conver
 
 
 def _fmt(x: float | None) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+    """A number to 4 significant digits; +-inf (an interval reaching an unbounded parameter's
+    bound) as "inf"/"-inf"; "n/a" only for a missing value (None, NaN)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
         return "n/a"
+    if isinstance(x, float) and math.isinf(x):
+        return "inf" if x > 0 else "-inf"
     return f"{x:.4g}"
 
 

@@ -904,13 +904,12 @@ def token_unit(max_b: float) -> tuple[float, str]:
 
 
 def _token_axes(axs: list[Axes], log_x: bool) -> None:
-    """One token unit for all panels, named in every x label; log axes get clean ticks."""
+    """Each panel's token unit (runs of a million and of a hundred billion tokens may share a
+    figure), named in its x label; log axes get clean ticks."""
     from matplotlib.ticker import FuncFormatter
 
-    if not axs:
-        return
-    unit, name = token_unit(max(ax.get_xlim()[1] for ax in axs))
     for ax in axs:
+        unit, name = token_unit(ax.get_xlim()[1])
         ax.set_xlabel(f"tokens trained ({name}" + (", log scale)" if log_x else ")"), fontsize=8)
         if log_x:
             _clean_log_ticks(ax, "x", unit)

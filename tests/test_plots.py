@@ -658,3 +658,15 @@ def test_overlay_legends_are_below_the_panels(synth_laws, synth_table):
         r = fig.canvas.get_renderer()
         for ax in _visible_axes(fig):
             assert ax.get_legend().get_window_extent(r).y1 <= ax.get_window_extent(r).y0
+
+
+def test_each_panel_names_its_own_token_unit():
+    """A figure holding a run of 2M tokens and one of 200B: millions on one, billions on the other."""
+    fig = plots._new_figure((6, 3))
+    small, big = fig.subplots(1, 2)
+    small.plot([0.0001, 0.002], [1, 2])
+    big.plot([1, 200], [1, 2])
+    plots._token_axes([small, big], log_x=False)
+    assert "millions" in small.get_xlabel() and "billions" in big.get_xlabel()
+    fig.canvas.draw()
+    assert "2" in [t.get_text() for t in small.get_xticklabels()]  # 0.002 billion read as 2 million

@@ -350,7 +350,8 @@ def _covariances(form: LawForm, D: np.ndarray, u: np.ndarray, sw: np.ndarray, si
         inv = np.linalg.pinv(A)
     cov_u = sigma_w**2 * inv
     T = form.dtheta_du(u)
-    cov = T @ cov_u @ T.T
+    with np.errstate(invalid="ignore", over="ignore"):  # a parameter at its edge (d theta/du = inf):
+        cov = T @ cov_u @ T.T  # its natural variance is undefined (NaN), as the delta method says
     sd = np.sqrt(np.clip(np.diag(A), 1e-300, None))
     corr = A / np.outer(sd, sd)
     sv = np.linalg.svd(corr, compute_uv=False) if k > 1 else np.array([1.0, 1.0])
@@ -491,6 +492,15 @@ def _lmfit_one(form: LawForm, D: np.ndarray, y: np.ndarray, sw: np.ndarray, u0: 
     return u, c, bool(out.success) and np.isfinite(c)
 
 
+def _param_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|a - b| elementwise, where a start that ran to a parameter's edge (+-inf) is 0 from the
+    same edge and infinitely far from anything else (no inf - inf)."""
+    same = a == b[None, :]
+    out = np.zeros(np.broadcast_shapes(a.shape, b[None, :].shape))
+    np.subtract(a, b[None, :], out=out, where=~same)
+    return np.abs(out)
+
+
 def _multistart_report(form: LawForm, U: np.ndarray, cost: np.ndarray, conv: np.ndarray,
                        se: np.ndarray | None) -> MultiStartReport:
     best = int(np.argmin(cost))
@@ -499,8 +509,7 @@ def _multistart_report(form: LawForm, U: np.ndarray, cost: np.ndarray, conv: np.
     at_best = rel <= BEST_RTOL
     near = rel <= NEAR_RTOL
     th = form.from_unconstrained(U)
-    with np.errstate(invalid="ignore"):  # inf - inf for starts that ran to a parameter's edge
-        diff = np.abs(th[near] - th[best])
+    diff = _param_distance(th[near], th[best])
     spread = {n: float(np.max(diff[:, j])) for j, n in enumerate(form.param_names)}
     spread_se = None
     if se is not None and np.all(np.isfinite(se)) and np.all(se > 0):

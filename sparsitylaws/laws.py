@@ -125,6 +125,8 @@ class LawForm:
     #: forms whose per-parameter transforms leave a curved valley (see logspace_power)
     _to_u: Callable[[np.ndarray], np.ndarray] | None = None
     _from_u: Callable[[np.ndarray], np.ndarray] | None = None
+    #: its Jacobian d(theta)/d(u) at one u, (k, k) (central differences when absent)
+    _dfrom_u: Callable[[np.ndarray], np.ndarray] | None = None
 
     @property
     def param_names(self) -> list[str]:
@@ -170,10 +172,13 @@ class LawForm:
         return np.stack([p.from_unconstrained(uu[..., i]) for i, p in enumerate(self.parameters)], axis=-1)
 
     def dtheta_du(self, u: np.ndarray) -> np.ndarray:
-        """Jacobian d(theta)/d(u) at one u, shape (k, k) (central differences for joint maps)."""
+        """Jacobian d(theta)/d(u) at one u, shape (k, k) (analytic; central differences for a
+        joint map without its own)."""
         uu = np.asarray(u, dtype=float)
         if self._from_u is None:
             return np.diag([p.dnatural_du(uu[i]) for i, p in enumerate(self.parameters)])
+        if self._dfrom_u is not None:
+            return self._dfrom_u(uu)
         k = uu.size
         h = 1e-6 * np.maximum(1.0, np.abs(uu))
         up = uu[None, :] + np.diag(h)
@@ -259,6 +264,20 @@ def _from_u_logspace(u: np.ndarray) -> np.ndarray:
     alpha = np.exp(u[..., 0])
     c = np.exp(u[..., 2] - u[..., 0])
     return np.stack([alpha, u[..., 1] + c, c, 1.0 / (1.0 + np.exp(-u[..., 3]))], axis=-1)
+
+
+def _dfrom_u_logspace(u: np.ndarray) -> np.ndarray:
+    """d(alpha, b, c, A0) / d(u0..u3) of :func:`_from_u_logspace` at one u (exact: no central
+    differences across a parameter's edge).  c = exp(u2 - u0) overflows to inf only where the
+    derivative itself is unbounded (alpha -> 0 with c * alpha fixed)."""
+    with np.errstate(over="ignore"):
+        alpha = float(np.exp(u[0]))
+        c = float(np.exp(u[2] - u[0]))
+        s = float(1.0 / (1.0 + np.exp(-u[3])))
+    return np.array([[alpha, 0.0, 0.0, 0.0],
+                     [-c, 1.0, c, 0.0],
+                     [-c, 0.0, c, 0.0],
+                     [0.0, 0.0, 0.0, s * (1.0 - s)]])
 
 
 def _s_logspace(D: np.ndarray, y: np.ndarray) -> list[list[float]]:
@@ -364,6 +383,7 @@ FORMS: dict[str, LawForm] = {
             _s_logspace,
             _to_u_logspace,
             _from_u_logspace,
+            _dfrom_u_logspace,
         ),
         LawForm(
             "convergent_power",

@@ -147,9 +147,18 @@ def _build_space(c: _Compiled, space: str, rng: np.random.Generator) -> _Space:
         jitter = z * np.sqrt(dof / rng.chisquare(dof, M))[:, None]
     else:
         jitter = np.zeros((M, k))
-    return _Space(coef=coef,
-                  dcoef32=np.ascontiguousarray(np.transpose(cd, (1, 2, 0)), dtype=np.float32),
-                  jitter32=np.ascontiguousarray(jitter.T, dtype=np.float32))
+    return _Space(coef=coef, dcoef32=_as_float32(np.transpose(cd, (1, 2, 0))),
+                  jitter32=_as_float32(jitter.T))
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _as_float32(a: np.ndarray) -> np.ndarray:
+    """Contiguous float32 copy, saturated at float32's largest finite values: a run's draw far
+    along a flat valley (alpha ~ 1e64 in the budget space's log c + alpha log D_budget) is
+    beyond float32 and stays a huge finite number (not inf, so no inf - inf downstream)."""
+    return np.ascontiguousarray(np.clip(a, -_F32_MAX, _F32_MAX), dtype=np.float32)
 
 
 _CACHE: dict[int, tuple[Any, _Compiled]] = {}
@@ -414,6 +423,15 @@ def _curve_log_excess(c: _Compiled, x0: np.ndarray, D: np.ndarray) -> tuple[np.n
         th = c.run_theta[idx]
         return _log_excess(c.form, th[:, ia], th[:, ic], None if ib is None else th[:, ib], logd)
 
-    pt = (1 - w_hi) * le(lo_i, False) + w_hi * le(hi_i, False)
-    dr = (1 - w_hi)[:, None] * le(lo_i, True) + w_hi[:, None] * le(hi_i, True)
-    return pt, dr
+    return _mix(le(lo_i, False), le(hi_i, False), w_hi), _mix(le(lo_i, True), le(hi_i, True), w_hi)
+
+
+def _mix(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(1 - w) a + w b per row (w: (m,), a and b: (m,) or (m, M)), exactly a at w = 0 and b at
+    w = 1: a log excess of -inf (a draw whose excess has vanished) never meets a zero weight."""
+    wa = np.broadcast_to(w.reshape(w.shape + (1,) * (a.ndim - w.ndim)), a.shape)
+    out = np.where(wa >= 1.0, b, a)
+    mid = (wa > 0.0) & (wa < 1.0)
+    if np.any(mid):
+        out[mid] = (1.0 - wa[mid]) * a[mid] + wa[mid] * b[mid]
+    return out

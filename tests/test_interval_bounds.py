@@ -162,3 +162,35 @@ def test_fit_on_published_runs_emits_no_runtime_warning(tmp_path, sparsinglaw_di
     bad = [f"{w.filename}:{w.lineno}: {w.message}" for w in caught if issubclass(w.category, RuntimeWarning)]
     assert bad == []
     assert "RuntimeWarning" not in r.stderr + p.stderr
+
+
+def test_logspace_jacobian_is_exact_and_quiet_at_the_edge() -> None:
+    """The analytic d(theta)/d(u) of logspace_power matches central differences inside, and at
+    alpha -> 0 (c = exp(u2 - u0) beyond float range) is +-inf without a RuntimeWarning."""
+    u = np.array([-0.7, -1.3, 0.4, -2.0])
+    h = 1e-6
+    num = np.stack([(RELU.from_unconstrained(u + h * e) - RELU.from_unconstrained(u - h * e)) / (2 * h)
+                    for e in np.eye(4)], axis=1)
+    np.testing.assert_allclose(RELU.dtheta_du(u), num, rtol=1e-7, atol=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        edge = RELU.dtheta_du(np.array([-800.0, 0.0, 1.0, 0.0]))
+    assert edge[2, 2] == np.inf and edge[2, 0] == -np.inf and edge[0, 0] == 0.0 and edge[3, 3] == 0.25
+
+
+def test_multistart_distance_and_compose_helpers_are_quiet() -> None:
+    from sparsitylaws.architecture.compose import _as_float32, _mix
+    from sparsitylaws.fitting import _param_distance
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d = _param_distance(np.array([[np.inf, 1.0], [2.0, 3.0]]), np.array([np.inf, 2.0]))
+        a32 = _as_float32(np.array([1e65, -1e300, 1.5]))
+        a = np.array([[-np.inf, 1.0], [2.0, 3.0], [4.0, -np.inf]])
+        b = np.array([[5.0, 6.0], [-np.inf, 7.0], [8.0, 9.0]])
+        m = _mix(a, b, np.array([0.0, 0.5, 1.0]))
+    assert d.tolist() == [[0.0, 1.0], [np.inf, 1.0]]
+    big = float(np.finfo(np.float32).max)
+    assert a32.dtype == np.float32 and a32.tolist() == [big, -big, 1.5]
+    # weight 0 -> a, weight 1 -> b exactly; in between the convex mix (-inf stays -inf)
+    assert m.tolist() == [[-np.inf, 1.0], [-np.inf, 5.0], [8.0, 9.0]]

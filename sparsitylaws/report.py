@@ -145,8 +145,12 @@ def _pct(x: float | None, digits: int = 2) -> str:
 
 
 def _g(x: float | None, digits: int = 4) -> str:
-    if x is None or not isinstance(x, int | float | np.floating) or not math.isfinite(float(x)):
+    """A number; an infinite interval end (a parameter without a bound on that side) reads
+    "inf"/"-inf", and "n/a" is kept for a value that is missing."""
+    if x is None or not isinstance(x, int | float | np.floating) or math.isnan(float(x)):
         return "n/a"
+    if math.isinf(float(x)):
+        return "inf" if x > 0 else "-inf"
     return f"{float(x):.{digits}g}"
 
 

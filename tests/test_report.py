@@ -340,3 +340,13 @@ def test_counts_in_the_data_summary_read_as_people_write_them(n, text):
     from sparsitylaws.report import _count
 
     assert _count(n) == text
+
+
+def test_interval_ends_without_a_bound_read_inf_and_missing_values_n_a():
+    """A parameter with no bound on one side (b, or alpha/c upward) keeps an infinite end after
+    failed bootstrap replicates: the report says so instead of hiding it as missing."""
+    from sparsitylaws.report import _g, _interval
+
+    assert _interval(-1.5, float("-inf"), 2.0) == "-1.5 [-inf, 2]"
+    assert _interval(0.5, 0.1, float("inf")) == "0.5 [0.1, inf]"
+    assert _g(float("nan")) == "n/a" and _g(None) == "n/a"

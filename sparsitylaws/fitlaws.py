@@ -65,6 +65,31 @@ def run_info_of(rows: pd.DataFrame) -> dict:
     return info
 
 
+def measurement_sets(rows: pd.DataFrame, runs: Sequence[str]) -> dict[str, list[str]]:
+    """The runs grouped by where their rows come from (``source`` and ``eval_dataset``).
+
+    Runs measured on different evaluation text, or ingested from a paper, are most likely
+    different recipes (data, tokenizer, schedule); laws across runs assume one recipe.
+    """
+    out: dict[str, list[str]] = {}
+    for run in runs:
+        sub = rows[rows["run"] == run]
+        parts = []
+        for col in ("source", "eval_dataset"):
+            vals = sub[col].dropna().astype(str).unique() if col in sub.columns else []
+            parts.append(vals[0] if len(vals) else "unknown")
+        out.setdefault(f"{parts[0]} on {parts[1]}", []).append(run)
+    return out
+
+
+def mixed_studies_caveat(studies: dict[str, list[str]]) -> str:
+    """The caveat for laws across runs from several measurement sets."""
+    listed = "; ".join(f"{key} ({len(r)} runs, e.g. {r[0]})" for key, r in sorted(studies.items()))
+    return (f"The scale and width/depth laws pool runs from {len(studies)} measurement sets ({listed}): "
+            "they assume one training recipe and one measurement. If the sets differ in data, tokenizer, "
+            "schedule or evaluation text, fit each on its own (pass its table to fit, or --run).")
+
+
 def fit_table(
     df: pd.DataFrame,
     *,
@@ -141,6 +166,9 @@ def fit_table(
         provenance["not_for_fitting"] = dict(sel.excluded)
     if arch_note:
         provenance["architecture_note"] = arch_note
+    studies = measurement_sets(rows, list(fits))
+    if section is not None and len(studies) > 1:
+        provenance["caveats"] = [mixed_studies_caveat(studies)]
     return LawSet(name=name, runs=fits, run_info=info, architecture=section, provenance=provenance)
 
 

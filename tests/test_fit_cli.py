@@ -159,3 +159,23 @@ def test_fit_table_shows_weak_identification_skill_and_forecast_calibration() ->
     assert "forecast bands: calibrated leave-one-run-out on 4 runs' backtests (12 forecasts" in text
     for name in ls.run_names():
         assert not any(w["code"] == "forecast_default" for w in ls.runs[name].warnings)
+
+
+def test_laws_across_runs_from_several_measurement_sets_carry_a_caveat():
+    """Runs ingested from a paper and runs measured here on other text are two recipes: the
+    scale laws pool them only with a caveat, which fit prints and predict/report carry."""
+    from sparsitylaws.fitlaws import fit_table, measurement_sets
+
+    a = _synthetic("a_relu", seed=1).assign(source="ingested")
+    b = _synthetic("b_relu", seed=2).assign(source="measured", eval_dataset="eval.txt",
+                                            n_params=216_000_000, width=1024)
+    both = pd.concat([a, b], ignore_index=True)
+    assert measurement_sets(both, ["a_relu", "b_relu"]) == {
+        "ingested on unknown": ["a_relu"], "measured on eval.txt": ["b_relu"]}
+    ls = fit_table(both, n_boot=20, backtest=False)
+    assert ls.architecture is not None
+    (cav,) = ls.provenance["caveats"]
+    assert "2 measurement sets" in cav and "a_relu" in cav and "b_relu" in cav
+    same = fit_table(pd.concat([a, b.assign(source="ingested", eval_dataset=None)]), n_boot=20,
+                     backtest=False)
+    assert not same.provenance.get("caveats")

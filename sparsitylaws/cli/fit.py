@@ -126,6 +126,7 @@ def render_text(lawset) -> str:
         lines.append(f"architecture laws (scale trends, width/depth where a sweep exists): {acts}")
     elif note:
         lines.append(note)
+    lines.extend(f"caveat: {c}" for c in lawset.provenance.get("caveats") or [])
     return "\n".join(lines)
 
 

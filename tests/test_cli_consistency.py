@@ -139,3 +139,19 @@ def test_whole_numbers_are_typed_as_integers():
     assert isinstance(p.type, click.types.IntParamType)
     res = run_cli("predict", "--width", "1024", "--depth", "16.5")
     assert_one_line_error(res, "--depth")
+
+
+def test_every_token_count_option_accepts_the_same_formats():
+    """predict --tokens, fit --min-tokens and measure --tokens-trained share one type, so
+    '2e12', '2T' and '2_000_000_000_000' mean the same everywhere (issue 12 item 6)."""
+    import importlib
+
+    from sparsitylaws.cli.params import TokenCount
+
+    options = {"predict": "tokens", "fit": "min_tokens"}
+    for cmd, opt in options.items():
+        command = getattr(importlib.import_module(f"sparsitylaws.cli.{cmd}"), cmd)
+        (param,) = [p for p in command.params if p.name == opt]
+        assert isinstance(param.type, TokenCount), (cmd, opt)
+        assert {param.type.convert(v, param, None) for v in ("2e12", "2T", "2_000_000_000_000")} == {
+            2 * 10 ** 12}

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from sparsitylaws.cli.options import level_option, n_boot_option, output_option
+from sparsitylaws.cli.params import TOKEN_COUNT
 from sparsitylaws.errors import SparsityLawsError
 
 DEFAULT_DATA_DIR = Path("measurements")
@@ -147,8 +148,8 @@ def _progress_printer(quiet: bool):
 @click.option("--metric-arg", type=float, default=None, help="Metric argument (e.g. p = 1).")
 @click.option("--drop-first", type=click.IntRange(min=0), default=None,
               help="Drop the first N checkpoints of each run (overrides the automatic warm-up rule).")
-@click.option("--min-tokens", type=float, default=None,
-              help="Drop checkpoints below this many raw tokens (overrides the automatic rule).")
+@click.option("--min-tokens", type=TOKEN_COUNT, default=None,
+              help="Drop checkpoints below this many raw tokens, e.g. 1e10 or 10B (overrides the automatic rule).")
 @click.option("--loss", type=click.Choice(["linear", "soft_l1", "huber"]), default="linear",
               show_default=True, help="Loss of the fit (robust losses down-weight outliers).")
 @n_boot_option()

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from sparsitylaws.cli.options import laws_option, level_option, output_option
+from sparsitylaws.cli.params import TOKEN_COUNT
 from sparsitylaws.errors import SparsityLawsError
 
 GRID_REQUIRED = ("width", "depth")
@@ -214,7 +215,8 @@ def _json_out(df: pd.DataFrame, ls) -> None:
 @click.option("--depth", type=click.IntRange(min=1), help="Number of layers L (a whole number).")
 @click.option("--activation", default="all", show_default=True,
               help="relu, silu or all (every activation the law set covers).")
-@click.option("--tokens", type=float, help="Tokens trained (default 190 x non-embedding params).")
+@click.option("--tokens", type=TOKEN_COUNT,
+              help="Tokens trained, e.g. 2e12, 2T, 300B (default 190 x non-embedding params).")
 @click.option("--ffn-ratio", type=float, default=2.5, show_default=True, help="d_f / d.")
 @click.option("--gated/--no-gated", default=True, show_default=True, help="Gated FFN (3 matrices) or not (2).")
 @click.option("--heads", type=int, help="Attention heads (default: attention = 4 d^2).")

@@ -427,12 +427,12 @@ def test_final_limits_and_a_flat_sweep_give_no_breakpoint():
 
 
 def test_interval_score_against_its_definition():
-    from sparsitylaws.architecture.crosscheck import interval_score
+    from sparsitylaws.selection import interval_score
 
     # inside: the width; below: width + 2/alpha * miss; above likewise (alpha = 0.1)
-    assert interval_score(0.5, 0.4, 0.6, 0.9) == pytest.approx(0.2)
-    assert interval_score(0.3, 0.4, 0.6, 0.9) == pytest.approx(0.2 + 20 * 0.1)
-    assert interval_score(0.65, 0.4, 0.6, 0.9) == pytest.approx(0.2 + 20 * 0.05)
+    assert interval_score(0.4, 0.6, 0.5, 0.9) == pytest.approx(0.2)
+    assert interval_score(0.4, 0.6, 0.3, 0.9) == pytest.approx(0.2 + 20 * 0.1)
+    assert interval_score(0.4, 0.6, 0.65, 0.9) == pytest.approx(0.2 + 20 * 0.05)
 
 
 def test_leave_one_scale_out_naive_forecasts_are_what_they_say(published_fits):

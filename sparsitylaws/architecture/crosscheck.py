@@ -16,6 +16,7 @@ from sparsitylaws.architecture.runs import summarize_run
 from sparsitylaws.architecture.scale import fit_scale_trends
 from sparsitylaws.architecture.section import _ranges, assemble_section
 from sparsitylaws.errors import FitInputError
+from sparsitylaws.selection import interval_score
 
 
 def _points_of(points: Any, run: str) -> tuple[np.ndarray, np.ndarray]:
@@ -157,14 +158,6 @@ NAIVE = ("nearest", "largest_final")
 POSITIONS = ("early", "middle", "last")
 
 
-def interval_score(y: np.ndarray, low: np.ndarray, high: np.ndarray, level: float) -> np.ndarray:
-    """Interval score (Gneiting & Raftery 2007) of a central ``level`` interval: its width plus
-    2/(1 - level) times the distance by which y falls outside it (lower is better)."""
-    a = 1.0 - level
-    y, low, high = (np.asarray(v, float) for v in (y, low, high))
-    return (high - low) + (2 / a) * np.maximum(low - y, 0) + (2 / a) * np.maximum(y - high, 0)
-
-
 def leave_one_scale_out(
     runfits: Mapping[str, Any],
     run_info: Mapping[str, Mapping],
@@ -242,7 +235,7 @@ def leave_one_scale_out(
                         "position": pos, "tokens": Dp[k] * 1e9, "measured": yp[k], "method": m,
                         "predicted": pt[k], "low": lo[k], "high": hi[k], "error": pt[k] - yp[k],
                         "covered": bool(lo[k] <= yp[k] <= hi[k]), "width": hi[k] - lo[k],
-                        "interval_score": float(interval_score(yp[k], lo[k], hi[k], level)),
+                        "interval_score": float(interval_score(lo[k], hi[k], yp[k], level)),
                         "train_runs": ",".join(s.name for s in tr),
                         "warnings": "; ".join(trend.warnings), "level": level,
                     })

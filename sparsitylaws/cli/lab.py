@@ -6,12 +6,10 @@ from pathlib import Path
 
 import click
 
+from sparsitylaws.cli.options import MKDIR_KEY, ensure_folder, remember_mkdir
 from sparsitylaws.errors import SparsityLawsError
 
 STAGE_CHOICES = ("all", "corpus", "train", "measure", "fit", "report")
-
-
-_MKDIR_KEY = "sparsitylaws.lab.mkdir"
 
 
 def check_output_folder(out: Path, mkdir: bool = False) -> Path:
@@ -26,37 +24,14 @@ def check_output_folder(out: Path, mkdir: bool = False) -> Path:
     if parent.resolve() == Path(parent.resolve().anchor):
         raise click.BadParameter(f"{out}: lab does not create folders at the filesystem root",
                                  param_hint="'-o'")
-    if not parent.is_dir():
-        if not mkdir:
-            raise click.BadParameter(f"{out}: folder {parent} does not exist (create it, or add --mkdir)",
-                                     param_hint="'-o'")
-        if parent.exists():
-            raise click.BadParameter(f"{out}: {parent} is not a folder", param_hint="'-o'")
-        grand = parent.parent
-        if grand.resolve() == Path(grand.resolve().anchor):
-            raise click.BadParameter(
-                f"{out}: --mkdir does not create folders at the filesystem root ({parent})", param_hint="'-o'")
-        if not grand.is_dir():
-            raise click.BadParameter(
-                f"{out}: --mkdir creates only the output folder's own parent, and {grand} does not exist "
-                "either", param_hint="'-o'")
-        try:
-            parent.mkdir()
-        except OSError as exc:
-            raise click.BadParameter(f"{out}: cannot create {parent} ({exc.strerror or exc})",
-                                     param_hint="'-o'") from None
+    ensure_folder(out, parent, mkdir, "the output folder's own parent")
     return out
-
-
-def _remember_mkdir(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
-    ctx.meta[_MKDIR_KEY] = bool(value)
-    return value
 
 
 def _output_callback(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
     if value is None or ctx.resilient_parsing:
         return value
-    return check_output_folder(Path(value), ctx.meta.get(_MKDIR_KEY, False))
+    return check_output_folder(Path(value), ctx.meta.get(MKDIR_KEY, False))
 
 
 @click.command()
@@ -64,7 +39,7 @@ def _output_callback(ctx: click.Context, param: click.Parameter, value: Path | N
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), metavar="PATH", default=None,
               callback=_output_callback,
               help="Output folder (default: lab-PLAN_NAME/); its parent folder must exist (see --mkdir).")
-@click.option("--mkdir", is_flag=True, is_eager=True, expose_value=False, callback=_remember_mkdir,
+@click.option("--mkdir", is_flag=True, is_eager=True, expose_value=False, callback=remember_mkdir,
               help="Create the output folder's missing parent folder (that one folder only).")
 @click.option("--stage", "stages", multiple=True, type=click.Choice(STAGE_CHOICES), default=("all",),
               show_default=True, help="Run only these stages (repeatable; the corpus is always built).")

@@ -22,9 +22,41 @@ import click
 
 from sparsitylaws.fitdefaults import N_BOOT
 
-__all__ = ["N_BOOT", "check_output", "laws_option", "level_option", "n_boot_option", "output_option"]
+__all__ = ["MKDIR_KEY", "N_BOOT", "check_output", "ensure_folder", "laws_option", "level_option", "n_boot_option", "output_option", "remember_mkdir"]
 
-_MKDIR_KEY = "sparsitylaws.mkdir"
+MKDIR_KEY = "sparsitylaws.mkdir"
+
+
+def ensure_folder(path: Path, parent: Path, mkdir: bool, own: str) -> None:
+    """The folder rule of every ``-o``: ``parent`` (the folder ``path`` goes in) must exist,
+    or with ``--mkdir`` it is created, as ``own`` says, only when its own parent exists and
+    is not the filesystem root; errors name ``path`` and ``-o``."""
+    if parent.is_dir():
+        return
+    if not mkdir:
+        raise click.BadParameter(
+            f"{path}: folder {parent} does not exist (create it, or add --mkdir)", param_hint="'-o'")
+    if parent.exists():
+        raise click.BadParameter(f"{path}: {parent} is not a folder", param_hint="'-o'")
+    grand = parent.parent
+    if grand.resolve() == Path(grand.resolve().anchor):
+        raise click.BadParameter(
+            f"{path}: --mkdir does not create folders at the filesystem root ({parent})",
+            param_hint="'-o'")
+    if not grand.is_dir():
+        raise click.BadParameter(
+            f"{path}: --mkdir creates only {own}, and {grand} does not exist either", param_hint="'-o'")
+    try:
+        parent.mkdir()
+    except OSError as exc:
+        raise click.BadParameter(f"{path}: cannot create {parent} ({exc.strerror or exc})",
+                                 param_hint="'-o'") from None
+
+
+def remember_mkdir(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    """Eager ``--mkdir`` callback: remember the flag for the ``-o`` callback that follows."""
+    ctx.meta[MKDIR_KEY] = bool(value)
+    return value
 
 
 def check_output(path: Path, suffixes: Sequence[str], mkdir: bool = False) -> Path:
@@ -37,34 +69,10 @@ def check_output(path: Path, suffixes: Sequence[str], mkdir: bool = False) -> Pa
     if path.is_dir():
         raise click.BadParameter(f"{path}: is a directory", param_hint="'-o'")
     parent = path.parent
-    if not parent.is_dir():
-        if not mkdir:
-            raise click.BadParameter(
-                f"{path}: folder {parent} does not exist (create it, or add --mkdir)", param_hint="'-o'")
-        if parent.exists():
-            raise click.BadParameter(f"{path}: {parent} is not a folder", param_hint="'-o'")
-        grand = parent.parent
-        if grand.resolve() == Path(grand.resolve().anchor):
-            raise click.BadParameter(
-                f"{path}: --mkdir does not create folders at the filesystem root ({parent})",
-                param_hint="'-o'")
-        if not grand.is_dir():
-            raise click.BadParameter(
-                f"{path}: --mkdir creates only the file's own folder, and {grand} does not exist either",
-                param_hint="'-o'")
-        try:
-            parent.mkdir()
-        except OSError as exc:
-            raise click.BadParameter(f"{path}: cannot create {parent} ({exc.strerror or exc})",
-                                     param_hint="'-o'") from None
+    ensure_folder(path, parent, mkdir, "the file's own folder")
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise click.BadParameter(f"{path}: not writable", param_hint="'-o'")
     return path
-
-
-def _remember_mkdir(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
-    ctx.meta[_MKDIR_KEY] = bool(value)
-    return value
 
 
 def output_option(suffixes: Sequence[str], what: str, *, required: bool = False,
@@ -81,11 +89,11 @@ def output_option(suffixes: Sequence[str], what: str, *, required: bool = False,
         if value is None or ctx.resilient_parsing:
             return value
         allowed = check(ctx, value) if check else suffixes
-        return check_output(Path(value), allowed, ctx.meta.get(_MKDIR_KEY, False))
+        return check_output(Path(value), allowed, ctx.meta.get(MKDIR_KEY, False))
 
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
         f = click.option("--mkdir", is_flag=True, is_eager=True, expose_value=False,
-                         callback=_remember_mkdir,
+                         callback=remember_mkdir,
                          help="Create the output file's missing folder (that one folder only).")(f)
         return click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
                             required=required, default=default, show_default=default is not None,

@@ -44,9 +44,12 @@ def _output_callback(ctx: click.Context, param: click.Parameter, value: Path | N
 @click.option("--stage", "stages", multiple=True, type=click.Choice(STAGE_CHOICES), default=("all",),
               show_default=True, help="Run only these stages (repeatable; the corpus is always built).")
 @click.option("--model", "only", multiple=True, help="Train and measure only this model (repeatable).")
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Train and measure this many models at once, each in its own process "
+                   "(fills a GPU that one small model leaves idle; the results are the same).")
 @click.option("--print-plan", is_flag=True, help="Print the plan's TOML and the models' sizes, then stop.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-def lab(plan, output, stages, only, print_plan, quiet) -> None:
+def lab(plan, output, stages, only, workers, print_plan, quiet) -> None:
     """Train, measure, fit and report the models of PLAN (a TOML file or a preset: ci, cpu, gpu).
 
     Resumable: rerun the same command after an interruption; trained models and measured
@@ -75,7 +78,7 @@ def lab(plan, output, stages, only, print_plan, quiet) -> None:
         raise SparsityLawsError(f"--output {out}: not a folder")
     from sparsitylaws.lab.pipeline import run_lab
 
-    paths = run_lab(p, out, stages=chosen, only=only, quiet=quiet,
+    paths = run_lab(p, out, stages=chosen, only=only, quiet=quiet, workers=workers, plan_arg=plan,
                     log=lambda msg: click.echo(msg, err=True))
     for key in ("table", "laws", "report"):
         if paths[key].exists():

@@ -34,27 +34,42 @@ def outputs(plan: Plan, out: Path) -> dict[str, Path]:
 
 
 class Manifest:
-    """The manifest JSON, updated atomically after every stage."""
+    """The manifest JSON, updated atomically after every stage.
+
+    Every update re-reads the file under the output folder's lock and applies one entry,
+    so worker processes (``--workers``) sharing the folder never overwrite each other.
+    """
 
     def __init__(self, path: Path, plan: Plan) -> None:
         self.path = path
-        self.data: dict[str, Any] = {}
-        if path.is_file():
-            try:
-                self.data = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                self.data = {}
+        self.plan_text = plan.source_text
+        self.data: dict[str, Any] = self._load()
         self.data["plan"] = plan.source_text
         self.data.setdefault("stages", {})
 
+    def _load(self) -> dict[str, Any]:
+        if self.path.is_file():
+            try:
+                return json.loads(self.path.read_text())
+            except (OSError, json.JSONDecodeError):
+                return {}
+        return {}
+
     def record(self, stage: str, key: str | None, seconds: float, **extra: Any) -> None:
-        st = self.data["stages"].setdefault(stage, {})
+        from sparsitylaws.tables import file_lock
+
         entry = {"wall_s": round(seconds, 2), **extra}
-        if key is None:
-            st.update(entry)
-        else:
-            st[key] = entry
-        self.save()
+        with file_lock(self.path):
+            disk = self._load()
+            disk.update({k: v for k, v in self.data.items() if k != "stages"})
+            disk.setdefault("stages", {})
+            st = disk["stages"].setdefault(stage, {})
+            if key is None:
+                st.update(entry)
+            else:
+                st[key] = entry
+            self.data = disk
+            self.save()
 
     def save(self) -> None:
         atomic_write_text(self.path, json.dumps(self.data, indent=1, sort_keys=True, default=str))
@@ -82,8 +97,14 @@ def measure_settings(plan: Plan, m: ModelSpec, run_dir: Path, table: Path, eval_
 
 
 def run_lab(plan: Plan, out: Path, *, stages: Sequence[str] = STAGES, only: Sequence[str] = (),
-            quiet: bool = False, log: Callable[[str], None] = print) -> dict[str, Path]:
-    """Run the plan's stages into ``out``; returns the result paths."""
+            quiet: bool = False, log: Callable[[str], None] = print, workers: int = 1,
+            plan_arg: str | None = None) -> dict[str, Path]:
+    """Run the plan's stages into ``out``; returns the result paths.
+
+    With ``workers`` > 1, training and measuring run in that many child processes (``plan_arg``
+    is how they name the plan), each taking whole models: small models leave a GPU mostly
+    idle between kernel launches, and several at once fill it.
+    """
     from accelerate import Accelerator
 
     from sparsitylaws.lab.corpus import build_corpus
@@ -115,6 +136,12 @@ def run_lab(plan: Plan, out: Path, *, stages: Sequence[str] = STAGES, only: Sequ
     if man:
         man.data["corpus"] = corpus.info
         man.record("corpus", None, time.perf_counter() - t0)
+    if workers > 1 and ({"train", "measure"} & set(stages)):
+        from sparsitylaws.lab.workers import run_in_workers
+
+        run_in_workers(plan_arg or plan.name, plan, out, models, workers,
+                       [s for s in ("train", "measure") if s in stages], quiet, log)
+        models = []
     for m in models:
         run_dir = runs_dir / m.name
         if "train" in stages:

@@ -187,16 +187,16 @@ activation = "relu"
 GPU = """\
 name = "gpu"
 seed = 0
-note = \"\"\"The cpu design at 10-100x the parameters, for one GPU: a ReLU width/depth sweep at
-~12M non-embedding parameters (width/depth 8 to 1024, 9 ratios) and ReLU + SiLU at 4 scales
-(1.7M to 30M, width/depth 48-51), 100 tokens per parameter, byte-level tokens.
-Expected run time on one H100/H200: about 6 hours of training (2.1e18 training FLOPs at an
-assumed 100 TFLOP/s effective in bf16; not measured here, no GPU was available) plus
-well under an hour of measuring.  Set tokens_per_param = 190 for the paper's budget
-(about 11 hours).\"\"\"
+note = \"\"\"For one GPU: a ReLU width/depth sweep at ~1.6M non-embedding parameters (10 ratios,
+width/depth 6 to 384: depth 16 to 1) and ReLU + SiLU at 3 scales (0.09M, 0.43M, 1.7M),
+gated FFN (d_f = 2.5 d), byte-level tokens, 190 tokens per parameter (the paper's budget).
+Training is about 5.4e15 parameter-tokens (6e16 FLOPs); small models leave a GPU idle
+between kernel launches, so run it with --workers (e.g. 5).  To fit a shorter lease, size it
+first: python -m sparsitylaws.lab.sizing gpu --budget-s 300 --workers 5 -o gpu-sized.toml
+(measurements/lab-gpu.plan.toml is the plan that ran, with its measured wall times in
+measurements/README.md).\"\"\"
 
 [corpus]
-source = "stdlib+site-packages"
 eval_per_mille = 100
 
 [train]
@@ -204,7 +204,7 @@ seq_len = 512
 batch_size = 128
 lr = 2e-3
 warmup_frac = 0.01
-tokens_per_param = 100
+tokens_per_param = 190
 checkpoints = 20
 first_checkpoint_frac = 0.01
 mixed_precision = "bf16"
@@ -218,11 +218,32 @@ device = "auto"
 n_boot = 1000
 
 [[model]]
-name = "relu-w192-d4"
-width = 192
-depth = 4
-head_dim = 64
+name = "relu-w64-d2"
+width = 64
+depth = 2
+head_dim = 32
 activation = "relu"
+
+[[model]]
+name = "silu-w64-d2"
+width = 64
+depth = 2
+head_dim = 32
+activation = "silu"
+
+[[model]]
+name = "relu-w112-d3"
+width = 112
+depth = 3
+head_dim = 28
+activation = "relu"
+
+[[model]]
+name = "silu-w112-d3"
+width = 112
+depth = 3
+head_dim = 28
+activation = "silu"
 
 [[model]]
 name = "silu-w192-d4"
@@ -232,108 +253,73 @@ head_dim = 64
 activation = "silu"
 
 [[model]]
-name = "relu-w288-d6"
-width = 288
-depth = 6
-head_dim = 32
-activation = "relu"
-
-[[model]]
-name = "silu-w288-d6"
-width = 288
-depth = 6
-head_dim = 32
-activation = "silu"
-
-[[model]]
-name = "relu-w384-d8"
+name = "relu-w384-d1"
 width = 384
-depth = 8
-head_dim = 64
-activation = "relu"
-
-[[model]]
-name = "silu-w384-d8"
-width = 384
-depth = 8
-head_dim = 64
-activation = "silu"
-
-[[model]]
-name = "relu-w512-d10"
-width = 512
-depth = 10
-head_dim = 64
-activation = "relu"
-
-[[model]]
-name = "silu-w512-d10"
-width = 512
-depth = 10
-head_dim = 64
-activation = "silu"
-
-[[model]]
-name = "relu-w1024-d1"
-width = 1024
 depth = 1
 head_dim = 64
 activation = "relu"
 
 [[model]]
-name = "relu-w704-d2"
-width = 704
+name = "relu-w256-d2"
+width = 256
 depth = 2
 head_dim = 64
 activation = "relu"
 
 [[model]]
-name = "relu-w576-d3"
-width = 576
+name = "relu-w216-d3"
+width = 216
 depth = 3
-head_dim = 64
+head_dim = 36
 activation = "relu"
 
 [[model]]
-name = "relu-w512-d4"
-width = 512
+name = "relu-w192-d4"
+width = 192
 depth = 4
 head_dim = 64
 activation = "relu"
 
 [[model]]
-name = "relu-w416-d6"
-width = 416
-depth = 6
-head_dim = 32
+name = "relu-w168-d5"
+width = 168
+depth = 5
+head_dim = 42
 activation = "relu"
 
 [[model]]
-name = "relu-w352-d8"
-width = 352
+name = "relu-w152-d6"
+width = 152
+depth = 6
+head_dim = 38
+activation = "relu"
+
+[[model]]
+name = "relu-w128-d8"
+width = 128
 depth = 8
 head_dim = 32
 activation = "relu"
 
 [[model]]
-name = "relu-w288-d12"
-width = 288
+name = "relu-w120-d10"
+width = 120
+depth = 10
+head_dim = 40
+activation = "relu"
+
+[[model]]
+name = "relu-w104-d12"
+width = 104
 depth = 12
-head_dim = 32
+head_dim = 26
 activation = "relu"
 
 [[model]]
-name = "relu-w256-d16"
-width = 256
+name = "relu-w96-d16"
+width = 96
 depth = 16
-head_dim = 64
-activation = "relu"
-
-[[model]]
-name = "relu-w192-d24"
-width = 192
-depth = 24
-head_dim = 64
+head_dim = 32
 activation = "relu"
 """
 

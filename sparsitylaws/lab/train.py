@@ -127,7 +127,7 @@ def train_model(plan: Plan, spec: ModelSpec, corpus: Corpus, run_dir: Path, acce
         raise SparsityLawsError(f"{corpus.train_path}: training text shorter than one window")
     model.train()
     t0 = time.perf_counter()
-    window_loss, window_n = 0.0, 0
+    window_loss, window_n = torch.zeros((), device=accelerator.device), 0  # summed on the device: no sync per step
     ck = set(ckpts)
     idx = np.arange(t.seq_len)
     for step in range(start, total):
@@ -142,18 +142,18 @@ def train_model(plan: Plan, spec: ModelSpec, corpus: Corpus, run_dir: Path, acce
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        window_loss += float(loss.detach())
+        window_loss += loss.detach().float()
         window_n += 1
         done_steps = step + 1
         if done_steps in ck:
             wall = wall_before + time.perf_counter() - t0
             mean_loss = float(accelerator.reduce(  # mean over processes: the global batch's loss
-                torch.tensor(window_loss / window_n, device=accelerator.device), "mean"))
+                window_loss / window_n, "mean"))
             entry = {"step": done_steps, "num_input_tokens_seen": done_steps * t.batch_size * t.seq_len,
                      "loss": mean_loss, "learning_rate": t.lr * lr_factor(step, total, t),
                      "wall_s": round(wall, 3)}
             history.append(entry)
-            window_loss, window_n = 0.0, 0
+            window_loss, window_n = torch.zeros((), device=accelerator.device), 0
             if accelerator.is_main_process:
                 _save_checkpoint(accelerator.unwrap_model(model), tok, run_dir, entry, history,
                                  total, t, plan, spec)

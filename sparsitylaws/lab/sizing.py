@@ -1,0 +1,164 @@
+"""Size a plan to a wall-time budget: time a few optimizer steps of each model, then set
+``train.tokens_per_param`` (never above the plan's own) so that training fits.
+
+A GPU lent for minutes, or a laptop for an hour, fits a plan at fewer tokens per parameter
+than the paper's 190; this says how many, from steps timed on the machine itself:
+
+    python -m sparsitylaws.lab.sizing PLAN --budget-s 300 --workers 5 -o sized.toml
+
+The timed step is the lab's own (the model class, batch, mixed precision and AdamW of
+:mod:`.train`) on random token ids; the first ``--warmup`` steps are not timed.  With
+``--workers`` K > 1 the estimate is ``max(sum of all models / overlap, busiest worker)``,
+where ``overlap`` (default 1: no gain assumed) is how much faster K processes share the
+device than one; the split is the one ``lab --workers`` uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+import time
+from pathlib import Path
+
+from sparsitylaws.lab.plan import ModelSpec, Plan, load_plan, parse_plan
+from sparsitylaws.lab.workers import split_models
+
+
+def time_step(plan: Plan, spec: ModelSpec, steps: int = 6, warmup: int = 2) -> float:
+    """Seconds per optimizer step of ``spec`` at the plan's batch, on this machine."""
+    import torch
+    from accelerate import Accelerator
+
+    from sparsitylaws.lab.models import build_model
+
+    t = plan.train
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    acc = Accelerator(mixed_precision=t.mixed_precision, cpu=not torch.cuda.is_available())
+    torch.manual_seed(0)
+    model = build_model(spec, 259, t.seq_len, t.init_std)
+    opt = torch.optim.AdamW(model.parameters(), lr=t.lr)
+    model, opt = acc.prepare(model, opt)
+    model.train()
+    ids = torch.randint(3, 259, (t.batch_size, t.seq_len), device=acc.device)
+
+    def step() -> None:
+        with acc.autocast():
+            loss = model(input_ids=ids, labels=ids).loss
+        acc.backward(loss)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    for _ in range(warmup):
+        step()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / steps
+
+
+def steps_at(plan: Plan, spec: ModelSpec, tokens_per_param: float) -> int:
+    """Optimizer steps of ``spec`` at ``tokens_per_param`` (its own ``tokens`` win)."""
+    tokens = spec.tokens or math.ceil(tokens_per_param * spec.estimated_params())
+    return max(1, math.ceil(tokens / (plan.train.batch_size * plan.train.seq_len)))
+
+
+def estimate_seconds(plan: Plan, step_s: dict[str, float], tokens_per_param: float, workers: int,
+                     overlap: float = 1.0) -> float:
+    """Training wall time of the plan at ``tokens_per_param`` from per-step times."""
+    cost = {m.name: step_s[m.name] * steps_at(plan, m, tokens_per_param) for m in plan.models}
+    groups = split_models(plan, plan.models, workers)
+    busiest = max(sum(cost[m.name] for m in g) for g in groups)
+    total = sum(cost.values())
+    return max(total / overlap, busiest) if len(groups) > 1 else total
+
+
+def fit_tokens_per_param(plan: Plan, step_s: dict[str, float], budget_s: float, workers: int,
+                         overlap: float = 1.0) -> float:
+    """The largest whole tokens-per-parameter (<= the plan's) whose estimate fits ``budget_s``."""
+    hi = plan.train.tokens_per_param
+    if estimate_seconds(plan, step_s, hi, workers, overlap) <= budget_s:
+        return hi
+    lo = 1.0
+    if estimate_seconds(plan, step_s, lo, workers, overlap) > budget_s:
+        return lo
+    while hi - lo > 1:
+        mid = math.floor((lo + hi) / 2)
+        if estimate_seconds(plan, step_s, mid, workers, overlap) <= budget_s:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def with_tokens_per_param(text: str, tokens_per_param: float, comment: str = "") -> str:
+    """Plan TOML ``text`` with ``train.tokens_per_param`` set (the rest unchanged)."""
+    value = f"tokens_per_param = {tokens_per_param:g}" + (f"  # {comment}" if comment else "")
+    lines = text.splitlines()
+    section, train_at = None, None
+    for i, line in enumerate(lines):
+        head = re.match(r"\s*\[\[?\s*([A-Za-z_.]+)\s*\]\]?\s*(#.*)?$", line)
+        if head:
+            section = head.group(1)
+            if section == "train":
+                train_at = i
+            continue
+        if section == "train" and re.match(r"\s*tokens_per_param\s*=", line):
+            lines[i] = value
+            break
+    else:
+        if train_at is None:
+            lines[:0] = ["[train]", value, ""]
+            # a [train] table after top-level keys would swallow them: put it last instead
+            lines = lines[3:] + ["", "[train]", value]
+        else:
+            lines.insert(train_at + 1, value)
+    out = "\n".join(lines) + "\n"
+    parse_plan(out, where="sized plan")  # still a valid plan
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m sparsitylaws.lab.sizing", description=__doc__.split("\n\n")[0])
+    ap.add_argument("plan", help="plan TOML file or preset name")
+    ap.add_argument("--budget-s", type=float, required=True, help="wall seconds for training")
+    ap.add_argument("--workers", type=int, default=1, help="as 'lab --workers'")
+    ap.add_argument("--overlap", type=float, default=1.0,
+                    help="speed-up of the workers together over one (default 1: none assumed)")
+    ap.add_argument("--steps", type=int, default=6, help="timed steps per model")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed steps per model first")
+    ap.add_argument("-o", "--output", type=Path, help="write the sized plan here")
+    a = ap.parse_args(argv)
+    from sparsitylaws.errors import SparsityLawsError
+
+    try:
+        plan = load_plan(a.plan)
+    except SparsityLawsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    step_s: dict[str, float] = {}
+    for m in plan.models:
+        step_s[m.name] = time_step(plan, m, a.steps, a.warmup)
+        print(f"# {m.name}: {step_s[m.name] * 1e3:.1f} ms/step "
+              f"({plan.train.batch_size * plan.train.seq_len / step_s[m.name]:,.0f} tokens/s alone)")
+    tpp = fit_tokens_per_param(plan, step_s, a.budget_s, a.workers, a.overlap)
+    est = estimate_seconds(plan, step_s, tpp, a.workers, a.overlap)
+    note = (f"sized: {a.budget_s:g} s budget, {a.workers} workers, overlap {a.overlap:g}, "
+            f"estimated {est:.0f} s")
+    print(f"# tokens_per_param = {tpp:g} ({note})")
+    if a.output:
+        from sparsitylaws.atomic import atomic_write_text
+
+        atomic_write_text(a.output, with_tokens_per_param(plan.source_text, tpp, note))
+        print(f"# sized plan written to {a.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -85,12 +85,15 @@ def test_noise_free_hinge_is_recovered_exactly():
     assert h.test["supported"]
 
 
-def test_common_scaling_of_se_does_not_change_the_fit():
+def test_common_scaling_of_data_and_se_does_not_change_the_fit():
+    # weights are 1/(se^2 + tau^2): scaling the A0 deviations and their se together scales
+    # tau with them and leaves the breakpoint, its interval and the test unchanged
     rng = np.random.default_rng(5)
     y = hinge(RATIOS) + rng.normal(0, NOISE, RATIOS.size)
     se = rng.uniform(0.001, 0.004, RATIOS.size)
     a = fit_hinge(RATIOS, y, se, n_boot=99, smooth_fit=False, seed=1)
-    b = fit_hinge(RATIOS, y, 7 * se, n_boot=99, smooth_fit=False, seed=1)
+    b = fit_hinge(RATIOS, 0.1 + 7 * (y - 0.1), 7 * se, n_boot=99, smooth_fit=False, seed=1)
+    assert b.tau == pytest.approx(7 * a.tau, rel=1e-6, abs=1e-12)
     assert a.breakpoint == pytest.approx(b.breakpoint, rel=1e-9)
     assert a.breakpoint_interval == pytest.approx(b.breakpoint_interval, rel=1e-6)
     assert a.test["p_value"] == b.test["p_value"]

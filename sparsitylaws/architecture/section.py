@@ -44,7 +44,7 @@ def _wd_entry_from_hinge(h: HingeFit, *, n_draws: int, seed: int, ratio_ref: flo
         n = h.r.size
         if lin["aicc"] < const["aicc"]:
             model = "line"
-            sw = np.ones_like(h.r) if h.se is None else 1.0 / h.se
+            sw = h.weights()
             X = np.column_stack([np.ones_like(h.r), h.r]) * sw[:, None]
             cov = np.linalg.inv(X.T @ X) * lin["rss"] / (n - 2)
             se = math.sqrt(cov[1, 1])

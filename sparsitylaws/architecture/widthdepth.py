@@ -190,6 +190,13 @@ class HingeFit:
     draws: dict[str, np.ndarray]
     intervals: dict[str, tuple[float, float]]
     warnings: list[str] = field(default_factory=list)
+    tau: float = 0.0  # between-run sd added to every se in the weights
+
+    def weights(self) -> np.ndarray:
+        """sqrt of the fit's weights: 1/sqrt(se^2 + tau^2), or ones without se."""
+        if self.se is None:
+            return np.ones_like(self.r)
+        return 1.0 / np.sqrt(self.se ** 2 + self.tau ** 2)
 
     def predict(self, r: Sequence[float]) -> np.ndarray:
         """The hinge's A0 at width/depth ratios r."""
@@ -203,6 +210,7 @@ class HingeFit:
             "ratios": [float(x) for x in self.r],
             "a0": [float(x) for x in self.y],
             "a0_se": None if self.se is None else [float(x) for x in self.se],
+            "between_run_sd": float(self.tau),
             "form": "A0 = plateau + slope * (min(r, breakpoint) - breakpoint)",
             "breakpoint": {
                 "estimate": self.breakpoint,
@@ -220,6 +228,35 @@ class HingeFit:
         }
 
 
+def between_run_sd(r: np.ndarray, y: np.ndarray, se: np.ndarray) -> float:
+    """Between-run standard deviation tau of A0 around a line in width/depth (Paule-Mandel).
+
+    Each run's A0 carries its own fit's error ``se``, but runs of one design also differ by
+    seed and data order: weights 1/se^2 alone let two or three runs with tight intervals
+    decide the law and the breakpoint test.  tau is the smallest value >= 0 for which the
+    weighted line's generalized residual sum of squares, sum (y - f)^2 / (se^2 + tau^2),
+    equals its n - 2 degrees of freedom (the meta-regression moment estimator).  It is
+    estimated under the line, the breakpoint test's null, so that a hinge must stand out
+    against the scatter that runs show anyway (under a real hinge tau comes out larger and
+    the test and the breakpoint interval are conservative).  ``r`` must be sorted.
+    """
+    dof = r.size - 2
+
+    def q(tau: float) -> float:
+        w = 1.0 / np.sqrt(se ** 2 + tau ** 2)
+        return float(_line_fit(r, y[None, :], w)[1][0])
+
+    if dof <= 0 or q(0.0) <= dof:
+        return 0.0
+    lo, hi = 0.0, max(float(np.std(y)) * 4.0, float(np.max(se)), 1e-12)
+    while q(hi) > dof and hi < 1e6:
+        hi *= 2.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if q(mid) > dof else (lo, mid)
+    return hi
+
+
 def fit_hinge(
     r: Sequence[float],
     a0: Sequence[float],
@@ -233,9 +270,10 @@ def fit_hinge(
 ) -> HingeFit:
     """Fit A0 against width/depth r as a hinge; test and bracket the breakpoint.
 
-    * the hinge is fitted exactly (all segments, closed form), weighted by 1/se^2 when
-      ``se`` is given (the residual scale is still estimated, so se only sets relative
-      weights: sigma_i^2 = phi * se_i^2);
+    * the hinge is fitted exactly (all segments, closed form), weighted by 1/(se^2 + tau^2)
+      when ``se`` is given, tau the runs' scatter beyond their own errors
+      (:func:`between_run_sd`); the residual scale is still estimated
+      (sigma_i^2 = phi * (se_i^2 + tau^2));
     * ``models``: constant, line, hinge, smooth hinge, each with RSS and AICc;
     * ``test``: LR = n log(RSS_line / RSS_hinge), p-value from ``n_boot`` parametric
       bootstrap samples under the fitted line; ``supported`` when p < ``alpha``;
@@ -267,6 +305,11 @@ def fit_hinge(
     n = r_s.size
     if n < 5:
         raise FitInputError(f"width/depth law: need at least 5 runs for a hinge, got {n}")
+    tau, own_se = 0.0, None
+    if se0 is not None:  # runs differ by more than their own fits' errors (seeds, data order)
+        own_se = 1.0 / sw
+        tau = between_run_sd(r_s, y_s, own_se)
+        sw = 1.0 / np.sqrt(own_se ** 2 + tau ** 2)
     Y = y_s[None, :]
     rng = np.random.default_rng(seed)
     lo, hi = _breakpoint_range(r_s)
@@ -309,6 +352,8 @@ def fit_hinge(
         "supported": bool(p_value < alpha),
         "n_boot": int(n_boot),
         "method": "parametric bootstrap under the fitted line (Gaussian residuals)",
+        "weights": "equal" if se0 is None else "1/(se^2 + tau^2), tau: between-run sd (Paule-Mandel)",
+        "between_run_sd": float(tau),
     }
 
     # --- breakpoint interval: bootstrap-calibrated profile likelihood
@@ -352,7 +397,7 @@ def fit_hinge(
         "slope": tuple(float(x) for x in np.quantile(slope_b, [a, 1 - a])),
     }
     return HingeFit(
-        r=r_s, y=y_s, se=None if se0 is None else 1.0 / sw, breakpoint=float(rb),
+        r=r_s, y=y_s, se=own_se, tau=float(tau), breakpoint=float(rb),
         plateau=float(plat), slope=float(slope), rss=float(rss_h),
         breakpoint_interval=(float(low), float(high)), interval_censored=censored, level=level,
         models=models, preferred=preferred, test=test,

@@ -1,0 +1,92 @@
+"""The width/depth law weighs runs by 1/(se^2 + tau^2): runs scatter by more than their fits say.
+
+Found on the lab's gpu sweep: with weights 1/se^2 three runs with tight A0 intervals made
+the breakpoint test "significant" (p = 0.005) although the final values of the ten runs
+show no pattern (p = 0.78 with equal weights).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sparsitylaws.architecture import widthdepth as W
+
+RATIOS = np.geomspace(6, 384, 10)
+
+
+def _paule_mandel_brute(r, y, se):
+    """tau solving sum (y - line)^2 / (se^2 + tau^2) = n - 2, by a fine grid and lstsq."""
+    def q(t):
+        w = 1 / np.sqrt(se ** 2 + t ** 2)
+        X = np.column_stack([np.ones_like(r), r]) * w[:, None]
+        beta = np.linalg.lstsq(X, y * w, rcond=None)[0]
+        return float(np.sum((y * w - X @ beta) ** 2))
+    if q(0.0) <= r.size - 2:
+        return 0.0
+    grid = np.linspace(0, 0.1, 200_001)
+    vals = np.array([q(t) for t in grid[::100]])
+    i = int(np.argmax(vals <= r.size - 2)) * 100  # coarse bracket, then refine
+    fine = grid[max(i - 100, 0):i + 1]
+    return float(fine[np.argmax(np.array([q(t) for t in fine]) <= r.size - 2)])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_between_run_sd_matches_a_brute_force_moment_solution(seed):
+    rng = np.random.default_rng(seed)
+    se = np.exp(rng.uniform(np.log(0.001), np.log(0.02), RATIOS.size))
+    y = 0.09 + 1e-5 * RATIOS + rng.normal(0, 0.006, RATIOS.size) + rng.normal(0, se)
+    tau = W.between_run_sd(RATIOS, y, se)
+    assert tau == pytest.approx(_paule_mandel_brute(RATIOS, y, se), abs=2e-6)
+
+
+def test_no_excess_scatter_gives_tau_zero():
+    se = np.full(RATIOS.size, 0.01)
+    y = 0.09 + 0.0 * RATIOS  # exactly on a line: Q(0) = 0 <= n - 2
+    assert W.between_run_sd(RATIOS, y, se) == 0.0
+
+
+def _rejections(truth, n_sets, tau_true, weigh_scatter=True):
+    rng = np.random.default_rng(7)
+    rej = 0
+    saved = W.between_run_sd
+    if not weigh_scatter:
+        W.between_run_sd = lambda r, y, se: 0.0
+    try:
+        for i in range(n_sets):
+            se = np.exp(rng.uniform(np.log(0.001), np.log(0.03), RATIOS.size))  # 30x spread
+            y = truth + rng.normal(0, tau_true, RATIOS.size) + rng.normal(0, se)
+            fit = W.fit_hinge(RATIOS, y, se, n_boot=199, seed=i, smooth_fit=False)
+            rej += fit.test["p_value"] < 0.05
+    finally:
+        W.between_run_sd = saved
+    return rej / n_sets
+
+
+def test_breakpoint_test_holds_its_level_when_runs_scatter():
+    """No bottleneck, runs scatter by 0.8 pp, fits' errors spread 30x: false alarms near 5%
+    (1/se^2 weights alone give about 18%)."""
+    flat = np.full(RATIOS.size, 0.09)
+    new = _rejections(flat, 160, 0.008)
+    old = _rejections(flat, 160, 0.008, weigh_scatter=False)
+    assert new <= 0.11, new
+    assert old >= 0.13 and old > new + 0.05, (old, new)
+
+
+def test_breakpoint_test_still_finds_a_clear_bottleneck():
+    hinge = 0.10 + 0.0008 * (np.minimum(RATIOS, 60) - 60)  # rises 4.3 pp up to 60, then flat
+    assert _rejections(hinge, 60, 0.003) >= 0.8
+
+
+def test_fit_reports_the_scatter_it_used():
+    rng = np.random.default_rng(3)
+    se = np.exp(rng.uniform(np.log(0.001), np.log(0.03), RATIOS.size))
+    y = 0.09 + rng.normal(0, 0.008, RATIOS.size) + rng.normal(0, se)
+    fit = W.fit_hinge(RATIOS, y, se, n_boot=99, smooth_fit=False)
+    assert fit.test["between_run_sd"] == pytest.approx(W.between_run_sd(RATIOS, y, se))
+    assert "tau" in fit.test["weights"]
+    # the runs' own se are kept; the weights add the scatter
+    assert np.allclose(np.sort(fit.se), np.sort(se)) and fit.tau == fit.test["between_run_sd"]
+    assert np.allclose(np.sort(fit.weights() ** -2), np.sort(se ** 2 + fit.tau ** 2))
+    assert fit.to_dict()["between_run_sd"] == fit.tau
+    assert W.fit_hinge(RATIOS, y, None, n_boot=99, smooth_fit=False).test["weights"] == "equal"

@@ -473,8 +473,13 @@ def test_width_depth_of_a_fitted_sweep(tmp_path):
     rb = wd["point"]["breakpoint"]
     assert f"breakpoint {rb:.0f}" in labels
     assert any(lab.startswith("breakpoint 90% interval") for lab in labels)
-    pts = [c for c in ax.containers if c.get_label().startswith("fitted runs' A0")]
+    pts = [c for c in ax.containers if c.get_label().startswith("sweep runs' A0")]
     assert len(pts) == 1 and len(pts[0].lines[0].get_xdata()) == 8
+    assert not [c for c in ax.containers if c.get_label().startswith("other runs")]  # all 8 are the sweep
+    assert ax.get_xscale() == "log"  # the sweep spans decades of width/depth
+    lo, hi = ax.get_ylim()
+    a0 = np.asarray(pts[0].lines[0].get_ydata(), float)  # percent
+    assert lo == 0 and a0.max() < hi <= 100
     out = plots.save_figure(fig, tmp_path / "wd.png", dpi=80)
     check_png(out)
 

@@ -74,7 +74,9 @@ def _draw_width_depth(ax: Axes, lawset: Any, sec: dict, act: str, runs: Sequence
     band = sec["stable_band"]["range"]
     rng = entry.get("ranges", {}).get("ratio") or [48.0, 60.0]
     r_hi = max(320.0, 1.1 * band[1], 1.1 * rng[1])
-    r = np.linspace(max(1.0, 0.5 * min(rng[0], band[0])), r_hi, 300)
+    r_lo = max(1.0, 0.5 * min(rng[0], band[0]))
+    log_x = r_hi / r_lo > 10  # sweeps span decades of width/depth: equal room per factor
+    r = np.geomspace(r_lo, r_hi, 300) if log_x else np.linspace(r_lo, r_hi, 300)
     n_ref = (wd or {}).get("n_params") or 10 ** float(np.mean(entry["scale"]["log10_n"]))
     pr = predict_section(sec, act, np.full(r.size, n_ref), r, np.full(r.size, 1e4), level=LEVEL)
     # the stable band and the breakpoint interval are bars on the frame (bottom, top), so no
@@ -121,11 +123,18 @@ def _draw_width_depth(ax: Axes, lawset: Any, sec: dict, act: str, runs: Sequence
     if runs:
         lim = lim[lim["run"].isin(runs)]
     lim = lim.dropna(subset=["ratio"])
-    if not lim.empty:
-        ax.errorbar(lim["ratio"], PCT * lim["a0"],
-                    yerr=[PCT * (lim["a0"] - lim["low"]).clip(lower=0), PCT * (lim["high"] - lim["a0"]).clip(lower=0)],
-                    fmt="o", mfc="white", mec="black", ecolor="black", markersize=4.5, capsize=2,
-                    label="fitted runs' A0 (90% interval)")
+    sweep = set((wd or {}).get("runs") or [])
+    for part, style, label in (
+            (lim[lim["run"].isin(sweep)] if sweep else lim,
+             {"mec": "black", "ecolor": "black"},
+             "sweep runs' A0 (90% interval)" if sweep else "fitted runs' A0 (90% interval)"),
+            (lim[~lim["run"].isin(sweep)] if sweep else lim.iloc[:0],
+             {"mec": "0.55", "ecolor": "0.55"}, "other runs' A0 (other sizes)")):
+        if part.empty:
+            continue
+        ax.errorbar(part["ratio"], PCT * part["a0"],
+                    yerr=[PCT * (part["a0"] - part["low"]).clip(lower=0), PCT * (part["high"] - part["a0"]).clip(lower=0)],
+                    fmt="o", mfc="white", markersize=4.5, capsize=2, label=label, **style)
     sc = entry["scale"]
     ia0 = sc["param_names"].index("A0")
     ratios = sc.get("ratios") or []
@@ -140,4 +149,16 @@ def _draw_width_depth(ax: Axes, lawset: Any, sec: dict, act: str, runs: Sequence
     ax.set_xlabel("width/depth ratio d/L (hidden size per layer, dimensionless)")
     ax.set_ylabel("limit activation ratio A0 (%)")
     ax.set_xlim(r[0], r[-1])
+    if log_x:
+        from matplotlib.ticker import FixedLocator, NullFormatter, StrMethodFormatter
+
+        ax.set_xscale("log")
+        nice = [t * 10.0 ** k for k in range(0, 4) for t in (1, 2, 5)]
+        ax.xaxis.set_major_locator(FixedLocator([t for t in nice if r[0] <= t <= r[-1]]))
+        ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    # room for the law's band and the runs' estimates; intervals running to the 0-100% bounds
+    # leave the frame (their caps then show they are open-ended) rather than flatten the rest
+    tops = [float(np.nanmax(pr["a0_high"]))] + ([float(lim["a0"].max())] if not lim.empty else [])
+    ax.set_ylim(0, min(100.0, PCT * 1.15 * max(tops) + 2.0))
     return [law_entry]

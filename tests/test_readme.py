@@ -36,7 +36,7 @@ def test_readme_ingest_command_works_on_the_published_files(sparsinglaw_dir, tmp
 
 
 def test_fit_on_a_fresh_clone_fits_the_lab_runs(tmp_path):
-    """A fresh clone's measurements/ holds the lab's cpu runs: fit with no argument fits them."""
+    """A fresh clone's measurements/ holds the lab's cpu and gpu runs: fit with no argument fits them."""
     shutil.copytree(REPO_ROOT / "measurements", tmp_path / "measurements")
     old = os.getcwd()
     os.chdir(tmp_path)
@@ -50,6 +50,8 @@ def test_fit_on_a_fresh_clone_fits_the_lab_runs(tmp_path):
     runs = load_lawset(tmp_path / "laws.json").run_names()
     assert len([r for r in runs if r.startswith("cpu-relu-")]) == 11
     assert len([r for r in runs if r.startswith("cpu-silu-")]) == 4
+    assert len([r for r in runs if r.startswith("gpu-relu-")]) == 12
+    assert len([r for r in runs if r.startswith("gpu-silu-")]) == 3
 
 
 def test_fit_without_curves_says_what_to_do(tmp_path):

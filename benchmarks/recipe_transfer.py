@@ -16,8 +16,8 @@ Prints Markdown tables (docs/planning.md, "Anchoring on your own recipe"):
    checkpoint, predict its later ones.
 2. **Transfer table**: every trained model measured in ``measurements/`` (ppl-p, p = 1):
    the default prediction at its configuration and budget against the measurement, and,
-   where another model of the same family is measured (same table, or any ``lab-*``
-   table), the prediction anchored on each other member.
+   where another model of the same family is measured (the same table: one table, one
+   recipe), the prediction anchored on each other member.
 
 Warm-up checkpoints are those :func:`sparsitylaws.runfit.fit_run`'s automatic rule drops.
 """
@@ -189,7 +189,9 @@ def _score(act, setting, ra, rt, arow, gt) -> dict:
 
 
 def _family(path: Path) -> str:
-    return "lab" if path.stem.startswith("lab") else path.stem
+    """One table, one recipe: each lab plan (lab-cpu, lab-gpu) has its own corpus, batch and
+    schedule, so its runs anchor each other and no other table's."""
+    return path.stem
 
 
 def _dist(a: Anchor, b: Anchor) -> float:
@@ -202,7 +204,7 @@ def _dist(a: Anchor, b: Anchor) -> float:
 
 def transfer_rows(measurements: Path) -> tuple[pd.DataFrame, dict[str, str]]:
     """Default vs measured for every trained model's last checkpoint in ``measurements``,
-    unanchored and anchored on other members of its family (same table, or any lab-*
+    unanchored and anchored on other members of its family (the same table; any lab-*
     table): each other member alone, the nearest one, and all others together."""
     from sparsitylaws.rows import excluded_runs
     from sparsitylaws.tables import read_table
@@ -267,20 +269,19 @@ def transfer_table(measurements: Path, full: bool = False) -> str:
     return "\n".join(lines) + f"\n\nLeft out (marked not for fitting): {left}."
 
 
-def _lab_rows(measurements: Path) -> pd.DataFrame | None:
-    """The ppl-p rows of every lab-* table (runs marked not for fitting left out), or None
-    when there are no two runs of one activation."""
+def _lab_rows(measurements: Path) -> dict[str, pd.DataFrame]:
+    """The ppl-p rows of each lab-* table (runs marked not for fitting left out), by table
+    stem, for the tables with two runs of one activation."""
     from sparsitylaws.rows import not_for_fitting_mask
     from sparsitylaws.tables import read_table
 
-    files = sorted(measurements.glob("lab*.parquet"))
-    if not files:
-        return None
-    df = read_table(files)
-    df = df[(df["metric"] == "ppl-p") & np.isclose(df["metric_arg"], 1.0) & ~not_for_fitting_mask(df)]
-    if "ffn_width" not in df or df.groupby("activation")["run"].nunique().max() < 2:
-        return None
-    return df
+    out = {}
+    for f in sorted(measurements.glob("lab*.parquet")):
+        df = read_table(f)
+        df = df[(df["metric"] == "ppl-p") & np.isclose(df["metric_arg"], 1.0) & ~not_for_fitting_mask(df)]
+        if "ffn_width" in df and not df.empty and df.groupby("activation")["run"].nunique().max() >= 2:
+            out[f.stem] = df
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,11 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         parts.append(f"(published runs not found at {args.published}: table 1 skipped)\n")
     parts += ["### Transfer to other recipes (measurements/)\n", transfer_table(args.measurements, args.full)]
-    lab = _lab_rows(args.measurements)
-    if lab is not None:
+    for stem, lab in _lab_rows(args.measurements).items():
         text, res = forms_table(lab)
-        parts += ["", "### Offset forms on the lab runs (another recipe, default law set)\n", text, "",
-                  "### How the offset drifts with distance (lab runs)\n", res.attrs["variogram"]]
+        parts += ["", f"### Offset forms on the {stem} runs (another recipe, default law set)\n", text, "",
+                  f"### How the offset drifts with distance ({stem} runs)\n", res.attrs["variogram"]]
     text = "\n".join(parts) + f"\n\n({time.time() - t0:.0f} s)\n"
     print(text)
     if args.out:

@@ -200,3 +200,18 @@ def test_main_times_the_ci_preset_and_writes_a_plan(tmp_path):
     assert sized.train.tokens_per_param == plan.train.tokens_per_param
     assert sized.models == plan.models
     assert "tokens_per_param = 190" in res.stdout and str(out) in res.stdout
+
+
+def test_with_tokens_per_param_refuses_what_a_line_edit_would_get_wrong():
+    """A [train] line inside a multi-line string, or an inline train table: refused, never
+    edited wrongly; large values are written exactly (no %g rounding)."""
+    from sparsitylaws.lab.plan import PlanError
+
+    models = '[[model]]\nname = "a"\nwidth = 32\ndepth = 2\n'
+    in_string = 'name = "t"\nnote = """\n[train]\ntokens_per_param = 5\n"""\n' + models
+    inline = 'name = "t"\ntrain = { lr = 0.001 }\n' + models
+    for text in (in_string, inline):
+        with pytest.raises(PlanError, match="by hand"):
+            with_tokens_per_param(text, 40)
+    out = with_tokens_per_param('name = "t"\n' + models, 1234567)
+    assert parse_plan(out).train.tokens_per_param == 1234567 and "1234567" in out

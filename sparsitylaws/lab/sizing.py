@@ -98,8 +98,20 @@ def fit_tokens_per_param(plan: Plan, step_s: dict[str, float], budget_s: float, 
 
 
 def with_tokens_per_param(text: str, tokens_per_param: float, comment: str = "") -> str:
-    """Plan TOML ``text`` with ``train.tokens_per_param`` set (the rest unchanged)."""
-    value = f"tokens_per_param = {tokens_per_param:g}" + (f"  # {comment}" if comment else "")
+    """Plan TOML ``text`` with ``train.tokens_per_param`` set (the rest unchanged).
+
+    A line edit, so comments and layout survive; the result is then parsed and must equal
+    the original plan with only that key changed (a ``[train]`` line inside a multi-line
+    string, an inline ``train = {...}`` table or a dotted key would otherwise be edited
+    wrongly): where it does not, a :class:`PlanError` asks for the edit by hand.
+    """
+    import copy
+
+    from sparsitylaws.lab.plan import PlanError, tomllib  # tomli before Python 3.11
+
+    num = float(tokens_per_param)
+    shown = str(int(num)) if num.is_integer() and abs(num) < 2 ** 53 else repr(num)
+    value = f"tokens_per_param = {shown}" + (f"  # {comment}" if comment else "")
     lines = text.splitlines()
     section, train_at = None, None
     for i, line in enumerate(lines):
@@ -113,13 +125,20 @@ def with_tokens_per_param(text: str, tokens_per_param: float, comment: str = "")
             lines[i] = value
             break
     else:
-        if train_at is None:
-            lines[:0] = ["[train]", value, ""]
-            # a [train] table after top-level keys would swallow them: put it last instead
-            lines = lines[3:] + ["", "[train]", value]
+        if train_at is None:  # a new table goes last: before other tables it would take their keys
+            lines += ["", "[train]", value]
         else:
             lines.insert(train_at + 1, value)
     out = "\n".join(lines) + "\n"
+    try:
+        expected = copy.deepcopy(tomllib.loads(text))
+        expected.setdefault("train", {})["tokens_per_param"] = num
+        ok = tomllib.loads(out) == expected
+    except (tomllib.TOMLDecodeError, AttributeError, TypeError):
+        ok = False
+    if not ok:
+        raise PlanError("sizing: cannot set train.tokens_per_param in this plan's text safely "
+                        f"(set tokens_per_param = {shown} under [train] by hand)")
     parse_plan(out, where="sized plan")  # still a valid plan
     return out
 
@@ -155,7 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     if a.output:
         from sparsitylaws.atomic import atomic_write_text
 
-        atomic_write_text(a.output, with_tokens_per_param(plan.source_text, tpp, note))
+        try:
+            sized = with_tokens_per_param(plan.source_text, tpp, note)
+        except SparsityLawsError as exc:
+            print(f"error: {a.plan}: {exc}", file=sys.stderr)
+            return 2
+        atomic_write_text(a.output, sized)
         print(f"# sized plan written to {a.output}")
     return 0
 

@@ -90,3 +90,21 @@ def test_fit_reports_the_scatter_it_used():
     assert np.allclose(np.sort(fit.weights() ** -2), np.sort(se ** 2 + fit.tau ** 2))
     assert fit.to_dict()["between_run_sd"] == fit.tau
     assert W.fit_hinge(RATIOS, y, None, n_boot=99, smooth_fit=False).test["weights"] == "equal"
+
+
+def test_degenerate_scale_runs_are_named_in_a_caveat():
+    """A scale-series run whose fit left a parameter at its bound is said to carry the trends
+    (the lab gpu run's 1.6M point had alpha at 0 and b, c near 1e15)."""
+    from sparsitylaws.architecture.section import degenerate_fit_caveats
+    from sparsitylaws.fitting import FitWarning
+
+    fits = {
+        "ok": {"warnings": [FitWarning(code="weakly_identified", message="m", parameter="A0")]},
+        "bad": {"warnings": [FitWarning(code="param_at_bound", message="m", parameter="alpha"),
+                             {"code": "param_at_bound", "message": "m", "parameter": "c"}]},
+        "none": {},
+    }
+    out = degenerate_fit_caveats(["ok", "bad", "none", "missing"], fits)
+    assert len(out) == 1 and "1 of 4 runs" in out[0] and "bad (alpha, c)" in out[0]
+    assert "ok" not in out[0].split(":")[1]
+    assert degenerate_fit_caveats(["ok"], fits) == []

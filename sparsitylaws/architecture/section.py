@@ -17,7 +17,7 @@ from sparsitylaws.architecture.common import (
     PAPER_FORM,
     _floats,
 )
-from sparsitylaws.architecture.runs import RunSummary, summarize_run
+from sparsitylaws.architecture.runs import RunSummary, _get, summarize_run
 from sparsitylaws.architecture.scale import fit_scale_trends
 from sparsitylaws.architecture.widthdepth import (
     HingeFit,
@@ -101,6 +101,28 @@ def _cluster_scales(summ: Sequence[RunSummary], gap: float = 0.1) -> list[list[R
         else:
             groups.append([s])
     return groups
+
+
+def degenerate_fit_caveats(names: Sequence[str], runfits: Mapping[str, Any]) -> list[str]:
+    """A caveat per scale-series run whose fit left a parameter at its bound.
+
+    Such a fit is degenerate (e.g. the paper's ReLU form collapsed into a power with
+    offset: alpha at 0, b and c huge); the scale trends are straight lines through a few
+    runs' coefficients, so one degenerate run can set them, and predictions at other scales
+    inherit it.
+    """
+    found = []
+    for name in names:
+        warns = _get(runfits.get(name), "warnings", default=None) or []
+        at_bound = sorted({str(_get(w, "parameter", default="")) for w in warns
+                           if _get(w, "code", default=None) == "param_at_bound"} - {"", "None"})
+        if at_bound:
+            found.append(f"{name} ({', '.join(at_bound)})")
+    if not found:
+        return []
+    return [f"scale trends rest on {len(found)} of {len(names)} runs whose fits left a parameter "
+            f"at its bound (degenerate fits): {'; '.join(found)}; the trends of their "
+            "coefficients, and predictions at other scales, inherit them"]
 
 
 def assemble_section(
@@ -197,6 +219,7 @@ def build_architecture_section(
                 g = [min(g, key=lambda s, t=target: abs((s.ratio or t) - t))]
             scale_runs.extend(g)
         trend = fit_scale_trends(scale_runs, level=level, n_draws=n_draws, seed=seed)
+        caveats += degenerate_fit_caveats([s.name for s in scale_runs], runfits)
         if wd is not None:
             h = wd["pending"]
             wd = _wd_entry_from_hinge(h, n_draws=n_draws, seed=seed, ratio_ref=trend.ratio_ref,

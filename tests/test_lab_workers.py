@@ -205,6 +205,8 @@ def test_two_workers_write_what_one_process_writes(one_and_two):
     assert sorted(after["created_at"]) == sorted(before["created_at"]) and len(after) == len(before)
     man2 = json.loads((b / "lab-ci.manifest.json").read_text())["stages"]
     assert man2["train"] == man["train"] and man2["measure"] == man["measure"]
+    # the corpus was built once; the children and the rerun reuse it and keep its build time
+    assert man2["corpus"] == man["corpus"] and man["corpus"]["wall_s"] > 0
 
 
 def _procs_naming(text: str) -> list[str]:

@@ -134,8 +134,11 @@ def run_lab(plan: Plan, out: Path, *, stages: Sequence[str] = STAGES, only: Sequ
     if not main:
         corpus = build_corpus(plan.corpus, out / "corpus")  # reuses the main process's files
     if man:
+        # a rerun (or a --workers child) reuses the corpus: keep the time it took to build
+        reused = man.data.get("corpus") == corpus.info and "wall_s" in man.data["stages"].get("corpus", {})
         man.data["corpus"] = corpus.info
-        man.record("corpus", None, time.perf_counter() - t0)
+        if not reused:
+            man.record("corpus", None, time.perf_counter() - t0)
     if workers > 1 and ({"train", "measure"} & set(stages)):
         from sparsitylaws.lab.workers import run_in_workers
 

@@ -108,3 +108,49 @@ def test_degenerate_scale_runs_are_named_in_a_caveat():
     assert len(out) == 1 and "1 of 4 runs" in out[0] and "bad (alpha, c)" in out[0]
     assert "ok" not in out[0].split(":")[1]
     assert degenerate_fit_caveats(["ok"], fits) == []
+
+
+def test_a_breakpoint_made_by_one_run_is_flagged_not_robust():
+    """Flat A0 but one precise low run at the smallest ratio: the hinge test calls a
+    breakpoint, leaving that run out removes it, so the fit says the bottleneck is
+    unconfirmed; the leave-one-out p-values are the plain test without each run."""
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        y = 0.10 + rng.normal(0, 0.001, RATIOS.size)
+        y[0] = 0.085
+        se = np.full(RATIOS.size, 0.003)
+        se[0] = 0.0003
+        fit = W.fit_hinge(RATIOS, y, se, n_boot=199, smooth_fit=False)
+        assert fit.test["supported"] and fit.test["robust"] is False
+        loo = fit.test["leave_one_out_p"]
+        assert len(loo) == RATIOS.size and int(np.argmax(loo)) == 0 and loo[0] >= 0.05
+        keep = np.arange(RATIOS.size) != 0
+        ref = W.fit_hinge(RATIOS[keep], y[keep], se[keep], n_boot=199, seed=1, smooth_fit=False,
+                          influence=False).test["p_value"]
+        assert loo[0] == pytest.approx(ref)
+        assert any("rests on one run" in w and "width/depth 6" in w for w in fit.warnings)
+
+
+def test_a_clear_bottleneck_is_robust_to_leaving_out_any_run():
+    r = np.geomspace(6, 384, 12)
+    y = 0.10 + 0.0008 * (np.minimum(r, 60) - 60) + np.random.default_rng(2).normal(0, 0.0005, r.size)
+    fit = W.fit_hinge(r, y, np.full(r.size, 0.001), n_boot=199, smooth_fit=False)
+    assert fit.test["supported"] and fit.test["robust"]
+    assert max(fit.test["leave_one_out_p"]) < 0.05
+    assert not any("rests on one run" in w for w in fit.warnings)
+
+
+def test_the_lab_gpu_sweep_breakpoint_is_flagged():
+    """The committed gpu sweep (measurements/lab-gpu.laws.json): its breakpoint rests on the
+    run at width/depth 8.67 (docs/lab.md)."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "measurements" / "lab-gpu.laws.json"
+    if not path.is_file():
+        pytest.skip("measurements/lab-gpu.laws.json not in this checkout")
+    f = json.loads(path.read_text())["architecture"]["activations"]["relu"]["widthdepth"]["fit"]
+    fit = W.fit_hinge(f["ratios"], f["a0"], f["a0_se"], n_boot=999, smooth_fit=False)
+    assert fit.test["p_value"] < 0.05 and fit.test["robust"] is False
+    worst = int(np.argmax(fit.test["leave_one_out_p"]))
+    assert fit.r[worst] == pytest.approx(104 / 12) and fit.test["leave_one_out_p"][worst] > 0.5

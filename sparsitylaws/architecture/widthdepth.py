@@ -267,6 +267,7 @@ def fit_hinge(
     n_boot: int = 499,
     seed: int = 0,
     smooth_fit: bool = True,
+    influence: bool = True,
 ) -> HingeFit:
     """Fit A0 against width/depth r as a hinge; test and bracket the breakpoint.
 
@@ -282,6 +283,11 @@ def fit_hinge(
       hinge (a bootstrap-calibrated profile likelihood interval; asymmetric as needed);
     * ``draws``: (plateau, slope, breakpoint) refitted on those hinge samples, used for
       the plateau and slope intervals and for propagation into predictions.
+
+    * influence (``influence=True``, when the test supports a breakpoint and n >= 6): the
+      test is redone leaving out each run in turn (``test["leave_one_out_p"]``, aligned
+      with the sorted ratios); ``test["robust"]`` is False, with a warning, when leaving
+      out one run lifts p to ``alpha`` or above.
 
     ``smooth_fit=False`` skips the (slower, iterative) smooth-hinge rival.
     """
@@ -380,6 +386,24 @@ def fit_hinge(
     high = grid[-1] if i1 == grid.size - 1 else _edge(i1, i1 + 1)
     censored = (bool(i0 == 0), bool(i1 == grid.size - 1))
     warnings = []
+    if influence and test["supported"] and n >= 6:
+        # does the breakpoint survive leaving out any one run? (one run with a tight A0 can
+        # make it; the lab's gpu sweep did, docs/lab.md)
+        loo = []
+        for i in range(n):
+            keep = np.arange(n) != i
+            sub = fit_hinge(r_s[keep], y_s[keep], None if own_se is None else own_se[keep],
+                            level=level, alpha=alpha, n_boot=min(n_boot, 199), seed=seed + 1 + i,
+                            smooth_fit=False, influence=False)
+            loo.append(float(sub.test["p_value"]))
+        worst = int(np.argmax(loo))
+        test["leave_one_out_p"] = loo
+        test["robust"] = bool(loo[worst] < alpha)
+        if not test["robust"]:
+            warnings.append(
+                f"the breakpoint rests on one run: without the run at width/depth {r_s[worst]:.3g} "
+                f"the test gives p = {loo[worst]:.2g} (>= {alpha}); treat the bottleneck as "
+                "unconfirmed")
     if not test["supported"]:
         warnings.append(
             f"no breakpoint supported (p = {p_value:.3g} >= {alpha}); the hinge's breakpoint "

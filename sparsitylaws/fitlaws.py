@@ -69,16 +69,21 @@ def measurement_sets(rows: pd.DataFrame, runs: Sequence[str]) -> dict[str, list[
     """The runs grouped by where their rows come from (``source`` and ``eval_dataset``).
 
     Runs measured on different evaluation text, or ingested from a paper, are most likely
-    different recipes (data, tokenizer, schedule); laws across runs assume one recipe.
+    different recipes (data, tokenizer, schedule); laws across runs assume one recipe.  The
+    text is told apart by its hash (``eval_sha256``) where the table has it: two lab plans
+    both evaluate on an ``eval.txt``, of different corpora.
     """
     out: dict[str, list[str]] = {}
     for run in runs:
         sub = rows[rows["run"] == run]
         parts = []
-        for col in ("source", "eval_dataset"):
+        for col in ("source", "eval_dataset", "eval_sha256"):
             vals = sub[col].dropna().astype(str).unique() if col in sub.columns else []
-            parts.append(vals[0] if len(vals) else "unknown")
-        out.setdefault(f"{parts[0]} on {parts[1]}", []).append(run)
+            parts.append(vals[0] if len(vals) else None)
+        key = f"{parts[0] or 'unknown'} on {parts[1] or 'unknown'}"
+        if parts[2]:
+            key += f" (sha256 {parts[2][:12]})"
+        out.setdefault(key, []).append(run)
     return out
 
 

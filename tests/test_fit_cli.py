@@ -179,3 +179,20 @@ def test_laws_across_runs_from_several_measurement_sets_carry_a_caveat():
     same = fit_table(pd.concat([a, b.assign(source="ingested", eval_dataset=None)]), n_boot=20,
                      backtest=False)
     assert not same.provenance.get("caveats")
+
+
+def test_same_named_evaluation_texts_of_different_content_are_two_measurement_sets():
+    """Two lab plans both evaluate on an 'eval.txt' of different corpora: their hashes tell
+    them apart, so pooling their runs carries the caveat (README says fit does)."""
+    from sparsitylaws.fitlaws import measurement_sets
+
+    a = _synthetic("a_relu", seed=1).assign(source="measured", eval_dataset="eval.txt",
+                                            eval_sha256="b96500a55e5d" + "0" * 52)
+    b = _synthetic("b_relu", seed=2).assign(source="measured", eval_dataset="eval.txt",
+                                            eval_sha256="cfaa77473172" + "0" * 52)
+    sets = measurement_sets(pd.concat([a, b], ignore_index=True), ["a_relu", "b_relu"])
+    assert sets == {"measured on eval.txt (sha256 b96500a55e5d)": ["a_relu"],
+                    "measured on eval.txt (sha256 cfaa77473172)": ["b_relu"]}
+    same = measurement_sets(pd.concat([a, b.assign(eval_sha256=a["eval_sha256"].iloc[0])]),
+                            ["a_relu", "b_relu"])
+    assert len(same) == 1

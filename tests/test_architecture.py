@@ -277,6 +277,23 @@ def _sweep_runfits(seed=0):
     return fits, info
 
 
+def test_a_second_sweep_gives_one_run_to_the_scale_trends():
+    """Two sweeps at two sizes (two lab tables pooled): one sweep makes the width/depth law,
+    and each contributes one run to the scale trends (width/depth must not leak into them)."""
+    fits, info = _sweep_runfits()
+    rng = np.random.default_rng(3)
+    for r in (8, 16, 32, 64, 128):  # a second sweep at 3e7 parameters
+        th = [0.5, -3.0, 0.3, 0.08 + rng.normal(0, 0.001)]
+        fits[f"small_{r}"] = {"form": "logspace_power", "estimate": th, "noise_sd": 0.001,
+                              "boot_draws": None, "tokens_b_min": 1.0, "tokens_b_max": 40.0}
+        info[f"small_{r}"] = {"activation": "relu", "width": 64 * r // 8, "depth": 8 // (r // 8) or 1,
+                              "n_params": 3e7}
+    sec = build_architecture_section(fits, info, n_boot=99, n_draws=50)
+    runs = sec["activations"]["relu"]["scale"]["runs"]
+    assert len(runs) == 5  # three scale runs, one of each sweep
+    assert sum(r.startswith("small_") for r in runs) == 1 and sum(r.startswith("sweep_") for r in runs) == 1
+
+
 def test_section_from_a_sweep_roundtrips_through_a_lawset(tmp_path):
     from sparsitylaws.lawset import LawSet
 

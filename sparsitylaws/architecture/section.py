@@ -212,10 +212,13 @@ def build_architecture_section(
         scale_runs = []
         known = [s.ratio for s in ss if s.ratio]
         med = float(np.median(known)) if known else None
+        other = [s.ratio for s in ss if not (sweep and s in sweep) and s.ratio]
+        target = float(np.median(other)) if other else med
         for g in groups:
-            if sweep and any(s in sweep for s in g) and len(g) > 1 and med is not None:
-                other = [s.ratio for s in ss if s not in sweep and s.ratio]
-                target = float(np.median(other)) if other else med
+            # one run per scale: a group of runs at one size with several width/depth ratios
+            # (a sweep, or a second sweep from another table) gives the one nearest the other
+            # runs' ratio, so width/depth does not leak into the scale trends
+            if len(g) > 1 and med is not None and len({round(s.ratio or 0.0, 6) for s in g}) > 1:
                 g = [min(g, key=lambda s, t=target: abs((s.ratio or t) - t))]
             scale_runs.extend(g)
         trend = fit_scale_trends(scale_runs, level=level, n_draws=n_draws, seed=seed)

@@ -215,3 +215,25 @@ def test_with_tokens_per_param_refuses_what_a_line_edit_would_get_wrong():
             with_tokens_per_param(text, 40)
     out = with_tokens_per_param('name = "t"\n' + models, 1234567)
     assert parse_plan(out).train.tokens_per_param == 1234567 and "1234567" in out
+
+
+@torch_needed
+@pytest.mark.measure
+@pytest.mark.parametrize("extra, vocab", [("", 259), ('tokenizer = "bpe"\nvocab_size = 1024\n', 1024)])
+def test_time_step_builds_the_model_with_the_plans_vocabulary(monkeypatch, extra, vocab):
+    """A BPE plan's embedding and head are part of the step's cost: the timed model has the
+    plan's vocabulary (a 4096 BPE made the ci model's step about 4x slower than bytes)."""
+    import sparsitylaws.lab.models as models
+    from sparsitylaws.lab.sizing import time_step
+
+    seen = []
+    real = models.build_model
+
+    def spy(spec, vocab_size, *args, **kwargs):
+        seen.append(vocab_size)
+        return real(spec, vocab_size, *args, **kwargs)
+
+    monkeypatch.setattr(models, "build_model", spy)
+    plan = parse_plan(PRESETS["ci"].replace("[corpus]\n", "[corpus]\n" + extra))
+    assert time_step(plan, plan.models[0], steps=1, warmup=1) > 0
+    assert seen == [vocab]

@@ -42,7 +42,6 @@ class Manifest:
 
     def __init__(self, path: Path, plan: Plan) -> None:
         self.path = path
-        self.plan_text = plan.source_text
         self.data: dict[str, Any] = self._load()
         self.data["plan"] = plan.source_text
         self.data.setdefault("stages", {})

@@ -31,18 +31,19 @@ def time_step(plan: Plan, spec: ModelSpec, steps: int = 6, warmup: int = 2) -> f
     import torch
     from accelerate import Accelerator
 
-    from sparsitylaws.lab.models import build_model
+    from sparsitylaws.lab.models import build_model, byte_tokenizer
 
     t = plan.train
     if t.threads:
         torch.set_num_threads(t.threads)
     acc = Accelerator(mixed_precision=t.mixed_precision, cpu=not torch.cuda.is_available())
     torch.manual_seed(0)
-    model = build_model(spec, 259, t.seq_len, t.init_std)
+    vocab = plan.corpus.vocab_size if plan.corpus.tokenizer == "bpe" else len(byte_tokenizer())
+    model = build_model(spec, vocab, t.seq_len, t.init_std)  # the embedding and head cost too
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr)
     model, opt = acc.prepare(model, opt)
     model.train()
-    ids = torch.randint(3, 259, (t.batch_size, t.seq_len), device=acc.device)
+    ids = torch.randint(3, vocab, (t.batch_size, t.seq_len), device=acc.device)
 
     def step() -> None:
         with acc.autocast():

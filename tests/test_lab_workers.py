@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import assert_one_line_error, run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -265,3 +266,11 @@ def test_a_failing_worker_stops_all_and_names_its_log(tmp_path):
     assert not (out / "runs" / "relu-w32-d2" / "done.json").exists()
     # nothing was fitted or reported after the failure
     assert not (out / "lab-ci.laws.json").exists()
+
+
+def test_workers_under_torchrun_are_refused(monkeypatch, tmp_path):
+    """Every torchrun process would start its own workers: one clear line, exit 2."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    res = run_cli("lab", "ci", "-o", tmp_path / "out", "--workers", "2")
+    assert_one_line_error(res, "--workers", "torchrun")
+    assert not (tmp_path / "out").exists()

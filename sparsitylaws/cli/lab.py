@@ -57,8 +57,14 @@ def lab(plan, output, stages, only, workers, print_plan, quiet) -> None:
     'accelerate launch -m sparsitylaws lab PLAN' or 'torchrun --nproc_per_node N -m
     sparsitylaws lab PLAN' (training is data-parallel; the rest runs once).
     """
+    import os
+
     from sparsitylaws.lab.plan import load_plan
 
+    if workers > 1 and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        raise click.BadParameter("not under torchrun or accelerate launch, whose every process "
+                                 "would start its own workers: use one or the other",
+                                 param_hint="'--workers'")
     p = load_plan(plan)
     if print_plan:
         click.echo(p.source_text.rstrip())

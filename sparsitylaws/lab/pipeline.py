@@ -84,7 +84,7 @@ def measure_settings(plan: Plan, m: ModelSpec, run_dir: Path, table: Path, eval_
     from sparsitylaws.lab.train import DONE_FILE
     from sparsitylaws.measure.runner import MeasureSettings
 
-    ms, t = plan.measure, plan.train
+    ms, t = plan.measure, plan.train_for(m)
     steps = int(json.loads((run_dir / DONE_FILE).read_text())["steps"])
     warm_steps = max(1, round(t.warmup_frac * steps)) if t.warmup_frac > 0 else 0
     metrics = ["ppl-p"] + (["zero"] if ms.zero_for_relu and m.activation == "relu" else [])

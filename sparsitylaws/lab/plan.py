@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,7 @@ class ModelSpec:
     head_dim: int = 16
     tokens: int | None = None  # overrides train.tokens_per_param
     seed: int | None = None  # overrides the plan's seed
+    batch_size: int | None = None  # overrides train.batch_size (small models: more steps)
 
     @property
     def d_ffn(self) -> int:
@@ -136,6 +137,12 @@ class Plan:
                 return m
         raise PlanError(f"plan {self.name!r}: no model named {name!r} "
                         f"(known: {', '.join(m.name for m in self.models)})")
+
+    def train_for(self, m: ModelSpec) -> TrainSpec:
+        """The training settings of model ``m``: the plan's, with its own batch size if set."""
+        if m.batch_size is None or m.batch_size == self.train.batch_size:
+            return self.train
+        return replace(self.train, batch_size=int(m.batch_size))
 
     def run_name(self, m: ModelSpec) -> str:
         """The run name in the measurement table: '<plan>-<model>'."""
@@ -180,7 +187,8 @@ def _model(where: str, raw: Any) -> ModelSpec:
     if not isinstance(name, str) or not _NAME.match(name):
         raise PlanError(f"{where}.name: {name!r} must be letters, digits, '.', '_' or '-'")
     where = f"{where} ({name})"
-    ints = {"width": 1, "depth": 1, "head_dim": 1, "ffn_width": 1, "tokens": 1, "seed": 0}
+    ints = {"width": 1, "depth": 1, "head_dim": 1, "ffn_width": 1, "tokens": 1, "seed": 0,
+            "batch_size": 1}
     for k, lo in ints.items():
         v = raw.get(k)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < lo):

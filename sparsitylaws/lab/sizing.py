@@ -33,7 +33,7 @@ def time_step(plan: Plan, spec: ModelSpec, steps: int = 6, warmup: int = 2) -> f
 
     from sparsitylaws.lab.models import build_model, byte_tokenizer
 
-    t = plan.train
+    t = plan.train_for(spec)
     if t.threads:
         torch.set_num_threads(t.threads)
     acc = Accelerator(mixed_precision=t.mixed_precision, cpu=not torch.cuda.is_available())
@@ -67,7 +67,8 @@ def time_step(plan: Plan, spec: ModelSpec, steps: int = 6, warmup: int = 2) -> f
 def steps_at(plan: Plan, spec: ModelSpec, tokens_per_param: float) -> int:
     """Optimizer steps of ``spec`` at ``tokens_per_param`` (its own ``tokens`` win)."""
     tokens = spec.tokens or math.ceil(tokens_per_param * spec.estimated_params())
-    return max(1, math.ceil(tokens / (plan.train.batch_size * plan.train.seq_len)))
+    t = plan.train_for(spec)
+    return max(1, math.ceil(tokens / (t.batch_size * t.seq_len)))
 
 
 def estimate_seconds(plan: Plan, step_s: dict[str, float], tokens_per_param: float, workers: int,
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     for m in plan.models:
         step_s[m.name] = time_step(plan, m, a.steps, a.warmup)
         print(f"# {m.name}: {step_s[m.name] * 1e3:.1f} ms/step "
-              f"({plan.train.batch_size * plan.train.seq_len / step_s[m.name]:,.0f} tokens/s alone)")
+              f"({plan.train_for(m).batch_size * plan.train.seq_len / step_s[m.name]:,.0f} tokens/s alone)")
     tpp = fit_tokens_per_param(plan, step_s, a.budget_s, a.workers, a.overlap)
     est = estimate_seconds(plan, step_s, tpp, a.workers, a.overlap)
     note = (f"sized: {a.budget_s:g} s budget, {a.workers} workers, overlap {a.overlap:g}, "

@@ -40,7 +40,10 @@ DONE_FILE = "done.json"
 
 def fingerprint(spec: ModelSpec, train: TrainSpec, seed: int, corpus_sha: str) -> str:
     """Hash of everything that determines the trained weights."""
-    payload = {"model": asdict(spec), "train": asdict(train), "seed": seed, "corpus": corpus_sha}
+    model = asdict(spec)
+    if model.get("batch_size") is None:  # unset: the same hash as before the field existed
+        model.pop("batch_size", None)
+    payload = {"model": model, "train": asdict(train), "seed": seed, "corpus": corpus_sha}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -79,7 +82,7 @@ def train_model(plan: Plan, spec: ModelSpec, corpus: Corpus, run_dir: Path, acce
     import torch
     from accelerate.utils import set_seed
 
-    t = plan.train
+    t = plan.train_for(spec)
     seed = plan.seed if spec.seed is None else spec.seed
     fp = fingerprint(spec, t, seed, corpus.fingerprint())
     done = run_dir / DONE_FILE

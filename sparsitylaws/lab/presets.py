@@ -190,8 +190,9 @@ seed = 0
 note = \"\"\"For one GPU: a ReLU width/depth sweep at ~1.6M non-embedding parameters (10 ratios,
 width/depth 6 to 384: depth 16 to 1) and ReLU + SiLU at 3 scales (0.09M, 0.43M, 1.7M),
 gated FFN (d_f = 2.5 d), byte-level tokens, 190 tokens per parameter (the paper's budget).
-Training is about 5.4e15 parameter-tokens (6e16 FLOPs); small models leave a GPU idle
-between kernel launches, so run it with --workers (e.g. 5).  To fit a shorter lease, size it
+The 95k and 434k models train at batch 16 and 64 (about 2,200 and 2,500 steps; the sweep
+about 4,600 at 128).  Training is about 5.4e15 parameter-tokens (6e16 FLOPs); small models
+leave a GPU idle between kernel launches, so run it with --workers (e.g. 5).  To fit a shorter lease, size it
 first: python -m sparsitylaws.lab.sizing gpu --budget-s 300 --workers 5 -o gpu-sized.toml
 (measurements/lab-gpu.plan.toml is the plan that ran, with its measured wall times in
 measurements/README.md).\"\"\"
@@ -219,6 +220,7 @@ n_boot = 1000
 
 [[model]]
 name = "relu-w64-d2"
+batch_size = 16
 width = 64
 depth = 2
 head_dim = 32
@@ -226,6 +228,7 @@ activation = "relu"
 
 [[model]]
 name = "silu-w64-d2"
+batch_size = 16
 width = 64
 depth = 2
 head_dim = 32
@@ -233,6 +236,7 @@ activation = "silu"
 
 [[model]]
 name = "relu-w112-d3"
+batch_size = 64
 width = 112
 depth = 3
 head_dim = 28
@@ -240,6 +244,7 @@ activation = "relu"
 
 [[model]]
 name = "silu-w112-d3"
+batch_size = 64
 width = 112
 depth = 3
 head_dim = 28

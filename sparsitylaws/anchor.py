@@ -152,6 +152,25 @@ class RecipeOffset:
         cfg = [0, 2]  # N and width/depth: the weights; tokens only add variance
         return krige(an[:, cfg], o, nz, self.tau, x[:, cfg], an[:, 1], x[:, 1])
 
+    def anchor_caveats(self) -> list[str]:
+        """One line per anchor whose law value is itself doubtful: clamped at a bound, or
+        at a budget far outside what the law set was fitted on.  The offset read there is
+        relative to an extrapolated law and may not carry to other budgets (the lab's SiLU
+        runs, anchored at their first checkpoints: 52-69% coverage; docs/planning.md)."""
+        from sparsitylaws.planning import EXTRAPOLATION_WARN
+
+        out = []
+        for a in self.anchors:
+            far = float(a.get("law_tokens_outside", 0.0)) > EXTRAPOLATION_WARN
+            if a.get("law_clamped") or far:
+                why = ("the law is clamped at a bound there" if a.get("law_clamped") else
+                       f"{10 ** float(a['law_tokens_outside']):.3g}x outside the token budgets "
+                       "the law set was fitted on")
+                out.append(f"{self.activation} anchor {a['run']} at {float(a['tokens']):.3g} tokens: "
+                           f"{why}; its offset is read against an extrapolated law and may not "
+                           "carry to other budgets (anchor on a checkpoint inside the fitted range)")
+        return out
+
     def describe(self) -> str:
         """One line for outputs: how large, from what, and how its spread was set."""
         how = (f"spread prior tau {self.prior_sd:g} logit per sqrt(decade of N, D, width/depth) "
@@ -403,11 +422,16 @@ def estimate_offsets(anchors: Sequence[Anchor], *, lawset: Any = None, method: s
         noise = np.array([a.noise_sd for a in group]) / np.clip(y * (1 - y), EPS, None)
         pts = np.log10(pr[["n_params", "tokens", "width_depth_ratio"]].to_numpy(float))
         off, tau, nv, dof, how = combine_offsets(o, noise, pts, prior_sd=prior_sd)
+        ext = (pr["extrap_tokens"].to_numpy(float) if "extrap_tokens" in pr
+               else np.zeros(len(group)))
+        clamped = pr["clamped"].to_numpy(bool) if "clamped" in pr else np.zeros(len(group), bool)
         recs = [{"run": a.run, "width": a.width, "depth": a.depth, "ffn_ratio": a.ffn_ratio,
                  "tokens": a.tokens, "measured": a.activation_ratio, "law": float(p),
                  "offset": float(oo), "noise_logit": float(nn), "log10_n": float(x[0]),
-                 "log10_tokens": float(x[1]), "log10_ratio": float(x[2]), "source": a.source}
-                for a, p, oo, nn, x in zip(group, pr["activation_ratio"], o, noise, pts, strict=True)]
+                 "log10_tokens": float(x[1]), "log10_ratio": float(x[2]), "source": a.source,
+                 "law_tokens_outside": float(e), "law_clamped": bool(c)}
+                for a, p, oo, nn, x, e, c in zip(group, pr["activation_ratio"], o, noise, pts, ext,
+                                                 clamped, strict=True)]
         out[act] = RecipeOffset(activation=act, offset=off, tau=tau, noise_var=nv, dof=dof,
                                 spread=how, n_anchors=len(group),
                                 n_points=len({tuple(np.round(x, 9)) for x in pts}), anchors=recs,
@@ -467,6 +491,7 @@ def anchor_frame(df: pd.DataFrame, anchor: Any, *, lawset: Any = None, method: s
     out = apply_offsets(df, offsets)
     out.attrs["anchor"] = [o.to_dict() for o in offsets.values()]
     notes = [f"anchored on your recipe: {o.describe()}" for o in offsets.values()]
+    notes += [c for o in offsets.values() for c in o.anchor_caveats()]
     notes += [f"{act}: not anchored (no {act} anchor given): the law set's own recipe applies"
               for act in dict.fromkeys(out["activation"].astype(str)) if act not in offsets]
     out.attrs["caveats"] = notes + cav  # they change what the intervals mean: first

@@ -333,3 +333,25 @@ def test_anchoring_never_imports_torch():
             "anchored_predict(1024, 20, 'relu', anchor=Anchor('a','relu',768,16,2.5,1e10,0.1)); "
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)
+
+
+def test_an_anchor_where_the_law_is_extrapolated_or_clamped_is_named_in_a_caveat():
+    """An offset read against a clamped or far-extrapolated law may not carry (the lab's SiLU
+    runs anchored at their first checkpoints): the prediction says which anchor and why."""
+    from sparsitylaws.anchor import Anchor
+    from sparsitylaws.planning import EXTRAPOLATION_WARN, predict
+
+    def caveats(act, tokens, ratio):
+        a = Anchor(run="mine", activation=act, width=576, depth=30, ffn_ratio=2.5, tokens=tokens,
+                   activation_ratio=ratio)
+        df = predict([576], [30], act, tokens=[2e10], anchor=[a])
+        law = predict([576], [30], act, tokens=[tokens]).iloc[0]
+        return [c for c in df.attrs["caveats"] if "anchor mine" in c], law
+
+    inside, law = caveats("silu", 2e9, 0.3)
+    assert inside == [] and not law["clamped"] and law["extrap_tokens"] <= EXTRAPOLATION_WARN
+    clamped, law = caveats("silu", 1e8, 0.3)
+    assert law["clamped"] and len(clamped) == 1 and "clamped" in clamped[0]
+    far, law = caveats("relu", 1e7, 0.2)
+    assert not law["clamped"] and law["extrap_tokens"] > EXTRAPOLATION_WARN
+    assert len(far) == 1 and "outside the token budgets" in far[0] and "1e+07 tokens" in far[0]

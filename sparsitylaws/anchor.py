@@ -168,7 +168,8 @@ class RecipeOffset:
                        "the law set was fitted on")
                 out.append(f"{self.activation} anchor {a['run']} at {float(a['tokens']):.3g} tokens: "
                            f"{why}; its offset is read against an extrapolated law and may not "
-                           "carry to other budgets (anchor on a checkpoint inside the fitted range)")
+                           "carry to other budgets (a checkpoint inside the fitted range, if you "
+                           "have one, anchors more safely)")
         return out
 
     def describe(self) -> str:

@@ -192,10 +192,10 @@ width/depth 6 to 384: depth 16 to 1) and ReLU + SiLU at 3 scales (0.09M, 0.43M, 
 gated FFN (d_f = 2.5 d), byte-level tokens, 190 tokens per parameter (the paper's budget).
 The 95k and 434k models train at batch 16 and 64 (about 2,200 and 2,500 steps; the sweep
 about 4,600 at 128).  Training is about 5.4e15 parameter-tokens (6e16 FLOPs); small models
-leave a GPU idle between kernel launches, so run it with --workers (e.g. 5).  To fit a shorter lease, size it
-first: python -m sparsitylaws.lab.sizing gpu --budget-s 300 --workers 5 -o gpu-sized.toml
-(measurements/lab-gpu.plan.toml is the plan that ran, with its measured wall times in
-measurements/README.md).\"\"\"
+leave a GPU idle between kernel launches, so run it with --workers (e.g. 5).  To fit a
+shorter lease, size it first: python -m sparsitylaws.lab.sizing gpu --budget-s 300
+--workers 5 -o gpu-sized.toml (measurements/lab-gpu.plan.toml is the plan that ran, with
+its measured wall times in measurements/README.md).\"\"\"
 
 [corpus]
 eval_per_mille = 100

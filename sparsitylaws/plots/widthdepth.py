@@ -124,17 +124,15 @@ def _draw_width_depth(ax: Axes, lawset: Any, sec: dict, act: str, runs: Sequence
         lim = lim[lim["run"].isin(runs)]
     lim = lim.dropna(subset=["ratio"])
     sweep = set((wd or {}).get("runs") or [])
-    for part, style, label in (
-            (lim[lim["run"].isin(sweep)] if sweep else lim,
-             {"mec": "black", "ecolor": "black"},
-             "sweep runs' A0 (90% interval)" if sweep else "fitted runs' A0 (90% interval)"),
-            (lim[~lim["run"].isin(sweep)] if sweep else lim.iloc[:0],
-             {"mec": "0.55", "ecolor": "0.55"}, "other runs' A0 (other sizes)")):
+    in_sweep = lim["run"].isin(sweep) if sweep else pd.Series(True, index=lim.index)
+    first = "sweep runs' A0 (90% interval)" if sweep else "fitted runs' A0 (90% interval)"
+    for part, colour, label in ((lim[in_sweep], "black", first),
+                                (lim[~in_sweep], "0.55", "other runs' A0 (other sizes)")):
         if part.empty:
             continue
         ax.errorbar(part["ratio"], PCT * part["a0"],
                     yerr=[PCT * (part["a0"] - part["low"]).clip(lower=0), PCT * (part["high"] - part["a0"]).clip(lower=0)],
-                    fmt="o", mfc="white", markersize=4.5, capsize=2, label=label, **style)
+                    fmt="o", mfc="white", mec=colour, ecolor=colour, markersize=4.5, capsize=2, label=label)
     sc = entry["scale"]
     ia0 = sc["param_names"].index("A0")
     ratios = sc.get("ratios") or []

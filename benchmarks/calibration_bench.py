@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "reference" / "sparsinglaw-data"
 sys.path.insert(0, str(REPO))
 
-from sparsitylaws.simcal import simulate_coverage, truths_from_runs  # noqa: E402
+from sparsitylaws.runfit.simulate import simulate_coverage, truths_from_runs  # noqa: E402
 
 RUNS = [f"{s}_{a}" for a in ("relu", "silu") for s in ("0.1b", "0.2b", "0.4b", "0.8b")]
 

@@ -26,8 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "reference" / "sparsinglaw-data"
 sys.path.insert(0, str(REPO))
 
-from sparsitylaws.forecast import ForecastCalibration  # noqa: E402
-from sparsitylaws.selection import calibrate_backtest  # noqa: E402
+from sparsitylaws.runfit.backtest import calibrate_backtest  # noqa: E402
+from sparsitylaws.runfit.forecast import ForecastCalibration  # noqa: E402
 
 
 def backtest_rows(lawset) -> list[dict]:
@@ -40,12 +40,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-boot", type=int, default=1000, help="bootstrap draws of the published fit")
     args = ap.parse_args()
-    from sparsitylaws.lawset import load_lawset
+    from sparsitylaws.lawset.fileformat import load_lawset
 
     recipes: dict[str, list[dict]] = {}
     if DATA.is_dir():
-        from sparsitylaws.fitlaws import fit_table
-        from sparsitylaws.ingest import read_sparsinglaw_dir
+        from sparsitylaws.lawset.build import fit_table
+        from sparsitylaws.tables.ingest import read_sparsinglaw_dir
 
         recipes["paper (8 runs)"] = backtest_rows(
             fit_table(read_sparsinglaw_dir(DATA), n_boot=args.n_boot, architecture=False))

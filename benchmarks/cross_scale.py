@@ -28,7 +28,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from sparsitylaws.architecture import cross_scale_from_table
-    from sparsitylaws.ingest import read_sparsinglaw_dir
+    from sparsitylaws.tables.ingest import read_sparsinglaw_dir
 
     table = read_sparsinglaw_dir(args.data)
     print("| held out | trained on | activation | method | points | MAE (pp) | max abs (pp) | bias (pp) "

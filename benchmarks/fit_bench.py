@@ -28,9 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "reference" / "sparsinglaw-data"
 sys.path.insert(0, str(REPO))
 
-from sparsitylaws.fitlaws import calibrate_forecasts  # noqa: E402
-from sparsitylaws.laws import default_form_for, get_form  # noqa: E402
-from sparsitylaws.runfit import fit_run  # noqa: E402
+from sparsitylaws.lawset.build import calibrate_forecasts  # noqa: E402
+from sparsitylaws.runfit.forms import default_form_for, get_form  # noqa: E402
+from sparsitylaws.runfit.run import fit_run  # noqa: E402
 
 RUNS = [f"{s}_{a}" for a in ("relu", "silu") for s in ("0.1b", "0.2b", "0.4b", "0.8b")]
 #: non-embedding parameters (paper, configuration table) for the tokens-per-parameter analogs

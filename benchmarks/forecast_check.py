@@ -26,10 +26,10 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "reference" / "sparsinglaw-data"
 sys.path.insert(0, str(REPO))
 
-from sparsitylaws.fitlaws import fit_table  # noqa: E402
-from sparsitylaws.forecast import ForecastCalibration  # noqa: E402
-from sparsitylaws.ingest import read_sparsinglaw_dir  # noqa: E402
-from sparsitylaws.selection import backtest_skill, calibrate_backtest  # noqa: E402
+from sparsitylaws.lawset.build import fit_table  # noqa: E402
+from sparsitylaws.runfit.backtest import backtest_skill, calibrate_backtest  # noqa: E402
+from sparsitylaws.runfit.forecast import ForecastCalibration  # noqa: E402
+from sparsitylaws.tables.ingest import read_sparsinglaw_dir  # noqa: E402
 
 
 def pp(x: float) -> str:

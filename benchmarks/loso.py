@@ -28,7 +28,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from sparsitylaws.architecture.crosscheck import loso_from_table, loso_summary
-    from sparsitylaws.ingest import read_sparsinglaw_dir
+    from sparsitylaws.tables.ingest import read_sparsinglaw_dir
 
     t0 = time.perf_counter()
     table = read_sparsinglaw_dir(args.data)

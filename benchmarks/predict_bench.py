@@ -24,7 +24,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="repetitions of the vectorized call (best kept)")
     args = ap.parse_args()
 
-    from sparsitylaws.lawset import load_lawset
+    from sparsitylaws.lawset.fileformat import load_lawset
     from sparsitylaws.planning import predict
 
     ls = load_lawset(None)

@@ -19,7 +19,7 @@ Prints Markdown tables (docs/planning.md, "Anchoring on your own recipe"):
    where another model of the same family is measured (the same table: one table, one
    recipe), the prediction anchored on each other member.
 
-Warm-up checkpoints are those :func:`sparsitylaws.runfit.fit_run`'s automatic rule drops.
+Warm-up checkpoints are those :func:`sparsitylaws.runfit.run.fit_run`'s automatic rule drops.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sparsitylaws.anchor import (  # noqa: E402
+from sparsitylaws.planning import predict  # noqa: E402
+from sparsitylaws.planning.anchor import (  # noqa: E402
     PRIOR_OFFSET_SD,
     Anchor,
     apply_offsets,
@@ -45,7 +46,6 @@ from sparsitylaws.anchor import (  # noqa: E402
     logit,
     read_anchors,
 )
-from sparsitylaws.planning import predict  # noqa: E402
 
 FORMS = ("none", "additive", "log", "logit")
 
@@ -63,7 +63,7 @@ def _shift(form: str, p: np.ndarray, pa: float, ya: float) -> np.ndarray:
 def _kept(table: pd.DataFrame) -> pd.DataFrame:
     """Drop each run's warm-up checkpoints by fit_run's automatic rule."""
     from sparsitylaws.errors import SparsityLawsError
-    from sparsitylaws.runfit import fit_run
+    from sparsitylaws.runfit.run import fit_run
 
     parts = []
     for run, g in table.groupby("run"):
@@ -94,7 +94,7 @@ def _anchor_of(row: pd.Series) -> Anchor:
 
 def published_forms(published: Path) -> tuple[str, pd.DataFrame]:
     """Table 1: offset forms, cross-run and within-run, on the published runs."""
-    from sparsitylaws.ingest import read_sparsinglaw_dir
+    from sparsitylaws.tables.ingest import read_sparsinglaw_dir
 
     return forms_table(read_sparsinglaw_dir(published))
 
@@ -206,8 +206,8 @@ def transfer_rows(measurements: Path) -> tuple[pd.DataFrame, dict[str, str]]:
     """Default vs measured for every trained model's last checkpoint in ``measurements``,
     unanchored and anchored on other members of its family (the same table; any lab-*
     table): each other member alone, the nearest one, and all others together."""
-    from sparsitylaws.rows import excluded_runs
-    from sparsitylaws.tables import read_table
+    from sparsitylaws.tables.io import read_table
+    from sparsitylaws.tables.rows import excluded_runs
 
     rows = []
     members = []
@@ -272,8 +272,8 @@ def transfer_table(measurements: Path, full: bool = False) -> str:
 def _lab_rows(measurements: Path) -> dict[str, pd.DataFrame]:
     """The ppl-p rows of each lab-* table (runs marked not for fitting left out), by table
     stem, for the tables with two runs of one activation."""
-    from sparsitylaws.rows import not_for_fitting_mask
-    from sparsitylaws.tables import read_table
+    from sparsitylaws.tables.io import read_table
+    from sparsitylaws.tables.rows import not_for_fitting_mask
 
     out = {}
     for f in sorted(measurements.glob("lab*.parquet")):

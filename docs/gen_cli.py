@@ -22,7 +22,7 @@ Every command exits with status 0 on success, 2 on bad input (one line on stderr
 (rerun with `SPARSITYLAWS_DEBUG=1` for the traceback), 130 when interrupted (finished rows
 of a measurement are kept). `python -m sparsitylaws` is the same as `sparsitylaws`.
 
-Rules shared by every command (`sparsitylaws/cli/options.py`, `sparsitylaws/fitdefaults.py`):
+Rules shared by every command (`sparsitylaws/cli/options.py`, `sparsitylaws/runfit/settings.py`):
 
 - `-o, --output PATH`: the suffix must be one the command writes (listed in its help); any
   other is an error, never another format under that name. The file's folder must exist;

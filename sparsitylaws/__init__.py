@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from sparsitylaws.version import __version__
 
 _EXPORTS = {
     "load_lawset": "sparsitylaws.lawset",
@@ -27,7 +27,7 @@ _EXPORTS = {
     "parameter_counts": "sparsitylaws.planning",
     "fit_run": "sparsitylaws.runfit",
     "RunFit": "sparsitylaws.runfit",
-    "fit_table": "sparsitylaws.fitlaws",
+    "fit_table": "sparsitylaws.lawset",
     "read_table": "sparsitylaws.tables",
     "write_table": "sparsitylaws.tables",
     "append_rows": "sparsitylaws.tables",

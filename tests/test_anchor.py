@@ -1,4 +1,4 @@
-"""Anchoring a law set on measured checkpoints (sparsitylaws.anchor).
+"""Anchoring a law set on measured checkpoints (sparsitylaws.planning.anchor).
 
 Checked against independent computations: the logit shift by hand, the t predictive
 interval by simulation, the published runs (anchor on one run, predict the others), and
@@ -20,7 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from sparsitylaws.anchor import (
+from sparsitylaws.errors import SparsityLawsError
+from sparsitylaws.planning import predict
+from sparsitylaws.planning.anchor import (
     PRIOR_NOISE_SD,
     PRIOR_OFFSET_SD,
     Anchor,
@@ -32,8 +34,6 @@ from sparsitylaws.anchor import (
     read_anchors,
     shift_band,
 )
-from sparsitylaws.errors import SparsityLawsError
-from sparsitylaws.planning import predict
 
 SMOL = REPO_ROOT / "measurements" / "smollm2-135m.parquet"
 
@@ -180,7 +180,7 @@ def test_anchors_at_one_configuration_use_the_prior():
 
 
 def _published(sparsinglaw_dir):
-    from sparsitylaws.ingest import read_sparsinglaw_dir
+    from sparsitylaws.tables.ingest import read_sparsinglaw_dir
 
     t = read_sparsinglaw_dir(sparsinglaw_dir)
     # the later half of each run's token range: past any warm-up
@@ -329,7 +329,7 @@ def test_apply_offsets_leaves_other_activations_alone():
 
 
 def test_anchoring_never_imports_torch():
-    code = ("import sys; from sparsitylaws.anchor import anchored_predict, Anchor; "
+    code = ("import sys; from sparsitylaws.planning.anchor import anchored_predict, Anchor; "
             "anchored_predict(1024, 20, 'relu', anchor=Anchor('a','relu',768,16,2.5,1e10,0.1)); "
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)
@@ -338,8 +338,8 @@ def test_anchoring_never_imports_torch():
 def test_an_anchor_where_the_law_is_extrapolated_or_clamped_is_named_in_a_caveat():
     """An offset read against a clamped or far-extrapolated law may not carry (the lab's SiLU
     runs anchored at their first checkpoints): the prediction says which anchor and why."""
-    from sparsitylaws.anchor import Anchor
     from sparsitylaws.planning import EXTRAPOLATION_WARN, predict
+    from sparsitylaws.planning.anchor import Anchor
 
     def caveats(act, tokens, ratio):
         a = Anchor(run="mine", activation=act, width=576, depth=30, ffn_ratio=2.5, tokens=tokens,

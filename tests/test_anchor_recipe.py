@@ -1,4 +1,4 @@
-"""The recipe a law set describes and its caveat (sparsitylaws.recipe)."""
+"""The recipe a law set describes and its caveat (sparsitylaws.planning.recipe)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import pandas as pd
 import pytest
 from conftest import REPO_ROOT
 
-from sparsitylaws.lawset import load_lawset
+from sparsitylaws.lawset.fileformat import load_lawset
 from sparsitylaws.planning import predict
-from sparsitylaws.recipe import TRANSFER_EXAMPLE, recipe_metadata
+from sparsitylaws.planning.recipe import TRANSFER_EXAMPLE, recipe_metadata
 
 
 def test_stored_example_matches_the_measured_table():
     """The stored measurement is the one in measurements/ (re-measured: update recipe.py and
-    regenerate the default law set with python -m sparsitylaws.defaults)."""
+    regenerate the default law set with python -m sparsitylaws.planning.default_lawset)."""
     path = REPO_ROOT / TRANSFER_EXAMPLE["table"]
     if not path.is_file():
         pytest.skip(f"{path} absent")
@@ -52,7 +52,7 @@ def test_default_lawset_carries_its_recipe_and_caveat():
 
 
 def test_report_names_the_recipe_and_carries_the_caveat():
-    from sparsitylaws.report import ReportInputs, provenance_blocks, warning_blocks
+    from sparsitylaws.views.report import ReportInputs, provenance_blocks, warning_blocks
 
     ls = load_lawset()
     inp = ReportInputs(ls, None, [], "the packaged default law set")

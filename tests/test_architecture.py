@@ -216,7 +216,7 @@ def test_exact_trend_predicts_unseen_scale_exactly_with_collapsing_interval():
     alpha = math.exp(-0.5 + 0.6 * (x0 - 8.45))
     c = math.exp(-1.0 + 1.2 * (x0 - 8.45))
     a0 = _a0_line(x0)
-    from sparsitylaws.laws import get_form
+    from sparsitylaws.runfit.forms import get_form
 
     want = get_form("convergent_power").evaluate(D, np.array([alpha, c, a0]))
     assert np.allclose(out["ratio"], want, rtol=1e-9)
@@ -295,7 +295,7 @@ def test_a_second_sweep_gives_one_run_to_the_scale_trends():
 
 
 def test_section_from_a_sweep_roundtrips_through_a_lawset(tmp_path):
-    from sparsitylaws.lawset import LawSet
+    from sparsitylaws.lawset.fileformat import LawSet
 
     fits, info = _sweep_runfits()
     sec = build_architecture_section(fits, info, n_boot=199, n_draws=100)
@@ -343,7 +343,7 @@ def test_check_section_refuses_unknown_versions():
 def published_fits(request):
     data_dir = request.getfixturevalue("sparsinglaw_dir")
     from sparsitylaws import paper
-    from sparsitylaws.runfit import fit_run
+    from sparsitylaws.runfit.run import fit_run
 
     fits, info, pts = {}, {}, {}
     for f in sorted(data_dir.glob("*.json")):
@@ -387,7 +387,7 @@ def test_cross_scale_check_refuses_overlap(published_fits):
 @pytest.mark.parametrize("method", ["curve", "excess", "coef"])
 def test_methods_reproduce_a_fitted_run_at_its_own_scale(method):
     """Two scales: the lines are exact, so at a run's own N every method returns its law."""
-    from sparsitylaws.laws import get_form
+    from sparsitylaws.runfit.forms import get_form
 
     runs = _runs(xs=(8.0, 8.6), scatter=np.array([[0.1, -0.2, 0.01], [0.0, 0.3, -0.02]]))
     tr = fit_scale_trends(runs, n_draws=50)
@@ -414,7 +414,7 @@ def test_excess_method_stays_on_the_laws_side_of_the_limit():
 
 def test_cross_scale_from_a_users_table(sparsinglaw_dir):
     from sparsitylaws.architecture import cross_scale_from_table
-    from sparsitylaws.ingest import read_sparsinglaw_dir
+    from sparsitylaws.tables.ingest import read_sparsinglaw_dir
 
     table = read_sparsinglaw_dir(sparsinglaw_dir)
     res = cross_scale_from_table(table, train=["0.1b_silu", "0.4b_silu", "0.8b_silu"],
@@ -447,7 +447,7 @@ def test_final_limits_and_a_flat_sweep_give_no_breakpoint():
 
 
 def test_interval_score_against_its_definition():
-    from sparsitylaws.selection import interval_score
+    from sparsitylaws.runfit.backtest import interval_score
 
     # inside: the width; below: width + 2/alpha * miss; above likewise (alpha = 0.1)
     assert interval_score(0.4, 0.6, 0.5, 0.9) == pytest.approx(0.2)
@@ -466,7 +466,7 @@ def test_leave_one_scale_out_naive_forecasts_are_what_they_say(published_fits):
     lf = held[held["method"] == "largest_final"]
     assert np.allclose(lf["predicted"], pts["0.8b_relu"][1][-1])
     # nearest: the nearest scale's own law at the same tokens per parameter
-    from sparsitylaws.laws import get_form
+    from sparsitylaws.runfit.forms import get_form
 
     near = held[held["method"] == "nearest"]
     n04 = info["0.4b_relu"]["n_params"]

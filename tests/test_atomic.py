@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from sparsitylaws.atomic import atomic_path, atomic_write_text
+from sparsitylaws.tables.atomic import atomic_path, atomic_write_text
 
 
 def test_failure_inside_leaves_old_file_and_no_temp(tmp_path):

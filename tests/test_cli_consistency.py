@@ -9,7 +9,7 @@ import pytest
 from cli_helpers import assert_one_line_error, run_cli
 
 from sparsitylaws.cli import cli
-from sparsitylaws.fitdefaults import N_BOOT
+from sparsitylaws.runfit.settings import N_BOOT
 
 
 def _commands() -> dict[str, click.Command]:

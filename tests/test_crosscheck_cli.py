@@ -6,8 +6,8 @@ import json
 
 from cli_helpers import assert_one_line_error, run_cli
 
-from sparsitylaws.ingest import read_sparsinglaw_dir
-from sparsitylaws.tables import write_table
+from sparsitylaws.tables.ingest import read_sparsinglaw_dir
+from sparsitylaws.tables.io import write_table
 
 
 def test_crosscheck_published_runs(tmp_path, sparsinglaw_dir):

@@ -1,4 +1,4 @@
-"""The packaged default law set: equal to what defaults.py builds, honest about its sources."""
+"""The packaged default law set: equal to what its builder builds, honest about its sources."""
 
 from __future__ import annotations
 
@@ -7,14 +7,17 @@ import json
 import numpy as np
 import pytest
 
-from sparsitylaws import defaults, paper
+from sparsitylaws import paper
 from sparsitylaws.architecture import check_section
-from sparsitylaws.lawset import default_lawset_text, load_lawset
+from sparsitylaws.lawset import packaged as defaults
+from sparsitylaws.lawset.fileformat import default_lawset_text, load_lawset
+from sparsitylaws.planning import default_lawset
 
 
 def test_packaged_json_equals_the_build():
-    assert default_lawset_text() == defaults.default_json_text(), (
-        "sparsitylaws/data/default_lawset.json is stale: run python -m sparsitylaws.defaults")
+    assert default_lawset_text() == default_lawset.default_json_text(), (
+        "sparsitylaws/lawset/default_lawset.json is stale: run "
+        "python -m sparsitylaws.planning.default_lawset")
 
 
 def test_default_lawset_loads_and_names_its_source():

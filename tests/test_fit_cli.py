@@ -12,9 +12,9 @@ import pytest
 from cli_helpers import assert_one_line_error, run_cli
 
 from sparsitylaws.errors import LawSetError
-from sparsitylaws.laws import get_form
-from sparsitylaws.lawset import LAWSET_VERSION, LawSet, load_lawset
-from sparsitylaws.tables import write_table
+from sparsitylaws.lawset.fileformat import LAWSET_VERSION, LawSet, load_lawset
+from sparsitylaws.runfit.forms import get_form
+from sparsitylaws.tables.io import write_table
 
 TRUE = {"alpha": 0.6, "b": -3.0, "c": 0.1, "A0": 0.07}
 
@@ -144,7 +144,7 @@ def test_fit_and_predict_stay_light(tmp_path, table):
 
 def test_fit_table_shows_weak_identification_skill_and_forecast_calibration() -> None:
     from sparsitylaws.cli.fit import render_text
-    from sparsitylaws.fitlaws import fit_table
+    from sparsitylaws.lawset.build import fit_table
 
     df = pd.concat([_synthetic(f"syn{i}", seed=i) for i in range(4)], ignore_index=True)
     ls = fit_table(df, n_boot=100, architecture=False)
@@ -164,7 +164,7 @@ def test_fit_table_shows_weak_identification_skill_and_forecast_calibration() ->
 def test_laws_across_runs_from_several_measurement_sets_carry_a_caveat():
     """Runs ingested from a paper and runs measured here on other text are two recipes: the
     scale laws pool them only with a caveat, which fit prints and predict/report carry."""
-    from sparsitylaws.fitlaws import fit_table, measurement_sets
+    from sparsitylaws.lawset.build import fit_table, measurement_sets
 
     a = _synthetic("a_relu", seed=1).assign(source="ingested")
     b = _synthetic("b_relu", seed=2).assign(source="measured", eval_dataset="eval.txt",
@@ -184,7 +184,7 @@ def test_laws_across_runs_from_several_measurement_sets_carry_a_caveat():
 def test_same_named_evaluation_texts_of_different_content_are_two_measurement_sets():
     """Two lab plans both evaluate on an 'eval.txt' of different corpora: their hashes tell
     them apart, so pooling their runs carries the caveat (README says fit does)."""
-    from sparsitylaws.fitlaws import measurement_sets
+    from sparsitylaws.lawset.build import measurement_sets
 
     a = _synthetic("a_relu", seed=1).assign(source="measured", eval_dataset="eval.txt",
                                             eval_sha256="b96500a55e5d" + "0" * 52)

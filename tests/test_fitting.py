@@ -7,7 +7,8 @@ import pytest
 from scipy.optimize import curve_fit
 
 from sparsitylaws.errors import FitInputError
-from sparsitylaws.fitting import (
+from sparsitylaws.runfit.forms import get_form
+from sparsitylaws.runfit.pointfit import (
     fit_points,
     fit_points_fast,
     fit_subsets,
@@ -15,8 +16,7 @@ from sparsitylaws.fitting import (
     select_points,
     warmup_rule,
 )
-from sparsitylaws.laws import get_form
-from sparsitylaws.runfit import fit_run
+from sparsitylaws.runfit.run import fit_run
 
 RELU = np.array([0.45, -3.05, 0.286, 0.0674])
 SILU = np.array([0.84, 0.208, 0.39])

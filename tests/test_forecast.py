@@ -13,8 +13,10 @@ import math
 import numpy as np
 import pytest
 
-from sparsitylaws.fitlaws import fit_table
-from sparsitylaws.forecast import (
+from sparsitylaws.lawset.build import fit_table
+from sparsitylaws.lawset.fileformat import LawSet
+from sparsitylaws.runfit.backtest import calibrate_backtest, interval_score
+from sparsitylaws.runfit.forecast import (
     ForecastCalibration,
     conformal_quantile,
     default_calibration,
@@ -22,9 +24,7 @@ from sparsitylaws.forecast import (
     horizon,
     score,
 )
-from sparsitylaws.ingest import read_sparsinglaw_dir
-from sparsitylaws.lawset import LawSet
-from sparsitylaws.selection import calibrate_backtest, interval_score
+from sparsitylaws.tables.ingest import read_sparsinglaw_dir
 
 
 def _rows(run: str, scores: list[float]) -> list[dict]:
@@ -98,8 +98,8 @@ def test_packaged_default_is_documented_and_usable() -> None:
 
 
 def test_packaged_default_is_reproducible(sparsinglaw_dir) -> None:
-    """``python -m sparsitylaws.forecast DIR`` rebuilds exactly the packaged scores."""
-    from sparsitylaws.forecast import build_default
+    """``python -m sparsitylaws.runfit.calibration DIR`` rebuilds exactly the packaged scores."""
+    from sparsitylaws.runfit.calibration import build_default
 
     rebuilt = build_default(str(sparsinglaw_dir), runs=["0.8b_silu"])
     assert rebuilt.scores["0.8b_silu"] == default_calibration().scores["0.8b_silu"]
@@ -193,8 +193,8 @@ def test_version_1_law_sets_still_load_and_predict(published: LawSet) -> None:
 
 def test_analog_forecast_follows_other_runs_in_tokens_per_parameter() -> None:
     """Median over analogs of law(D_last) + (A_j(D N_j/N) - A_j(D_last N_j/N)), where covered."""
-    from sparsitylaws.forecast import analog_forecast
-    from sparsitylaws.laws import get_form
+    from sparsitylaws.runfit.forecast import analog_forecast
+    from sparsitylaws.runfit.forms import get_form
 
     form = get_form("convergent_power")
     specs = [{"run": f"r{i}", "activation": "silu", "form": "convergent_power", "estimate": th,

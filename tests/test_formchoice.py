@@ -8,8 +8,8 @@ import pytest
 from cli_helpers import assert_one_line_error, run_cli
 
 from sparsitylaws.errors import FitInputError
-from sparsitylaws.formchoice import choose_form
-from sparsitylaws.laws import get_form
+from sparsitylaws.runfit.formchoice import choose_form
+from sparsitylaws.runfit.forms import get_form
 
 D = np.geomspace(2.0, 200.0, 14)  # billions of tokens
 FALL = get_form("logspace_power").evaluate(D, np.array([0.5, -2.0, 0.3, 0.06]))  # alpha, b, c, A0

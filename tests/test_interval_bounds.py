@@ -12,12 +12,12 @@ import warnings
 import numpy as np
 from cli_helpers import run_cli
 
-import sparsitylaws.runfit as runfit_mod
+import sparsitylaws.runfit.run as runfit_mod
 from sparsitylaws.cli.fit import _fmt, render_text
-from sparsitylaws.laws import get_form
-from sparsitylaws.lawset import LawSet
-from sparsitylaws.runfit import RunFit, fit_run
-from sparsitylaws.uncertainty import BootstrapResult, clip_to_bounds, percentile_intervals
+from sparsitylaws.lawset.fileformat import LawSet
+from sparsitylaws.runfit.forms import get_form
+from sparsitylaws.runfit.run import RunFit, fit_run
+from sparsitylaws.runfit.uncertainty import BootstrapResult, clip_to_bounds, percentile_intervals
 
 RELU = get_form("logspace_power")  # alpha > 0, b free, c > 0, 0 < A0 < 1
 TRUE = np.array([0.6, -3.0, 0.1, 0.07])
@@ -180,7 +180,7 @@ def test_logspace_jacobian_is_exact_and_quiet_at_the_edge() -> None:
 
 def test_multistart_distance_and_compose_helpers_are_quiet() -> None:
     from sparsitylaws.architecture.compose import _as_float32, _mix
-    from sparsitylaws.fitting import _param_distance
+    from sparsitylaws.runfit.pointfit import _param_distance
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")

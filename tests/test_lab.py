@@ -133,8 +133,8 @@ def ci_run(tmp_path_factory):
 @pytest.mark.measure
 def test_ci_preset_end_to_end(ci_run):
     from sparsitylaws.lab.train import CKPT_DIR
-    from sparsitylaws.lawset import load_lawset
-    from sparsitylaws.tables import read_table
+    from sparsitylaws.lawset.fileformat import load_lawset
+    from sparsitylaws.tables.io import read_table
 
     plan = load_plan("ci")
     df = read_table(ci_run / "lab-ci.parquet")
@@ -172,7 +172,7 @@ def test_ci_preset_end_to_end(ci_run):
 @pytest.mark.slow
 @pytest.mark.measure
 def test_ci_preset_killed_and_resumed_loses_and_repeats_nothing(ci_run, tmp_path):
-    from sparsitylaws.tables import read_table
+    from sparsitylaws.tables.io import read_table
 
     out = tmp_path / "ci"
     first_state = out / "runs" / "silu-w32-d2" / "train_state.pt"
@@ -240,7 +240,7 @@ def test_ci_preset_under_torchrun_matches_one_process(ci_run, tmp_path):
     """Two CPU processes (torchrun, gloo) split each batch; the result is the same run."""
     import json
 
-    from sparsitylaws.tables import read_table
+    from sparsitylaws.tables.io import read_table
 
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
@@ -294,7 +294,7 @@ def test_a_plan_can_train_its_own_bpe_vocabulary(tmp_path):
 
     from transformers import AutoTokenizer
 
-    from sparsitylaws.tables import read_table
+    from sparsitylaws.tables.io import read_table
 
     plan = tmp_path / "bpe.toml"
     plan.write_text('name = "bpe"\n[corpus]\nmax_train_bytes = 300_000\ntokenizer = "bpe"\n'

@@ -62,7 +62,7 @@ def test_unset_batch_size_keeps_the_run_fingerprint():
 @pytest.mark.slow
 @pytest.mark.measure
 def test_a_model_trains_and_is_measured_at_its_own_batch(tmp_path):
-    from sparsitylaws.tables import read_table
+    from sparsitylaws.tables.io import read_table
 
     text = PRESETS["ci"].replace('name = "relu-w32-d2"\n', 'name = "relu-w32-d2"\nbatch_size = 8\n')
     plan_path = tmp_path / "plan.toml"

@@ -170,7 +170,7 @@ def _mtimes(folder: Path) -> dict[Path, int]:
 @pytest.mark.slow
 @pytest.mark.measure
 def test_two_workers_write_what_one_process_writes(one_and_two):
-    from sparsitylaws.tables import read_table
+    from sparsitylaws.tables.io import read_table
 
     a, b, err = one_and_two
     keys = ["run", "checkpoint", "metric"]

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sparsitylaws.errors import FitInputError, SparsityLawsError
-from sparsitylaws.laws import FORMS, default_form_for, get_form, known_forms
+from sparsitylaws.runfit.forms import FORMS, default_form_for, get_form, known_forms
 
 D = [0.8, 3.0, 17.5, 120.0, 1000.0]
 

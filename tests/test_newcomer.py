@@ -16,9 +16,9 @@ from cli_helpers import run_cli
 from conftest import REPO_ROOT
 from test_plots import synthetic_curves, write_synthetic
 
-from sparsitylaws import report
-from sparsitylaws.lawset import load_lawset
-from sparsitylaws.tables import read_table
+from sparsitylaws.lawset.fileformat import load_lawset
+from sparsitylaws.tables.io import read_table
+from sparsitylaws.views import report
 
 SHIPPED = REPO_ROOT / "measurements" / "smollm2-135m.parquet"
 
@@ -71,7 +71,7 @@ def test_poor_backtest_coverage_is_flagged_in_report_and_fit(covered, poor):
 def test_binomial_rule_against_brute_force():
     from math import comb
 
-    from sparsitylaws.coverage import coverage_tail
+    from sparsitylaws.runfit.coverage import coverage_tail
 
     for k, n in ((0, 7), (3, 15), (6, 7), (14, 20)):
         brute = sum(comb(n, i) * 0.9 ** i * 0.1 ** (n - i) for i in range(k + 1))
@@ -79,7 +79,7 @@ def test_binomial_rule_against_brute_force():
 
 
 def test_report_with_laws_shows_the_law_sets_own_intervals(tmp_path):
-    from sparsitylaws.fitlaws import fit_table
+    from sparsitylaws.lawset.build import fit_table
 
     table = write_synthetic(tmp_path / "t.parquet", synthetic_curves())
     laws = fit_table(read_table(table), n_boot=40, seed=3, name="given", backtest=False).save(tmp_path / "l.json")
@@ -94,7 +94,7 @@ def test_report_with_laws_shows_the_law_sets_own_intervals(tmp_path):
 
 
 def test_fitted_here_title_names_the_command(tmp_path):
-    from sparsitylaws.plots import lawset_label
+    from sparsitylaws.views.plots import lawset_label
 
     table = write_synthetic(tmp_path / "t.parquet", synthetic_curves())
     for who in ("sparsitylaws report", "sparsitylaws plot"):
@@ -105,7 +105,7 @@ def test_fitted_here_title_names_the_command(tmp_path):
 
 
 def test_log_axis_label_and_table_of_contents(tmp_path):
-    from sparsitylaws import plots
+    from sparsitylaws.views import plots
 
     fig = plots.plot_curves(load_lawset(None), None, log_x=True)
     labels = {ax.get_xlabel() for ax in fig.axes if ax.get_visible()} | {t.get_text() for t in fig.texts}
@@ -122,7 +122,7 @@ def test_log_axis_label_and_table_of_contents(tmp_path):
 
 
 def test_layers_figure_one_panel_per_run_laws_metric_only():
-    from sparsitylaws import plots
+    from sparsitylaws.views import plots
 
     t = read_table(SHIPPED)
     fig = plots.plot_layers(t, runs=sorted(set(t["run"])), metric="ppl-p")

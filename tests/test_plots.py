@@ -1,4 +1,4 @@
-"""Tests for the figures (sparsitylaws.plots) and the ``plot`` command.
+"""Tests for the figures (sparsitylaws.views.plots) and the ``plot`` command.
 
 Every kind is rendered from the paper's published runs (../shared, skipped when absent),
 from the packaged default law set, and from tiny synthetic tables built here; the files
@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 from cli_helpers import assert_one_line_error, run_cli
 
-from sparsitylaws import plots
 from sparsitylaws.errors import SparsityLawsError
-from sparsitylaws.lawset import load_lawset
+from sparsitylaws.lawset.fileformat import load_lawset
+from sparsitylaws.views import plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 N_BOOT = 15
@@ -72,7 +72,7 @@ def synthetic_single_checkpoint(run: str = "tiny-model", depth: int = 12) -> pd.
 
 
 def write_synthetic(path: Path, frame: pd.DataFrame) -> Path:
-    from sparsitylaws.tables import write_table
+    from sparsitylaws.tables.io import write_table
 
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_table(frame, path)
@@ -128,7 +128,7 @@ def check_image(path: Path, px: tuple[int, int], dpi: int = 150) -> None:
 
 @pytest.fixture(scope="module")
 def synth_table(tmp_path_factory) -> pd.DataFrame:
-    from sparsitylaws.tables import read_table
+    from sparsitylaws.tables.io import read_table
 
     d = tmp_path_factory.mktemp("synth")
     path = write_synthetic(d / "curves.parquet", synthetic_curves())
@@ -138,7 +138,7 @@ def synth_table(tmp_path_factory) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def synth_laws(synth_table, tmp_path_factory) -> Path:
     """The synthetic curves fitted (first checkpoint dropped as warm-up), saved as JSON."""
-    from sparsitylaws.fitlaws import fit_table
+    from sparsitylaws.lawset.build import fit_table
 
     ls = fit_table(synth_table, n_boot=N_BOOT, drop_first=1, name="synthetic")
     return ls.save(tmp_path_factory.mktemp("laws") / "synth_laws.json")
@@ -153,8 +153,8 @@ def synth_layers(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def published(sparsinglaw_dir, tmp_path_factory) -> tuple[Path, Path]:
     """(table, law set) from the paper's published runs: ingested and fitted once."""
-    from sparsitylaws.fitlaws import fit_table
-    from sparsitylaws.ingest import read_sparsinglaw_dir
+    from sparsitylaws.lawset.build import fit_table
+    from sparsitylaws.tables.ingest import read_sparsinglaw_dir
 
     d = tmp_path_factory.mktemp("published")
     df = read_sparsinglaw_dir(sparsinglaw_dir)
@@ -280,7 +280,7 @@ def test_log_x_and_overlay_layout(synth_laws, synth_table):
 
 
 def test_every_axis_names_its_unit(synth_laws, synth_table, synth_layers):
-    from sparsitylaws.tables import read_table
+    from sparsitylaws.tables.io import read_table
 
     ls = load_lawset(synth_laws)
     figs = [plots.make_figure(k, ls, synth_table) for k in ("curves", "residuals", "width-depth", "scale")]
@@ -336,7 +336,7 @@ def test_width_depth_shows_hinge_breakpoint_plateau_and_band():
 
 
 def test_layers_profile_values(synth_layers):
-    from sparsitylaws.tables import read_table
+    from sparsitylaws.tables.io import read_table
 
     df = read_table(synth_layers)
     fig = plots.plot_layers(df, metric="zero")
@@ -460,8 +460,8 @@ def synthetic_sweep(seed: int = 3) -> pd.DataFrame:
 
 def test_width_depth_of_a_fitted_sweep(tmp_path):
     """A law set fitted on a width/depth sweep: hinge, its fitted breakpoint, every run's A0."""
-    from sparsitylaws.fitlaws import fit_table
-    from sparsitylaws.tables import read_table
+    from sparsitylaws.lawset.build import fit_table
+    from sparsitylaws.tables.io import read_table
 
     table = read_table(write_synthetic(tmp_path / "sweep.parquet", synthetic_sweep()))
     ls = fit_table(table, n_boot=10, backtest=False)
@@ -560,7 +560,7 @@ def test_curves_of_a_run_of_a_few_million_tokens_start_at_its_first_point():
     a unit the ticks read well in (millions here, not 0.0005 billions)."""
     if not (LAB_TABLE.is_file() and LAB_LAWS.is_file()):
         pytest.skip("lab tables not in this checkout")
-    from sparsitylaws.tables import read_table
+    from sparsitylaws.tables.io import read_table
 
     table = read_table(LAB_TABLE)
     run = "cpu-relu-w64-d2"
@@ -641,7 +641,7 @@ def test_layers_legends_sit_below_the_panels_and_name_the_checkpoint_once():
     path = REPO / "measurements" / "smollm2-135m.parquet"
     if not path.is_file():
         pytest.skip("measurements/smollm2-135m.parquet not in this checkout")
-    from sparsitylaws.tables import read_table
+    from sparsitylaws.tables.io import read_table
 
     fig = plots.plot_layers(read_table(path))
     fig.canvas.draw()

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from sparsitylaws.lawset import load_lawset
+from sparsitylaws.lawset.fileformat import load_lawset
 
 
 def run_subprocess(*args: str) -> subprocess.CompletedProcess:

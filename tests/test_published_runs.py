@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from scipy.optimize import curve_fit
 
-from sparsitylaws.laws import get_form
 from sparsitylaws.paper import TABLE2
-from sparsitylaws.runfit import RunFit, fit_run
-from sparsitylaws.selection import backtest_summary
+from sparsitylaws.runfit.backtest import backtest_summary
+from sparsitylaws.runfit.forms import get_form
+from sparsitylaws.runfit.run import RunFit, fit_run
 
 RUNS = [f"{s}_{a}" for a in ("relu", "silu") for s in ("0.1b", "0.2b", "0.4b", "0.8b")]
 

@@ -45,7 +45,7 @@ def test_fit_on_a_fresh_clone_fits_the_lab_runs(tmp_path):
     finally:
         os.chdir(old)
     assert res.status == 0, res.stderr
-    from sparsitylaws.lawset import load_lawset
+    from sparsitylaws.lawset.fileformat import load_lawset
 
     runs = load_lawset(tmp_path / "laws.json").run_names()
     assert len([r for r in runs if r.startswith("cpu-relu-")]) == 11

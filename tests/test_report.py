@@ -176,8 +176,8 @@ def test_only_unfittable_measurements_fall_back_to_default(tmp_path):
 
 
 def test_laws_plus_tables_and_hash_check(tmp_path):
-    from sparsitylaws.fitlaws import fit_table
-    from sparsitylaws.tables import read_table
+    from sparsitylaws.lawset.build import fit_table
+    from sparsitylaws.tables.io import read_table
 
     table = write_synthetic(tmp_path / "t.parquet", synthetic_curves())
     laws = fit_table(read_table(table), n_boot=10, name="given").save(tmp_path / "laws.json")
@@ -205,8 +205,8 @@ def test_markdown_with_images_beside_it(tmp_path, mixed_measurements):
 
 
 def _laws_for(project: Path) -> Path:
-    from sparsitylaws.fitlaws import fit_table
-    from sparsitylaws.tables import read_table
+    from sparsitylaws.lawset.build import fit_table
+    from sparsitylaws.tables.io import read_table
 
     p = project / "laws.json"
     if not p.exists():
@@ -300,9 +300,9 @@ def test_report_errors(tmp_path):
 
 def test_many_runs_are_capped_in_per_run_figures(monkeypatch, tmp_path):
     """Per-run figures stop at MAX_PANELS runs and say so; tables still list every run."""
-    from sparsitylaws import report
-    from sparsitylaws.fitlaws import fit_table
-    from sparsitylaws.tables import read_table
+    from sparsitylaws.lawset.build import fit_table
+    from sparsitylaws.tables.io import read_table
+    from sparsitylaws.views import report
 
     table = read_table(write_synthetic(tmp_path / "t.parquet", synthetic_curves()))
     ls = fit_table(table, n_boot=0, backtest=False, architecture=False)
@@ -320,7 +320,7 @@ def test_many_runs_are_capped_in_per_run_figures(monkeypatch, tmp_path):
 def test_warnings_are_grouped_by_the_run_they_name():
     """Every message kept once; a message goes to the first run it names as a whole word
     (a run whose name extends another's is not confused with it); others stay general."""
-    from sparsitylaws.report import group_by_run
+    from sparsitylaws.views.report import group_by_run
 
     runs = ["cpu-relu-w48-d1", "cpu-relu-w48-d10", "0.1b_relu"]
     items = ["run 'cpu-relu-w48-d10': alpha at bound", "cpu-relu-w48-d1: c weak",
@@ -337,7 +337,7 @@ def test_warnings_are_grouped_by_the_run_they_name():
 @pytest.mark.parametrize(("n", "text"), [(45_100, "45.1K"), (2.27e6, "2.27M"), (4.16e10, "41.6B"),
                                          (2e12, "2T"), (512, "512"), (None, "n/a")])
 def test_counts_in_the_data_summary_read_as_people_write_them(n, text):
-    from sparsitylaws.report import _count
+    from sparsitylaws.views.report import _count
 
     assert _count(n) == text
 
@@ -345,7 +345,7 @@ def test_counts_in_the_data_summary_read_as_people_write_them(n, text):
 def test_interval_ends_without_a_bound_read_inf_and_missing_values_n_a():
     """A parameter with no bound on one side (b, or alpha/c upward) keeps an infinite end after
     failed bootstrap replicates: the report says so instead of hiding it as missing."""
-    from sparsitylaws.report import _g, _interval
+    from sparsitylaws.views.report import _g, _interval
 
     assert _interval(-1.5, float("-inf"), 2.0) == "-1.5 [-inf, 2]"
     assert _interval(0.5, 0.1, float("inf")) == "0.5 [0.1, inf]"

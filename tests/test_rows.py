@@ -1,4 +1,4 @@
-"""The shared row selection (sparsitylaws.rows): metric choice and the not-for-fitting flag."""
+"""The shared row selection (sparsitylaws.tables.rows): metric choice and the not-for-fitting flag."""
 
 from __future__ import annotations
 
@@ -9,8 +9,13 @@ import pandas as pd
 import pytest
 
 from sparsitylaws.errors import SparsityLawsError
-from sparsitylaws.rows import FLAG_COLUMN, normalize_flag, not_for_fitting_mask, select_fit_rows
-from sparsitylaws.schema import validate_frame
+from sparsitylaws.tables.rows import (
+    FLAG_COLUMN,
+    normalize_flag,
+    not_for_fitting_mask,
+    select_fit_rows,
+)
+from sparsitylaws.tables.schema import validate_frame
 
 SHIPPED = Path(__file__).resolve().parents[1] / "measurements" / "smollm2-135m.parquet"
 
@@ -70,7 +75,7 @@ def test_every_run_flagged_is_an_error():
 
 
 def test_shipped_table_flags_the_swapped_model():
-    from sparsitylaws.tables import read_table
+    from sparsitylaws.tables.io import read_table
 
     sel = select_fit_rows(read_table(SHIPPED))
     assert list(sel.excluded) == ["smollm2-135m-relu-swapped"]
@@ -78,7 +83,7 @@ def test_shipped_table_flags_the_swapped_model():
 
 
 def test_fit_table_records_left_out_runs():
-    from sparsitylaws.fitlaws import fit_table
+    from sparsitylaws.lawset.build import fit_table
 
     ls = fit_table(_table("broken"), n_boot=0, backtest=False, architecture=False)
     assert sorted(ls.runs) == ["a", "c"]

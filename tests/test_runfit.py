@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from sparsitylaws.errors import FitInputError
-from sparsitylaws.laws import get_form
-from sparsitylaws.runfit import RunFit, fit_run
+from sparsitylaws.runfit.forms import get_form
+from sparsitylaws.runfit.run import RunFit, fit_run
 
 SILU = np.array([0.84, 0.208, 0.39])
 

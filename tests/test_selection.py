@@ -7,8 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from sparsitylaws.laws import FORMS, get_form
-from sparsitylaws.selection import backtest, backtest_summary, compare_forms, information_criteria
+from sparsitylaws.runfit.backtest import (
+    backtest,
+    backtest_summary,
+    compare_forms,
+    information_criteria,
+)
+from sparsitylaws.runfit.forms import FORMS, get_form
 
 SILU = np.array([0.84, 0.208, 0.39])
 RELU = np.array([0.45, -3.05, 0.286, 0.0674])

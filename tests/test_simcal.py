@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sparsitylaws.simcal import Truth, _ar1, simulate_coverage, truths_from_runs
+from sparsitylaws.runfit.simulate import Truth, _ar1, simulate_coverage, truths_from_runs
 
 RUNS = [f"{s}_{a}" for a in ("relu", "silu") for s in ("0.1b", "0.2b", "0.4b", "0.8b")]
 

@@ -12,10 +12,10 @@ import pytest
 from cli_helpers import assert_one_line_error, run_cli
 
 from sparsitylaws.errors import SchemaError, SparsityLawsError
-from sparsitylaws.ingest import read_csv_table, read_sparsinglaw_dir, read_sparsinglaw_file
 from sparsitylaws.paper import CONFIGS
-from sparsitylaws.schema import REQUIRED_COLUMNS, SCHEMA, validate_frame, with_derived
-from sparsitylaws.tables import append_rows, read_table, write_table
+from sparsitylaws.tables.ingest import read_csv_table, read_sparsinglaw_dir, read_sparsinglaw_file
+from sparsitylaws.tables.io import append_rows, read_table, write_table
+from sparsitylaws.tables.schema import REQUIRED_COLUMNS, SCHEMA, validate_frame, with_derived
 
 
 def _table(n: int = 5, run: str = "r1") -> pd.DataFrame:
@@ -169,7 +169,7 @@ def test_cli_bad_tables_fail_cleanly(tmp_path):
 def test_schema_doc_matches_code():
     from pathlib import Path
 
-    from sparsitylaws.schema import COLUMNS
+    from sparsitylaws.tables.schema import COLUMNS
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "schema.md").read_text()
     for col in COLUMNS:
@@ -239,7 +239,7 @@ def test_concurrent_appends_keep_every_row(tmp_path):
 
 
 def test_lock_refuses_after_timeout(tmp_path):
-    from sparsitylaws.tables import file_lock
+    from sparsitylaws.tables.io import file_lock
 
     path = tmp_path / "t.parquet"
     with file_lock(path):

@@ -7,11 +7,11 @@ import pytest
 from scipy import stats
 from scipy.optimize import curve_fit
 
-from sparsitylaws.fitting import fit_points, t_quantile
-from sparsitylaws.laws import get_form
 from sparsitylaws.paper import TABLE2
-from sparsitylaws.runfit import fit_run
-from sparsitylaws.uncertainty import (
+from sparsitylaws.runfit.forms import get_form
+from sparsitylaws.runfit.pointfit import fit_points, t_quantile
+from sparsitylaws.runfit.run import fit_run
+from sparsitylaws.runfit.uncertainty import (
     _block_indices,
     block_length,
     bootstrap,
@@ -189,7 +189,7 @@ def test_weakly_identified_relu_is_flagged() -> None:
 
 
 def test_failed_replicates_count_as_unbounded_on_their_side() -> None:
-    from sparsitylaws.uncertainty import BootstrapResult
+    from sparsitylaws.runfit.uncertainty import BootstrapResult
 
     draws = np.array([[1.0, 5.0], [2.0, 6.0], [3.0, 7.0], [9.0, 1.0]])
     bs = BootstrapResult(draws, 4, 1, 1, 0, failed=np.array([False, False, False, True]),
@@ -213,7 +213,7 @@ def test_bootstrap_keeps_every_replicate() -> None:
 def test_profile_interval_matches_brute_force() -> None:
     """Profile interval of A0 (SiLU law) against a brute-force profile: A0 fixed on a fine grid,
     the other parameters fitted by scipy curve_fit, the same F cut-off."""
-    from sparsitylaws.uncertainty import profile_interval
+    from sparsitylaws.runfit.uncertainty import profile_interval
 
     D, y = silu_data(7, n=25, sd=1.5e-3)
     pf = fit_points("convergent_power", D, y)

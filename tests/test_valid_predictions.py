@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from sparsitylaws.architecture import METHODS, build_architecture_section, predict_section
 from sparsitylaws.architecture.compose import _compile, _predict_chunk
-from sparsitylaws.lawset import LawSet, load_lawset
+from sparsitylaws.lawset.fileformat import LawSet, load_lawset
 from sparsitylaws.planning import predict
 
 BUDGETS = np.geomspace(1e6, 1e15, 37)
@@ -61,8 +61,8 @@ def _published_lawset() -> LawSet | None:
 
     if not (SHARED_DATA.is_dir() and any(SHARED_DATA.glob("*.json"))):
         return None
-    from sparsitylaws.fitlaws import fit_table
-    from sparsitylaws.ingest import read_sparsinglaw_dir
+    from sparsitylaws.lawset.build import fit_table
+    from sparsitylaws.tables.ingest import read_sparsinglaw_dir
 
     return fit_table(read_sparsinglaw_dir(SHARED_DATA), n_boot=30, backtest=False)
 
@@ -182,9 +182,9 @@ def test_point_inside_interval_for_a_far_configuration():
 
 def test_forecast_term_widens_beyond_the_fitted_budget_only():
     """Fitted law set: beyond the largest fitted budget for this scale the band grows by
-    q * sigma * ln(D / D_fitted) (sparsitylaws.forecast) on the side the curve moves to, q
+    q * sigma * ln(D / D_fitted) (sparsitylaws.runfit.forecast) on the side the curve moves to, q
     the horizon-only quantile of the law set's own calibration (not the packaged default)."""
-    from sparsitylaws.forecast import ForecastCalibration
+    from sparsitylaws.runfit.forecast import ForecastCalibration
 
     ls = LAWSETS["fitted"]
     sec = ls.architecture
@@ -201,7 +201,7 @@ def test_forecast_term_widens_beyond_the_fitted_budget_only():
     if fc and fc.get("calibration"):
         q = ForecastCalibration.from_dict(fc["calibration"]).horizon_quantile(0.9)
     else:
-        from sparsitylaws.forecast import default_calibration
+        from sparsitylaws.runfit.forecast import default_calibration
 
         q = default_calibration().horizon_quantile(0.9)
     assert q > 1.0  # the horizon-only quantile (about 2.7 pooled), not the disagreement one

@@ -96,7 +96,7 @@ def test_degenerate_scale_runs_are_named_in_a_caveat():
     """A scale-series run whose fit left a parameter at its bound is said to carry the trends
     (the lab gpu run's 1.6M point had alpha at 0 and b, c near 1e15)."""
     from sparsitylaws.architecture.section import degenerate_fit_caveats
-    from sparsitylaws.fitting import FitWarning
+    from sparsitylaws.runfit.pointfit import FitWarning
 
     fits = {
         "ok": {"warnings": [FitWarning(code="weakly_identified", message="m", parameter="A0")]},

@@ -13,7 +13,7 @@ ARCH_VERSION = 1
 
 #: Transform of each data-law coefficient before it is trended in log10 N.
 TRANSFORMS = {"alpha": "log", "c": "log", "b": "identity", "A0": "identity"}
-#: Parameter order per paper form (matches sparsitylaws.laws).
+#: Parameter order per paper form (matches sparsitylaws.runfit.forms).
 FORM_PARAMS = {"logspace_power": ["alpha", "b", "c", "A0"], "convergent_power": ["alpha", "c", "A0"]}
 PAPER_FORM = {"relu": "logspace_power", "silu": "convergent_power"}
 #: Ways to predict a curve at a new scale (see predict_section).

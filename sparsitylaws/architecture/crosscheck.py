@@ -16,7 +16,7 @@ from sparsitylaws.architecture.runs import summarize_run
 from sparsitylaws.architecture.scale import fit_scale_trends
 from sparsitylaws.architecture.section import _ranges, assemble_section
 from sparsitylaws.errors import FitInputError
-from sparsitylaws.selection import interval_score
+from sparsitylaws.runfit.backtest import interval_score
 
 
 def _points_of(points: Any, run: str) -> tuple[np.ndarray, np.ndarray]:
@@ -112,7 +112,7 @@ def cross_scale_from_table(
 ) -> pd.DataFrame:
     """Cross-scale check straight from a measurement table (any runs a user has).
 
-    Fits each named run's paper law with :func:`sparsitylaws.runfit.fit_run` (automatic
+    Fits each named run's paper law with :func:`sparsitylaws.runfit.run.fit_run` (automatic
     warm-up rule, ``n_boot`` bootstrap replicates), takes width, depth and n_params from the
     table, and returns :func:`cross_scale_check` rows for every method in ``methods``.
     The table must hold one metric (select it first, as ``crosscheck --metric`` does).
@@ -125,7 +125,7 @@ def cross_scale_from_table(
 
 def _fit_runs(table: pd.DataFrame, names: Sequence[str], *, n_boot: int, seed: int) -> tuple[dict, dict]:
     """Fit each named run's paper law (automatic warm-up rule); architecture from the table."""
-    from sparsitylaws.runfit import fit_run
+    from sparsitylaws.runfit.run import fit_run
 
     need = {"run", "tokens", "activation_ratio", "activation", "n_params"}
     missing = need - set(table.columns)

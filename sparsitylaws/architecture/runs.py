@@ -1,5 +1,5 @@
 """What the architecture laws need from one fitted run: :class:`RunSummary`, adapted from a
-:class:`~sparsitylaws.runfit.RunFit` or a plain dict by :func:`summarize_run`."""
+:class:`~sparsitylaws.runfit.run.RunFit` or a plain dict by :func:`summarize_run`."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def _get(obj: Any, *names: str, default: Any = None) -> Any:
 
 
 def summarize_run(name: str, fit: Any, info: Mapping | None = None) -> RunSummary:
-    """Adapt a :class:`~sparsitylaws.runfit.RunFit` (or a plain dict with the same fields:
+    """Adapt a :class:`~sparsitylaws.runfit.run.RunFit` (or a plain dict with the same fields:
     form, params, draws, tokens_b, sigma, activation, a0_interval) to a RunSummary."""
     info = dict(info or {})
     form = _get(fit, "form", "form_name")

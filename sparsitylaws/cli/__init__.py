@@ -14,8 +14,8 @@ import sys
 
 import click
 
-from sparsitylaws import __version__
 from sparsitylaws.errors import SparsityLawsError
+from sparsitylaws.version import __version__
 
 # command name -> "module:attribute" (module relative to sparsitylaws.cli)
 _COMMANDS: dict[str, str] = {

@@ -5,7 +5,7 @@ curve from its parameter count, and reports the error against its measured point
 share of them inside the 90% bands (:func:`sparsitylaws.architecture.cross_scale_from_table`).
 ``--leave-one-scale-out`` predicts every run from the others, next to two naive forecasts
 (:func:`sparsitylaws.architecture.crosscheck.leave_one_scale_out`).  Rows come from the one
-selection path every command uses (:func:`sparsitylaws.rows.select_fit_rows`).
+selection path every command uses (:func:`sparsitylaws.tables.rows.select_fit_rows`).
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ def crosscheck(tables, train, test_runs, loso, metric, metric_arg, methods, n_bo
                as_json) -> None:
     """Fit scale laws on --train runs of TABLES, predict --test runs, report error and coverage."""
     from sparsitylaws.architecture import METHODS, cross_scale_from_table
-    from sparsitylaws.rows import select_fit_rows
-    from sparsitylaws.tables import read_table
+    from sparsitylaws.tables.io import read_table
+    from sparsitylaws.tables.rows import select_fit_rows
 
     if loso and (train or test_runs):
         raise SparsityLawsError("--leave-one-scale-out replaces --train/--test; give one or the other")

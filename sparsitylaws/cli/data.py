@@ -14,7 +14,7 @@ from sparsitylaws.errors import SparsityLawsError
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate(files: tuple[Path, ...]) -> None:
     """Check measurement tables (files or directories) against the schema."""
-    from sparsitylaws.tables import find_parquet_files, read_table
+    from sparsitylaws.tables.io import find_parquet_files, read_table
 
     for path in find_parquet_files(files):
         df = read_table(path)
@@ -24,7 +24,7 @@ def validate(files: tuple[Path, ...]) -> None:
 
 
 def _write(df, output: Path, append: bool) -> None:
-    from sparsitylaws.tables import append_rows, write_table
+    from sparsitylaws.tables.io import append_rows, write_table
 
     if append and output.exists():
         merged = append_rows(output, df)
@@ -45,7 +45,7 @@ def ingest() -> None:
 @click.option("--append", is_flag=True, help="Add to an existing table instead of replacing it.")
 def ingest_sparsinglaw(directory: Path, output: Path, append: bool) -> None:
     """The JSON files published with the Sparsing Law paper (one per run, e.g. 0.1b_relu.json)."""
-    from sparsitylaws.ingest import read_sparsinglaw_dir
+    from sparsitylaws.tables.ingest import read_sparsinglaw_dir
 
     _write(read_sparsinglaw_dir(directory), output, append)
 
@@ -64,7 +64,7 @@ def ingest_sparsinglaw(directory: Path, output: Path, append: bool) -> None:
 def ingest_csv(file: Path, output: Path, mapping: str, constants: str, tokens_scale: float,
                ratio_percent: bool, append: bool) -> None:
     """Your own numbers from a CSV file."""
-    from sparsitylaws.ingest import parse_assignments, read_csv_table
+    from sparsitylaws.tables.ingest import parse_assignments, read_csv_table
 
     if tokens_scale <= 0:
         raise SparsityLawsError(f"--tokens-scale must be > 0, got {tokens_scale:g}")
@@ -81,7 +81,7 @@ def merge(tables: tuple[Path, ...], output: Path) -> None:
 
     Shards must agree: same settings per run and metric, same evaluation tokens, one joint
     CETT per run; otherwise nothing is written."""
-    from sparsitylaws.tables import (
+    from sparsitylaws.tables.io import (
         _read_one,
         check_shards,
         find_parquet_files,

@@ -33,8 +33,8 @@ def _fmt(x: float | None) -> str:
 
 def _backtest_line(rows: list[dict], level: float = 0.9) -> str:
     """Per cutoff: error at the last held-out point and interval coverage of held-out points
-    (marked POOR when implausibly low for the level: :mod:`sparsitylaws.coverage`)."""
-    from sparsitylaws.coverage import poor_coverage
+    (marked POOR when implausibly low for the level: :mod:`sparsitylaws.runfit.coverage`)."""
+    from sparsitylaws.runfit.coverage import poor_coverage
 
     parts = []
     for cutoff in sorted({r["cutoff"] for r in rows}):
@@ -51,7 +51,7 @@ def _backtest_line(rows: list[dict], level: float = 0.9) -> str:
 def _skill_lines(rows: list[dict], level: float) -> list[str]:
     """Per cutoff: the law's and the two naive forecasts' error at the last point, band
     coverage of the later points and mean interval score (lower is better), and which wins."""
-    from sparsitylaws.selection import backtest_skill
+    from sparsitylaws.runfit.backtest import backtest_skill
 
     rows = [r for r in rows if r.get("error") is not None and "naive_last" in r]
     if not rows:
@@ -73,7 +73,7 @@ def _skill_lines(rows: list[dict], level: float) -> list[str]:
 
 def _flags(f, i: int) -> str:
     """After a parameter's interval: the limit's profile interval, and WEAKLY IDENTIFIED."""
-    from sparsitylaws.laws import get_form
+    from sparsitylaws.runfit.forms import get_form
 
     name = f.param_names[i]
     out = ""
@@ -165,9 +165,9 @@ def _progress_printer(quiet: bool):
 def fit(tables, runs, form, metric, metric_arg, drop_first, min_tokens, loss, n_boot, level, seed,
         no_backtest, no_architecture, limit_from, output, name, as_json) -> None:
     """Fit the data laws of measurement TABLES (files or directories; default ./measurements/)."""
-    from sparsitylaws.fitlaws import fit_table
-    from sparsitylaws.laws import get_form
-    from sparsitylaws.tables import find_parquet_files, read_table
+    from sparsitylaws.lawset.build import fit_table
+    from sparsitylaws.runfit.forms import get_form
+    from sparsitylaws.tables.io import find_parquet_files, read_table
 
     if form != "auto":
         get_form(form)  # unknown form -> one-line error before any work

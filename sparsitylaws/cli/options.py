@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from sparsitylaws.fitdefaults import N_BOOT
+from sparsitylaws.runfit.settings import N_BOOT
 
 __all__ = ["MKDIR_KEY", "N_BOOT", "check_output", "ensure_folder", "laws_option", "level_option", "n_boot_option", "output_option", "remember_mkdir"]
 

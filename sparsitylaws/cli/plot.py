@@ -47,7 +47,7 @@ def _report_suffixes(ctx: click.Context, path: Path) -> tuple[str, ...]:
 
 
 def _read_tables(paths) -> tuple[object, list[Path]]:
-    from sparsitylaws.tables import find_parquet_files, read_table
+    from sparsitylaws.tables.io import find_parquet_files, read_table
 
     files = find_parquet_files(paths)
     return read_table(files), files
@@ -82,8 +82,8 @@ def plot(laws, data, kind, output, runs, log_x, overlay, metric, checkpoint, wid
     scale (coefficients vs parameter count), residuals (needs --data), layers (per-layer
     ratios of one measurement; needs --data, no law set).
     """
-    from sparsitylaws import plots
-    from sparsitylaws.lawset import load_lawset
+    from sparsitylaws.lawset.fileformat import load_lawset
+    from sparsitylaws.views import plots
 
     if kind not in plots.KINDS:
         raise SparsityLawsError(f"--kind {kind}: unknown kind (known: {', '.join(plots.KINDS)})")
@@ -98,7 +98,7 @@ def plot(laws, data, kind, output, runs, log_x, overlay, metric, checkpoint, wid
     lawset = None
     if kind != "layers":
         if laws is None and data:
-            from sparsitylaws.report import gather
+            from sparsitylaws.views.report import gather
 
             inp = gather(data, None, n_boot=n_boot, fitted_by="sparsitylaws plot")
             lawset = inp.lawset
@@ -132,7 +132,7 @@ def report(tables, laws, output, fmt, n_boot, seed, title) -> None:
     TABLES (files or directories; default ./measurements/ when it holds tables) are fitted
     unless --laws is given; with neither, the report covers the packaged default law set.
     """
-    from sparsitylaws.report import make_report
+    from sparsitylaws.views.report import make_report
 
     if fmt is None:
         fmt = "md" if output is not None and output.suffix.lower() == ".md" else "html"

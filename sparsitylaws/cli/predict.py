@@ -25,7 +25,7 @@ GRID_OPTIONAL = ("activation", "tokens", "ffn_ratio", "gated")
 
 def _load(laws: str | None):
     from sparsitylaws.architecture import check_section
-    from sparsitylaws.lawset import load_lawset
+    from sparsitylaws.lawset.fileformat import load_lawset
 
     ls = load_lawset(laws)
     check_section(ls.architecture, source=f"law set {laws or 'default'}")
@@ -43,17 +43,17 @@ def _row_warnings(row: pd.Series) -> list[str]:
 
 
 def _anchored(df: pd.DataFrame, anchors: tuple[str, ...], ls, method: str) -> pd.DataFrame:
-    """Shift the predictions to the user's recipe (sparsitylaws.anchor); the offsets'
+    """Shift the predictions to the user's recipe (sparsitylaws.planning.anchor); the offsets'
     descriptions lead the caveats, since they change what the intervals mean."""
     if not anchors:
         return df
-    from sparsitylaws.anchor import anchor_frame
+    from sparsitylaws.planning.anchor import anchor_frame
 
     return anchor_frame(df, list(anchors), lawset=ls, method=method)
 
 
 def _recipe_echo(ls) -> None:
-    from sparsitylaws.recipe import recipe_line
+    from sparsitylaws.planning.recipe import recipe_line
 
     line = recipe_line(ls)
     if line:

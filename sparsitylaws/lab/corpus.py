@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from sparsitylaws.atomic import atomic_write_bytes, atomic_write_text
 from sparsitylaws.lab.plan import CorpusSpec
+from sparsitylaws.tables.atomic import atomic_write_bytes, atomic_write_text
 
 SEPARATOR = b"\n\n"
 BYTE_OFFSET = 3  # ByT5: 0 pad, 1 eos, 2 unk, then the 256 byte values

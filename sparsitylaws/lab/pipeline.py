@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sparsitylaws.atomic import atomic_write_text
 from sparsitylaws.lab.plan import ModelSpec, Plan
+from sparsitylaws.tables.atomic import atomic_write_text
 
 STAGES = ("corpus", "train", "measure", "fit", "report")
 
@@ -55,7 +55,7 @@ class Manifest:
         return {}
 
     def record(self, stage: str, key: str | None, seconds: float, **extra: Any) -> None:
-        from sparsitylaws.tables import file_lock
+        from sparsitylaws.tables.io import file_lock
 
         entry = {"wall_s": round(seconds, 2), **extra}
         with file_lock(self.path):
@@ -170,7 +170,7 @@ def run_lab(plan: Plan, out: Path, *, stages: Sequence[str] = STAGES, only: Sequ
         man.record("fit", None, time.perf_counter() - t0)
         log(f"law set written to {paths['laws']}")
     if "report" in stages:
-        from sparsitylaws.report import make_report
+        from sparsitylaws.views.report import make_report
 
         t0 = time.perf_counter()
         make_report(tables=[paths["table"]], laws=paths["laws"], output=paths["report"],
@@ -201,8 +201,8 @@ def measure_run(plan: Plan, m: ModelSpec, run_dir: Path, table: Path, eval_text:
 
 def fit_lab(plan: Plan, table: Path, laws: Path) -> Any:
     """Fit the plan's table into a law set (every run, architecture laws included)."""
-    from sparsitylaws.fitlaws import fit_table
-    from sparsitylaws.tables import read_table
+    from sparsitylaws.lawset.build import fit_table
+    from sparsitylaws.tables.io import read_table
 
     df = read_table(table)
     lawset = fit_table(df, n_boot=plan.fit.n_boot, seed=plan.fit.seed, name=f"lab-{plan.name}",

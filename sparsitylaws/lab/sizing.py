@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             f"estimated {est:.0f} s")
     print(f"# tokens_per_param = {tpp:g} ({note})")
     if a.output:
-        from sparsitylaws.atomic import atomic_write_text
+        from sparsitylaws.tables.atomic import atomic_write_text
 
         try:
             sized = with_tokens_per_param(plan.source_text, tpp, note)

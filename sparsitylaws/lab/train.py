@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from sparsitylaws.atomic import atomic_path, atomic_write_text
 from sparsitylaws.errors import SparsityLawsError
 from sparsitylaws.lab.corpus import Corpus
 from sparsitylaws.lab.models import build_model, non_embedding_params
 from sparsitylaws.lab.plan import ModelSpec, Plan, TrainSpec, checkpoint_steps
+from sparsitylaws.tables.atomic import atomic_path, atomic_write_text
 
 CKPT_DIR = "checkpoints"
 STATE_FILE = "train_state.pt"

@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sparsitylaws import __version__
 from sparsitylaws.errors import MeasureError
 from sparsitylaws.measure.cett import N_CANDIDATES
 from sparsitylaws.measure.evaluate import encode_text, load_text
@@ -56,6 +55,7 @@ from sparsitylaws.measure.loading import (
 )
 from sparsitylaws.measure.metrics import MetricResult, ModelMeasurer, parse_metric
 from sparsitylaws.measure.search import SEARCHES, SearchResult, bisect_search, fast_search
+from sparsitylaws.version import __version__
 
 #: 2: model-guided certifying root finder; 3: BOS policy, per_pass, device type and dtype
 #: used in the hash, stable checkpoint keys (rows of earlier versions are re-measured)
@@ -223,7 +223,7 @@ def sidecar_path(output: Path) -> Path:
 
 
 def _atomic_json(path: Path, update: dict) -> None:
-    from sparsitylaws.tables import file_lock
+    from sparsitylaws.tables.io import file_lock
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(path):  # concurrent writers add their entries, none is lost
@@ -243,7 +243,7 @@ def _atomic_json(path: Path, update: dict) -> None:
 def _existing(output: Path) -> pd.DataFrame | None:
     if not output.exists():
         return None
-    from sparsitylaws.tables import read_table
+    from sparsitylaws.tables.io import read_table
 
     return read_table(output)
 
@@ -421,7 +421,7 @@ class Runner:
 
     def _write_cett(self, path: Path, res: SearchResult, extra: dict) -> None:
         """The run's joint CETT and the settings it depends on (JSON, atomic)."""
-        from sparsitylaws.atomic import atomic_path
+        from sparsitylaws.tables.atomic import atomic_path
 
         doc = {"run": self.s.run, "p": self.s.p, "cett": res.cett, "ppl_ratio": res.ppl_ratio,
                "settings": self._ppl_payload(extra),
@@ -512,7 +512,7 @@ class Runner:
 
     def _write(self, job: Job, mm: ModelMeasurer, results: list[MetricResult],
                hashes: dict, joint: bool = False) -> None:
-        from sparsitylaws.tables import append_rows
+        from sparsitylaws.tables.io import append_rows
 
         lm = mm.lm
         cfg = lm.config

@@ -14,7 +14,7 @@ transformers = pytest.importorskip("transformers")
 from sparsitylaws.cli import main  # noqa: E402
 from sparsitylaws.measure.loading import CheckpointRef  # noqa: E402
 from sparsitylaws.measure.runner import parse_shard, tokens_from_name, tokens_trained  # noqa: E402
-from sparsitylaws.tables import read_table  # noqa: E402
+from sparsitylaws.tables.io import read_table  # noqa: E402
 
 SMALL = ["--seq-len", "32", "--num-seqs", "2", "-q"]
 

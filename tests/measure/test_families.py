@@ -16,7 +16,7 @@ from sparsitylaws.errors import MeasureError  # noqa: E402
 from sparsitylaws.measure.evaluate import encode_text, tokenizer_adds_bos  # noqa: E402
 from sparsitylaws.measure.loading import CheckpointRef, find_ffn_sites, load_model  # noqa: E402
 from sparsitylaws.measure.metrics import ModelMeasurer  # noqa: E402
-from sparsitylaws.tables import read_table  # noqa: E402
+from sparsitylaws.tables.io import read_table  # noqa: E402
 
 from .conftest import TEXT  # noqa: E402
 from .test_cli import SMALL, _error_line, run_cli  # noqa: E402

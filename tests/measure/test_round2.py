@@ -23,7 +23,7 @@ from sparsitylaws.measure.cett import CettCurve, build_layer_stats  # noqa: E402
 from sparsitylaws.measure.metrics import _Counter  # noqa: E402
 from sparsitylaws.measure.runner import _short, parse_shard  # noqa: E402
 from sparsitylaws.measure.search import bisect_search, fast_search  # noqa: E402
-from sparsitylaws.tables import read_table  # noqa: E402
+from sparsitylaws.tables.io import read_table  # noqa: E402
 
 from .test_cli import SMALL, _error_line, run_cli  # noqa: E402
 from .test_models import _measurer  # noqa: E402
@@ -350,7 +350,7 @@ def test_two_stage_cluster_job(make_llama, tmp_path: Path, text_file: Path, caps
     other = tmp_path / "other.parquet"
     odd = read_table(shards[1])
     odd.loc[odd["metric"] == "ppl-p", "cett"] = 0.5
-    from sparsitylaws.tables import write_table
+    from sparsitylaws.tables.io import write_table
 
     write_table(odd, other)
     with pytest.raises(SystemExit) as exc:

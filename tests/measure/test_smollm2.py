@@ -14,7 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from sparsitylaws.cli import main  # noqa: E402
-from sparsitylaws.tables import read_table  # noqa: E402
+from sparsitylaws.tables.io import read_table  # noqa: E402
 
 pytestmark = pytest.mark.slow
 BUDGET = ["--text", "pydoc", "--seq-len", "128", "--num-seqs", "2", "-q",

@@ -1,0 +1,400 @@
+"""Planning: from a model configuration to its parameter count, regime and predicted sparsity.
+
+``predict(width, depth, ...)`` is vectorized over arrays and returns one row per
+(configuration, activation) with the parameter counts, the width/depth ratio and regime,
+the predicted limit activation ratio A0 and the activation ratio A(D) at the planned
+token count, each with an interval, plus how far the request lies outside what the laws
+were fitted on.  docs/planning.md states the parameter-count formula and the caveats.
+
+Parameter count (no biases, norms ignored: 2d per layer, < 0.1%):
+
+    attention per layer = 2 d (h * hd) + 2 d (h_kv * hd)       (= 4 d^2 when h * hd = d, h_kv = h)
+    FFN per layer       = (3 if gated else 2) * d * d_f,   d_f = ffn_ratio * d
+    non-embedding N     = L * (attention + FFN)                 (= 11.5 d^2 L for the paper's models)
+    total               = N + vocab * d * (1 if tied embeddings else 2)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sparsitylaws import paper
+from sparsitylaws.architecture import DEFAULT_METHOD, check_section, predict_section
+from sparsitylaws.errors import SparsityLawsError
+
+__all__ = [
+    "EXTRAPOLATION_WARN",
+    "caveats",
+    "extrapolation_distance",
+    "parameter_counts",
+    "predict_configs",
+    "range_note",
+    "regime",
+]
+
+#: Extrapolation distance (log10 units outside the fitted range) above which a row warns:
+#: a factor of 2.
+EXTRAPOLATION_WARN = math.log10(2.0)
+
+def _positive(name: str, value: Any, *, integer: bool = False) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise SparsityLawsError(f"argument '{name}' must be numeric, got {value!r}") from None
+    if arr.size == 0:
+        raise SparsityLawsError(f"argument '{name}' is empty")
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        bad = arr.ravel()[~(np.isfinite(arr.ravel()) & (arr.ravel() > 0))][0]
+        raise SparsityLawsError(f"argument '{name}' must be finite and > 0, got {bad:g}")
+    if integer and np.any(arr != np.round(arr)):
+        bad = arr.ravel()[arr.ravel() != np.round(arr.ravel())][0]
+        raise SparsityLawsError(f"argument '{name}' must be a whole number, got {bad:g}")
+    return arr
+
+
+def parameter_counts(
+    width: Any,
+    depth: Any,
+    *,
+    ffn_ratio: Any = paper.FFN_RATIO,
+    gated: Any = True,
+    n_heads: Any = None,
+    n_kv_heads: Any = None,
+    head_dim: Any = None,
+    vocab_size: Any = None,
+    tie_embeddings: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(non-embedding, total) parameter counts; formula in the module docstring.
+
+    Without ``n_heads``, attention is 4 d^2 per layer (h * hd = d, as many KV heads as
+    query heads, the paper's setting).  ``head_dim`` defaults to d / n_heads.
+    """
+    d = _positive("width", width, integer=True)
+    L = _positive("depth", depth, integer=True)
+    fr = _positive("ffn_ratio", ffn_ratio)
+    g = np.asarray(gated, dtype=bool)
+    if n_heads is None:
+        attn = 4.0 * d * d
+    else:
+        h = _positive("heads", n_heads, integer=True)
+        kv = h if n_kv_heads is None else _positive("kv_heads", n_kv_heads, integer=True)
+        if np.any(kv > h):
+            raise SparsityLawsError("argument 'kv_heads' must not exceed 'heads'")
+        if np.any(np.mod(h, kv) != 0):
+            bh, bk = np.broadcast_arrays(h, kv)
+            i = int(np.flatnonzero(np.mod(bh, bk).ravel() != 0)[0])
+            raise SparsityLawsError(
+                f"argument 'kv_heads' must divide 'heads' (grouped-query attention), got "
+                f"heads {bh.ravel()[i]:g} and kv_heads {bk.ravel()[i]:g}")
+        hd = d / h if head_dim is None else _positive("head_dim", head_dim, integer=True)
+        attn = 2.0 * d * h * hd + 2.0 * d * kv * hd
+    ffn = np.where(g, 3.0, 2.0) * d * (fr * d)
+    non_emb = L * (attn + ffn)
+    vocab = paper.VOCAB_SIZE if vocab_size is None else _positive("vocab", vocab_size, integer=True)
+    total = non_emb + vocab * d * (1.0 if tie_embeddings else 2.0)
+    return non_emb, total
+
+
+def regime(ratio: np.ndarray, bottleneck: float, band: Sequence[float]) -> dict[str, np.ndarray]:
+    """Below/above the bottleneck and inside/outside the stable-training band, per ratio."""
+    r = np.asarray(ratio, float)
+    below = r < bottleneck
+    inside = (r >= band[0]) & (r <= band[1])
+    side = np.where(below, "below", "above")
+    stab = np.where(inside, "inside", "outside")
+    text = np.char.add(np.char.add(side.astype(str), f" bottleneck {bottleneck:g}; "),
+                       np.char.add(stab.astype(str), f" stable band {band[0]:g}-{band[1]:g}"))
+    return {"bottleneck_side": side, "stable_band": stab, "regime": text}
+
+
+#: Relative slack within which a value counts as inside a fitted range: parameter counts
+#: from a formula (11.5 d^2 L) and from a configuration table differ by rounding.
+RANGE_SLACK = 0.01
+
+
+def range_note(label: str, value: float, rng: Sequence[float], dist: float, *,
+               what: str = "fitted value", unit: str = "") -> str:
+    """One wording for a value outside a fitted range, in one number format:
+    "tokens 1e+08 is 10x below the smallest fitted budget for this scale (1e+09, ...)".
+    Never contains "; " (the separator of a row's warnings)."""
+    lo, hi = float(rng[0]), float(rng[1])
+    above = value > hi
+    end = hi if above else lo
+    side = "above the largest" if above else "below the smallest"
+    msg = (f"{label} {value:.4g}{unit} is {10 ** dist:.3g}x {side} {what} "
+           f"({end:.4g}{unit}, fitted {lo:.4g} to {hi:.4g}{unit})")
+    return msg + (", far: treat as a rough extrapolation" if dist > EXTRAPOLATION_WARN else "")
+
+
+def extrapolation_distance(values: np.ndarray, rng: Sequence[float] | None) -> np.ndarray:
+    """Distance outside [lo, hi] in log10 units (0 inside, or within 1% of an end; NaN when
+    the range is unknown)."""
+    v = np.asarray(values, float)
+    if rng is None:
+        return np.full(v.shape, np.nan)
+    lo, hi = float(rng[0]), float(rng[1])
+    with np.errstate(divide="ignore"):
+        d = np.maximum(0.0, np.maximum(np.log10(v / hi), np.log10(lo / v)))
+    return np.where(d <= np.log10(1.0 + RANGE_SLACK), 0.0, d)
+
+
+def _lawset(lawset: Any):
+    from sparsitylaws.lawset.fileformat import LawSet, load_lawset
+
+    if lawset is None or isinstance(lawset, str | bytes) or hasattr(lawset, "__fspath__"):
+        return load_lawset(lawset)
+    if isinstance(lawset, LawSet):
+        return lawset
+    raise SparsityLawsError(f"argument 'lawset' must be a path, a LawSet or None, got {type(lawset).__name__}")
+
+
+def predict_configs(
+    width: Any,
+    depth: Any,
+    activation: str | Sequence[str] = "all",
+    tokens: Any = None,
+    ffn_ratio: Any = paper.FFN_RATIO,
+    gated: Any = True,
+    *,
+    n_heads: Any = None,
+    n_kv_heads: Any = None,
+    head_dim: Any = None,
+    vocab_size: Any = None,
+    tie_embeddings: bool = True,
+    lawset: Any = None,
+    level: float = 0.9,
+    method: str = DEFAULT_METHOD,
+) -> pd.DataFrame:
+    """Predicted sparsity of configurations, one row per (configuration, activation).
+
+    ``width``/``depth``/``tokens``/``ffn_ratio``/``gated`` broadcast against each other;
+    ``tokens`` defaults to 190 x non-embedding parameters (the paper's budget).
+    ``activation``: ``"all"`` (every activation the law set covers), one name or a list.
+    ``lawset``: a path, a :class:`~sparsitylaws.lawset.fileformat.LawSet` or None (packaged default).
+    ``method``: how A(D) is carried to a new scale: ``curve`` (default), ``excess`` or
+    ``coef`` (see :func:`sparsitylaws.architecture.predict_section`; A0 is the same).
+    Columns: configuration, ``n_params`` (non-embedding), ``n_params_total``,
+    ``width_depth_ratio``, regime columns, ``a0``/``a0_low``/``a0_high`` (limit as D -> inf),
+    ``activation_ratio``/``ratio_low``/``ratio_high`` at ``tokens``, ``sparsity``
+    (1 - activation_ratio), ``extrap_*`` distances (log10 units outside the fitted range
+    for each dimension), ``extrapolation`` (their maximum), ``warning``, ``lawset``.
+    """
+    if not 0 < float(level) < 1:
+        raise SparsityLawsError(f"argument 'level' must lie in (0, 1), got {level}")
+    ls = _lawset(lawset)
+    section = check_section(ls.architecture, source=f"law set '{ls.name}'")
+    acts_avail = sorted(section["activations"])
+    if isinstance(activation, str):
+        req = acts_avail if activation.lower() == "all" else [activation.lower()]
+    else:
+        req = [str(a).lower() for a in activation]
+    for a in req:
+        if a not in acts_avail:
+            raise SparsityLawsError(
+                f"unknown activation {a!r} (argument 'activation'); law set '{ls.name}' "
+                f"covers: {', '.join(acts_avail)} (or 'all')")
+    n_emb, n_tot = parameter_counts(width, depth, ffn_ratio=ffn_ratio, gated=gated,
+                                    n_heads=n_heads, n_kv_heads=n_kv_heads, head_dim=head_dim,
+                                    vocab_size=vocab_size, tie_embeddings=tie_embeddings)
+    W = np.asarray(width, float)
+    Lr = np.asarray(depth, float)
+    tok = paper.TOKENS_PER_PARAM * n_emb if tokens is None else _positive("tokens", tokens)
+    W, Lr, n_emb, n_tot, tok, fr, gt = np.broadcast_arrays(
+        W, Lr, n_emb, n_tot, tok, np.asarray(ffn_ratio, float), np.asarray(gated, bool))
+    W, Lr, n_emb, n_tot, tok, fr, gt = (a.ravel() for a in (W, Lr, n_emb, n_tot, tok, fr, gt))
+    ratio = W / Lr
+    bott = float(section["bottleneck"]["estimate"])
+    band = section["stable_band"]["range"]
+    reg = regime(ratio, bott, band)
+    frames = []
+    for act in req:
+        entry = section["activations"][act]
+        pr = predict_section(section, act, n_emb, ratio, tok / 1e9, level=level, method=method)
+        rg = entry.get("ranges") or {}
+        tok_rng, tok_what = _token_range(rg, n_emb)
+        _forecast_term(pr, entry, tok, tok_rng, level, _calibration(ls))
+        dist = {
+            "n_params": extrapolation_distance(n_emb, rg.get("n_params")),
+            "tokens": _token_distance(tok, tok_rng),
+            "ratio": extrapolation_distance(ratio, rg.get("ratio")),
+            "width": extrapolation_distance(W, rg.get("width")),
+            "depth": extrapolation_distance(Lr, rg.get("depth")),
+        }
+        alld = np.vstack([np.nan_to_num(v, nan=0.0) for v in dist.values()])
+        wd = entry.get("widthdepth")
+        wd_kind = "none" if wd is None else ("assumed" if wd.get("assumed") else "fitted")
+        values = {"n_params": n_emb, "tokens": tok, "ratio": ratio, "width": W, "depth": Lr}
+        msgs = []
+        for dim, label, what in _DIM_TEXT:
+            if dim == "tokens":
+                rng_rows, what = tok_rng, tok_what
+            else:
+                rng_rows = None if rg.get(dim) is None else np.broadcast_to(
+                    np.asarray(rg[dim], float), (W.size, 2))
+            if rng_rows is not None:
+                msgs.append(_notes(label, values[dim], rng_rows, dist[dim], what))
+        msgs.append(_flag(pr["floor"], f"{act}: the law falls below 0% at this budget (its form "
+                          "has no meaning this early), A(D) or its interval clamped to 0%"))
+        msgs.append(_flag(pr["ceiling"], f"{act}: the law exceeds 100% at this budget (its form "
+                          "has no meaning this early), A(D) or its interval clamped to 100%"))
+        msgs.append(_flag(pr["wd_clamped"], f"{act}: the width/depth law leaves (0, 1) at this "
+                          "width/depth, its effect on A0 is held at the edge"))
+        if wd is None:
+            msgs.append(_flag(dist["ratio"] > 0,
+                              f"no width/depth law for {act}: A0 assumes the fitted runs' ratio"))
+        elif wd_kind == "assumed":
+            msgs.append(_flag(dist["ratio"] > 0, f"{act}: A0's width/depth effect is assumed, "
+                              "not fitted (no measured sweep, see caveats)"))
+        warn = _join(msgs, W.size)
+        if wd is None:
+            reg_side = np.full(W.size, "n/a", dtype=object)
+            reg_band = np.full(W.size, "n/a", dtype=object)
+            reg_text = np.full(W.size, f"no width/depth law for {act}", dtype=object)
+        else:
+            reg_side, reg_band, reg_text = reg["bottleneck_side"], reg["stable_band"], reg["regime"]
+        frames.append(pd.DataFrame({
+            "width": W.astype(np.int64), "depth": Lr.astype(np.int64), "activation": _const(act, W.size),
+            "ffn_ratio": fr, "gated": gt, "n_params": n_emb, "n_params_total": n_tot,
+            "width_depth_ratio": ratio, "tokens": tok, "tokens_per_param": tok / n_emb,
+            "bottleneck_side": pd.Categorical(reg_side), "stable_band": pd.Categorical(reg_band),
+            "regime": pd.Categorical(reg_text), "widthdepth": _const(wd_kind, W.size),
+            "a0": pr["a0"], "a0_low": pr["a0_low"], "a0_high": pr["a0_high"],
+            "activation_ratio": pr["ratio"], "ratio_low": pr["ratio_low"],
+            "ratio_high": pr["ratio_high"], "sparsity": 1.0 - pr["ratio"], "level": level,
+            **{f"extrap_{k}": v for k, v in dist.items()},
+            "extrapolation": alld.max(axis=0), "warning": pd.Series(warn, dtype=object),
+            "clamped": pr["floor"] | pr["ceiling"], "method": _const(method, W.size),
+            "lawset": _const(ls.name, W.size),
+        }))
+    out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    out.attrs["caveats"] = caveats(ls, req)
+    return out
+
+
+def _calibration(ls: Any):
+    """The law set's forecast calibration (pooled over all its runs: a configuration is
+    none of them), or the packaged default when its fits carry none (version 1, defaults)."""
+    from sparsitylaws.runfit.forecast import ForecastCalibration, default_calibration
+
+    for rf in (getattr(ls, "runs", None) or {}).values():
+        fc = getattr(rf, "forecast", None) or {}
+        if fc.get("calibration"):
+            return ForecastCalibration.from_dict(fc["calibration"])
+    return default_calibration()
+
+
+def _forecast_term(pr: dict, entry: dict, tok: np.ndarray, tok_rng: np.ndarray | None,
+                   level: float, calibration: Any) -> None:
+    """Widen bands beyond the largest fitted budget for this scale by the calibrated
+    forecast-error term of :mod:`sparsitylaws.runfit.forecast` (q * sigma * ln(D / D_fitted), q the
+    horizon-only quantile: there is no naive-forecast disagreement at this level), on the
+    side the curve still moves toward (ReLU: down, SiLU: up), so every band end stays
+    monotone in D.  Needs the runs' residual sd; the default law set has none (published
+    coefficients only), and then nothing changes.
+    """
+    sigma = (entry.get("scale") or {}).get("sigma")
+    if sigma is None or tok_rng is None or not np.isfinite(float(sigma)):
+        return
+    from sparsitylaws.runfit.forecast import forecast_scale
+
+    h = np.maximum(np.log(tok / tok_rng[:, 1]), 0.0)  # the forecast horizon, 0 inside the range
+    f = forecast_scale(h, float(sigma))
+    q = calibration.horizon_quantile(level)
+    extra = np.where(f > 0, q * f, 0.0) if np.isfinite(q) else np.zeros_like(f)
+    if entry["scale"]["form"] == "logspace_power":
+        pr["ratio_low"] = np.clip(pr["ratio_low"] - extra, 0.0, 1.0)
+    else:
+        pr["ratio_high"] = np.clip(pr["ratio_high"] + extra, 0.0, 1.0)
+
+
+def caveats(lawset: Any, activations: Sequence[str]) -> list[str]:
+    """Every caveat of a law set that applies to these activations, in order, no repeats.
+
+    A plain list: the law set's own caveats, then each activation's architecture caveats
+    (the width/depth ones included).  Callers may append their own (e.g. a recipe caveat).
+    """
+    ls = _lawset(lawset)
+    out: list[str] = []
+    for c in (ls.provenance or {}).get("caveats") or []:
+        if c not in out:
+            out.append(str(c))
+    acts = ((ls.architecture or {}).get("activations") or {})
+    for act in activations:
+        e = acts.get(act) or {}
+        wd = e.get("widthdepth") or {}
+        for c in list(e.get("caveats") or []) + list(wd.get("caveats") or []):
+            if c not in out:
+                out.append(str(c))
+    return out
+
+
+def _notes(label: str, values: np.ndarray, rng_rows: np.ndarray, dist: np.ndarray,
+           what: str) -> np.ndarray:
+    """Range notes per row (object array, "" inside the range); each distinct
+    (value, range) is formatted once, so large grids stay fast."""
+    out = np.full(values.shape, "", dtype=object)
+    idx = np.flatnonzero(np.nan_to_num(dist, nan=0.0) > 0)
+    if idx.size == 0:
+        return out
+    if np.all(rng_rows[idx] == rng_rows[idx[0]]):  # one range: the note depends on the value only
+        uniq, first, inv = np.unique(values[idx], return_index=True, return_inverse=True)
+        rows = idx[first]
+    else:
+        rows, inv = idx, np.arange(idx.size)
+    texts = np.array([range_note(label, float(values[i]), rng_rows[i], float(dist[i]), what=what)
+                      for i in rows], dtype=object)
+    out[idx] = texts[np.ravel(inv)]
+    return out
+
+
+def _const(value: str, n: int) -> pd.Categorical:
+    """A column holding one string (categorical: cheap for large grids)."""
+    return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[value])
+
+
+def _flag(mask: np.ndarray, text: str) -> np.ndarray:
+    out = np.full(np.shape(mask), "", dtype=object)
+    out[np.asarray(mask, bool)] = text
+    return out
+
+
+def _join(parts: list[np.ndarray], n: int) -> np.ndarray:
+    """Join per-row messages with "; " (vectorized over object arrays)."""
+    if not parts:
+        return np.full(n, "", dtype=object)
+    return np.array(["; ".join([m for m in row if m]) for row in zip(*parts, strict=True)], dtype=object)
+
+
+#: Dimension, its label and what its fitted range is called, for range notes.
+_DIM_TEXT = (
+    ("n_params", "non-embedding params", "fitted scale"),
+    ("tokens", "tokens", "fitted budget"),
+    ("ratio", "width/depth", "measured width/depth ratio"),
+    ("width", "width", "fitted width"),
+    ("depth", "depth", "fitted depth"),
+)
+
+
+def _token_range(rg: dict, n_params: np.ndarray) -> tuple[np.ndarray | None, str]:
+    """Fitted token range per row: scaled to each row's size when the law set stores
+    tokens per parameter (the laws compare runs at equal tokens per parameter)."""
+    tpp = rg.get("tokens_per_param")
+    if tpp is not None:
+        lo, hi = float(tpp[0]), float(tpp[1])
+        return np.column_stack([lo * n_params, hi * n_params]), "fitted budget for this scale"
+    if rg.get("tokens") is None:
+        return None, "fitted budget"
+    return np.broadcast_to(np.asarray(rg["tokens"], float), (n_params.size, 2)), "fitted budget"
+
+
+def _token_distance(tok: np.ndarray, rng: np.ndarray | None) -> np.ndarray:
+    if rng is None:
+        return np.full(tok.shape, np.nan)
+    with np.errstate(divide="ignore"):
+        d = np.maximum(0.0, np.maximum(np.log10(tok / rng[:, 1]), np.log10(rng[:, 0] / tok)))
+    return np.where(d <= np.log10(1.0 + RANGE_SLACK), 0.0, d)

@@ -1,0 +1,652 @@
+"""Fitting a law form to one training curve: multi-start, bounded, optionally robust.
+
+What lives here (see docs/fitting.md for the method and its reasons):
+
+* :func:`lm_batch` - a batched Levenberg-Marquardt solver in numpy that fits many
+  replicates at once (same D, different y) in the *unconstrained* parameterization of the
+  form (log / logit transforms), so physical bounds hold by construction.  Used by the
+  bootstrap, the warm-up rule, form comparison and backtests.
+* :func:`fit_points` - the headline fit: every data-driven starting point is fitted with
+  lmfit (scipy ``least_squares`` underneath, in the unconstrained parameterization), the
+  best optimum is kept, and a multi-start report says how many starts reached it and how
+  far apart near-optimal solutions are.  Covariance by Gauss-Newton, diagnostics as
+  :class:`FitWarning` records.
+* :func:`warmup_rule` - the automatic rule that excludes early (warm-up) checkpoints.
+* :func:`select_points` - applies the warm-up rule or the ``drop_first`` / ``min_tokens``
+  overrides and says which points were dropped and why.
+
+All D values are in billions of tokens.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass, field
+
+import lmfit
+import numpy as np
+from scipy import stats
+
+from sparsitylaws.errors import FitInputError
+from sparsitylaws.runfit.forms import LawForm, get_form
+
+__all__ = [
+    "LOSSES",
+    "FitWarning",
+    "LMResult",
+    "MultiStartReport",
+    "PointFit",
+    "PointSelection",
+    "check_inputs",
+    "fit_points",
+    "fit_points_fast",
+    "fit_subsets",
+    "lm_batch",
+    "select_points",
+    "warmup_rule",
+]
+
+LOSSES = ("linear", "soft_l1", "huber")
+
+#: Condition number of the parameter correlation matrix above which we warn.
+COND_WARN = 1e8
+#: Relative RSS excess below which a start counts as having reached the best optimum.
+BEST_RTOL = 1e-6
+#: Relative RSS excess below which a start counts as near-optimal.
+NEAR_RTOL = 1e-2
+#: Warm-up rule: studentized prediction error beyond which an early point is dropped.
+WARMUP_Z = 3.0
+#: Warm-up rule: number of consecutive early points tested together against later points.
+WARMUP_WINDOW = 3
+
+
+@dataclass(frozen=True)
+class FitWarning:
+    """A structured diagnostic: a short code, a readable message, the parameter concerned."""
+
+    code: str
+    message: str
+    parameter: str | None = None
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MultiStartReport:
+    """How the multi-start fit went.
+
+    ``n_at_best``: starts whose RSS is within ``BEST_RTOL`` (relative) of the best.
+    ``n_near_optimal``: starts within ``near_rtol`` of the best RSS; ``max_spread`` gives, per
+    parameter, the largest distance between a near-optimal solution and the best one, and
+    ``max_spread_se`` the same in units of that parameter's standard error (largest over
+    parameters; None when standard errors are unavailable).
+    """
+
+    n_starts: int
+    n_converged: int
+    n_at_best: int
+    near_rtol: float
+    n_near_optimal: int
+    max_spread: dict[str, float]
+    max_spread_se: float | None
+
+
+@dataclass
+class LMResult:
+    """Output of :func:`lm_batch`: unconstrained parameters, costs and convergence per row."""
+
+    u: np.ndarray
+    cost: np.ndarray
+    converged: np.ndarray
+    n_iter: int
+    #: not converged, but the cost fell by less than ``stall_rtol`` over ``stall_window``
+    #: iterations (such rows stop there): the fit has settled while parameters drift along a flat
+    #: valley towards the edge of the parameter space (e.g. alpha -> 0 in logspace_power).
+    stalled: np.ndarray | None = None
+
+
+@dataclass
+class PointFit:
+    """A fit of one form to one set of points (D in billions)."""
+
+    form: LawForm
+    D: np.ndarray
+    y: np.ndarray
+    sw: np.ndarray  # sqrt of weights (1/se), ones when unweighted
+    loss: str
+    f_scale: float
+    theta: np.ndarray
+    u: np.ndarray
+    rss: float  # unweighted residual sum of squares
+    wrss: float  # weighted residual sum of squares (== rss when unweighted)
+    converged: bool
+    cov_u: np.ndarray  # covariance in the unconstrained parameterization
+    cov: np.ndarray  # covariance of the natural parameters (delta method)
+    se: np.ndarray
+    sigma: float  # residual sd (ratio units), sqrt(rss / (n - k))
+    sigma_w: float  # weighted residual scale, sqrt(wrss / (n - k))
+    cond: float
+    multistart: MultiStartReport | None
+    warnings: list[FitWarning] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        """Number of points fitted."""
+        return int(self.D.size)
+
+    @property
+    def k(self) -> int:
+        """Number of parameters."""
+        return self.form.n_params
+
+    @property
+    def dof(self) -> int:
+        """Residual degrees of freedom n - k."""
+        return self.n - self.k
+
+    def predict_se(self, D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Curve A(D) and its delta-method standard error at new D."""
+        d = np.asarray(D, dtype=float)
+        g = curve_gradient_u(self.form, d, self.u)
+        est = self.form.evaluate(d, self.theta)
+        var = np.einsum("ni,ij,nj->n", g, self.cov_u, g)
+        return est, np.sqrt(np.clip(var, 0.0, None))
+
+
+# --------------------------------------------------------------------------- input checks
+
+
+def check_inputs(D: np.ndarray, y: np.ndarray, se: np.ndarray | None, *, run: str) -> None:
+    """FitInputError for non-finite values, D <= 0, ratios outside [0, 1], bad se."""
+    if D.ndim != 1 or y.ndim != 1 or D.size != y.size:
+        raise FitInputError(
+            f"run {run!r}: 'tokens' and 'ratio' must be 1-D of equal length, got {D.shape} and {y.shape}"
+        )
+    for name, arr in (("tokens", D), ("ratio", y)):
+        bad = np.flatnonzero(~np.isfinite(arr))
+        if bad.size:
+            raise FitInputError(f"run {run!r}: argument {name!r} has a non-finite value ({arr[bad[0]]}) at index {bad[0]}")
+    bad = np.flatnonzero(D <= 0)
+    if bad.size:
+        raise FitInputError(f"run {run!r}: argument 'tokens' must be > 0, got {D[bad[0]]} at index {bad[0]}")
+    bad = np.flatnonzero((y < 0) | (y > 1))
+    if bad.size:
+        raise FitInputError(f"run {run!r}: argument 'ratio' must lie in [0, 1], got {y[bad[0]]} at index {bad[0]}")
+    if se is not None:
+        if se.shape != y.shape:
+            raise FitInputError(f"run {run!r}: argument 'se' must have one value per point, got shape {se.shape}")
+        bad = np.flatnonzero(~np.isfinite(se) | (se <= 0))
+        if bad.size:
+            raise FitInputError(f"run {run!r}: argument 'se' must be finite and > 0, got {se[bad[0]]} at index {bad[0]}")
+
+
+# --------------------------------------------------------------------------- batched LM
+
+
+def _rho_prime(z: np.ndarray, loss: str) -> np.ndarray:
+    """Derivative of the robust loss rho(z), z = (r / f_scale)^2 (scipy conventions)."""
+    if loss == "linear":
+        return np.ones_like(z)
+    if loss == "soft_l1":
+        return 1.0 / np.sqrt(1.0 + z)
+    return np.where(z <= 1.0, 1.0, 1.0 / np.sqrt(np.maximum(z, 1.0)))  # huber
+
+
+def _rho(z: np.ndarray, loss: str) -> np.ndarray:
+    if loss == "linear":
+        return z
+    if loss == "soft_l1":
+        return 2.0 * (np.sqrt(1.0 + z) - 1.0)
+    return np.where(z <= 1.0, z, 2.0 * np.sqrt(np.maximum(z, 1.0)) - 1.0)
+
+
+def _cost(r: np.ndarray, loss: str, f_scale: float) -> np.ndarray:
+    """0.5 * sum f^2 rho((r/f)^2) per row; +inf for rows with non-finite residuals."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = (r / f_scale) ** 2
+        c = 0.5 * f_scale**2 * np.sum(_rho(z, loss), axis=-1)
+    return np.where(np.isfinite(c), c, np.inf)
+
+
+def _residuals(form: LawForm, D: np.ndarray, Y: np.ndarray, U: np.ndarray, sw: np.ndarray) -> np.ndarray:
+    return (form.evaluate(D, form.from_unconstrained(U)) - Y) * sw
+
+
+def curve_gradient_u(form: LawForm, D: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """d A(D) / d u at one u (central differences), shape (len(D), k)."""
+    J = _jacobian(form, np.atleast_1d(np.asarray(D, float)), np.asarray(u, float)[None, :], np.ones(1))
+    return J[0]
+
+
+def _jacobian(form: LawForm, D: np.ndarray, U: np.ndarray, sw: np.ndarray) -> np.ndarray:
+    """Central-difference Jacobian of the (weighted) curve w.r.t. u, shape (m, n, k)."""
+    m, k = U.shape
+    h = 1e-6 * np.maximum(1.0, np.abs(U))
+    J = np.empty((m, D.size, k))
+    for j in range(k):
+        up, um = U.copy(), U.copy()
+        up[:, j] += h[:, j]
+        um[:, j] -= h[:, j]
+        fp = form.evaluate(D, form.from_unconstrained(up))
+        fm = form.evaluate(D, form.from_unconstrained(um))
+        J[:, :, j] = (fp - fm) / (2.0 * h[:, j, None]) * sw
+    return J
+
+
+@np.errstate(all="ignore")  # non-finite trial steps are rejected explicitly
+def lm_batch(
+    form: LawForm,
+    D: np.ndarray,
+    Y: np.ndarray,
+    U0: np.ndarray,
+    *,
+    sw: np.ndarray | None = None,
+    loss: str = "linear",
+    f_scale: float = 1.0,
+    max_iter: int = 100,
+    ftol: float = 1e-10,
+    xtol: float = 1e-10,
+    gtol: float = 1e-8,
+    stall_window: int = 20,
+    stall_rtol: float = 1e-6,
+    fixed: np.ndarray | None = None,
+) -> LMResult:
+    """Levenberg-Marquardt on many rows at once: row i fits Y[i] (or Y) from U0[i].
+
+    Square-root weights ``sw`` have shape (n,) or (m, n); a zero weight leaves a point out.
+
+    Works in the unconstrained parameterization; robust losses by iteratively reweighted
+    Gauss-Newton (weights rho'(z)).  A row converges when an accepted step changes the cost
+    by less than ``ftol`` (relative) or moves u by less than ``xtol`` (relative), or when no
+    step can lower the cost any more, or when the gradient scaled by sqrt(diag(J'J) * 2 cost)
+    is below ``gtol`` (the cosine between residual and every Jacobian column).
+    ``fixed`` (bool, shape (k,)) holds those unconstrained parameters at their U0 values (used
+    by the profile likelihood).
+    """
+    D = np.asarray(D, float)
+    U = np.array(U0, dtype=float, ndmin=2)
+    m, k = U.shape
+    Y = np.broadcast_to(np.asarray(Y, float), (m, D.size))
+    sw = np.broadcast_to(np.ones(D.size) if sw is None else np.asarray(sw, float), (m, D.size))
+    r = _residuals(form, D, Y, U, sw)
+    cost = _cost(r, loss, f_scale)
+    lam = np.full(m, 1e-3)
+    active = np.isfinite(cost)
+    converged = np.zeros(m, bool)
+    it = 0
+    eye = np.eye(k)
+    cost_window = cost.copy()
+    stalled = np.zeros(m, bool)
+    for it in range(1, max_iter + 1):  # noqa: B007 - it is reported
+        if it % stall_window == 0:
+            # settled rows (cost fell by < stall_rtol over the window while steps are being
+            # accepted, lam < 1) stop here: they drift along a flat valley and more
+            # iterations would not change the fit
+            st = active & (cost_window - cost <= stall_rtol * np.maximum(cost, 1e-300)) & (lam < 1.0)
+            stalled |= st
+            active &= ~st
+            cost_window = cost.copy()
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
+            break
+        Ua, ra = U[idx], r[idx]
+        J = _jacobian(form, D, Ua, sw[idx])
+        if fixed is not None:
+            J[:, :, np.asarray(fixed, bool)] = 0.0
+        wt = _rho_prime((ra / f_scale) ** 2, loss)
+        Jt = J.transpose(0, 2, 1)
+        A = np.matmul(Jt * wt[:, None, :], J)
+        g = np.matmul(Jt, (wt * ra)[:, :, None])[:, :, 0]
+        dA = np.maximum(np.einsum("mii->mi", A), 1e-12 * np.max(np.abs(A), axis=(1, 2))[:, None] + 1e-300)
+        M = A + lam[idx, None, None] * dA[:, :, None] * eye
+        try:
+            step = -np.linalg.solve(M, g[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            step = -np.einsum("mij,mj->mi", np.linalg.pinv(M), g)
+        Un = Ua + step
+        rn = _residuals(form, D, Y[idx], Un, sw[idx])
+        cn = _cost(rn, loss, f_scale)
+        ok = np.isfinite(cn) & (cn <= cost[idx])
+        small_f = ok & (cost[idx] - cn <= ftol * np.maximum(cost[idx], 1e-300))
+        small_x = ok & (np.linalg.norm(step, axis=1) <= xtol * (np.linalg.norm(Ua, axis=1) + xtol))
+        acc = idx[ok]
+        U[acc], r[acc], cost[acc] = Un[ok], rn[ok], cn[ok]
+        lam[acc] = np.maximum(lam[acc] / 3.0, 1e-12)
+        lam[idx[~ok]] *= 4.0
+        gscaled = np.abs(g) / np.sqrt(dA * np.maximum(2 * cost[idx, None], 1e-300))
+        small_g = np.max(gscaled, axis=1) < gtol
+        done = small_f | small_x | small_g
+        # stuck: no step lowers the cost; accept as converged when the scaled gradient is tiny
+        stuck = ~ok & (lam[idx] > 1e10)
+        if stuck.any():
+            gn = np.abs(g[stuck]) / np.sqrt(dA[stuck] * np.maximum(2 * cost[idx][stuck, None], 1e-300))
+            converged[idx[stuck]] = np.max(gn, axis=1) < 1e-4
+            active[idx[stuck]] = False
+        converged[idx[done]] = True
+        active[idx[done]] = False
+    converged &= np.isfinite(cost)
+    stalled = (stalled | (active & (cost_window - cost <= stall_rtol * np.maximum(cost, 1e-300)))
+               ) & ~converged & np.isfinite(cost)
+    return LMResult(u=U, cost=cost, converged=converged, n_iter=it, stalled=stalled)
+
+
+# --------------------------------------------------------------------------- covariance & diagnostics
+
+
+def _covariances(form: LawForm, D: np.ndarray, u: np.ndarray, sw: np.ndarray, sigma_w: float,
+                 wt: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Gauss-Newton covariance in u and natural space, and the correlation condition number."""
+    J = _jacobian(form, D, u[None, :], sw)[0] * np.sqrt(wt)[:, None]
+    A = J.T @ J
+    k = u.size
+    try:
+        inv = np.linalg.inv(A)
+        if not np.all(np.isfinite(inv)):
+            raise np.linalg.LinAlgError
+    except np.linalg.LinAlgError:
+        inv = np.linalg.pinv(A)
+    cov_u = sigma_w**2 * inv
+    T = form.dtheta_du(u)
+    with np.errstate(invalid="ignore", over="ignore"):  # a parameter at its edge (d theta/du = inf):
+        cov = T @ cov_u @ T.T  # its natural variance is undefined (NaN), as the delta method says
+    sd = np.sqrt(np.clip(np.diag(A), 1e-300, None))
+    corr = A / np.outer(sd, sd)
+    sv = np.linalg.svd(corr, compute_uv=False) if k > 1 else np.array([1.0, 1.0])
+    cond = float(sv[0] / sv[-1]) if sv[-1] > 0 else math.inf
+    return cov_u, cov, cond
+
+
+def _bound_warnings(form: LawForm, theta: np.ndarray, se: np.ndarray) -> list[FitWarning]:
+    """Parameters on (numerically at) or within 2 standard errors of a physical bound."""
+    out = []
+    for p, v, s in zip(form.parameters, theta, se, strict=True):
+        for bound, side in ((p.lower, "lower"), (p.upper, "upper")):
+            if not np.isfinite(bound):
+                continue
+            dist = abs(v - bound)
+            scale = (p.upper - p.lower) if np.isfinite(p.upper - p.lower) else max(1.0, abs(bound))
+            if dist <= 1e-6 * scale:
+                out.append(FitWarning("param_at_bound", f"{p.name} = {v:.6g} sits at its {side} bound {bound:g}; "
+                                      "the data push it outside the physical range", p.name))
+            elif np.isfinite(s) and dist < 2.0 * s:
+                out.append(FitWarning("param_near_bound", f"{p.name} = {v:.6g} is within 2 standard errors "
+                                      f"({s:.3g}) of its {side} bound {bound:g}; intervals are asymmetric", p.name))
+    return out
+
+
+def _diagnostics(pf: PointFit, run: str) -> list[FitWarning]:
+    w: list[FitWarning] = []
+    if not pf.converged:
+        w.append(FitWarning("not_converged", f"run {run!r}: the optimizer did not report convergence"))
+    if pf.dof < 3:
+        w.append(FitWarning("few_points", f"run {run!r}: only {pf.n} points for {pf.k} parameters "
+                            f"({pf.dof} residual degrees of freedom); intervals are unreliable"))
+    if not np.isfinite(pf.cond) or pf.cond > COND_WARN:
+        w.append(FitWarning("ill_conditioned", f"run {run!r}: parameter correlation matrix has condition "
+                            f"number {pf.cond:.3g} (> {COND_WARN:g}); some parameter combinations are "
+                            "not determined by the data"))
+    w.extend(_bound_warnings(pf.form, pf.theta, pf.se))
+    return w
+
+
+# --------------------------------------------------------------------------- headline fit
+
+
+def _f_scale(form: LawForm, D: np.ndarray, y: np.ndarray, sw: np.ndarray, loss: str,
+             f_scale: float | None) -> float:
+    """Scale for robust losses: given, or 1.4826 * MAD of residuals of a plain fit (>0)."""
+    if loss == "linear":
+        return 1.0
+    if f_scale is not None:
+        return float(f_scale)
+    lin = fit_points_fast(form, D, y, sw=sw, loss="linear")
+    r = (form.evaluate(D, lin.theta) - y) * sw
+    mad = 1.4826 * float(np.median(np.abs(r - np.median(r))))
+    return mad if mad > 0 else float(np.std(r)) or 1e-12
+
+
+def _finish(form: LawForm, D: np.ndarray, y: np.ndarray, sw: np.ndarray, u: np.ndarray, loss: str,
+            f_scale: float, converged: bool, ms: MultiStartReport | None) -> PointFit:
+    theta = form.from_unconstrained(u)
+    r = form.evaluate(D, theta) - y
+    rss = float(np.sum(r**2))
+    wrss = float(np.sum((r * sw) ** 2))
+    dof = D.size - form.n_params
+    sigma = math.sqrt(rss / dof) if dof > 0 else math.nan
+    sigma_w = math.sqrt(wrss / dof) if dof > 0 else math.nan
+    wt = _rho_prime(((r * sw) / f_scale) ** 2, loss)
+    cov_u, cov, cond = _covariances(form, D, u, sw, sigma_w, wt)
+    se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    return PointFit(form, D, y, sw, loss, f_scale, theta, u, rss, wrss, converged, cov_u, cov, se,
+                    sigma, sigma_w, cond, ms)
+
+
+def fit_points_fast(form: LawForm | str, D: np.ndarray, y: np.ndarray, *, sw: np.ndarray | None = None,
+                    loss: str = "linear", f_scale: float | None = None) -> PointFit:
+    """Multi-start fit with the batched solver only (no lmfit): for comparisons and backtests."""
+    form = get_form(form)
+    D, y = np.asarray(D, float), np.asarray(y, float)
+    sw = np.ones(D.size) if sw is None else np.asarray(sw, float)
+    fs = _f_scale(form, D, y, sw, loss, f_scale) if loss != "linear" else 1.0
+    U0 = form.to_unconstrained(form.starting_points(D, y))
+    res = lm_batch(form, D, y, U0, sw=sw, loss=loss, f_scale=fs)
+    ms = _multistart_report(form, res.u, res.cost, res.converged, None)
+    best = int(np.argmin(res.cost))
+    return _finish(form, D, y, sw, res.u[best], loss, fs, bool(res.converged[best]), ms)
+
+
+def fit_subsets(form: LawForm | str, D: np.ndarray, y: np.ndarray, masks: list[np.ndarray], *,
+                sw: np.ndarray | None = None) -> list[PointFit]:
+    """Plain least-squares multi-start fits of several subsets of the same points in one batch.
+
+    Every (subset, start) pair is a row of one :func:`lm_batch` call; points outside a subset
+    get weight zero.  Same objective and starts as :func:`fit_points_fast` on each subset.
+    """
+    form = get_form(form)
+    D, y = np.asarray(D, float), np.asarray(y, float)
+    sw = np.ones(D.size) if sw is None else np.asarray(sw, float)
+    U0, W, owner = [], [], []
+    for i, mk in enumerate(masks):
+        st = form.to_unconstrained(form.starting_points(D[mk], y[mk]))
+        U0.append(st)
+        W.append(np.repeat((sw * mk)[None, :], st.shape[0], axis=0))
+        owner += [i] * st.shape[0]
+    res = lm_batch(form, D, y, np.vstack(U0), sw=np.vstack(W))
+    owner_arr = np.array(owner)
+    out = []
+    for i, mk in enumerate(masks):
+        rows = np.flatnonzero(owner_arr == i)
+        best = rows[int(np.argmin(res.cost[rows]))]
+        ms = _multistart_report(form, res.u[rows], res.cost[rows], res.converged[rows], None)
+        out.append(_finish(form, D[mk], y[mk], sw[mk], res.u[best], "linear", 1.0,
+                           bool(res.converged[best]), ms))
+    return out
+
+
+def _lmfit_one(form: LawForm, D: np.ndarray, y: np.ndarray, sw: np.ndarray, u0: np.ndarray,
+               loss: str, f_scale: float) -> tuple[np.ndarray, float, bool]:
+    """One lmfit least_squares fit from u0 in the unconstrained parameterization."""
+    params = lmfit.Parameters()
+    for j, name in enumerate(form.param_names):
+        params.add(f"u_{name}", value=float(u0[j]))
+
+    def resid(p: lmfit.Parameters) -> np.ndarray:
+        u = np.array([p[f"u_{n}"].value for n in form.param_names])
+        r = (form.evaluate(D, form.from_unconstrained(u)) - y) * sw
+        return np.where(np.isfinite(r), r, 1e3)
+
+    kws = {"loss": loss, "f_scale": f_scale, "x_scale": "jac", "ftol": 1e-10, "xtol": 1e-10,
+           "gtol": 1e-10, "max_nfev": 2000}
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)  # lmfit's stderr of a singular fit
+            out = lmfit.minimize(resid, params, method="least_squares", **kws)
+    except (ValueError, FloatingPointError):
+        return u0, math.inf, False
+    u = np.array([out.params[f"u_{n}"].value for n in form.param_names])
+    r = (form.evaluate(D, form.from_unconstrained(u)) - y) * sw
+    c = float(_cost(r[None, :], loss, f_scale)[0])
+    return u, c, bool(out.success) and np.isfinite(c)
+
+
+def _param_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|a - b| elementwise, where a start that ran to a parameter's edge (+-inf) is 0 from the
+    same edge and infinitely far from anything else (no inf - inf)."""
+    same = a == b[None, :]
+    out = np.zeros(np.broadcast_shapes(a.shape, b[None, :].shape))
+    np.subtract(a, b[None, :], out=out, where=~same)
+    return np.abs(out)
+
+
+def _multistart_report(form: LawForm, U: np.ndarray, cost: np.ndarray, conv: np.ndarray,
+                       se: np.ndarray | None) -> MultiStartReport:
+    best = int(np.argmin(cost))
+    cb = cost[best]
+    rel = (cost - cb) / max(cb, 1e-300)
+    at_best = rel <= BEST_RTOL
+    near = rel <= NEAR_RTOL
+    th = form.from_unconstrained(U)
+    diff = _param_distance(th[near], th[best])
+    spread = {n: float(np.max(diff[:, j])) for j, n in enumerate(form.param_names)}
+    spread_se = None
+    if se is not None and np.all(np.isfinite(se)) and np.all(se > 0):
+        spread_se = float(np.max(diff / se))
+    return MultiStartReport(int(U.shape[0]), int(np.sum(conv)), int(np.sum(at_best)), NEAR_RTOL,
+                            int(np.sum(near)), spread, spread_se)
+
+
+def fit_points(form: LawForm | str, D: np.ndarray, y: np.ndarray, *, se: np.ndarray | None = None,
+               loss: str = "linear", f_scale: float | None = None, run: str = "?") -> PointFit:
+    """Headline fit: lmfit from every starting point, best optimum kept, polished, diagnosed.
+
+    ``se`` (per-point standard errors) turns into weights 1/se^2; the covariance is scaled by
+    the weighted residual variance (like ``curve_fit(absolute_sigma=False)``).
+    """
+    form = get_form(form)
+    if loss not in LOSSES:
+        raise FitInputError(f"unknown loss {loss!r} (argument 'loss'); known: {', '.join(LOSSES)}")
+    D, y = np.asarray(D, float), np.asarray(y, float)
+    if D.size < form.n_params:
+        raise FitInputError(f"run {run!r}: {D.size} points are fewer than the {form.n_params} parameters "
+                            f"of form {form.name!r}")
+    sw = np.ones(D.size) if se is None else 1.0 / np.asarray(se, float)
+    fs = _f_scale(form, D, y, sw, loss, f_scale)
+    starts = form.to_unconstrained(form.starting_points(D, y))
+    fits = [_lmfit_one(form, D, y, sw, u0, loss, fs) for u0 in starts]
+    U = np.array([f[0] for f in fits])
+    cost = np.array([f[1] for f in fits])
+    conv = np.array([f[2] for f in fits])
+    # polish all ends with the batched solver (same objective), which also checks convergence
+    pol = lm_batch(form, D, y, U, sw=sw, loss=loss, f_scale=fs)
+    better = pol.cost < cost
+    U[better], cost[better] = pol.u[better], pol.cost[better]
+    conv = conv | pol.converged
+    best = int(np.argmin(cost))
+    pf = _finish(form, D, y, sw, U[best], loss, fs, bool(conv[best]), None)
+    pf.multistart = _multistart_report(form, U, cost, conv, pf.se)
+    pf.warnings = _diagnostics(pf, run)
+    return pf
+
+
+# --------------------------------------------------------------------------- warm-up
+
+
+@dataclass(frozen=True)
+class PointSelection:
+    """Which points are fitted: a boolean mask plus the reason for every dropped point."""
+
+    keep: np.ndarray
+    dropped: list[dict]  # {"index": i, "tokens_b": D, "reason": str}
+    rule: str
+
+    @property
+    def n_dropped(self) -> int:
+        """Number of points excluded."""
+        return len(self.dropped)
+
+
+def warmup_rule(form: LawForm | str, D: np.ndarray, y: np.ndarray, *, sw: np.ndarray | None = None,
+                z: float = WARMUP_Z, window: int = WARMUP_WINDOW) -> tuple[int, list[str]]:
+    """Number of leading warm-up points to drop (D sorted ascending), and the reason for each.
+
+    Sequential prediction test from the start of training.  At step i (starting at 0), for
+    each w = 1 .. ``window``: fit the law to the points from i + w on and predict points
+    i .. i+w-1; a point is inconsistent when its studentized prediction error
+    |y_j - A(D_j)| / sqrt(sigma^2 + se_fit(D_j)^2) exceeds ``z`` (3).  Testing w > 1 catches a
+    run of several warm-up points that would otherwise bend the fit used to judge the
+    first.  If no point is inconsistent the scan stops; otherwise every point up to the last
+    inconsistent one is declared warm-up (warm-up is a prefix of training) and the scan
+    restarts after it.  At most floor(n/3) points are dropped and at least k + 3 points
+    remain in every fit.
+    """
+    form = get_form(form)
+    D, y = np.asarray(D, float), np.asarray(y, float)
+    sw = np.ones(D.size) if sw is None else np.asarray(sw, float)
+    n, k = D.size, form.n_params
+    max_drop = min(n // 3, n - (k + 3) - window)
+    reasons: list[str] = []
+    i = 0
+    while i < max_drop:
+        worst: dict[int, float] = {}
+        masks = [np.arange(n) >= i + w for w in range(1, window + 1)]
+        for w, pf in zip(range(1, window + 1), fit_subsets(form, D, y, masks, sw=sw), strict=True):
+            if not np.isfinite(pf.sigma) or pf.sigma <= 0:
+                continue
+            est, sef = pf.predict_se(D[i:i + w])
+            tstat = (y[i:i + w] - est) / np.sqrt(pf.sigma**2 + sef**2)
+            for j, tj in enumerate(tstat):
+                if abs(tj) > abs(worst.get(i + j, 0.0)):
+                    worst[i + j] = float(tj)
+        bad = [j for j, tj in worst.items() if abs(tj) > z]
+        if not bad:
+            break
+        last = min(max(bad), max_drop - 1)
+        for j in range(i, last + 1):
+            tj = worst.get(j, 0.0)
+            why = (f"studentized error {tj:+.2f} against the law fitted to later points (|t| > {z:g})"
+                   if abs(tj) > z else f"precedes an inconsistent early checkpoint (largest |t| {abs(tj):.2f})")
+            reasons.append("warm-up: " + why)
+        i = last + 1
+    return len(reasons), reasons
+
+
+def select_points(form: LawForm | str, D: np.ndarray, y: np.ndarray, *, sw: np.ndarray | None = None,
+                  drop_first: int | None = None, min_tokens: float | None = None,
+                  run: str = "?") -> PointSelection:
+    """Apply ``drop_first`` / ``min_tokens`` (billions) when given, else the automatic warm-up rule."""
+    D = np.asarray(D, float)
+    keep = np.ones(D.size, bool)
+    dropped: list[dict] = []
+    if drop_first is not None or min_tokens is not None:
+        parts = []
+        if drop_first is not None:
+            if int(drop_first) < 0:
+                raise FitInputError(f"run {run!r}: argument 'drop_first' must be >= 0, got {drop_first}")
+            keep[: int(drop_first)] = False
+            parts.append(f"drop_first={int(drop_first)}")
+        if min_tokens is not None:
+            keep &= float(min_tokens) <= D
+            parts.append(f"min_tokens={float(min_tokens):g}B")
+        rule = "manual: " + ", ".join(parts)
+        for i in np.flatnonzero(~keep):
+            dropped.append({"index": int(i), "tokens_b": float(D[i]), "reason": rule})
+        return PointSelection(keep, dropped, rule)
+    form = get_form(form)
+    order = np.argsort(D, kind="stable")
+    n_drop, reasons = warmup_rule(form, D[order], np.asarray(y, float)[order],
+                                  sw=None if sw is None else np.asarray(sw, float)[order])
+    for i, why in zip(order[:n_drop], reasons, strict=True):
+        keep[i] = False
+        dropped.append({"index": int(i), "tokens_b": float(D[i]), "reason": why})
+    rule = (f"auto: sequential prediction test from the first checkpoint (window {WARMUP_WINDOW}, "
+            f"|t| > {WARMUP_Z:g}), at most n/3 points")
+    return PointSelection(keep, dropped, rule)
+
+
+def t_quantile(level: float, dof: int) -> float:
+    """Two-sided Student-t quantile for a central interval of ``level`` (normal if dof <= 0)."""
+    q = 0.5 + level / 2.0
+    return float(stats.t.ppf(q, dof)) if dof > 0 else float(stats.norm.ppf(q))

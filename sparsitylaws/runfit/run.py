@@ -1,0 +1,601 @@
+"""One call that fits a law to one training run and bundles everything about the fit.
+
+Public, stable API (used by lawset.py, the ``fit`` CLI and the plots)::
+
+    fit_run(tokens, ratio, *, run, activation, form="auto", se=None, loss="linear",
+            f_scale=None, drop_first=None, min_tokens=None, n_boot=1000, level=0.9, seed=0,
+            compare=True, backtest=True) -> RunFit
+
+    RunFit.predict(tokens, level=0.9) -> pandas.DataFrame
+        columns: tokens, tokens_b, estimate, conf_low, conf_high, pred_low, pred_high (both
+        bands include the calibrated forecast-error term beyond the fitted range), law_low,
+        law_high (the law's own prediction band), forecast_scale, analog (median forecast from
+        other runs' shapes, NaN without), extrapolation (True outside the fitted token range);
+        df.attrs["warnings"] holds a structured ``extrapolation`` warning when any row
+        extrapolates
+    RunFit.limit(level=None) -> dict | None      # A0 estimate and intervals, None if no limit
+    RunFit.to_dict() -> dict                     # JSON-safe, floats exact
+    RunFit.from_dict(d) -> RunFit                # inverse; predictions are bit-identical
+    RunFit.table() -> pandas.DataFrame           # one row per parameter
+
+``tokens`` are RAW token counts (the measurement table's ``tokens`` column); they are
+converted to billions (D) inside, and every ``*_b`` field is in billions.
+
+``predict`` uses only stored fields: the form name, ``estimate``, ``boot_draws`` (the
+bootstrap replicates, shape (n, k)), ``cov_u`` (delta-method fallback when there are no
+draws), ``noise_sd``, ``dof`` (and the effective one in ``extra``), ``naive`` and ``forecast``.  The confidence band is where the true curve
+lies (parameter uncertainty); the prediction band adds the noise of one new checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+import pandas as pd
+
+from sparsitylaws.errors import FitInputError
+from sparsitylaws.runfit.backtest import backtest as run_backtest
+from sparsitylaws.runfit.backtest import (
+    calibrate_backtest,
+    compare_forms,
+    information_criteria,
+    naive_forecasts,
+    naive_predict,
+)
+from sparsitylaws.runfit.forecast import (
+    ForecastCalibration,
+    analog_forecast,
+    default_calibration,
+    forecast_scale,
+    horizon,
+)
+from sparsitylaws.runfit.forms import LawForm, default_form_for, get_form
+from sparsitylaws.runfit.pointfit import (
+    LOSSES,
+    check_inputs,
+    fit_points,
+    fit_points_fast,
+    select_points,
+)
+from sparsitylaws.runfit.uncertainty import (
+    ar_inflation,
+    bootstrap,
+    clip_to_bounds,
+    curve_bands,
+    delta_intervals,
+    percentile_intervals,
+    profile_interval,
+)
+
+__all__ = ["RUNFIT_VERSION", "TOKENS_PER_B", "RunFit", "backtest_rows_for_calibration", "fit_run", "set_forecast"]
+
+TOKENS_PER_B = 1e9
+RUNFIT_VERSION = 2
+#: Share of failed bootstrap replicates above which the intervals are called unreliable.
+BOOT_FAIL_WARN = 0.05
+
+
+@dataclass
+class RunFit:
+    """Everything about one law fitted to one run (see the module docstring for the API)."""
+
+    run: str
+    activation: str
+    form: str
+    formula: str
+    param_names: list[str]
+    estimate: list[float]
+    se: list[float]
+    delta_low: list[float]
+    delta_high: list[float]
+    boot_low: list[float]
+    boot_high: list[float]
+    interval_method: str  # how boot_low/high were made
+    level: float
+    covariance: list[list[float]]  # natural parameters, delta method
+    cov_u: list[list[float]]  # unconstrained parameterization (used by the delta band)
+    boot_draws: list[list[float]]  # successful replicates, (n_ok, k)
+    n_boot: int
+    n_boot_failed: int
+    block_length: int
+    noise_sd: float  # residual sd of the kept points, sqrt(RSS / (n - k))
+    dof: int
+    rss: float
+    rmse: float
+    aicc: float | None
+    bic: float | None
+    n_points: int
+    n_total: int
+    tokens_b_min: float
+    tokens_b_max: float
+    dropped: list[dict]  # index, tokens, tokens_b, reason
+    warmup_rule: str
+    multistart: dict
+    comparison: list[dict]
+    backtest: list[dict]
+    warnings: list[dict]  # code, message, parameter
+    settings: dict
+    converged: bool = True
+    condition_number: float | None = None
+    version: int = RUNFIT_VERSION
+    extra: dict = field(default_factory=dict)
+    #: naive forecasts from the fitted points: last_value, line_intercept, line_slope (ln D)
+    naive: dict = field(default_factory=dict)
+    #: forecast calibration used by predict: {"calibration": ForecastCalibration dict,
+    #: "exclude": this run (its own backtests never set its band), "source": ...}
+    forecast: dict = field(default_factory=dict)
+    #: plain bootstrap percentile intervals (failed replicates unbounded on their side);
+    #: boot_low/boot_high hold the *reported* interval (see interval_method)
+    pct_low: list[float] = field(default_factory=list)
+    pct_high: list[float] = field(default_factory=list)
+    #: profile-likelihood interval of the limit parameter (None without one)
+    profile_low: float | None = None
+    profile_high: float | None = None
+    n_boot_stalled: int = 0
+    n_boot_refit: int = 0
+
+    # ------------------------------------------------------------------ serialization
+    def to_dict(self) -> dict:
+        """JSON-safe dict (str/int/float/bool/None/list/dict only; non-finite floats -> None,
+        except interval ends at an infinite bound, which are the strings "inf"/"-inf")."""
+        return {f.name: (_interval_ends(getattr(self, f.name)) if f.name in INTERVAL_FIELDS
+                         else _jsonable(getattr(self, f.name))) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunFit:
+        """Rebuild a RunFit from :meth:`to_dict` output (None floats in arrays become NaN)."""
+        names = {f.name for f in fields(cls)}
+        missing = [n for n in names if n not in d and n not in ("converged", "condition_number",
+                                                                  "version", "extra", "naive",
+                                                                  "forecast", "pct_low", "pct_high",
+                                                                  "profile_low", "profile_high",
+                                                                  "n_boot_stalled", "n_boot_refit")]
+        if missing:
+            raise FitInputError(f"RunFit dict lacks field(s): {', '.join(sorted(missing))}")
+        kw = {k: v for k, v in d.items() if k in names}
+        for key in ("estimate", "se", "delta_low", "delta_high", "boot_low", "boot_high", "pct_low",
+                    "pct_high"):
+            if key in kw:
+                kw[key] = [_f(v) for v in kw[key]]
+        if kw.get("boot_draws"):  # older files: an unbounded end was stored as null (it reaches the bound)
+            form = get_form(kw["form"])
+            for key, side in (("boot_low", "lower"), ("boot_high", "upper"), ("pct_low", "lower"),
+                              ("pct_high", "upper")):
+                if key in kw and len(kw[key]) == form.n_params:
+                    kw[key] = [getattr(p, side) if math.isnan(v) else v
+                               for p, v in zip(form.parameters, kw[key], strict=True)]
+        for key in ("covariance", "cov_u", "boot_draws"):
+            kw[key] = [[_f(v) for v in row] for row in kw[key]]
+        kw["noise_sd"] = _f(kw["noise_sd"])
+        return cls(**kw)
+
+    # ------------------------------------------------------------------ use
+    def _draws(self) -> np.ndarray:
+        k = len(self.param_names)
+        return np.asarray(self.boot_draws, dtype=float).reshape(-1, k)
+
+    def calibration(self) -> tuple[ForecastCalibration, str | None]:
+        """The forecast calibration predict uses, and the run it leaves out (this one)."""
+        cached = getattr(self, "_cal_cache", None)
+        if cached is not None:
+            return cached
+        fc = self.forecast or {}
+        cal = (ForecastCalibration.from_dict(fc["calibration"]) if fc.get("calibration")
+               else default_calibration())
+        out = (cal, fc.get("exclude", self.run))
+        self._cal_cache = out
+        return out
+
+    def _band_dof(self) -> int:
+        """Degrees of freedom of the band quantiles: the effective ones under residual
+        autocorrelation (stored at fit time), else n - k."""
+        ar = (self.extra or {}).get("residual_autocorrelation") or {}
+        return int(ar.get("dof_eff", self.dof))
+
+    def _analog(self, d: np.ndarray) -> np.ndarray:
+        """Median analog forecast at D (billions) from other runs' shapes; NaN without analogs."""
+        fc = self.forecast or {}
+        if not fc.get("analogs") or not fc.get("n_params"):
+            return np.full(d.shape, np.nan)
+        at_last = float(get_form(self.form).evaluate([self.tokens_b_max], np.asarray(self.estimate, float))[0])
+        return analog_forecast(at_last, self.tokens_b_max, d, float(fc["n_params"]), fc["analogs"])
+
+    def predict(self, tokens: Sequence[float] | np.ndarray | float, level: float = 0.9) -> pd.DataFrame:
+        """A at raw token counts with confidence and prediction bands, from stored fields only.
+
+        Beyond the last fitted point both bands include the calibrated forecast-error term
+        (:mod:`sparsitylaws.runfit.forecast`); ``law_low``/``law_high`` keep the law's own prediction
+        band (parameters and point noise only) and ``forecast_scale`` the scale f.
+        """
+        t = np.atleast_1d(np.asarray(tokens, dtype=float))
+        if t.ndim != 1 or not np.all(np.isfinite(t)) or np.any(t <= 0):
+            raise FitInputError("argument 'tokens' of predict must be finite raw token counts > 0")
+        if not 0.0 < float(level) < 1.0:
+            raise FitInputError(f"argument 'level' must lie in (0, 1), got {level}")
+        d = t / TOKENS_PER_B
+        draws = self._draws()
+        b = curve_bands(get_form(self.form), d, np.asarray(self.estimate, dtype=float), level=float(level),
+                        sigma=float(self.noise_sd), dof=self._band_dof(),
+                        draws=draws if draws.shape[0] > 0 else None,
+                        cov_u=np.asarray(self.cov_u, dtype=float))
+        est = b["estimate"]
+        h = horizon(d, self.tokens_b_max)
+        dis = np.zeros_like(est)
+        if self.naive:
+            last, line = naive_predict(self.naive, d)
+            dis = np.maximum(np.abs(last - est), np.abs(line - est))
+        f = forecast_scale(h, float(self.noise_sd), dis)
+        law_low, law_high = b["pred_low"].copy(), b["pred_high"].copy()
+        analog = self._analog(d)
+        if np.any(f > 0):
+            cal, exclude = self.calibration()
+            ho = not self.naive and bool(cal.horizon_scores)  # version-1 fits: no naive forecasts
+            for lo, hi in (("conf_low", "conf_high"), ("pred_low", "pred_high")):
+                b[lo] = est - cal.halfwidth(np.maximum(est - b[lo], 0.0), f, float(level), exclude, ho)
+                b[hi] = est + cal.halfwidth(np.maximum(b[hi] - est, 0.0), f, float(level), exclude, ho)
+                has = np.isfinite(analog)
+                b[lo] = np.where(has, np.fmin(b[lo], analog), b[lo])
+                b[hi] = np.where(has, np.fmax(b[hi], analog), b[hi])
+        df = pd.DataFrame({"tokens": t, "tokens_b": d, **b, "law_low": law_low, "law_high": law_high,
+                           "forecast_scale": f, "analog": analog})
+        df["extrapolation"] = (d > self.tokens_b_max) | (d < self.tokens_b_min)
+        df.attrs["warnings"] = self._extrapolation_warnings(d) + self._horizon_warnings(h)
+        return df
+
+    def _horizon_warnings(self, h: np.ndarray) -> list[dict]:
+        """``forecast_horizon``: some forecasts reach further (in ln D beyond the last fitted
+        point) than any backtest the forecast calibration learned from."""
+        if not np.any(h > 0):
+            return []
+        cal, _ = self.calibration()
+        hmax = cal.max_horizon
+        if not np.isfinite(hmax) or float(np.max(h)) <= hmax:
+            return []
+        return [{"code": "forecast_horizon", "parameter": None, "message": (
+            f"run {self.run!r}: forecasts reach {math.exp(float(np.max(h))):.3g}x the last fitted token count; "
+            f"the forecast error model was calibrated on backtests up to {math.exp(hmax):.3g}x, so beyond "
+            "that its band is itself an extrapolation (the data cannot say how far the law will drift)")}]
+
+    def _extrapolation_warnings(self, d: np.ndarray) -> list[dict]:
+        """Structured ``extrapolation`` warning when any D lies outside the fitted range."""
+        out = d[(d > self.tokens_b_max) | (d < self.tokens_b_min)]
+        if out.size == 0:
+            return []
+        far = float(np.max(out)) / self.tokens_b_max
+        return [{"code": "extrapolation", "parameter": None, "message": (
+            f"run {self.run!r}: {out.size} of {d.size} token counts lie outside the fitted range "
+            f"[{self.tokens_b_min:.4g}, {self.tokens_b_max:.4g}]B tokens (up to {far:.3g}x the "
+            "largest fitted); the bands assume the law keeps holding there")}]
+
+    def limit(self, level: float | None = None) -> dict | None:
+        """The limit parameter A0 with its standard error and intervals; None if the form has none."""
+        form = get_form(self.form)
+        i = form.limit_index()
+        if i is None:
+            return None
+        lvl = self.level if level is None else float(level)
+        blo, bhi = self.boot_low[i], self.boot_high[i]
+        if lvl != self.level:
+            lo, hi = clip_to_bounds(form, *percentile_intervals(self._draws(), lvl, self._band_dof()))
+            blo, bhi = float(lo[i]), float(hi[i])
+        return {"parameter": form.limit_param, "estimate": self.estimate[i], "se": self.se[i],
+                "level": lvl, "boot_low": blo, "boot_high": bhi,
+                "pct_low": self.pct_low[i] if self.pct_low and lvl == self.level else None,
+                "pct_high": self.pct_high[i] if self.pct_high and lvl == self.level else None,
+                "profile_low": self.profile_low if lvl == self.level else None,
+                "profile_high": self.profile_high if lvl == self.level else None,
+                "delta_low": self.delta_low[i] if lvl == self.level else None,
+                "delta_high": self.delta_high[i] if lvl == self.level else None}
+
+    def table(self) -> pd.DataFrame:
+        """One row per parameter: estimate, se, delta and bootstrap intervals."""
+        return pd.DataFrame({"parameter": self.param_names, "estimate": self.estimate, "se": self.se,
+                             "delta_low": self.delta_low, "delta_high": self.delta_high,
+                             "boot_low": self.boot_low, "boot_high": self.boot_high})
+
+
+#: Interval fields whose ends may be +-inf (a side reaching an unbounded parameter's bound).
+INTERVAL_FIELDS = ("delta_low", "delta_high", "boot_low", "boot_high", "pct_low", "pct_high")
+
+
+def _f(v: float | str | None) -> float:
+    """A stored float: None -> NaN (missing), "inf"/"-inf" -> +-inf."""
+    return math.nan if v is None else float(v)
+
+
+def _interval_ends(v: Sequence[float]) -> list:
+    """Interval ends for JSON: +-inf as "inf"/"-inf" (they are real ends), NaN as None (missing)."""
+    out = []
+    for x in v:
+        x = float(x)
+        out.append(("inf" if x > 0 else "-inf") if math.isinf(x) else (None if math.isnan(x) else x))
+    return out
+
+
+def _jsonable(v: object) -> object:
+    """Recursively convert numpy types/arrays to plain Python; non-finite floats -> None."""
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        x = float(v)
+        return x if math.isfinite(x) else None
+    return v
+
+
+# --------------------------------------------------------------------------- fit_run
+
+
+def _as_arrays(tokens: Sequence[float] | np.ndarray, ratio: Sequence[float] | np.ndarray,
+               se: Sequence[float] | np.ndarray | None, run: str
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Validated raw tokens, D in billions (sorted by tokens), ratios, se."""
+    try:
+        t = np.asarray(tokens, dtype=float)
+        y = np.asarray(ratio, dtype=float)
+        s = None if se is None else np.asarray(se, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise FitInputError(f"run {run!r}: 'tokens', 'ratio' and 'se' must be numeric ({exc})") from None
+    check_inputs(t, y, s, run=run)
+    order = np.argsort(t, kind="stable")
+    t, y = t[order], y[order]
+    s = None if s is None else s[order]
+    return t, t / TOKENS_PER_B, y, s
+
+
+#: A bootstrap interval this many times wider than the delta-method one (or, for a positive
+#: parameter, spanning this many-fold) means the parameter is weakly identified.
+WEAK_WIDTH_RATIO = 10.0
+WEAK_FOLD = 1e3
+
+
+def _weak_warnings(law: LawForm, est: np.ndarray, dlo: np.ndarray, dhi: np.ndarray, blo: np.ndarray,
+                   bhi: np.ndarray, run: str) -> list[dict]:
+    """Parameters whose bootstrap interval is far wider than the delta method's, or spans
+    orders of magnitude: the data do not pin them down (e.g. alpha -> 0 in logspace_power)."""
+    out = []
+    for j, p in enumerate(law.parameters):
+        if not (np.isfinite(blo[j]) and np.isfinite(bhi[j])):
+            continue
+        fold = bhi[j] / blo[j] if p.lower == 0.0 and blo[j] > 0 else 1.0
+        wide = (bhi[j] - blo[j]) > WEAK_WIDTH_RATIO * (dhi[j] - dlo[j])
+        if fold > WEAK_FOLD or wide:
+            out.append({"code": "weakly_identified", "parameter": p.name, "message": (
+                f"run {run!r}: {p.name} = {est[j]:.4g} is weakly identified: bootstrap interval "
+                f"[{blo[j]:.3g}, {bhi[j]:.3g}] vs delta-method [{dlo[j]:.3g}, {dhi[j]:.3g}]")})
+    return out
+
+
+def _extra_warnings(n_failed: int, n_boot: int, ms: dict, run: str) -> list[dict]:
+    out = []
+    if n_boot > 0 and n_failed > 0:
+        share = n_failed / n_boot
+        msg = (f"run {run!r}: {n_failed} of {n_boot} bootstrap replicates failed to converge even after "
+               "multi-start refits; they count as unbounded on the side they ran to")
+        if share > BOOT_FAIL_WARN:
+            msg += f" (> {BOOT_FAIL_WARN:.0%})"
+        out.append({"code": "bootstrap_failures", "message": msg, "parameter": None})
+    spread = ms.get("max_spread_se")
+    if spread is not None and spread > 1.0:
+        out.append({"code": "multistart_spread", "message": (
+            f"run {run!r}: near-optimal starts (RSS within {ms['near_rtol']:.0%} of the best) differ by "
+            f"up to {spread:.3g} standard errors; the optimum is flat"), "parameter": None})
+    return out
+
+
+def fit_run(
+    tokens: Sequence[float] | np.ndarray,
+    ratio: Sequence[float] | np.ndarray,
+    *,
+    run: str,
+    activation: str,
+    form: str = "auto",
+    se: Sequence[float] | np.ndarray | None = None,
+    loss: str = "linear",
+    f_scale: float | None = None,
+    drop_first: int | None = None,
+    min_tokens: float | None = None,
+    n_boot: int = 1000,
+    level: float = 0.9,
+    seed: int = 0,
+    compare: bool = True,
+    backtest: bool = True,
+) -> RunFit:
+    """Fit ``form`` (``auto``: by activation) to one run and bundle estimates, intervals, checks.
+
+    ``tokens``: raw token counts; ``min_tokens``: raw token count below which points are
+    dropped; ``drop_first``: drop the first N checkpoints (either overrides the automatic
+    warm-up rule); ``se``: per-point standard errors (weights 1/se^2); ``loss``: linear,
+    soft_l1 or huber; ``n_boot``: bootstrap replicates (0 = delta method only).
+    """
+    if loss not in LOSSES:
+        raise FitInputError(f"run {run!r}: unknown loss {loss!r} (argument 'loss'); known: {', '.join(LOSSES)}")
+    if not 0.0 < float(level) < 1.0:
+        raise FitInputError(f"run {run!r}: argument 'level' must lie in (0, 1), got {level}")
+    if int(n_boot) < 0:
+        raise FitInputError(f"run {run!r}: argument 'n_boot' must be >= 0, got {n_boot}")
+    law = get_form(default_form_for(activation) if form == "auto" else form)
+    t, D, y, s = _as_arrays(tokens, ratio, se, run)
+    if D.size < law.n_params:
+        raise FitInputError(f"run {run!r}: {D.size} points are fewer than the {law.n_params} parameters "
+                            f"of form {law.name!r}")
+    sw = None if s is None else 1.0 / s
+    min_b = None if min_tokens is None else float(min_tokens) / TOKENS_PER_B
+    sel = select_points(law, D, y, sw=sw, drop_first=drop_first, min_tokens=min_b, run=run)
+    k = sel.keep
+    if int(k.sum()) < law.n_params:
+        raise FitInputError(f"run {run!r}: {int(k.sum())} points left after dropping {sel.n_dropped} "
+                            f"(rule: {sel.rule}) are fewer than the {law.n_params} parameters of form "
+                            f"{law.name!r}")
+    pf = fit_points(law, D[k], y[k], se=None if s is None else s[k], loss=loss, f_scale=f_scale, run=run)
+    bs = bootstrap(pf, int(n_boot), int(seed))
+    dlo, dhi = delta_intervals(pf, level)
+    ar = ar_inflation(pf) if pf.dof > 0 else {"dof_eff": pf.dof}
+    plo, phi = percentile_intervals(bs.interval_draws(), level, ar["dof_eff"])
+    plo, phi = _hold(*clip_to_bounds(law, plo, phi), pf.theta)  # ends at the bounds; holds its estimate
+    blo, bhi = plo.copy(), phi.copy()
+    notes: list[str] = []
+    prof_lo = prof_hi = None
+    ia0 = law.limit_index()
+    if ia0 is not None and pf.dof > 0:
+        prof_lo, prof_hi, prof_info = profile_interval(pf, ia0, level, inflation=ar["variance_factor"],
+                                                       dof=ar["dof_eff"])
+        ar = {**ar, "profile_iid": prof_info.get("iid", [prof_lo, prof_hi])}
+        prof_lo, prof_hi = min(prof_lo, pf.theta[ia0]), max(prof_hi, pf.theta[ia0])
+        if n_boot > 0:
+            disagree = _intervals_disagree(plo[ia0], phi[ia0], prof_lo, prof_hi)
+            blo[ia0], bhi[ia0] = ((min(plo[ia0], prof_lo), max(phi[ia0], prof_hi)) if disagree
+                                  else (prof_lo, prof_hi))
+            notes.append(f"{law.limit_param}: " + ("the wider of bootstrap and profile likelihood (they "
+                         "disagree)" if disagree else "profile likelihood (the bootstrap agrees)"))
+        else:
+            blo[ia0], bhi[ia0] = prof_lo, prof_hi
+    alternatives = []
+    if drop_first is None and min_tokens is None:
+        alternatives = _warmup_alternatives(law, D, y, sw, sel.n_dropped, loss)
+        for alt in alternatives:
+            est_alt = np.asarray(alt["estimate"])
+            blo, bhi = _hold(blo, bhi, est_alt)
+        if alternatives:
+            notes.append("widened to hold the estimates with " + ", ".join(
+                str(a["n_dropped"]) for a in alternatives) + " warm-up points dropped")
+    blo, bhi = clip_to_bounds(law, blo, bhi)
+    ic = information_criteria(pf.rss, pf.n, pf.k)
+    ms = asdict(pf.multistart)
+    comparison = (compare_forms(D[k], y[k], sw=None if sw is None else sw[k], loss=loss,
+                                given={law.name: pf.rss}) if compare else [])
+    bt = (run_backtest(D, y, law, se=s, loss=loss, drop_first=drop_first, min_tokens=min_b,
+                       n_boot=int(n_boot), level=level, seed=int(seed)) if backtest else [])
+    cal = default_calibration()
+    bt = calibrate_backtest(bt, cal, level=level, exclude=str(run))
+    forecast = {"calibration": cal.to_dict(), "exclude": str(run), "source": "packaged default"}
+    warnings = ([w.to_dict() for w in pf.warnings] + _extra_warnings(bs.n_failed, int(n_boot), ms, run)
+                + _weak_warnings(law, pf.theta, dlo, dhi, blo, bhi, run)
+                + _limit_warnings(law, pf.theta, plo, phi, prof_lo, prof_hi, bs, int(n_boot), run)
+                + [default_forecast_warning(run)])
+    method = (bs.method if n_boot > 0 else "none (n_boot = 0)") + (
+        "; reported: " + "; ".join(notes) if notes else "")
+    dropped = [{**dd, "tokens": float(t[dd["index"]])} for dd in sel.dropped]
+    return RunFit(
+        run=str(run), activation=str(activation), form=law.name, formula=law.formula,
+        param_names=law.param_names, estimate=pf.theta.tolist(), se=pf.se.tolist(),
+        delta_low=dlo.tolist(), delta_high=dhi.tolist(), boot_low=blo.tolist(), boot_high=bhi.tolist(),
+        interval_method=method, level=float(level),
+        covariance=pf.cov.tolist(), cov_u=pf.cov_u.tolist(), boot_draws=bs.draws.tolist(),
+        n_boot=int(n_boot), n_boot_failed=bs.n_failed, block_length=bs.block_length,
+        noise_sd=pf.sigma, dof=pf.dof, rss=pf.rss, rmse=math.sqrt(pf.rss / pf.n),
+        aicc=ic["aicc"], bic=ic["bic"], n_points=pf.n, n_total=int(D.size),
+        tokens_b_min=float(D[k].min()), tokens_b_max=float(D[k].max()), dropped=dropped,
+        warmup_rule=sel.rule, multistart=ms, comparison=comparison, backtest=bt, warnings=warnings,
+        settings={"seed": int(seed), "loss": loss, "f_scale": pf.f_scale if loss != "linear" else None,
+                  "n_boot": int(n_boot), "level": float(level), "form_requested": str(form),
+                  "drop_first": drop_first, "min_tokens": min_tokens, "compare": bool(compare),
+                  "backtest": bool(backtest)},
+        converged=pf.converged, condition_number=pf.cond if math.isfinite(pf.cond) else None,
+        naive=naive_forecasts(D[k], y[k]), forecast=forecast, pct_low=plo.tolist(), pct_high=phi.tolist(),
+        profile_low=prof_lo, profile_high=prof_hi, n_boot_stalled=bs.n_stalled, n_boot_refit=bs.n_refit,
+        extra={**({"warmup_alternatives": alternatives} if alternatives else {}),
+               **({"residual_autocorrelation": ar} if pf.dof > 0 else {})},
+    )
+
+
+#: Two intervals disagree when an endpoint differs by more than this share of the wider width.
+DISAGREE_SHARE = 0.2
+#: Share of bootstrap replicates that failed or stalled above which the law is weakly identified.
+WEAK_FAIL_SHARE = 0.02
+#: Extra warm-up drop counts (beyond the rule's choice) whose estimates the intervals must hold.
+WARMUP_EXTRA = 2
+
+
+def _hold(lo: np.ndarray, hi: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Widen [lo, hi] to hold x, leaving NaN (no interval) alone."""
+    return (np.where(np.isnan(lo), lo, np.minimum(lo, x)), np.where(np.isnan(hi), hi, np.maximum(hi, x)))
+
+
+def _intervals_disagree(a_lo: float, a_hi: float, b_lo: float, b_hi: float) -> bool:
+    """Whether two intervals differ at an end by more than DISAGREE_SHARE of the wider width."""
+    width = max(a_hi - a_lo, b_hi - b_lo)
+    if not np.isfinite(width):
+        return True
+    return abs(a_lo - b_lo) > DISAGREE_SHARE * width or abs(a_hi - b_hi) > DISAGREE_SHARE * width
+
+
+def _limit_warnings(law: LawForm, est: np.ndarray, plo: np.ndarray, phi: np.ndarray,
+                    prof_lo: float | None, prof_hi: float | None, bs, n_boot: int, run: str) -> list[dict]:
+    """``weakly_identified`` (limit parameter): bootstrap and profile disagree, or > 2% of the
+    replicates failed or stalled."""
+    ia0 = law.limit_index()
+    out = []
+    if ia0 is None or n_boot <= 0:
+        return out
+    name = law.limit_param
+    share = (bs.n_failed + bs.n_stalled) / n_boot
+    if prof_lo is not None and _intervals_disagree(plo[ia0], phi[ia0], prof_lo, prof_hi):
+        out.append({"code": "weakly_identified", "parameter": name, "message": (
+            f"run {run!r}: {name} = {est[ia0]:.4g}: bootstrap [{plo[ia0]:.3g}, {phi[ia0]:.3g}] and profile "
+            f"likelihood [{prof_lo:.3g}, {prof_hi:.3g}] disagree; the wider is reported")})
+    if share > WEAK_FAIL_SHARE:
+        out.append({"code": "weakly_identified", "parameter": None, "message": (
+            f"run {run!r}: {bs.n_failed + bs.n_stalled} of {n_boot} bootstrap replicates did not converge "
+            f"({bs.n_failed} failed, {bs.n_stalled} stalled on a flat valley; > {WEAK_FAIL_SHARE:.0%}): "
+            "the data leave some parameters free")})
+    return out
+
+
+def _warmup_alternatives(law: LawForm, D: np.ndarray, y: np.ndarray, sw: np.ndarray | None,
+                         n_drop: int, loss: str) -> list[dict]:
+    """Fits with 1..WARMUP_EXTRA more leading points dropped than the warm-up rule chose (the
+    plausible alternatives: dropping more is never contradicted by the data), while the rule's
+    limits hold (at most n/3 dropped, at least k + 3 kept)."""
+    n, k = D.size, law.n_params
+    out = []
+    for extra in range(1, WARMUP_EXTRA + 1):
+        d = n_drop + extra
+        if d > n // 3 or n - d < k + 3:
+            break
+        pf = fit_points_fast(law, D[d:], y[d:], sw=None if sw is None else sw[d:], loss=loss)
+        out.append({"n_dropped": d, "estimate": pf.theta.tolist()})
+    return out
+
+
+def default_forecast_warning(run: str, n_runs: int = 0) -> dict:
+    """The ``forecast_default`` warning: too few other runs to calibrate forecast bands."""
+    return {"code": "forecast_default", "parameter": None, "message": (
+        f"run {run!r}: forecast bands use the packaged default calibration (backtests of the paper's "
+        f"published runs): {n_runs} other run(s) were fitted with it, fewer than the "
+        "3 needed to calibrate leave-one-run-out (docs/fitting.md)")}
+
+
+def set_forecast(rf: RunFit, cal: ForecastCalibration, *, source: str, n_params: float | None = None,
+                 analogs: Sequence[dict] = ()) -> None:
+    """Give ``rf`` calibration ``cal`` (leaving out ``rf.run``) and, with its size, the other
+    runs of its activation as analogs; recalibrate its backtest rows and drop the
+    ``forecast_default`` warning."""
+    same = [a for a in analogs if a["run"] != rf.run and a["activation"] == rf.activation]
+    rf.forecast = {"calibration": cal.to_dict(), "exclude": rf.run, "source": source}
+    rows = rf.backtest
+    if n_params and same:
+        rf.forecast.update({"n_params": float(n_params), "analogs": same})
+        rows = [{**r, "analog": float(analog_forecast(r["law_at_last"], r["last_fitted_b"], [r["tokens_b"]],
+                                                      float(n_params), same)[0])}
+                if "law_at_last" in r else r for r in rows]
+    rf.backtest = calibrate_backtest(rows, cal, level=rf.level, exclude=rf.run)
+    rf.warnings = [w for w in rf.warnings if w.get("code") != "forecast_default"]
+    rf._cal_cache = None
+
+
+def backtest_rows_for_calibration(tokens: np.ndarray, ratio: np.ndarray, *, run: str, activation: str,
+                                  n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """Backtest rows of one run (default settings, automatic warm-up), tagged with the run name."""
+    law = get_form(default_form_for(activation))
+    t, D, y, _ = _as_arrays(tokens, ratio, None, run)
+    rows = run_backtest(D, y, law, n_boot=n_boot, seed=seed)
+    return [{**r, "run": run} for r in rows]

@@ -1,0 +1,150 @@
+"""A0 and the data-law coefficients against parameter count (kind ``scale``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib import rc_context
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from sparsitylaws.views.plots.common import (
+    CUT_NOTE,
+    LEVEL,
+    PCT,
+    STYLE,
+    _beyond,
+    _clean_log_ticks,
+    _fence,
+    _g3,
+    _inliers,
+    _new_figure,
+    _robust_ylim,
+    _row_legend,
+    _suptitle,
+    _widen_for_bands,
+    series_styles,
+)
+from sparsitylaws.views.plots.widthdepth import _arch
+
+# ============================================================================ scale
+
+
+def _quantiles(a: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    q = (1 - LEVEL) / 2
+    return np.nanquantile(a, q, axis=axis), np.nanquantile(a, 1 - q, axis=axis)
+
+
+def plot_scale(lawset: Any, table: pd.DataFrame | None = None, *, runs: Sequence[str] | None = None,
+               size: tuple[float, float] | None = None, **_: Any) -> Figure:
+    """A0 and the other data-law coefficients against parameter count, trend and intervals.
+
+    One row per activation (A0 levels differ by a factor of five between ReLU and SiLU),
+    one column per coefficient.
+    """
+    sec = _arch(lawset, "scale")
+    acts = sorted(sec["activations"])
+    names = {a: ["A0"] + [p for p in sec["activations"][a]["scale"]["param_names"] if p != "A0"]
+             for a in acts}
+    ncols = max(len(v) for v in names.values())
+    with rc_context(STYLE):
+        fig = _new_figure(size or (2.9 * ncols + 2.4, 2.6 * len(acts) + 0.5))
+        grid = np.atleast_1d(fig.subplots(len(acts), ncols, squeeze=False))
+        styles = series_styles(max(2, len(acts)))
+        for i, (act, st) in enumerate(zip(acts, styles, strict=False)):
+            sc = sec["activations"][act]["scale"]
+            row_axes, spare = [], None
+            for j in range(ncols):
+                ax = grid[i, j]
+                if j >= len(names[act]):
+                    ax.axis("off")
+                    spare = spare or ax
+                    continue
+                p = names[act][j]
+                ax.set_xscale("log")
+                cut = _draw_scale_param(ax, sc, p, act, st)
+                ax.set_ylabel(SCALE_UNITS.get(p, p), fontsize=8)
+                ax.set_xlabel("non-embedding parameters (count, log)", fontsize=8)
+                ax.set_title(f"{act}: {SCALE_TITLES.get(p, p)}" + (f"\n{CUT_NOTE}" if cut else ""))
+                row_axes.append(ax)
+            _row_legend(row_axes, spare)
+        _suptitle(fig, lawset, "Data-law coefficients against scale (lines: trends in log10 N, bands: 90%)")
+        return fig
+
+
+SCALE_UNITS = {"A0": "A0 (% of neurons active)", "alpha": "alpha (exponent, dimensionless)",
+               "c": "c (coefficient, dimensionless)", "b": "b (log-offset, dimensionless)"}
+SCALE_TITLES = {"A0": "A0, limit as tokens → ∞", "alpha": "alpha, speed exponent",
+                "c": "c, amplitude", "b": "b, offset"}
+
+
+def _draw_scale_param(ax: Axes, sc: dict, p: str, act: str, st: dict) -> bool:
+    """One coefficient's panel; returns whether a band was cut at the frame."""
+    from sparsitylaws.architecture import TRANSFORMS
+
+    j = sc["param_names"].index(p)
+    x = np.asarray(sc["log10_n"], float)
+    theta = np.asarray(sc["theta"], float)[:, j]
+    mult = PCT if p == "A0" else 1.0
+    is_log = TRANSFORMS.get(p) == "log"
+    back = np.exp if is_log else (lambda g: g)
+    xs = np.linspace(x.min() - 0.15, x.max() + 0.15, 80)
+    dx = xs - float(sc["x_center"])
+    coef = np.asarray(sc["coef"], float)
+    dco = np.asarray(sc["draws_coef"], float)
+    jit = np.asarray(sc["draws_jitter"], float)
+    xtx = np.asarray(sc["xtx_inv"], float)
+    line = coef[0, j] + coef[1, j] * dx
+    g = dco[:, 0, j][:, None] + dco[:, 1, j][:, None] * dx[None, :]
+    lo, hi = _quantiles(g)
+    infl = np.sqrt(1.0 + xtx[0, 0] + 2 * dx * xtx[0, 1] + dx * dx * xtx[1, 1])
+    glo, ghi = _quantiles(g + infl[None, :] * jit[:, j][:, None])
+    n = 10 ** xs
+    c = st["color"]
+    def drawn(a: np.ndarray, b: np.ndarray, ref: np.ndarray) -> bool:  # visibly wider than a line
+        return bool(np.nanmax(np.abs(b - a)) > 1e-3 * max(float(np.nanmax(np.abs(ref))), 1e-12))
+
+    bands = []
+    if drawn(mult * back(glo), mult * back(ghi), mult * back(line)):
+        bands.append((mult * back(glo), mult * back(ghi), 0.12, "90% band for a new scale"))
+    if drawn(mult * back(lo), mult * back(hi), mult * back(line)) and not np.allclose(lo, glo):
+        bands.append((mult * back(lo), mult * back(hi), 0.3, "90% band of the trend line"))
+    ax.plot(n, mult * back(line), color=c, linestyle=st["linestyle"], linewidth=1.4, label="trend in log10 N")
+    rd = sc.get("run_draws")
+    yerr = None
+    if rd is not None:
+        d = np.asarray(rd, float)[:, :, j]
+        if np.nanmax(np.nanstd(d, axis=0)) > 0:
+            rlo, rhi = _quantiles(d)
+            yerr = [mult * np.clip(theta - rlo, 0, None), mult * np.clip(rhi - theta, 0, None)]
+    ax.errorbar(10 ** x, mult * theta, yerr=yerr, fmt=st["marker"], color=c, mec="black", mew=0.5,
+                markersize=5, capsize=2, linestyle="none",
+                label="runs" + (" (90% interval)" if yerr is not None else " (no interval published)"))
+    if is_log:
+        ax.set_yscale("log")
+    keep = _inliers(mult * theta, is_log)
+    lo_f, hi_f = _fence(mult * theta[keep], is_log)
+    ln = mult * back(line)
+    _robust_ylim(ax, np.r_[mult * theta[keep], np.clip(ln, lo_f, hi_f)], is_log)
+    if bands:
+        _widen_for_bands(ax, [b for blo, bhi, _, _ in bands for b in (blo, bhi)], is_log)
+    if p == "A0":  # a share of neurons: never drawn outside 0-100%
+        y0, y1 = ax.get_ylim()
+        ax.set_ylim(max(y0, 0.0), min(y1, PCT))
+    ax.set_xlim(n[0], n[-1])  # the fitted scales plus 0.15 decades each side
+    ylo, yhi = ax.get_ylim()
+    for blo, bhi, alpha, label in bands:  # drawn inside the frame only
+        ax.fill_between(n, np.clip(blo, ylo, yhi), np.clip(bhi, ylo, yhi), color=c, alpha=alpha,
+                        linewidth=0, label=label, zorder=0.5)
+    if is_log:
+        _clean_log_ticks(ax)
+    tol = 1e-6 * ((np.log10(yhi) - np.log10(ylo)) if is_log else (yhi - ylo))
+    cut = any(_beyond(b, ylo, yhi, tol, is_log) for blo, bhi, _, _ in bands for b in (blo, bhi))
+    off = int(np.sum(~keep))
+    if off:
+        ax.text(0.98, 0.03, f"{off} run(s) off scale ({_g3(mult * theta[~keep])})", transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=7, color="0.3")
+    return cut

@@ -155,8 +155,8 @@ def test_fit_table_shows_weak_identification_skill_and_forecast_calibration() ->
     line = {ln.split()[0]: ln for ln in block.splitlines() if ln.startswith("  ") and len(ln.split()) > 1}
     assert "WEAKLY IDENTIFIED" in line["c"] and "WEAKLY IDENTIFIED" not in line["alpha"]
     assert "profile: [" in line["A0"]
-    assert "skill vs naive forecasts" in block and block.count("-> law") == 3
-    assert "forecast bands: calibrated leave-one-run-out on 4 runs' backtests (12 forecasts" in text
+    assert "skill vs naive forecasts" in block and block.count("-> combined") == 3
+    assert "calibrated leave-one-run-out on 4 runs" in text
     for name in ls.run_names():
         assert not any(w["code"] == "forecast_default" for w in ls.runs[name].warnings)
 

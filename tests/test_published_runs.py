@@ -46,21 +46,30 @@ def test_fit_is_physical_and_beats_published_coefficients(fits, run: str) -> Non
     assert 0.0 < a0["estimate"] < 1.0
     assert 0.0 <= a0["boot_low"] <= a0["estimate"] <= a0["boot_high"] <= 1.0
     assert 0.0 <= a0["delta_low"] <= a0["estimate"] <= a0["delta_high"] <= 1.0
-    # RMSE on the kept points vs the paper's Table 2 coefficients on the same points
+    # RMSE on the kept points, each weighted by its warm-up inclusion weight, vs the paper's
+    # Table 2 coefficients on the same points and weights
     keep = np.ones(t.size, bool)
     keep[[d["index"] for d in rf.dropped]] = False
     assert keep.sum() == rf.n_points
+    w = np.asarray(rf.extra["warmup_average"]["inclusion"], float)[np.argsort(t, kind="stable")]
+    w = w[keep]
+    assert rf.n_effective == pytest.approx(w.sum(), rel=1e-6)
     D = t[keep] / 1e9
     published = np.array([TABLE2[(act, scale)][p] for p in form.param_names])
-    rmse_pub = float(np.sqrt(np.mean((form.evaluate(D, published) - y[keep]) ** 2)))
-    rmse_ours = float(np.sqrt(np.mean((form.evaluate(D, np.array(rf.estimate)) - y[keep]) ** 2)))
-    assert rmse_ours == pytest.approx(rf.rmse, rel=1e-9)
-    print(f"{run}: kept {rf.n_points}/{t.size}, RMSE ours {rmse_ours:.3e} vs published {rmse_pub:.3e}")
-    assert rmse_ours <= rmse_pub * (1 + 1e-9)
+    rmse_pub = float(np.sqrt(np.sum(w * (form.evaluate(D, published) - y[keep]) ** 2) / w.sum()))
+    rmse_ours = float(np.sqrt(np.sum(w * (form.evaluate(D, np.array(rf.estimate)) - y[keep]) ** 2) / w.sum()))
+    assert rmse_ours == pytest.approx(rf.rmse, rel=1e-6)
+    print(f"{run}: kept {rf.n_points}/{t.size} (effective {w.sum():.2f}), RMSE ours {rmse_ours:.3e} "
+          f"vs published {rmse_pub:.3e}")
+    # ours is a MAP fit (a weakly informative prior): where the data leave alpha free (0.1B
+    # ReLU) the prior costs up to 0.1% of RMSE against the published coefficients
+    assert rmse_ours <= rmse_pub * (1 + 1e-3)
 
 
 @pytest.mark.parametrize("run", RUNS)
 def test_backtest_70_percent_last_checkpoint_within_0_3_points(fits, run: str) -> None:
+    """The forecast from the first 70% of each run (the packaged default model, this run's
+    namesake left out of its calibration) lands within 0.3 points of the last checkpoint."""
     rf, t, y = fits[run]
     summ = {s["cutoff"]: s for s in backtest_summary(rf.backtest)}
     last = [r for r in rf.backtest if r["cutoff"] == 0.7 and r["index"] == t.size - 1]
@@ -101,11 +110,11 @@ def test_relu_0_4b_cannot_go_unphysical(sparsinglaw_dir: Path) -> None:
         assert any(w["code"] == "param_at_bound" and w["parameter"] == "A0" for w in rf.warnings)
 
 
-#: Which published runs are flagged weakly identified, and in what (docs/fitting.md): 0.1B ReLU
-#: cannot exclude alpha -> 0; 0.2B ReLU moves towards that edge with 1-2 more warm-up points
-#: dropped (c, A0 via the warm-up alternatives); 0.4B ReLU's bootstrap and AR-aware profile
-#: intervals for A0 differ at the low end.  The SiLU runs and 0.8B ReLU are well identified.
-EXPECTED_WEAK = {"0.1b_relu": {"alpha"}, "0.2b_relu": {"A0"}, "0.4b_relu": {"A0"}}
+#: Which published runs are flagged weakly identified, and in what (docs/fitting.md): for the
+#: three smaller ReLU runs the bootstrap and the AR-aware profile intervals of A0 differ (the
+#: limit is less certain than either alone says).  With the weakly informative prior alpha no
+#: longer runs to 0.  The SiLU runs and 0.8B ReLU are well identified.
+EXPECTED_WEAK = {"0.1b_relu": {"A0"}, "0.2b_relu": {"A0"}, "0.4b_relu": {"A0"}}
 
 
 @pytest.mark.parametrize("run", RUNS)
@@ -132,10 +141,15 @@ def test_weakly_identified_0_4b_relu_limit_reaches_zero(sparsinglaw_dir: Path) -
     assert lim["boot_low"] < 0.01 and lim["profile_low"] < 0.01
     assert lim["boot_low"] <= lim["estimate"] <= lim["boot_high"]
     assert any(w["code"] == "weakly_identified" and w["parameter"] == "A0" for w in weak.warnings)
-    full = fit_run(t, y, run="0.4b_relu", activation="relu", compare=False, backtest=False).limit()
+    full_rf = fit_run(t, y, run="0.4b_relu", activation="relu", compare=False, backtest=False)
+    full = full_rf.limit()
     print(f"0.4B ReLU full: reported [{full['boot_low']:.4f}, {full['boot_high']:.4f}] profile "
           f"[{full['profile_low']:.4f}, {full['profile_high']:.4f}]")
-    assert full["boot_high"] - full["boot_low"] <= (full["profile_high"] - full["profile_low"]) * (1 + 1e-9)
+    # the reported interval is the profile likelihood's, widened in quadrature by the spread
+    # over warm-up lengths (nothing else): no wider than the two added linearly
+    spread = full_rf.extra["warmup_average"]["limit_spread"]
+    assert full["boot_high"] - full["boot_low"] <= (
+        full["profile_high"] - full["profile_low"] + 2 * 2.5 * spread) * (1 + 1e-9)
     assert full["boot_low"] > 0.05
 
 
@@ -145,7 +159,6 @@ def test_no_bootstrap_replicate_is_dropped_and_intervals_hold_estimates(sparsing
     t, y = load(sparsinglaw_dir, "0.2b_relu")
     rf = fit_run(t, y, run="0.2b_relu", activation="relu", min_tokens=0.1 * t.max(), compare=False,
                  backtest=False)
-    assert len(rf.boot_draws) == rf.n_boot
-    assert rf.n_boot_refit > 0
+    assert len(rf.boot_draws) == rf.n_boot and rf.n_boot_failed == 0
     for lo, est, hi in zip(rf.boot_low, rf.estimate, rf.boot_high, strict=True):
         assert lo <= est <= hi

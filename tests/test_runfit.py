@@ -45,8 +45,11 @@ def test_fields() -> None:
     assert draws.shape == (300 - rf.n_boot_failed, k)
     assert rf.n_points + len(rf.dropped) == rf.n_total == D.size
     assert rf.tokens_b_min == pytest.approx(D[0]) and rf.tokens_b_max == pytest.approx(D[-1])
-    assert rf.rmse == pytest.approx(math.sqrt(rf.rss / rf.n_points))
-    assert rf.noise_sd == pytest.approx(math.sqrt(rf.rss / (rf.n_points - k)))
+    # warm-up weights make the effective number of points fractional (n_effective <= n_points)
+    assert rf.n_effective <= rf.n_points + 1e-12
+    assert rf.rmse == pytest.approx(math.sqrt(rf.rss / rf.n_effective))
+    assert rf.noise_sd == pytest.approx(math.sqrt(rf.rss / (rf.n_effective - k)))
+    assert rf.dof == pytest.approx(rf.n_effective - k)
     assert rf.settings["seed"] == 0 and rf.settings["n_boot"] == 300 and rf.settings["level"] == 0.9
     assert rf.settings["loss"] == "linear"
     assert rf.multistart["n_starts"] >= 1 and rf.comparison and rf.backtest
@@ -74,8 +77,13 @@ def test_roundtrip_without_bootstrap_uses_delta_band() -> None:
     rf, _ = _run(n_boot=0)
     ia0 = rf.param_names.index("A0")
     assert rf.boot_draws == [] and all(math.isnan(v) for i, v in enumerate(rf.boot_low) if i != ia0)
-    # without a bootstrap the limit's interval is the profile likelihood's
-    assert (rf.boot_low[ia0], rf.boot_high[ia0]) == (rf.profile_low, rf.profile_high)
+    # without a bootstrap the limit's interval is the profile likelihood's, widened in
+    # quadrature by the spread over warm-up lengths when there is one
+    spread = (rf.extra.get("warmup_average") or {}).get("limit_spread", 0.0)
+    if spread == 0.0:
+        assert (rf.boot_low[ia0], rf.boot_high[ia0]) == (rf.profile_low, rf.profile_high)
+    assert rf.boot_low[ia0] <= rf.profile_low and rf.profile_high <= rf.boot_high[ia0]
+    assert rf.boot_high[ia0] - rf.boot_low[ia0] <= rf.profile_high - rf.profile_low + 2 * 6.4 * spread
     back = RunFit.from_dict(json.loads(json.dumps(rf.to_dict(), allow_nan=False)))
     x = np.array([10e9, 300e9])
     p = rf.predict(x)
@@ -99,19 +107,22 @@ def test_predict_columns_bands_and_extrapolation() -> None:
     x = np.array([D[0] * 1e9 / 2, D[5] * 1e9, D[-1] * 1e9, 2 * D[-1] * 1e9])
     p = rf.predict(x)
     assert list(p.columns) == ["tokens", "tokens_b", "estimate", "conf_low", "conf_high", "pred_low",
-                               "pred_high", "law_low", "law_high", "forecast_scale", "analog", "extrapolation"]
-    # inside the fitted range the band is the law's own; beyond it the forecast term widens it
+                               "pred_high", "law_estimate", "law_low", "law_high", "forecast", "extrapolation"]
+    # inside the fitted range the band is the law's own; past it, the calibrated forecast's
     inside = p.tokens_b <= rf.tokens_b_max
-    assert np.all(p.forecast_scale[inside] == 0)
+    assert not p.forecast[inside].any() and p.forecast.iloc[-1]
     assert np.array_equal(p.pred_low[inside], p.law_low[inside])
-    assert p.forecast_scale.iloc[-1] > 0
-    assert p.pred_low.iloc[-1] < p.law_low.iloc[-1] and p.pred_high.iloc[-1] > p.law_high.iloc[-1]
+    np.testing.assert_allclose(p.estimate[inside], p.law_estimate[inside])
+    model, curves = rf.forecast_model()
+    fb = model.band(rf.forecast_state(), np.array([x[-1] / 1e9]), curves, exclude=rf.run)
+    assert (p.pred_low.iloc[-1], p.estimate.iloc[-1], p.pred_high.iloc[-1]) == (
+        fb["low"][0], fb["estimate"][0], fb["high"][0])
     assert p.extrapolation.tolist() == [True, False, False, True]
-    assert [w["code"] for w in p.attrs["warnings"]] == ["extrapolation"]
+    assert [w["code"] for w in p.attrs["warnings"]][0] == "extrapolation"
     assert "2 of 4" in p.attrs["warnings"][0]["message"]
     assert rf.predict(x[1:3]).attrs["warnings"] == []
     assert np.allclose(p.tokens_b, x / 1e9)
-    np.testing.assert_allclose(p.estimate, get_form(rf.form).evaluate(x / 1e9, np.array(rf.estimate)))
+    np.testing.assert_allclose(p.law_estimate, get_form(rf.form).evaluate(x / 1e9, np.array(rf.estimate)))
     assert np.all(p.pred_low <= p.conf_low) and np.all(p.conf_high <= p.pred_high)
     wide = rf.predict(x, level=0.99)
     assert np.all(wide.pred_high - wide.pred_low > p.pred_high - p.pred_low)

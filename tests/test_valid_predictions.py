@@ -181,10 +181,12 @@ def test_point_inside_interval_for_a_far_configuration():
 
 
 def test_forecast_term_widens_beyond_the_fitted_budget_only():
-    """Fitted law set: beyond the largest fitted budget for this scale the band grows by
-    q * sigma * ln(D / D_fitted) (sparsitylaws.runfit.forecast) on the side the curve moves to, q
-    the horizon-only quantile of the law set's own calibration (not the packaged default)."""
-    from sparsitylaws.runfit.forecast import ForecastCalibration
+    """Fitted law set: beyond the largest fitted budget for this scale the band grows, on the
+    side the curve moves to, by the forecast model's largest error quantile times the part of
+    S(h) = sqrt(sigma^2 + (kappa h)^2) beyond sigma (sparsitylaws.runfit.forecast), h = ln(D /
+    D_fitted); the model is the law set's own, or the packaged default when it has none."""
+    from sparsitylaws.planning.configs import _calibration
+    from sparsitylaws.runfit.forecast import error_scale
 
     ls = LAWSETS["fitted"]
     sec = ls.architecture
@@ -196,17 +198,12 @@ def test_forecast_term_widens_beyond_the_fitted_budget_only():
     df = predict(w, d, tokens=T, lawset=ls, activation="relu")
     raw = predict_section(sec, "relu", n, w / d, T / 1e9)
     sigma = sec["activations"]["relu"]["scale"]["sigma"]
-    rf = next(iter(ls.runs.values()), None)  # this synthetic law set holds no runs
-    fc = getattr(rf, "forecast", None)
-    if fc and fc.get("calibration"):
-        q = ForecastCalibration.from_dict(fc["calibration"]).horizon_quantile(0.9)
-    else:
-        from sparsitylaws.runfit.forecast import default_calibration
-
-        q = default_calibration().horizon_quantile(0.9)
-    assert q > 1.0  # the horizon-only quantile (about 2.7 pooled), not the disagreement one
+    model = _calibration(ls)
+    q = max(abs(v) for v in model.quantiles(float("nan"), None, 0.9))
+    extra = q * (error_scale(sigma, np.log(4.0), model.kappa_for("relu")) - sigma)
+    assert extra > 0
     assert df["ratio_low"].iloc[0] == pytest.approx(raw["ratio_low"][0])  # inside: unchanged
-    assert df["ratio_low"].iloc[1] == pytest.approx(max(0.0, raw["ratio_low"][1] - q * sigma * np.log(4)))
+    assert df["ratio_low"].iloc[1] == pytest.approx(max(0.0, raw["ratio_low"][1] - extra))
     assert np.allclose(df["ratio_high"], raw["ratio_high"])  # ReLU only falls: the top is unchanged
 
 

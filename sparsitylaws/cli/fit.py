@@ -37,7 +37,9 @@ def _backtest_line(rows: list[dict], level: float = 0.9) -> str:
     from sparsitylaws.runfit.coverage import poor_coverage
 
     parts = []
-    for cutoff in sorted({r["cutoff"] for r in rows}):
+    from sparsitylaws.runfit.backtest import REPORTED_CUTOFFS
+
+    for cutoff in sorted({r["cutoff"] for r in rows} & set(REPORTED_CUTOFFS)):
         sub = [r for r in rows if r["cutoff"] == cutoff and r.get("error") is not None]
         if not sub:
             continue
@@ -49,24 +51,25 @@ def _backtest_line(rows: list[dict], level: float = 0.9) -> str:
 
 
 def _skill_lines(rows: list[dict], level: float) -> list[str]:
-    """Per cutoff: the law's and the two naive forecasts' error at the last point, band
-    coverage of the later points and mean interval score (lower is better), and which wins."""
-    from sparsitylaws.runfit.backtest import backtest_skill
+    """Per reported cutoff: the combined forecast's and the naive forecasts' error at the last
+    point, band coverage of the later points and mean interval score (lower is better)."""
+    from sparsitylaws.runfit.backtest import REPORTED_CUTOFFS, backtest_skill
 
-    rows = [r for r in rows if r.get("error") is not None and "naive_last" in r]
+    rows = [r for r in rows if r.get("error") is not None and r.get("naive_last_low") is not None]
     if not rows:
         return []
     out = ["  skill vs naive forecasts (last-point error pp; coverage; IS = mean interval score, pp, lower is better):"]
-    for e in backtest_skill(rows, level):
+    for e in backtest_skill(rows, level, REPORTED_CUTOFFS):
         parts = []
-        for name in ("law", "last value", "local line"):
+        for name in ("combined", "last value", "local line", "nearest run"):
             m = e.get(name)
             if m is None:
                 continue
-            cov = f" cover {m['coverage']:.0%}" if "coverage" in m else ""
-            isc = f" IS {100 * m['interval_score']:.3f}" if "interval_score" in m else ""
-            parts.append(f"{name} {100 * m['last_error']:+.3f}{cov}{isc}")
-        verdict = ("law beats both" if e["best"] == "law" else f"law does NOT beat the {e['best']}")
+            parts.append(f"{name} {100 * m['last_error']:+.3f} cover {m['coverage']:.0%} "
+                         f"IS {100 * m['interval_score']:.3f}")
+        naive = [n for n in ("last value", "local line", "nearest run") if n in e]
+        worse = [n for n in naive if e[n]["interval_score"] < e["combined"]["interval_score"]]
+        verdict = "combined beats the naive ones" if not worse else f"combined does NOT beat the {', '.join(worse)}"
         out.append(f"    {e['cutoff']:.0%}: " + "; ".join(parts) + f"  -> {verdict}")
     return out
 
@@ -115,12 +118,13 @@ def render_text(lawset) -> str:
     for run, why in (lawset.provenance.get("not_for_fitting") or {}).items():
         lines.append(f"left out run {run}: the table marks it not for fitting ({why})")
     fc = lawset.provenance.get("forecast_calibration")
-    if fc:
-        lines.append(f"forecast bands: calibrated leave-one-run-out on {len(fc['runs'])} runs' backtests "
-                     f"({fc['n_forecasts']} forecasts, {fc['n_points']} later points, cuts "
-                     + ", ".join(f"{c:.0%}" for c in fc["cuts"]) + ")"
-                     + (f"; packaged default for {', '.join(fc['default_runs'])}" if fc.get("default_runs")
-                        else ""))
+    if fc and "groups" in fc:
+        for g, d in fc["groups"].items():
+            w = ", ".join(f"{k} {v:.2f}" for k, v in d["weights"].items())
+            lines.append(f"forecasts of {g}: {w}, drift beta {d['beta']:g}; calibrated leave-one-run-out "
+                         f"on {len(d['runs'])} runs")
+        if fc.get("default_runs"):
+            lines.append(f"forecasts of {', '.join(fc['default_runs'])}: the packaged default (too few runs)")
     note = lawset.provenance.get("architecture_note")
     if lawset.architecture is not None:
         acts = ", ".join(sorted((lawset.architecture.get("activations") or {}).keys()))

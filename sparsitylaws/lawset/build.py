@@ -149,7 +149,8 @@ def fit_table(
     if not fits:
         raise FitInputError("nothing to fit: " + "; ".join(f"run {r!r}: {why}" for r, why in skipped.items()))
     names = [r for r in names if r in fits]
-    forecast_summary = calibrate_forecasts(fits, info) if backtest else None
+    forecast_section, forecast_summary = (calibrate_forecasts(fits, info, rows, level) if backtest
+                                          else (None, None))
     section, arch_note = None, None
     if architecture and len(fits) >= 2:
         section, arch_note = _architecture(fits, info, rows, limit_from, level, seed)
@@ -174,40 +175,78 @@ def fit_table(
     studies = measurement_sets(rows, list(fits))
     if section is not None and len(studies) > 1:
         provenance["caveats"] = [mixed_studies_caveat(studies)]
-    return LawSet(name=name, runs=fits, run_info=info, architecture=section, provenance=provenance)
+    return LawSet(name=name, runs=fits, run_info=info, architecture=section, provenance=provenance,
+                  forecast=forecast_section)
 
 
-def calibrate_forecasts(fits: dict, info: dict | None = None) -> dict:
-    """Calibrate every run's forecast band leave-one-run-out from the other runs' backtests.
+def run_curves(rows: pd.DataFrame, fits: dict, info: dict) -> dict:
+    """Each fitted run's measured curve as an analog for the others (warm-up points weighted
+    as in its fit)."""
+    from sparsitylaws.runfit.forecast import RunCurve
 
-    Each run gets the pooled calibration with itself excluded, and (when ``info`` gives the
-    runs' ``n_params``) the other runs of its activation as analogs; a run with fewer than
-    ``forecast.MIN_RUNS`` other calibrated runs keeps the packaged default (and its
-    ``forecast_default`` warning).  Returns the calibration's provenance for the law set.
-    """
-    from sparsitylaws.runfit.forecast import ForecastCalibration, analog_spec, default_calibration
-    from sparsitylaws.runfit.run import default_forecast_warning, set_forecast
-
-    info = info or {}
-    size = {name: (info.get(name) or {}).get("n_params") for name in fits}
-    analogs = [a for name, rf in fits.items() if (a := analog_spec(name, rf, size[name])) is not None]
-
-    rows = [{**r, "run": name} for name, rf in fits.items() for r in rf.backtest]
-    cal = ForecastCalibration.from_scores(
-        rows, source="leave-one-run-out rolling-origin backtests of this law set's runs")
-    used = []
+    out = {}
     for name, rf in fits.items():
-        if cal.usable(exclude=name):
-            set_forecast(rf, cal, source=cal.source, n_params=size[name], analogs=analogs)
-            used.append(name)
-        else:  # the packaged default, with its analogs (the published runs) beside the table's
-            n_other = len([r for r in cal.runs if r != name])
-            default = default_calibration()
-            set_forecast(rf, default, source="packaged default", n_params=size[name],
-                         analogs=analogs + [a for a in default.analogs if a["run"] not in fits])
-            rf.warnings.append(default_forecast_warning(name, n_other))
-    return {**cal.summary(), "calibrated_runs": used,
-            "default_runs": sorted(set(fits) - set(used)), "analog_runs": [a["run"] for a in analogs]}
+        sub = rows[rows["run"] == name].sort_values("tokens")
+        w = (rf.extra.get("warmup_average") or {}).get("inclusion")
+        t = sub["tokens"].to_numpy(float)
+        if w is not None:
+            w = np.asarray(w, float)[np.argsort(np.argsort(t, kind="stable"), kind="stable")]
+        out[name] = RunCurve.from_points(name, rf.activation, (info.get(name) or {}).get("n_params"),
+                                         t / 1e9, sub["activation_ratio"].to_numpy(float), w)
+    return out
+
+
+def calibrate_forecasts(fits: dict, info: dict, rows: pd.DataFrame, level: float = 0.9
+                        ) -> tuple[dict | None, dict]:
+    """Calibrate every run's forecasts on the other runs of its measurement set (recipe).
+
+    A set with more than :data:`~sparsitylaws.runfit.calibration.MIN_RUNS` backtested runs gets
+    its own model (:func:`~sparsitylaws.runfit.calibration.calibrate_runs`: the candidate
+    weights chosen on its runs, each run banded leaving itself out, the set's runs as each
+    other's analogs); runs of smaller sets keep the packaged default and its
+    ``forecast_default`` warning.  Returns the law set's ``forecast`` section (models and
+    analog curves) and a summary for its provenance.
+    """
+    from sparsitylaws.runfit.calibration import MIN_RUNS, calibrate_runs
+    from sparsitylaws.runfit.run import (
+        default_forecast_warning,
+        run_backtest_of,
+        set_default_forecast,
+        set_forecast,
+    )
+
+    curves = run_curves(rows, fits, info)
+    models, used, default_runs = {}, [], []
+    for group, members in measurement_sets(rows, list(fits)).items():
+        tested = [m for m in members if getattr(fits[m], "backtest_raw", None)]
+        if len(tested) > MIN_RUNS:
+            source = f"leave-one-run-out backtests of this law set's runs measured as {group}"
+            model, banded, drift = calibrate_runs([run_backtest_of(fits[m], curves[m]) for m in tested],
+                                                  [curves[m] for m in members], level, source)
+            for m in tested:
+                set_forecast(fits[m], model, [curves[x] for x in members], banded[m], drift[m],
+                             source=source, group=group)
+                used.append(m)
+            models[group] = model
+            others = [m for m in members if m not in tested]
+        else:
+            others = members
+        for m in others:
+            set_default_forecast(fits[m], level)
+            fits[m].warnings = [w for w in fits[m].warnings if w.get("code") != "forecast_default"]
+            fits[m].warnings.append(default_forecast_warning(m, len(tested) - (m in tested)))
+            default_runs.append(m)
+    section = None
+    if models:
+        section = {"models": {g: m.to_dict() for g, m in models.items()},
+                   "curves": [curves[r].to_dict() for r in sorted(used)]}
+    summary = {"groups": {g: {"runs": sorted(r for r in used if fits[r].forecast.get("group") == g),
+                              "weights": m.weights, "beta": m.beta, "omega": m.omega,
+                              "selection_score": m.selection.get("score")} for g, m in models.items()},
+               "calibrated_runs": sorted(used), "default_runs": sorted(default_runs),
+               "note": ("candidate weights chosen on the same runs they band (in-sample); each run's band "
+                        "leaves the run out; the nested check is benchmarks/forecast_eval.py")}
+    return section, summary
 
 
 def _too_few_points(sub: pd.DataFrame, form: str) -> str | None:
@@ -224,8 +263,10 @@ def _fit_one(sub: pd.DataFrame, **kw):
     from sparsitylaws.runfit.run import fit_run
 
     ordered = sub.sort_values("tokens")
+    n = ordered["n_params"].iloc[0] if "n_params" in ordered.columns else None
+    n = float(n) if n is not None and pd.notna(n) and float(n) > 0 else None
     return fit_run(ordered["tokens"].to_numpy(float), ordered["activation_ratio"].to_numpy(float),
-                   activation=str(ordered["activation"].iloc[0]), **kw)
+                   activation=str(ordered["activation"].iloc[0]), n_params=n, default_forecast=False, **kw)
 
 
 def _architecture(fits: dict, info: dict, rows: pd.DataFrame, limit_from: str, level: float,

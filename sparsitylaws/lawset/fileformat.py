@@ -8,10 +8,11 @@ optional ``architecture`` section (width/depth and scale laws, written and read 
 
 Everything needed to predict is stored in the file, floats at full precision, so that
 ``LawSet.load(p).predict(...)`` is bit-identical to predicting from the object that was
-saved.  Format: ``{"format": "sparsitylaws-lawset", "format_version": 2, ...}``; readers
-also read version 1 (no forecast calibration) and refuse versions they do not know
-(docs/lawset.md).  Version 2 adds, per run, the naive forecasts and the forecast calibration
-that widens bands beyond the fitted range, and ``provenance.forecast_calibration``.
+saved.  Format: ``{"format": "sparsitylaws-lawset", "format_version": 3, ...}``; readers
+also read versions 1 and 2 (their forecasts past the data use the packaged default model) and
+refuse versions they do not know (docs/lawset.md).  Version 3 adds a top-level ``forecast``
+section (the calibrated forecast models, one per measurement set, and the runs' curves that
+serve as analogs) and, per run, its forecast origin and model group.
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ from sparsitylaws.errors import LawSetError, SparsityLawsError
 from sparsitylaws.tables.atomic import atomic_write_text
 
 LAWSET_FORMAT = "sparsitylaws-lawset"
-LAWSET_VERSION = 2
-#: Versions this reader understands (1: no forecast calibration; predictions then use the
-#: packaged default calibration and no naive-forecast disagreement).
-READABLE_VERSIONS = (1, 2)
+LAWSET_VERSION = 3
+#: Versions this reader understands (1 and 2: forecasts past the data use the packaged
+#: default model, from each run's law and stored naive line).
+READABLE_VERSIONS = (1, 2, 3)
 DEFAULT_LAWSET_RESOURCE = "default_lawset.json"
 
 
@@ -54,6 +55,27 @@ class LawSet:
     architecture: dict | None = None
     provenance: dict = field(default_factory=dict)
     source: str | None = None  # where it was loaded from (not saved)
+    #: calibrated forecast models and analog curves (format version 3; None: packaged default)
+    forecast: dict | None = None
+
+    def __post_init__(self) -> None:
+        self._attach_forecasts()
+
+    def _attach_forecasts(self) -> None:
+        """Give each run the forecast model of its group and the analog curves."""
+        if not self.forecast:
+            return
+        from sparsitylaws.runfit.forecast import ForecastModel, RunCurve
+
+        try:
+            models = {g: ForecastModel.from_dict(m) for g, m in (self.forecast.get("models") or {}).items()}
+            curves = [RunCurve.from_dict(c) for c in self.forecast.get("curves") or []]
+        except (AttributeError, TypeError) as exc:
+            raise LawSetError(f"law set '{self.name}': forecast section is malformed ({exc})") from None
+        for rf in self.runs.values():
+            g = (getattr(rf, "forecast", None) or {}).get("group")
+            if g in models:
+                rf.attach_forecast(models[g], curves)
 
     # --- queries ------------------------------------------------------------------------
     def run_names(self) -> list[str]:
@@ -109,6 +131,7 @@ class LawSet:
             "run_info": self.run_info,
             "runs": {name: self.runs[name].to_dict() for name in self.run_names()},
             "architecture": self.architecture,
+            **({"forecast": self.forecast} if self.forecast else {}),
         }
 
     @classmethod
@@ -143,6 +166,7 @@ class LawSet:
             architecture=data.get("architecture"),
             provenance=dict(data.get("provenance") or {}),
             source=source,
+            forecast=data.get("forecast") if version >= 3 else None,
         )
 
     def to_json(self) -> str:

@@ -277,36 +277,39 @@ def predict_configs(
 
 
 def _calibration(ls: Any):
-    """The law set's forecast calibration (pooled over all its runs: a configuration is
-    none of them), or the packaged default when its fits carry none (version 1, defaults)."""
-    from sparsitylaws.runfit.forecast import ForecastCalibration, default_calibration
+    """The forecast model for configurations: the law set's (the first of its groups: a
+    configuration is none of its runs), or the packaged default (version 1 and 2 law sets,
+    the default law set)."""
+    from sparsitylaws.runfit.calibration import default_forecast
+    from sparsitylaws.runfit.forecast import ForecastModel
 
-    for rf in (getattr(ls, "runs", None) or {}).values():
-        fc = getattr(rf, "forecast", None) or {}
-        if fc.get("calibration"):
-            return ForecastCalibration.from_dict(fc["calibration"])
-    return default_calibration()
+    models = ((getattr(ls, "forecast", None) or {}).get("models") or {})
+    for m in models.values():
+        return ForecastModel.from_dict(m)
+    return default_forecast()[0]
 
 
 def _forecast_term(pr: dict, entry: dict, tok: np.ndarray, tok_rng: np.ndarray | None,
-                   level: float, calibration: Any) -> None:
-    """Widen bands beyond the largest fitted budget for this scale by the calibrated
-    forecast-error term of :mod:`sparsitylaws.runfit.forecast` (q * sigma * ln(D / D_fitted), q the
-    horizon-only quantile: there is no naive-forecast disagreement at this level), on the
-    side the curve still moves toward (ReLU: down, SiLU: up), so every band end stays
-    monotone in D.  Needs the runs' residual sd; the default law set has none (published
-    coefficients only), and then nothing changes.
+                   level: float, model: Any) -> None:
+    """Widen bands beyond the largest fitted budget for this scale by the calibrated forecast
+    error of :mod:`sparsitylaws.runfit.forecast` (its quantile of the errors past the data in
+    units of S(h) = sqrt(sigma^2 + (kappa h)^2), h = ln(D / D_fitted), on the side the curve
+    still moves toward (ReLU: down, SiLU: up), so every band end stays monotone in D.  Needs
+    the runs' residual sd; the default law set has none (published coefficients only), and
+    then nothing changes.
     """
     sigma = (entry.get("scale") or {}).get("sigma")
     if sigma is None or tok_rng is None or not np.isfinite(float(sigma)):
         return
-    from sparsitylaws.runfit.forecast import forecast_scale
+    from sparsitylaws.runfit.forecast import error_scale
 
+    act = "relu" if entry["scale"]["form"] == "logspace_power" else "silu"
     h = np.maximum(np.log(tok / tok_rng[:, 1]), 0.0)  # the forecast horizon, 0 inside the range
-    f = forecast_scale(h, float(sigma))
-    q = calibration.horizon_quantile(level)
-    extra = np.where(f > 0, q * f, 0.0) if np.isfinite(q) else np.zeros_like(f)
-    if entry["scale"]["form"] == "logspace_power":
+    s = error_scale(float(sigma), h, model.kappa_for(act)) - float(sigma)
+    q_lo, q_hi = model.quantiles(float("nan"), None, level)
+    q = max(abs(q_lo), abs(q_hi))
+    extra = np.where(h > 0, q * np.maximum(s, 0.0), 0.0) if np.isfinite(q) else np.zeros_like(h)
+    if act == "relu":
         pr["ratio_low"] = np.clip(pr["ratio_low"] - extra, 0.0, 1.0)
     else:
         pr["ratio_high"] = np.clip(pr["ratio_high"] + extra, 0.0, 1.0)

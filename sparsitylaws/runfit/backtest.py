@@ -1,19 +1,18 @@
-"""Choosing between law forms and testing them forward in time.
+"""Choosing between law forms and testing forecasts forward in time.
 
 * :func:`information_criteria` - AIC, AICc and BIC of a least-squares fit with Gaussian
   errors; the noise variance counts as a parameter (k + 1 in total).
 * :func:`compare_forms` - fits every form to the *same* points and ranks them by AICc, with
   Akaike weights exp(-dAICc/2) / sum.
-* :func:`backtest` - rolling origin: for each cutoff fraction f (0.3, 0.5, 0.7 by default) of
-  the run's token range, t_cut = D_first + f * (D_last - D_first): refit on the points with
-  D <= t_cut (the warm-up rule re-applied to that subset alone, so nothing from the future
-  leaks in), forecast every later point with the law's band and the two naive forecasts (last
-  value carried forward; straight line in ln D through the last third of the fitted points),
-  and record the horizon, forecast scale and score that calibrate forecast bands
-  (:mod:`sparsitylaws.runfit.forecast`).  :func:`calibrate_backtest` fills the calibrated bands,
-  coverage and interval scores (Gneiting & Raftery 2007, :func:`interval_score`);
-  :func:`backtest_skill` compares the law with the naive forecasts per cutoff;
-  :func:`backtest_summary` condenses the rows per cutoff.
+* :func:`cut_states` / :func:`backtest` - rolling origin: for each cutoff fraction f of the
+  run's token range, t_cut = D_first + f * (D_last - D_first), refit on the points with
+  D <= t_cut (the warm-up average re-done on that subset alone, so nothing from the future
+  leaks in) and record what is known there (:class:`~sparsitylaws.runfit.forecast.CutState`)
+  and every later point (a *forecast unit* is one run x cut).  The candidates' forecasts of
+  those points, their combination and calibrated bands are filled in by
+  :mod:`sparsitylaws.runfit.calibration`.
+* :func:`interval_score` (Gneiting & Raftery 2007), :func:`backtest_skill` (the combined
+  forecast beside the naive ones, per cutoff) and :func:`backtest_summary` (per cutoff).
 
 All D in billions of tokens.
 """
@@ -25,24 +24,27 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sparsitylaws.runfit.forecast import CutState, direction_of, line_from_points
 from sparsitylaws.runfit.forms import FORMS, LawForm, get_form
 from sparsitylaws.runfit.pointfit import fit_points_fast, select_points
-from sparsitylaws.runfit.uncertainty import ar_inflation, bootstrap, curve_bands
 
 __all__ = [
-    "DEFAULT_CUTOFFS",
+    "CALIBRATION_CUTOFFS",
+    "REPORTED_CUTOFFS",
     "backtest",
     "backtest_skill",
     "backtest_summary",
-    "calibrate_backtest",
-    "interval_score",
-    "naive_forecasts",
-    "naive_predict",
     "compare_forms",
+    "cut_states",
     "information_criteria",
+    "interval_score",
 ]
 
-DEFAULT_CUTOFFS = (0.3, 0.5, 0.7)
+#: Cutoffs (fractions of the token range) whose forecasts calibrate bands: every tenth from
+#: 0.2 to 0.8, so calibration sees runs at many maturities.
+CALIBRATION_CUTOFFS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+#: Cutoffs reported per run (the evaluation protocol of issue 19: 30%, 50%, 70%).
+REPORTED_CUTOFFS = (0.3, 0.5, 0.7)
 
 
 def information_criteria(rss: float, n: int, k: int) -> dict[str, float | None]:
@@ -95,30 +97,6 @@ def compare_forms(D: np.ndarray, y: np.ndarray, *, forms: Sequence[str] | None =
     return rows
 
 
-def naive_forecasts(D_fit: np.ndarray, y_fit: np.ndarray) -> dict[str, float]:
-    """The two naive forecasts' parameters from fitted points: last value, and a straight line
-    y = a + b ln D through the last third of the points (at least 3, by D)."""
-    D_fit, y_fit = np.asarray(D_fit, float), np.asarray(y_fit, float)
-    order = np.argsort(D_fit, kind="stable")
-    D_fit, y_fit = D_fit[order], y_fit[order]
-    m = min(D_fit.size, max(3, math.ceil(D_fit.size / 3)))
-    x = np.log(D_fit[-m:])
-    if m >= 2 and np.ptp(x) > 0:
-        slope, intercept = np.polyfit(x, y_fit[-m:], 1)
-    else:
-        slope, intercept = 0.0, float(y_fit[-1])
-    return {"last_value": float(y_fit[-1]), "line_intercept": float(intercept),
-            "line_slope": float(slope), "line_points": int(m)}
-
-
-def naive_predict(naive: dict, D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(last value carried forward, local line) at D (billions)."""
-    d = np.asarray(D, float)
-    last = np.full(d.shape, float(naive["last_value"]))
-    line = float(naive["line_intercept"]) + float(naive["line_slope"]) * np.log(d)
-    return last, line
-
-
 def interval_score(low: np.ndarray | float, high: np.ndarray | float, x: np.ndarray | float,
                    level: float) -> np.ndarray:
     """Interval score of Gneiting & Raftery (2007, JASA 102, eq. 43): width plus 2/alpha times
@@ -128,145 +106,133 @@ def interval_score(low: np.ndarray | float, high: np.ndarray | float, x: np.ndar
     return (hi - lo) + (2.0 / a) * np.maximum(lo - x, 0.0) + (2.0 / a) * np.maximum(x - hi, 0.0)
 
 
-def backtest(D: np.ndarray, y: np.ndarray, form: LawForm | str, *,
-             cutoffs: Sequence[float] = DEFAULT_CUTOFFS, se: np.ndarray | None = None,
-             loss: str = "linear", drop_first: int | None = None, min_tokens: float | None = None,
-             n_boot: int = 1000, level: float = 0.9, seed: int = 0) -> list[dict]:
-    """Rows, one per held-out point and cutoff: truth, law forecast and band, naive forecasts.
 
-    ``law_low``/``law_high`` is the law's own prediction band (parameters and point noise);
-    ``scale`` and ``score`` feed the forecast calibration (:mod:`sparsitylaws.runfit.forecast`), which
-    fills ``pred_low``/``pred_high``/``covered`` (:func:`calibrate_backtest`).  Until then they
-    equal the law's band.
-    """
-    from sparsitylaws.runfit.forecast import forecast_scale, horizon, score
+def _state(run: str, activation: str, n_params: float | None, form: LawForm, D: np.ndarray,
+           y: np.ndarray, sw: np.ndarray, loss: str, drop_first: int | None,
+           min_tokens: float | None) -> CutState | None:
+    """The forecast origin after fitting ``form`` to (D, y) (sorted): law, line, last, noise."""
+    sel = select_points(form, D, y, sw=sw, drop_first=drop_first, min_tokens=min_tokens, run=run)
+    k = sel.keep
+    if int(k.sum()) <= form.n_params:
+        return None
+    auto = drop_first is None and min_tokens is None
+    incl = sel.weight[k] if auto and sel.weight is not None else None
+    pf = fit_points_fast(form, D[k], y[k], sw=sw[k], loss=loss, incl=incl)
+    s = direction_of(activation)
+    a, b = line_from_points(D[k], y[k], s, incl)
+    return CutState(run, activation, n_params, float(D[k].max()), float(pf.sigma), form.name,
+                    pf.theta.tolist(), a, b, float(y[k][np.argmax(D[k])]))
 
+
+def cut_states(D: np.ndarray, y: np.ndarray, form: LawForm | str, *, run: str, activation: str,
+               n_params: float | None = None, cutoffs: Sequence[float] = CALIBRATION_CUTOFFS,
+               se: np.ndarray | None = None, loss: str = "linear", drop_first: int | None = None,
+               min_tokens: float | None = None) -> list[tuple[float, CutState]]:
+    """(cutoff, state) for each cutoff that leaves more points than parameters before it and
+    at least one after (D sorted ascending, billions)."""
     form = get_form(form)
     D, y = np.asarray(D, float), np.asarray(y, float)
-    sw_all = np.ones(D.size) if se is None else 1.0 / np.asarray(se, float)
+    sw = np.ones(D.size) if se is None else 1.0 / np.asarray(se, float)
     lo_t, hi_t = float(np.min(D)), float(np.max(D))
-    rows: list[dict] = []
+    out = []
     for f in cutoffs:
         t_cut = lo_t + float(f) * (hi_t - lo_t)
         train = t_cut >= D
-        sel = select_points(form, D[train], y[train], sw=sw_all[train], drop_first=drop_first,
-                            min_tokens=min_tokens)
-        Dt, yt, swt = D[train][sel.keep], y[train][sel.keep], sw_all[train][sel.keep]
-        if Dt.size <= form.n_params or not np.any(~train):
+        if not np.any(~train) or int(train.sum()) <= form.n_params:
             continue
-        pf = fit_points_fast(form, Dt, yt, sw=swt, loss=loss)
-        bs = bootstrap(pf, n_boot, seed)
-        held = np.flatnonzero(~train)
-        dof = ar_inflation(pf)["dof_eff"] if pf.dof > 0 else pf.dof  # as RunFit.predict
-        b = curve_bands(form, D[held], pf.theta, level=level, sigma=pf.sigma, dof=dof,
-                        draws=bs.draws, cov_u=pf.cov_u)
-        naive = naive_forecasts(Dt, yt)
-        last, line = naive_predict(naive, D[held])
-        h = horizon(D[held], float(Dt.max()))
-        est = b["estimate"]
-        dis = np.maximum(np.abs(line - est), np.abs(last - est))
-        scale = forecast_scale(h, pf.sigma, dis)
-        i_last = int(held[np.argmax(D[held])])
-        d_last = float(Dt.max())
-        at_last = float(form.evaluate([d_last], pf.theta)[0])
+        st = _state(run, activation, n_params, form, D[train], y[train], sw[train], loss,
+                    drop_first, min_tokens)
+        if st is not None:
+            out.append((float(f), st))
+    return out
+
+
+def backtest(D: np.ndarray, y: np.ndarray, form: LawForm | str, *, run: str = "?", activation: str,
+             n_params: float | None = None, cutoffs: Sequence[float] = CALIBRATION_CUTOFFS,
+             se: np.ndarray | None = None, loss: str = "linear", drop_first: int | None = None,
+             min_tokens: float | None = None) -> list[dict]:
+    """Rows, one per cutoff x later point: the state at the cut (``state``), the truth, the
+    horizon and the three candidates that need no other run (``cand_law``, ``cand_line``,
+    ``cand_last``).  The pooled candidates, the combination and its band come later
+    (:func:`sparsitylaws.runfit.calibration.calibrate_rows`)."""
+    form = get_form(form)
+    D, y = np.asarray(D, float), np.asarray(y, float)
+    rows: list[dict] = []
+    i_last = int(np.argmax(D))
+    for f, st in cut_states(D, y, form, run=run, activation=activation, n_params=n_params,
+                            cutoffs=cutoffs, se=se, loss=loss, drop_first=drop_first,
+                            min_tokens=min_tokens):
+        held = np.flatnonzero(st.d_cut < D)
+        law = form.evaluate(D[held], np.asarray(st.theta, float))
+        line = np.clip(st.line_intercept + st.line_slope * np.log(D[held]), 0.0, 1.0)
         for j, i in enumerate(held):
-            pred, meas = float(est[j]), float(y[i])
-            lo, hi = float(b["pred_low"][j]), float(b["pred_high"][j])
-            half = (pred - lo) if meas < pred else (hi - pred)
             rows.append({
-                "cutoff": float(f), "cutoff_tokens_b": t_cut, "n_train": int(Dt.size),
-                "n_dropped": sel.n_dropped, "index": int(i), "tokens_b": float(D[i]),
-                "is_last": int(i) == i_last, "measured": meas, "predicted": pred, "error": pred - meas,
-                "last_fitted_b": d_last, "law_at_last": at_last,
-                "law_low": lo, "law_high": hi, "law_covered": bool(lo <= meas <= hi),
-                "horizon": float(h[j]), "sigma": float(pf.sigma), "dof": int(dof), "scale": float(scale[j]),
-                "score": float(score(pred - meas, half, scale[j])),
-                "naive_last": float(last[j]), "naive_line": float(line[j]),
-                "pred_low": lo, "pred_high": hi, "covered": bool(lo <= meas <= hi),
+                "cutoff": f, "d_cut": st.d_cut, "tau_cut": st.tau_cut, "index": int(i),
+                "tokens_b": float(D[i]), "is_last": int(i) == i_last, "measured": float(y[i]),
+                "horizon": float(np.log(D[i] / st.d_cut)), "sigma": st.sigma,
+                "cand_law": float(law[j]), "cand_line": float(line[j]), "cand_last": st.last,
+                "state": st.to_dict() if j == 0 else None,
             })
     return rows
 
 
-def calibrate_backtest(rows: list[dict], cal, *, level: float = 0.9, exclude: str | None = None
-                       ) -> list[dict]:
-    """Fill each row's forecast band from calibration ``cal`` (leaving out run ``exclude``), give
-    the two naive forecasts bands calibrated the same way (t * sigma plus a horizon term), and
-    add interval scores.  Returns new row dicts."""
-    q_naive = {kind: cal.naive_quantile(kind, level, exclude) for kind in ("last", "line")
-               if cal.naive.get(kind)}
+def _cover(r: dict, lo: str, hi: str) -> bool:
+    return bool(r[lo] <= r["measured"] <= r[hi])
+
+
+#: (name, point column, band columns) of the forecasts compared in backtests.
+SKILL_METHODS = (("combined", "predicted", "pred_low", "pred_high"),
+                 ("law", "cand_law", "law_low", "law_high"),
+                 ("last value", "cand_last", "naive_last_low", "naive_last_high"),
+                 ("local line", "cand_line", "naive_line_low", "naive_line_high"),
+                 ("nearest run", "cand_nearest", "naive_nearest_low", "naive_nearest_high"))
+
+
+def backtest_skill(rows: Sequence[dict], level: float = 0.9, cutoffs: Sequence[float] | None = None
+                   ) -> list[dict]:
+    """Per cutoff and forecast (combined, law alone, last value, local line, nearest run at
+    equal tokens per parameter): mean absolute error over the later points, error at the last
+    point, band coverage and mean interval score; ``best`` names the forecast with the lowest
+    mean interval score."""
     out = []
-    for r in rows:
-        r = dict(r)
-        pred = r["predicted"]
-        lo_h, hi_h = pred - r["law_low"], r["law_high"] - pred
-        r["pred_low"] = float(pred - cal.halfwidth(lo_h, r["scale"], level, exclude))
-        r["pred_high"] = float(pred + cal.halfwidth(hi_h, r["scale"], level, exclude))
-        a = r.get("analog")
-        if a is not None and np.isfinite(a):  # hold the median analog forecast (forecast.py)
-            r["pred_low"], r["pred_high"] = min(r["pred_low"], float(a)), max(r["pred_high"], float(a))
-        r["covered"] = bool(r["pred_low"] <= r["measured"] <= r["pred_high"])
-        r["interval_score"] = float(interval_score(r["pred_low"], r["pred_high"], r["measured"], level))
-        r["law_interval_score"] = float(interval_score(r["law_low"], r["law_high"], r["measured"], level))
-        for kind, q in q_naive.items():
-            c = r["naive_" + kind]
-            half = math.hypot(_t(level, r) * r["sigma"], q * r["sigma"] * r["horizon"])
-            r[f"naive_{kind}_low"], r[f"naive_{kind}_high"] = c - half, c + half
-            r[f"naive_{kind}_covered"] = bool(c - half <= r["measured"] <= c + half)
-            r[f"naive_{kind}_interval_score"] = float(interval_score(c - half, c + half, r["measured"], level))
-        out.append(r)
-    return out
-
-
-def _t(level: float, r: dict) -> float:
-    from sparsitylaws.runfit.pointfit import t_quantile
-
-    return t_quantile(level, int(r.get("dof", 0)))
-
-
-SKILL_METHODS = (("law", "predicted", "pred_low", "pred_high"),
-                 ("last value", "naive_last", "naive_last_low", "naive_last_high"),
-                 ("local line", "naive_line", "naive_line_low", "naive_line_high"))
-
-
-def backtest_skill(rows: Sequence[dict], level: float = 0.9) -> list[dict]:
-    """Per cutoff and forecast (law, last value carried forward, local line in ln D): mean
-    absolute error over the later points, error at the last point, band coverage and mean
-    interval score; ``best`` names the forecast with the lowest mean interval score (by
-    absolute error when bands are missing)."""
-    out = []
-    for f in sorted({r["cutoff"] for r in rows}):
-        rs = [r for r in rows if r["cutoff"] == f]
+    cuts = sorted({r["cutoff"] for r in rows}) if cutoffs is None else list(cutoffs)
+    for f in cuts:
+        rs = [r for r in rows if r["cutoff"] == f and r.get("predicted") is not None]
+        if not rs:
+            continue
         last = max(rs, key=lambda r: r["tokens_b"])
         entry: dict = {"cutoff": f, "n_heldout": len(rs)}
         for name, col, lo, hi in SKILL_METHODS:
-            if col not in rs[0]:
+            if rs[0].get(col) is None or rs[0].get(lo) is None:
                 continue
             err = np.array([r[col] - r["measured"] for r in rs])
-            m = {"mae": float(np.mean(np.abs(err))), "last_error": float(last[col] - last["measured"])}
-            if lo in rs[0]:
-                m["coverage"] = float(np.mean([r[lo] <= r["measured"] <= r[hi] for r in rs]))
-                m["interval_score"] = float(np.mean(interval_score(
-                    [r[lo] for r in rs], [r[hi] for r in rs], [r["measured"] for r in rs], level)))
-            entry[name] = m
+            entry[name] = {
+                "mae": float(np.mean(np.abs(err))), "last_error": float(last[col] - last["measured"]),
+                "coverage": float(np.mean([_cover(r, lo, hi) for r in rs])),
+                "last_covered": _cover(last, lo, hi),
+                "interval_score": float(np.mean(interval_score(
+                    [r[lo] for r in rs], [r[hi] for r in rs], [r["measured"] for r in rs], level)))}
         names = [n for n, *_ in SKILL_METHODS if n in entry]
-        key = "interval_score" if all("interval_score" in entry[n] for n in names) else "mae"
-        entry["best"] = min(names, key=lambda n: entry[n][key])
-        entry["best_by"] = key
+        entry["best"] = min(names, key=lambda n: entry[n]["interval_score"]) if names else None
         out.append(entry)
     return out
 
 
-def backtest_summary(rows: Sequence[dict]) -> list[dict]:
-    """Per cutoff: held-out count, RMSE, max |error|, error at the last point, coverage."""
+def backtest_summary(rows: Sequence[dict], cutoffs: Sequence[float] | None = None) -> list[dict]:
+    """Per cutoff: held-out count, RMSE, max |error|, error at the last point, coverage (of the
+    combined forecast and its band)."""
     out = []
-    for f in sorted({r["cutoff"] for r in rows}):
-        rs = [r for r in rows if r["cutoff"] == f]
-        err = np.array([r["error"] for r in rs])
+    cuts = sorted({r["cutoff"] for r in rows}) if cutoffs is None else list(cutoffs)
+    for f in cuts:
+        rs = [r for r in rows if r["cutoff"] == f and r.get("predicted") is not None]
+        if not rs:
+            continue
+        err = np.array([r["predicted"] - r["measured"] for r in rs])
         last = max(rs, key=lambda r: r["tokens_b"])
         out.append({
-            "cutoff": f, "n_train": rs[0]["n_train"], "n_heldout": len(rs),
+            "cutoff": f, "n_heldout": len(rs),
             "rmse": float(np.sqrt(np.mean(err**2))), "max_abs_error": float(np.max(np.abs(err))),
-            "last_error": float(last["error"]), "last_covered": bool(last["covered"]),
-            "coverage": float(np.mean([r["covered"] for r in rs])),
+            "last_error": float(last["predicted"] - last["measured"]), "last_covered": _cover(last, "pred_low", "pred_high"),
+            "coverage": float(np.mean([_cover(r, "pred_low", "pred_high") for r in rs])),
         })
     return out

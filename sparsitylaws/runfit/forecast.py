@@ -1,319 +1,564 @@
-"""Forecast-error calibration: how far a law's forecast may miss, as a function of horizon.
+"""Within-run forecasts past the data: candidate forecasts, their combination, calibrated bands.
 
-A law fitted to the early part of a run and extrapolated misses by more than its parameter
-and point-noise band says: the form itself bends away from the truth, and the miss grows
-with the horizon.  This module turns rolling-origin backtests of *other* runs into an extra
-band term (method and evidence: docs/fitting.md, "Forecast calibration").
+A run whose law was fitted up to D_c (its last fitted checkpoint) is forecast at D > D_c.  No
+single forecast is trusted: the law fitted to a young run flattens too early when the curve
+keeps falling (ReLU) or rises further than it will (SiLU), while a straight line or another
+run's shape carries what the law's form does not (docs/fitting.md, "Forecasts").
 
-The model (normalized split-conformal, calibrated leave-one-run-out)::
+Candidates (each in [0, 1]; ``h = ln(D / D_c)``):
 
-    horizon h      = max(0, ln(D_target / D_last_fitted))
-    forecast scale f = sigma * h + max(|line - law|, |last - law|)
-    score s        = sqrt(max(0, e^2 - half_law^2)) / f        (one per backtest point)
-    band half-width = sqrt(half_law^2 + (q * f)^2)              (each side)
+* ``law``   the run's own fitted law;
+* ``line``  a straight line in ln D through the last third of the fitted points, its slope held
+  to the law's direction (a ReLU line never rises);
+* ``last``  the last fitted measurement carried forward;
+* ``pool``  the run's level at the cut moved, in logit space, as other runs of the same
+  activation moved between the same tokens per parameter (a young run borrows how older runs
+  went on after its age), nearest scales weighing most;
+* ``trend`` ``pool`` plus a trend of those moves in log N across the runs, shrunk by half (so
+  it can learn that larger runs keep falling faster per token per parameter without trusting
+  two or three runs fully);
+* ``nearest`` the move of the single run nearest in size (the naive "nearest measured run at
+  the same tokens per parameter").
 
-``e`` is the law's error at a later checkpoint, ``half_law`` the law's own prediction-band
-half-width on the side of the truth, ``sigma`` the run's residual sd, ``line`` the straight
-line in ln D through the last third of the fitted points and ``last`` the last fitted
-measurement (the two naive forecasts): when the law and the naive forecasts disagree, the
-data cannot tell them apart and the band says so.  ``q`` is the conformal quantile (level
-``level``, finite-sample correction) of the scores of the runs *other* than the one being
-predicted.  Inside the fitted range (h = 0 and the naive forecasts are not used) the band
-is the law's own.
+The point forecast is a weighted mean of the available candidates plus a drift read from the
+run's own rolling backtests (how far its earlier forecasts missed, per unit of horizon, known
+at forecast time), ``F = sum_k w_k F_k + s * beta * drift * h``; the same drift widens the
+run's band (``kappa`` -> ``sqrt(kappa^2 + (omega drift)^2)``).  Its band comes from the
+errors of other runs' backtest forecasts: direction-normalized errors ``e = s (y - F)``
+(``s`` = -1 for a decreasing law, +1 for an increasing one) in units of
+``S(h) = sqrt(sigma^2 + (kappa h)^2)`` (``kappa`` per activation, trending with log N when the
+runs say so: the published 0.8B ReLU run drifted twice as far per unit of horizon as the 0.1B
+and 0.2B runs), their lower and upper quantiles taken separately
+(asymmetric), each run counting once, each of its forecasts equally, and forecasts made at a
+similar maturity (tokens per parameter at the cut) weighing most.  The point forecast and both
+band ends are made monotone in the law's direction on a fixed grid of horizons (a ReLU band
+end never rises with tokens, a SiLU one never falls), and kept in [0, 1].
 
-Public API (used by runfit, lawset and the planning code)::
-
-    forecast_scale(horizon, sigma, disagreement=0.0) -> ndarray     # f
-    score(error, half_law, scale) -> ndarray                        # s
-    ForecastCalibration.from_scores(rows, source=...)               # rows: run, cut, score, last
-    ForecastCalibration.quantile(level=0.9, exclude=None) -> float  # q (leave-run-out with exclude)
-    ForecastCalibration.horizon_quantile(level=0.9, exclude=None)   # q for f = sigma * h alone
-    ForecastCalibration.halfwidth(half_law, scale, level=0.9, exclude=None) -> ndarray
-    ForecastCalibration.to_dict() / from_dict(d)
-    default_calibration() -> ForecastCalibration                    # packaged, from the published runs
-
-Analogs (other runs' curve shapes in tokens-per-parameter space): when the law set knows the
-runs' non-embedding parameter counts, a forecast from D_last to D also asks what each other run
-of the same activation did between the same tokens per parameter (its fitted law between
-D_last N_j / N and D N_j / N, where it was fitted there): ``analog = law(D_last) + that change``.
-The band is widened to hold the median of those analog forecasts (:func:`analog_forecast`):
-a young run whose own law says "converged" is not believed more than what older runs did
-after the same tokens per parameter.
-
-``python -m sparsitylaws.runfit.calibration DIR`` rebuilds the packaged default
-(sparsitylaws/runfit/forecast_default.json) from the published runs in DIR
-(../shared/reference/sparsinglaw-data).
+Weights, ``beta`` and which runs calibrate are chosen by :mod:`sparsitylaws.runfit.calibration`
+(leave one run out, by interval score, nested); this module only applies a model.
+All D in billions of tokens.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 
 import numpy as np
 
 from sparsitylaws.errors import LawSetError
+from sparsitylaws.runfit.forms import default_form_for, get_form
 
 __all__ = [
-    "DEFAULT_RESOURCE",
-    "FORECAST_METHOD",
-    "MIN_RUNS",
-    "ForecastCalibration",
-    "analog_forecast",
-    "analog_spec",
-    "default_calibration",
-    "forecast_scale",
-    "horizon",
-    "score",
+    "CANDIDATES",
+    "CutState",
+    "ForecastModel",
+    "RunCurve",
+    "candidates",
+    "direction_of",
+    "expit",
+    "logit",
+    "monotone_on_grid",
+    "weighted_quantile",
 ]
 
-FORECAST_METHOD = ("normalized split-conformal, leave-one-run-out: score = excess error beyond the "
-                   "law's band / (sigma * ln(D/D_last_fitted) + max |naive - law|)")
-DEFAULT_RESOURCE = "forecast_default.json"
-#: Fewest runs (besides the one predicted) whose backtests may calibrate a band; fewer falls
-#: back to the packaged default with a ``forecast_default`` warning.
-MIN_RUNS = 3
+CANDIDATES = ("law", "line", "last", "pool", "trend", "nearest")
+#: Kernel bandwidth (ln D) of the smoother of measured curves used as analogs.
+SMOOTH_BW = 0.25
+#: Kernel bandwidth (decades of N) with which analog runs of other scales weigh in.
+POOL_BW = 0.5
+#: Share of the cross-run log N trend of moves that ``trend`` keeps.
+TREND_SHRINK = 0.5
+#: Kernel bandwidth (ln of tokens per parameter) of the maturity weighting of calibration forecasts.
+MATURITY_BW = 0.7
+#: Step of the horizon grid on which forecasts are made monotone.
+H_STEP = 0.01
+#: How forecast errors are scaled: "relative" S(h) = sigma sqrt(1 + (kappa h)^2) (errors in
+#: units of the run's own noise, so runs of different noise pool), or "additive"
+#: S(h) = sqrt(sigma^2 + (kappa h)^2).
+SCALE_MODE = "additive"
 
 
-def horizon(tokens_b: np.ndarray | float, last_fitted_b: float) -> np.ndarray:
-    """ln(D / D_last_fitted), 0 inside the fitted range."""
-    d = np.asarray(tokens_b, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.maximum(np.log(d / float(last_fitted_b)), 0.0)
+def error_scale(sigma: np.ndarray | float, h: np.ndarray | float, kappa: float, mode: str = SCALE_MODE
+                ) -> np.ndarray:
+    """The unit in which forecast errors are calibrated at horizon h (see :data:`SCALE_MODE`)."""
+    s = np.where(np.isfinite(np.asarray(sigma, float)), np.asarray(sigma, float), 0.0)
+    h = np.asarray(h, float)
+    if mode == "relative":
+        return np.maximum(s, 1e-6) * np.sqrt(1.0 + (kappa * h) ** 2)
+    return np.sqrt(s**2 + (kappa * h) ** 2)
 
 
-def forecast_scale(h: np.ndarray | float, sigma: float, disagreement: np.ndarray | float = 0.0
-                   ) -> np.ndarray:
-    """f = sigma * h + disagreement (0 where h = 0): the unit in which forecast error is calibrated."""
-    h = np.asarray(h, dtype=float)
-    dis = np.where(h > 0, np.abs(np.asarray(disagreement, dtype=float)), 0.0)
-    s = float(sigma) if math.isfinite(float(sigma)) else 0.0
-    return s * h + dis
+_EPS = 1e-6
 
 
-def score(error: np.ndarray | float, half_law: np.ndarray | float, scale: np.ndarray | float
-          ) -> np.ndarray:
-    """Excess error beyond the law's own band, in units of the forecast scale (0 when inside)."""
-    e, hl, f = (np.asarray(x, dtype=float) for x in (error, half_law, scale))
-    excess = np.sqrt(np.maximum(e**2 - hl**2, 0.0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(excess > 0, np.where(f > 0, excess / f, np.inf), 0.0)
+def logit(p: np.ndarray | float) -> np.ndarray:
+    """log(p / (1 - p)), p clipped to [1e-6, 1 - 1e-6]."""
+    q = np.clip(np.asarray(p, float), _EPS, 1 - _EPS)
+    return np.log(q) - np.log1p(-q)
 
 
-def analog_spec(run: str, rf, n_params: float | None) -> dict | None:
-    """What another run contributes as an analog: its fitted law, range and size (None without size)."""
-    if not n_params:
-        return None
-    return {"run": run, "activation": rf.activation, "form": rf.form, "estimate": list(rf.estimate),
-            "tokens_b_min": rf.tokens_b_min, "tokens_b_max": rf.tokens_b_max, "n_params": float(n_params)}
+def expit(x: np.ndarray | float) -> np.ndarray:
+    """1 / (1 + exp(-x))."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, float)))
 
 
-def analog_forecast(at_last: float, last_b: float, tokens_b: np.ndarray, n_params: float,
-                    analogs: Sequence[Mapping]) -> np.ndarray:
-    """Median analog forecast at each D (billions), NaN where no analog covers [D_last, D].
-
-    For each analog j: tau = D / n_params; its change A_j(tau_t N_j) - A_j(tau_c N_j) by its own
-    fitted law, used only where both lie in its fitted token range.
-    """
-    from sparsitylaws.runfit.forms import get_form
-
-    d = np.atleast_1d(np.asarray(tokens_b, dtype=float))
-    cols = []
-    for a in analogs:
-        scale = float(a["n_params"]) / float(n_params)
-        dc, dt = last_b * scale, d * scale
-        form = get_form(a["form"])
-        th = np.asarray(a["estimate"], dtype=float)
-        ok = (dt <= float(a["tokens_b_max"]) * (1 + 1e-12)) & (dc >= float(a["tokens_b_min"]) * (1 - 1e-12))
-        change = form.evaluate(dt, th) - form.evaluate([dc], th)[0]
-        cols.append(np.where(ok & (d > last_b), at_last + change, np.nan))
-    if not cols:
-        return np.full(d.shape, np.nan)
-    M = np.vstack(cols)
-    out = np.full(d.shape, np.nan)
-    has = np.any(np.isfinite(M), axis=0)
-    if has.any():
-        out[has] = np.nanmedian(M[:, has], axis=0)
-    return out
+def direction_of(activation: str) -> int:
+    """-1 when the activation's law decreases with tokens (ReLU-like), +1 when it increases."""
+    return -1 if default_form_for(activation) == "logspace_power" else 1
 
 
-def conformal_quantile(scores: np.ndarray, level: float) -> float:
-    """Split-conformal quantile: the ceil((n + 1) level)-th smallest score (inf when n is too small)."""
-    s = np.sort(np.asarray(scores, dtype=float))
-    n = s.size
-    k = math.ceil((n + 1) * float(level))
-    if n == 0 or k > n:
-        return math.inf
-    return float(s[k - 1])
+def _isotonic(y: np.ndarray, w: np.ndarray, increasing: bool) -> np.ndarray:
+    """Weighted isotonic regression (pool adjacent violators)."""
+    if not increasing:
+        return -_isotonic(-y, w, True)
+    vals, wts, cnt = [], [], []
+    for yi, wi in zip(y, w, strict=True):
+        vals.append(float(yi))
+        wts.append(float(wi))
+        cnt.append(1)
+        while len(vals) > 1 and vals[-2] > vals[-1]:
+            wsum = wts[-2] + wts[-1]
+            v = (vals[-2] * wts[-2] + vals[-1] * wts[-1]) / wsum if wsum > 0 else 0.5 * (vals[-2] + vals[-1])
+            vals[-2:] = [v]
+            wts[-2:] = [wsum]
+            cnt[-2:] = [cnt[-2] + cnt[-1]]
+    return np.repeat(vals, cnt)
 
 
 @dataclass
-class ForecastCalibration:
-    """Backtest scores of several runs, and the quantiles that widen forecast bands.
+class RunCurve:
+    """A run's curve as an analog for other runs: smoothed logit activation ratio against
+    tokens (billions), monotone in its law's direction, with the run's size.
 
-    ``scores`` maps run -> list of scores (every later checkpoint of every cut);
-    ``last`` maps run -> scores of the last checkpoint only.  ``cuts`` are the cutoff fractions
-    of the token range, ``source`` says where the scores came from.
+    Built from measured points (:meth:`from_points`: a local-linear smoother in ln D, then
+    isotonic in the law's direction) or from a fitted law (:meth:`from_law`, for the packaged
+    default, which ships no measured data).
     """
 
-    scores: dict[str, list[float]]
-    cuts: list[float]
-    source: str
-    last: dict[str, list[float]] = field(default_factory=dict)
-    method: str = FORECAST_METHOD
-    min_runs: int = MIN_RUNS
-    #: kind ("last", "line") -> run -> scores of the naive forecast, with half_law = t * sigma
-    #: and scale = sigma * h: the same calibration for the two naive forecasts (skill scores)
-    naive: dict[str, dict[str, list[float]]] = field(default_factory=dict)
-    #: analog specs (:func:`analog_spec`) that come with this calibration (the packaged
-    #: default carries the published runs' fitted laws; a law set's own runs are added there)
-    analogs: list[dict] = field(default_factory=list)
-    #: run -> scores with the horizon-only scale f = sigma * h (no disagreement term): for
-    #: callers that have no naive forecasts (e.g. a configuration-level prediction)
-    horizon_scores: dict[str, list[float]] = field(default_factory=dict)
-    #: the longest horizon ln(D / D_last) among the backtests: beyond it the error model is
-    #: itself extrapolated (predict warns)
-    max_horizon: float = math.nan
+    run: str
+    activation: str
+    n_params: float | None
+    tokens_b: np.ndarray
+    values: np.ndarray  # smoothed logit ratio at tokens_b
+    source: str = "measured"
+
+    @property
+    def direction(self) -> int:
+        """The law's direction of this run's activation."""
+        return direction_of(self.activation)
 
     @classmethod
-    def from_scores(cls, rows: Iterable[Mapping], *, source: str) -> ForecastCalibration:
-        """From backtest rows with keys run, cutoff, score, is_last (score None/NaN rows skipped)."""
-        from sparsitylaws.runfit.pointfit import t_quantile
+    def from_points(cls, run: str, activation: str, n_params: float | None, tokens_b: Sequence[float],
+                    ratio: Sequence[float], weight: Sequence[float] | None = None) -> RunCurve:
+        """Smooth measured points (weights: warm-up inclusion, points of weight 0 ignored)."""
+        d = np.asarray(tokens_b, float)
+        y = np.asarray(ratio, float)
+        w = np.ones(d.size) if weight is None else np.asarray(weight, float)
+        order = np.argsort(d, kind="stable")
+        d, y, w = d[order], y[order], w[order]
+        keep = w > 0
+        d, y, w = d[keep], y[keep], w[keep]
+        x, z = np.log(d), logit(y)
+        sm = np.empty(d.size)
+        for i, x0 in enumerate(x):
+            k = w * np.exp(-0.5 * ((x - x0) / SMOOTH_BW) ** 2)
+            sw = k.sum()
+            xm = float(np.sum(k * x) / sw)
+            zm = float(np.sum(k * z) / sw)
+            sxx = float(np.sum(k * (x - xm) ** 2))
+            b = float(np.sum(k * (x - xm) * (z - zm)) / sxx) if sxx > 1e-12 else 0.0
+            sm[i] = zm + b * (x0 - xm)
+        sm = _isotonic(sm, w, direction_of(activation) > 0)
+        return cls(run, activation, None if not n_params else float(n_params), d, sm, "measured")
 
-        scores: dict[str, list[float]] = {}
-        last: dict[str, list[float]] = {}
-        naive: dict[str, dict[str, list[float]]] = {"last": {}, "line": {}}
-        hscores: dict[str, list[float]] = {}
-        cuts: set[float] = set()
-        hmax = math.nan
-        for r in rows:
-            s = r.get("score")
-            if s is None or np.isnan(float(s)):
-                continue
-            run = str(r["run"])
-            scores.setdefault(run, []).append(float(s))
-            if r.get("is_last"):
-                last.setdefault(run, []).append(float(s))
-            cuts.add(float(r["cutoff"]))
-            if r.get("horizon") is not None:
-                hmax = float(np.fmax(hmax, float(r["horizon"])))
-            if "law_low" in r and r.get("sigma") is not None:
-                half = (r["predicted"] - r["law_low"]) if r["measured"] < r["predicted"] else (
-                    r["law_high"] - r["predicted"])
-                hs = score(r["predicted"] - r["measured"], half, r["sigma"] * r["horizon"])
-                hscores.setdefault(run, []).append(float(hs))
-            if "naive_last" in r and r.get("sigma") is not None:
-                tq = t_quantile(0.9, int(r.get("dof", 0)))
-                for kind in ("last", "line"):
-                    ns = score(r["naive_" + kind] - r["measured"], tq * r["sigma"], r["sigma"] * r["horizon"])
-                    naive[kind].setdefault(run, []).append(float(ns))
-        srt = lambda d: {k: sorted(v) for k, v in sorted(d.items())}  # noqa: E731
-        return cls(srt(scores), sorted(cuts), source, srt(last),
-                   naive={k: srt(v) for k, v in naive.items() if v}, horizon_scores=srt(hscores),
-                   max_horizon=hmax)
+    @classmethod
+    def from_law(cls, run: str, activation: str, n_params: float | None, form: str,
+                 theta: Sequence[float], d_min: float, d_max: float, n: int = 48) -> RunCurve:
+        """A fitted law evaluated on a log grid over its fitted range."""
+        d = np.exp(np.linspace(math.log(d_min), math.log(d_max), n))
+        v = logit(get_form(form).evaluate(d, np.asarray(theta, float)))
+        return cls(run, activation, None if not n_params else float(n_params), d, v, "law")
+
+    def at(self, tokens_b: np.ndarray | float) -> np.ndarray:
+        """Smoothed logit ratio at D (linear in ln D); NaN below the first point, and past the
+        last point carried on with the slope of the last third (held to the law's direction)."""
+        d = np.atleast_1d(np.asarray(tokens_b, float))
+        x, xs = np.log(d), np.log(self.tokens_b)
+        out = np.interp(x, xs, self.values)
+        out = np.where(x < xs[0] - 1e-12, np.nan, out)
+        past = x > xs[-1]
+        if past.any():
+            m = max(2, math.ceil(xs.size / 3))
+            slope = (self.values[-1] - self.values[-m]) / max(xs[-1] - xs[-m], 1e-12) if xs.size > 1 else 0.0
+            slope = slope if slope * self.direction > 0 else 0.0
+            out = np.where(past, self.values[-1] + slope * (x - xs[-1]), out)
+        return out
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict (values to 1e-6)."""
+        return {"run": self.run, "activation": self.activation, "n_params": self.n_params,
+                "source": self.source, "tokens_b": [float(v) for v in self.tokens_b],
+                "values": [round(float(v), 6) for v in self.values]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> RunCurve:
+        """Inverse of :meth:`to_dict`."""
+        try:
+            return cls(str(d["run"]), str(d["activation"]), None if d.get("n_params") is None
+                       else float(d["n_params"]), np.asarray(d["tokens_b"], float),
+                       np.asarray(d["values"], float), str(d.get("source", "measured")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LawSetError(f"analog curve is malformed ({exc})") from None
+
+
+@dataclass
+class CutState:
+    """What is known at a forecast origin: the run's law fitted up to ``d_cut``, its naive
+    forecasts and noise, its size, and the drift of its own earlier forecasts."""
+
+    run: str
+    activation: str
+    n_params: float | None
+    d_cut: float
+    sigma: float
+    form: str
+    theta: list[float]
+    line_intercept: float
+    line_slope: float
+    last: float
+    #: direction-normalized drift e/h of the run's own rolling backtests up to d_cut, per
+    #: candidate (NaN when there were none)
+    own: dict[str, float] = field(default_factory=dict)
+    #: weight of that drift evidence (its number of forecasts)
+    own_n: int = 0
+
+    @property
+    def direction(self) -> int:
+        """-1 (decreasing law) or +1."""
+        return direction_of(self.activation)
+
+    @property
+    def tau_cut(self) -> float:
+        """Tokens per parameter at the cut (NaN without a size)."""
+        return self.d_cut * 1e9 / self.n_params if self.n_params else math.nan
+
+    @property
+    def level(self) -> float:
+        """The run's smoothed level at the cut: the local line there, in (0, 1)."""
+        return float(np.clip(self.line_intercept + self.line_slope * math.log(self.d_cut), _EPS, 1 - _EPS))
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict."""
+        return {"run": self.run, "activation": self.activation, "n_params": self.n_params,
+                "d_cut": self.d_cut, "sigma": _fin(self.sigma), "form": self.form,
+                "theta": [float(v) for v in self.theta], "line_intercept": self.line_intercept,
+                "line_slope": self.line_slope, "last": self.last,
+                "own": {k: _fin(v) for k, v in self.own.items()}, "own_n": self.own_n}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> CutState:
+        """Inverse of :meth:`to_dict`."""
+        try:
+            return cls(str(d["run"]), str(d["activation"]), None if d.get("n_params") is None
+                       else float(d["n_params"]), float(d["d_cut"]), _nan(d.get("sigma")), str(d["form"]),
+                       [float(v) for v in d["theta"]], float(d["line_intercept"]),
+                       float(d["line_slope"]), float(d["last"]),
+                       {k: _nan(v) for k, v in (d.get("own") or {}).items()}, int(d.get("own_n", 0)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LawSetError(f"forecast origin is malformed ({exc})") from None
+
+
+def _fin(x: float) -> float | None:
+    return float(x) if x is not None and math.isfinite(float(x)) else None
+
+
+def _nan(x: float | None) -> float:
+    return math.nan if x is None else float(x)
+
+
+def line_from_points(d: np.ndarray, y: np.ndarray, direction: int, weight: np.ndarray | None = None
+                     ) -> tuple[float, float]:
+    """(intercept, slope) of a straight line y = a + b ln D through the last third of the
+    points (at least 3, points of weight 0 left out), slope held to the law's direction
+    (b = 0 when the points move against it)."""
+    d, y = np.asarray(d, float), np.asarray(y, float)
+    if weight is not None:
+        keep = np.asarray(weight, float) > 0
+        d, y = d[keep], y[keep]
+    order = np.argsort(d, kind="stable")
+    d, y = d[order], y[order]
+    m = min(d.size, max(3, math.ceil(d.size / 3)))
+    x = np.log(d[-m:])
+    if m >= 2 and np.ptp(x) > 0:
+        slope, intercept = np.polyfit(x, y[-m:], 1)
+    else:
+        slope, intercept = 0.0, float(y[-1])
+    if slope * direction < 0:
+        slope, intercept = 0.0, float(np.mean(y[-m:]))
+    return float(intercept), float(slope)
+
+
+def pool_moves(state: CutState, d: np.ndarray, analogs: Sequence[RunCurve]) -> dict[str, np.ndarray]:
+    """Logit moves from the cut to each D by the analogs, pooled three ways (``pool``: kernel
+    mean over log N; ``trend``: plus a shrunk weighted trend in log N; ``nearest``: the run
+    nearest in size), NaN where none applies.
+
+    Analog j contributes g_j(tau N_j) - g_j(tau_c N_j) when it is of the same activation, has
+    a size, is not the run itself and its curve covers tau_c N_j (it may be carried past its
+    end by its own last slope).
+    """
+    d = np.atleast_1d(np.asarray(d, float))
+    nan = np.full(d.size, np.nan)
+    if not state.n_params:
+        return {"pool": nan, "trend": nan.copy(), "nearest": nan.copy()}
+    rows, xs = [], []
+    for a in analogs:
+        if a.run == state.run or a.activation != state.activation or not a.n_params:
+            continue
+        scale = a.n_params / state.n_params
+        start = a.at(state.d_cut * scale)[0]
+        if not np.isfinite(start):
+            continue
+        rows.append(a.at(d * scale) - start)
+        xs.append(math.log10(scale))
+    if not rows:
+        return {"pool": nan, "trend": nan.copy(), "nearest": nan.copy()}
+    M = np.vstack(rows)
+    x = np.asarray(xs)
+    w = np.exp(-0.5 * (x / POOL_BW) ** 2)[:, None] * np.isfinite(M)
+    Mz = np.where(np.isfinite(M), M, 0.0)
+    sw = w.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(sw > 0, (w * Mz).sum(axis=0) / sw, np.nan)
+        xm = np.where(sw > 0, (w * x[:, None]).sum(axis=0) / sw, 0.0)
+        sxx = (w * (x[:, None] - xm) ** 2).sum(axis=0)
+        sxy = (w * (x[:, None] - xm) * (Mz - mean)).sum(axis=0)
+        b = np.where(sxx > 1e-12, sxy / sxx, 0.0) * TREND_SHRINK
+    fin = np.isfinite(M)
+    near_idx = np.argmin(np.where(fin, np.abs(x)[:, None], np.inf), axis=0)
+    near = np.where(fin.any(axis=0), M[near_idx, np.arange(M.shape[1])], np.nan)
+    return {"pool": mean, "trend": mean - b * xm, "nearest": near}
+
+
+def candidates(state: CutState, d: np.ndarray, analogs: Sequence[RunCurve] = ()) -> dict[str, np.ndarray]:
+    """Every candidate forecast at D (billions, > 0), NaN where a candidate has no value."""
+    d = np.atleast_1d(np.asarray(d, float))
+    law = get_form(state.form).evaluate(d, np.asarray(state.theta, float))
+    line = state.line_intercept + state.line_slope * np.log(d)
+    out = {"law": law, "line": line, "last": np.full(d.size, state.last)}
+    moves = pool_moves(state, d, analogs)
+    base = logit(state.level)
+    for k, v in moves.items():
+        out[k] = expit(base + v)
+    return {k: np.clip(v, 0.0, 1.0) for k, v in out.items()}
+
+
+def combine(cands: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
+    """Weighted mean of the candidates, the weights of candidates missing at a D shared out in
+    proportion among those present (``law`` is always present)."""
+    num = 0.0
+    den = 0.0
+    for k, w in weights.items():
+        if w <= 0 or k not in cands:
+            continue
+        v = np.asarray(cands[k], float)
+        ok = np.isfinite(v)
+        num = num + np.where(ok, w * v, 0.0)
+        den = den + np.where(ok, w, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(np.asarray(den) > 0, num / np.where(np.asarray(den) > 0, den, 1.0), np.nan)
+    return np.where(np.isfinite(out), out, cands["law"])
+
+
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    """The q-quantile of a weighted sample (inverse of the weighted empirical cdf, interpolated
+    between the midpoints of each value's weight); NaN when the weights sum to 0."""
+    v, w = np.asarray(values, float), np.asarray(weights, float)
+    ok = np.isfinite(v) & (w > 0)
+    v, w = v[ok], w[ok]
+    if v.size == 0:
+        return math.nan
+    o = np.argsort(v, kind="stable")
+    v, w = v[o], w[o]
+    c = (np.cumsum(w) - 0.5 * w) / w.sum()
+    return float(np.interp(q, c, v))
+
+
+def monotone_on_grid(h_max: float, values: callable, direction: int) -> tuple[np.ndarray, np.ndarray]:
+    """Grid h = 0, H_STEP, ... >= h_max and ``values(h)`` (n, m) made monotone along h in the
+    law's direction (running minimum for -1, maximum for +1).  The grid does not depend on
+    which D are asked for, so a value at D does not either."""
+    n = max(1, math.ceil(max(h_max, 0.0) / H_STEP)) + 1
+    h = np.arange(n) * H_STEP
+    v = values(h)
+    acc = np.minimum.accumulate if direction < 0 else np.maximum.accumulate
+    return h, acc(v, axis=0)
+
+
+@dataclass
+class ForecastModel:
+    """A calibrated forecast: candidate weights, the own-drift weight ``beta``, the horizon
+    scale ``kappa``, and the calibration forecasts' normalized errors with their maturity.
+
+    ``scores``: rows (run, tau_cut, z, weight): direction-normalized error of a calibration
+    point in units of S(h), and its weight (each run sums to 1, each of its forecasts equally).
+    """
+
+    weights: dict[str, float]
+    beta: float
+    #: horizon scale per activation ("*": all calibrating runs, for an activation with too
+    #: few): {"kappa": flat value, "log_kappa": intercept, "slope": per decade of N, "x_mean"}
+    kappa: dict[str, dict]
+    scores: list[tuple[str, float, float, float]]
+    level: float = 0.9
+    source: str = ""
+    selection: dict = field(default_factory=dict)
+    #: longest horizon ln(D / D_cut) among the calibrating forecasts: beyond it the band is
+    #: itself extrapolated
+    h_max: float = math.nan
+    scale_mode: str = SCALE_MODE
+    #: weight of the run's own drift in its horizon scale (:func:`run_kappa`)
+    omega: float = 0.0
+
+    def kappa_for(self, activation: str, n_params: float | None = None) -> float:
+        """The horizon scale of a run: its activation's (the pooled one when it has none of its
+        own), at its size when the activation's scale trends in log N (:func:`kappa_at`)."""
+        k = self.kappa.get(activation, self.kappa.get("*"))
+        return kappa_at(k, n_params) if k is not None else 1e-3
 
     @property
     def runs(self) -> list[str]:
-        """Runs whose backtests are in the calibration."""
-        return sorted(self.scores)
+        """Runs whose backtests calibrate the band."""
+        return sorted({s[0] for s in self.scores})
 
-    @property
-    def n_points(self) -> int:
-        """Number of backtest points (later checkpoints, all cuts)."""
-        return sum(len(v) for v in self.scores.values())
+    def tau_range(self, exclude: str | None = None) -> tuple[float, float]:
+        """Smallest and largest tokens per parameter at a calibrating cut (NaN without)."""
+        t = [s[1] for s in self.scores if s[0] != exclude and math.isfinite(s[1])]
+        return (min(t), max(t)) if t else (math.nan, math.nan)
 
-    @property
-    def n_forecasts(self) -> int:
-        """Number of (run, cut) forecasts of a last checkpoint."""
-        return sum(len(v) for v in self.last.values())
+    def quantiles(self, tau: float, exclude: str | None = None, level: float | None = None
+                  ) -> tuple[float, float]:
+        """Lower and upper quantiles (levels (1 -/+ level) / 2) of the calibration scores, runs
+        other than ``exclude``, forecasts near maturity ``tau`` weighing most; widened by the
+        finite-sample factor n / (n + 1) on the miss probability (n = the effective number of
+        calibrating runs)."""
+        rows = [s for s in self.scores if s[0] != exclude]
+        if not rows:
+            return -math.inf, math.inf
+        z = np.array([r[2] for r in rows])
+        w = np.array([r[3] for r in rows])
+        t = np.array([r[1] for r in rows])
+        if math.isfinite(tau) and np.isfinite(t).any():
+            k = np.where(np.isfinite(t), np.exp(-0.5 * ((np.log(t) - math.log(tau)) / MATURITY_BW) ** 2), 0.0)
+            if k.sum() > 0 and np.sum(w * k) > 1e-9 * np.sum(w):
+                w = w * k
+        runs = np.array([r[0] for r in rows])
+        per_run = np.array([w[runs == r].sum() for r in np.unique(runs)])
+        n_eff = per_run.sum() ** 2 / np.sum(per_run**2) if per_run.sum() > 0 else 0.0
+        lvl = self.level if level is None else float(level)
+        miss = (1.0 - lvl) / 2.0 * n_eff / (n_eff + 1.0)
+        return weighted_quantile(z, w, miss), weighted_quantile(z, w, 1.0 - miss)
 
-    def usable(self, exclude: str | None = None) -> bool:
-        """Whether enough runs other than ``exclude`` are present to calibrate."""
-        return len([r for r in self.scores if r != exclude]) >= self.min_runs
+    def point(self, state: CutState, d: np.ndarray, analogs: Sequence[RunCurve] = ()) -> np.ndarray:
+        """The combined point forecast before monotone enforcement."""
+        d = np.atleast_1d(np.asarray(d, float))
+        c = candidates(state, d, analogs)
+        f = combine(c, self.weights)
+        drift = own_drift(state, self.weights)
+        h = np.maximum(np.log(d / state.d_cut), 0.0)
+        if math.isfinite(drift) and self.beta:
+            f = f + state.direction * self.beta * drift * h
+        return np.clip(f, 0.0, 1.0)
 
-    def quantile(self, level: float = 0.9, exclude: str | None = None) -> float:
-        """Conformal quantile q of the scores of every run except ``exclude``."""
-        pool = [s for r, v in self.scores.items() if r != exclude for s in v]
-        return conformal_quantile(np.asarray(pool), level)
+    def band(self, state: CutState, d: np.ndarray, analogs: Sequence[RunCurve] = (),
+             exclude: str | None = None, level: float | None = None) -> dict[str, np.ndarray]:
+        """Point forecast and band at D (billions, each >= d_cut), monotone in the law's
+        direction and in [0, 1]: estimate, low, high."""
+        d = np.atleast_1d(np.asarray(d, float))
+        hq = np.maximum(np.log(d / state.d_cut), 0.0)
+        q_lo, q_hi = self.quantiles(state.tau_cut, exclude, level)
+        sig = state.sigma if math.isfinite(state.sigma) else 0.0
+        s = state.direction
 
-    def horizon_quantile(self, level: float = 0.9, exclude: str | None = None) -> float:
-        """Conformal quantile for the horizon-only scale f = sigma * ln(D / D_last): use this
-        (not :meth:`quantile`) when there is no naive-forecast disagreement to add, e.g.
-        ``half = hypot(half_law, horizon_quantile(level) * sigma * h)``."""
-        pool = [s for r, v in self.horizon_scores.items() if r != exclude for s in v]
-        return conformal_quantile(np.asarray(pool), level)
+        def values(h: np.ndarray) -> np.ndarray:
+            dd = state.d_cut * np.exp(h)
+            f = self.point(state, dd, analogs)
+            k = run_kappa(self.kappa_for(state.activation, state.n_params), own_drift(state, self.weights),
+                          self.omega)
+            scale = error_scale(sig, h, float(k), self.scale_mode)
+            a, b = f + s * q_lo * scale, f + s * q_hi * scale
+            return np.vstack([f, np.minimum(a, b), np.maximum(a, b)]).T
 
-    def naive_quantile(self, kind: str, level: float = 0.9, exclude: str | None = None) -> float:
-        """Conformal quantile of a naive forecast's scores ("last" or "line"), runs but ``exclude``."""
-        pool = [s for r, v in self.naive.get(kind, {}).items() if r != exclude for s in v]
-        return conformal_quantile(np.asarray(pool), level)
-
-    def halfwidth(self, half_law: np.ndarray | float, scale: np.ndarray | float, level: float = 0.9,
-                  exclude: str | None = None, horizon_only: bool = False) -> np.ndarray:
-        """Band half-width sqrt(half_law^2 + (q f)^2) for one side (``horizon_only``: f is
-        sigma * h alone and q the :meth:`horizon_quantile`)."""
-        q = self.horizon_quantile(level, exclude) if horizon_only else self.quantile(level, exclude)
-        hl, f = np.asarray(half_law, dtype=float), np.asarray(scale, dtype=float)
-        with np.errstate(invalid="ignore"):
-            extra = np.where(f > 0, q * f, 0.0)
-        return np.sqrt(hl**2 + extra**2)
-
-    def summary(self) -> dict:
-        """Provenance without the scores: runs, cuts, counts, method, source."""
-        return {"method": self.method, "source": self.source, "runs": self.runs, "cuts": self.cuts,
-                "n_forecasts": self.n_forecasts, "n_points": self.n_points,
-                "q90": _finite(self.quantile(0.9))}
+        grid, v = monotone_on_grid(float(hq.max()), values, s)
+        out = {k: np.clip(np.interp(hq, grid, v[:, i]), 0.0, 1.0) for i, k in enumerate(("estimate", "low", "high"))}
+        out["low"] = np.minimum(out["low"], out["estimate"])
+        out["high"] = np.maximum(out["high"], out["estimate"])
+        return out
 
     def to_dict(self) -> dict:
-        """JSON-safe dict (inf scores as the string "inf")."""
-        enc = {k: [_enc(x) for x in v] for k, v in self.scores.items()}
-        enc_last = {k: [_enc(x) for x in v] for k, v in self.last.items()}
-        enc_naive = {k: {r: [_enc(x) for x in v] for r, v in d.items()} for k, d in self.naive.items()}
-        return {"method": self.method, "source": self.source, "cuts": list(self.cuts),
-                "min_runs": self.min_runs, "scores": enc, "last": enc_last, "naive": enc_naive,
-                "analogs": list(self.analogs), "max_horizon": _finite(self.max_horizon),
-                "horizon_scores": {k: [_enc(x) for x in v] for k, v in self.horizon_scores.items()}, **{
-                    k: v for k, v in self.summary().items() if k in ("runs", "n_forecasts", "n_points")}}
+        """JSON-safe dict (scores to 1e-6)."""
+        return {"weights": dict(self.weights), "beta": self.beta, "kappa": dict(self.kappa),
+                "level": self.level, "source": self.source, "selection": self.selection,
+                "h_max": _fin(self.h_max), "scale_mode": self.scale_mode, "omega": self.omega,
+                "scores": [[r, _fin(t), round(float(z), 6), round(float(w), 9)]
+                           for r, t, z, w in self.scores]}
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> ForecastCalibration:
+    def from_dict(cls, d: Mapping) -> ForecastModel:
         """Inverse of :meth:`to_dict`."""
         try:
-            return cls({k: [_dec(x) for x in v] for k, v in d["scores"].items()},
-                       [float(c) for c in d["cuts"]], str(d["source"]),
-                       {k: [_dec(x) for x in v] for k, v in (d.get("last") or {}).items()},
-                       str(d.get("method", FORECAST_METHOD)), int(d.get("min_runs", MIN_RUNS)),
-                       {k: {r: [_dec(x) for x in v] for r, v in dd.items()}
-                        for k, dd in (d.get("naive") or {}).items()},
-                       [dict(a) for a in (d.get("analogs") or [])],
-                       {k: [_dec(x) for x in v] for k, v in (d.get("horizon_scores") or {}).items()},
-                       math.nan if d.get("max_horizon") is None else float(d["max_horizon"]))
+            return cls({str(k): float(v) for k, v in d["weights"].items()}, float(d["beta"]),
+                       {str(k): dict(v) for k, v in d["kappa"].items()},
+                       [(str(r), _nan(t), float(z), float(w)) for r, t, z, w in d["scores"]],
+                       float(d.get("level", 0.9)), str(d.get("source", "")), dict(d.get("selection") or {}),
+                       _nan(d.get("h_max")), str(d.get("scale_mode", "additive")), float(d.get("omega", 0.0)))
         except (KeyError, TypeError, ValueError) as exc:
-            raise LawSetError(f"forecast calibration is malformed ({exc})") from None
+            raise LawSetError(f"forecast model is malformed ({exc})") from None
 
 
-def _enc(x: float) -> float | str:
-    return x if math.isfinite(x) else "inf"
+#: Lower bound of a size-trended horizon scale, as a share of the flat one.
+KAPPA_FLOOR = 0.5
+def denoised_drift(z: np.ndarray, noise: np.ndarray) -> float:
+    """Mean drift of a run's own earlier forecasts, ``z`` = direction-normalized error / h at
+    each point, shrunk by what point noise alone would give: sign(m) sqrt(max(m^2 - se^2, 0))
+    with se^2 = sum(noise_i^2) / n^2 (``noise`` = sigma / h per point).  A noisy run's drift
+    is not mistaken for a systematic one."""
+    z = np.asarray(z, float)
+    if z.size == 0:
+        return math.nan
+    m = float(np.mean(z))
+    se2 = float(np.sum(np.asarray(noise, float) ** 2)) / z.size**2
+    return math.copysign(math.sqrt(max(m * m - se2, 0.0)), m)
 
 
-def _dec(x: float | str) -> float:
-    return math.inf if x == "inf" else float(x)
+def run_kappa(kappa: np.ndarray | float, drift: np.ndarray | float, omega: float) -> np.ndarray:
+    """A run's horizon scale: sqrt(kappa^2 + (omega drift)^2), the calibrated scale widened by
+    the run's own drift per unit of horizon (its earlier forecasts' misses, known at forecast
+    time; a run whose curve keeps moving past its forecasts gets a wider band)."""
+    d = np.where(np.isfinite(np.asarray(drift, float)), np.asarray(drift, float), 0.0)
+    return np.sqrt(np.asarray(kappa, float) ** 2 + (omega * d) ** 2)
 
 
-def _finite(x: float) -> float | None:
-    return x if math.isfinite(x) else None
+def kappa_at(k: Mapping, n_params: float | None) -> float:
+    """Horizon scale at a size: exp(log_kappa + slope (log10 N - x_mean)) when the entry has a
+    trend and the size is known, else the flat value; never below :data:`KAPPA_FLOOR` of the
+    flat value (a trend may widen bands for sizes beyond the calibrating runs, not collapse them)."""
+    flat = float(k["kappa"])
+    if not n_params or not k.get("slope"):
+        return flat
+    v = math.exp(float(k["log_kappa"]) + float(k["slope"]) * (math.log10(float(n_params)) - float(k["x_mean"])))
+    return max(v, KAPPA_FLOOR * flat)
 
 
-_DEFAULT: ForecastCalibration | None = None
-
-
-def default_calibration() -> ForecastCalibration:
-    """The packaged calibration (backtests of the paper's 8 published runs at 30/50/70% cuts)."""
-    global _DEFAULT
-    if _DEFAULT is None:
-        text = resources.files("sparsitylaws.runfit").joinpath(DEFAULT_RESOURCE).read_text("utf-8")
-        _DEFAULT = ForecastCalibration.from_dict(json.loads(text))
-    return _DEFAULT
+def own_drift(state: CutState, weights: Mapping[str, float]) -> float:
+    """The run's own drift for these candidate weights: the weighted mean of the candidates'
+    own drifts (NaN when the run had no earlier forecast)."""
+    num = den = 0.0
+    for k, w in weights.items():
+        v = state.own.get(k, math.nan)
+        if w > 0 and math.isfinite(v):
+            num += w * v
+            den += w
+    return num / den if den > 0 else math.nan

@@ -23,6 +23,7 @@ Public API: :class:`Parameter`, :class:`LawForm`, :data:`FORMS`, :func:`get_form
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -127,6 +128,11 @@ class LawForm:
     _from_u: Callable[[np.ndarray], np.ndarray] | None = None
     #: its Jacobian d(theta)/d(u) at one u, (k, k) (central differences when absent)
     _dfrom_u: Callable[[np.ndarray], np.ndarray] | None = None
+    #: weakly informative prior on the unconstrained parameters from the data: (D, y) ->
+    #: (mean (k,), sd (k,)); None for forms fitted without one (see :meth:`prior`)
+    _prior: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
+    #: what each unconstrained coordinate is, for messages (default: the parameters' names)
+    _u_names: tuple[str, ...] | None = None
 
     @property
     def param_names(self) -> list[str]:
@@ -202,6 +208,28 @@ class LawForm:
         if not rows:  # pragma: no cover - every form has a fallback start
             raise FitInputError(f"form {self.name!r}: no finite starting point for these data")
         return np.unique(np.array(rows), axis=0)
+
+    def prior(self, D: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Weakly informative Gaussian prior on the unconstrained parameters, (mean, sd), or None.
+
+        Why: where the data do not identify a parameter (a ReLU curve that is a pure power law,
+        alpha -> 0 with c -> inf; a SiLU curve that does not rise, so A0 slides along a flat
+        valley) the least-squares optimum is a flat valley and the smallest perturbation of the
+        data moves the estimate along it.  A prior a few units wide in the log/logit
+        coordinates picks one point of the valley (the one nearest the prior's centre) and
+        leaves identified parameters where the data put them (docs/fitting.md, "Priors").
+        """
+        if self._prior is None:
+            return None
+        d = np.asarray(D, dtype=float)
+        yy = np.asarray(y, dtype=float)
+        mean, sd = self._prior(d, yy)
+        return np.asarray(mean, dtype=float), np.asarray(sd, dtype=float)
+
+    @property
+    def u_names(self) -> list[str]:
+        """What each unconstrained coordinate is (the parameter's name, or a combination)."""
+        return list(self._u_names) if self._u_names is not None else self.param_names
 
     def limit_index(self) -> int | None:
         """Index of the limit parameter in theta, or None."""
@@ -290,6 +318,51 @@ def _s_logspace(D: np.ndarray, y: np.ndarray) -> list[list[float]]:
             b, slope = _linfit(D**alpha, z)
             out.append([alpha, b, max(-slope, 1e-6), a0])
     return out
+
+
+#: Prior centre and sd of log(alpha): alpha of the 11 published runs spans 0.1-1.5 (Table 2 of
+#: Luo et al. 2024; geometric mean 0.6, sd of log alpha 0.8); sd 2.5, three times that spread,
+#: puts 95% of the prior mass on 0.004-67.  Wider (3.5) left the lab runs' limits moving by up
+#: to 0.07 points under 0.001-point noise; this width keeps them under 0.03 (docs/fitting.md).
+ALPHA_PRIOR = (math.log(0.5), 2.5)
+#: Prior sd of logit(A0) around the data's end level (2 logit units: from 1.2% to 45% around
+#: a 9% level), and of the log scale parameters (very wide: they only break flat valleys).
+A0_PRIOR_SD = 2.0
+SCALE_PRIOR_SD = 5.0
+
+
+def _clip01(v: float) -> float:
+    return float(min(max(v, 1e-4), 1.0 - 1e-4))
+
+
+def _end_level(D: np.ndarray, y: np.ndarray) -> float:
+    """Mean of the last fifth of the points in token order (at least 2): where the curve is
+    heading, robust to one noisy checkpoint and not pulled by warm-up points."""
+    order = np.argsort(D, kind="stable")
+    m = max(2, int(round(0.2 * y.size)))
+    return float(np.mean(np.asarray(y, float)[order][-m:]))
+
+
+def _p_logspace(D: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(log alpha, b - c, log(c*alpha), logit A0): alpha as :data:`ALPHA_PRIOR`; the log excess
+    at D = 1 and the power-law slope c*alpha wide around the data's scale; A0 around the
+    curve's end level (:func:`_end_level`)."""
+    r = _spread(y)
+    mean = [ALPHA_PRIOR[0], math.log(r), math.log(0.05), float(_logit(np.float64(_clip01(_end_level(D, y)))))]
+    return np.array(mean), np.array([ALPHA_PRIOR[1], SCALE_PRIOR_SD, SCALE_PRIOR_SD, A0_PRIOR_SD])
+
+
+def _p_power(D: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(log alpha, log c, logit A0) for the power laws with offset: c (the gap to A0 at D = 1
+    billion tokens) around the data's range carried to D = 1 with alpha = 0.5, A0 around the
+    curve's end level (:func:`_end_level`)."""
+    r = _spread(y)
+    end = _end_level(D, y)
+    dgeo = float(np.exp(np.mean(np.log(D))))
+    mean = [ALPHA_PRIOR[0], math.log(r) + 0.5 * math.log(dgeo), float(_logit(np.float64(_clip01(end))))]
+    return np.array(mean), np.array([ALPHA_PRIOR[1], SCALE_PRIOR_SD, A0_PRIOR_SD])
+
+
 
 
 def _f_convergent(D: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -384,6 +457,8 @@ FORMS: dict[str, LawForm] = {
             _to_u_logspace,
             _from_u_logspace,
             _dfrom_u_logspace,
+            _p_logspace,
+            ("alpha", "b - c", "c*alpha", "A0"),
         ),
         LawForm(
             "convergent_power",
@@ -397,6 +472,7 @@ FORMS: dict[str, LawForm] = {
             "A0",
             _f_convergent,
             _s_convergent,
+            _prior=_p_power,
         ),
         LawForm(
             "power_offset",
@@ -410,6 +486,7 @@ FORMS: dict[str, LawForm] = {
             "A0",
             _f_power_offset,
             _s_power_offset,
+            _prior=_p_power,
         ),
         LawForm(
             "log",

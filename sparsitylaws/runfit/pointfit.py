@@ -11,9 +11,14 @@ What lives here (see docs/fitting.md for the method and its reasons):
   best optimum is kept, and a multi-start report says how many starts reached it and how
   far apart near-optimal solutions are.  Covariance by Gauss-Newton, diagnostics as
   :class:`FitWarning` records.
-* :func:`warmup_rule` - the automatic rule that excludes early (warm-up) checkpoints.
-* :func:`select_points` - applies the warm-up rule or the ``drop_first`` / ``min_tokens``
-  overrides and says which points were dropped and why.
+* :class:`Prior` / :func:`make_prior` - the weakly informative prior on the unconstrained
+  parameters that every fit of a form with one carries (a maximum a posteriori fit): it
+  picks one point of a flat valley, so estimates do not slide along it under tiny noise.
+* :func:`warmup_average` - warm-up handled by averaging over warm-up lengths (Bayesian model
+  averaging with a uniform density for warm-up points), giving each early point a weight in
+  [0, 1] that moves continuously with the data (no hard cut a tiny perturbation can flip).
+* :func:`select_points` - applies the warm-up average or the ``drop_first`` / ``min_tokens``
+  overrides and says which points were dropped or down-weighted and why.
 
 All D values are in billions of tokens.
 """
@@ -38,13 +43,16 @@ __all__ = [
     "MultiStartReport",
     "PointFit",
     "PointSelection",
+    "Prior",
+    "WarmupAverage",
     "check_inputs",
     "fit_points",
     "fit_points_fast",
     "fit_subsets",
     "lm_batch",
+    "make_prior",
     "select_points",
-    "warmup_rule",
+    "warmup_average",
 ]
 
 LOSSES = ("linear", "soft_l1", "huber")
@@ -55,10 +63,9 @@ COND_WARN = 1e8
 BEST_RTOL = 1e-6
 #: Relative RSS excess below which a start counts as near-optimal.
 NEAR_RTOL = 1e-2
-#: Warm-up rule: studentized prediction error beyond which an early point is dropped.
-WARMUP_Z = 3.0
-#: Warm-up rule: number of consecutive early points tested together against later points.
-WARMUP_WINDOW = 3
+#: Warm-up average: points whose weight (probability of lying past the warm-up) is below
+#: this are left out of the fit altogether (their effect on it would be < 0.1% of a point's).
+PI_MIN = 1e-3
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,92 @@ class MultiStartReport:
     n_near_optimal: int
     max_spread: dict[str, float]
     max_spread_se: float | None
+
+
+@dataclass(frozen=True)
+class Prior:
+    """Gaussian prior on the unconstrained parameters u of a form: u_j ~ N(mean_j, sd_j^2).
+
+    In a least-squares fit it adds the pseudo-residuals ``scale * (u - mean) / sd`` (``scale``
+    the noise sd of the data, in the fit's weighted units), so the objective is, up to a
+    factor, the negative log posterior.  ``mean`` may be (k,) or one row per fitted row (m, k)
+    and ``scale`` a float or (m,), for batched fits of different subsets.
+    """
+
+    mean: np.ndarray
+    sd: np.ndarray
+    scale: np.ndarray | float
+
+    def rows(self, idx: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, coefficient scale / sd) for the rows ``idx`` of an (m, k) batch."""
+        mean = np.broadcast_to(np.asarray(self.mean, float), (m, np.size(self.sd)))[idx]
+        sc = np.broadcast_to(np.asarray(self.scale, float), (m,))[idx]
+        return mean, sc[:, None] / np.asarray(self.sd, float)[None, :]
+
+    def residuals(self, U: np.ndarray, idx: np.ndarray | None = None, m: int | None = None) -> np.ndarray:
+        """Pseudo-residuals of rows U (those rows ``idx`` of an m-row batch)."""
+        m = U.shape[0] if m is None else m
+        idx = np.arange(m) if idx is None else idx
+        mean, coef = self.rows(idx, m)
+        return coef * (U - mean)
+
+
+def pilot_noise(D: np.ndarray, y: np.ndarray) -> float:
+    """A robust noise sd of a curve without fitting it: 1.4826 * MAD of the second differences
+    (in token order) / sqrt(6) (the sd of a second difference of white noise is sqrt(6)
+    sigma); a smooth trend barely enters second differences.  Floored at 1e-6."""
+    order = np.argsort(np.asarray(D, float), kind="stable")
+    z = np.asarray(y, float)[order]
+    if z.size < 4:
+        return max(float(np.ptp(z)) / 10.0, 1e-6)
+    d2 = np.diff(z, 2)
+    return max(1.4826 * float(np.median(np.abs(d2 - np.median(d2)))) / math.sqrt(6.0), 1e-6)
+
+
+def make_prior(form: LawForm, D: np.ndarray, y: np.ndarray, sw: np.ndarray | None = None,
+               scale: float | None = None) -> Prior | None:
+    """The form's weakly informative prior for these data (None when the form has none).
+
+    ``scale``: the noise sd in the fit's weighted units; default the pilot estimate
+    (:func:`pilot_noise`).  The fits refine it with their own residual sd (:func:`rescale`).
+    """
+    ms = form.prior(D, y)
+    if ms is None:
+        return None
+    if scale is None:
+        w = 1.0 if sw is None else float(np.median(np.asarray(sw, float)))
+        scale = pilot_noise(D, y) * w
+    return Prior(ms[0], ms[1], float(scale))
+
+
+def rescale(prior: Prior | None, sigma_w: float) -> Prior | None:
+    """The prior with its noise scale set to the fit's residual sd when that is larger than the
+    pilot: the prior's pseudo-residuals must be in the units of the actual residuals (second
+    differences miss slow, correlated wiggles and form error), else it is weaker than meant."""
+    if prior is None or not np.isfinite(sigma_w) or sigma_w <= float(np.max(prior.scale)):
+        return prior
+    return Prior(prior.mean, prior.sd, float(sigma_w))
+
+
+#: Starts kept (by their initial cost) in the batched fits of subsets and backtests.
+FAST_STARTS = 3
+
+
+def _best_starts(form: LawForm, D: np.ndarray, y: np.ndarray, sw: np.ndarray, U0: np.ndarray,
+                 m: int = FAST_STARTS) -> np.ndarray:
+    """The ``m`` starts with the lowest initial weighted RSS (all when fewer): where the data
+    leave one basin the nearest starts find it, at a third of the cost of all of them."""
+    if U0.shape[0] <= m:
+        return U0
+    with np.errstate(all="ignore"):
+        r = (form.evaluate(D, form.from_unconstrained(U0)) - y[None, :]) * sw[None, :]
+        c = np.sum(r**2, axis=1)
+    return U0[np.argsort(np.where(np.isfinite(c), c, np.inf), kind="stable")[:m]]
+
+
+def _resolve_prior(prior: Prior | str | None, form: LawForm, D: np.ndarray, y: np.ndarray,
+                   sw: np.ndarray | None) -> Prior | None:
+    return make_prior(form, D, y, sw) if isinstance(prior, str) and prior == "auto" else prior
 
 
 @dataclass
@@ -131,6 +224,10 @@ class PointFit:
     cond: float
     multistart: MultiStartReport | None
     warnings: list[FitWarning] = field(default_factory=list)
+    #: the prior the fit carries (None: plain least squares)
+    prior: Prior | None = None
+    #: inclusion weight of each point in [0, 1] (the warm-up average); None: all 1
+    incl: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -138,14 +235,24 @@ class PointFit:
         return int(self.D.size)
 
     @property
+    def n_eff(self) -> float:
+        """Effective number of points: the sum of the inclusion weights."""
+        return float(self.n if self.incl is None else np.sum(self.incl))
+
+    @property
     def k(self) -> int:
         """Number of parameters."""
         return self.form.n_params
 
     @property
-    def dof(self) -> int:
-        """Residual degrees of freedom n - k."""
-        return self.n - self.k
+    def dof(self) -> float:
+        """Residual degrees of freedom n_eff - k (fractional with warm-up weights)."""
+        return self.n_eff - self.k
+
+    @property
+    def fit_sw(self) -> np.ndarray:
+        """Square-root weights of the objective: precision weights times sqrt(inclusion)."""
+        return self.sw if self.incl is None else self.sw * np.sqrt(self.incl)
 
     def predict_se(self, D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Curve A(D) and its delta-method standard error at new D."""
@@ -253,6 +360,7 @@ def lm_batch(
     stall_window: int = 20,
     stall_rtol: float = 1e-6,
     fixed: np.ndarray | None = None,
+    prior: Prior | None = None,
 ) -> LMResult:
     """Levenberg-Marquardt on many rows at once: row i fits Y[i] (or Y) from U0[i].
 
@@ -264,7 +372,8 @@ def lm_batch(
     step can lower the cost any more, or when the gradient scaled by sqrt(diag(J'J) * 2 cost)
     is below ``gtol`` (the cosine between residual and every Jacobian column).
     ``fixed`` (bool, shape (k,)) holds those unconstrained parameters at their U0 values (used
-    by the profile likelihood).
+    by the profile likelihood).  ``prior`` adds its pseudo-residuals (a MAP fit; quadratic
+    whatever the loss).
     """
     D = np.asarray(D, float)
     U = np.array(U0, dtype=float, ndmin=2)
@@ -272,7 +381,9 @@ def lm_batch(
     Y = np.broadcast_to(np.asarray(Y, float), (m, D.size))
     sw = np.broadcast_to(np.ones(D.size) if sw is None else np.asarray(sw, float), (m, D.size))
     r = _residuals(form, D, Y, U, sw)
-    cost = _cost(r, loss, f_scale)
+    rp = prior.residuals(U) if prior is not None else None
+    cost = _cost(r, loss, f_scale) + (0.5 * np.sum(rp**2, axis=1) if rp is not None else 0.0)
+    free = np.ones(k) if fixed is None else (~np.asarray(fixed, bool)).astype(float)
     lam = np.full(m, 1e-3)
     active = np.isfinite(cost)
     converged = np.zeros(m, bool)
@@ -300,6 +411,11 @@ def lm_batch(
         Jt = J.transpose(0, 2, 1)
         A = np.matmul(Jt * wt[:, None, :], J)
         g = np.matmul(Jt, (wt * ra)[:, :, None])[:, :, 0]
+        if prior is not None:
+            _, coef = prior.rows(idx, m)
+            coef = coef * free[None, :]
+            A = A + coef[:, :, None] ** 2 * eye
+            g = g + coef * rp[idx]
         dA = np.maximum(np.einsum("mii->mi", A), 1e-12 * np.max(np.abs(A), axis=(1, 2))[:, None] + 1e-300)
         M = A + lam[idx, None, None] * dA[:, :, None] * eye
         try:
@@ -309,11 +425,16 @@ def lm_batch(
         Un = Ua + step
         rn = _residuals(form, D, Y[idx], Un, sw[idx])
         cn = _cost(rn, loss, f_scale)
+        if prior is not None:
+            rpn = prior.residuals(Un, idx, m)
+            cn = cn + 0.5 * np.sum(rpn**2, axis=1)
         ok = np.isfinite(cn) & (cn <= cost[idx])
         small_f = ok & (cost[idx] - cn <= ftol * np.maximum(cost[idx], 1e-300))
         small_x = ok & (np.linalg.norm(step, axis=1) <= xtol * (np.linalg.norm(Ua, axis=1) + xtol))
         acc = idx[ok]
         U[acc], r[acc], cost[acc] = Un[ok], rn[ok], cn[ok]
+        if prior is not None:
+            rp[acc] = rpn[ok]
         lam[acc] = np.maximum(lam[acc] / 3.0, 1e-12)
         lam[idx[~ok]] *= 4.0
         gscaled = np.abs(g) / np.sqrt(dA * np.maximum(2 * cost[idx, None], 1e-300))
@@ -337,18 +458,26 @@ def lm_batch(
 
 
 def _covariances(form: LawForm, D: np.ndarray, u: np.ndarray, sw: np.ndarray, sigma_w: float,
-                 wt: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Gauss-Newton covariance in u and natural space, and the correlation condition number."""
+                 wt: np.ndarray, prior: Prior | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Gauss-Newton covariance in u and natural space, and the correlation condition number.
+
+    With a prior, the posterior covariance inv(J'J / sigma_w^2 + diag(1 / sd^2)); the
+    condition number is the data's own (J'J), which says what the data leave undetermined.
+    """
     J = _jacobian(form, D, u[None, :], sw)[0] * np.sqrt(wt)[:, None]
     A = J.T @ J
     k = u.size
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prec = A / sigma_w**2
+        if prior is not None:
+            prec = prec + np.diag(1.0 / np.asarray(prior.sd, float) ** 2)
     try:
-        inv = np.linalg.inv(A)
+        inv = np.linalg.inv(prec)
         if not np.all(np.isfinite(inv)):
             raise np.linalg.LinAlgError
     except np.linalg.LinAlgError:
-        inv = np.linalg.pinv(A)
-    cov_u = sigma_w**2 * inv
+        inv = np.linalg.pinv(prec) if np.all(np.isfinite(prec)) else np.full((k, k), np.nan)
+    cov_u = inv
     T = form.dtheta_du(u)
     with np.errstate(invalid="ignore", over="ignore"):  # a parameter at its edge (d theta/du = inf):
         cov = T @ cov_u @ T.T  # its natural variance is undefined (NaN), as the delta method says
@@ -389,7 +518,41 @@ def _diagnostics(pf: PointFit, run: str) -> list[FitWarning]:
                             f"number {pf.cond:.3g} (> {COND_WARN:g}); some parameter combinations are "
                             "not determined by the data"))
     w.extend(_bound_warnings(pf.form, pf.theta, pf.se))
+    w.extend(_prior_dominated(pf, run))
     return w
+
+
+#: Posterior sd / prior sd (unconstrained scale) above which the data barely inform a parameter.
+PRIOR_DOMINATED = 0.5
+
+
+def _prior_dominated(pf: PointFit, run: str) -> list[FitWarning]:
+    """``weakly_identified``: alpha or the limit whose posterior sd is more than half the
+    prior's (in the unconstrained coordinates): the prior, not the data, holds it."""
+    if pf.prior is None or not np.all(np.isfinite(pf.cov_u)):
+        return []
+    out = []
+    post = np.sqrt(np.clip(np.diag(pf.cov_u), 0.0, None))
+    sd = np.asarray(pf.prior.sd, float)
+    names = pf.form.u_names
+    for j, name in enumerate(names):
+        if name not in ("alpha", pf.form.limit_param):  # scale coordinates (defined at D = 1
+            continue  # billion tokens, often far from the data) say nothing a user can act on
+        ratio = float(post[j] / sd[j])
+        if ratio > PRIOR_DOMINATED:
+            i = pf.form.param_names.index(name)
+            out.append(FitWarning("weakly_identified", (
+                f"run {run!r}: {name} = {pf.theta[i]:.4g} is weakly identified: its posterior sd is "
+                f"{ratio:.2f} of its weakly informative prior's (unconstrained scale); the prior, not "
+                "the data, holds it"), name))
+    return out
+    for j, p in enumerate(pf.form.parameters):
+        ratio = float(post[j] / sd[j])
+        if ratio > PRIOR_DOMINATED:
+            out.append(FitWarning("weakly_identified", (
+                f"run {run!r}: {p.name} = {pf.theta[j]:.4g} is weakly identified: its posterior sd is "
+                f"{ratio:.2f} of its weakly informative prior's; the prior, not the data, holds it"), p.name))
+    return out
 
 
 # --------------------------------------------------------------------------- headline fit
@@ -409,66 +572,115 @@ def _f_scale(form: LawForm, D: np.ndarray, y: np.ndarray, sw: np.ndarray, loss: 
 
 
 def _finish(form: LawForm, D: np.ndarray, y: np.ndarray, sw: np.ndarray, u: np.ndarray, loss: str,
-            f_scale: float, converged: bool, ms: MultiStartReport | None) -> PointFit:
+            f_scale: float, converged: bool, ms: MultiStartReport | None, prior: Prior | None = None,
+            incl: np.ndarray | None = None) -> PointFit:
+    """The fit at u: residual scales over the effective points (inclusion-weighted), covariance."""
     theta = form.from_unconstrained(u)
     r = form.evaluate(D, theta) - y
-    rss = float(np.sum(r**2))
-    wrss = float(np.sum((r * sw) ** 2))
-    dof = D.size - form.n_params
+    pi = np.ones(D.size) if incl is None else np.asarray(incl, float)
+    rss = float(np.sum(pi * r**2))
+    wrss = float(np.sum(pi * (r * sw) ** 2))
+    dof = float(np.sum(pi)) - form.n_params
     sigma = math.sqrt(rss / dof) if dof > 0 else math.nan
     sigma_w = math.sqrt(wrss / dof) if dof > 0 else math.nan
-    wt = _rho_prime(((r * sw) / f_scale) ** 2, loss)
-    cov_u, cov, cond = _covariances(form, D, u, sw, sigma_w, wt)
+    wt = _rho_prime(((r * sw) / f_scale) ** 2, loss) * pi
+    cov_u, cov, cond = _covariances(form, D, u, sw, sigma_w, wt, prior)
     se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     return PointFit(form, D, y, sw, loss, f_scale, theta, u, rss, wrss, converged, cov_u, cov, se,
-                    sigma, sigma_w, cond, ms)
+                    sigma, sigma_w, cond, ms, prior=prior, incl=None if incl is None else pi)
 
 
 def fit_points_fast(form: LawForm | str, D: np.ndarray, y: np.ndarray, *, sw: np.ndarray | None = None,
-                    loss: str = "linear", f_scale: float | None = None) -> PointFit:
-    """Multi-start fit with the batched solver only (no lmfit): for comparisons and backtests."""
-    form = get_form(form)
-    D, y = np.asarray(D, float), np.asarray(y, float)
-    sw = np.ones(D.size) if sw is None else np.asarray(sw, float)
-    fs = _f_scale(form, D, y, sw, loss, f_scale) if loss != "linear" else 1.0
-    U0 = form.to_unconstrained(form.starting_points(D, y))
-    res = lm_batch(form, D, y, U0, sw=sw, loss=loss, f_scale=fs)
-    ms = _multistart_report(form, res.u, res.cost, res.converged, None)
-    best = int(np.argmin(res.cost))
-    return _finish(form, D, y, sw, res.u[best], loss, fs, bool(res.converged[best]), ms)
+                    loss: str = "linear", f_scale: float | None = None, prior: Prior | str | None = "auto",
+                    incl: np.ndarray | None = None) -> PointFit:
+    """Multi-start fit with the batched solver only (no lmfit): for comparisons and backtests.
 
-
-def fit_subsets(form: LawForm | str, D: np.ndarray, y: np.ndarray, masks: list[np.ndarray], *,
-                sw: np.ndarray | None = None) -> list[PointFit]:
-    """Plain least-squares multi-start fits of several subsets of the same points in one batch.
-
-    Every (subset, start) pair is a row of one :func:`lm_batch` call; points outside a subset
-    get weight zero.  Same objective and starts as :func:`fit_points_fast` on each subset.
+    ``prior``: "auto" (the form's own, :func:`make_prior`), a :class:`Prior` or None;
+    ``incl``: inclusion weights in [0, 1] (the warm-up average), None for all 1.
     """
     form = get_form(form)
     D, y = np.asarray(D, float), np.asarray(y, float)
     sw = np.ones(D.size) if sw is None else np.asarray(sw, float)
-    U0, W, owner = [], [], []
+    pr = _resolve_prior(prior, form, D, y, sw)
+    fsw = sw if incl is None else sw * np.sqrt(np.asarray(incl, float))
+    fs = _f_scale(form, D, y, fsw, loss, f_scale) if loss != "linear" else 1.0
+    U0 = _best_starts(form, D, y, fsw, form.to_unconstrained(form.starting_points(D, y)))
+    res = lm_batch(form, D, y, U0, sw=fsw, loss=loss, f_scale=fs, prior=pr)
+    best = int(np.argmin(res.cost))
+    pr2 = _refined_prior(form, D, y, sw, res.u[best], loss, fs, pr, incl)
+    if pr2 is not pr:  # second pass: the prior in the units of the residuals, from every end
+        res = lm_batch(form, D, y, res.u, sw=fsw, loss=loss, f_scale=fs, prior=pr2)
+        best, pr = int(np.argmin(res.cost)), pr2
+    ms = _multistart_report(form, res.u, res.cost, res.converged, None)
+    return _finish(form, D, y, sw, res.u[best], loss, fs, bool(res.converged[best]), ms, pr, incl)
+
+
+def _refined_prior(form: LawForm, D: np.ndarray, y: np.ndarray, sw: np.ndarray, u: np.ndarray,
+                   loss: str, fs: float, prior: Prior | None, incl: np.ndarray | None) -> Prior | None:
+    """The prior rescaled to the residual sd of the fit at u (:func:`rescale`)."""
+    if prior is None:
+        return None
+    r = (form.evaluate(D, form.from_unconstrained(u)) - y) * sw
+    pi = np.ones(D.size) if incl is None else np.asarray(incl, float)
+    dof = float(np.sum(pi)) - form.n_params
+    if dof <= 0:
+        return prior
+    return rescale(prior, math.sqrt(float(np.sum(pi * r**2)) / dof))
+
+
+def fit_subsets(form: LawForm | str, D: np.ndarray, y: np.ndarray, masks: list[np.ndarray], *,
+                sw: np.ndarray | None = None, prior: bool = True) -> list[PointFit]:
+    """Least-squares multi-start fits of several subsets of the same points in one batch.
+
+    Every (subset, start) pair is a row of one :func:`lm_batch` call; points outside a subset
+    get weight zero.  Same objective, starts and prior (each subset's own, ``prior=True``) as
+    :func:`fit_points_fast` on each subset.
+    """
+    form = get_form(form)
+    D, y = np.asarray(D, float), np.asarray(y, float)
+    sw = np.ones(D.size) if sw is None else np.asarray(sw, float)
+    U0, W, owner, pmean, pscale = [], [], [], [], []
+    priors = []
     for i, mk in enumerate(masks):
-        st = form.to_unconstrained(form.starting_points(D[mk], y[mk]))
+        st = _best_starts(form, D[mk], y[mk], sw[mk], form.to_unconstrained(form.starting_points(D[mk], y[mk])))
+        pr = make_prior(form, D[mk], y[mk], sw[mk]) if prior else None
+        priors.append(pr)
         U0.append(st)
         W.append(np.repeat((sw * mk)[None, :], st.shape[0], axis=0))
         owner += [i] * st.shape[0]
-    res = lm_batch(form, D, y, np.vstack(U0), sw=np.vstack(W))
+        if pr is not None:
+            pmean.append(np.repeat(np.asarray(pr.mean, float)[None, :], st.shape[0], axis=0))
+            pscale += [float(pr.scale)] * st.shape[0]
+    batch_prior = (Prior(np.vstack(pmean), priors[0].sd, np.asarray(pscale))
+                   if priors and priors[0] is not None else None)
+    res = lm_batch(form, D, y, np.vstack(U0), sw=np.vstack(W), prior=batch_prior)
     owner_arr = np.array(owner)
+    if batch_prior is not None:  # second pass, each subset's prior at its residual sd
+        scales = np.asarray(pscale, float).copy()
+        for i, mk in enumerate(masks):
+            rows = np.flatnonzero(owner_arr == i)
+            best = rows[int(np.argmin(res.cost[rows]))]
+            refined = _refined_prior(form, D[mk], y[mk], sw[mk], res.u[best], "linear", 1.0,
+                                     priors[i], None)
+            if refined is not priors[i]:
+                priors[i] = refined
+                scales[rows] = float(refined.scale)
+        batch_prior = Prior(batch_prior.mean, batch_prior.sd, scales)
+        res = lm_batch(form, D, y, res.u, sw=np.vstack(W), prior=batch_prior)
     out = []
     for i, mk in enumerate(masks):
         rows = np.flatnonzero(owner_arr == i)
         best = rows[int(np.argmin(res.cost[rows]))]
         ms = _multistart_report(form, res.u[rows], res.cost[rows], res.converged[rows], None)
         out.append(_finish(form, D[mk], y[mk], sw[mk], res.u[best], "linear", 1.0,
-                           bool(res.converged[best]), ms))
+                           bool(res.converged[best]), ms, priors[i]))
     return out
 
 
 def _lmfit_one(form: LawForm, D: np.ndarray, y: np.ndarray, sw: np.ndarray, u0: np.ndarray,
-               loss: str, f_scale: float) -> tuple[np.ndarray, float, bool]:
-    """One lmfit least_squares fit from u0 in the unconstrained parameterization."""
+               loss: str, f_scale: float, prior: Prior | None = None) -> tuple[np.ndarray, float, bool]:
+    """One lmfit least_squares fit from u0 in the unconstrained parameterization (the prior's
+    pseudo-residuals appended; the returned cost counts them quadratically, as lm_batch does)."""
     params = lmfit.Parameters()
     for j, name in enumerate(form.param_names):
         params.add(f"u_{name}", value=float(u0[j]))
@@ -476,6 +688,8 @@ def _lmfit_one(form: LawForm, D: np.ndarray, y: np.ndarray, sw: np.ndarray, u0: 
     def resid(p: lmfit.Parameters) -> np.ndarray:
         u = np.array([p[f"u_{n}"].value for n in form.param_names])
         r = (form.evaluate(D, form.from_unconstrained(u)) - y) * sw
+        if prior is not None:
+            r = np.r_[r, prior.residuals(u[None, :])[0]]
         return np.where(np.isfinite(r), r, 1e3)
 
     kws = {"loss": loss, "f_scale": f_scale, "x_scale": "jac", "ftol": 1e-10, "xtol": 1e-10,
@@ -489,6 +703,8 @@ def _lmfit_one(form: LawForm, D: np.ndarray, y: np.ndarray, sw: np.ndarray, u0: 
     u = np.array([out.params[f"u_{n}"].value for n in form.param_names])
     r = (form.evaluate(D, form.from_unconstrained(u)) - y) * sw
     c = float(_cost(r[None, :], loss, f_scale)[0])
+    if prior is not None:
+        c += 0.5 * float(np.sum(prior.residuals(u[None, :]) ** 2))
     return u, c, bool(out.success) and np.isfinite(c)
 
 
@@ -519,11 +735,13 @@ def _multistart_report(form: LawForm, U: np.ndarray, cost: np.ndarray, conv: np.
 
 
 def fit_points(form: LawForm | str, D: np.ndarray, y: np.ndarray, *, se: np.ndarray | None = None,
-               loss: str = "linear", f_scale: float | None = None, run: str = "?") -> PointFit:
+               loss: str = "linear", f_scale: float | None = None, run: str = "?",
+               prior: Prior | str | None = "auto", incl: np.ndarray | None = None) -> PointFit:
     """Headline fit: lmfit from every starting point, best optimum kept, polished, diagnosed.
 
     ``se`` (per-point standard errors) turns into weights 1/se^2; the covariance is scaled by
-    the weighted residual variance (like ``curve_fit(absolute_sigma=False)``).
+    the weighted residual variance (like ``curve_fit(absolute_sigma=False)``).  ``prior`` and
+    ``incl`` as in :func:`fit_points_fast`.
     """
     form = get_form(form)
     if loss not in LOSSES:
@@ -533,19 +751,27 @@ def fit_points(form: LawForm | str, D: np.ndarray, y: np.ndarray, *, se: np.ndar
         raise FitInputError(f"run {run!r}: {D.size} points are fewer than the {form.n_params} parameters "
                             f"of form {form.name!r}")
     sw = np.ones(D.size) if se is None else 1.0 / np.asarray(se, float)
-    fs = _f_scale(form, D, y, sw, loss, f_scale)
+    pr = _resolve_prior(prior, form, D, y, sw)
+    fsw = sw if incl is None else sw * np.sqrt(np.asarray(incl, float))
+    fs = _f_scale(form, D, y, fsw, loss, f_scale)
     starts = form.to_unconstrained(form.starting_points(D, y))
-    fits = [_lmfit_one(form, D, y, sw, u0, loss, fs) for u0 in starts]
+    fits = [_lmfit_one(form, D, y, fsw, u0, loss, fs, pr) for u0 in starts]
     U = np.array([f[0] for f in fits])
     cost = np.array([f[1] for f in fits])
     conv = np.array([f[2] for f in fits])
     # polish all ends with the batched solver (same objective), which also checks convergence
-    pol = lm_batch(form, D, y, U, sw=sw, loss=loss, f_scale=fs)
+    pol = lm_batch(form, D, y, U, sw=fsw, loss=loss, f_scale=fs, prior=pr)
     better = pol.cost < cost
     U[better], cost[better] = pol.u[better], pol.cost[better]
     conv = conv | pol.converged
     best = int(np.argmin(cost))
-    pf = _finish(form, D, y, sw, U[best], loss, fs, bool(conv[best]), None)
+    pr2 = _refined_prior(form, D, y, sw, U[best], loss, fs, pr, incl)
+    if pr2 is not pr:  # second pass: the prior in the units of the residuals, from every end
+        pol = lm_batch(form, D, y, U, sw=fsw, loss=loss, f_scale=fs, prior=pr2)
+        U, cost, pr = pol.u, pol.cost, pr2
+        conv = pol.converged | (pol.stalled & conv)  # settled on a flat valley it had converged in
+        best = int(np.argmin(cost))
+    pf = _finish(form, D, y, sw, U[best], loss, fs, bool(conv[best]), None, pr, incl)
     pf.multistart = _multistart_report(form, U, cost, conv, pf.se)
     pf.warnings = _diagnostics(pf, run)
     return pf
@@ -555,12 +781,93 @@ def fit_points(form: LawForm | str, D: np.ndarray, y: np.ndarray, *, se: np.ndar
 
 
 @dataclass(frozen=True)
-class PointSelection:
-    """Which points are fitted: a boolean mask plus the reason for every dropped point."""
+class WarmupAverage:
+    """Warm-up handled by averaging over warm-up lengths (points in token order).
 
-    keep: np.ndarray
-    dropped: list[dict]  # {"index": i, "tokens_b": D, "reason": str}
+    Model c says: the first c points are warm-up (any value in the range of the data, a
+    uniform density) and the rest follow the law with Gaussian noise.  Every model explains
+    all n points, so their likelihoods compare directly; with a uniform prior over
+    c = 0..c_max the posterior weights are ``weights`` (Bayesian model averaging, the law's
+    parameters and noise at their maximum for each c: a Laplace/BIC-type approximation with
+    the same k in every model).  ``inclusion[i]`` = sum of the weights of c <= i: the
+    probability that point i lies past the warm-up, its weight in the fit.  All of it moves
+    continuously with the data: no hard cut that a tiny perturbation can flip.
+    """
+
+    cuts: np.ndarray  # c = 0..c_max
+    weights: np.ndarray  # posterior weight of each c
+    loglik: np.ndarray  # its log-likelihood
+    limits: np.ndarray  # the limit parameter of each c's fit (NaN when the form has none)
+    inclusion: np.ndarray  # per point (token order)
+
+    def limit_spread(self) -> float:
+        """Between-warm-up sd of the limit: sqrt(sum w_c (A0_c - mean)^2) (0 without a limit)."""
+        ok = np.isfinite(self.limits)
+        if not ok.any():
+            return 0.0
+        w = self.weights[ok] / np.sum(self.weights[ok])
+        m = float(np.sum(w * self.limits[ok]))
+        return float(math.sqrt(np.sum(w * (self.limits[ok] - m) ** 2)))
+
+    def to_dict(self) -> dict:
+        """JSON-safe summary (floats rounded to what matters: weights to 1e-6)."""
+        return {"cuts": [int(c) for c in self.cuts],
+                "weights": [round(float(w), 6) for w in self.weights],
+                "limits": [None if not np.isfinite(v) else float(v) for v in self.limits],
+                "limit_spread": self.limit_spread()}
+
+
+def warmup_max(n: int, k: int) -> int:
+    """Most leading points a warm-up may take: n // 3, leaving at least k + 3 points."""
+    return max(0, min(n // 3, n - (k + 3)))
+
+
+def warmup_average(form: LawForm | str, D: np.ndarray, y: np.ndarray, *, sw: np.ndarray | None = None
+                   ) -> WarmupAverage:
+    """Posterior weights of warm-up lengths c = 0..:func:`warmup_max` (D sorted ascending).
+
+    log L_c = sum_{i >= c} log N(y_i; A_c(D_i), s_c^2) - c log(R), with A_c and s_c^2 (ML) the
+    law fitted to points c.. (with its prior) and R the range of the (weighted) data: a
+    warm-up point may lie anywhere in it.  Dropping a point that the law describes costs
+    about log(R / s) nats; dropping one several s away gains.  One batched fit per c.
+    """
+    form = get_form(form)
+    D, y = np.asarray(D, float), np.asarray(y, float)
+    sw = np.ones(D.size) if sw is None else np.asarray(sw, float)
+    n, k = D.size, form.n_params
+    cmax = warmup_max(n, k)
+    cuts = np.arange(cmax + 1)
+    if cmax == 0:
+        return WarmupAverage(cuts, np.ones(1), np.zeros(1), np.full(1, np.nan), np.ones(n))
+    masks = [np.arange(n) >= c for c in cuts]
+    fits = fit_subsets(form, D, y, masks, sw=sw)
+    R = max(float(np.ptp(y * sw)), 1e-9)
+    ia = form.limit_index()
+    ll, limits = [], []
+    for c, pf in zip(cuts, fits, strict=True):
+        r = (y[c:] - form.evaluate(D[c:], pf.theta)) * sw[c:]
+        s2 = max(float(np.mean(r**2)), (1e-9 * R) ** 2)
+        ll.append(-0.5 * (n - c) * (math.log(2 * math.pi * s2) + 1.0) - c * math.log(R))
+        limits.append(float(pf.theta[ia]) if ia is not None else math.nan)
+    ll_arr = np.array(ll)
+    w = np.exp(ll_arr - np.max(ll_arr))
+    w /= w.sum()
+    incl = np.ones(n)
+    incl[:cmax] = np.minimum(np.cumsum(w)[:cmax], 1.0)  # from point c_max on: weight 1 exactly
+    return WarmupAverage(cuts, w, ll_arr, np.array(limits), incl)
+
+
+@dataclass(frozen=True)
+class PointSelection:
+    """Which points are fitted and with what weight, plus the reason for each dropped or
+    down-weighted point."""
+
+    keep: np.ndarray  # bool: fitted at all (weight >= PI_MIN)
+    dropped: list[dict]  # {"index": i, "tokens_b": D, "reason": str}: not fitted
     rule: str
+    weight: np.ndarray | None = None  # inclusion weight per point (None: keep as 0/1)
+    warmup: WarmupAverage | None = None
+    downweighted: list[dict] = field(default_factory=list)  # fitted with weight < 1
 
     @property
     def n_dropped(self) -> int:
@@ -568,55 +875,11 @@ class PointSelection:
         return len(self.dropped)
 
 
-def warmup_rule(form: LawForm | str, D: np.ndarray, y: np.ndarray, *, sw: np.ndarray | None = None,
-                z: float = WARMUP_Z, window: int = WARMUP_WINDOW) -> tuple[int, list[str]]:
-    """Number of leading warm-up points to drop (D sorted ascending), and the reason for each.
-
-    Sequential prediction test from the start of training.  At step i (starting at 0), for
-    each w = 1 .. ``window``: fit the law to the points from i + w on and predict points
-    i .. i+w-1; a point is inconsistent when its studentized prediction error
-    |y_j - A(D_j)| / sqrt(sigma^2 + se_fit(D_j)^2) exceeds ``z`` (3).  Testing w > 1 catches a
-    run of several warm-up points that would otherwise bend the fit used to judge the
-    first.  If no point is inconsistent the scan stops; otherwise every point up to the last
-    inconsistent one is declared warm-up (warm-up is a prefix of training) and the scan
-    restarts after it.  At most floor(n/3) points are dropped and at least k + 3 points
-    remain in every fit.
-    """
-    form = get_form(form)
-    D, y = np.asarray(D, float), np.asarray(y, float)
-    sw = np.ones(D.size) if sw is None else np.asarray(sw, float)
-    n, k = D.size, form.n_params
-    max_drop = min(n // 3, n - (k + 3) - window)
-    reasons: list[str] = []
-    i = 0
-    while i < max_drop:
-        worst: dict[int, float] = {}
-        masks = [np.arange(n) >= i + w for w in range(1, window + 1)]
-        for w, pf in zip(range(1, window + 1), fit_subsets(form, D, y, masks, sw=sw), strict=True):
-            if not np.isfinite(pf.sigma) or pf.sigma <= 0:
-                continue
-            est, sef = pf.predict_se(D[i:i + w])
-            tstat = (y[i:i + w] - est) / np.sqrt(pf.sigma**2 + sef**2)
-            for j, tj in enumerate(tstat):
-                if abs(tj) > abs(worst.get(i + j, 0.0)):
-                    worst[i + j] = float(tj)
-        bad = [j for j, tj in worst.items() if abs(tj) > z]
-        if not bad:
-            break
-        last = min(max(bad), max_drop - 1)
-        for j in range(i, last + 1):
-            tj = worst.get(j, 0.0)
-            why = (f"studentized error {tj:+.2f} against the law fitted to later points (|t| > {z:g})"
-                   if abs(tj) > z else f"precedes an inconsistent early checkpoint (largest |t| {abs(tj):.2f})")
-            reasons.append("warm-up: " + why)
-        i = last + 1
-    return len(reasons), reasons
-
-
 def select_points(form: LawForm | str, D: np.ndarray, y: np.ndarray, *, sw: np.ndarray | None = None,
                   drop_first: int | None = None, min_tokens: float | None = None,
                   run: str = "?") -> PointSelection:
-    """Apply ``drop_first`` / ``min_tokens`` (billions) when given, else the automatic warm-up rule."""
+    """Apply ``drop_first`` / ``min_tokens`` (billions) when given, else the warm-up average
+    (:func:`warmup_average`): points get weights, those below :data:`PI_MIN` are dropped."""
     D = np.asarray(D, float)
     keep = np.ones(D.size, bool)
     dropped: list[dict] = []
@@ -633,20 +896,30 @@ def select_points(form: LawForm | str, D: np.ndarray, y: np.ndarray, *, sw: np.n
         rule = "manual: " + ", ".join(parts)
         for i in np.flatnonzero(~keep):
             dropped.append({"index": int(i), "tokens_b": float(D[i]), "reason": rule})
-        return PointSelection(keep, dropped, rule)
+        return PointSelection(keep, dropped, rule, keep.astype(float))
     form = get_form(form)
     order = np.argsort(D, kind="stable")
-    n_drop, reasons = warmup_rule(form, D[order], np.asarray(y, float)[order],
-                                  sw=None if sw is None else np.asarray(sw, float)[order])
-    for i, why in zip(order[:n_drop], reasons, strict=True):
-        keep[i] = False
-        dropped.append({"index": int(i), "tokens_b": float(D[i]), "reason": why})
-    rule = (f"auto: sequential prediction test from the first checkpoint (window {WARMUP_WINDOW}, "
-            f"|t| > {WARMUP_Z:g}), at most n/3 points")
-    return PointSelection(keep, dropped, rule)
+    wa = warmup_average(form, D[order], np.asarray(y, float)[order],
+                        sw=None if sw is None else np.asarray(sw, float)[order])
+    weight = np.empty(D.size)
+    weight[order] = wa.inclusion
+    keep = weight >= PI_MIN
+    down = []
+    for i in order:
+        if weight[i] >= 1.0 - 1e-12:
+            continue
+        rec = {"index": int(i), "tokens_b": float(D[i]), "weight": float(weight[i]),
+               "reason": (f"warm-up: weight {weight[i]:.3g} = probability of lying past the warm-up "
+                          "(average over warm-up lengths)")}
+        (dropped if not keep[i] else down).append(rec)
+    rule = (f"auto: average over warm-up lengths 0-{int(wa.cuts[-1])} (posterior weights; a warm-up "
+            "point may lie anywhere in the data's range), points weighted by the probability of "
+            "lying past the warm-up")
+    return PointSelection(keep, dropped, rule, np.where(keep, weight, 0.0), wa, down)
 
 
-def t_quantile(level: float, dof: int) -> float:
-    """Two-sided Student-t quantile for a central interval of ``level`` (normal if dof <= 0)."""
+def t_quantile(level: float, dof: float) -> float:
+    """Two-sided Student-t quantile for a central interval of ``level``; +inf when dof <= 0
+    (no residual degrees of freedom: the noise is unknown, so no finite interval)."""
     q = 0.5 + level / 2.0
-    return float(stats.t.ppf(q, dof)) if dof > 0 else float(stats.norm.ppf(q))
+    return float(stats.t.ppf(q, dof)) if dof > 0 else math.inf

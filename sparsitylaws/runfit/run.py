@@ -7,12 +7,12 @@ Public, stable API (used by lawset.py, the ``fit`` CLI and the plots)::
             compare=True, backtest=True) -> RunFit
 
     RunFit.predict(tokens, level=0.9) -> pandas.DataFrame
-        columns: tokens, tokens_b, estimate, conf_low, conf_high, pred_low, pred_high (both
-        bands include the calibrated forecast-error term beyond the fitted range), law_low,
-        law_high (the law's own prediction band), forecast_scale, analog (median forecast from
-        other runs' shapes, NaN without), extrapolation (True outside the fitted token range);
-        df.attrs["warnings"] holds a structured ``extrapolation`` warning when any row
-        extrapolates
+        columns: tokens, tokens_b, estimate, conf_low, conf_high, pred_low, pred_high,
+        law_estimate, law_low, law_high (the law's own prediction band), forecast (True where
+        the estimate and the prediction band are the calibrated within-run forecast of
+        :mod:`sparsitylaws.runfit.forecast`: past the last fitted checkpoint), extrapolation
+        (True outside the fitted token range); df.attrs["warnings"] holds structured
+        warnings (``extrapolation``, ``forecast_horizon``, ``forecast_young``)
     RunFit.limit(level=None) -> dict | None      # A0 estimate and intervals, None if no limit
     RunFit.to_dict() -> dict                     # JSON-safe, floats exact
     RunFit.from_dict(d) -> RunFit                # inverse; predictions are bit-identical
@@ -23,8 +23,12 @@ converted to billions (D) inside, and every ``*_b`` field is in billions.
 
 ``predict`` uses only stored fields: the form name, ``estimate``, ``boot_draws`` (the
 bootstrap replicates, shape (n, k)), ``cov_u`` (delta-method fallback when there are no
-draws), ``noise_sd``, ``dof`` (and the effective one in ``extra``), ``naive`` and ``forecast``.  The confidence band is where the true curve
-lies (parameter uncertainty); the prediction band adds the noise of one new checkpoint.
+draws), ``noise_sd``, ``dof`` (and the effective one in ``extra``) and ``forecast`` (the
+forecast origin and which calibrated model applies; the model and the analog curves live in
+the law set, or are the packaged default).  Inside the fitted range the confidence band is
+where the true curve lies (parameter uncertainty) and the prediction band adds the noise of
+one new checkpoint; past it both come from the calibrated forecast (the confidence band with
+the point noise taken out of the forecast band in quadrature).
 """
 
 from __future__ import annotations
@@ -38,27 +42,21 @@ import pandas as pd
 
 from sparsitylaws.errors import FitInputError
 from sparsitylaws.runfit.backtest import backtest as run_backtest
-from sparsitylaws.runfit.backtest import (
-    calibrate_backtest,
-    compare_forms,
-    information_criteria,
-    naive_forecasts,
-    naive_predict,
-)
+from sparsitylaws.runfit.backtest import compare_forms, information_criteria
 from sparsitylaws.runfit.forecast import (
-    ForecastCalibration,
-    analog_forecast,
-    default_calibration,
-    forecast_scale,
-    horizon,
+    CutState,
+    ForecastModel,
+    RunCurve,
+    direction_of,
+    line_from_points,
 )
 from sparsitylaws.runfit.forms import LawForm, default_form_for, get_form
 from sparsitylaws.runfit.pointfit import (
     LOSSES,
     check_inputs,
     fit_points,
-    fit_points_fast,
     select_points,
+    t_quantile,
 )
 from sparsitylaws.runfit.uncertainty import (
     ar_inflation,
@@ -70,10 +68,10 @@ from sparsitylaws.runfit.uncertainty import (
     profile_interval,
 )
 
-__all__ = ["RUNFIT_VERSION", "TOKENS_PER_B", "RunFit", "backtest_rows_for_calibration", "fit_run", "set_forecast"]
+__all__ = ["RUNFIT_VERSION", "TOKENS_PER_B", "RunFit", "fit_run", "set_forecast"]
 
 TOKENS_PER_B = 1e9
-RUNFIT_VERSION = 2
+RUNFIT_VERSION = 3
 #: Share of failed bootstrap replicates above which the intervals are called unreliable.
 BOOT_FAIL_WARN = 0.05
 
@@ -136,6 +134,8 @@ class RunFit:
     profile_high: float | None = None
     n_boot_stalled: int = 0
     n_boot_refit: int = 0
+    #: effective number of points: the sum of the warm-up inclusion weights (rmse, dof use it)
+    n_effective: float | None = None
 
     # ------------------------------------------------------------------ serialization
     def to_dict(self) -> dict:
@@ -152,7 +152,8 @@ class RunFit:
                                                                   "version", "extra", "naive",
                                                                   "forecast", "pct_low", "pct_high",
                                                                   "profile_low", "profile_high",
-                                                                  "n_boot_stalled", "n_boot_refit")]
+                                                                  "n_boot_stalled", "n_boot_refit",
+                                                                  "n_effective")]
         if missing:
             raise FitInputError(f"RunFit dict lacks field(s): {', '.join(sorted(missing))}")
         kw = {k: v for k, v in d.items() if k in names}
@@ -177,38 +178,50 @@ class RunFit:
         k = len(self.param_names)
         return np.asarray(self.boot_draws, dtype=float).reshape(-1, k)
 
-    def calibration(self) -> tuple[ForecastCalibration, str | None]:
-        """The forecast calibration predict uses, and the run it leaves out (this one)."""
-        cached = getattr(self, "_cal_cache", None)
-        if cached is not None:
-            return cached
-        fc = self.forecast or {}
-        cal = (ForecastCalibration.from_dict(fc["calibration"]) if fc.get("calibration")
-               else default_calibration())
-        out = (cal, fc.get("exclude", self.run))
-        self._cal_cache = out
-        return out
+    def attach_forecast(self, model: ForecastModel | None, curves: Sequence[RunCurve] = ()) -> None:
+        """Give the fit the calibrated forecast model and analog curves its predictions past the
+        data use (a law set does this on load; ``fit_run`` alone attaches the packaged default)."""
+        self._forecast_model = (model, [c for c in curves if c.run != self.run])
 
-    def _band_dof(self) -> int:
+    def forecast_model(self) -> tuple[ForecastModel, list[RunCurve]]:
+        """The attached forecast model and analogs, or the packaged default."""
+        fm = getattr(self, "_forecast_model", None)
+        if fm is None or fm[0] is None:
+            from sparsitylaws.runfit.calibration import default_forecast
+
+            model, curves = default_forecast()
+            self._forecast_model = (model, [c for c in curves if c.run != self.run])
+            fm = self._forecast_model
+        return fm
+
+    def forecast_state(self) -> CutState:
+        """The forecast origin: the end of the fitted data (stored, or rebuilt from the fit for
+        law sets written before version 3: no own drift, the naive line from ``naive``)."""
+        st = (self.forecast or {}).get("state")
+        if st:
+            return CutState.from_dict(st)
+        nv = self.naive or {}
+        a0 = float(get_form(self.form).evaluate([self.tokens_b_max], np.asarray(self.estimate, float))[0])
+        a = float(nv.get("line_intercept", a0))
+        b = float(nv.get("line_slope", 0.0))
+        if b * direction_of(self.activation) < 0:
+            a, b = a + b * math.log(self.tokens_b_max), 0.0
+        return CutState(self.run, self.activation, None, self.tokens_b_max, float(self.noise_sd),
+                        self.form, list(self.estimate), a, b, float(nv.get("last_value", a0)))
+
+    def _band_dof(self) -> float:
         """Degrees of freedom of the band quantiles: the effective ones under residual
         autocorrelation (stored at fit time), else n - k."""
         ar = (self.extra or {}).get("residual_autocorrelation") or {}
-        return int(ar.get("dof_eff", self.dof))
-
-    def _analog(self, d: np.ndarray) -> np.ndarray:
-        """Median analog forecast at D (billions) from other runs' shapes; NaN without analogs."""
-        fc = self.forecast or {}
-        if not fc.get("analogs") or not fc.get("n_params"):
-            return np.full(d.shape, np.nan)
-        at_last = float(get_form(self.form).evaluate([self.tokens_b_max], np.asarray(self.estimate, float))[0])
-        return analog_forecast(at_last, self.tokens_b_max, d, float(fc["n_params"]), fc["analogs"])
+        return float(ar.get("dof_eff", self.dof))
 
     def predict(self, tokens: Sequence[float] | np.ndarray | float, level: float = 0.9) -> pd.DataFrame:
         """A at raw token counts with confidence and prediction bands, from stored fields only.
 
-        Beyond the last fitted point both bands include the calibrated forecast-error term
-        (:mod:`sparsitylaws.runfit.forecast`); ``law_low``/``law_high`` keep the law's own prediction
-        band (parameters and point noise only) and ``forecast_scale`` the scale f.
+        Up to the last fitted point: the law and its bands.  Past it: the calibrated forecast
+        (:mod:`sparsitylaws.runfit.forecast`: the law combined with the naive forecasts and other
+        runs' shapes, its band from other runs' backtests); ``law_estimate``/``law_low``/
+        ``law_high`` keep the law's own curve and prediction band everywhere.
         """
         t = np.atleast_1d(np.asarray(tokens, dtype=float))
         if t.ndim != 1 or not np.all(np.isfinite(t)) or np.any(t <= 0):
@@ -221,43 +234,44 @@ class RunFit:
                         sigma=float(self.noise_sd), dof=self._band_dof(),
                         draws=draws if draws.shape[0] > 0 else None,
                         cov_u=np.asarray(self.cov_u, dtype=float))
-        est = b["estimate"]
-        h = horizon(d, self.tokens_b_max)
-        dis = np.zeros_like(est)
-        if self.naive:
-            last, line = naive_predict(self.naive, d)
-            dis = np.maximum(np.abs(last - est), np.abs(line - est))
-        f = forecast_scale(h, float(self.noise_sd), dis)
-        law_low, law_high = b["pred_low"].copy(), b["pred_high"].copy()
-        analog = self._analog(d)
-        if np.any(f > 0):
-            cal, exclude = self.calibration()
-            ho = not self.naive and bool(cal.horizon_scores)  # version-1 fits: no naive forecasts
-            for lo, hi in (("conf_low", "conf_high"), ("pred_low", "pred_high")):
-                b[lo] = est - cal.halfwidth(np.maximum(est - b[lo], 0.0), f, float(level), exclude, ho)
-                b[hi] = est + cal.halfwidth(np.maximum(b[hi] - est, 0.0), f, float(level), exclude, ho)
-                has = np.isfinite(analog)
-                b[lo] = np.where(has, np.fmin(b[lo], analog), b[lo])
-                b[hi] = np.where(has, np.fmax(b[hi], analog), b[hi])
-        df = pd.DataFrame({"tokens": t, "tokens_b": d, **b, "law_low": law_low, "law_high": law_high,
-                           "forecast_scale": f, "analog": analog})
+        law_est, law_low, law_high = b["estimate"].copy(), b["pred_low"].copy(), b["pred_high"].copy()
+        past = d > self.tokens_b_max * (1 + 1e-12)
+        warnings_: list[dict] = []
+        if past.any():
+            model, curves = self.forecast_model()
+            state = self.forecast_state()
+            fb = model.band(state, d[past], curves, exclude=self.run, level=float(level))
+            b["estimate"][past] = fb["estimate"]
+            b["pred_low"][past], b["pred_high"][past] = fb["low"], fb["high"]
+            noise = t_quantile(float(level), self._band_dof()) * float(self.noise_sd)
+            noise = noise if math.isfinite(noise) else 0.0
+            for side, sign in (("conf_low", -1.0), ("conf_high", 1.0)):
+                half = np.abs((fb["low"] if sign < 0 else fb["high"]) - fb["estimate"])
+                b[side][past] = fb["estimate"] + sign * np.sqrt(np.maximum(half**2 - noise**2, 0.0))
+            warnings_ += self._forecast_warnings(model, state, d[past])
+        df = pd.DataFrame({"tokens": t, "tokens_b": d, **b, "law_estimate": law_est, "law_low": law_low,
+                           "law_high": law_high, "forecast": past})
         df["extrapolation"] = (d > self.tokens_b_max) | (d < self.tokens_b_min)
-        df.attrs["warnings"] = self._extrapolation_warnings(d) + self._horizon_warnings(h)
+        df.attrs["warnings"] = self._extrapolation_warnings(d) + warnings_
         return df
 
-    def _horizon_warnings(self, h: np.ndarray) -> list[dict]:
-        """``forecast_horizon``: some forecasts reach further (in ln D beyond the last fitted
-        point) than any backtest the forecast calibration learned from."""
-        if not np.any(h > 0):
-            return []
-        cal, _ = self.calibration()
-        hmax = cal.max_horizon
-        if not np.isfinite(hmax) or float(np.max(h)) <= hmax:
-            return []
-        return [{"code": "forecast_horizon", "parameter": None, "message": (
-            f"run {self.run!r}: forecasts reach {math.exp(float(np.max(h))):.3g}x the last fitted token count; "
-            f"the forecast error model was calibrated on backtests up to {math.exp(hmax):.3g}x, so beyond "
-            "that its band is itself an extrapolation (the data cannot say how far the law will drift)")}]
+    def _forecast_warnings(self, model: ForecastModel, state: CutState, d: np.ndarray) -> list[dict]:
+        """``forecast_horizon`` past the longest calibrated horizon; ``forecast_young`` when the
+        run is younger (tokens per parameter) than every calibrating forecast."""
+        out = []
+        h = float(np.max(np.log(d / state.d_cut)))
+        if math.isfinite(model.h_max) and h > model.h_max:
+            out.append({"code": "forecast_horizon", "parameter": None, "message": (
+                f"run {self.run!r}: forecasts reach {math.exp(h):.3g}x the last fitted token count; the "
+                f"forecast band was calibrated on forecasts up to {math.exp(model.h_max):.3g}x, so beyond "
+                "that it is itself an extrapolation")})
+        lo, _ = model.tau_range(exclude=self.run)
+        tau = state.tau_cut
+        if math.isfinite(tau) and math.isfinite(lo) and tau < lo:
+            out.append({"code": "forecast_young", "parameter": None, "message": (
+                f"run {self.run!r}: at {tau:.3g} tokens per parameter it is younger than every forecast "
+                f"that calibrated its band (from {lo:.3g}); older runs' errors may not describe its own")})
+        return out
 
     def _extrapolation_warnings(self, d: np.ndarray) -> list[dict]:
         """Structured ``extrapolation`` warning when any D lies outside the fitted range."""
@@ -408,13 +422,19 @@ def fit_run(
     seed: int = 0,
     compare: bool = True,
     backtest: bool = True,
+    n_params: float | None = None,
+    default_forecast: bool = True,
 ) -> RunFit:
     """Fit ``form`` (``auto``: by activation) to one run and bundle estimates, intervals, checks.
 
     ``tokens``: raw token counts; ``min_tokens``: raw token count below which points are
     dropped; ``drop_first``: drop the first N checkpoints (either overrides the automatic
-    warm-up rule); ``se``: per-point standard errors (weights 1/se^2); ``loss``: linear,
-    soft_l1 or huber; ``n_boot``: bootstrap replicates (0 = delta method only).
+    warm-up average); ``se``: per-point standard errors (weights 1/se^2); ``loss``: linear,
+    soft_l1 or huber; ``n_boot``: bootstrap replicates (0 = delta method only); ``n_params``:
+    non-embedding parameters (forecasts then borrow other runs' shapes in tokens per
+    parameter).  Forecasts past the data are banded by the packaged default calibration
+    (``default_forecast``; a law set calibrates its runs on each other instead,
+    :func:`set_forecast`).
     """
     if loss not in LOSSES:
         raise FitInputError(f"run {run!r}: unknown loss {loss!r} (argument 'loss'); known: {', '.join(LOSSES)}")
@@ -435,7 +455,10 @@ def fit_run(
         raise FitInputError(f"run {run!r}: {int(k.sum())} points left after dropping {sel.n_dropped} "
                             f"(rule: {sel.rule}) are fewer than the {law.n_params} parameters of form "
                             f"{law.name!r}")
-    pf = fit_points(law, D[k], y[k], se=None if s is None else s[k], loss=loss, f_scale=f_scale, run=run)
+    auto = drop_first is None and min_tokens is None
+    incl = sel.weight[k] if auto and sel.weight is not None else None
+    pf = fit_points(law, D[k], y[k], se=None if s is None else s[k], loss=loss, f_scale=f_scale, run=run,
+                    incl=incl)
     bs = bootstrap(pf, int(n_boot), int(seed))
     dlo, dhi = delta_intervals(pf, level)
     ar = ar_inflation(pf) if pf.dof > 0 else {"dof_eff": pf.dof}
@@ -458,61 +481,72 @@ def fit_run(
                          "disagree)" if disagree else "profile likelihood (the bootstrap agrees)"))
         else:
             blo[ia0], bhi[ia0] = prof_lo, prof_hi
-    alternatives = []
-    if drop_first is None and min_tokens is None:
-        alternatives = _warmup_alternatives(law, D, y, sw, sel.n_dropped, loss)
-        for alt in alternatives:
-            est_alt = np.asarray(alt["estimate"])
-            blo, bhi = _hold(blo, bhi, est_alt)
-        if alternatives:
-            notes.append("widened to hold the estimates with " + ", ".join(
-                str(a["n_dropped"]) for a in alternatives) + " warm-up points dropped")
+    warm = sel.warmup.to_dict() if auto and sel.warmup is not None else None
+    if warm and ia0 is not None and warm["limit_spread"] > 0:
+        # the warm-up length is uncertain: its between-length sd of A0 enters the interval
+        # (in quadrature, at the interval's own quantile), so the interval moves continuously
+        q = t_quantile(level, max(float(ar["dof_eff"]), 1.0))
+        add = q * warm["limit_spread"]
+        e0 = pf.theta[ia0]
+        blo[ia0] = e0 - math.hypot(max(e0 - blo[ia0], 0.0), add) if np.isfinite(blo[ia0]) else blo[ia0]
+        bhi[ia0] = e0 + math.hypot(max(bhi[ia0] - e0, 0.0), add) if np.isfinite(bhi[ia0]) else bhi[ia0]
+        notes.append(f"{law.limit_param}: widened by the spread over warm-up lengths "
+                     f"({warm['limit_spread']:.3g})")
     blo, bhi = clip_to_bounds(law, blo, bhi)
     ic = information_criteria(pf.rss, pf.n, pf.k)
     ms = asdict(pf.multistart)
     comparison = (compare_forms(D[k], y[k], sw=None if sw is None else sw[k], loss=loss,
                                 given={law.name: pf.rss}) if compare else [])
-    bt = (run_backtest(D, y, law, se=s, loss=loss, drop_first=drop_first, min_tokens=min_b,
-                       n_boot=int(n_boot), level=level, seed=int(seed)) if backtest else [])
-    cal = default_calibration()
-    bt = calibrate_backtest(bt, cal, level=level, exclude=str(run))
-    forecast = {"calibration": cal.to_dict(), "exclude": str(run), "source": "packaged default"}
+    raw = (run_backtest(D, y, law, run=str(run), activation=str(activation), n_params=n_params, se=s,
+                        loss=loss, drop_first=drop_first, min_tokens=min_b) if backtest else [])
+    a, b = line_from_points(D[k], y[k], direction_of(activation), incl)
+    state = CutState(str(run), str(activation), None if not n_params else float(n_params),
+                     float(D[k].max()), float(pf.sigma), law.name, pf.theta.tolist(), a, b,
+                     float(y[k][np.argmax(D[k])]))
     warnings = ([w.to_dict() for w in pf.warnings] + _extra_warnings(bs.n_failed, int(n_boot), ms, run)
                 + _weak_warnings(law, pf.theta, dlo, dhi, blo, bhi, run)
-                + _limit_warnings(law, pf.theta, plo, phi, prof_lo, prof_hi, bs, int(n_boot), run)
-                + [default_forecast_warning(run)])
+                + _limit_warnings(law, pf.theta, plo, phi, prof_lo, prof_hi, bs, int(n_boot), run))
     method = (bs.method if n_boot > 0 else "none (n_boot = 0)") + (
         "; reported: " + "; ".join(notes) if notes else "")
     dropped = [{**dd, "tokens": float(t[dd["index"]])} for dd in sel.dropped]
-    return RunFit(
+    rf = RunFit(
         run=str(run), activation=str(activation), form=law.name, formula=law.formula,
         param_names=law.param_names, estimate=pf.theta.tolist(), se=pf.se.tolist(),
         delta_low=dlo.tolist(), delta_high=dhi.tolist(), boot_low=blo.tolist(), boot_high=bhi.tolist(),
         interval_method=method, level=float(level),
         covariance=pf.cov.tolist(), cov_u=pf.cov_u.tolist(), boot_draws=bs.draws.tolist(),
         n_boot=int(n_boot), n_boot_failed=bs.n_failed, block_length=bs.block_length,
-        noise_sd=pf.sigma, dof=pf.dof, rss=pf.rss, rmse=math.sqrt(pf.rss / pf.n),
+        noise_sd=pf.sigma, dof=pf.dof, rss=pf.rss, rmse=math.sqrt(pf.rss / pf.n_eff),
         aicc=ic["aicc"], bic=ic["bic"], n_points=pf.n, n_total=int(D.size),
         tokens_b_min=float(D[k].min()), tokens_b_max=float(D[k].max()), dropped=dropped,
-        warmup_rule=sel.rule, multistart=ms, comparison=comparison, backtest=bt, warnings=warnings,
+        warmup_rule=sel.rule, multistart=ms, comparison=comparison, backtest=[], warnings=warnings,
         settings={"seed": int(seed), "loss": loss, "f_scale": pf.f_scale if loss != "linear" else None,
                   "n_boot": int(n_boot), "level": float(level), "form_requested": str(form),
                   "drop_first": drop_first, "min_tokens": min_tokens, "compare": bool(compare),
                   "backtest": bool(backtest)},
         converged=pf.converged, condition_number=pf.cond if math.isfinite(pf.cond) else None,
-        naive=naive_forecasts(D[k], y[k]), forecast=forecast, pct_low=plo.tolist(), pct_high=phi.tolist(),
+        naive={"last_value": state.last, "line_intercept": a, "line_slope": b},
+        forecast={"state": state.to_dict(), "exclude": str(run)}, pct_low=plo.tolist(), pct_high=phi.tolist(),
         profile_low=prof_lo, profile_high=prof_hi, n_boot_stalled=bs.n_stalled, n_boot_refit=bs.n_refit,
-        extra={**({"warmup_alternatives": alternatives} if alternatives else {}),
-               **({"residual_autocorrelation": ar} if pf.dof > 0 else {})},
+        n_effective=pf.n_eff,
+        extra={**({"warmup_average": {**warm, "downweighted": sel.downweighted,
+                                      "inclusion": [round(float(v), 9) for v in sel.weight]}}
+                  if warm else {}),
+               **({"residual_autocorrelation": ar} if pf.dof > 0 else {}),
+               **({"prior": {"mean_u": pf.prior.mean.tolist(), "sd_u": pf.prior.sd.tolist(),
+                             "scale": float(pf.prior.scale)}} if pf.prior is not None else {})},
     )
+
+    rf.backtest_raw = raw
+    if backtest and default_forecast:
+        set_default_forecast(rf, level)
+    return rf
 
 
 #: Two intervals disagree when an endpoint differs by more than this share of the wider width.
 DISAGREE_SHARE = 0.2
 #: Share of bootstrap replicates that failed or stalled above which the law is weakly identified.
 WEAK_FAIL_SHARE = 0.02
-#: Extra warm-up drop counts (beyond the rule's choice) whose estimates the intervals must hold.
-WARMUP_EXTRA = 2
 
 
 def _hold(lo: np.ndarray, hi: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -550,22 +584,6 @@ def _limit_warnings(law: LawForm, est: np.ndarray, plo: np.ndarray, phi: np.ndar
     return out
 
 
-def _warmup_alternatives(law: LawForm, D: np.ndarray, y: np.ndarray, sw: np.ndarray | None,
-                         n_drop: int, loss: str) -> list[dict]:
-    """Fits with 1..WARMUP_EXTRA more leading points dropped than the warm-up rule chose (the
-    plausible alternatives: dropping more is never contradicted by the data), while the rule's
-    limits hold (at most n/3 dropped, at least k + 3 kept)."""
-    n, k = D.size, law.n_params
-    out = []
-    for extra in range(1, WARMUP_EXTRA + 1):
-        d = n_drop + extra
-        if d > n // 3 or n - d < k + 3:
-            break
-        pf = fit_points_fast(law, D[d:], y[d:], sw=None if sw is None else sw[d:], loss=loss)
-        out.append({"n_dropped": d, "estimate": pf.theta.tolist()})
-    return out
-
-
 def default_forecast_warning(run: str, n_runs: int = 0) -> dict:
     """The ``forecast_default`` warning: too few other runs to calibrate forecast bands."""
     return {"code": "forecast_default", "parameter": None, "message": (
@@ -574,28 +592,39 @@ def default_forecast_warning(run: str, n_runs: int = 0) -> dict:
         "3 needed to calibrate leave-one-run-out (docs/fitting.md)")}
 
 
-def set_forecast(rf: RunFit, cal: ForecastCalibration, *, source: str, n_params: float | None = None,
-                 analogs: Sequence[dict] = ()) -> None:
-    """Give ``rf`` calibration ``cal`` (leaving out ``rf.run``) and, with its size, the other
-    runs of its activation as analogs; recalibrate its backtest rows and drop the
-    ``forecast_default`` warning."""
-    same = [a for a in analogs if a["run"] != rf.run and a["activation"] == rf.activation]
-    rf.forecast = {"calibration": cal.to_dict(), "exclude": rf.run, "source": source}
-    rows = rf.backtest
-    if n_params and same:
-        rf.forecast.update({"n_params": float(n_params), "analogs": same})
-        rows = [{**r, "analog": float(analog_forecast(r["law_at_last"], r["last_fitted_b"], [r["tokens_b"]],
-                                                      float(n_params), same)[0])}
-                if "law_at_last" in r else r for r in rows]
-    rf.backtest = calibrate_backtest(rows, cal, level=rf.level, exclude=rf.run)
+def run_backtest_of(rf: RunFit, curve: RunCurve | None = None):
+    """The run's backtest as calibration needs it (:class:`~sparsitylaws.runfit.calibration.RunBacktest`)."""
+    from sparsitylaws.runfit.calibration import RunBacktest
+
+    st = rf.forecast_state()
+    if curve is None:
+        curve = RunCurve.from_law(rf.run, rf.activation, st.n_params, rf.form, rf.estimate,
+                                  rf.tokens_b_min, rf.tokens_b_max)
+    return RunBacktest(rf.run, rf.activation, st.n_params, list(getattr(rf, "backtest_raw", []) or []),
+                       curve, st)
+
+
+def set_default_forecast(rf: RunFit, level: float = 0.9) -> None:
+    """Band ``rf``'s backtests and future forecasts with the packaged default model (the paper's
+    published runs, this run's namesake left out), and warn that it is the default."""
+    from sparsitylaws.runfit.calibration import apply_model, default_forecast
+
+    model, curves = default_forecast()
+    rows, drift = apply_model(run_backtest_of(rf), model, curves, level)
+    set_forecast(rf, model, curves, rows, drift, source="packaged default")
+    rf.warnings = [w for w in rf.warnings if w.get("code") != "forecast_default"] + [default_forecast_warning(rf.run)]
+
+
+def set_forecast(rf: RunFit, model: ForecastModel, curves: Sequence[RunCurve], rows: list[dict],
+                 drift: dict[str, float], *, source: str, group: str | None = None) -> None:
+    """Give ``rf`` a calibrated forecast: ``model`` and ``curves`` for its predictions past the
+    data (leaving the run itself out), its backtest ``rows`` banded by them, and its own drift
+    for the final forecast; drop a ``forecast_default`` warning."""
+    st = rf.forecast_state()
+    st.own = {k: float(v) for k, v in drift.items()}
+    st.own_n = len({r["cutoff"] for r in rows})
+    rf.forecast = {"state": st.to_dict(), "exclude": rf.run, "source": source,
+                   **({"group": group} if group else {})}
+    rf.backtest = rows
+    rf.attach_forecast(model, curves)
     rf.warnings = [w for w in rf.warnings if w.get("code") != "forecast_default"]
-    rf._cal_cache = None
-
-
-def backtest_rows_for_calibration(tokens: np.ndarray, ratio: np.ndarray, *, run: str, activation: str,
-                                  n_boot: int = 1000, seed: int = 0) -> list[dict]:
-    """Backtest rows of one run (default settings, automatic warm-up), tagged with the run name."""
-    law = get_form(default_form_for(activation))
-    t, D, y, _ = _as_arrays(tokens, ratio, None, run)
-    rows = run_backtest(D, y, law, n_boot=n_boot, seed=seed)
-    return [{**r, "run": run} for r in rows]

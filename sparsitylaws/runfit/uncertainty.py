@@ -150,19 +150,28 @@ AR_MAX = 0.8
 
 def ar_inflation(pf: PointFit) -> dict:
     """Lag-1 autocorrelation of the residuals (in token order), bias-corrected, clipped to
-    [0, 0.8], and the long-run variance factor (1 + rho) / (1 - rho) of AR(1) errors that
-    widens the profile-likelihood cut-off.  Bias: -(1 + 3 rho)/n for a sample autocorrelation
-    (Marriott & Pope 1954) and about -k/n more for residuals of a k-parameter fit, so
-    rho = r + (1 + 3 r + k) / n (unbiased at rho = 0 in simulation, docs/fitting.md)."""
+    [0, 0.8]; the long-run variance factor (1 + rho) / (1 - rho) of AR(1) errors (how much a
+    *parameter's* variance grows: it widens the profile-likelihood cut-off); and the effective
+    residual degrees of freedom of the *noise variance* estimate, (n_eff - k) (1 - rho^2) /
+    (1 + rho^2) (the variance of a sample variance of AR(1) noise grows by (1 + rho^2) /
+    (1 - rho^2), Bartlett 1946), floored at min(n_eff - k, 3) so one noisy autocorrelation
+    estimate cannot collapse a short run's quantiles.  Bias: -(1 + 3 rho)/n for a sample
+    autocorrelation (Marriott & Pope 1954) and about -k/n more for residuals of a k-parameter
+    fit, so rho = r + (1 + 3 r + k) / n (unbiased at rho = 0 in simulation, docs/fitting.md).
+    Residuals are weighted by sqrt(inclusion) (warm-up points count by their weight)."""
     order = np.argsort(pf.D, kind="stable")
-    r = (pf.y - pf.form.evaluate(pf.D, pf.theta))[order]
+    incl = np.ones(pf.n) if pf.incl is None else np.asarray(pf.incl, float)
+    r = ((pf.y - pf.form.evaluate(pf.D, pf.theta)) * np.sqrt(incl))[order]
     den = float(np.sum(r**2))
+    n = pf.n_eff
     raw = float(np.sum(r[1:] * r[:-1]) / den) if den > 0 and r.size > 2 else 0.0
-    rho = float(np.clip(raw + (1 + 3 * raw + pf.k) / r.size, 0.0, AR_MAX))
+    rho = float(np.clip(raw + (1 + 3 * raw + pf.k) / max(n, 1.0), 0.0, AR_MAX))
     v = (1 + rho) / (1 - rho)
-    # effective residual degrees of freedom: n / v points carry the information of n AR(1) ones
-    dof_eff = max(1, int(round(r.size / v)) - pf.k) if pf.dof > 0 else pf.dof
-    return {"lag1": raw, "rho": rho, "variance_factor": v, "dof_eff": min(dof_eff, pf.dof)}
+    if pf.dof > 0:
+        dof_eff = max(pf.dof * (1 - rho**2) / (1 + rho**2), min(pf.dof, 3.0))
+    else:
+        dof_eff = pf.dof
+    return {"lag1": raw, "rho": rho, "variance_factor": v, "dof_eff": float(dof_eff)}
 
 
 def bootstrap(pf: PointFit, n_boot: int = 1000, seed: int = 0, *, length: int | None = None,
@@ -181,8 +190,9 @@ def bootstrap(pf: PointFit, n_boot: int = 1000, seed: int = 0, *, length: int | 
                                failed=np.zeros(0, bool), center=pf.theta, lower=lower, upper=upper)
     L = block_length(n) if length is None else int(length)
     fitted = pf.form.evaluate(pf.D, pf.theta)
-    e = (pf.y - fitted) * pf.sw  # standardized residuals (weights applied)
-    e = (e - e.mean()) * math.sqrt(n / (n - k))
+    sw = pf.fit_sw
+    e = (pf.y - fitted) * sw  # standardized residuals (weights applied)
+    e = (e - e.mean()) * math.sqrt(pf.n_eff / pf.dof)
     rng = np.random.default_rng(seed)
     idx = _block_indices(rng, n, n_boot, L)
     rho = ar_inflation(pf)["rho"] if ar else 0.0
@@ -200,9 +210,10 @@ def bootstrap(pf: PointFit, n_boot: int = 1000, seed: int = 0, *, length: int | 
         boot_e[:, order] = estar
     else:
         boot_e = e[idx]
-    Y = fitted[None, :] + boot_e / pf.sw[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        Y = fitted[None, :] + np.where(sw[None, :] > 0, boot_e / sw[None, :], 0.0)
     U0 = np.repeat(pf.u[None, :], n_boot, axis=0)
-    res = lm_batch(pf.form, pf.D, Y, U0, sw=pf.sw, loss=pf.loss, f_scale=pf.f_scale)
+    res = lm_batch(pf.form, pf.D, Y, U0, sw=sw, loss=pf.loss, f_scale=pf.f_scale, prior=pf.prior)
     U, cost = res.u.copy(), res.cost.copy()
     good = (res.converged | res.stalled) & np.isfinite(cost)
     stalled = res.stalled & ~res.converged
@@ -246,8 +257,8 @@ def _refit(pf: PointFit, Y: np.ndarray, U: np.ndarray, cost: np.ndarray, good: n
         owner += [i] * S.shape[0]
     Ys = np.vstack(rows_y)
     # stage 1: every start, a normal budget; stage 2: the best start per replicate, a larger one
-    res = lm_batch(form, pf.D, Ys, np.vstack(rows_u), sw=pf.sw, loss=pf.loss, f_scale=pf.f_scale,
-                   max_iter=REFIT_STAGE1_ITER)
+    res = lm_batch(form, pf.D, Ys, np.vstack(rows_u), sw=pf.fit_sw, loss=pf.loss, f_scale=pf.f_scale,
+                   max_iter=REFIT_STAGE1_ITER, prior=pf.prior)
     owner_arr = np.asarray(owner)
     best_rows = []
     for i in bad:
@@ -261,8 +272,8 @@ def _refit(pf: PointFit, Y: np.ndarray, U: np.ndarray, cost: np.ndarray, good: n
     conv_b, st_b = res.converged[best_rows].copy(), res.stalled[best_rows].copy()
     more = np.flatnonzero(~done)
     if more.size:
-        r2 = lm_batch(form, pf.D, Ys[best_rows[more]], u_b[more], sw=pf.sw, loss=pf.loss,
-                      f_scale=pf.f_scale, max_iter=REFIT_MAX_ITER)
+        r2 = lm_batch(form, pf.D, Ys[best_rows[more]], u_b[more], sw=pf.fit_sw, loss=pf.loss,
+                      f_scale=pf.f_scale, max_iter=REFIT_MAX_ITER, prior=pf.prior)
         u_b[more], c_b[more], conv_b[more], st_b[more] = r2.u, r2.cost, r2.converged, r2.stalled
     for j, i in enumerate(bad):
         ok = bool((conv_b[j] or st_b[j]) and np.isfinite(c_b[j]))
@@ -323,7 +334,7 @@ def profile_interval(pf: PointFit, index: int, level: float = 0.9, *, lower: flo
     parameters whose unconstrained coordinate is their own (A0 in the paper's forms).
     Returns (low, high, info) where info has the grid and its profile RSS.
     """
-    form, th, n, k = pf.form, np.asarray(pf.theta, float), pf.n, pf.k
+    form, th, k = pf.form, np.asarray(pf.theta, float), pf.k
     p = form.parameters[index]
     if pf.dof <= 0:
         return math.nan, math.nan, {}
@@ -342,15 +353,20 @@ def profile_interval(pf: PointFit, index: int, level: float = 0.9, *, lower: flo
     U0 = form.to_unconstrained(rows.reshape(-1, k))
     fixed = np.zeros(k, bool)
     fixed[index] = True
-    res = lm_batch(form, pf.D, pf.y, U0, sw=pf.sw, loss="linear", fixed=fixed, max_iter=200)
+    res = lm_batch(form, pf.D, pf.y, U0, sw=pf.fit_sw, loss="linear", fixed=fixed, max_iter=200,
+                   prior=pf.prior)
     th_fit = form.from_unconstrained(res.u)
     r = form.evaluate(pf.D, th_fit) - pf.y[None, :]
-    wrss = np.sum((r * pf.sw[None, :]) ** 2, axis=1)
+    wrss = np.sum((r * pf.fit_sw[None, :]) ** 2, axis=1)
+    if pf.prior is not None:  # the profile of the posterior: the prior's terms count too
+        wrss = wrss + np.sum(pf.prior.residuals(res.u) ** 2, axis=1)
     wrss = np.where(np.isfinite(wrss), wrss, np.inf).reshape(grid.size, -1)
     prof = np.min(wrss, axis=1)
-    rss_min = min(float(pf.wrss), float(np.min(prof)))
-    dq = n - k if dof is None else int(dof)
-    fq = stats.f.ppf(level, 1, dq) / (n - k)
+    base = float(pf.wrss) + (float(np.sum(pf.prior.residuals(pf.u[None, :]) ** 2))
+                             if pf.prior is not None else 0.0)
+    rss_min = min(base, float(np.min(prof)))
+    dq = pf.dof if dof is None else float(dof)
+    fq = stats.f.ppf(level, 1, dq) / pf.dof
     cut = rss_min * (1.0 + float(inflation) * fq)
     low, high = _profile_ends(grid, prof, cut, p, lo_b, hi_b, lower, upper)
     info = {"grid": grid.tolist(), "profile_rss": prof.tolist(), "cutoff_rss": cut, "inflation": float(inflation)}

@@ -181,8 +181,11 @@ def _draw_curve(ax: Axes, src: CurveSource, table: pd.DataFrame | None, info: di
 
 
 def _draw_backtest(ax: Axes, rows: list[dict], show_measured: bool) -> str:
-    """Held-out points of the earliest cutoff: prediction and its 90% interval."""
-    cut = min(r["cutoff"] for r in rows)
+    """Held-out points of the earliest reported cutoff: the forecast and its 90% band."""
+    from sparsitylaws.runfit.backtest import REPORTED_CUTOFFS
+
+    cuts = {r["cutoff"] for r in rows}
+    cut = min(cuts & set(REPORTED_CUTOFFS) or cuts)
     sub = [r for r in rows if r["cutoff"] == cut and r.get("predicted") is not None]
     if not sub:
         return ""
@@ -192,7 +195,7 @@ def _draw_backtest(ax: Axes, rows: list[dict], show_measured: bool) -> str:
     hi = PCT * np.array([r["pred_high"] if r["pred_high"] is not None else np.nan for r in sub], float)
     ax.errorbar(x, p, yerr=[np.clip(p - lo, 0, None), np.clip(hi - p, 0, None)], fmt="_", color="0.25",
                 ecolor="0.45", elinewidth=0.8, capsize=1.5, markersize=5, alpha=0.9,
-                label=f"backtest: fit on first {cut:.0%}, predicted with 90% PI", zorder=1)
+                label=f"backtest (out of sample): forecast from the first {cut:.0%}, 90% band", zorder=1)
     if show_measured:
         ax.plot(x, PCT * np.array([r["measured"] for r in sub], float), linestyle="none", marker="x",
                 color="black", markersize=3.5, label="held-out measured")

@@ -1,0 +1,125 @@
+"""Within-run forecasts checked nested, on runs that did not calibrate them (issue 19).
+
+For each study (the paper's 8 published runs from ../shared, and each committed lab table),
+every run is backtested at cuts of 20-80% of its token range; then, for each held-out group
+(leave one run out; leave the largest scale out), the forecast is *selected and calibrated on
+the other runs alone* (their curves are the only analogs) and the held-out runs' later points
+are forecast.  Reported per activation at the 30/50/70% cuts (and over all cuts): mean interval
+score (width + 20 x miss, 90% bands, runs weighing equally), coverage of later points (mean
+over runs, and counted), of last checkpoints, for the combined forecast, the law alone, and
+the naive forecasts (last value, local line, nearest run at equal tokens per parameter) with
+bands calibrated the same way and with the symmetric +-q h band.
+
+    python benchmarks/forecast_eval.py [--study published|lab-cpu|lab-gpu|all] [--json OUT]
+
+Everything here is out-of-sample for the runs scored; the per-fold choice of weights is made
+on the other runs (it is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from sparsitylaws.runfit.backtest import REPORTED_CUTOFFS, backtest  # noqa: E402
+from sparsitylaws.runfit.calibration import RunBacktest, evaluate, summarize  # noqa: E402
+from sparsitylaws.runfit.coverage import clopper_pearson  # noqa: E402
+from sparsitylaws.runfit.forecast import RunCurve  # noqa: E402
+from sparsitylaws.runfit.run import fit_run  # noqa: E402
+
+SHARED = HERE.parent.parent / "shared" / "reference" / "sparsinglaw-data"
+
+
+def study_tables(name: str) -> pd.DataFrame:
+    """The measurement rows of a study (CETT-PPL-1%)."""
+    if name == "published":
+        from sparsitylaws.tables.ingest import read_sparsinglaw_dir
+
+        return read_sparsinglaw_dir(str(SHARED))
+    df = pd.read_parquet(HERE.parent / "measurements" / f"{name}.parquet")
+    return df[df["metric"] == "ppl-p"]
+
+
+def backtests(df: pd.DataFrame) -> list[RunBacktest]:
+    out = []
+    for run, sub in sorted(df.groupby("run")):
+        sub = sub.sort_values("tokens")
+        t, y = sub["tokens"].to_numpy(float), sub["activation_ratio"].to_numpy(float)
+        act = str(sub["activation"].iloc[0])
+        n = float(sub["n_params"].iloc[0]) if "n_params" in sub and pd.notna(sub["n_params"].iloc[0]) else None
+        rf = fit_run(t, y, run=str(run), activation=act, n_boot=0, compare=False, backtest=False, n_params=n)
+        w = rf.extra.get("warmup_average", {}).get("inclusion")
+        curve = RunCurve.from_points(str(run), act, n, t / 1e9, y, w)
+        rows = backtest(t / 1e9, y, rf.form, run=str(run), activation=act, n_params=n)
+        out.append(RunBacktest(str(run), act, n, rows, curve))
+    return out
+
+
+def largest_scale_groups(runs: list[RunBacktest]) -> list[list[str]]:
+    """Every run at the largest size (within 10%) held out together."""
+    sizes = [r.n_params for r in runs if r.n_params]
+    if not sizes:
+        return []
+    top = max(sizes)
+    return [[r.run for r in runs if r.n_params and r.n_params >= top / 1.1]]
+
+
+def table(summary: dict, title: str) -> list[str]:
+    lines = [f"#### {title}", "", "| forecast | mean interval score (pp) | later points covered | "
+             "last checkpoints covered (90% CI of the rate) | coverage per run (mean) |", "|---|---|---|---|---|"]
+    names = {"combined": "combined (default)", "law": "law alone", "naive_last": "last value",
+             "naive_line": "local line", "naive_nearest": "nearest run", "naive_last_sym": "last value, +-q h",
+             "naive_line_sym": "local line, +-q h", "naive_nearest_sym": "nearest run, +-q h"}
+    for m, s in summary.items():
+        lo, hi = clopper_pearson(s["covered_last"], s["n_forecasts"])
+        lines.append(f"| {names.get(m, m)} | {100 * s['interval_score']:.3f} | {s['covered_points']}/{s['n_points']} "
+                     f"({s['covered_points'] / max(s['n_points'], 1):.2f}) | {s['covered_last']}/{s['n_forecasts']} "
+                     f"[{lo:.2f}, {hi:.2f}] | {s['coverage_runs']:.2f} |")
+    return lines + [""]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--study", default="all")
+    ap.add_argument("--json", type=Path)
+    a = ap.parse_args(argv)
+    studies = ["published", "lab-cpu", "lab-gpu"] if a.study == "all" else [a.study]
+    report = {}
+    for st in studies:
+        if st == "published" and not SHARED.is_dir():
+            print(f"{SHARED} absent: skipping the published runs")
+            continue
+        t0 = time.process_time()
+        runs = backtests(study_tables(st))
+        loro = [[r.run] for r in runs]
+        llso = largest_scale_groups(runs)
+        for kind, groups in (("leave one run out", loro), ("leave the largest scale out", llso)):
+            rows = evaluate(runs, groups)
+            for act in sorted({r.activation for r in runs}):
+                ra = [r for r in rows if r["run"] in {x.run for x in runs if x.activation == act}]
+                if not ra:
+                    continue
+                rep = summarize(ra, cutoffs=REPORTED_CUTOFFS)
+                report[f"{st}/{kind}/{act}"] = {
+                    "summary": {m: {k: v for k, v in s.items() if k != "per_run"} for m, s in rep.items()},
+                    "per_run": {m: s["per_run"] for m, s in rep.items() if m in ("combined", "naive_line", "naive_last")},
+                    "choices": sorted({json.dumps(r["choice"], sort_keys=True) for r in ra})}
+                print("\n".join(table(rep, f"{st}, {kind}, {act} (cuts 30/50/70%)")))
+                for c in report[f"{st}/{kind}/{act}"]["choices"]:
+                    print("  choice:", c)
+        print(f"{st}: {time.process_time() - t0:.0f} CPU-s\n")
+    if a.json:
+        a.json.write_text(json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,53 @@
+"""Builds the packaged forecast model (``sparsitylaws/runfit/forecast_default.json``).
+
+The model of :mod:`sparsitylaws.runfit.calibration`, calibrated on the Sparsing Law paper's 8
+published runs (Luo et al. 2024, arXiv:2411.02335): a single run fitted without a law set
+(``fit_run``), and law sets with too few runs of a recipe, band their forecasts with it.  Its
+analog curves are the runs' fitted laws (no measured data ships).  Kept apart from
+:mod:`.calibration` because it fits runs (:mod:`.run`), which use the calibration.
+``python -m sparsitylaws.runfit.packaged DIR`` rewrites the file from the published runs in
+DIR (../shared/reference/sparsinglaw-data); a test checks that it reproduces.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sparsitylaws.runfit.backtest import backtest
+from sparsitylaws.runfit.calibration import DEFAULT_RESOURCE, LEVEL, RunBacktest, calibrate_runs
+from sparsitylaws.runfit.forecast import RunCurve
+from sparsitylaws.runfit.run import fit_run
+from sparsitylaws.tables.ingest import read_sparsinglaw_dir
+
+__all__ = ["build_default"]
+
+
+def build_default(directory: str) -> dict:
+    """Backtest the paper's published runs in ``directory`` and calibrate on all of them (the
+    packaged default).  Analog curves are the runs' fitted laws (no measured data ships)."""
+    df = read_sparsinglaw_dir(directory)
+    runs, curves = [], []
+    for run in sorted(df["run"].unique()):
+        sub = df[df["run"] == run].sort_values("tokens")
+        t, y = sub["tokens"].to_numpy(float), sub["activation_ratio"].to_numpy(float)
+        act = str(sub["activation"].iloc[0])
+        n = float(sub["n_params"].iloc[0]) if "n_params" in sub else None
+        rf = fit_run(t, y, run=str(run), activation=act, n_boot=0, compare=False, backtest=False, n_params=n)
+        law = RunCurve.from_law(str(run), act, n, rf.form, rf.estimate, rf.tokens_b_min, rf.tokens_b_max)
+        curves.append(law)
+        rows = backtest(t / 1e9, y, rf.form, run=str(run), activation=act, n_params=n)
+        runs.append(RunBacktest(str(run), act, n, rows, law))
+    model, _, _ = calibrate_runs(runs, level=LEVEL, source=(
+        "packaged default: rolling-origin backtests of the Sparsing Law paper's published runs "
+        "(arXiv:2411.02335), built by python -m sparsitylaws.runfit.packaged"))
+    return {"model": model.to_dict(), "curves": [c.to_dict() for c in curves]}
+
+
+if __name__ == "__main__":  # pragma: no cover - maintenance command
+    import sys
+    from pathlib import Path
+
+    doc = build_default(sys.argv[1])
+    out = Path(__file__).with_name(DEFAULT_RESOURCE)
+    out.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    print(out, doc["model"]["weights"], doc["model"]["beta"])

@@ -258,6 +258,12 @@ def _decoder_layers(model: nn.Module) -> tuple[str, list[nn.Module]] | None:
     return name, list(mod)
 
 
+def decoder_layers(model: nn.Module) -> list[nn.Module]:
+    """The language model's decoder layers, first first (empty when not found)."""
+    found = _decoder_layers(model)
+    return found[1] if found is not None else []
+
+
 def _moe_part(module: nn.Module) -> str | None:
     """Name of a mixture-of-experts part of a decoder layer (or of its MLP), if any."""
     for attr in MOE_NAMES:

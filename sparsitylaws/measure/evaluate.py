@@ -62,6 +62,17 @@ class EvalData:
     mask: torch.Tensor  # (N, S) bool: real tokens (BOS included), the attention mask
     name: str
     bos: bool = False  # whether every window starts with the tokenizer's BOS token
+    requested: int = 0  # text tokens asked for (num_seqs x text tokens per window)
+
+    @property
+    def short(self) -> str | None:
+        """A warning when the text gave fewer tokens than asked for, else None."""
+        got = int(self.mask.sum()) - (int(self.mask[:, 0].sum()) if self.bos else 0)
+        if self.requested and got < self.requested:
+            return (f"{self.name}: the evaluation text gave {got:,} of the {self.requested:,} "
+                    "tokens asked for (--num-seqs x --seq-len); the rows use what there is "
+                    "(eval_tokens) and their numbers are noisier")
+        return None
 
     @property
     def stat_mask(self) -> torch.Tensor:
@@ -124,9 +135,14 @@ def encode_text(text: str, tokenizer: Any, seq_len: int, num_seqs: int, name: st
             raise MeasureError(f"{name}: no tokenizer in the checkpoint and vocabulary < 256 for bytes")
         ids = torch.tensor(list(raw), dtype=torch.int64)
     else:
-        # Tokenize a prefix generous enough for the budget (avoids encoding huge files).
-        chars = max((skip + need) * 12, 4096)
-        enc = tokenizer(text[:chars], add_special_tokens=False)["input_ids"]
+        # Tokenize a prefix, doubled until it holds the budget or is the whole text (a huge
+        # file is never encoded whole; a whitespace-heavy one still gives every token).
+        chars = max((skip + need) * 8, 4096)
+        while True:
+            enc = tokenizer(text[:chars], add_special_tokens=False)["input_ids"]
+            if len(enc) >= skip + need + 1 or chars >= len(text):
+                break
+            chars *= 2
         ids = torch.tensor(enc[skip:skip + need], dtype=torch.int64)
         if tokenizer.pad_token_id is not None:
             pad_id = int(tokenizer.pad_token_id)
@@ -143,7 +159,7 @@ def encode_text(text: str, tokenizer: Any, seq_len: int, num_seqs: int, name: st
         mask = torch.cat([torch.ones((n, 1), dtype=torch.bool), body_mask], dim=1)
     else:
         out, mask = body, body_mask
-    return EvalData(out, mask, name, bos=use_bos)
+    return EvalData(out, mask, name, bos=use_bos, requested=need)
 
 
 @dataclass
@@ -163,12 +179,22 @@ class Evaluator:
     def __init__(self, lm: LoadedModel, data: EvalData, batch_size: int | None = None) -> None:
         self.lm = lm
         self.data = data
-        self.batch_size = batch_size or data.input_ids.shape[0]
+        self._batch_size = batch_size or data.input_ids.shape[0]
         self.explicit = batch_size is not None  # rows per forward capped by the user
         self.passes = 0  # candidate evaluations (replicas count separately)
         self.forwards = 0  # model calls
         self.forward_s = 0.0  # wall time inside passes (forward, loss, hooks)
         self._dense_nll: float | None = None
+
+    @property
+    def batch_size(self) -> int:
+        """Rows per forward when capped (``--batch-size`` or out-of-memory halving)."""
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, rows: int) -> None:
+        self._batch_size = rows
+        self.explicit = True
 
     @property
     def input_device(self) -> torch.device:
@@ -193,7 +219,6 @@ class Evaluator:
                     raise MeasureError(f"{self.lm.ref.path}: out of GPU memory even with one "
                                        "sequence per batch; use --device-map auto") from exc
                 self.batch_size = max(1, rows // 2)
-                self.explicit = True
                 # what the observer saw of the failed pass must not count twice
                 for obs in (observer, on_logits):
                     reset = getattr(obs, "reset", None)

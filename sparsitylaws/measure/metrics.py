@@ -56,14 +56,14 @@ class MetricResult:
 class _Counter:
     """Observer: active (token, neuron) counts per layer and per neuron, per replica."""
 
-    wants_a = False  # counts need no float32 copy of the activations
-
     def __init__(self, n_layers: int, zero_mode: bool = False, replicas: int = 1,
                  widths: list[int] | None = None) -> None:
         self.n_layers = n_layers
         self.zero_mode = zero_mode
         self.replicas = replicas
         self.widths = widths  # neurons per layer (needed only for a plain pass)
+        # without widths a plain pass reads them off the activations
+        self.wants_a = widths is None and not zero_mode
         self.reset()
 
     def reset(self) -> None:
@@ -81,9 +81,8 @@ class _Counter:
         active = ((s if s is not None else a) != 0) if self.zero_mode else keep
         n = torch.bincount(rep, minlength=self.replicas)  # stays on the device: no sync
         if active is None:  # a plain pass: every pair is active
-            if self.widths is None:
-                raise RuntimeError("a plain pass needs the layer widths to count neurons")
-            per = n[:, None].expand(self.replicas, self.widths[pos])
+            f = self.widths[pos] if self.widths is not None else a.shape[-1]
+            per = n[:, None].expand(self.replicas, f)
         elif self.replicas == 1:
             per = active.sum(dim=0, dtype=torch.int64)[None]
         else:
@@ -229,9 +228,10 @@ class ModelMeasurer:
         """Memory the curves need, counting everything they keep and the largest transient.
 
         Kept, per layer: the activations and sizes (8 bytes per (token, neuron) pair), the
-        float32 copy of W_out (4 D F), the per-token FFN output norms, the candidate grid
-        and three float64 arrays over it (values, coarse proxy, pair counts), and the tail
-        sums of up to ``MAX_SEGMENTS`` windows (two (T, D) float32 matrices each).
+        float32 copy of W_out (4 D F), the neuron norms (twice), the per-token FFN output
+        norms, the candidate grid (float32, float64 and the bucketing's padded copy) and
+        three float64 arrays over it (values, coarse proxy, pair counts), and the tail sums
+        of up to ``MAX_SEGMENTS`` windows (two (T, D) float32 matrices each).
         Transient, once (the largest layer): selecting and sorting a window's pairs (a
         boolean mask and 40 bytes per pair), a new window's base and the traversal's copy
         (two (T, D) matrices) and three traversal blocks of ``traverse_elems`` floats."""
@@ -239,7 +239,7 @@ class ModelMeasurer:
         K = self.n_candidates
         total, widest = 0, 0
         for d, f in self.w_shapes:
-            total += T * f * 8 + d * f * 4 + f * 4 + T * 4 + K * (4 + 3 * 8 + 4)
+            total += T * f * 8 + d * f * 4 + f * 8 + T * 4 + K * 40 + 16
             total += MAX_SEGMENTS * 2 * T * d * 4
             widest = max(widest, T * f * 41 + 2 * T * d * 4)
         return total + widest + 3 * 4 * traverse_elems(self.lm.device)
@@ -314,8 +314,7 @@ class ModelMeasurer:
         with fisher if fisher is not None else contextlib.nullcontext():
             res = self.ev.run(observer=_Fanout(grab, zero),
                               layers=None if zero is not None else set(group),
-                              need_s=zero is not None,
-                              on_logits=fisher.on_logits if fisher is not None else None)
+                              need_s=zero is not None, on_logits=fisher)
         _check_finite(res.nll[0], self.lm, "dense")
         if self.ev._dense_nll is None:
             self.ev._dense_nll = res.nll[0]
@@ -552,7 +551,8 @@ class _Fisher:
     def _grab_h(self, module: torch.nn.Module, args: tuple) -> None:
         self._h_now = args[0].detach()
 
-    def on_logits(self, logits: torch.Tensor, stat: torch.Tensor) -> None:
+    def __call__(self, logits: torch.Tensor, stat: torch.Tensor) -> None:
+        """The evaluator's ``on_logits``: per stat token, |x_L|^2, |h|^2 and the trace."""
         if not self.ok or self._x_now is None or self._h_now is None:
             self.ok = False
             return

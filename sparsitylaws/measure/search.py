@@ -12,13 +12,16 @@ first crossing does not.
 **The certificate.**  Proving that no grid point below the answer exceeds the target would
 take h passes, so every search ends with the same certificate: a *clearing point* z < h
 whose log ratio is at least M below the target, every grid point between z and h measured
-and within the target, and h measured above it.  The rule behind it: a point that far
-below the target has no crossing beneath it.  M = max(``margin`` x target, R), capped at
-the target, where R is the largest drop of the (clipped) log ratio seen between any two
-measured points c_i < c_j (the jaggedness the curve has shown): no measured pair can
-contradict the rule, and a smooth curve needs only the default margin (1/4 of the allowed
-increase).  f(0) = -target needs no forward, so z = 0 always clears.  Two searches return
-the same point whenever the curve obeys the rule; R / target is reported with every answer.
+and within the target (at least ``MIN_WALK`` of them), and h measured above it.  The rule
+behind it: a point that far below the target has no crossing beneath it.
+M = max(``margin`` x target, R), capped at the target, where R is the largest drop of the
+(clipped) log ratio between two grid points c_z <= c_i < c_j <= c_h (the jaggedness the
+curve shows next to the answer); z is the first point walking down from h that clears.
+The certificate is thus a property of the curve on [c_z, c_h] alone: two searches that
+find the same h walk the same block, and they return the same point whenever the curve
+obeys the rule (a lower crossing below a clearing point breaks it; no measured point ever
+does, since h is the lowest measured crossing).  f(0) = -target needs no forward, so z = 0
+always clears.  R / target is reported with every answer.
 
 * :func:`fast_search`: model-guided.  The log PPL ratio is modelled as A c^beta, fitted on
   a log-log scale to the measured points nearest the target (beta = 2 from one point, the
@@ -57,6 +60,11 @@ DROP_FACTOR = 1.0
 MIN_WALK = 3
 #: the first probe when no prediction from the dense statistics is available
 C_INIT = 0.05
+#: ITP's slack: a bracketing takes at most this many passes more than bisection's
+SLACK = 2
+#: unbracketed, the model's crossing is probed this much beyond its estimate (an
+#: overshoot brackets at once; an undershoot by noise costs a pass)
+OVERSHOOT = 0.1
 #: warn when the final step's two ends differ by more than this many targets, or when the
 #: answer's log ratio is below this share of the target
 JUMP_FACTOR = 2.0
@@ -144,18 +152,29 @@ class State:
 
 
 def certificate(grid: Grid, margin: float = MARGIN) -> State:
-    """The clearing point, margin and remaining gaps for the points measured so far."""
+    """The clearing point, margin and remaining gaps for the points measured so far.
+
+    Walking down from the first point above the target, the clearing point is the first
+    k whose f_k <= -M(k), with M(k) from the largest drop R(k) among the measured points in
+    [c_k, c_h] only (the certificate's own block, all of it measured in the end): the answer
+    and its certificate then depend on the curve near the answer, not on where the search
+    happened to probe elsewhere, and a jagged stretch far below cannot drag the walk down."""
     t = grid.target
     ks = sorted(grid.f)
     h = next((k for k in ks if grid.f[k] > 0), None)
-    drop, peak = 0.0, -math.inf
-    for k in ks:  # the largest drop c_i < c_j of the log ratio clipped to [-t, t] around it
-        v = min(max(grid.f[k], -t), t)
-        drop = max(drop, peak - v)
-        peak = max(peak, v)
-    m = min(t, max(margin * t, DROP_FACTOR * drop))
     top = h if h is not None else grid.N + 1
-    clear = max(k for k in ks if k < top and grid.f[k] <= -m + 1e-15)
+    below = [k for k in ks if k < top]
+    floor = min(max(grid.f[h], -t), t) if h is not None else math.inf  # min of later values
+    drop = 0.0
+    clear, m = 0, min(t, max(margin * t, 0.0))
+    for k in reversed(below):  # R(k): largest v_i - v_j, c_k <= c_i < c_j <= c_h, clipped
+        v = min(max(grid.f[k], -t), t)
+        drop = max(drop, v - floor)
+        floor = min(floor, v)
+        mk = min(t, max(margin * t, DROP_FACTOR * drop))
+        if grid.f[k] <= -mk + 1e-15:
+            clear, m = k, mk
+            break
     z = min(clear, max(0, h - 1 - MIN_WALK)) if h is not None else clear
     gaps = [k for k in range(z + 1, top) if k not in grid.f]
     return State(h, clear, m, drop, gaps)
@@ -323,7 +342,7 @@ def _fast_probes(grid: Grid, st: State, per_pass: int, prior: float | None,
         return [min(grid.N, max(lo + 1, 4 * lo))]
     r = _index_where(grid, model, grid.target)
     if hi > grid.N:  # not bracketed: just above the estimate, at least 25% past lo
-        k = max(int(math.ceil(r)), lo + 1, int(math.ceil(1.25 * lo)))
+        k = max(int(math.ceil(r * (1 + OVERSHOOT))), lo + 1, int(math.ceil(1.25 * lo)))
         out = [min(grid.N, _project(grid, k, lo, hi) if grid.passes else k)]
         while len(out) < per_pass and out[-1] < grid.N:
             out.append(min(grid.N, 2 * out[-1]))
@@ -342,11 +361,13 @@ def _fast_probes(grid: Grid, st: State, per_pass: int, prior: float | None,
 
 def _project(grid: Grid, k: int, lo: int, hi: int) -> int:
     """ITP's projection (Oliveira & Takahashi 2020): keep the probe within
-    2^(n_max - j) / 2 - (hi - lo) / 2 of the bracket's midpoint at pass j, so that the bracket
-    is one step wide after at most n_max = ceil(log2(N + 1)) + 2 passes, two more than the
-    bisection, however the model errs (the slack pays for a first probe far from 1/2)."""
-    n_max = bisection_passes(grid.xtol) + 2
-    r = 0.5 * 2.0 ** (n_max - grid.passes) - 0.5 * (hi - lo)
+    2^(n_max - j) / 2 - (hi - lo) / 2 of the bracket's midpoint at pass j, so that the first
+    bracket is one step wide after at most n_max = ceil(log2(N + 1)) + SLACK passes (12 for
+    xtol = 1e-3), SLACK more than bisection, however the model errs (the slack pays for a
+    first probe far from 1/2).  A bracket the walk reopens (it found a lower crossing with
+    no measured point just below) after that budget is bisected."""
+    n_max = bisection_passes(grid.xtol) + SLACK
+    r = max(0.0, 0.5 * 2.0 ** (n_max - grid.passes) - 0.5 * (hi - lo))
     mid = 0.5 * (lo + hi)
     k = min(max(k, math.ceil(mid - r)), math.floor(mid + r))
     return min(max(k, lo + 1), hi - 1)

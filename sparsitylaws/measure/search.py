@@ -53,7 +53,7 @@ Objective = Callable[[list[float]], list[float]]
 SEARCHES = ("fast", "bisect", "paper")
 #: default clearing margin, in units of the target log(1 + p/100)
 MARGIN = 0.1
-#: the clearing margin is at least this many times the largest measured drop
+#: the clearing margin is at least this many times the largest drop within the certificate
 DROP_FACTOR = 1.0
 #: the certificate measures at least this many grid points just below the first point
 #: above the target (they show the curve's local jitter)
@@ -84,7 +84,7 @@ class SearchResult:
     warning: str | None = None
     clearing: float = 0.0  # the certificate's clearing point z
     margin: float = 0.0  # M, in units of the target
-    jaggedness: float = 0.0  # R, the largest measured drop, in units of the target
+    jaggedness: float = 0.0  # R: largest drop in [z, h], in targets
     capped: bool = False  # no grid point up to c = 1 exceeds the target
     certified: bool = True  # False when max_passes stopped the search first
 
@@ -259,9 +259,9 @@ def _result(grid: Grid, st: State, method: str) -> SearchResult:
 
 def search_warning(res: SearchResult, grid: Grid, st: State) -> str | None:
     """One line when the answer needs a caveat: capped at c = 1, below the first grid step,
-    not certified, or a jagged PPL ratio near it (a measured drop of more than half the
-    allowed increase, a jump across the final step, a ratio far below the target); None
-    when sound."""
+    not certified, or a jagged PPL ratio near it (a drop within its certificate of more than
+    half the allowed increase, a jump across the final step, a ratio far below the target);
+    None when sound."""
     t = grid.target
     if res.capped:
         return (f"capped: even c = 1 keeps the PPL ratio within 1 + p/100 = {math.exp(t):.6g} "

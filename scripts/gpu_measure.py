@@ -5,7 +5,9 @@ benchmark on the same device, and the memory estimate against the device's peak.
     python scripts/gpu_measure.py --tiny   # the same code path on CPU with a tiny budget
 
 Writes one JSON (default ``docs/measure-gpu.json``, beside docs/measure.md whose GPU figures
-it fills): device, versions, each step's numbers and wall times.
+it fills; with ``--tiny`` ``gpu_measure-tiny.json`` in the system's temporary folder, so a
+dry run never overwrites the GPU's figures): device, versions, each step's numbers and wall times, after
+every step.  The measured table itself goes to a temporary folder.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import math
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -56,15 +59,17 @@ def memory_check(device: str, dtype: str, seq_len: int, num_seqs: int) -> dict:
     return out
 
 
-def measure_rows(device: str, dtype: str, seq_len: int, num_seqs: int, out: Path) -> dict:
-    """`sparsitylaws measure` on SmolLM2 (ppl-p and zero), as a user runs it."""
+def measure_rows(device: str, dtype: str, seq_len: int, num_seqs: int) -> dict:
+    """`sparsitylaws measure` on SmolLM2 (ppl-p and zero), as a user runs it, into a
+    temporary table."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return _measure_rows(device, dtype, seq_len, num_seqs, Path(tmp) / "smollm2.parquet")
+
+
+def _measure_rows(device: str, dtype: str, seq_len: int, num_seqs: int, table: Path) -> dict:
     from sparsitylaws.measure.runner import MeasureSettings, Runner
     from sparsitylaws.tables.io import read_table
 
-    table = out.with_suffix(".parquet")
-    table.unlink(missing_ok=True)
-    for extra in (".thresholds.json", ".joint.json"):
-        table.with_suffix(extra).unlink(missing_ok=True)
     s = MeasureSettings(run="smollm2-135m-gpu", output=table, seq_len=seq_len, num_seqs=num_seqs,
                         metrics=["ppl-p", "zero"], device=device, dtype=dtype,
                         tokens_trained=2 * 10 ** 12, quiet=True)
@@ -100,11 +105,16 @@ def benchmark(device: str, dtype: str, seq_len: int, num_seqs: int, methods: lis
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiny", action="store_true",
-                    help="CPU, float32, 2 x 64 tokens: the same code path as a dry run")
-    ap.add_argument("--json", type=Path, default=ROOT / "docs" / "measure-gpu.json")
+                    help="CPU, float32, 2 x 32 tokens: the same code path as a dry run")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="output (default docs/measure-gpu.json; with --tiny, "
+                         "gpu_measure-tiny.json in the temporary folder)")
     args = ap.parse_args()
+    if args.json is None:
+        args.json = (Path(tempfile.gettempdir()) / "gpu_measure-tiny.json" if args.tiny
+                     else ROOT / "docs" / "measure-gpu.json")
     if args.tiny:
-        device, dtype, seq, n, methods = "cpu", "float32", 64, 2, ["fast", "authors"]
+        device, dtype, seq, n, methods = "cpu", "float32", 32, 2, ["fast", "authors"]
     else:
         if not torch.cuda.is_available():
             sys.exit("gpu_measure: no CUDA device (torch.cuda.is_available() is False); "
@@ -115,7 +125,7 @@ def main() -> None:
                  or platform.machine(), "torch": torch.__version__, "tiny": args.tiny,
                  "dtype": dtype, "tokens": f"{n} x {seq}", "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     t0 = time.perf_counter()
-    steps = (("measure", lambda: measure_rows(device, dtype, seq, n, args.json)),
+    steps = (("measure", lambda: measure_rows(device, dtype, seq, n)),
              ("memory", lambda: memory_check(device, dtype, seq, n)),
              ("benchmark", lambda: benchmark(device, dtype, seq if args.tiny else 256,
                                              n if args.tiny else 4, methods)))

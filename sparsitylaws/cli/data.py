@@ -95,4 +95,4 @@ def merge(tables: tuple[Path, ...], output: Path) -> None:
     for _, df in parts:
         merged = merge_frames(merged, df)
     write_table(merged, output)
-    click.echo(f"{output}: {len(merged)} rows from {len(tables)} input(s)")
+    click.echo(f"{output}: {len(merged)} rows from {len(parts)} input file(s)")

@@ -65,6 +65,9 @@ COARSE_BINS = 512
 MOVE_FRACTION = 1 / 200
 #: pairs per traversal piece (bounds the memory of a complete curve)
 MAX_PAIRS = 1 << 22
+#: windows per layer whose tail sums are kept (two (T, D) matrices each); the least
+#: recently used one beyond this is forgotten (its values stay, it is no longer extended)
+MAX_SEGMENTS = 3
 
 
 @dataclass
@@ -202,6 +205,7 @@ class CettCurve:
         self._proxy: np.ndarray | None = None
         self._pairs: np.ndarray | None = None
         self.matmuls = 0  # window placements (matrix products)
+        self._clock = 0
 
     # --- coarse summaries (one pass over the sizes) --------------------------------------
     def _coarse(self) -> None:
@@ -391,7 +395,15 @@ class CettCurve:
         s_hi = self._traverse_chunked(base, lo, hi)
         seg = _Segment(lo, hi, base, s_hi)
         self.segments.append(seg)
+        self._use(seg)
+        while len(self.segments) > MAX_SEGMENTS:  # forget the least recently used window
+            old = min((g for g in self.segments if g is not seg), key=lambda g: g.used)
+            self.segments.remove(old)
         return seg
+
+    def _use(self, seg: _Segment) -> None:
+        self._clock += 1
+        seg.used = self._clock
 
     def _extend_up(self, seg: _Segment, hi: int) -> None:
         hi = min(self.K - 1, hi)
@@ -431,6 +443,7 @@ class CettCurve:
         self._extend_up(seg, hi)
         self._extend_down(seg, lo)
         self._last = seg
+        self._use(seg)
 
     @property
     def L(self) -> int | None:
@@ -523,6 +536,7 @@ class CettCurve:
                 continue
             break
         self._last = seg
+        self._use(seg)
         return ans
 
 
@@ -534,6 +548,7 @@ class _Segment:
     hi: int
     s_lo: torch.Tensor | None  # per-token tail sums at grid[lo]
     s_hi: torch.Tensor | None  # per-token tail sums at grid[hi]
+    used: int = 0  # when it was last used (windows beyond MAX_SEGMENTS are forgotten)
 
 
 def threshold_index_bisect(st: LayerStats, c: float) -> tuple[int, int]:
@@ -590,6 +605,46 @@ class CurveSet:
             cv.release()
         self.stats = None
 
+    def complete(self) -> CurveSet:
+        """Compute every layer's whole curve and drop the activations (65,536 numbers per
+        layer stay): what a model parked between the passes of a joint search keeps."""
+        for cv in self.curves:
+            if not cv.complete:
+                cv.full()
+            cv.release()
+        self.stats = None
+        return self
+
+    def retained_bytes(self) -> int:
+        """Bytes held by the curves' tensors and arrays (each storage counted once)."""
+        seen: set[int] = set()
+        total = 0
+
+        def add(x: object) -> None:
+            nonlocal total
+            if isinstance(x, torch.Tensor):
+                key = x.untyped_storage().data_ptr()
+                if key not in seen:
+                    seen.add(key)
+                    total += x.untyped_storage().nbytes()
+            elif isinstance(x, np.ndarray):
+                total += x.nbytes
+
+        for cv in self.curves:
+            for arr in (cv.grid, cv.values, cv._proxy, cv._pairs):
+                add(arr)
+            for seg in cv.segments:
+                add(seg.s_lo)
+                add(seg.s_hi)
+            st = cv.st
+            if st is not None:
+                for name in ("a", "w_t", "wnorm", "fnorm", "grid", "_sizes"):
+                    add(getattr(st, name))
+                if st._bucketer is not None:
+                    add(st._bucketer.gext)
+        for w in self.wnorms:
+            add(w)
+        return total
     def to(self, dev: torch.device) -> None:
         """Move every tensor the curves keep (statistics, tail sums) to ``dev``."""
         self.wnorms = [w.to(dev) for w in self.wnorms]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ import torch
 from sparsitylaws.errors import MeasureError
 from sparsitylaws.measure.hooks import FFNHooks, MaskFn, Observer
 from sparsitylaws.measure.loading import LoadedModel
+
+#: on_logits(logits (rows, seq, vocab), stat_mask (rows, seq)): a dense pass's logits
+LogitsFn = Callable[[torch.Tensor, torch.Tensor], None]
 
 
 def load_text(spec: str) -> tuple[str, str]:
@@ -58,6 +62,17 @@ class EvalData:
     mask: torch.Tensor  # (N, S) bool: real tokens (BOS included), the attention mask
     name: str
     bos: bool = False  # whether every window starts with the tokenizer's BOS token
+    requested: int = 0  # text tokens asked for (num_seqs x text tokens per window)
+
+    @property
+    def short(self) -> str | None:
+        """A warning when the text gave fewer tokens than asked for, else None."""
+        got = int(self.mask.sum()) - (int(self.mask[:, 0].sum()) if self.bos else 0)
+        if self.requested and got < self.requested:
+            return (f"{self.name}: the evaluation text gave {got:,} of the {self.requested:,} "
+                    "tokens asked for (--num-seqs x --seq-len); the rows use what there is "
+                    "(eval_tokens) and their numbers are noisier")
+        return None
 
     @property
     def stat_mask(self) -> torch.Tensor:
@@ -120,9 +135,14 @@ def encode_text(text: str, tokenizer: Any, seq_len: int, num_seqs: int, name: st
             raise MeasureError(f"{name}: no tokenizer in the checkpoint and vocabulary < 256 for bytes")
         ids = torch.tensor(list(raw), dtype=torch.int64)
     else:
-        # Tokenize a prefix generous enough for the budget (avoids encoding huge files).
-        chars = max((skip + need) * 12, 4096)
-        enc = tokenizer(text[:chars], add_special_tokens=False)["input_ids"]
+        # Tokenize a prefix, doubled until it holds the budget or is the whole text (a huge
+        # file is never encoded whole; a whitespace-heavy one still gives every token).
+        chars = max((skip + need) * 8, 4096)
+        while True:
+            enc = tokenizer(text[:chars], add_special_tokens=False)["input_ids"]
+            if len(enc) >= skip + need + 1 or chars >= len(text):
+                break
+            chars *= 2
         ids = torch.tensor(enc[skip:skip + need], dtype=torch.int64)
         if tokenizer.pad_token_id is not None:
             pad_id = int(tokenizer.pad_token_id)
@@ -139,7 +159,7 @@ def encode_text(text: str, tokenizer: Any, seq_len: int, num_seqs: int, name: st
         mask = torch.cat([torch.ones((n, 1), dtype=torch.bool), body_mask], dim=1)
     else:
         out, mask = body, body_mask
-    return EvalData(out, mask, name, bos=use_bos)
+    return EvalData(out, mask, name, bos=use_bos, requested=need)
 
 
 @dataclass
@@ -152,18 +172,29 @@ class PassResult:
 class Evaluator:
     """Runs a model over :class:`EvalData`, dense or masked, counting full passes.
 
-    ``batch_size`` sequences per forward (None: all); on CUDA out-of-memory the batch is
-    halved and the pass retried, down to one sequence.
+    ``batch_size`` rows per forward (None: every sequence of every replica in one forward);
+    on CUDA out-of-memory the rows are halved and the pass retried, down to one sequence.
     """
 
     def __init__(self, lm: LoadedModel, data: EvalData, batch_size: int | None = None) -> None:
         self.lm = lm
         self.data = data
-        self.batch_size = batch_size or data.input_ids.shape[0]
+        self._batch_size = batch_size or data.input_ids.shape[0]
+        self.explicit = batch_size is not None  # rows per forward capped by the user
         self.passes = 0  # candidate evaluations (replicas count separately)
         self.forwards = 0  # model calls
         self.forward_s = 0.0  # wall time inside passes (forward, loss, hooks)
         self._dense_nll: float | None = None
+
+    @property
+    def batch_size(self) -> int:
+        """Rows per forward when capped (``--batch-size`` or out-of-memory halving)."""
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, rows: int) -> None:
+        self._batch_size = rows
+        self.explicit = True
 
     @property
     def input_device(self) -> torch.device:
@@ -172,63 +203,80 @@ class Evaluator:
 
     def run(self, mask_fn: MaskFn | None = None, observer: Observer | None = None,
             replicas: int = 1, need_s: bool = False, layers: set[int] | None = None,
-            ) -> PassResult:
-        """Mean NLL per replica; replicas share batched forwards (mask_fn sees the layout)."""
+            on_logits: LogitsFn | None = None) -> PassResult:
+        """Mean NLL per replica.  Replicas (several CETT values) share batched forwards:
+        one forward holds up to ``batch_size`` rows of all replicas together (default: every
+        sequence of every replica), so ``replicas`` values cost one model call, not
+        ``replicas`` calls; on out-of-memory the rows per forward are halved.
+        ``on_logits(logits, stat_mask)`` sees each forward's logits (dense passes)."""
         while True:
             t0 = time.perf_counter()
             try:
-                return self._run(mask_fn, observer, replicas, need_s, layers)
+                return self._run(mask_fn, observer, replicas, need_s, layers, on_logits)
             except torch.cuda.OutOfMemoryError as exc:
-                if self.batch_size <= 1:
+                rows = self.rows_per_forward(replicas)
+                if rows <= 1:
                     raise MeasureError(f"{self.lm.ref.path}: out of GPU memory even with one "
                                        "sequence per batch; use --device-map auto") from exc
-                self.batch_size = max(1, self.batch_size // 2)
+                self.batch_size = max(1, rows // 2)
                 # what the observer saw of the failed pass must not count twice
-                reset = getattr(observer, "reset", None)
-                if observer is not None and reset is None:
-                    raise MeasureError("internal: an observer without reset() cannot be "
-                                       "retried after out-of-memory") from exc
-                if reset is not None:
-                    reset()
+                for obs in (observer, on_logits):
+                    reset = getattr(obs, "reset", None)
+                    if obs is not None and reset is None:
+                        raise MeasureError("internal: an observer without reset() cannot be "
+                                           "retried after out-of-memory") from exc
+                    if reset is not None:
+                        reset()
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
             finally:
                 self.forward_s += time.perf_counter() - t0
 
+    def rows_per_forward(self, replicas: int) -> int:
+        """Rows (sequences x replicas) in one forward: all of them unless a batch size was
+        given or out-of-memory halved it."""
+        n = self.data.input_ids.shape[0] * replicas
+        return min(n, self.batch_size) if self.explicit else n
+
     @torch.no_grad()
     def _run(self, mask_fn: MaskFn | None, observer: Observer | None, replicas: int,
-             need_s: bool, layers: set[int] | None) -> PassResult:
+             need_s: bool, layers: set[int] | None, on_logits: LogitsFn | None) -> PassResult:
         ids_all, mask_all, stat_all = self.data.input_ids, self.data.mask, self.data.stat_mask
         dev = self.input_device
-        sums = torch.zeros(replicas, dtype=torch.float64)
-        count = 0
         n = ids_all.shape[0]
-        bs = max(1, self.batch_size // replicas) if replicas > 1 else self.batch_size
-        for start in range(0, n, bs):
-            ids = ids_all[start:start + bs]
-            m = mask_all[start:start + bs]
-            b = ids.shape[0]
-            rep_ids = ids.repeat(replicas, 1).to(dev)
-            rep_mask = m.repeat(replicas, 1).to(dev)
-            hooks = FFNHooks(self.lm.sites, mask_fn=_rows(mask_fn, b), observer=observer,
+        sums = torch.zeros(replicas, dtype=torch.float64)
+        counts = torch.zeros(replicas, dtype=torch.float64)
+        rows = self.rows_per_forward(replicas)
+        # the (replica, sequence) rows in order, replica-major; a forward takes a slice
+        order = [(r, i) for r in range(replicas) for i in range(n)]
+        for start in range(0, len(order), rows):
+            part = order[start:start + rows]
+            seqs = torch.tensor([i for _, i in part])
+            reps = torch.tensor([r for r, _ in part])
+            ids = ids_all[seqs].to(dev)
+            m = mask_all[seqs].to(dev)
+            hooks = FFNHooks(self.lm.sites, mask_fn=_rows(mask_fn, reps), observer=observer,
                              need_s=need_s, layers=layers)
+            hooks.replica_of_row = reps.to(dev)
             if observer is not None:  # one index of the counted tokens per forward
-                hooks.token_mask = stat_all[start:start + bs].repeat(replicas, 1).to(dev)
+                hooks.token_mask = stat_all[seqs].to(dev)
             with hooks:
-                logits = self.lm.model(input_ids=rep_ids, attention_mask=rep_mask.long(),
+                logits = self.lm.model(input_ids=ids, attention_mask=m.long(),
                                        use_cache=False).logits
             self.forwards += 1
-            tgt = rep_ids[:, 1:]
-            valid = rep_mask[:, 1:] & rep_mask[:, :-1]
+            if on_logits is not None:
+                on_logits(logits, stat_all[seqs].to(logits.device))
+            tgt = ids[:, 1:]
+            valid = m[:, 1:] & m[:, :-1]
             nll = torch.nn.functional.cross_entropy(
                 logits[:, :-1].float().reshape(-1, logits.shape[-1]), tgt.reshape(-1),
-                reduction="none").view(replicas, b, -1)
-            valid = valid.view(replicas, b, -1)
-            sums += (nll * valid).sum(dim=(1, 2)).double().cpu()
-            count += int(valid[0].sum())
+                reduction="none").view(ids.shape[0], -1)
+            per_row = (nll * valid).sum(dim=1).double().cpu()
+            sums.index_add_(0, reps, per_row)
+            counts.index_add_(0, reps, valid.sum(dim=1).double().cpu())
             del logits, nll
         self.passes += replicas
-        return PassResult(nll=[float(x) / max(count, 1) for x in sums])
+        return PassResult(nll=[float(s) / max(float(c), 1.0) for s, c in zip(sums, counts, strict=True)])
 
     def dense_nll(self) -> float:
         """Mean NLL of the dense model (computed once, cached)."""
@@ -237,9 +285,9 @@ class Evaluator:
         return self._dense_nll
 
 
-def _rows(mask_fn: MaskFn | None, rows_per_replica: int) -> MaskFn | None:
-    """Bind the batch layout (rows per replica) into a threshold mask factory, if needed."""
+def _rows(mask_fn: MaskFn | None, replica_of_row: torch.Tensor) -> MaskFn | None:
+    """Bind the batch layout (the replica of each row) into a threshold mask, if needed."""
     if mask_fn is None:
         return None
     bind = getattr(mask_fn, "bind_rows", None)
-    return bind(rows_per_replica) if bind is not None else mask_fn
+    return bind(replica_of_row) if bind is not None else mask_fn

@@ -18,8 +18,11 @@ from sparsitylaws.measure.loading import FFNSite
 
 #: mask_fn(layer_pos, a, s) -> keep (bool, same shape as a) or None for "keep all".
 MaskFn = Callable[[int, torch.Tensor, "torch.Tensor | None"], "torch.Tensor | None"]
-#: observer(layer_pos, a_valid (N, F) float32, s_valid or None, keep_valid or None)
-Observer = Callable[[int, torch.Tensor, "torch.Tensor | None", "torch.Tensor | None"], None]
+#: observer(layer_pos, a_valid (N, F) float32 or None, s_valid or None, keep_valid or None,
+#: replica_valid (N,) int64: the replica of each observed token).  a_valid is None for an
+#: observer whose ``wants_a`` is False (no float32 copy of the activations is made for it).
+Observer = Callable[[int, "torch.Tensor | None", "torch.Tensor | None", "torch.Tensor | None",
+                     torch.Tensor], None]
 
 
 class FFNHooks:
@@ -43,7 +46,11 @@ class FFNHooks:
         self.need_s = need_s
         self.layers = layers
         self._token_index: dict[torch.device, torch.Tensor] = {}
+        self._token_replica: dict[torch.device, torch.Tensor] = {}
         self._token_mask: torch.Tensor | None = None
+        #: (rows,) replica of each batch row (several CETT values in one forward)
+        self.replica_of_row: torch.Tensor | None = None
+        self._wants_a = getattr(observer, "wants_a", True)
         self._s: dict[int, torch.Tensor] = {}
         self._handles: list[Any] = []
 
@@ -57,9 +64,15 @@ class FFNHooks:
         host sync), not in every layer."""
         self._token_mask = mask
         self._token_index = {}
+        self._token_replica = {}
         if mask is not None:
             idx = mask.reshape(-1).nonzero().squeeze(1)
             self._token_index[idx.device] = idx
+            reps = self.replica_of_row
+            if reps is None:
+                reps = torch.zeros(mask.shape[0], dtype=torch.int64)
+            reps = reps.to(mask.device)[:, None].expand(mask.shape).reshape(-1)
+            self._token_replica[idx.device] = reps.index_select(0, idx)
 
     def __enter__(self) -> FFNHooks:
         for pos, site in enumerate(self.sites):
@@ -92,15 +105,26 @@ class FFNHooks:
             if self.observer is not None and (self.layers is None or pos in self.layers):
                 f = a.shape[-1]
                 sel = self._valid(a)
-                a_v = a.reshape(-1, f).index_select(0, sel).float()
+                a_v = a.reshape(-1, f).index_select(0, sel).float() if self._wants_a else None
                 s_v = s.reshape(-1, f).index_select(0, sel).float() if s is not None else None
                 k_v = keep.reshape(-1, f).index_select(0, sel) if keep is not None else None
-                self.observer(pos, a_v, s_v, k_v)
+                self.observer(pos, a_v, s_v, k_v, self._replicas(a, sel))
             if keep is None:
                 return None
             return (a * keep.to(a.dtype),) + tuple(args[1:])
 
         return hook
+
+    def _replicas(self, a: torch.Tensor, sel: torch.Tensor) -> torch.Tensor:
+        """Replica of each observed token, on a's device."""
+        rep = self._token_replica.get(a.device)
+        if rep is None:
+            if self._token_replica:
+                rep = next(iter(self._token_replica.values())).to(a.device)
+            else:
+                rep = torch.zeros(sel.shape[0], dtype=torch.int64, device=a.device)
+            self._token_replica[a.device] = rep
+        return rep
 
     def _valid(self, a: torch.Tensor) -> torch.Tensor:
         """Flat index of the observed tokens among a's rows, on a's device."""
@@ -120,7 +144,7 @@ class ThresholdMask:
     """Mask for CETT thresholds: drop neuron i when |a_i| * ||W_out[:, i]|| < eps_l.
 
     ``thresholds`` is (replicas, layers).  The evaluator binds the batch layout with
-    :meth:`bind_rows`: batch row r uses replica r // rows, so several candidate CETT values
+    :meth:`bind_rows` (the replica of each batch row), so several candidate CETT values
     share one batched forward.
     """
 
@@ -138,12 +162,15 @@ class ThresholdMask:
             self._cache[key] = (self.thresholds[:, pos].to(device), self.wnorms[pos].to(device))
         return self._cache[key]
 
-    def bind_rows(self, rows_per_replica: int) -> MaskFn:
+    def bind_rows(self, replica_of_row: torch.Tensor | None) -> MaskFn:
         def fn(pos: int, a: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
             eps, wn = self._on(pos, a.device)
-            # replicas are equal contiguous blocks of a's first dimension, whether a is
-            # (batch, seq, F) or flattened to (batch * seq, F) as OPT does
-            eps = eps.repeat_interleave(a.shape[0] // eps.numel())
+            if replica_of_row is None:
+                eps = eps[:1].expand(a.shape[0])
+            else:
+                eps = eps[replica_of_row.to(a.device)]
+                # a is (rows, seq, F), or flattened to (rows * seq, F) as OPT does
+                eps = eps.repeat_interleave(a.shape[0] // eps.numel())
             eps = eps.view(-1, *([1] * (a.dim() - 1)))
             sizes = a.float().abs() * wn
             return sizes >= eps
@@ -151,4 +178,4 @@ class ThresholdMask:
         return fn
 
     def __call__(self, pos: int, a: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
-        return self.bind_rows(a.shape[0])(pos, a, s)
+        return self.bind_rows(None)(pos, a, s)

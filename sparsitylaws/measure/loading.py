@@ -111,6 +111,11 @@ def gguf_to_folder(gguf: Path, cache: Path | None = None) -> Path:
     root = (cache or cache_dir()) / "gguf"
     out = root / f"{gguf.stem}-{key}"
     if (out / "model.safetensors").is_file():
+        try:  # a conversion cached by an earlier version (mkdtemp's 0700): share it
+            if out.stat().st_mode & 0o077 == 0:
+                _share(out)
+        except OSError:
+            pass
         return out
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=root))
@@ -125,6 +130,7 @@ def gguf_to_folder(gguf: Path, cache: Path | None = None) -> Path:
         tok.save_pretrained(tmp)
         safetensors.torch.save_model(model, str(tmp / "model.safetensors"))
         (tmp / "SOURCE.txt").write_text(f"converted from {gguf.resolve()}\n")
+        _share(tmp)
         try:
             os.replace(tmp, out)
         except OSError:  # another process won the race
@@ -133,6 +139,16 @@ def gguf_to_folder(gguf: Path, cache: Path | None = None) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise MeasureError(f"{gguf}: could not convert GGUF checkpoint ({exc})") from exc
     return out
+
+
+def _share(folder: Path) -> None:
+    """Give a cache folder and its files the modes a plain mkdir/open would (mkdtemp makes
+    0700), so colleagues sharing a cache can read the conversion."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    for f in folder.rglob("*"):
+        os.chmod(f, (0o777 if f.is_dir() else 0o666) & ~umask)
 
 
 def hf_folder(ref: CheckpointRef) -> Path:
@@ -173,8 +189,18 @@ def architecture_key(config: Any) -> tuple:
     return (model_type,
         _cfg(config, "hidden_size", "n_embd", "d_model"),
         _cfg(config, "num_hidden_layers", "n_layer", "num_layers"),
-        _cfg(config, "intermediate_size", "n_inner", "ffn_dim"),
+        ffn_width(config),
     )
+
+
+def ffn_width(config: Any) -> int | None:
+    """The FFN width a config declares (Falcon: ``ffn_hidden_size``, else 4 x width)."""
+    config = text_config(config)
+    f = _cfg(config, "intermediate_size", "n_inner", "ffn_dim", "ffn_hidden_size")
+    if f is None and getattr(config, "model_type", None) == "falcon":
+        d = _cfg(config, "hidden_size")
+        return 4 * int(d) if d else None
+    return f
 
 
 def _cfg(config: Any, *names: str) -> Any:
@@ -258,6 +284,12 @@ def _decoder_layers(model: nn.Module) -> tuple[str, list[nn.Module]] | None:
     return name, list(mod)
 
 
+def decoder_layers(model: nn.Module) -> list[nn.Module]:
+    """The language model's decoder layers, first first (empty when not found)."""
+    found = _decoder_layers(model)
+    return found[1] if found is not None else []
+
+
 def _moe_part(module: nn.Module) -> str | None:
     """Name of a mixture-of-experts part of a decoder layer (or of its MLP), if any."""
     for attr in MOE_NAMES:
@@ -330,7 +362,8 @@ def find_ffn_sites(model: nn.Module) -> list[FFNSite]:
 
 def activation_name(config: Any, override: str | None = None) -> str:
     """Normalised FFN activation name (relu, silu, gelu, ...)."""
-    raw = override or _cfg(text_config(config), "hidden_act", "activation_function", "hidden_activation") or "unknown"
+    raw = override or _cfg(text_config(config), "hidden_act", "activation_function",
+                           "hidden_activation", "activation") or "unknown"
     raw = str(raw).lower()
     if raw in ("swish", "silu"):
         return "silu"
@@ -436,6 +469,12 @@ def load_model(
                            "--device-map auto (spreads it over GPUs, CPU and disk)") from exc
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise MeasureError(f"{ref.path}: could not load the model ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:
+        if type(exc).__name__ != "SafetensorError":
+            raise
+        raise MeasureError(f"{ref.path}: unreadable safetensors file (corrupt header or "
+                           f"truncated: {exc})") from exc
+    check_finite_weights(model, ref)
     if not device_map and ref.kind == "pickle":
         model = model.to(dev)
     model.eval()
@@ -450,6 +489,23 @@ def load_model(
     return LoadedModel(ref=ref, model=model, tokenizer=tokenizer, config=config, sites=sites,
                        activation=activation_name(config, activation_override), device=dev, dtype=dt,
                        extra={"device_map": device_map} if device_map else {})
+
+
+def check_finite_weights(model: nn.Module, ref: CheckpointRef) -> None:
+    """Refuse weights holding NaN or infinite values (a row measured on them would be
+    garbage); offloaded (meta) weights are checked where they are read."""
+    bad, first = 0, None
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.device.type == "meta" or not p.is_floating_point():
+                continue
+            n = int((~torch.isfinite(p)).sum())
+            if n:
+                bad += n
+                first = first or name
+    if bad:
+        raise MeasureError(f"{ref.path}: the weights hold {bad} non-finite values (NaN or "
+                           f"infinite), e.g. in {first}; no row is written")
 
 
 def _load_pickled(model: nn.Module, folder: Path) -> None:

@@ -28,7 +28,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -54,12 +53,22 @@ from sparsitylaws.measure.loading import (
     text_config,
 )
 from sparsitylaws.measure.metrics import MetricResult, ModelMeasurer, parse_metric
-from sparsitylaws.measure.search import SEARCHES, SearchResult, bisect_search, fast_search
+from sparsitylaws.measure.search import (
+    MARGIN,
+    MIN_WALK,
+    SEARCHES,
+    SearchResult,
+    bisect_search,
+    fast_search,
+    grid_size,
+)
 from sparsitylaws.version import __version__
 
 #: 2: model-guided certifying root finder; 3: BOS policy, per_pass, device type and dtype
-#: used in the hash, stable checkpoint keys (rows of earlier versions are re-measured)
-ALGORITHM_VERSION = 3
+#: used in the hash, stable checkpoint keys; 4: the defined PPL-p% point (first crossing on
+#: the xtol grid, certified), explicit checkpoints keyed by name (rows of earlier versions
+#: are re-measured)
+ALGORITHM_VERSION = 4
 #: file-name patterns for tokens trained: "tokens-2.5B", "tok=1200000", "12Btok", "300M_tokens"
 TOKEN_PATTERNS = (
     re.compile(r"(?:^|[^a-z])tok(?:en)?s?[-_=]?(\d+(?:\.\d+)?)([kmbt]?)(?![a-z])", re.I),
@@ -83,7 +92,6 @@ class MeasureSettings:
     dtype: str = "auto"
     search: str = "fast"
     xtol: float = 1e-3
-    ftol: float = 5e-4
     n_candidates: int = N_CANDIDATES
     device_map: str | None = None
     allow_pickle: bool = False
@@ -210,7 +218,8 @@ def settings_payload(s: MeasureSettings, text_sha: str, metric: str, arg: float,
     return {
         "algorithm": ALGORITHM_VERSION, "text": text_sha, "seq_len": s.seq_len,
         "num_seqs": s.num_seqs, "dtype": dtype or s.dtype, "search": s.search, "xtol": s.xtol,
-        "ftol": s.ftol, "n_candidates": s.n_candidates, "act": s.activation_override,
+        "margin": MARGIN, "walk": MIN_WALK, "n_candidates": s.n_candidates,
+        "act": s.activation_override,
         "metric": metric, "arg": None if math.isnan(arg) else arg, "extra": extra or {},
         "bos": "tokenizer" if s.bos is None else bool(s.bos), "per_pass": s.per_pass,
         "device_type": device_type,
@@ -223,21 +232,32 @@ def sidecar_path(output: Path) -> Path:
 
 
 def _atomic_json(path: Path, update: dict) -> None:
+    """Add entries to a JSON file under a lock, written atomically with the modes a plain
+    ``open()`` gives (colleagues can read it)."""
+    from sparsitylaws.tables.atomic import atomic_path
     from sparsitylaws.tables.io import file_lock
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(path):  # concurrent writers add their entries, none is lost
-        data = {}
-        if path.is_file():
-            try:
-                data = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                data = {}
+        data = _read_json(path)
         data.update(update)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def joint_state_path(output: Path) -> Path:
+    """JSON file next to the table with each run's joint search, pass by pass (resume)."""
+    return output.with_suffix(".joint.json")
 
 
 def _existing(output: Path) -> pd.DataFrame | None:
@@ -272,6 +292,8 @@ class Runner:
         self.text_name, self.text = load_text(settings.text)
         self.text_sha = hashlib.sha256(self.text.encode()).hexdigest()
         self.rows_written = 0
+        self._joint_mms: dict[str, ModelMeasurer] = {}
+        self._warned: set[str] = set()
         if settings.per_pass < 1:
             raise MeasureError(f"--per-pass {settings.per_pass}: must be >= 1")
         if settings.find_cett and settings.cett_from:
@@ -280,10 +302,12 @@ class Runner:
         dev = pick_device(self.device)
         self.device_type = f"map:{settings.device_map}" if settings.device_map else dev.type
         self.dtype_used = str(pick_dtype(settings.dtype, dev)).replace("torch.", "")
-        if settings.quiet:  # no "Loading weights" bars either
+        grid_size(settings.xtol)  # --xtol in (0, 0.5]
+        if settings.quiet:  # no "Loading weights" bars, nor the GGUF conversion's tqdm bar
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()
+            os.environ["TQDM_DISABLE"] = "1"
 
     # --- planning ----------------------------------------------------------------------
     def plan(self, checkpoints: list[str], run_dir: str | None = None) -> list[Job]:
@@ -309,10 +333,11 @@ class Runner:
             if not checkpoints:
                 raise MeasureError("no checkpoint given (name checkpoints or use --run-dir)")
             refs = [resolve_checkpoint(c, self.s.allow_pickle) for c in checkpoints]
-            labels = [str(r.path.resolve()) for r in refs]
-            if len(set(labels)) < len(labels):
-                dup = next(lb for lb in labels if labels.count(lb) > 1)
+            paths = [r.path.resolve() for r in refs]
+            if len(set(paths)) < len(paths):
+                dup = next(p for p in paths if paths.count(p) > 1)
                 raise MeasureError(f"{dup}: the same checkpoint is named twice")
+            labels = checkpoint_labels(paths)
         if self.s.tokens_trained is not None and len(refs) > 1:
             raise MeasureError("--tokens-trained applies to one checkpoint; for several use "
                                "trainer_state.json or token counts in their names")
@@ -343,12 +368,20 @@ class Runner:
     # --- measuring ---------------------------------------------------------------------
     def _measurer(self, job: Job) -> ModelMeasurer:
         s = self.s
-        lm = load_model(job.ref, self.device, s.dtype, s.device_map, s.trust_remote_code,
-                        s.activation_override, s.offload_folder)
+
+        def load() -> Any:
+            return load_model(job.ref, self.device, s.dtype, s.device_map, s.trust_remote_code,
+                              s.activation_override, s.offload_folder)
+
+        lm = load()
         data = encode_text(self.text, lm.tokenizer, s.seq_len, s.num_seqs, self.text_name,
                            vocab_size=_cfg(text_config(lm.config), "vocab_size"), bos=s.bos)
+        if data.short and data.short not in self._warned:
+            self._warned.add(data.short)
+            self.log(f"warning: {data.short}")
         return ModelMeasurer(lm, data, s.batch_size, s.n_candidates, s.max_memory_gb,
-                             per_pass=s.per_pass)
+                             per_pass=s.per_pass, want_zero=any(m == "zero" for m, _ in self.metrics),
+                             reload=load)
 
     def _arg(self, m: str, a: float) -> float:
         return self.s.p if m == "ppl-p" else a
@@ -370,11 +403,15 @@ class Runner:
                 return False
         return True
 
-    def run(self, checkpoints: list[str], run_dir: str | None = None) -> int:
-        """Measure; returns the number of rows written (0 with --find-cett)."""
+    def _bar(self, **kwargs: Any) -> Any:
         from tqdm.auto import tqdm
 
+        return tqdm(file=sys.stderr, disable=self.s.quiet, **kwargs)
+
+    def run(self, checkpoints: list[str], run_dir: str | None = None) -> int:
+        """Measure; returns the number of rows written (0 with --find-cett)."""
         jobs = self.plan(checkpoints, run_dir)
+        self.s.output.parent.mkdir(parents=True, exist_ok=True)  # e.g. -o shards/NAME.parquet
         i, n = parse_shard(self.s.shard)
         mine = [j for k, j in enumerate(jobs) if k % n == i]
         joint: SearchResult | None = None
@@ -391,7 +428,8 @@ class Runner:
             extra = {"stabilize": [j.label for j in group]}
         hashes = self._hashes(extra)
         if self.s.find_cett:
-            self._write_cett(self.s.find_cett, self._joint_search(group), extra)
+            self._write_cett(self.s.find_cett, self._joint_search(group, extra), extra)
+            self._release_joint()
             return 0
         if self.s.cett_from:
             joint = self._read_cett(self.s.cett_from, extra)
@@ -403,16 +441,26 @@ class Runner:
         if not todo:
             return 0
         if extra and joint is None:
-            joint = self._joint_search([j for j in jobs if j.label in extra["stabilize"]])
-        bar = tqdm(todo, desc=f"measure {self.s.run}", unit="ckpt", file=sys.stderr,
-                   disable=self.s.quiet)
+            joint = self._joint_search([j for j in jobs if j.label in extra["stabilize"]], extra)
+        bar = self._bar(iterable=todo, desc=f"measure {self.s.run}", unit="ckpt")
         for job in bar:
             bar.set_postfix_str(_short(Path(job.label).name))
-            mm = self._measurer(job)
+            mm = self._joint_mms.pop(job.label, None)  # loaded once, for the joint search
+            if mm is None:
+                mm = self._measurer(job)
+            else:
+                mm.unpark()
             results = self._metrics(mm, joint)
             self._write(job, mm, results, hashes, joint is not None)
+            mm.release()
             del mm
+        self._release_joint()
         return self.rows_written
+
+    def _release_joint(self) -> None:
+        for mm in self._joint_mms.values():
+            mm.release()
+        self._joint_mms = {}
 
     # --- the joint CETT of a run, shared by the jobs of a cluster ----------------------------
     def _ppl_payload(self, extra: dict) -> dict:
@@ -436,9 +484,7 @@ class Runner:
         """The joint CETT written by --find-cett, refused when its settings differ."""
         try:
             doc = json.loads(Path(path).read_text())
-            res = SearchResult(**{k: v for k, v in doc["search"].items()})
-            res.bracket = tuple(res.bracket)
-            res.evaluations = [tuple(e) for e in res.evaluations]
+            res = _search_result(doc["search"])
             theirs = doc["settings"]
         except FileNotFoundError:
             raise MeasureError(f"--cett-from {path}: file not found (write it with "
@@ -456,42 +502,98 @@ class Runner:
                                "differ); rerun --find-cett with the same options")
         return res
 
-    def _joint_search(self, group: list[Job]) -> SearchResult:
+    def _joint_search(self, group: list[Job], extra: dict | None = None) -> SearchResult:
         """One CETT for the whole run: mean PPL ratio over the group (paper's strategy).
 
-        One model at a time sits on the accelerator: the others, with their statistics,
-        are parked in host memory between their turns (on a CPU run parking is a no-op).
+        Each checkpoint of the group is loaded once: its measurer is kept for its own rows
+        afterwards.  One model at a time sits on the accelerator; between its turns a model
+        is parked (curves completed, activations freed, weights in host memory, or dropped
+        and reloaded from disk when host memory cannot hold the group: see
+        :meth:`_drop_weights`).  Every pass's per-model log ratios are written to
+        ``OUT.joint.json`` as they come, so a rerun after a crash repeats no forward.
         """
         self.log(f"stabilizing: joint CETT search on {len(group)} checkpoints: "
                  + ", ".join(Path(j.label).name for j in group))
-        mms = []
-        for j in group:
-            mm = self._measurer(j)
-            mm.park()
-            mms.append(mm)
+        state_file = joint_state_path(self.s.output)
+        extra = extra if extra is not None else {"stabilize": [j.label for j in group]}
+        key = self._hashes(extra)[_key("ppl-p", self.s.p)]
+        state = _read_json(state_file).get(self.s.run, {})
+        if state.get("settings_hash") != key:
+            state = {"settings_hash": key, "evals": {}}
+        if "result" in state:
+            res = _search_result(state["result"])
+            self.log(f"stabilizing: CETT = {res.cett:.6f} from {state_file} (search done before)")
+            return res
+        evals: dict[str, dict[str, float]] = state["evals"]
         method = self.s.search
+        drop = self._drop_weights(group)
+        bar = self._bar(desc=f"joint search {self.s.run}", unit="pass")
+
+        def measurer(job: Job) -> ModelMeasurer:
+            mm = self._joint_mms.get(job.label)
+            if mm is None:
+                mm = self._joint_mms[job.label] = self._measurer(job)
+            mm.unpark()
+            return mm
 
         def objective(cs: list[float]) -> list[float]:
             rows = []
-            for mm in mms:
-                mm.unpark()
-                try:
-                    rows.append(mm.log_ratios(cs, method))
-                finally:
-                    mm.park()
+            for job in group:
+                known = evals.setdefault(job.label, {})
+                todo = [c for c in cs if repr(c) not in known]
+                if todo:
+                    mm = measurer(job)
+                    try:
+                        for c, g in zip(todo, mm.log_ratios(todo, method), strict=True):
+                            known[repr(c)] = g
+                    finally:
+                        if len(group) > 1:
+                            mm.park(drop=drop)
+                    _atomic_json(state_file, {self.s.run: state})
+                rows.append([known[repr(c)] for c in cs])
+            bar.update(1)
             per = np.array(rows)  # (models, cs)
             return list(np.log(np.mean(np.exp(per), axis=0)))
 
         if method in ("bisect", "paper"):
-            res = bisect_search(objective, self.s.p, self.s.xtol)
+            res = bisect_search(objective, self.s.p, self.s.xtol,
+                                per_pass=1 if method == "paper" else self.s.per_pass, method=method)
         else:
-            res = fast_search(objective, self.s.p, self.s.xtol, self.s.ftol,
-                              per_pass=self.s.per_pass)
+            c0 = self._predicted_cett(group, measurer, drop)
+            res = fast_search(objective, self.s.p, self.s.xtol, c_init=c0, per_pass=self.s.per_pass)
+        bar.close()
+        state["result"] = asdict(res)
+        _atomic_json(state_file, {self.s.run: state})
         self.log(f"stabilizing: CETT = {res.cett:.6f} (mean PPL ratio {res.ppl_ratio:.5f}, "
                  f"{res.passes} passes)")
         if res.warning:
             self.log(f"warning: stabilizing search: {res.warning}")
         return res
+
+    def _predicted_cett(self, group: list[Job], measurer: Callable, drop: bool) -> float | None:
+        """The first probe of the joint search: the geometric mean of each model's prediction
+        from its dense statistics (needs every model's dense pass, which the search needs
+        anyway)."""
+        preds = []
+        for job in group:
+            mm = measurer(job)
+            c = mm.predicted_cett(self.s.p)
+            if len(group) > 1:
+                mm.park(drop=drop)
+            if c:
+                preds.append(c)
+        return float(np.exp(np.mean(np.log(preds)))) if preds else None
+
+    def _drop_weights(self, group: list[Job]) -> bool:
+        """Whether the parked models' weights must leave host memory (reloaded from disk at
+        each turn): when the group's weights exceed 80% of the available host memory."""
+        if len(group) <= 1:
+            return False
+        from sparsitylaws.measure.metrics import _available_ram
+
+        need = sum(f.stat().st_size for job in group
+                   for f in folder_of(job.ref).glob("*.safetensors"))  # about their size in memory
+        return need > 0.8 * _available_ram()
 
     def _metrics(self, mm: ModelMeasurer, joint: SearchResult | None) -> list[MetricResult]:
         out = []
@@ -507,7 +609,12 @@ class Runner:
             elif joint is not None:
                 out.append(mm.at_cett(self.s.p, joint, method=self.s.search))
             else:
-                out.append(mm.ppl_p(self.s.p, self.s.search, self.s.xtol, self.s.ftol))
+                bar = self._bar(desc="PPL-p% search", unit="pass", leave=False)
+                try:
+                    out.append(mm.ppl_p(self.s.p, self.s.search, self.s.xtol,
+                                        progress=bar.update))
+                finally:
+                    bar.close()
         return out
 
     def _write(self, job: Job, mm: ModelMeasurer, results: list[MetricResult],
@@ -564,6 +671,26 @@ class Runner:
         self.s.output.parent.mkdir(parents=True, exist_ok=True)
         append_rows(self.s.output, pd.DataFrame(rows))
         self.rows_written += len(rows)
+
+
+def _search_result(doc: dict) -> SearchResult:
+    """A :class:`SearchResult` from its JSON form (``asdict``)."""
+    res = SearchResult(**doc)
+    res.bracket = tuple(res.bracket)
+    res.evaluations = [tuple(e) for e in res.evaluations]
+    return res
+
+
+def checkpoint_labels(paths: list[Path]) -> list[str]:
+    """Machine-independent keys of explicitly named checkpoints: the file or folder name, or
+    as many trailing path components as it takes to tell two of them apart (the same
+    checkpoint spelled two ways gets one key; no absolute path of this machine is stored)."""
+    depth = 1
+    while True:
+        labels = ["/".join(p.parts[-depth:]) for p in paths]
+        if len(set(labels)) == len(labels) or depth >= max(len(p.parts) for p in paths):
+            return labels
+        depth += 1
 
 
 def _metric_label(r: MetricResult) -> str:

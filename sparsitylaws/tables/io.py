@@ -151,7 +151,8 @@ def check_shards(parts: Sequence[tuple[str, pd.DataFrame]]) -> None:
                 if key not in seen:
                     seen[key] = (row[col], name)
                 elif seen[key][0] != row[col]:
-                    label = ", ".join(f"{k}={v!r}" for k, v in zip(by, key, strict=True))
+                    label = ", ".join(f"{k}={'none' if v == -1.0e300 else repr(v)}"
+                                      for k, v in zip(by, key, strict=True))
                     raise SparsityLawsError(
                         f"{name}: its {what} ({col} {row[col]!r}) differ from {seen[key][1]} "
                         f"({seen[key][0]!r}) for {label}; shards of one run must be measured "

@@ -144,12 +144,15 @@ def test_fast_search_agrees_with_bisection(trained_llama: Path) -> None:
     def mm() -> ModelMeasurer:
         return _measurer(trained_llama, seq_len=128, num_seqs=8, text=text, n_candidates=4096)
 
-    fast = mm().ppl_p(1.0, "fast", xtol=1e-3, ftol=0.0)
+    fast = mm().ppl_p(1.0, "fast", xtol=1e-3)
     ref = mm().ppl_p(1.0, "bisect", xtol=1e-3)
     assert fast.search is not None and ref.search is not None
-    assert ref.search.passes == 10
-    assert fast.search.passes < ref.search.passes
-    assert abs(fast.cett - ref.cett) <= 2e-3
+    assert ref.search.passes >= 10  # the bisection's 10, then its certificate
+    # a shallow curve (0.004 of the target per grid step near c = 0.2): the certificate's walk
+    # down to a point 0.1 target below dominates both; the model's bracket costs at most two
+    # passes more than the bisection's (ITP's bound), the walk is shared
+    assert fast.search.passes <= ref.search.passes + 2
+    assert fast.cett == ref.cett  # one defined point, whatever the path
     for r in (fast, ref):
         assert r.ppl_sparse / r.ppl_dense <= 1.01 + 1e-9
         assert 0 < r.activation_ratio < 1
@@ -168,8 +171,10 @@ def test_paper_procedure_repeats_the_dense_pass(trained_llama: Path) -> None:
     ref = mm().ppl_p(1.0, "bisect", xtol=1e-3)
     paper_mm = mm()
     paper = paper_mm.ppl_p(1.0, "paper", xtol=1e-3)
-    assert paper.search is not None and paper.search.passes == 10
-    assert paper_mm.ev.forwards == 2 * 10  # a dense and a truncated pass per step
+    assert paper.search is not None and paper.search.passes == ref.search.passes
+    # a dense and a truncated pass per step; the first step's dense pass also gives the
+    # reference NLL (no pass of its own)
+    assert paper_mm.ev.forwards == 2 * paper.search.passes
     assert paper.cett == ref.cett
     assert paper.layer_thresholds == ref.layer_thresholds
     assert paper.ppl_sparse == pytest.approx(ref.ppl_sparse, rel=1e-9)

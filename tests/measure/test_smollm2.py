@@ -5,6 +5,7 @@ Token budget kept small for CI (2 x 128 tokens of pydoc_data.topics).
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -40,8 +41,22 @@ def test_smollm2_silu_and_relu_variant(smollm2: Path, tmp_path: Path,
     df = read_table(out)
     silu = df[(df["run"] == "smollm2-silu")].iloc[0]
     assert silu["activation"] == "silu" and silu["depth"] == 30 and silu["width"] == 576
+    # What the defined point guarantees (not a ratio within 0.1% of 1.01: on 256 tokens the
+    # ratio jumps by up to a fifth of the allowed increase between grid steps): the ratio at
+    # the answer is within 1 + p/100, the next grid step's is above it, and every grid
+    # point from the clearing point up to the answer was measured within the target.
     ratio = silu["ppl_sparse"] / silu["ppl_dense"]
-    assert abs(ratio - 1.01) <= 0.001 * 1.01, ratio
+    assert ratio <= 1.01 * (1 + 1e-9), ratio
+    side = json.loads(out.with_suffix(".thresholds.json").read_text())
+    search = next(v for k, v in side.items() if k.startswith("smollm2-silu|"))["search"]
+    lo, hi = search["bracket"]
+    assert lo == pytest.approx(silu["cett"]) and hi == pytest.approx(lo + 1e-3)
+    measured = {round(c, 9): g for c, g in search["evaluations"]}
+    assert measured[round(hi, 9)] > math.log(1.01)
+    k = round(search["clearing"] * 1000)
+    while k < round(lo * 1000):
+        k += 1
+        assert measured[round(k / 1000, 9)] <= math.log(1.01)
     assert 0 < silu["activation_ratio"] < 1 and 0 < silu["cett"] < 1
     assert silu["eval_tokens"] == 256 and math.isfinite(silu["ppl_dense"])
     assert not silu["bos"]  # SmolLM2's tokenizer has BOS <|im_start|> but does not add it

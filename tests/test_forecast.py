@@ -186,8 +186,8 @@ def test_version_1_law_sets_still_load_and_predict(published: LawSet) -> None:
     cal, exclude = rf.calibration()
     assert cal is default_calibration() and exclude == "0.4b_relu"
     q = cal.horizon_quantile(0.9, exclude)  # may be 0: the other runs' law bands alone cover
-    half = float(p["law_high"].iloc[0] - p["estimate"].iloc[0])
-    assert p["pred_high"].iloc[0] - p["estimate"].iloc[0] == pytest.approx(
+    half = float(p["law_high"].iloc[0] - p["activation_ratio"].iloc[0])
+    assert p["pred_high"].iloc[0] - p["activation_ratio"].iloc[0] == pytest.approx(
         math.hypot(half, q * p["forecast_scale"].iloc[0]), rel=1e-9)
 
 

@@ -78,13 +78,15 @@ def crosscheck(tables, train, test_runs, loso, metric, metric_arg, methods, n_bo
         return
     pct = int(round(100 * level))
     click.echo(f"metric: {sel.metric}; trained on: {', '.join(train_runs)}")
-    click.echo(f"{'run':<14}{'method':<8}{'points':>7}{'MAE pp':>9}{'max pp':>9}{'bias pp':>9}"
-               f"{'in curve band':>15}{'in point band':>15}  A0 predicted [{pct}%] vs fitted")
+    wr = max([len("run")] + [len(str(r)) for r in res["run"]]) + 2  # a column never runs into the next
+    wm = max([len("method")] + [len(str(m)) for m in res["method"]]) + 2
+    click.echo(f"{'run':<{wr}}{'method':<{wm}}{'points':>7}{'MAE pp':>9}{'max pp':>9}{'bias pp':>9}"
+               f"{'in curve band':>15}{'in point band':>15}  A0 predicted [{pct}% interval] vs fitted")
     for _, r in res.sort_values(["run", "method"]).iterrows():
-        click.echo(f"{r['run']:<14}{r['method']:<8}{int(r['n_points']):>7}{100 * r['mae']:>9.2f}"
+        click.echo(f"{r['run']:<{wr}}{r['method']:<{wm}}{int(r['n_points']):>7}{100 * r['mae']:>9.2f}"
                    f"{100 * r['max_abs_error']:>9.2f}{100 * r['bias']:>+9.2f}{r['coverage_curve']:>15.2f}"
                    f"{r['coverage_point']:>15.2f}  {100 * r['a0_predicted']:.2f}% "
-                   f"[{100 * r['a0_low']:.2f}, {100 * r['a0_high']:.2f}] vs {100 * r['a0_fitted']:.2f}%")
+                   f"[{100 * r['a0_low']:.2f}%, {100 * r['a0_high']:.2f}%] vs {100 * r['a0_fitted']:.2f}%")
     click.echo(f"'in curve band' / 'in point band': share of the held-out run's measured points "
                f"(0 to 1) inside the {pct}% band of the curve / of a single measured point")
     warns = sorted({w for ws in res["warnings"] for w in str(ws).split("; ") if w})

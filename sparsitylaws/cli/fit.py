@@ -334,7 +334,7 @@ def fit(tables, runs, form, metric, metric_arg, drop_first, min_tokens, loss, n_
             df, runs=list(runs) or None, form=form, metric=metric, metric_arg=metric_arg, loss=loss,
             drop_first=drop_first, min_tokens=min_tokens, n_boot=n_boot, level=level, seed=seed,
             backtest=not no_backtest, architecture=not no_architecture, limit_from=limit_from,
-            name=name or output.stem, sources=[str(f) for f in files], progress=progress,
+            name=name or output.stem, sources=[_shown_path(str(f)) for f in files], progress=progress,
         )
     except SparsityLawsError as exc:
         if str(exc).startswith("nothing to fit"):

@@ -267,7 +267,7 @@ def data_summary(inp: ReportInputs) -> list[Block]:
             "status": status,
         })
     out.append(Block("p", f"{len(t)} rows, {t['run'].nunique()} run(s), from "
-                          f"{', '.join(str(f) for f in inp.files)}."))
+                          f"{', '.join(_shown(f) for f in inp.files)}."))
     out.append(Block("table", frame=pd.DataFrame(rows)))
     return out
 
@@ -406,8 +406,12 @@ def _skill_cells(sub: list[dict], level: float) -> dict:
     winner; empty for backtests made before the naive forecasts existed."""
     if "naive_last_low" not in sub[0]:
         return {}
-    from sparsitylaws.runfit.backtest import backtest_skill
+    from sparsitylaws.runfit.backtest import SKILL_METHODS, backtest_skill
 
+    keys = ["measured"] + [k for _, *cols in SKILL_METHODS for k in cols]
+    sub = [r for r in sub if all(r.get(k) is not None for k in keys)]  # a band a fit could not give
+    if not sub:
+        return {}
     e = backtest_skill(sub, level)[0]
     cells = {f"interval score {n} (pp)": _g(100 * e[n]["interval_score"], 3)
              for n in ("law", "last value", "local line")}
@@ -517,7 +521,7 @@ def architecture_blocks(inp: ReportInputs) -> list[Block]:
 
 
 def prediction_blocks(ls: Any) -> list[Block]:
-    """planning.predict for :data:`STANDARD_CONFIGS` (default token budget: 190 per parameter)."""
+    """planning.predict for :data:`STANDARD_CONFIGS` (default token budget: the law set's own)."""
     from sparsitylaws.planning import predict
 
     out = [Block("h2", "Predictions for standard configurations")]
@@ -541,11 +545,15 @@ def prediction_blocks(ls: Any) -> list[Block]:
             "d/L": f"{r['width_depth_ratio']:.3g}", "params (non-emb.)": f"{r['n_params'] / 1e9:.2f}B",
             "tokens": f"{r['tokens'] / 1e9:.0f}B", "activation": r["activation"],
             "activation ratio (90%)": _interval(r["activation_ratio"], r["ratio_low"], r["ratio_high"], pct=True),
-            "A0 (90%)": _interval(r["a0"], r["a0_low"], r["a0_high"], pct=True),
+            "A0 (90%)": _interval(r["a0"], r["a0_low"], r["a0_high"], pct=True)
+            + (" AT ITS BOUND (not identified)" if r.get("a0_at_bound", False) else ""),
             "regime": r["regime"], "warning": r["warning"] or "–",
         })
-    out.append(Block("p", "Tokens default to 190 per non-embedding parameter (the paper's budget). "
-                          "Warnings flag requests far outside what the laws were fitted on."))
+    tpp = float(df["tokens_per_param"].iloc[0])
+    out.append(Block("p", f"Tokens default to the law set's own budget, {tpp:.0f} per non-embedding "
+                          "parameter (the most its runs were trained on). Warnings flag requests far "
+                          "outside what the laws were fitted on, and a limit A0 at its bound (0% or 100%), "
+                          "whose interval is then widened to what the curve guarantees."))
     out.append(Block("table", frame=pd.DataFrame(rows)))
     return out
 
@@ -707,6 +715,15 @@ def group_by_run(items: Sequence[str], runs: Sequence[str]) -> tuple[list[str], 
     return general, {r: per_run[r] for r in names if r in per_run}
 
 
+def _shown(path: os.PathLike | str) -> str:
+    """A table's path as the reader typed it: relative to the working folder when inside it
+    (a report shows no machine's absolute paths it does not need)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -748,7 +765,7 @@ def provenance_blocks(inp: ReportInputs) -> list[Block]:
     if inp.files:
         out.append(Block("h3", "Input tables"))
         out.append(Block("table", frame=pd.DataFrame({
-            "file": [str(f) for f in inp.files], "sha256": [_file_sha256(f) for f in inp.files]})))
+            "file": [_shown(f) for f in inp.files], "sha256": [_file_sha256(f) for f in inp.files]})))
     out.append(Block("p", "Report written " + datetime.now(timezone.utc).replace(microsecond=0).isoformat()
                      + f" by sparsitylaws {__version__} (Python {platform.python_version()}, "
                      + ", ".join(f"{p} {_version(p)}" for p in ("numpy", "pandas", "matplotlib")) + ")."))

@@ -395,3 +395,15 @@ def test_u_shaped_residuals_get_a_remark_and_flat_noise_does_not():
     assert "systematic: 3 sign runs in 20 points" in ax.texts[0].get_text()
     ax2 = Figure().subplots()
     assert not _systematic_note(ax2, np.resize([0.2, -0.1, 0.3, -0.2], 20)) and not ax2.texts
+
+
+def test_lawset_predict_flags_a_run_whose_fit_sits_at_a_bound():
+    ls = load_lawset(LAB_GPU)
+    at = [n for n, f in ls.runs.items() if any(w.get("code") == "param_at_bound" for w in f.warnings)]
+    free = [n for n, f in ls.runs.items() if n not in at]
+    assert at and free
+    fit = ls.runs[at[0]]
+    inside = math.sqrt(fit.tokens_b_min * fit.tokens_b_max) * 1e9
+    assert "at its bound" in ls.predict(run=at[0], tokens=[inside])["warning"].iloc[0]
+    f2 = ls.runs[free[0]]
+    assert ls.predict(run=free[0], tokens=[math.sqrt(f2.tokens_b_min * f2.tokens_b_max) * 1e9])["warning"].iloc[0] == ""

@@ -173,8 +173,10 @@ def headline_lines(lawset) -> list[str]:
         bound = a0_at_bound(pr)
         ends = [f"{_a0_text(pr['a0_low'][i], pr['a0'][i], pr['a0_high'][i])}"
                 + (" AT ITS BOUND (not identified; interval widened)" if bound[i] else "") for i in range(2)]
-        out.append(f"  {act}: A0 (limit, {lvl}% interval, {len(sc.get('runs') or [])} runs) at "
-                   f"{_count(n[0])} parameters {ends[0]}, at {_count(n[1])} {ends[1]}")
+        k = len(sc.get("runs") or [])
+        where = (f"at {_count(n[0])} parameters {ends[0]}" if n[0] == n[1] else
+                 f"at {_count(n[0])} parameters {ends[0]}, at {_count(n[1])} {ends[1]}")
+        out.append(f"  {act}: A0 (limit, {lvl}% interval, {k} run{'s' if k != 1 else ''}) {where}")
         wd = e.get("widthdepth")
         if wd is None:
             out.append(f"  {act}: no width/depth law (no sweep of width/depth at one size)")
@@ -228,7 +230,10 @@ def _run_line(name: str, f, width: int) -> str:
     lim = f.limit()
     a0 = _a0_text(lim["boot_low"], lim["estimate"], lim["boot_high"]) if lim else "-"
     at = _bound_params(f)
-    codes = sorted({str(w.get("code")) for w in f.warnings} - {"param_at_bound"})
+    codes = {str(w.get("code")) for w in f.warnings} - {"param_at_bound"}
+    if " POOR" in _backtest_line(f.backtest, f.level):
+        codes.add("poor_coverage")
+    codes = sorted(codes)
     notes = ([f"AT BOUND: {', '.join(at)}"] if at else []) + codes
     pts = f"{f.n_points}/{f.n_total}"
     return (f"  {name:<{width}} {f.activation:<5} {pts:>6}  {a0:<24} {100 * f.rmse:>7.3f}  "

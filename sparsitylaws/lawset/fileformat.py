@@ -207,9 +207,14 @@ def _in_vocabulary(frame: pd.DataFrame, fit: Any, level: float) -> pd.DataFrame:
     with np.errstate(divide="ignore", invalid="ignore"):
         dist = np.maximum(0.0, np.maximum(np.log10(d / hi), np.log10(lo / d)))
     dist = np.where(np.isfinite(dist), dist, 0.0)
-    warn = [("" if x <= 0 else
-             f"tokens {t:.4g} is {10 ** x:.3g}x {'above the last' if t > hi * 1e9 else 'below the first'} "
-             f"fitted checkpoint (fitted {lo * 1e9:.4g} to {hi * 1e9:.4g})")
+    at = sorted({str(w.get("parameter")) for w in (getattr(fit, "warnings", None) or [])
+                 if w.get("code") == "param_at_bound" and w.get("parameter")})
+    bound = (f"the fit left {', '.join(at)} at its bound (not identified by the data, see the run's "
+             "param_at_bound warning)") if at else ""
+    warn = ["; ".join(m for m in (
+        "" if x <= 0 else
+        f"tokens {t:.4g} is {10 ** x:.3g}x {'above the last' if t > hi * 1e9 else 'below the first'} "
+        f"fitted checkpoint (fitted {lo * 1e9:.4g} to {hi * 1e9:.4g})", bound) if m)
             for t, x in zip(frame["tokens"].to_numpy(float), dist, strict=True)]
     out = pd.DataFrame({
         "tokens": frame["tokens"], "tokens_b": frame["tokens_b"],

@@ -256,8 +256,13 @@ def render_summary(lawset, output: Path | None = None, max_lines: int = MAX_LINE
             f"(metric {prov.get('metric', '?')}, {lvl}% intervals, n_boot {settings.get('n_boot', '?')})"
             + (f" -> {output}" if output else "")]
     for act, runs in sorted(by_act.items()):
+        forms = {lawset.runs[r].form for r in runs}
         f0 = lawset.runs[runs[0]]
-        head.append(f"  {act}: {len(runs)} run(s), {f0.form}: {f0.formula}")
+        head.append(f"  {act}: {len(runs)} run(s), " + (f"{f0.form}: {f0.formula}" if len(forms) == 1
+                                                        else "forms " + ", ".join(sorted(forms))))
+        whys = {str((lawset.run_info.get(r) or {}).get("form_choice") or "") for r in runs} - {""}
+        if len(whys) == 1:  # why this form (by activation, by the data's direction, or --form)
+            head.append(f"    form {whys.pop()}")
     head += [f"  skipped run {r}: {why}" for r, why in (prov.get("skipped_runs") or {}).items()]
     head += [f"  left out run {r}: the table marks it not for fitting"
              for r in (prov.get("not_for_fitting") or {})]

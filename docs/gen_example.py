@@ -46,13 +46,17 @@ def _cut(text: str, opts: dict[str, str]) -> list[str]:
     return lines
 
 
+#: Progress lines (sparsitylaws.cli.progress) depend on the machine's speed: not shown.
+_PROGRESS = re.compile(r"^[\w :-]+: \d+/\d+ runs fitted, \d+ s; now .*$\n?", re.M)
+
+
 def _run_cli(command: str) -> str:
     from sparsitylaws.cli import main
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf), contextlib.suppress(SystemExit):
         main(command.split()[1:])
-    return buf.getvalue()
+    return _PROGRESS.sub("", buf.getvalue())
 
 
 def _run_python(code: str, namespace: dict) -> str:

@@ -68,6 +68,24 @@ def test_generators_help_does_not_rewrite(script, tmp_path):
 
 def test_example_md_is_what_the_tool_prints(sparsinglaw_dir):
     """docs/example.md = its template with every command's real output (python docs/gen_example.py)."""
+    from textcompare import text_differences
+
     text = (DOCS / "example.md").read_text()
-    assert text == _gen("gen_example").render(sparsinglaw_dir), "docs/example.md is stale: python docs/gen_example.py"
+    diff = text_differences(text, _gen("gen_example").render(sparsinglaw_dir))
+    assert not diff, f"docs/example.md is stale: python docs/gen_example.py ({'; '.join(diff)})"
     assert "smollm2-135m.parquet: ok" in text and "sparsinglaw.parquet: ok" in text  # both shipped tables
+
+
+def test_generated_text_is_compared_at_a_stated_tolerance():
+    """Last-bit float differences pass; a changed word, integer or digit beyond the last
+    printed one does not (tests/textcompare.py)."""
+    from textcompare import text_differences
+
+    assert not text_differences("a 0.0006066022907570412 b", "a 0.000606602290757041 b")
+    assert not text_differences("0.4b_relu A0 0.0654 [0.05006]", "0.4b_relu A0 0.0655 [0.05006]")
+    assert not text_differences("x 1.5e-07 y", "x 1.6e-07 y")
+    assert text_differences("A0 0.0654", "A0 0.0657")
+    assert text_differences("covered 7/28", "covered 8/28")
+    assert text_differences("0.4b_relu", "0.4b_silu")
+    assert text_differences("a 1 b", "a 1 c")
+    assert text_differences("a 1 b", "a 1 2 b")

@@ -52,9 +52,14 @@ def test_fit_writes_lawset_that_predicts_bit_identically(tmp_path, table):
     laws.save(tmp_path / "again.json")
     second = LawSet.load(tmp_path / "again.json").predict(run="syn_relu", tokens=tokens)
     pd.testing.assert_frame_equal(first, second, check_exact=True)
-    assert (first["conf_low"] <= first["estimate"]).all() and (first["estimate"] <= first["conf_high"]).all()
-    assert (first["pred_low"] <= first["conf_low"]).all()
-    assert first["extrapolation"].tolist() == [False, False, True]
+    assert (first["ratio_low"] <= first["activation_ratio"]).all()
+    assert (first["activation_ratio"] <= first["ratio_high"]).all()
+    assert (first["pred_low"] <= first["ratio_low"]).all()
+    # extrapolation: log10 units beyond the last fitted checkpoint (0 inside), as in predict()
+    last = fit.tokens_b_max * 1e9
+    assert first["extrapolation"].tolist()[:2] == [0.0, 0.0]
+    assert first["extrapolation"].iloc[2] == pytest.approx(np.log10(5e11 / last), rel=1e-12)
+    assert first["warning"].iloc[2].startswith("tokens 5e+11 is") and first["warning"].iloc[0] == ""
     assert laws.provenance["data_sha256"]["syn_relu"] == laws.run_info["syn_relu"]["data_sha256"]
 
 

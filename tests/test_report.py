@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -16,7 +15,6 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 from cli_helpers import assert_one_line_error, run_cli
-from conftest import REPO_ROOT
 from test_plots import (
     PNG_SIGNATURE,
     check_png,
@@ -217,43 +215,26 @@ def _laws_for(project: Path) -> Path:
 # --------------------------------------------------------------------------- fresh clone (README)
 
 
-def _git_ok() -> bool:
-    return shutil.which("git") is not None and (REPO_ROOT / ".git").exists()
-
-
-@pytest.mark.skipif(not _git_ok(), reason="needs git and a git checkout of the repository")
-def test_readme_commands_from_a_fresh_clone(tmp_path):
-    """README's report command(s) in a fresh clone: default law set, or measurements/."""
-    clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(clone)], check=True, timeout=120)
-    env = {**os.environ, "PYTHONPATH": str(clone), "MPLBACKEND": "Agg"}
+def test_report_and_plot_fit_the_measurements_they_find(tmp_path):
+    """report and plot without --laws in a project whose measurements/ holds tables (one of
+    them unfittable), as real processes: the tables are fitted and described.  (README's own
+    commands, report included, run in order in a fresh clone in tests/test_readme.py.)"""
+    env = {**os.environ, "MPLBACKEND": "Agg"}
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "sparsitylaws", *args], cwd=clone, env=env,
+        return subprocess.run([sys.executable, "-m", "sparsitylaws", *args], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=300)
 
-    had_tables = any((clone / "measurements").rglob("*.parquet"))
-    readme = (clone / "README.md").read_text(encoding="utf-8") if (clone / "README.md").exists() else ""
-    commands = [ln.split("#")[0].split() for ln in readme.splitlines() if ln.startswith("sparsitylaws report")]
-    commands = commands or [["sparsitylaws", "report", "-o", "report.html"]]
-    for cmd in commands:
-        res = run(*cmd[1:])
-        assert res.returncode == 0, (cmd, res.stderr)
-        out = clone / cmd[cmd.index("-o") + 1] if "-o" in cmd else clone / "report.html"
-        if out.suffix == ".html":
-            text = out.read_text()
-            assert ("packaged default law set" in text) != had_tables or "could not be fitted" in text
-            check_self_contained(out, min_images=3)
-    # measurements/ holding tables (one of them unfittable): fitted and described
-    write_synthetic(clone / "measurements" / "zz_synth_curves.parquet", synthetic_curves())
-    write_synthetic(clone / "measurements" / "zz_synth_tiny.parquet", synthetic_single_checkpoint())
+    write_synthetic(tmp_path / "measurements" / "zz_synth_curves.parquet", synthetic_curves())
+    write_synthetic(tmp_path / "measurements" / "zz_synth_tiny.parquet", synthetic_single_checkpoint())
     res = run("report", "--n-boot", "20", "-o", "report2.html")
     assert res.returncode == 0, res.stderr
-    text = (clone / "report2.html").read_text()
+    text = (tmp_path / "report2.html").read_text()
     assert "fitted here from" in text and "s1_relu" in text and "tiny-model" in text
+    check_self_contained(tmp_path / "report2.html", min_images=3)
     res = run("plot", "--kind", "curves", "--n-boot", "50", "-o", "curves.png")
     assert res.returncode == 0, res.stderr
-    check_png(clone / "curves.png")
+    check_png(tmp_path / "curves.png")
 
 
 # --------------------------------------------------------------------------- headless browser

@@ -76,17 +76,9 @@ def crosscheck(tables, train, test_runs, loso, metric, metric_arg, methods, n_bo
     if as_json:
         click.echo(res.to_json(orient="records", indent=1))
         return
-    pct = int(round(100 * level))
     click.echo(f"metric: {sel.metric}; trained on: {', '.join(train_runs)}")
-    click.echo(f"{'run':<14}{'method':<8}{'points':>7}{'MAE pp':>9}{'max pp':>9}{'bias pp':>9}"
-               f"{'in curve band':>15}{'in point band':>15}  A0 predicted [{pct}%] vs fitted")
-    for _, r in res.sort_values(["run", "method"]).iterrows():
-        click.echo(f"{r['run']:<14}{r['method']:<8}{int(r['n_points']):>7}{100 * r['mae']:>9.2f}"
-                   f"{100 * r['max_abs_error']:>9.2f}{100 * r['bias']:>+9.2f}{r['coverage_curve']:>15.2f}"
-                   f"{r['coverage_point']:>15.2f}  {100 * r['a0_predicted']:.2f}% "
-                   f"[{100 * r['a0_low']:.2f}, {100 * r['a0_high']:.2f}] vs {100 * r['a0_fitted']:.2f}%")
-    click.echo(f"'in curve band' / 'in point band': share of the held-out run's measured points "
-               f"(0 to 1) inside the {pct}% band of the curve / of a single measured point")
+    for line in table_lines(res, level):
+        click.echo(line)
     warns = sorted({w for ws in res["warnings"] for w in str(ws).split("; ") if w})
     if warns:
         click.echo("\nwarnings:")
@@ -98,6 +90,24 @@ def crosscheck(tables, train, test_runs, loso, metric, metric_arg, methods, n_bo
             click.echo(f"  {act}: only {k} training run{'s' if k > 1 else ''}: "
                        f"{'no trend can be fitted' if k == 1 else 'no between-scale scatter can be estimated'}, "
                        "so the bands cannot be trusted")
+
+
+def table_lines(res, level: float) -> list[str]:
+    """The --train/--test result as aligned text: columns as wide as their longest entry (a
+    run name never runs into the method), A0 and its interval in %."""
+    pct = int(round(100 * level))
+    wr = max([len("run")] + [len(str(r)) for r in res["run"]]) + 2
+    wm = max([len("method")] + [len(str(m)) for m in res["method"]]) + 2
+    out = [f"{'run':<{wr}}{'method':<{wm}}{'points':>7}{'MAE pp':>9}{'max pp':>9}{'bias pp':>9}"
+           f"{'in curve band':>15}{'in point band':>15}  A0 predicted [{pct}% interval] vs fitted"]
+    for _, r in res.sort_values(["run", "method"]).iterrows():
+        out.append(f"{r['run']:<{wr}}{r['method']:<{wm}}{int(r['n_points']):>7}{100 * r['mae']:>9.2f}"
+                   f"{100 * r['max_abs_error']:>9.2f}{100 * r['bias']:>+9.2f}{r['coverage_curve']:>15.2f}"
+                   f"{r['coverage_point']:>15.2f}  {100 * r['a0_predicted']:.2f}% "
+                   f"[{100 * r['a0_low']:.2f}%, {100 * r['a0_high']:.2f}%] vs {100 * r['a0_fitted']:.2f}%")
+    out.append(f"'in curve band' / 'in point band': share of the held-out run's measured points "
+               f"(0 to 1) inside the {pct}% band of the curve / of a single measured point")
+    return out
 
 
 def _loso(rows, metric: str, methods: list[str], n_boot: int, level: float, seed: int,

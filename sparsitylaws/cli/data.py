@@ -70,6 +70,8 @@ def ingest_csv(file: Path, output: Path, mapping: str, constants: str, tokens_sc
         raise SparsityLawsError(f"--tokens-scale must be > 0, got {tokens_scale:g}")
     df = read_csv_table(file, parse_assignments(mapping, "--map"),
                         parse_assignments(constants, "--set"), tokens_scale, ratio_percent)
+    for note in df.attrs.get("warnings", []):
+        click.echo(f"warning: {note}", err=True)
     _write(df, output, append)
 
 

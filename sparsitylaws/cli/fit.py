@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import click
+import numpy as np
 
 from sparsitylaws.cli.options import level_option, n_boot_option, output_option
 from sparsitylaws.cli.params import TOKEN_COUNT
@@ -135,12 +135,163 @@ def render_text(lawset) -> str:
     return "\n".join(lines)
 
 
-def _progress_printer(quiet: bool):
-    """Report each run on an interactive stderr only (logs and pipes stay clean)."""
-    stream = sys.stderr
-    if quiet or not stream.isatty():
-        return None
-    return lambda run: click.echo(f"fitting {run} ...", err=True)
+#: Most lines ``fit`` prints by default; the details are behind ``-v`` and in the report.
+MAX_LINES = 80
+
+
+def _a0_text(lo: float | None, est: float, hi: float | None) -> str:
+    def p(x: float | None) -> str:
+        return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.2f}%"
+    return f"{p(est)} [{p(lo)}, {p(hi)}]"
+
+
+def _bound_params(f) -> list[str]:
+    """Parameters the run's fit left at their bounds (warning ``param_at_bound``)."""
+    return sorted({str(w.get("parameter")) for w in f.warnings
+                   if w.get("code") == "param_at_bound" and w.get("parameter")})
+
+
+def headline_lines(lawset) -> list[str]:
+    """The laws across runs in a few lines: per activation, A0 at the smallest and largest
+    fitted scale (with intervals, flagged at a bound) and the width/depth law."""
+    from sparsitylaws.architecture import predict_section
+    from sparsitylaws.planning.configs import a0_at_bound
+
+    sec = lawset.architecture
+    if sec is None:
+        note = lawset.provenance.get("architecture_note")
+        return [f"  no laws across runs: {note}" if note else "  no laws across runs (--no-architecture)"]
+    lvl = int(round(100 * float((lawset.provenance.get("settings") or {}).get("level", 0.9))))
+    out = []
+    for act in sorted(sec["activations"]):
+        e = sec["activations"][act]
+        rng = (e.get("ranges") or {}).get("n_params")
+        sc = e["scale"]
+        ratio = sc.get("ratio_ref") or float(np.median([r for r in sc.get("ratios") or [] if r] or [50.0]))
+        if not rng:
+            continue
+        n = np.asarray([float(rng[0]), float(rng[1])])
+        # A0 and, for the at-bound check, the curve at the runs' largest budget per parameter
+        tpp = float(((e.get("ranges") or {}).get("tokens_per_param") or [None, 190.0])[1])
+        pr = predict_section(sec, act, n, np.full(2, float(ratio)), tpp * n / 1e9, level=lvl / 100)
+        bound = a0_at_bound(pr)
+        ends = [f"{_a0_text(pr['a0_low'][i], pr['a0'][i], pr['a0_high'][i])}"
+                + (" AT ITS BOUND (not identified; interval widened)" if bound[i] else "") for i in range(2)]
+        k = len(sc.get("runs") or [])
+        where = (f"at {_count(n[0])} parameters {ends[0]}" if n[0] == n[1] else
+                 f"at {_count(n[0])} parameters {ends[0]}, at {_count(n[1])} {ends[1]}")
+        out.append(f"  {act}: A0 (limit, {lvl}% interval, {k} run{'s' if k != 1 else ''}) {where}")
+        wd = e.get("widthdepth")
+        if wd is None:
+            out.append(f"  {act}: no width/depth law (no sweep of width/depth at one size)")
+        elif wd.get("assumed"):
+            out.append(f"  {act}: width/depth law assumed, not fitted (see caveats)")
+        elif wd.get("model") == "hinge":
+            b = sec.get("bottleneck") or {}
+            iv = b.get("interval")
+            out.append(f"  {act}: width/depth hinge fitted on {len(wd.get('runs') or [])} runs: bottleneck "
+                       f"{float(wd['point']['breakpoint']):.3g}"
+                       + (f" [{iv[0]:.3g}, {iv[1]:.3g}]" if iv else "")
+                       + f", plateau {100 * float(wd['point']['plateau']):.2f}%")
+        else:
+            out.append(f"  {act}: width/depth: no breakpoint supported by {len(wd.get('runs') or [])} runs "
+                       f"(A0 against width/depth: {wd.get('model')})")
+    return out
+
+
+def _count(n: float) -> str:
+    for div, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= div:
+            return f"{n / div:.3g}{unit}"
+    return f"{n:.3g}"
+
+
+def _shown_path(path: str) -> str:
+    """A path as the user would type it: relative to the working folder when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def warning_counts(lawset) -> list[tuple[str, int]]:
+    """(warning code, number of runs carrying it), most frequent first; a poor backtest
+    coverage counts as ``poor_coverage``."""
+    from collections import Counter
+
+
+    counts: Counter = Counter()
+    for name in lawset.run_names():
+        f = lawset.runs[name]
+        codes = {str(w.get("code")) for w in f.warnings}
+        if " POOR" in _backtest_line(f.backtest, f.level):
+            codes.add("poor_coverage")
+        counts.update(codes)
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _run_line(name: str, f, width: int) -> str:
+    lim = f.limit()
+    a0 = _a0_text(lim["boot_low"], lim["estimate"], lim["boot_high"]) if lim else "-"
+    at = _bound_params(f)
+    codes = {str(w.get("code")) for w in f.warnings} - {"param_at_bound"}
+    if " POOR" in _backtest_line(f.backtest, f.level):
+        codes.add("poor_coverage")
+    codes = sorted(codes)
+    notes = ([f"AT BOUND: {', '.join(at)}"] if at else []) + codes
+    pts = f"{f.n_points}/{f.n_total}"
+    return (f"  {name:<{width}} {f.activation:<5} {pts:>6}  {a0:<24} {100 * f.rmse:>7.3f}  "
+            + (", ".join(notes) or "-"))
+
+
+def render_summary(lawset, output: Path | None = None, max_lines: int = MAX_LINES) -> str:
+    """What ``fit`` prints by default: a bottom line first (what was fitted, the laws across
+    runs, how many runs carry which warning, the caveats), then one line per run, at most
+    ``max_lines`` lines in all; :func:`render_text` (``fit -v``) has every detail."""
+    names = lawset.run_names()
+    prov = lawset.provenance
+    settings = prov.get("settings") or {}
+    lvl = int(round(100 * float(settings.get("level", 0.9))))
+    by_act: dict[str, list[str]] = {}
+    for n in names:
+        by_act.setdefault(lawset.runs[n].activation, []).append(n)
+    srcs = [_shown_path(x) for x in prov.get("sources") or []]
+    head = [f"fitted {len(names)} run(s) of {', '.join(srcs) if srcs else 'the table'} "
+            f"(metric {prov.get('metric', '?')}, {lvl}% intervals, n_boot {settings.get('n_boot', '?')})"
+            + (f" -> {output}" if output else "")]
+    for act, runs in sorted(by_act.items()):
+        forms = {lawset.runs[r].form for r in runs}
+        f0 = lawset.runs[runs[0]]
+        head.append(f"  {act}: {len(runs)} run(s), " + (f"{f0.form}: {f0.formula}" if len(forms) == 1
+                                                        else "forms " + ", ".join(sorted(forms))))
+        whys = {str((lawset.run_info.get(r) or {}).get("form_choice") or "") for r in runs} - {""}
+        if len(whys) == 1:  # why this form (by activation, by the data's direction, or --form)
+            head.append(f"    form {whys.pop()}")
+    head += [f"  skipped run {r}: {why}" for r, why in (prov.get("skipped_runs") or {}).items()]
+    head += [f"  left out run {r}: the table marks it not for fitting"
+             for r in (prov.get("not_for_fitting") or {})]
+    head += ["", "laws across runs:"] + headline_lines(lawset)
+    counts = warning_counts(lawset)
+    if counts:
+        flagged = sum(1 for n in names if lawset.runs[n].warnings)
+        head += ["", f"warnings ({flagged} of {len(names)} runs carry some; each is explained by "
+                     "'fit -v' and in 'sparsitylaws report'):"]
+        head += [f"  {code:<22} {k:>3} run(s)" for code, k in counts]
+    cav = prov.get("caveats") or []
+    acts = (lawset.architecture or {}).get("activations") or {}
+    cav = list(cav) + [c for e in acts.values() for c in list(e.get("caveats") or [])
+                       + list((e.get("widthdepth") or {}).get("caveats") or []) if c not in cav]
+    if cav:
+        head += ["", "caveats:"] + [f"  - {c}" for c in dict.fromkeys(cav)]
+    width = max([len("run")] + [len(n) for n in names])
+    table = ["", f"runs (A0: the limit with its {lvl}% interval; RMSE in pp; notes: warning codes):",
+             f"  {'run':<{width}} {'act':<5} {'points':>6}  {'A0 [' + str(lvl) + '%]':<24} {'RMSE':>7}  notes"]
+    rows = [_run_line(n, lawset.runs[n], width) for n in names]
+    room = max(5, max_lines - len(head) - len(table) - 2)
+    if len(rows) > room:
+        rows = rows[:room - 1] + [f"  ... {len(rows) - room + 1} more runs: 'fit -v' lists each with "
+                                  "its parameters, backtests and warnings"]
+    return "\n".join(head + table + rows)
 
 
 @click.command()
@@ -166,9 +317,17 @@ def _progress_printer(quiet: bool):
 @output_option((".json",), "Law-set JSON file to write", default=Path("laws.json"))
 @click.option("--name", default=None, help="Name of the law set (default: the output file's stem).")
 @click.option("--json", "as_json", is_flag=True, help="Print the law set as JSON instead of a table.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="After the summary, every run's parameters, intervals, backtests and warnings.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 def fit(tables, runs, form, metric, metric_arg, drop_first, min_tokens, loss, n_boot, level, seed,
-        no_backtest, no_architecture, limit_from, output, name, as_json) -> None:
-    """Fit the data laws of measurement TABLES (files or directories; default ./measurements/)."""
+        no_backtest, no_architecture, limit_from, output, name, as_json, verbose, quiet) -> None:
+    """Fit the data laws of measurement TABLES (files or directories; default ./measurements/).
+
+    Prints a summary (what was fitted, the laws across runs, the warnings counted, one line
+    per run); -v adds every detail.  Progress goes to stderr when the fit takes a while.
+    """
+    from sparsitylaws.cli.progress import FitProgress
     from sparsitylaws.lawset.build import fit_table
     from sparsitylaws.runfit.forms import get_form
     from sparsitylaws.tables.io import find_parquet_files, read_table
@@ -183,21 +342,28 @@ def fit(tables, runs, form, metric, metric_arg, drop_first, min_tokens, loss, n_
         tables = (DEFAULT_DATA_DIR,)
     files = find_parquet_files(tables)
     df = read_table(files)
+    progress = None if quiet else FitProgress()
     try:
         lawset = fit_table(
             df, runs=list(runs) or None, form=form, metric=metric, metric_arg=metric_arg, loss=loss,
             drop_first=drop_first, min_tokens=min_tokens, n_boot=n_boot, level=level, seed=seed,
             backtest=not no_backtest, architecture=not no_architecture, limit_from=limit_from,
-            name=name or output.stem, sources=[str(f) for f in files],
-            progress=_progress_printer(as_json),
+            name=name or output.stem, sources=[_shown_path(str(f)) for f in files], progress=progress,
         )
     except SparsityLawsError as exc:
         if str(exc).startswith("nothing to fit"):
             raise SparsityLawsError(f"{exc}; {GET_CURVES}") from None
         raise
+    finally:
+        if progress is not None:
+            progress.close()
     lawset.save(output)
     if as_json:
         click.echo(json.dumps(lawset.to_dict(), indent=1))
-    else:
+        return
+    click.echo(render_summary(lawset, output))
+    if verbose:
+        click.echo("\ndetails per run:\n")
         click.echo(render_text(lawset))
-        click.echo(f"law set written to {output}")
+    click.echo(f"\nlaw set written to {output}" + ("" if verbose else
+               "; every run's parameters, backtests and warnings: 'sparsitylaws fit -v' or 'sparsitylaws report'"))

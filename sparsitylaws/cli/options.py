@@ -6,7 +6,8 @@
   created (only the file's own folder, never a chain of folders and never a folder at the
   filesystem root).  Checked while the command line is read, before any work.
 * ``--n-boot`` (:func:`n_boot_option`): one default, :data:`N_BOOT`, in every command that
-  fits (``fit``, ``plot``, ``report``, ``crosscheck``).
+  fits (``fit``, ``plot``, ``report``, ``crosscheck``); the environment variable
+  ``SPARSITYLAWS_N_BOOT`` changes it for all of them.
 * ``--level`` (:func:`level_option`): an interval level in (0, 1), range shown in the help.
 * ``--laws PATH`` (:func:`laws_option`): a law-set JSON, always an option.
 """
@@ -22,7 +23,7 @@ import click
 
 from sparsitylaws.runfit.settings import N_BOOT
 
-__all__ = ["MKDIR_KEY", "N_BOOT", "check_output", "ensure_folder", "laws_option", "level_option", "n_boot_option", "output_option", "remember_mkdir"]
+__all__ = ["MKDIR_KEY", "N_BOOT", "N_BOOT_ENV", "check_output", "ensure_folder", "laws_option", "level_option", "n_boot_option", "output_option", "remember_mkdir"]
 
 MKDIR_KEY = "sparsitylaws.mkdir"
 
@@ -103,9 +104,15 @@ def output_option(suffixes: Sequence[str], what: str, *, required: bool = False,
     return decorate
 
 
+#: Environment variable that sets ``--n-boot`` for every command that fits (a quicker look,
+#: or a test that runs the README's commands as written in less time); the option wins.
+N_BOOT_ENV = "SPARSITYLAWS_N_BOOT"
+
+
 def n_boot_option(help: str = "Bootstrap replicates of each run fit (0: delta method only).") -> Callable:
-    """``--n-boot`` with the one default, :data:`N_BOOT`."""
-    return click.option("--n-boot", type=click.IntRange(min=0), default=N_BOOT, show_default=True, help=help)
+    """``--n-boot`` with the one default, :data:`N_BOOT` (or :data:`N_BOOT_ENV`)."""
+    return click.option("--n-boot", type=click.IntRange(min=0), default=N_BOOT, show_default=True,
+                        envvar=N_BOOT_ENV, show_envvar=True, help=help)
 
 
 def level_option(help: str = "Interval level.") -> Callable:

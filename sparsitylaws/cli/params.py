@@ -63,3 +63,51 @@ class TokenCount(click.ParamType):
 TOKEN_COUNT = TokenCount()
 #: token counts >= 0 (thresholds such as --warmup-tokens)
 TOKEN_COUNT_OR_ZERO = TokenCount(allow_zero=True)
+
+
+class WholeNumber(click.types.IntParamType):
+    """A whole number >= ``minimum``, written as people write sizes: ``4096``, ``4_096``,
+    ``4e3``, ``4096.0``; the message says what was wrong ("not a number", "not a whole
+    number", "must be >= 1") instead of click's "not a valid integer"."""
+
+    name = "INTEGER"
+
+    def __init__(self, minimum: int = 1, example: str = "4096") -> None:
+        self.minimum = minimum
+        self.example = example
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = float(value)
+        else:
+            try:
+                number = float(str(value).replace("_", "").strip())
+            except ValueError:
+                self.fail(f"{value!r} is not a number (e.g. {self.example})", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if number != round(number):
+            self.fail(f"{value!r} is not a whole number", param, ctx)
+        if number < self.minimum:
+            self.fail(f"{value!r}: must be >= {self.minimum}", param, ctx)
+        return int(round(number))
+
+
+class PositiveNumber(click.types.FloatParamType):
+    """A finite number > 0 (``7e9``, ``2.5``); "not a number" rather than "not a valid float"."""
+
+    name = "FLOAT"
+
+    def __init__(self, example: str = "2.5") -> None:
+        self.example = example
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            number = float(str(value).replace("_", "").strip()) if not isinstance(value, float) else value
+        except ValueError:
+            self.fail(f"{value!r} is not a number (e.g. {self.example})", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if number <= 0:
+            self.fail(f"{value!r}: must be > 0", param, ctx)
+        return number

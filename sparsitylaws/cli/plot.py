@@ -22,6 +22,8 @@ def _pixels(size: str | None, width: int | None, height: int | None) -> tuple[in
         if not m:
             raise SparsityLawsError(f"--size {size}: expected WIDTHxHEIGHT in pixels, e.g. 1200x800")
         width, height = int(m.group(1)), int(m.group(2))
+        if not (50 <= width <= 20000 and 50 <= height <= 20000):
+            raise SparsityLawsError(f"--size {size}: each side must lie between 50 and 20000 pixels")
     for name, v in (("--width", width), ("--height", height)):
         if v is not None and not 50 <= v <= 20000:
             raise SparsityLawsError(f"{name} {v}: must lie between 50 and 20000 pixels")
@@ -98,9 +100,14 @@ def plot(laws, data, kind, output, runs, log_x, overlay, metric, checkpoint, wid
     lawset = None
     if kind != "layers":
         if laws is None and data:
+            from sparsitylaws.cli.progress import FitProgress
             from sparsitylaws.views.report import gather
 
-            inp = gather(data, None, n_boot=n_boot, fitted_by="sparsitylaws plot")
+            progress = FitProgress(label="plot: fitting --data")
+            try:
+                inp = gather(data, None, n_boot=n_boot, fitted_by="sparsitylaws plot", progress=progress)
+            finally:
+                progress.close()
             lawset = inp.lawset
             for note in inp.notes:
                 click.echo(f"note: {note}", err=True)
@@ -126,17 +133,31 @@ def plot(laws, data, kind, output, runs, log_x, overlay, metric, checkpoint, wid
 @n_boot_option("Bootstrap replicates when the report fits the tables itself (no --laws).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of that fit.")
 @click.option("--title", default="sparsitylaws report", show_default=True, help="Report title.")
-def report(tables, laws, output, fmt, n_boot, seed, title) -> None:
+@click.option("--refit", is_flag=True,
+              help="Fit the tables here even when ./laws.json was fitted on exactly these tables.")
+def report(tables, laws, output, fmt, n_boot, seed, title, refit) -> None:
     """Write a report: data summary, fits, form comparison, backtests, predictions, provenance.
 
-    TABLES (files or directories; default ./measurements/ when it holds tables) are fitted
-    unless --laws is given; with neither, the report covers the packaged default law set.
+    TABLES (files or directories; default ./measurements/ when it holds tables) supply the
+    measurements.  The laws are --laws when given; else ./laws.json (what 'sparsitylaws fit'
+    writes) when it was fitted on exactly these tables; else the tables are fitted here
+    (progress on stderr).  With no tables, the report covers the packaged default law set.
     """
+    from sparsitylaws.cli.progress import FitProgress
     from sparsitylaws.views.report import make_report
 
     if fmt is None:
         fmt = "md" if output is not None and output.suffix.lower() == ".md" else "html"
     output = output or Path("report.md" if fmt == "md" else "report.html")
-    path = make_report(tables=list(tables), laws=laws, output=output, fmt=fmt, n_boot=n_boot,
-                       seed=seed, title=title)
+    progress = FitProgress(label="report: fitting the tables")
+
+    def say(notes: list[str]) -> None:
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
+
+    try:
+        path = make_report(tables=list(tables), laws=laws, output=output, fmt=fmt, n_boot=n_boot,
+                           seed=seed, title=title, find=not refit, progress=progress, notes=say)
+    finally:
+        progress.close()
     click.echo(f"report written to {path}")

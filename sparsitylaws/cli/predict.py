@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from sparsitylaws.cli.options import laws_option, level_option, output_option
-from sparsitylaws.cli.params import TOKEN_COUNT
+from sparsitylaws.cli.params import TOKEN_COUNT, PositiveNumber, WholeNumber
 from sparsitylaws.errors import SparsityLawsError
 
 GRID_REQUIRED = ("width", "depth")
@@ -75,12 +75,23 @@ def _print_single(df: pd.DataFrame, ls, explicit_tokens: bool) -> None:
     for _, r in df.iterrows():
         if r.get("widthdepth", "none") == "none":
             continue
-        src = "fitted" if str(bn.get("source", "")).startswith("width/depth hinge") else "paper"
-        kind = "fitted" if r["widthdepth"] == "fitted" else "assumed, not fitted"
-        click.echo(f"regime ({r['activation']}; width/depth law {kind}): {r['regime']}  "
-                   f"(bottleneck: {src}"
+        act = r["activation"]
+        model = (sec["activations"][act].get("widthdepth") or {}).get("model")
+        if r["widthdepth"] == "fitted" and model != "hinge":
+            band = sec["stable_band"]["range"]
+            click.echo(f"regime ({act}): no bottleneck (the width/depth sweep supports no breakpoint; "
+                       f"A0 against width/depth: {model}); {r['stable_band']} stable band {band[0]:g}-{band[1]:g}")
+            continue
+        kind = "fitted hinge" if r["widthdepth"] == "fitted" else "assumed, not fitted"
+        src = "fitted" if str(bn.get("source", "")).startswith("width/depth hinge") else "paper's"
+        click.echo(f"regime ({act}; width/depth law {kind}): {r['regime']}  "
+                   f"({src} bottleneck"
                    + (f", {lvl}% interval {bint[0]:.0f}-{bint[1]:.0f})" if bint else ", no interval)"))
-    how = "given" if explicit_tokens else f"default: {r0['tokens_per_param']:.0f} per non-embedding parameter"
+    if explicit_tokens:
+        how = "given"
+    else:
+        how = (f"default: {r0['tokens_per_param']:.0f} per non-embedding parameter, the most this law "
+               "set's runs were trained on")
     click.echo(f"tokens: {r0['tokens']:.4g} ({how})")
     click.echo("")
     click.echo(f"{'activation':<11}{'limit A0 [' + str(lvl) + '% interval]':<30}"
@@ -88,7 +99,8 @@ def _print_single(df: pd.DataFrame, ls, explicit_tokens: bool) -> None:
     for _, r in df.iterrows():
         a0 = f"{_pct(r['a0'])} [{_pct(r['a0_low'])}, {_pct(r['a0_high'])}]"
         ad = f"{_pct(r['activation_ratio'])} [{_pct(r['ratio_low'])}, {_pct(r['ratio_high'])}]"
-        mark = " (clamped)" if bool(r.get("clamped", False)) else ""
+        mark = (" (clamped)" if bool(r.get("clamped", False)) else "") + (
+            " (A0 at its bound, see warnings)" if bool(r.get("a0_at_bound", False)) else "")
         click.echo(f"{r['activation']:<11}{a0:<30}{ad:<30}{_pct(r['sparsity']):>9}{mark}")
         if bool(r.get("anchored", False)):
             click.echo(f"{'':<11}(law before anchoring: A0 {_pct(r['law_a0'])}, "
@@ -112,15 +124,105 @@ def _print_single(df: pd.DataFrame, ls, explicit_tokens: bool) -> None:
                "width/depth law; see docs/planning.md")
 
 
-def _read_grid(path: str) -> pd.DataFrame:
+#: Spellings of a grid's ``gated`` cells (case-insensitive); anything else is an error.
+GATED_TRUE = ("true", "yes", "y", "t", "1", "gated")
+GATED_FALSE = ("false", "no", "n", "f", "0", "not gated")
+
+
+def _sniff_separator(p: Path) -> str:
+    """The grid file's column separator: tab for .tsv/.tab, else what the header line uses
+    (comma, tab, semicolon or bar; comma when it holds none)."""
+    if p.suffix.lower() in (".tsv", ".tab"):
+        return "\t"
+    try:
+        head = p.read_text(encoding="utf-8", errors="replace").splitlines()[0]
+    except (OSError, IndexError):
+        return ","
+    counts = {sep: head.count(sep) for sep in (",", "\t", ";", "|")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
+def _cell_text(raw: pd.Series) -> pd.Series:
+    """Cells as stripped text, "" for a blank (empty or missing) cell."""
+    return raw.map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v).strip())
+
+
+def _numbers(p: Path, c: str, raw: pd.Series, blank_ok: bool) -> pd.Series:
+    """A numeric grid column; NaN for a blank cell where ``blank_ok``; an error naming the
+    file, column and row for anything else that is not a finite number (``nan`` included).
+    Token cells accept what ``--tokens`` accepts (``2e12``, ``2T``, ``300B``)."""
+    from sparsitylaws.cli.params import parse_token_count
+
+    text = _cell_text(raw)
+    out = np.full(len(raw), np.nan)
+    for i, t in enumerate(text):
+        if t == "":
+            if blank_ok:
+                continue
+            raise SparsityLawsError(f"{p}: column '{c}' row {i + 1}: blank (every row needs a {c})")
+        try:
+            v = float(parse_token_count(t)) if c == "tokens" else float(t.replace("_", ""))
+        except ValueError as exc:
+            why = str(exc) if c == "tokens" and _is_float(t) else "not a number"
+            raise SparsityLawsError(f"{p}: column '{c}' row {i + 1}: {why} ({t!r})") from None
+        if not math.isfinite(v):
+            raise SparsityLawsError(f"{p}: column '{c}' row {i + 1}: not a finite number ({t!r})")
+        out[i] = v
+    return pd.Series(out, index=raw.index)
+
+
+def _is_float(t: str) -> bool:
+    try:
+        float(t)
+    except ValueError:
+        return False
+    return True
+
+
+def _gated(p: Path, raw: pd.Series, default: bool) -> pd.Series:
+    """A grid's ``gated`` column as booleans: true/false, yes/no, 1/0 (blank: ``--gated``)."""
+    if raw.dtype == bool:
+        return raw
+    out = []
+    for i, t in enumerate(_cell_text(raw)):
+        low = t.lower()
+        if low in ("1.0", "0.0"):
+            low = low[0]
+        if low == "":
+            out.append(default)
+        elif low in GATED_TRUE or low in GATED_FALSE:
+            out.append(low in GATED_TRUE)
+        else:
+            raise SparsityLawsError(f"{p}: column 'gated' row {i + 1}: {t!r} is not true or false "
+                                    "(write true/false, yes/no or 1/0)")
+    return pd.Series(out, index=raw.index, dtype=bool)
+
+
+def _read_grid(path: str, activation: str, gated: bool) -> pd.DataFrame:
+    """The configurations of a grid file (CSV with any common separator, or Parquet),
+    validated cell by cell: unknown columns, blank required cells, non-numbers and
+    unreadable gated cells are errors naming the file, column and row."""
+    import difflib
+
     p = Path(path)
     if not p.is_file():
         raise SparsityLawsError(f"{p}: grid file not found (argument '--grid')")
     try:
-        df = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+        if p.suffix.lower() == ".parquet":
+            df = pd.read_parquet(p)
+        else:
+            df = pd.read_csv(p, sep=_sniff_separator(p), dtype=str, keep_default_na=False)
     except Exception as exc:  # noqa: BLE001 - any parse failure is bad input
         raise SparsityLawsError(f"{p}: cannot read grid file ({type(exc).__name__}: {exc})") from None
     df.columns = [str(c).strip().lower() for c in df.columns]
+    known = GRID_REQUIRED + GRID_OPTIONAL
+    for c in df.columns:
+        if c not in known:
+            near = difflib.get_close_matches(c, known, n=1)
+            hint = f"did you mean '{near[0]}'? " if near else ""
+            raise SparsityLawsError(f"{p}: unknown column '{c}' ({hint}a grid has {', '.join(GRID_REQUIRED)} "
+                                    f"and optionally {', '.join(GRID_OPTIONAL)})")
     missing = [c for c in GRID_REQUIRED if c not in df.columns]
     if missing:
         raise SparsityLawsError(
@@ -130,21 +232,20 @@ def _read_grid(path: str) -> pd.DataFrame:
         raise SparsityLawsError(f"{p}: grid file has no rows")
     for c in ("width", "depth", "tokens", "ffn_ratio"):
         if c in df.columns:
-            raw = df[c]
-            blank = raw.isna() | raw.astype(str).str.strip().isin(["", "nan", "NaN"])
-            vals = pd.to_numeric(raw.where(~blank, None), errors="coerce")
-            bad = vals.isna() & ~(blank & (c in ("tokens", "ffn_ratio")))
-            if bad.any():
-                i = int(np.flatnonzero(bad.to_numpy())[0])
-                shown = "blank" if blank.iloc[i] else f"not a number ({str(raw.iloc[i]).strip()!r})"
-                raise SparsityLawsError(f"{p}: column '{c}' row {i + 1}: {shown}")
-            df[c] = vals
+            df[c] = _numbers(p, c, df[c], blank_ok=c in ("tokens", "ffn_ratio"))
+    if "gated" in df.columns:
+        df["gated"] = _gated(p, df["gated"], gated)
+    if "activation" in df.columns:
+        acts = _cell_text(df["activation"]).str.lower()
+        df["activation"] = acts.where(acts != "", activation)
     df["_row"] = np.arange(len(df))
     return df
 
 
 def _grid_predict(df: pd.DataFrame, ls, activation: str, level: float, ffn_ratio: float,
-                  gated: bool, source: str, method: str = "curve") -> pd.DataFrame:
+                  gated: bool, source: str, method: str = "curve", tokens: int | None = None,
+                  heads: int | None = None, kv_heads: int | None = None,
+                  vocab: int | None = None) -> pd.DataFrame:
     from sparsitylaws.planning import predict as plan
 
     def one(sub: pd.DataFrame, act: str) -> pd.DataFrame:
@@ -155,9 +256,10 @@ def _grid_predict(df: pd.DataFrame, ls, activation: str, level: float, ffn_ratio
         for (tb, fb), g in sub.groupby([tok_blank, fr_blank], sort=False):
             try:
                 res = plan(g["width"].to_numpy(), g["depth"].to_numpy(), activation=act,
-                           tokens=None if tb else g["tokens"].to_numpy(),
+                           tokens=tokens if tb else g["tokens"].to_numpy(),
                            ffn_ratio=ffn_ratio if fb else g["ffn_ratio"].to_numpy(),
-                           gated=g["gated"].astype(bool).to_numpy() if "gated" in g else gated,
+                           gated=g["gated"].to_numpy(bool) if "gated" in g else gated,
+                           n_heads=heads, n_kv_heads=kv_heads, vocab_size=vocab,
                            lawset=ls, level=level, method=method)
             except SparsityLawsError as exc:
                 raise SparsityLawsError(f"{source}: {exc}") from None
@@ -210,21 +312,53 @@ def _json_out(df: pd.DataFrame, ls) -> None:
                            "predictions": records}, indent=1))
 
 
+def _given(ctx: click.Context, name: str) -> bool:
+    """Whether an option was given on the command line (not its default)."""
+    src = ctx.get_parameter_source(name)
+    return src is not None and src.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+def _check_mode_options(ctx: click.Context, mode: str, grid_columns: set[str]) -> None:
+    """Options that the chosen mode would ignore, or that a grid's columns also set, are
+    errors (never silently dropped or overridden)."""
+    if ctx.params.get("kv_heads") is not None and ctx.params.get("heads") is None:
+        raise SparsityLawsError("--kv-heads needs --heads (the number of attention heads)")
+    if mode != "--params" and ctx.params.get("depths") is not None:
+        raise SparsityLawsError("--depths goes with --params (shapes at a fixed budget), "
+                                f"not with {mode}")
+    if mode == "--params":
+        for opt in ("heads", "kv_heads", "vocab"):
+            if ctx.params.get(opt) is not None:
+                raise SparsityLawsError(f"--{opt.replace('_', '-')} is not used by --params "
+                                        "(its shapes have attention = 4 d^2); use --width/--depth or --grid")
+    if mode == "--grid":
+        for col, opt in (("tokens", "tokens"), ("ffn_ratio", "ffn_ratio"), ("gated", "gated"),
+                         ("activation", "activation")):
+            if col in grid_columns and _given(ctx, opt):
+                flag = "--gated/--no-gated" if opt == "gated" else f"--{opt.replace('_', '-')}"
+                raise SparsityLawsError(
+                    f"{flag} and the grid's '{col}' column both set {col}; drop one (a blank cell "
+                    f"of the column takes the default)")
+
+
 @click.command("predict")
-@click.option("--width", type=float, help="Hidden size d.")
-@click.option("--depth", type=click.IntRange(min=1), help="Number of layers L (a whole number).")
+@click.option("--width", type=WholeNumber(example="4096"), help="Hidden size d (a whole number).")
+@click.option("--depth", type=WholeNumber(example="48"), help="Number of layers L (a whole number).")
 @click.option("--activation", default="all", show_default=True,
               help="relu, silu or all (every activation the law set covers).")
 @click.option("--tokens", type=TOKEN_COUNT,
-              help="Tokens trained, e.g. 2e12, 2T, 300B (default 190 x non-embedding params).")
-@click.option("--ffn-ratio", type=float, default=2.5, show_default=True, help="d_f / d.")
+              help="Tokens trained, e.g. 2e12, 2T, 300B (default: the law set's own budget per "
+                   "non-embedding parameter, 190 for the packaged one).")
+@click.option("--ffn-ratio", type=PositiveNumber(), default=2.5, show_default=True, help="d_f / d.")
 @click.option("--gated/--no-gated", default=True, show_default=True, help="Gated FFN (3 matrices) or not (2).")
-@click.option("--heads", type=int, help="Attention heads (default: attention = 4 d^2).")
-@click.option("--kv-heads", type=int, help="KV heads (default: = heads).")
-@click.option("--vocab", type=int, help="Vocabulary size for the total count (default 122,753).")
+@click.option("--heads", type=WholeNumber(example="32"),
+              help="Attention heads, dividing the width (default: attention = 4 d^2).")
+@click.option("--kv-heads", type=WholeNumber(example="8"), help="KV heads, dividing --heads (needs --heads; default: = heads).")
+@click.option("--vocab", type=WholeNumber(example="32000"), help="Vocabulary size for the total count (default 122,753).")
 @laws_option()
-@click.option("--grid", type=str, help="CSV/Parquet of configurations: width, depth[, activation, tokens, ffn_ratio, gated].")
-@click.option("--params", type=float, help="Fixed non-embedding budget to compare shapes at.")
+@click.option("--grid", type=str, help="CSV (comma, tab or semicolon separated) or Parquet of configurations: "
+                                       "width, depth[, activation, tokens, ffn_ratio, gated].")
+@click.option("--params", type=PositiveNumber(example="7e9"), help="Fixed non-embedding budget to compare shapes at.")
 @click.option("--depths", type=str, help="Comma-separated depths for --params, e.g. 16,24,32,48,64.")
 @level_option()
 @click.option("--method", default="curve", show_default=True,
@@ -237,7 +371,8 @@ def _json_out(df: pd.DataFrame, ls) -> None:
                    "checkpoint, every usable run without :RUN); shifts the law set to them. "
                    "Repeatable (docs/planning.md).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def predict(width, depth, activation, tokens, ffn_ratio, gated, heads, kv_heads, vocab, laws,
+@click.pass_context
+def predict(ctx, width, depth, activation, tokens, ffn_ratio, gated, heads, kv_heads, vocab, laws,
             grid, params, depths, level, method, anchors, output, as_json) -> None:
     """Predict the activation ratio (and sparsity) of unbuilt configurations."""
     from sparsitylaws.planning import compare_shapes
@@ -251,6 +386,8 @@ def predict(width, depth, activation, tokens, ffn_ratio, gated, heads, kv_heads,
             + (f" (got {', '.join(modes)})" if modes else ""))
     if tokens is not None and not (math.isfinite(tokens) and tokens > 0):
         raise SparsityLawsError(f"argument '--tokens' must be > 0, got {tokens:g}")
+    table = _read_grid(grid, activation, gated) if modes[0] == "--grid" else None
+    _check_mode_options(ctx, modes[0], set(table.columns) if table is not None else set())
     ls = _load(laws)
     if modes[0] == "--width/--depth":
         if width is None or depth is None:
@@ -267,7 +404,8 @@ def predict(width, depth, activation, tokens, ffn_ratio, gated, heads, kv_heads,
             _print_single(df, ls, tokens is not None)
         return
     if modes[0] == "--grid":
-        df = _grid_predict(_read_grid(grid), ls, activation, level, ffn_ratio, gated, grid, method)
+        df = _grid_predict(table, ls, activation, level, ffn_ratio, gated, grid, method, tokens=tokens,
+                           heads=heads, kv_heads=kv_heads, vocab=vocab)
         df = _anchored(df, anchors, ls, method)
         if output:
             _write(df, output)
@@ -301,7 +439,7 @@ def predict(width, depth, activation, tokens, ffn_ratio, gated, heads, kv_heads,
     _recipe_echo(ls)
     click.echo(f"shapes at {params:.3g} non-embedding parameters (width rounded to a multiple of 128); "
                f"{lvl}% intervals")
-    for act, g in df.groupby("activation", sort=False):
+    for act, g in df.groupby("activation", sort=False, observed=True):
         click.echo(f"\n{act}:")
         g = g.copy()
         g["note"] = np.where(g["sparsest"], "sparsest", "") + np.where(

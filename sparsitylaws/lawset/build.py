@@ -113,13 +113,20 @@ def fit_table(
     limit_from: str = "fit",
     name: str = "fitted law set",
     sources: Sequence[str] = (),
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> LawSet:
-    """Fit every selected run of a validated measurement table into a :class:`LawSet`."""
+    """Fit every selected run of a validated measurement table into a :class:`LawSet`.
+
+    Every run's form is chosen and every input checked before the first fit, so bad input
+    fails at once.  ``progress(what, done, total)``, when given, is called before each run
+    (``what`` its name, ``done`` runs finished of ``total``) and before the laws across runs.
+    """
     sel = select_fit_rows(df, metric, metric_arg, runs=runs)
     rows, metric = sel.rows, sel.metric
     names = sorted(rows["run"].unique())
     fits, info, skipped = {}, {}, {}
+    # every run's form and every input check first, so bad input fails before any fitting
+    plan: dict[str, tuple[pd.DataFrame, str, str]] = {}
     for run in names:
         sub = rows[rows["run"] == run]
         run_form, form_why = form, f"--form {form}"
@@ -136,8 +143,10 @@ def fit_table(
             args = ", ".join(f"{a:g}" for a in sorted(sub["metric_arg"].unique()))
             raise SparsityLawsError(
                 f"run {run!r} has {metric} rows for several arguments ({args}); choose one with --metric-arg")
+        plan[run] = (sub, run_form, form_why)
+    for k, (run, (sub, run_form, form_why)) in enumerate(plan.items()):
         if progress:
-            progress(run)
+            progress(run, k, len(plan))
         se = None
         if "activation_ratio_se" in sub.columns and sub["activation_ratio_se"].notna().all():
             se = sub["activation_ratio_se"].to_numpy(float)
@@ -149,6 +158,8 @@ def fit_table(
     if not fits:
         raise FitInputError("nothing to fit: " + "; ".join(f"run {r!r}: {why}" for r, why in skipped.items()))
     names = [r for r in names if r in fits]
+    if progress:
+        progress("forecast calibration and architecture laws", len(plan), len(plan))
     forecast_section, forecast_summary = (calibrate_forecasts(fits, info, rows, level) if backtest
                                           else (None, None))
     section, arch_note = None, None

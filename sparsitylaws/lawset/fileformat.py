@@ -97,29 +97,43 @@ class LawSet:
         """Activation ratio of fitted run(s) at raw token counts, with intervals.
 
         ``run=None`` predicts every run.  ``tokens=None`` uses each run's fitted token
-        range end.  Returns one row per (run, token count) with the estimate, the
-        confidence band (parameter uncertainty), the prediction band (plus point noise),
-        both widened beyond the fitted range by the calibrated forecast-error term
-        (``law_low``/``law_high``: the law's own band without it), and an extrapolation flag.
+        range end.  One row per (run, token count), in the vocabulary of
+        :func:`sparsitylaws.predict` (docs/lawset.md lists both): ``tokens`` (raw) and
+        ``tokens_b``, ``activation_ratio`` (the fitted law), ``ratio_low``/``ratio_high``
+        (where the run's true curve lies: parameter uncertainty), ``pred_low``/``pred_high``
+        (where one new measured checkpoint would fall: plus point noise); past the last
+        fitted checkpoint (``forecast`` True) the estimate and both bands are the calibrated
+        within-run forecast (:mod:`sparsitylaws.runfit.forecast`), and ``law_ratio``/
+        ``law_low``/``law_high`` keep the law's own curve and point band; ``sparsity``,
+        ``level``, ``extrapolation`` (log10 units outside the run's fitted token range, 0
+        inside) and ``warning`` (text, "" inside); the structured warnings are in
+        ``attrs["warnings"]``.
         """
         if not 0 < level < 1:
-            raise SparsityLawsError(f"level must lie in (0, 1), got {level}")
+            raise SparsityLawsError(f"argument 'level' must lie in (0, 1), got {level}")
         names = self.run_names() if run is None else [run] if isinstance(run, str) else list(run)
-        frames = []
+        frames, warnings = [], []
         for name in names:
             fit = self.get_run(name)
             if tokens is None:
                 grid = np.asarray([fit.tokens_b_max * 1e9])
             else:
-                grid = np.atleast_1d(np.asarray(tokens, dtype=float))
-                if not np.all(np.isfinite(grid)) or np.any(grid <= 0):
-                    raise SparsityLawsError("tokens must be finite and > 0")
-            frame = fit.predict(grid, level=level)
+                try:
+                    grid = np.atleast_1d(np.asarray(tokens, dtype=float))
+                except (TypeError, ValueError):
+                    raise SparsityLawsError(f"argument 'tokens' must be numbers, got {tokens!r}") from None
+                if grid.ndim != 1 or not np.all(np.isfinite(grid)) or np.any(grid <= 0):
+                    raise SparsityLawsError("argument 'tokens' must be finite raw token counts > 0 "
+                                            "(a number or a list of them)")
+            frame = _in_vocabulary(fit.predict(grid, level=level), fit, level)
             frame.insert(0, "run", name)
+            warnings += frame.attrs.get("warnings", [])
             frames.append(frame)
         if not frames:
             raise LawSetError(f"law set '{self.name}' holds no fitted runs")
-        return pd.concat(frames, ignore_index=True)
+        out = pd.concat(frames, ignore_index=True)
+        out.attrs["warnings"] = warnings
+        return out
 
     # --- (de)serialization --------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -150,7 +164,17 @@ class LawSet:
                 f"{source}: unknown law-set format version {version} (this sparsitylaws reads "
                 f"versions {', '.join(map(str, READABLE_VERSIONS))}); "
                 f"{'upgrade sparsitylaws' if version > LAWSET_VERSION else 'refit'}")
-        runs_raw = data.get("runs") or {}
+        if "runs" not in data:
+            raise LawSetError(f"{source}: the law set has no 'runs' section (a law set lists its "
+                              "fitted runs, {} when it has none); the file is incomplete: refit it")
+        runs_raw = data["runs"] if data["runs"] is not None else {}
+        if not isinstance(runs_raw, Mapping):
+            raise LawSetError(f"{source}: 'runs' must be an object of run name -> fitted run")
+        fitted_on = (data.get("provenance") or {}).get("data_sha256") or {}
+        lost = sorted(set(fitted_on) - set(runs_raw)) if isinstance(fitted_on, Mapping) else []
+        if lost:
+            raise LawSetError(f"{source}: the 'runs' section lacks {len(lost)} run(s) the law set was "
+                              f"fitted on (e.g. {lost[0]!r}); the file is incomplete: refit it")
         runs = {}
         if runs_raw:
             RunFit = _runfit_class()
@@ -180,16 +204,54 @@ class LawSet:
     def load(cls, path: str | os.PathLike) -> LawSet:
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
         except FileNotFoundError:
             raise LawSetError(f"{path}: no such law-set file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise LawSetError(f"{path}: cannot read ({exc})") from None
+        except IsADirectoryError:
+            raise LawSetError(f"{path}: is a folder, not a law-set file") from None
+        except OSError as exc:
+            raise LawSetError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        if raw[:4] == b"PAR1":
+            raise LawSetError(f"{path}: is a Parquet measurement table, not a law set (a law set is the "
+                              "JSON file 'sparsitylaws fit -o laws.json' writes from such tables)")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise LawSetError(f"{path}: not a law set (a binary file, not JSON text)") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise LawSetError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
         return cls.from_dict(data, source=str(path))
+
+
+def _in_vocabulary(frame: pd.DataFrame, fit: Any, level: float) -> pd.DataFrame:
+    """A :meth:`RunFit.predict` frame in the column names :func:`sparsitylaws.predict` uses."""
+    d = frame["tokens_b"].to_numpy(float)
+    lo, hi = float(fit.tokens_b_min), float(fit.tokens_b_max)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dist = np.maximum(0.0, np.maximum(np.log10(d / hi), np.log10(lo / d)))
+    dist = np.where(np.isfinite(dist), dist, 0.0)
+    at = sorted({str(w.get("parameter")) for w in (getattr(fit, "warnings", None) or [])
+                 if w.get("code") == "param_at_bound" and w.get("parameter")})
+    bound = (f"the fit left {', '.join(at)} at its bound (not identified by the data, see the run's "
+             "param_at_bound warning)") if at else ""
+    warn = ["; ".join(m for m in (
+        "" if x <= 0 else
+        f"tokens {t:.4g} is {10 ** x:.3g}x {'above the last' if t > hi * 1e9 else 'below the first'} "
+        f"fitted checkpoint (fitted {lo * 1e9:.4g} to {hi * 1e9:.4g})", bound) if m)
+            for t, x in zip(frame["tokens"].to_numpy(float), dist, strict=True)]
+    out = pd.DataFrame({
+        "tokens": frame["tokens"], "tokens_b": frame["tokens_b"],
+        "activation_ratio": frame["estimate"],
+        "ratio_low": frame["conf_low"], "ratio_high": frame["conf_high"],
+        "pred_low": frame["pred_low"], "pred_high": frame["pred_high"],
+        "sparsity": 1.0 - frame["estimate"], "level": float(level),
+        "law_ratio": frame["law_estimate"], "law_low": frame["law_low"], "law_high": frame["law_high"],
+        "forecast": frame["forecast"], "extrapolation": dist, "warning": warn,
+    })
+    out.attrs["warnings"] = list(frame.attrs.get("warnings", []))
+    return out
 
 
 def default_lawset_text() -> str:

@@ -28,8 +28,13 @@ from sparsitylaws.architecture import DEFAULT_METHOD, check_section, predict_sec
 from sparsitylaws.errors import SparsityLawsError
 
 __all__ = [
+    "A0_BOUND_TOL",
     "EXTRAPOLATION_WARN",
+    "MAX_PARAMS",
+    "MAX_TOKENS",
+    "a0_at_bound",
     "caveats",
+    "default_tokens_per_param",
     "extrapolation_distance",
     "parameter_counts",
     "predict_configs",
@@ -40,6 +45,19 @@ __all__ = [
 #: Extrapolation distance (log10 units outside the fitted range) above which a row warns:
 #: a factor of 2.
 EXTRAPOLATION_WARN = math.log10(2.0)
+
+#: Largest non-embedding parameter count a request may name: 1e14, about 50x the largest
+#: dense models trained so far.  Beyond it a request is a typo (``--width 1e12``), not a
+#: plan, and is refused rather than answered with a warning.
+MAX_PARAMS = 1e14
+#: Largest token budget a request may name (1e17, thousands of times the largest runs).
+MAX_TOKENS = 1e17
+#: A predicted limit A0 within this distance of 0 or 1 sits at its bound: the scale trend
+#: (in log-odds) carried it to the edge of (0, 1), where the data no longer identify it.
+A0_BOUND_TOL = 0.005
+#: Text columns of a prediction frame kept as pandas categoricals (docs/planning.md).
+CATEGORICAL_COLUMNS = ("activation", "bottleneck_side", "stable_band", "regime", "widthdepth",
+                       "method", "lawset")
 
 def _positive(name: str, value: Any, *, integer: bool = False) -> np.ndarray:
     try:
@@ -79,6 +97,9 @@ def parameter_counts(
     fr = _positive("ffn_ratio", ffn_ratio)
     g = np.asarray(gated, dtype=bool)
     if n_heads is None:
+        if n_kv_heads is not None or head_dim is not None:
+            given = "kv_heads" if n_kv_heads is not None else "head_dim"
+            raise SparsityLawsError(f"argument '{given}' needs 'heads' (the number of attention heads)")
         attn = 4.0 * d * d
     else:
         h = _positive("heads", n_heads, integer=True)
@@ -91,7 +112,18 @@ def parameter_counts(
             raise SparsityLawsError(
                 f"argument 'kv_heads' must divide 'heads' (grouped-query attention), got "
                 f"heads {bh.ravel()[i]:g} and kv_heads {bk.ravel()[i]:g}")
-        hd = d / h if head_dim is None else _positive("head_dim", head_dim, integer=True)
+        if head_dim is None:
+            bd, bh = np.broadcast_arrays(d, h)
+            bad = np.mod(bd, bh) != 0
+            if np.any(bad):
+                i = int(np.flatnonzero(bad.ravel())[0])
+                raise SparsityLawsError(
+                    f"argument 'heads' must divide 'width' (head dimension = width / heads), got "
+                    f"width {bd.ravel()[i]:g} and heads {bh.ravel()[i]:g} "
+                    f"(= {bd.ravel()[i] / bh.ravel()[i]:.4g}); give 'head_dim' if heads x head_dim != width")
+            hd = d / h
+        else:
+            hd = _positive("head_dim", head_dim, integer=True)
         attn = 2.0 * d * h * hd + 2.0 * d * kv * hd
     ffn = np.where(g, 3.0, 2.0) * d * (fr * d)
     non_emb = L * (attn + ffn)
@@ -107,7 +139,7 @@ def regime(ratio: np.ndarray, bottleneck: float, band: Sequence[float]) -> dict[
     inside = (r >= band[0]) & (r <= band[1])
     side = np.where(below, "below", "above")
     stab = np.where(inside, "inside", "outside")
-    text = np.char.add(np.char.add(side.astype(str), f" bottleneck {bottleneck:g}; "),
+    text = np.char.add(np.char.add(side.astype(str), f" bottleneck {bottleneck:.3g}; "),
                        np.char.add(stab.astype(str), f" stable band {band[0]:g}-{band[1]:g}"))
     return {"bottleneck_side": side, "stable_band": stab, "regime": text}
 
@@ -172,8 +204,11 @@ def predict_configs(
 ) -> pd.DataFrame:
     """Predicted sparsity of configurations, one row per (configuration, activation).
 
-    ``width``/``depth``/``tokens``/``ffn_ratio``/``gated`` broadcast against each other;
-    ``tokens`` defaults to 190 x non-embedding parameters (the paper's budget).
+    ``width``/``depth``/``tokens``/``ffn_ratio``/``gated`` broadcast against each other
+    (an error names the arguments whose shapes do not); ``tokens`` defaults to the law set's
+    own budget, :func:`default_tokens_per_param` x non-embedding parameters (190, the
+    paper's, for the packaged default).  A configuration above :data:`MAX_PARAMS`
+    non-embedding parameters is refused.
     ``activation``: ``"all"`` (every activation the law set covers), one name or a list.
     ``lawset``: a path, a :class:`~sparsitylaws.lawset.fileformat.LawSet` or None (packaged default).
     ``method``: how A(D) is carried to a new scale: ``curve`` (default), ``excess`` or
@@ -182,7 +217,8 @@ def predict_configs(
     ``width_depth_ratio``, regime columns, ``a0``/``a0_low``/``a0_high`` (limit as D -> inf),
     ``activation_ratio``/``ratio_low``/``ratio_high`` at ``tokens``, ``sparsity``
     (1 - activation_ratio), ``extrap_*`` distances (log10 units outside the fitted range
-    for each dimension), ``extrapolation`` (their maximum), ``warning``, ``lawset``.
+    for each dimension), ``extrapolation`` (their maximum), ``a0_at_bound`` (A0 sits at
+    0% or 100%, its interval widened: :func:`a0_at_bound`), ``warning``, ``lawset``.
     """
     if not 0 < float(level) < 1:
         raise SparsityLawsError(f"argument 'level' must lie in (0, 1), got {level}")
@@ -198,12 +234,19 @@ def predict_configs(
             raise SparsityLawsError(
                 f"unknown activation {a!r} (argument 'activation'); law set '{ls.name}' "
                 f"covers: {', '.join(acts_avail)} (or 'all')")
+    check_broadcast(width=width, depth=depth, tokens=tokens, ffn_ratio=ffn_ratio, gated=gated,
+                    n_heads=n_heads, n_kv_heads=n_kv_heads, head_dim=head_dim, vocab_size=vocab_size)
     n_emb, n_tot = parameter_counts(width, depth, ffn_ratio=ffn_ratio, gated=gated,
                                     n_heads=n_heads, n_kv_heads=n_kv_heads, head_dim=head_dim,
                                     vocab_size=vocab_size, tie_embeddings=tie_embeddings)
+    _check_size(width, depth, n_emb)
     W = np.asarray(width, float)
     Lr = np.asarray(depth, float)
-    tok = paper.TOKENS_PER_PARAM * n_emb if tokens is None else _positive("tokens", tokens)
+    tpp = default_tokens_per_param(ls)
+    tok = tpp * n_emb if tokens is None else _positive("tokens", tokens)
+    if np.any(tok > MAX_TOKENS):
+        raise SparsityLawsError(f"argument 'tokens' {float(np.max(tok)):.3g} is beyond {MAX_TOKENS:.0e} "
+                                "tokens, more than any model is trained on: is it a typo?")
     W, Lr, n_emb, n_tot, tok, fr, gt = np.broadcast_arrays(
         W, Lr, n_emb, n_tot, tok, np.asarray(ffn_ratio, float), np.asarray(gated, bool))
     W, Lr, n_emb, n_tot, tok, fr, gt = (a.ravel() for a in (W, Lr, n_emb, n_tot, tok, fr, gt))
@@ -218,6 +261,7 @@ def predict_configs(
         rg = entry.get("ranges") or {}
         tok_rng, tok_what = _token_range(rg, n_emb)
         _forecast_term(pr, entry, tok, tok_rng, level, _calibration(ls))
+        at_bound = a0_at_bound(pr)
         dist = {
             "n_params": extrapolation_distance(n_emb, rg.get("n_params")),
             "tokens": _token_distance(tok, tok_rng),
@@ -250,11 +294,19 @@ def predict_configs(
         elif wd_kind == "assumed":
             msgs.append(_flag(dist["ratio"] > 0, f"{act}: A0's width/depth effect is assumed, "
                               "not fitted (no measured sweep, see caveats)"))
+        msgs.append(_bound_notes(act, pr, at_bound))
         warn = _join(msgs, W.size)
         if wd is None:
             reg_side = np.full(W.size, "n/a", dtype=object)
             reg_band = np.full(W.size, "n/a", dtype=object)
             reg_text = np.full(W.size, f"no width/depth law for {act}", dtype=object)
+        elif wd_kind == "fitted" and wd.get("model") != "hinge":
+            # the fitted law has no breakpoint: no side of a bottleneck to be on
+            reg_side = np.full(W.size, "n/a", dtype=object)
+            reg_band = reg["stable_band"]
+            reg_text = np.char.add("no bottleneck (no breakpoint supported); ",
+                                   np.char.add(reg["stable_band"].astype(str),
+                                               f" stable band {band[0]:g}-{band[1]:g}"))
         else:
             reg_side, reg_band, reg_text = reg["bottleneck_side"], reg["stable_band"], reg["regime"]
         frames.append(pd.DataFrame({
@@ -268,11 +320,80 @@ def predict_configs(
             "ratio_high": pr["ratio_high"], "sparsity": 1.0 - pr["ratio"], "level": level,
             **{f"extrap_{k}": v for k, v in dist.items()},
             "extrapolation": alld.max(axis=0), "warning": pd.Series(warn, dtype=object),
-            "clamped": pr["floor"] | pr["ceiling"], "method": _const(method, W.size),
-            "lawset": _const(ls.name, W.size),
+            "clamped": pr["floor"] | pr["ceiling"], "a0_at_bound": at_bound,
+            "method": _const(method, W.size), "lawset": _const(ls.name, W.size),
         }))
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    for col in CATEGORICAL_COLUMNS:  # concat of differing categories gives object columns
+        if not isinstance(out[col].dtype, pd.CategoricalDtype):
+            out[col] = out[col].astype("category")
     out.attrs["caveats"] = caveats(ls, req)
+    return out
+
+
+def check_broadcast(**arrays: Any) -> tuple[int, ...]:
+    """The common shape of the array arguments (None skipped); an error naming each
+    argument's shape when they do not broadcast together."""
+    shapes = {k: np.shape(v) for k, v in arrays.items() if v is not None}
+    try:
+        return np.broadcast_shapes(*shapes.values())
+    except ValueError:
+        listed = ", ".join(f"'{k}' {'a scalar' if not s else 'shape ' + str(s)}" for k, s in shapes.items()
+                           if s)
+        raise SparsityLawsError(
+            f"arguments do not broadcast together: {listed}; give arrays of one length "
+            "(or scalars)") from None
+
+
+def _check_size(width: Any, depth: Any, n_emb: np.ndarray) -> None:
+    """Refuse configurations beyond :data:`MAX_PARAMS` non-embedding parameters."""
+    big = np.asarray(n_emb) > MAX_PARAMS
+    if np.any(big):
+        W, L, N = (np.broadcast_to(np.asarray(a, float), np.shape(n_emb)).ravel()
+                   for a in (width, depth, n_emb))
+        i = int(np.flatnonzero(big.ravel())[0])
+        raise SparsityLawsError(
+            f"width {W[i]:.4g} and depth {L[i]:.4g} give {N[i]:.3g} non-embedding parameters, beyond "
+            f"the {MAX_PARAMS:.0e} this tool plans for (is the width or depth a typo?)")
+
+
+def default_tokens_per_param(lawset: Any) -> float:
+    """Tokens per non-embedding parameter of a default budget: the law set's own recipe.
+
+    That is the most tokens per parameter its runs were trained on (the upper end of the
+    fitted ``tokens_per_param`` range, over all activations), so a default request lies
+    inside the fitted budgets; the paper's 190 when the law set records no range (and for
+    the packaged default, whose range is the paper's budget)."""
+    ls = _lawset(lawset)
+    acts = ((ls.architecture or {}).get("activations") or {}).values()
+    his = [float(r[1]) for e in acts if (r := (e.get("ranges") or {}).get("tokens_per_param"))
+           and r[1] is not None and math.isfinite(float(r[1])) and float(r[1]) > 0]
+    return max(his) if his else paper.TOKENS_PER_PARAM
+
+
+def a0_at_bound(pr: dict) -> np.ndarray:
+    """Rows whose limit A0 sits at 0% or 100% (within :data:`A0_BOUND_TOL`), and widen their
+    A0 interval in place to what the curve guarantees: the scale trend (in log-odds) has run
+    to the edge, so the data no longer say where the limit is, only that it lies beyond the
+    curve at this budget (a rising law's limit is at least A(D), a falling law's at most):
+    [min(A0 low, A(D) low), 100%] at the top, [0%, max(A0 high, A(D) high)] at the bottom."""
+    a0 = np.asarray(pr["a0"], float)
+    top, bottom = a0 >= 1.0 - A0_BOUND_TOL, a0 <= A0_BOUND_TOL
+    pr["a0_low"] = np.where(top, np.minimum(pr["a0_low"], pr["ratio_low"]), pr["a0_low"])
+    pr["a0_high"] = np.where(top, 1.0, pr["a0_high"])
+    pr["a0_high"] = np.where(bottom, np.maximum(pr["a0_high"], pr["ratio_high"]), pr["a0_high"])
+    pr["a0_low"] = np.where(bottom, 0.0, pr["a0_low"])
+    return top | bottom
+
+
+def _bound_notes(act: str, pr: dict, at_bound: np.ndarray) -> np.ndarray:
+    out = np.full(at_bound.shape, "", dtype=object)
+    for i in np.flatnonzero(at_bound):
+        edge = "100%" if pr["a0"][i] > 0.5 else "0%"
+        out[i] = (f"{act}: A0 {100 * pr['a0'][i]:.2f}% sits at its bound {edge} (the scale trend runs to the "
+                  "edge, so the data do not identify the limit here): its interval is widened to "
+                  f"[{100 * pr['a0_low'][i]:.2f}%, {100 * pr['a0_high'][i]:.2f}%], what the curve at this "
+                  "budget guarantees")
     return out
 
 

@@ -25,6 +25,10 @@ from sparsitylaws.paper import CITATION, CONFIGS, VOCAB_SIZE, scale_from_name
 from sparsitylaws.tables.schema import COLUMN_BY_NAME, validate_frame
 from sparsitylaws.version import __version__
 
+#: Largest token count a converted table may hold (1e17: thousands of times the largest
+#: training runs; a scaled column beyond it was scaled twice).
+MAX_TOKENS = 1e17
+
 _ACTIVATIONS = ("relu", "silu", "gelu", "swiglu", "geglu", "relu2", "squared_relu")
 
 
@@ -150,7 +154,9 @@ def read_csv_table(
     ``constants`` fills columns with one value (``run="my-run"``).  Defaults:
     metric ``ppl-p`` with argument 1, checkpoint = the token count, activation from the
     run name when possible.  ``tokens_scale`` multiplies the token column (1e9 for a
-    column in billions); ``ratio_percent`` divides the ratio by 100.
+    column in billions; an error when that takes tokens beyond :data:`MAX_TOKENS`);
+    ``ratio_percent`` divides the ratio by 100 (``attrs["warnings"]`` says so when every
+    ratio was below 1 already).
     """
     path = Path(path)
     mapping = dict(mapping or {})
@@ -177,11 +183,23 @@ def read_csv_table(
             df[col] = raw[col]
     for ours, value in constants.items():
         df[ours] = value
+    notes: list[str] = []
     if "tokens" in df.columns:
-        df["tokens"] = pd.to_numeric(df["tokens"], errors="coerce") * tokens_scale
-        df["tokens"] = df["tokens"].round()
+        given = pd.to_numeric(df["tokens"], errors="coerce")
+        df["tokens"] = (given * tokens_scale).round()
+        top = float(df["tokens"].max()) if df["tokens"].notna().any() else 0.0
+        if top > MAX_TOKENS:
+            raise SparsityLawsError(
+                f"{path}: --tokens-scale {tokens_scale:g} makes the tokens up to {top:.3g} (the column holds "
+                f"up to {float(given.max()):.4g}), beyond {MAX_TOKENS:.0e}, more than any model is trained on: "
+                "are they already raw token counts? (then drop --tokens-scale)")
     if ratio_percent and "activation_ratio" in df.columns:
-        df["activation_ratio"] = pd.to_numeric(df["activation_ratio"], errors="coerce") / 100.0
+        given = pd.to_numeric(df["activation_ratio"], errors="coerce")
+        if given.notna().any() and float(given.max()) < 1.0:
+            notes.append(f"{path}: --ratio-percent divides the ratios by 100, but all of them are below 1 "
+                         f"(largest {float(given.max()):.4g}): are they fractions already? (then drop "
+                         "--ratio-percent)")
+        df["activation_ratio"] = given / 100.0
     if "metric" not in df.columns:
         df["metric"] = "ppl-p"
     if "metric_arg" not in df.columns:
@@ -197,4 +215,6 @@ def read_csv_table(
     df["source"] = "ingested"
     df["tool_version"] = __version__
     df["created_at"] = _now()
-    return validate_frame(df, source=str(path))
+    out = validate_frame(df, source=str(path))
+    out.attrs["warnings"] = notes
+    return out

@@ -75,10 +75,45 @@ def _default_tables(tables: Sequence[os.PathLike | str]) -> list[Path]:
     return []
 
 
+#: Where a law set written by ``sparsitylaws fit`` (its default ``-o``) is looked for.
+FOUND_LAWSET = Path("laws.json")
+
+
+def lawset_matches(ls: Any, table: pd.DataFrame) -> str | None:
+    """None when ``ls`` was fitted on exactly these measurements (every run ``fit`` would fit
+    from ``table``, with the same points: :func:`sparsitylaws.lawset.build.data_hash`), else
+    why not, in a few words."""
+    from sparsitylaws.lawset.build import data_hash
+    from sparsitylaws.tables.rows import select_fit_rows
+
+    prov = getattr(ls, "provenance", None) or {}
+    hashes = prov.get("data_sha256")
+    if not hashes:
+        return "it records no data hashes"
+    try:
+        rows = select_fit_rows(table, prov.get("metric")).rows
+    except SparsityLawsError as exc:
+        return str(exc)
+    skipped = set(prov.get("skipped_runs") or {})
+    runs = set(rows["run"]) - skipped
+    if runs != set(hashes):
+        extra = sorted(runs - set(hashes)) or sorted(set(hashes) - runs)
+        return f"its runs differ from the tables' (e.g. {extra[0]})"
+    for run, want in hashes.items():
+        if data_hash(rows[rows["run"] == run]) != want:
+            return f"run {run}'s measurements changed since it was fitted"
+    return None
+
+
 def gather(tables: Sequence[os.PathLike | str] = (), laws: os.PathLike | str | None = None, *,
-           n_boot: int = N_BOOT, seed: int = 0, fitted_by: str = "sparsitylaws report") -> ReportInputs:
+           n_boot: int = N_BOOT, seed: int = 0, fitted_by: str = "sparsitylaws report",
+           find: bool = True, progress: Any = None) -> ReportInputs:
     """Read tables (or ./measurements/), and fit them unless ``laws`` is given.
 
+    With ``find`` and no ``laws``, a ``./laws.json`` (what ``sparsitylaws fit`` writes) that
+    was fitted on exactly these tables (:func:`lawset_matches`) is used instead of fitting
+    them again; a note says which, and when it does not match, why.  ``progress`` is passed
+    to :func:`sparsitylaws.lawset.build.fit_table` when the tables are fitted here.
     A table whose runs cannot be fitted (e.g. one checkpoint per run) is still reported:
     the law set falls back to the packaged default one and a note says why.
     """
@@ -93,18 +128,32 @@ def gather(tables: Sequence[os.PathLike | str] = (), laws: os.PathLike | str | N
     if table is None:
         return ReportInputs(load_lawset(None), None, [],
                             "the packaged default law set (no tables given, ./measurements/ holds none)")
+    notes: list[str] = []
+    if find and FOUND_LAWSET.is_file():
+        try:
+            found = load_lawset(FOUND_LAWSET)
+            why = lawset_matches(found, table)
+        except SparsityLawsError as exc:
+            why = str(exc)
+        if why is None:
+            note = (f"The laws are {FOUND_LAWSET}, fitted on these same measurements "
+                    f"({found.provenance.get('created_by', '?')}, {found.provenance.get('created_at', '?')}); "
+                    "it is used as saved (pass --refit to fit the tables again).")
+            return ReportInputs(found, table, files, f"law set file {FOUND_LAWSET} (it matches the tables)",
+                                [note])
+        notes.append(f"{FOUND_LAWSET} was not used ({why}); the tables are fitted here.")
     from sparsitylaws.lawset.build import fit_table
 
     try:
         ls = fit_table(table, n_boot=n_boot, seed=seed, name=f"fitted by {fitted_by}",
-                       sources=[str(f) for f in files])
+                       sources=[str(f) for f in files], progress=progress)
         ls.provenance["created_by"] = fitted_by
     except SparsityLawsError as exc:
         note = (f"The measurements could not be fitted ({exc}); the laws used are the packaged "
                 "default law set, and the measurements are described as they are.")
-        return ReportInputs(load_lawset(None), table, files, "the packaged default law set", [note])
+        return ReportInputs(load_lawset(None), table, files, "the packaged default law set", notes + [note])
     return ReportInputs(ls, table, files, f"fitted here from {len(files)} table(s) "
-                        f"(n_boot = {n_boot}, seed = {seed})", n_boot=n_boot, seed=seed)
+                        f"(n_boot = {n_boot}, seed = {seed})", notes, n_boot=n_boot, seed=seed)
 
 
 # ============================================================================ blocks
@@ -218,7 +267,7 @@ def data_summary(inp: ReportInputs) -> list[Block]:
             "status": status,
         })
     out.append(Block("p", f"{len(t)} rows, {t['run'].nunique()} run(s), from "
-                          f"{', '.join(str(f) for f in inp.files)}."))
+                          f"{', '.join(_shown(f) for f in inp.files)}."))
     out.append(Block("table", frame=pd.DataFrame(rows)))
     return out
 
@@ -358,8 +407,12 @@ def _skill_cells(sub: list[dict], level: float) -> dict:
     wins; empty for backtests made before the naive forecasts existed."""
     if sub[0].get("naive_last_low") is None:
         return {}
-    from sparsitylaws.runfit.backtest import backtest_skill
+    from sparsitylaws.runfit.backtest import SKILL_METHODS, backtest_skill
 
+    keys = ["measured"] + [k for _, *cols in SKILL_METHODS for k in cols]
+    sub = [r for r in sub if all(r.get(k) is not None for k in keys)]  # a band a fit could not give
+    if not sub:
+        return {}
     e = backtest_skill(sub, level)[0]
     names = [n for n in ("combined", "last value", "local line", "nearest run") if n in e]
     cells = {f"interval score {n} (pp)": _g(100 * e[n]["interval_score"], 3) for n in names}
@@ -474,7 +527,7 @@ def architecture_blocks(inp: ReportInputs) -> list[Block]:
 
 
 def prediction_blocks(ls: Any) -> list[Block]:
-    """planning.predict for :data:`STANDARD_CONFIGS` (default token budget: 190 per parameter)."""
+    """planning.predict for :data:`STANDARD_CONFIGS` (default token budget: the law set's own)."""
     from sparsitylaws.planning import predict
 
     out = [Block("h2", "Predictions for standard configurations")]
@@ -498,11 +551,15 @@ def prediction_blocks(ls: Any) -> list[Block]:
             "d/L": f"{r['width_depth_ratio']:.3g}", "params (non-emb.)": f"{r['n_params'] / 1e9:.2f}B",
             "tokens": f"{r['tokens'] / 1e9:.0f}B", "activation": r["activation"],
             "activation ratio (90%)": _interval(r["activation_ratio"], r["ratio_low"], r["ratio_high"], pct=True),
-            "A0 (90%)": _interval(r["a0"], r["a0_low"], r["a0_high"], pct=True),
+            "A0 (90%)": _interval(r["a0"], r["a0_low"], r["a0_high"], pct=True)
+            + (" AT ITS BOUND (not identified)" if r.get("a0_at_bound", False) else ""),
             "regime": r["regime"], "warning": r["warning"] or "–",
         })
-    out.append(Block("p", "Tokens default to 190 per non-embedding parameter (the paper's budget). "
-                          "Warnings flag requests far outside what the laws were fitted on."))
+    tpp = float(df["tokens_per_param"].iloc[0])
+    out.append(Block("p", f"Tokens default to the law set's own budget, {tpp:.0f} per non-embedding "
+                          "parameter (the most its runs were trained on). Warnings flag requests far "
+                          "outside what the laws were fitted on, and a limit A0 at its bound (0% or 100%), "
+                          "whose interval is then widened to what the curve guarantees."))
     out.append(Block("table", frame=pd.DataFrame(rows)))
     return out
 
@@ -664,6 +721,15 @@ def group_by_run(items: Sequence[str], runs: Sequence[str]) -> tuple[list[str], 
     return general, {r: per_run[r] for r in names if r in per_run}
 
 
+def _shown(path: os.PathLike | str) -> str:
+    """A table's path as the reader typed it: relative to the working folder when inside it
+    (a report shows no machine's absolute paths it does not need)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -705,7 +771,7 @@ def provenance_blocks(inp: ReportInputs) -> list[Block]:
     if inp.files:
         out.append(Block("h3", "Input tables"))
         out.append(Block("table", frame=pd.DataFrame({
-            "file": [str(f) for f in inp.files], "sha256": [_file_sha256(f) for f in inp.files]})))
+            "file": [_shown(f) for f in inp.files], "sha256": [_file_sha256(f) for f in inp.files]})))
     out.append(Block("p", "Report written " + datetime.now(timezone.utc).replace(microsecond=0).isoformat()
                      + f" by sparsitylaws {__version__} (Python {platform.python_version()}, "
                      + ", ".join(f"{p} {_version(p)}" for p in ("numpy", "pandas", "matplotlib")) + ")."))
@@ -836,14 +902,18 @@ def render_markdown(blocks: Sequence[Block], image_dir: str) -> tuple[str, dict[
 
 def make_report(tables: Sequence[os.PathLike | str] = (), laws: os.PathLike | str | None = None, *,
                 output: os.PathLike | str = "report.html", fmt: str = "html", n_boot: int = N_BOOT,
-                seed: int = 0, title: str = "sparsitylaws report") -> Path:
-    """Gather, build and write the report; returns the path written."""
+                seed: int = 0, title: str = "sparsitylaws report", find: bool = True,
+                progress: Any = None, notes: Any = None) -> Path:
+    """Gather (``find``, ``progress``: see :func:`gather`), build and write the report;
+    returns the path written.  ``notes(list_of_str)``, when given, receives gather's notes."""
     from sparsitylaws.views.plots import check_writable
 
     if fmt not in ("html", "md"):
         raise SparsityLawsError(f"--format {fmt}: unknown report format (html or md)")
     output = check_writable(output)
-    inp = gather(tables, laws, n_boot=n_boot, seed=seed)
+    inp = gather(tables, laws, n_boot=n_boot, seed=seed, find=find, progress=progress)
+    if notes is not None:
+        notes(list(inp.notes))
     blocks = build_blocks(inp, title)
     try:
         if fmt == "html":

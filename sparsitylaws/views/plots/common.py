@@ -371,3 +371,29 @@ def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = DEFAULT_DPI)
         except OSError as exc:
             raise SparsityLawsError(f"-o {path}: cannot write ({exc.strerror or exc})") from None
     return path
+
+
+def sign_runs_pvalue(residuals: np.ndarray) -> tuple[int, float]:
+    """(runs, p): the number of runs of equal sign in ``residuals`` (in order, zeros dropped)
+    and the exact one-sided p-value of so few runs if the signs were in random order
+    (Wald-Wolfowitz runs test, exact distribution given the counts of each sign).  Few runs
+    mean long stretches above, then below the law: the form misses the curve's shape
+    (a U or an S in the residuals), which point noise cannot explain.
+    """
+    from math import comb
+
+    s = np.sign(np.asarray(residuals, float))
+    s = s[s != 0]
+    n1, n2 = int(np.sum(s > 0)), int(np.sum(s < 0))
+    if n1 == 0 or n2 == 0:
+        return (1 if s.size else 0), 1.0
+    runs = 1 + int(np.sum(s[1:] != s[:-1]))
+    total = comb(n1 + n2, n1)
+
+    def prob(r: int) -> float:
+        k = r // 2
+        if r % 2 == 0:
+            return 2 * comb(n1 - 1, k - 1) * comb(n2 - 1, k - 1) / total
+        return (comb(n1 - 1, k - 1) * comb(n2 - 1, k) + comb(n1 - 1, k) * comb(n2 - 1, k - 1)) / total
+
+    return runs, float(min(1.0, sum(prob(r) for r in range(2, runs + 1))))

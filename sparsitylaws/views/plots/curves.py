@@ -351,6 +351,7 @@ def plot_residuals(lawset: Any, table: pd.DataFrame | None, *, runs: Sequence[st
                 kept, dropped = _draw_residuals(ax, src, table, lawset.run_info.get(src.run, {}),
                                                 series_styles(1)[0], band=True, label=None)
                 _residual_ylim(ax, kept, dropped, 2.2)
+                _systematic_note(ax, kept)
                 rms = float(np.sqrt(np.mean(kept**2))) if kept.size else float("nan")
                 ax.set_title(f"{src.run}  (RMS {rms:.3g} pp)" + (f"\n{CUT_NOTE}" if bands_cut(ax) else ""))
         for ax in axs:
@@ -387,6 +388,26 @@ def _draw_residuals(ax: Axes, src: CurveSource, table: pd.DataFrame, info: dict,
         ax.plot(tb[drop], r[drop], linestyle="none", marker=style["marker"], markersize=3.8,
                 markerfacecolor="white", markeredgecolor=c, label=None if label else "excluded warm-up")
     return r[~drop], r[drop]
+
+
+#: A run's residuals are called systematic below this p-value of the sign-runs test (about
+#: one false remark per hundred well-fitted runs).
+SYSTEMATIC_P = 0.01
+
+
+def _systematic_note(ax: Axes, kept: np.ndarray) -> bool:
+    """Say on the panel when the residuals keep one sign for long stretches (a U or S shape:
+    :func:`~sparsitylaws.views.plots.common.sign_runs_pvalue` below :data:`SYSTEMATIC_P`)."""
+    from sparsitylaws.views.plots.common import sign_runs_pvalue
+
+    runs, p = sign_runs_pvalue(kept)
+    if p >= SYSTEMATIC_P:
+        return False
+    ax.text(0.02, 0.97, f"systematic: {runs} sign runs in {kept.size} points (p = {p:.1g});\n"
+            "the law's form misses this curve's shape", transform=ax.transAxes, ha="left", va="top",
+            fontsize=6.5, color="#a01010",
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.5})
+    return True
 
 
 def _residual_ylim(ax: Axes, kept: np.ndarray, dropped: np.ndarray, factor: float) -> None:

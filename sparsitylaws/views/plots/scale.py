@@ -26,6 +26,7 @@ from sparsitylaws.views.plots.common import (
     _row_legend,
     _suptitle,
     _widen_for_bands,
+    format_params,
     series_styles,
 )
 from sparsitylaws.views.plots.widthdepth import _arch
@@ -65,7 +66,7 @@ def plot_scale(lawset: Any, table: pd.DataFrame | None = None, *, runs: Sequence
                     continue
                 p = names[act][j]
                 ax.set_xscale("log")
-                cut = _draw_scale_param(ax, sc, p, act, st)
+                cut = _draw_scale_param(ax, sc, p, act, st, _at_bound(lawset, sc, p))
                 ax.set_ylabel(SCALE_UNITS.get(p, p), fontsize=8)
                 ax.set_xlabel("non-embedding parameters (count, log)", fontsize=8)
                 ax.set_title(f"{act}: {SCALE_TITLES.get(p, p)}" + (f"\n{CUT_NOTE}" if cut else ""))
@@ -81,8 +82,27 @@ SCALE_TITLES = {"A0": "A0, limit as tokens → ∞", "alpha": "alpha, speed expo
                 "c": "c, amplitude", "b": "b, offset"}
 
 
-def _draw_scale_param(ax: Axes, sc: dict, p: str, act: str, st: dict) -> bool:
-    """One coefficient's panel; returns whether a band was cut at the frame."""
+def _at_bound(lawset: Any, sc: dict, p: str) -> np.ndarray:
+    """Per run of the trend: whether its fit left parameter ``p`` at its bound (warning
+    ``param_at_bound``): its value says where the optimizer stopped, not what the data say."""
+    names = sc.get("runs") or []
+    runs = getattr(lawset, "runs", None) or {}
+    out = np.zeros(len(np.asarray(sc["log10_n"])), bool)
+    for i, name in enumerate(names[:out.size]):
+        warns = getattr(runs.get(name), "warnings", None) or []
+        out[i] = any(w.get("code") == "param_at_bound" and w.get("parameter") == p for w in warns)
+    return out
+
+
+#: A log panel shows at most this many decades beyond the runs whose values the data identify;
+#: a trend or band running further (an alpha trend to 1e-120) is cut at the frame, and says so.
+LOG_ROOM = 3.0
+
+
+def _draw_scale_param(ax: Axes, sc: dict, p: str, act: str, st: dict,
+                      at_bound: np.ndarray | None = None) -> bool:
+    """One coefficient's panel; returns whether a band (or the trend) was cut at the frame.
+    Runs at their bound (``at_bound``) are drawn apart and set no part of the y range."""
     from sparsitylaws.architecture import TRANSFORMS
 
     j = sc["param_names"].index(p)
@@ -120,17 +140,33 @@ def _draw_scale_param(ax: Axes, sc: dict, p: str, act: str, st: dict) -> bool:
         if np.nanmax(np.nanstd(d, axis=0)) > 0:
             rlo, rhi = _quantiles(d)
             yerr = [mult * np.clip(theta - rlo, 0, None), mult * np.clip(rhi - theta, 0, None)]
-    ax.errorbar(10 ** x, mult * theta, yerr=yerr, fmt=st["marker"], color=c, mec="black", mew=0.5,
+    bound = np.zeros(theta.size, bool) if at_bound is None else np.asarray(at_bound, bool)
+    ok = ~bound
+    if yerr is not None:
+        yerr = [e[ok] for e in yerr]
+    ax.errorbar(10 ** x[ok], mult * theta[ok], yerr=yerr, fmt=st["marker"], color=c, mec="black", mew=0.5,
                 markersize=5, capsize=2, linestyle="none",
                 label="runs" + (" (90% interval)" if yerr is not None else " (no interval published)"))
+    if bound.any():
+        ax.plot(10 ** x[bound], mult * theta[bound], linestyle="none", marker="X", mfc="white", mec=c,
+                mew=1.0, markersize=6, label="run whose fit left it at its bound (not identified)")
     if is_log:
         ax.set_yscale("log")
-    keep = _inliers(mult * theta, is_log)
+    keep = _inliers(mult * theta, is_log) & ok
     lo_f, hi_f = _fence(mult * theta[keep], is_log)
     ln = mult * back(line)
+    if is_log and keep.any():  # the trend shown at most LOG_ROOM decades beyond the runs
+        vals = mult * theta[keep][theta[keep] > 0]
+        if vals.size:
+            lo_f = max(lo_f, float(vals.min()) / 10 ** LOG_ROOM)
+            hi_f = min(hi_f, float(vals.max()) * 10 ** LOG_ROOM)
     _robust_ylim(ax, np.r_[mult * theta[keep], np.clip(ln, lo_f, hi_f)], is_log)
     if bands:
         _widen_for_bands(ax, [b for blo, bhi, _, _ in bands for b in (blo, bhi)], is_log)
+    if is_log and keep.any() and np.any(theta[keep] > 0):  # never more than LOG_ROOM decades beyond
+        vals = mult * theta[keep][theta[keep] > 0]
+        y0, y1 = ax.get_ylim()
+        ax.set_ylim(max(y0, float(vals.min()) / 10 ** LOG_ROOM), min(y1, float(vals.max()) * 10 ** LOG_ROOM))
     if p == "A0":  # a share of neurons: never drawn outside 0-100%
         y0, y1 = ax.get_ylim()
         ax.set_ylim(max(y0, 0.0), min(y1, PCT))
@@ -142,9 +178,25 @@ def _draw_scale_param(ax: Axes, sc: dict, p: str, act: str, st: dict) -> bool:
     if is_log:
         _clean_log_ticks(ax)
     tol = 1e-6 * ((np.log10(yhi) - np.log10(ylo)) if is_log else (yhi - ylo))
-    cut = any(_beyond(b, ylo, yhi, tol, is_log) for blo, bhi, _, _ in bands for b in (blo, bhi))
-    off = int(np.sum(~keep))
-    if off:
-        ax.text(0.98, 0.03, f"{off} run(s) off scale ({_g3(mult * theta[~keep])})", transform=ax.transAxes,
-                ha="right", va="bottom", fontsize=7, color="0.3")
+    cut = any(_beyond(b, ylo, yhi, tol, is_log) for blo, bhi, _, _ in bands for b in (blo, bhi)) or \
+        _beyond(ln, ylo, yhi, tol, is_log)
+    notes = []
+    off = ~keep & ok
+    if off.any():
+        notes.append(f"{int(off.sum())} run(s) off scale ({_g3(mult * theta[off])})")
+    out_of_frame = bound & ((mult * theta < ylo) | (mult * theta > yhi))
+    if out_of_frame.any():
+        notes.append(f"{int(out_of_frame.sum())} run(s) at the bound, off scale: {_g3(mult * theta[out_of_frame])}")
+    if p == "A0":
+        from sparsitylaws.planning.configs import A0_BOUND_TOL
+
+        top = np.flatnonzero(back(line) >= 1 - A0_BOUND_TOL)
+        if top.size:
+            notes.append(f"trend at its bound 100% from {format_params(n[top[0]])} on: A0 not identified")
+    if notes:
+        import textwrap
+
+        text = "\n".join(textwrap.fill(t, 34) for t in notes)  # kept inside a panel's width
+        ax.text(0.98, 0.03, text, transform=ax.transAxes, ha="right", va="bottom", fontsize=6.5,
+                color="0.25", bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.75, "pad": 1.5})
     return cut

@@ -159,4 +159,13 @@ def _draw_width_depth(ax: Axes, lawset: Any, sec: dict, act: str, runs: Sequence
     # leave the frame (their caps then show they are open-ended) rather than flatten the rest
     tops = [float(np.nanmax(pr["a0_high"]))] + ([float(lim["a0"].max())] if not lim.empty else [])
     ax.set_ylim(0, min(100.0, PCT * 1.15 * max(tops) + 2.0))
+    from sparsitylaws.planning.configs import A0_BOUND_TOL
+
+    a0 = np.asarray(pr["a0"], float)
+    edge = (a0 >= 1 - A0_BOUND_TOL) | (a0 <= A0_BOUND_TOL)
+    if edge.any():  # flagged wherever the limit is used (planning.configs.a0_at_bound)
+        where = "100%" if float(np.median(a0[edge])) > 0.5 else "0%"
+        ax.text(0.97, 0.08, f"A0 at its bound {where} at {format_params(n_ref)}:\nnot identified by these runs",
+                transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color="#a01010",
+                bbox={"facecolor": "white", "edgecolor": "#a01010", "alpha": 0.85, "pad": 3})
     return [law_entry]

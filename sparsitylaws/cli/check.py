@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from sparsitylaws.architecture.common import METHODS
 from sparsitylaws.cli.options import level_option, n_boot_option
 from sparsitylaws.errors import SparsityLawsError
 
@@ -35,7 +36,7 @@ def _names(text: str, option: str) -> list[str]:
 @click.option("--metric", default=None,
               help="Metric rows to use (default: ppl-p, or the only metric), as in fit.")
 @click.option("--metric-arg", type=float, default=None, help="Metric argument (e.g. p = 1).")
-@click.option("--method", "methods", multiple=True, type=click.Choice(["excess", "curve", "coef"]),
+@click.option("--method", "methods", multiple=True, type=click.Choice(METHODS),
               help="Curve-prediction method(s); default: all.")
 @n_boot_option()
 @level_option("Level of the predicted bands whose coverage is reported.")

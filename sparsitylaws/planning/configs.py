@@ -268,7 +268,7 @@ def predict_configs(
             "ratio_high": pr["ratio_high"], "sparsity": 1.0 - pr["ratio"], "level": level,
             **{f"extrap_{k}": v for k, v in dist.items()},
             "extrapolation": alld.max(axis=0), "warning": pd.Series(warn, dtype=object),
-            "clamped": pr["floor"] | pr["ceiling"], "method": _const(method, W.size),
+            "clamped": pr["floor"] | pr["ceiling"], "method": _const(pr.get("method", method), W.size),
             "lawset": _const(ls.name, W.size),
         }))
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]

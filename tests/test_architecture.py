@@ -536,3 +536,48 @@ def test_leave_one_scale_out_naive_forecasts_are_what_they_say(published_fits):
     # errors are predicted - measured, coverage is inside the band
     assert np.allclose(rows["error"], rows["predicted"] - rows["measured"])
     assert (rows["covered"] == ((rows["low"] <= rows["measured"]) & (rows["measured"] <= rows["high"]))).all()
+
+
+def test_a_version_1_section_still_loads_and_predicts():
+    """Sections written before the measured curves were stored (version 1) load; the runs'
+    laws stand in for their curves, so the nearest-scale methods give the nearest run's law."""
+    from sparsitylaws.runfit.forms import get_form
+
+    runs = _runs(xs=(8.0, 8.3, 8.6))
+    tr = fit_scale_trends(runs, n_draws=30)
+    sec = assemble_section({"silu": {"scale": tr.to_dict(), "widthdepth": None,
+                                     "ranges": {"tokens_per_param": [5.0, 500.0]}}},
+                           n_draws=30, seed=0)
+    old = json.loads(json.dumps(sec))
+    old["format_version"] = 1
+    for e in old["activations"].values():
+        e["scale"].pop("curves", None)
+        for k in ("shrinkage", "shrunk_estimate"):
+            e["scale"]["a0_slope"].pop(k, None)
+    check_section(old)
+    D = np.array([2.0, 20.0]) * runs[2].n_params / 1e9 * 10
+    out = predict_section(old, "silu", runs[2].n_params * 1.5, 50.0, D, method="nearest")
+    want = get_form("convergent_power").evaluate(D / 1.5, runs[2].theta)  # same tokens per parameter
+    assert np.allclose(out["ratio"], want, rtol=1e-9)
+
+
+def test_crosscheck_numbers_are_consistent_on_a_lab_series():
+    """Issue 21: crosscheck showed 89 pp errors '100% in band' for coef/excess (a band stretched
+    to the nearest run's curve and clamped to [0, 1], and a point band narrower than the curve
+    band).  Now the point band holds the curve band, coverage follows from the bands shown, and
+    the interval score (width + 20 x miss) exposes a band that says nothing."""
+    from conftest import REPO_ROOT
+
+    from sparsitylaws.architecture import cross_scale_from_table
+    from sparsitylaws.tables.io import read_table
+    from sparsitylaws.tables.rows import select_fit_rows
+
+    t = select_fit_rows(read_table(REPO_ROOT / "measurements" / "lab-gpu.parquet")).rows
+    res = cross_scale_from_table(t, train=["gpu-silu-w64-d2", "gpu-silu-w112-d3"],
+                                 test=["gpu-silu-w192-d4"], methods=["coef", "excess", "auto"], n_boot=0)
+    for _, r in res.iterrows():
+        assert r["coverage_point"] >= r["coverage_curve"]
+        assert r["interval_score"] >= r["mean_band_width"] - 1e-12
+        if r["mae"] > 0.2:  # far off: either outside the band, or a band as wide as the miss
+            assert r["coverage_point"] < 1 or r["mean_band_width"] > r["mae"]
+    assert res.set_index("method").loc["auto", "method_used"] == "nearest"  # two scales: baseline

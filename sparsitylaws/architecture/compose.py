@@ -1,23 +1,25 @@
 """Composing a prediction for a configuration: limit A0 and A(D) with intervals for many
 (n_params, width/depth, tokens) at once, from an architecture section.
 
-Valid by construction.  Every curve, for the point estimate and for every draw behind an
-interval, is ``A(D) = A0 + sign * E(D)`` with a limit ``A0`` in (0, 1) and an excess
-``E(D) > 0`` that never grows with D, so ReLU curves (sign +1) never rise and SiLU curves
-(sign -1) never fall:
+Two families of methods (docs/architecture.md, "Curves at a new scale"):
 
-* A0 is composed in log-odds: the scale trend of logit(A0) plus the width/depth law's
-  shift of log-odds between the configuration's ratio and the trend's reference ratio;
-* the excess is built from law parameters composed in spaces where every value is a valid
-  law (log alpha, log c, b), or as a convex mix of fitted runs' excesses.
+* ``nearest``/``step``: the scale runs' measured curves at equal tokens per parameter
+  (:mod:`~sparsitylaws.architecture.curves`), moved across scale by the scale-step model
+  (:mod:`~sparsitylaws.architecture.scalestep`): bands from the law set's own calibrated
+  scale steps; ``auto`` (the default) picks one of them by a nested leave-one-scale-out
+  (:func:`choose_method`);
+* ``curve``/``excess``/``coef``: trends of the runs' law coefficients in log10 N, slopes
+  shrunk toward no trend by empirical Bayes; bands from their draws.
 
-The only way out of [0, 1] is the form itself: SiLU's ``A0 - c D^-alpha`` goes below 0
-as D -> 0, and ReLU's ``A0 + exp(b - c D^alpha)`` can exceed 1 there.  Those values are
-clamped (a clamp keeps a curve monotone) and the rows are flagged (``floor``/``ceiling``)
-so every output can say so.  Percentiles of monotone draws are monotone; the interval is
-widened to contain the plug-in point and the nearest fitted scale's own curve at the same
-tokens per parameter (a min/max of monotone curves stays monotone): the leave-one-scale-out
-table in docs/architecture.md shows that naive forecast is often as good as any trend.
+Valid by construction.  Every curve, for the point and for every draw behind an interval,
+keeps its law's direction (ReLU never rises, SiLU never falls) with A0 in (0, 1):
+``nearest``/``step`` mix monotone summaries convexly and shift them by amounts constant in
+D; the trend methods compose ``A0 + sign * E(D)`` with A0 in log-odds and an excess built
+from valid law parameters (log alpha, log c, b) or a convex mix of fitted runs' excesses.
+The only way out of [0, 1] is the form itself (SiLU's ``A0 - c D^-alpha`` below 0 early,
+ReLU's ``A0 + exp(b - c D^alpha)`` above 1): those values are clamped (a clamp keeps a
+curve monotone) and flagged (``floor``/``ceiling``).  Percentiles of monotone draws are
+monotone; the interval is widened only to contain the plug-in point.
 """
 
 from __future__ import annotations
@@ -570,17 +572,18 @@ def _step_chunk(c: _Compiled, method: str, N: np.ndarray, R: np.ndarray, D: np.n
             lim[m] += wt[m] * sd.limits[i]
             floor[m] |= fl
             ceil[m] |= ce
-    fc, fl_ = sd.fits[("curve", drift)], sd.fits[("limit", drift)]
+    # one drift, the curves' (fitted at budgets the runs measured), for the curve and its
+    # limit alike: A0 is the curve's own limit; the limits' steps set only A0's band
+    fc, fl_ = sd.fits[("curve", drift)], sd.fits[("limit", False)]
     z += fc.drift * pl.dx_end
-    lim += fl_.drift * pl.dx_end
-    # the two drifts are fitted apart: keep the curve on its side of its own limit
-    z = np.maximum(z, lim) if c.sign > 0 else np.minimum(z, lim)
+    lim += fc.drift * pl.dx_end
+    z = np.maximum(z, lim) if c.sign > 0 else np.minimum(z, lim)  # a guard: equal drifts keep it
     shift_pt, wd_out = _wd_shift(c, R, draws=False, a0_ref=_sigmoid(lim))
     shift_d, _ = _wd_shift(c, R, draws=True, a0_ref=_sigmoid(lim)[:, None])
     shift_d = np.broadcast_to(shift_d, (x0.size, c.run_draws64.shape[2]))
 
     def draws(pt: np.ndarray, fit) -> np.ndarray:
-        var = (np.nan_to_num(fit.sigma2) * pl.var_factor + fit.drift_var * pl.dx_end**2)
+        var = (np.nan_to_num(fit.sigma2) * pl.var_factor + fc.drift_var * pl.dx_end**2)
         t = _t_draws(c, sd, fit.dof)
         return (pt[:, None] + np.sqrt(var)[:, None] * t[None, :] + shift_d).astype(np.float32)
 

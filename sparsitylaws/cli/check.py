@@ -121,7 +121,8 @@ def _loso(rows, metric: str, methods: list[str], n_boot: int, level: float, seed
                    f"{r['interval_score_pp']:>15.2f}")
     click.echo(f"'in band': share (0 to 1) of held-out points inside the {pct}% band for a single "
                "measured point; interval score: width + 2/(1-level) x miss (lower is better). "
-               "nearest: the nearest fitted scale's curve at the same tokens per parameter; "
+               "nearest: the nearest measured scale's curve at the same tokens per parameter (the "
+               "baseline); "
                "largest_final: the largest fitted run's last value")
     warns = sorted({w for ws in res["warnings"] for w in str(ws).split("; ") if w})
     if warns:

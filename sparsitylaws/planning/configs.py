@@ -176,8 +176,8 @@ def predict_configs(
     ``tokens`` defaults to 190 x non-embedding parameters (the paper's budget).
     ``activation``: ``"all"`` (every activation the law set covers), one name or a list.
     ``lawset``: a path, a :class:`~sparsitylaws.lawset.fileformat.LawSet` or None (packaged default).
-    ``method``: how A(D) is carried to a new scale: ``curve`` (default), ``excess`` or
-    ``coef`` (see :func:`sparsitylaws.architecture.predict_section`; A0 is the same).
+    ``method``: how A(D) is carried to a new scale: ``auto`` (default), ``nearest``, ``step``,
+    ``curve``, ``excess`` or ``coef`` (see :func:`sparsitylaws.architecture.predict_section`).
     Columns: configuration, ``n_params`` (non-embedding), ``n_params_total``,
     ``width_depth_ratio``, regime columns, ``a0``/``a0_low``/``a0_high`` (limit as D -> inf),
     ``activation_ratio``/``ratio_low``/``ratio_high`` at ``tokens``, ``sparsity``

@@ -99,7 +99,6 @@ class _Compiled:
     form: str
     names: list[str]
     xc: float
-    xtx_inv: np.ndarray
     log10_n: np.ndarray
     run_theta: np.ndarray  # (n_runs, k) natural parameters
     run_draws64: np.ndarray  # (n_runs, k, M)
@@ -219,7 +218,7 @@ def _compile(entry: Mapping, seed: int = 0) -> _Compiled:
     x = np.asarray(sc["log10_n"], float)
     ratios = np.array([np.nan if r is None else float(r) for r in (sc.get("ratios") or [None] * x.size)])
     c = _Compiled(
-        form=sc["form"], names=list(sc["param_names"]), xc=float(np.mean(x)), xtx_inv=np.zeros((2, 2)),
+        form=sc["form"], names=list(sc["param_names"]), xc=float(np.mean(x)),
         log10_n=x, run_theta=theta, run_draws64=rd,
         wd_model=model, wd_point=dict((wd or {}).get("point") or {}),
         wd_draws={k: (None if v is None else np.asarray(v, float))

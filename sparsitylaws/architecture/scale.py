@@ -1,6 +1,7 @@
 """Scale trends: the data-law coefficients (alpha, c, b, A0) of one activation as straight
 lines in log10 of the non-embedding parameter count N, in a transformed space (log alpha,
-log c, b, A0).
+log c, b, A0), and the empirical-Bayes shrinkage (:func:`shrinkage`) every slope gets
+before predictions use it (few scales rarely support a trend).
 
 The A0 slope gets a t interval and a verdict on whether it is distinguishable from zero.
 Uncertainty of a predicted curve is propagated by sampling: each draw refits the trends
@@ -94,10 +95,11 @@ class ScaleTrend:
             "depths": self.depths,
             "warnings": self.warnings,
             "curves": self.curves,
-            "method": ("OLS lines in log10 N of (log alpha, log c, b, A0); draws refit the lines "
-                       "through one bootstrap draw per run and add between-scale scatter "
-                       "(residual covariance, multivariate t with dof = n_runs - 2, times "
-                       "sqrt(1 + leverage))"),
+            "method": ("OLS lines in log10 N of (log alpha, log c, b, A0) (stored as fitted); "
+                       "predictions use each slope shrunk toward 0 by empirical Bayes and "
+                       "refit the lines through one bootstrap draw per run plus between-scale "
+                       "scatter (multivariate t around the shrunk lines, times sqrt(1 + "
+                       "leverage)); docs/architecture.md"),
         }
 
 

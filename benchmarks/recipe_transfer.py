@@ -3,9 +3,16 @@
 One command (about a minute on two cores)::
 
     python benchmarks/recipe_transfer.py [--published ../shared/reference/sparsinglaw-data]
-                                         [--measurements measurements] [--out FILE.md]
+                                         [--measurements measurements] [--write | --check]
 
-Prints Markdown tables (docs/planning.md, "Anchoring on your own recipe"):
+Prints Markdown blocks (docs/planning.md, "Anchoring on your own recipe"; ``--write`` puts
+them there, ``--check`` fails when the docs or the priors in sparsitylaws/planning/anchor.py
+hold other numbers):
+
+0. **Priors**: tau and the nugget of each recipe's offset (published, lab-cpu, lab-gpu)
+   against the default law set, and their root mean square (the stored priors).
+0. **Same recipe**: law sets fitted on two published scales, anchored on every kept
+   checkpoint of a third run, predicting the fourth (the true offset is 0).
 
 1. **Offset forms on the published runs** (the paper's recipe, 8 runs).  For each
    activation, anchor on one checkpoint of one run (its last, or its first kept one) and
@@ -34,18 +41,25 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from docblocks import check_block, write_block  # noqa: E402
 
 from sparsitylaws.planning import predict  # noqa: E402
 from sparsitylaws.planning.anchor import (  # noqa: E402
-    PRIOR_OFFSET_SD,
+    PRIOR_DOF,
+    PRIOR_NUGGET,
+    PRIOR_TAU,
     Anchor,
     apply_offsets,
-    distances,
     estimate_offsets,
     expit,
     logit,
     read_anchors,
 )
+from sparsitylaws.planning.offsetfield import distances  # noqa: E402
+
+DOC = ROOT / "docs" / "planning.md"
 
 FORMS = ("none", "additive", "log", "logit")
 
@@ -56,7 +70,7 @@ def _shift(form: str, p: np.ndarray, pa: float, ya: float) -> np.ndarray:
     if form == "additive":
         return p + (ya - pa)
     if form == "log":
-        return p * (ya / pa)
+        return p * (ya / pa) if pa > 0 else np.full_like(p, np.nan)
     return expit(logit(p) + (logit(ya) - logit(pa)))
 
 
@@ -129,7 +143,7 @@ def forms_table(table: pd.DataFrame) -> tuple[str, pd.DataFrame]:
     res.attrs["variogram"] = variogram(kept)
     agg = (res.groupby(["activation", "setting"], sort=False)
            .agg(pairs=("n", "size"), points=("n", "sum"),
-                **{f"mae_{f}": (f"mae_{f}", "mean") for f in FORMS},
+                **{f"mae_{f}": (f"mae_{f}", lambda v: float(np.mean(v))) for f in FORMS},
                 rms_logit_err=("sq_logit", lambda s: float(np.sqrt(s.mean()))),
                 coverage_90=("covered", "mean"), width_90=("width", "mean")).reset_index())
     lines = ["| activation | anchor → targets | pairs | points | MAE none | MAE additive | "
@@ -284,33 +298,145 @@ def _lab_rows(measurements: Path) -> dict[str, pd.DataFrame]:
     return out
 
 
+def recipe_spreads(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per recipe and activation: tau and the nugget of the offset from the default law set,
+    by REML with every kept checkpoint the anchoring accepts (inside the law set's fitted
+    budgets) as an anchor, no prior: the numbers behind PRIOR_TAU and PRIOR_NUGGET."""
+    from sparsitylaws.planning.offsetfield import reml
+
+    rows = []
+    for name, t in tables.items():
+        kept = _kept(t)
+        offs = estimate_offsets(read_anchors(kept))
+        for act, o in offs.items():
+            pts = np.array([[a["log10_n"], a["log10_tokens"], a["log10_ratio"]] for a in o.anchors])
+            off = np.array([a["offset"] for a in o.anchors])
+            tau2, nug2 = reml(off, np.zeros(off.size), pts)
+            rows.append({"recipe": name, "activation": act, "anchors": o.n_anchors,
+                         "refused": len(o.refused), "mean_offset": float(off.mean()),
+                         "tau": float(np.sqrt(tau2)), "nugget": float(np.sqrt(nug2))})
+    return pd.DataFrame(rows)
+
+
+def priors_md(sp: pd.DataFrame) -> tuple[str, list[str]]:
+    """The priors table, and where the constants in sparsitylaws.planning.anchor differ
+    from what it measures (tolerance 0.005 logit)."""
+    lines = ["| recipe (against the default law set) | activation | anchors (refused) | mean offset (logit) | "
+             "tau (logit per sqrt(decade)) | nugget (logit) |", "|---|---|---|---|---|---|"]
+    for _, r in sp.iterrows():
+        lines.append(f"| {r['recipe']} | {r['activation']} | {r['anchors']} ({r['refused']}) | "
+                     f"{r['mean_offset']:+.3f} | {r['tau']:.3f} | {r['nugget']:.3f} |")
+    bad = []
+    for act, g in sp.groupby("activation"):
+        tau = float(np.sqrt(np.mean(g["tau"] ** 2)))
+        nug = float(np.sqrt(np.mean(g["nugget"] ** 2)))
+        lines.append(f"| **prior (root mean square of {len(g)})** | {act} | | | **{tau:.3f}** | **{nug:.3f}** |")
+        for what, have, want in (("PRIOR_TAU", PRIOR_TAU.get(act), tau), ("PRIOR_NUGGET", PRIOR_NUGGET.get(act), nug)):
+            if have is None or abs(have - want) > 0.005:
+                bad.append(f"{what}[{act!r}] is {have}, the recipes measure {want:.3f}")
+    lines.append(f"\nThe priors weigh {PRIOR_DOF:g} observations (one per recipe).")
+    return "\n".join(lines), bad
+
+
+def same_recipe_md(published: Path) -> str:
+    """A law set anchored on another run of its own recipe (the true offset is 0): fitted on
+    two published scales, anchored on every kept checkpoint of a third run, predicting the
+    fourth's kept checkpoints, over all 12 such splits per activation."""
+    import itertools
+
+    from sparsitylaws.architecture import build_architecture_section
+    from sparsitylaws.lawset.fileformat import LawSet
+    from sparsitylaws.runfit.run import fit_run
+    from sparsitylaws.tables.ingest import read_sparsinglaw_dir
+
+    t = read_sparsinglaw_dir(published)
+    fits = {run: fit_run(g["tokens"].to_numpy(float), g["activation_ratio"].to_numpy(float), run=run,
+                         activation=str(g["activation"].iloc[0]), n_boot=100, compare=False,
+                         backtest=False)
+            for run, g in t.sort_values("tokens").groupby("run")}
+    scales = ["0.1b", "0.2b", "0.4b", "0.8b"]
+    rows = []
+    for law in itertools.combinations(scales, 2):
+        runs = [f"{s}_{a}" for s in law for a in ("relu", "silu")]
+        info = {r: {"activation": r.split("_")[1], **{k: float(t.loc[t["run"] == r, k].iloc[0])
+                                                      for k in ("n_params", "width", "depth")}}
+                for r in runs}
+        sec = build_architecture_section({r: fits[r] for r in runs}, info, table=t[t["run"].isin(runs)])
+        ls = LawSet(name="+".join(law), architecture=sec, source="benchmark")
+        for anc, tgt in itertools.permutations([s for s in scales if s not in law], 2):
+            for act in ("relu", "silu"):
+                kept = {r: t[(t["run"] == r) & (t["tokens"] >= fits[r].tokens_b_min * 1e9 * (1 - 1e-9))]
+                        for r in (f"{anc}_{act}", f"{tgt}_{act}")}
+                g = kept[f"{tgt}_{act}"]
+                kw = {"tokens": g["tokens"].to_numpy(), "ffn_ratio": 2.5, "lawset": ls}
+                un = predict(g["width"].to_numpy(), g["depth"].to_numpy(), act, **kw)
+                an = predict(g["width"].to_numpy(), g["depth"].to_numpy(), act,
+                             anchor=read_anchors(kept[f"{anc}_{act}"]), **kw)
+                y = g["activation_ratio"].to_numpy()
+                rows.append({"activation": act, "mae_un": np.mean(np.abs(un["activation_ratio"] - y)),
+                             "mae_an": np.mean(np.abs(an["activation_ratio"] - y)),
+                             "w_un": np.mean(un["ratio_high"] - un["ratio_low"]),
+                             "w_an": np.mean(an["ratio_high"] - an["ratio_low"]),
+                             "cov_un": np.mean((un["ratio_low"] <= y) & (y <= un["ratio_high"])),
+                             "cov_an": np.mean((an["ratio_low"] <= y) & (y <= an["ratio_high"])),
+                             "weight": an.attrs["anchor"][0]["shrink"]})
+    r = pd.DataFrame(rows)
+    lines = ["| activation | splits | MAE unanchored | MAE anchored | mean band width unanchored | "
+             "anchored / unanchored width (mean, max) | coverage unanchored | coverage anchored | "
+             "offset weight (mean, max) |", "|---|---|---|---|---|---|---|---|---|"]
+    for act, g in r.groupby("activation"):
+        ratio = g["w_an"] / g["w_un"]
+        lines.append(f"| {act} | {len(g)} | {100 * g['mae_un'].mean():.2f} pp | {100 * g['mae_an'].mean():.2f} pp | "
+                     f"{100 * g['w_un'].mean():.2f} pp | {ratio.mean():.2f}, {ratio.max():.2f} | "
+                     f"{g['cov_un'].mean():.2f} | {g['cov_an'].mean():.2f} | "
+                     f"{g['weight'].mean():.2f}, {g['weight'].max():.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--published", type=Path,
                     default=ROOT.parent / "shared" / "reference" / "sparsinglaw-data")
     ap.add_argument("--measurements", type=Path, default=ROOT / "measurements")
-    ap.add_argument("--out", type=Path, help="also write the Markdown here")
     ap.add_argument("--full", action="store_true", help="one transfer line per model and anchor too")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="write the blocks into docs/planning.md")
+    mode.add_argument("--check", action="store_true", help="check docs/planning.md against them")
     args = ap.parse_args(argv)
     t0 = time.time()
-    parts = [f"Prior tau (one anchor): {PRIOR_OFFSET_SD} logit per sqrt(decade).\n"]
+    from sparsitylaws.tables.ingest import read_sparsinglaw_dir
+
+    labs = _lab_rows(args.measurements)
+    recipes = ({"published": read_sparsinglaw_dir(args.published)} if args.published.is_dir() else {})
+    recipes.update(labs)
+    blocks: dict[str, str] = {}
+    text, bad = priors_md(recipe_spreads(recipes))
+    blocks["anchor_priors"] = text
     if args.published.is_dir():
-        text, res = published_forms(args.published)
-        parts += ["### Offset forms on the published runs (default law set)\n", text, "",
-                  "### How the offset drifts with distance (published runs)\n",
-                  res.attrs["variogram"], ""]
-    else:
-        parts.append(f"(published runs not found at {args.published}: table 1 skipped)\n")
-    parts += ["### Transfer to other recipes (measurements/)\n", transfer_table(args.measurements, args.full)]
-    for stem, lab in _lab_rows(args.measurements).items():
-        text, res = forms_table(lab)
-        parts += ["", f"### Offset forms on the {stem} runs (another recipe, default law set)\n", text, "",
-                  f"### How the offset drifts with distance ({stem} runs)\n", res.attrs["variogram"]]
-    text = "\n".join(parts) + f"\n\n({time.time() - t0:.0f} s)\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text, encoding="utf-8")
-    return 0
+        blocks["anchor_same_recipe"] = same_recipe_md(args.published)
+        forms, res = published_forms(args.published)
+        blocks["anchor_published"] = "\n".join([forms, "", "How the offset drifts with distance "
+                                                "(published runs):", "", res.attrs["variogram"]])
+    blocks["anchor_transfer"] = transfer_table(args.measurements, args.full)
+    lab_parts = []
+    for stem, lab in labs.items():
+        forms, res = forms_table(lab)
+        lab_parts += [f"**Offset forms on the {stem} runs (another recipe, default law set)**", "", forms,
+                      "", f"**How the offset drifts with distance ({stem} runs)**", "", res.attrs["variogram"], ""]
+    blocks["anchor_lab"] = "\n".join(lab_parts)
+    for name, body in blocks.items():
+        print(f"<!-- {name} -->\n{body}\n")
+    print(f"({time.time() - t0:.0f} s)")
+    for b in bad:
+        print(b, file=sys.stderr)
+    if args.write:
+        for name, body in blocks.items():
+            write_block(DOC, name, body)
+    if args.check:
+        bad += [d for name, body in blocks.items() for d in check_block(DOC, name, body)]
+        for b in bad:
+            print(b, file=sys.stderr)
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

@@ -206,28 +206,56 @@ def test_scale_trend_matches_polyfit_and_linregress():
 
 
 def test_exact_trend_predicts_unseen_scale_exactly_with_collapsing_interval():
-    runs = _runs()  # exactly linear in the transformed space, no draws
+    """Six scales exactly on lines (residuals 0): empirical Bayes keeps every slope (B = 0),
+    the trend methods predict a new scale exactly and the band collapses: nothing widens it
+    afterwards (the band is not stretched to the nearest run's curve)."""
+    runs = _runs(xs=(8.0, 8.2, 8.4, 8.6, 8.8, 9.0))  # no draws
     tr = fit_scale_trends(runs, n_draws=100)
+    assert tr.a0_slope["shrinkage"] < 1e-5  # A0 is linear in logit, nearly so in A0 units
     sec = assemble_section({"silu": {"scale": tr.to_dict(), "widthdepth": None, "ranges": {}}},
                            n_draws=100, seed=0)
     x0 = 9.5
     D = np.array([5.0, 50.0, 500.0])
-    out = predict_section(sec, "silu", 10**x0, 50.0, D, method="coef", include_nearest=False)
+    from sparsitylaws.runfit.forms import get_form
+
     alpha = math.exp(-0.5 + 0.6 * (x0 - 8.45))
     c = math.exp(-1.0 + 1.2 * (x0 - 8.45))
     a0 = _a0_line(x0)
-    from sparsitylaws.runfit.forms import get_form
-
     want = get_form("convergent_power").evaluate(D, np.array([alpha, c, a0]))
+    out = predict_section(sec, "silu", 10**x0, 50.0, D, method="coef")
     assert np.allclose(out["ratio"], want, rtol=1e-9)
     assert np.allclose(out["a0"], a0)
     assert np.allclose(out["ratio_high"] - out["ratio_low"], 0, atol=1e-6)  # float32 draws
-    # by default the band also holds the nearest fitted scale's own curve (same tokens/param)
-    wide = predict_section(sec, "silu", 10**x0, 50.0, D, method="coef")
-    near = max(runs, key=lambda r: r.n_params)
-    own = get_form("convergent_power").evaluate(D * near.n_params / 10**x0, near.theta)
-    assert np.all(wide["ratio_low"] <= np.clip(own, 0, 1) + 1e-12)
-    assert np.all(np.clip(own, 0, 1) <= wide["ratio_high"] + 1e-12)
+
+
+def test_trend_slopes_are_shrunk_toward_no_trend():
+    """Empirical-Bayes shrinkage: B = min(1, se^2 nu / (nu - 2) / b^2) against its closed
+    form; no slope with nu <= 2 (four scales or fewer); a slope buried in scatter is dropped,
+    a clear one kept; the trend methods' A0 follows the shrunk line."""
+    from sparsitylaws.architecture.scale import shrinkage
+
+    assert shrinkage(0.5, 0.1, 4) == pytest.approx(0.1**2 * 4 / 2 / 0.25)
+    assert shrinkage(0.01, 0.1, 4) == 1.0 and shrinkage(0.5, 0.1, 2) == 1.0
+    four = fit_scale_trends(_runs(), n_draws=20)  # exact lines, but dof 2: no trend carried
+    assert four.a0_slope["shrinkage"] == 1.0 and four.a0_slope["shrunk_estimate"] == 0.0
+    xs = (8.0, 8.2, 8.4, 8.6, 8.8, 9.0)
+    rng = np.random.default_rng(7)
+    noisy = _runs(xs=xs, scatter=np.column_stack([np.zeros(6), np.zeros(6), rng.normal(0, 0.02, 6)]))
+    tr = fit_scale_trends(noisy, n_draws=50)
+    b, se = tr.a0_slope["estimate"], tr.a0_slope["se"]
+    assert tr.a0_slope["shrinkage"] == pytest.approx(shrinkage(b, se, 4))
+    # the predicted A0 is the shrunk line's (in logit; dof 4: the same rule per coefficient)
+    sec = assemble_section({"silu": {"scale": tr.to_dict(), "widthdepth": None, "ranges": {}}},
+                           n_draws=50, seed=0)
+    x = np.array(xs)
+    g = np.log(np.array([r.theta[2] for r in noisy]) / (1 - np.array([r.theta[2] for r in noisy])))
+    bl, il = np.polyfit(x - x.mean(), g, 1)
+    sel = np.sqrt(np.sum((g - il - bl * (x - x.mean())) ** 2) / 4 / np.sum((x - x.mean()) ** 2))
+    Bl = shrinkage(bl, sel, 4)
+    for x0 in (7.5, 9.8):
+        out = predict_section(sec, "silu", 10**x0, 50.0, 20.0, method="excess")
+        want = 1 / (1 + np.exp(-(g.mean() + (1 - Bl) * bl * (x0 - x.mean()))))
+        assert out["a0"][0] == pytest.approx(want, rel=1e-9)
 
 
 def test_draws_propagate_run_uncertainty_and_scatter():
@@ -384,21 +412,49 @@ def test_cross_scale_check_refuses_overlap(published_fits):
         cross_scale_check(fits, info, pts, train=["0.1b_relu"], test=["0.1b_relu"])
 
 
-@pytest.mark.parametrize("method", ["curve", "excess", "coef"])
-def test_methods_reproduce_a_fitted_run_at_its_own_scale(method):
-    """Two scales: the lines are exact, so at a run's own N every method returns its law."""
+@pytest.mark.parametrize("method", ["nearest", "step", "auto"])
+def test_measured_curve_methods_reproduce_a_run_at_its_own_scale(method):
+    """At a run's own N the nearest-scale methods return that run's curve: its law where no
+    points are stored (an older section), else the monotone summary of its points."""
     from sparsitylaws.runfit.forms import get_form
 
     runs = _runs(xs=(8.0, 8.6), scatter=np.array([[0.1, -0.2, 0.01], [0.0, 0.3, -0.02]]))
     tr = fit_scale_trends(runs, n_draws=50)
-    sec = assemble_section({"silu": {"scale": tr.to_dict(), "widthdepth": None, "ranges": {}}},
+    sec = assemble_section({"silu": {"scale": tr.to_dict(), "widthdepth": None,
+                                     "ranges": {"tokens_per_param": [5.0, 500.0]}}},
                            n_draws=50, seed=0)
-    D = np.array([8.0, 20.0, 200.0])
     for run in runs:
+        tpp = np.array([8.0, 20.0, 200.0])
+        D = tpp * run.n_params / 1e9
         out = predict_section(sec, "silu", run.n_params, 50.0, D, method=method)
         want = get_form("convergent_power").evaluate(D, run.theta)
         assert np.allclose(out["ratio"], want, rtol=1e-9), method
-        assert np.allclose(out["a0"], run.theta[2])
+        assert np.allclose(out["ratio_low"], out["ratio_high"], atol=1e-6)  # no scale step
+        assert out["method"] == ("nearest" if method == "auto" else method)  # 2 scales: baseline
+    # stored points: the isotonic summary of them (a dip is averaged out, never followed)
+    from sparsitylaws.architecture.curves import measured_curve
+
+    y = np.array([0.30, 0.36, 0.34, 0.38, 0.39])
+    tok = np.array([1.0, 2.0, 4.0, 8.0, 16.0]) * 1e9
+    for run in runs:
+        run.curve = measured_curve(run.name, tok * run.n_params / 1e9, y, run.n_params)
+    tr = fit_scale_trends(runs, n_draws=50)
+    sec = assemble_section({"silu": {"scale": tr.to_dict(), "widthdepth": None, "ranges": {}}},
+                           n_draws=50, seed=0)
+    out = predict_section(sec, "silu", runs[0].n_params, 50.0, tok / 1e9 * runs[0].n_params / 1e9,
+                          method="nearest")
+    assert np.allclose(out["ratio"], [0.30, 0.35, 0.35, 0.38, 0.39], atol=1e-3)
+
+
+def test_trend_methods_with_two_scales_carry_no_trend():
+    runs = _runs(xs=(8.0, 8.6), scatter=np.array([[0.1, -0.2, 0.01], [0.0, 0.3, -0.02]]))
+    tr = fit_scale_trends(runs, n_draws=50)
+    sec = assemble_section({"silu": {"scale": tr.to_dict(), "widthdepth": None, "ranges": {}}},
+                           n_draws=50, seed=0)
+    for method in ("excess", "coef"):
+        a = predict_section(sec, "silu", 1e8, 50.0, 20.0, method=method)
+        b = predict_section(sec, "silu", 1e10, 50.0, 20.0 * 100, method=method)
+        assert a["a0"][0] == pytest.approx(b["a0"][0], rel=1e-12)
 
 
 def test_excess_method_stays_on_the_laws_side_of_the_limit():
@@ -480,3 +536,48 @@ def test_leave_one_scale_out_naive_forecasts_are_what_they_say(published_fits):
     # errors are predicted - measured, coverage is inside the band
     assert np.allclose(rows["error"], rows["predicted"] - rows["measured"])
     assert (rows["covered"] == ((rows["low"] <= rows["measured"]) & (rows["measured"] <= rows["high"]))).all()
+
+
+def test_a_version_1_section_still_loads_and_predicts():
+    """Sections written before the measured curves were stored (version 1) load; the runs'
+    laws stand in for their curves, so the nearest-scale methods give the nearest run's law."""
+    from sparsitylaws.runfit.forms import get_form
+
+    runs = _runs(xs=(8.0, 8.3, 8.6))
+    tr = fit_scale_trends(runs, n_draws=30)
+    sec = assemble_section({"silu": {"scale": tr.to_dict(), "widthdepth": None,
+                                     "ranges": {"tokens_per_param": [5.0, 500.0]}}},
+                           n_draws=30, seed=0)
+    old = json.loads(json.dumps(sec))
+    old["format_version"] = 1
+    for e in old["activations"].values():
+        e["scale"].pop("curves", None)
+        for k in ("shrinkage", "shrunk_estimate"):
+            e["scale"]["a0_slope"].pop(k, None)
+    check_section(old)
+    D = np.array([2.0, 20.0]) * runs[2].n_params / 1e9 * 10
+    out = predict_section(old, "silu", runs[2].n_params * 1.5, 50.0, D, method="nearest")
+    want = get_form("convergent_power").evaluate(D / 1.5, runs[2].theta)  # same tokens per parameter
+    assert np.allclose(out["ratio"], want, rtol=1e-9)
+
+
+def test_crosscheck_numbers_are_consistent_on_a_lab_series():
+    """Issue 21: crosscheck showed 89 pp errors '100% in band' for coef/excess (a band stretched
+    to the nearest run's curve and clamped to [0, 1], and a point band narrower than the curve
+    band).  Now the point band holds the curve band, coverage follows from the bands shown, and
+    the interval score (width + 20 x miss) exposes a band that says nothing."""
+    from conftest import REPO_ROOT
+
+    from sparsitylaws.architecture import cross_scale_from_table
+    from sparsitylaws.tables.io import read_table
+    from sparsitylaws.tables.rows import select_fit_rows
+
+    t = select_fit_rows(read_table(REPO_ROOT / "measurements" / "lab-gpu.parquet")).rows
+    res = cross_scale_from_table(t, train=["gpu-silu-w64-d2", "gpu-silu-w112-d3"],
+                                 test=["gpu-silu-w192-d4"], methods=["coef", "excess", "auto"], n_boot=0)
+    for _, r in res.iterrows():
+        assert r["coverage_point"] >= r["coverage_curve"]
+        assert r["interval_score"] >= r["mean_band_width"] - 1e-12
+        if r["mae"] > 0.2:  # far off: either outside the band, or a band as wide as the miss
+            assert r["coverage_point"] < 1 or r["mean_band_width"] > r["mae"]
+    assert res.set_index("method").loc["auto", "method_used"] == "nearest"  # two scales: baseline

@@ -79,9 +79,11 @@ def test_crosscheck_leave_one_scale_out(tmp_path, sparsinglaw_dir):
     r = run_cli("crosscheck", table, "--leave-one-scale-out", "--n-boot", "20", "--json")
     assert r.status == 0, r.stderr
     rows = json.loads(r.stdout)
-    # 8 runs x 3 budgets x (3 methods + 2 naive forecasts)
-    assert len(rows) == 8 * 3 * 5
-    assert {row["method"] for row in rows} == {"excess", "curve", "coef", "nearest", "largest_final"}
+    # 8 runs x 3 budgets x (6 methods + 1 naive forecast)
+    assert len(rows) == 8 * 3 * 7
+    assert {row["method"] for row in rows} == {"auto", "nearest", "step", "excess", "curve", "coef",
+                                               "largest_final"}
+    assert {row["method_used"] for row in rows if row["method"] == "auto"} <= {"nearest", "step"}
     for row in rows:
         assert 0 <= row["low"] <= row["predicted"] <= row["high"] <= 1
     text = run_cli("crosscheck", table, "--leave-one-scale-out", "--n-boot", "20", "--method", "curve")

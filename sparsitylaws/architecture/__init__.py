@@ -10,7 +10,11 @@ One module per concept (docs/architecture.md has the statistics and the reasons)
 * :mod:`~sparsitylaws.architecture.section`: the JSON-safe ``architecture`` section of a
   law set (:func:`build_architecture_section`, :func:`check_section`);
 * :mod:`~sparsitylaws.architecture.compose`: composing a prediction for configurations
-  (:func:`predict_section`);
+  (:func:`predict_section`), and the nested method choice behind ``auto``
+  (:func:`choose_method`, pieces in :mod:`~sparsitylaws.architecture.choice`);
+* :mod:`~sparsitylaws.architecture.curves` and :mod:`~sparsitylaws.architecture.scalestep`:
+  each scale run's measured curve and the scale-step model of the ``nearest``/``step``
+  methods;
 * :mod:`~sparsitylaws.architecture.crosscheck`: the cross-scale check
   (:func:`cross_scale_check`, :func:`cross_scale_from_table`);
 * :mod:`~sparsitylaws.architecture.runs` and :mod:`~sparsitylaws.architecture.common`:
@@ -30,7 +34,12 @@ from sparsitylaws.architecture.common import (
     _floats,
     _num,
 )
-from sparsitylaws.architecture.compose import predict_section
+from sparsitylaws.architecture.compose import (
+    choose_method,
+    nearest_fitted_range,
+    predict_section,
+    scale_step_sigma,
+)
 from sparsitylaws.architecture.crosscheck import cross_scale_check, cross_scale_from_table
 from sparsitylaws.architecture.runs import RunSummary, summarize_run
 from sparsitylaws.architecture.scale import ScaleTrend, fit_scale_trends
@@ -69,6 +78,7 @@ __all__ = [
     "assemble_section",
     "build_architecture_section",
     "check_section",
+    "choose_method",
     "cross_scale_check",
     "cross_scale_from_table",
     "fit_hinge",
@@ -77,7 +87,9 @@ __all__ = [
     "hinge_profile_rss",
     "limits_from_final",
     "limits_from_fits",
+    "nearest_fitted_range",
     "predict_section",
+    "scale_step_sigma",
     "smooth_hinge",
     "summarize_run",
 ]

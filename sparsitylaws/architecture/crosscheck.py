@@ -14,7 +14,7 @@ from sparsitylaws.architecture.common import DEFAULT_METHOD, METHODS, _num
 from sparsitylaws.architecture.compose import predict_section
 from sparsitylaws.architecture.runs import summarize_run
 from sparsitylaws.architecture.scale import fit_scale_trends
-from sparsitylaws.architecture.section import _ranges, assemble_section
+from sparsitylaws.architecture.section import _ranges, assemble_section, attach_curve
 from sparsitylaws.errors import FitInputError
 from sparsitylaws.runfit.backtest import interval_score
 
@@ -64,6 +64,9 @@ def cross_scale_check(
     missing = [r for r in list(train) + list(test) if r not in summ]
     if missing:
         raise FitInputError(f"cross-scale check: runs not in the fits: {missing}")
+    for s in summ.values():
+        if s.n_params is not None:
+            attach_curve(s, points)
     rows = []
     for name in test:
         ts = summ[name]
@@ -82,8 +85,10 @@ def cross_scale_check(
         pr = predict_section(sec, ts.activation, ts.n_params, ts.ratio or 0.0, D, level=level,
                              noise_sd=trend.sigma or 0.0, seed=seed, method=method)
         err = pr["ratio"] - y
+        lo, hi = pr.get("pred_low", pr["ratio_low"]), pr.get("pred_high", pr["ratio_high"])
         rows.append({
-            "run": name, "activation": ts.activation, "method": method, "n_params": ts.n_params,
+            "run": name, "activation": ts.activation, "method": method, "method_used": pr["method"],
+            "n_params": ts.n_params,
             "train_runs": ",".join(r.name for r in tr), "n_points": int(D.size),
             "tokens_b_min": float(D.min()), "tokens_b_max": float(D.max()),
             "mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err**2))),
@@ -91,8 +96,9 @@ def cross_scale_check(
             "coverage_curve": float(np.mean((y >= pr["ratio_low"]) & (y <= pr["ratio_high"]))),
             "coverage_point": float(np.mean((y >= pr["pred_low"]) & (y <= pr["pred_high"])))
             if "pred_low" in pr else math.nan,
-            "mean_band_width": float(np.mean(pr.get("pred_high", pr["ratio_high"])
-                                             - pr.get("pred_low", pr["ratio_low"]))),
+            "mean_band_width": float(np.mean(hi - lo)),
+            "interval_score": float(np.mean(interval_score(lo, hi, y, level))),
+            "n_clamped": int(np.sum(pr["floor"] | pr["ceiling"])),
             "a0_predicted": float(pr["a0"][0]), "a0_low": float(pr["a0_low"][0]),
             "a0_high": float(pr["a0_high"][0]), "a0_fitted": ts.a0,
             "level": level, "warnings": "; ".join(trend.warnings),
@@ -152,10 +158,29 @@ def _fit_runs(table: pd.DataFrame, names: Sequence[str], *, n_boot: int, seed: i
 
 # ---------------------------------------------------------------- leave one scale out
 
-#: Naive forecasts the methods are compared with (see :func:`leave_one_scale_out`).
-NAIVE = ("nearest", "largest_final")
+#: The naive forecast scored beside the methods (the nearest-scale baseline is the method
+#: ``nearest``, with its band calibrated on the training scales' steps).
+NAIVE = ("largest_final",)
 #: Budget positions scored on each held-out run: its first kept point, the middle one, the last.
 POSITIONS = ("early", "middle", "last")
+
+
+def scale_series(summaries: Sequence[Any]) -> list[Any]:
+    """One run per scale, as the scale laws take them: runs within 0.1 decades of each
+    other are one scale, and of a group with several width/depth ratios (a sweep) the run
+    nearest the other runs' median ratio is kept (sparsitylaws.architecture.section)."""
+    from sparsitylaws.architecture.section import _cluster_scales
+
+    groups = _cluster_scales(summaries)
+    others = [s.ratio for g in groups if len(g) == 1 for s in g if s.ratio]
+    every = [s.ratio for s in summaries if s.ratio]
+    target = float(np.median(others)) if others else (float(np.median(every)) if every else None)
+    out = []
+    for g in groups:
+        if len(g) > 1 and target is not None:
+            g = [min(g, key=lambda s, t=target: abs((s.ratio or t) - t))]
+        out.extend(g)
+    return out
 
 
 def leave_one_scale_out(
@@ -168,20 +193,21 @@ def leave_one_scale_out(
     level: float = 0.9,
     n_draws: int = 1000,
     seed: int = 0,
+    series: bool = True,
 ) -> pd.DataFrame:
-    """Leave-one-scale-out yardstick: per activation, predict each run from the others.
+    """Leave-one-scale-out yardstick: per activation, predict each scale run from the others.
 
-    For every held-out run, at its first kept, middle and last measured budgets, each
-    method's prediction (point band: curve draws plus the training runs' point noise) is
-    scored next to two naive forecasts that use no scale law:
+    The runs of an activation are first reduced to one run per scale (``series``:
+    :func:`scale_series`, the runs the scale laws use).  For every held-out run, at its first
+    kept, middle and last measured budgets, each method's band for a single measured point
+    (the section's draws plus the training runs' pooled point noise) is scored next to the
+    naive ``largest_final``: the largest training run's last measured value, its band the
+    range of the training runs' last values widened by the pooled point noise.  ``auto``
+    makes its nested choice on the training runs of each fold only.  The nearest-scale
+    baseline is the method ``nearest``.
 
-    * ``nearest``: the nearest fitted scale's (log10 N) own curve at the same tokens per
-      parameter, with its bootstrap band plus its point noise;
-    * ``largest_final``: the largest fitted run's last measured value; its band is the
-      range of the training runs' last values, widened by the pooled point noise.
-
-    Rows: activation, held_out, position, tokens, measured, method, predicted, low, high,
-    error, covered, width, interval_score, train_runs, warnings.
+    Rows: activation, held_out, position, tokens, measured, method, method_used, predicted,
+    low, high, error, covered, width, interval_score, train_runs, warnings.
     """
     from scipy import stats
 
@@ -191,11 +217,12 @@ def leave_one_scale_out(
     for s in summ.values():
         if s.n_params is None:
             raise FitInputError(f"leave-one-scale-out: run {s.name!r} has no n_params")
+        attach_curve(s, points)
         by_act.setdefault(s.activation, []).append(s)
     z = stats.norm.ppf(0.5 + level / 2)
     rows = []
     for act, ss in sorted(by_act.items()):
-        ss = sorted(ss, key=lambda s: s.n_params)
+        ss = sorted(scale_series(ss) if series else ss, key=lambda s: s.n_params)
         if len(ss) < 2:
             continue
         for h in ss:
@@ -217,24 +244,22 @@ def leave_one_scale_out(
             for m in methods:
                 pr = predict_section(sec, act, h.n_params, h.ratio or 0.0, Dp, level=level,
                                      noise_sd=sig, seed=seed, method=m)
-                preds[m] = (pr["ratio"], pr["pred_low"], pr["pred_high"])
-            near = min(tr, key=lambda s: abs(math.log10(s.n_params) - math.log10(h.n_params)))
-            preds["nearest"] = _nearest_forecast(near, Dp * near.n_params / h.n_params, level, seed)
-            big = tr[-1]
+                preds[m] = (pr["ratio"], pr["pred_low"], pr["pred_high"], pr["method"])
             finals = np.array([_points_of(points, s.name)[1][-1] for s in tr])
-            big_final = float(_points_of(points, big.name)[1][-1])
+            big_final = float(_points_of(points, tr[-1].name)[1][-1])
             pad = z * sig
             preds["largest_final"] = (np.full(3, big_final), np.full(3, finals.min() - pad),
-                                      np.full(3, finals.max() + pad))
-            for m, (pt, lo, hi) in preds.items():
+                                      np.full(3, finals.max() + pad), "largest_final")
+            for m, (pt, lo, hi, used) in preds.items():
                 lo = np.clip(np.minimum(lo, pt), 0.0, 1.0)
                 hi = np.clip(np.maximum(hi, pt), 0.0, 1.0)
                 for k, pos in enumerate(POSITIONS):
                     rows.append({
                         "activation": act, "held_out": h.name, "n_params": h.n_params,
                         "position": pos, "tokens": Dp[k] * 1e9, "measured": yp[k], "method": m,
-                        "predicted": pt[k], "low": lo[k], "high": hi[k], "error": pt[k] - yp[k],
-                        "covered": bool(lo[k] <= yp[k] <= hi[k]), "width": hi[k] - lo[k],
+                        "method_used": used, "predicted": pt[k], "low": lo[k], "high": hi[k],
+                        "error": pt[k] - yp[k], "covered": bool(lo[k] <= yp[k] <= hi[k]),
+                        "width": hi[k] - lo[k],
                         "interval_score": float(interval_score(lo[k], hi[k], yp[k], level)),
                         "train_runs": ",".join(s.name for s in tr),
                         "warnings": "; ".join(trend.warnings), "level": level,
@@ -242,25 +267,6 @@ def leave_one_scale_out(
     if not rows:
         raise FitInputError("leave-one-scale-out: needs at least 2 runs of one activation")
     return pd.DataFrame(rows)
-
-
-def _nearest_forecast(run: Any, D: np.ndarray, level: float, seed: int):
-    """A fitted run's own curve at budgets D (billions), with its bootstrap band plus point noise."""
-    from sparsitylaws.architecture.compose import _eval_form
-
-    th = [np.asarray(run.theta[j]) for j in range(len(run.param_names))]
-    pt = _eval_form(run.form, th, D)
-    rng = np.random.default_rng(seed)
-    if run.draws is not None:
-        dr = _eval_form(run.form, [run.draws[:, j][:, None] for j in range(len(run.param_names))],
-                        D[None, :])
-    else:
-        dr = np.repeat(pt[None, :], 200, axis=0)
-    dr = np.clip(dr, 0.0, 1.0) + rng.normal(0.0, run.sigma or 0.0, dr.shape)
-    dr = dr[np.all(np.isfinite(dr), axis=1)]
-    a = (1 - level) / 2
-    lo, hi = np.quantile(dr, [a, 1 - a], axis=0)
-    return np.clip(pt, 0, 1), lo, hi
 
 
 def loso_summary(rows: pd.DataFrame) -> pd.DataFrame:
@@ -274,11 +280,35 @@ def loso_summary(rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def loso_overall(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per activation and method, over every held-out run and budget: n, MAE (pp), bias (pp),
+    coverage, mean width (pp) and mean interval score (pp)."""
+    out = loso_summary(rows.assign(position="all"))
+    return out.drop(columns="position")
+
+
+def series_runs(table: pd.DataFrame) -> list[str]:
+    """The runs of a one-metric table that :func:`scale_series` keeps, per activation,
+    from the table's own width, depth and n_params (no fitting needed)."""
+    from types import SimpleNamespace
+
+    out = []
+    for _act, g in table.groupby(table["activation"].astype(str).str.lower()):
+        runs = []
+        for name, r in g.groupby("run"):
+            first = r.iloc[0]
+            w, d, n = (_num(first.get(k)) for k in ("width", "depth", "n_params"))
+            runs.append(SimpleNamespace(name=str(name), n_params=n, ratio=(w / d) if w and d else None))
+        out += [s.name for s in scale_series([s for s in runs if s.n_params])]
+    return sorted(out)
+
+
 def loso_from_table(table: pd.DataFrame, *, runs: Sequence[str] | None = None,
                     methods: Sequence[str] = METHODS, n_boot: int = 300, level: float = 0.9,
-                    seed: int = 0) -> pd.DataFrame:
-    """:func:`leave_one_scale_out` straight from a one-metric measurement table."""
-    names = list(runs) if runs else sorted(table["run"].unique())
+                    seed: int = 0, n_draws: int = 1000) -> pd.DataFrame:
+    """:func:`leave_one_scale_out` straight from a one-metric measurement table: fits only
+    the runs of each activation's scale series (:func:`series_runs`), or ``runs``."""
+    names = list(runs) if runs else series_runs(table)
     fits, info = _fit_runs(table, names, n_boot=n_boot, seed=seed)
     return leave_one_scale_out(fits, info, table, runs=names, methods=methods, level=level,
-                               seed=seed)
+                               seed=seed, n_draws=n_draws)

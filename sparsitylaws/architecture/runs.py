@@ -33,6 +33,8 @@ class RunSummary:
     n_params: float | None = None
     width: float | None = None
     depth: float | None = None
+    #: the run's measured curve (sparsitylaws.architecture.curves.measured_curve), when known
+    curve: dict | None = None
 
     @property
     def ratio(self) -> float | None:

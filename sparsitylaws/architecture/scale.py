@@ -1,6 +1,7 @@
 """Scale trends: the data-law coefficients (alpha, c, b, A0) of one activation as straight
 lines in log10 of the non-embedding parameter count N, in a transformed space (log alpha,
-log c, b, A0).
+log c, b, A0), and the empirical-Bayes shrinkage (:func:`shrinkage`) every slope gets
+before predictions use it (few scales rarely support a trend).
 
 The A0 slope gets a t interval and a verdict on whether it is distinguishable from zero.
 Uncertainty of a predicted curve is propagated by sampling: each draw refits the trends
@@ -64,6 +65,7 @@ class ScaleTrend:
     widths: list[float | None]
     depths: list[float | None]
     warnings: list[str] = field(default_factory=list)
+    curves: list[dict | None] | None = None  # each run's measured curve (section version 2)
 
     def to_dict(self) -> dict:
         f = _floats
@@ -92,10 +94,12 @@ class ScaleTrend:
             "widths": self.widths,
             "depths": self.depths,
             "warnings": self.warnings,
-            "method": ("OLS lines in log10 N of (log alpha, log c, b, A0); draws refit the lines "
-                       "through one bootstrap draw per run and add between-scale scatter "
-                       "(residual covariance, multivariate t with dof = n_runs - 2, times "
-                       "sqrt(1 + leverage))"),
+            "curves": self.curves,
+            "method": ("OLS lines in log10 N of (log alpha, log c, b, A0) (stored as fitted); "
+                       "predictions use each slope shrunk toward 0 by empirical Bayes and "
+                       "refit the lines through one bootstrap draw per run plus between-scale "
+                       "scatter (multivariate t around the shrunk lines, times sqrt(1 + "
+                       "leverage)); docs/architecture.md"),
         }
 
 
@@ -183,19 +187,24 @@ def fit_scale_trends(
         se = math.sqrt(resid_cov[ia0, ia0] * xtx_inv[1, 1])
         tq = stats.t.ppf(0.5 + level / 2, dof)
         sl = float(coef[1, ia0])
+        B = shrinkage(sl, se, dof)
         a0_slope = {"estimate": sl, "se": se, "interval": [sl - tq * se, sl + tq * se],
                     "level": level, "dof": dof, "per": "decade of non-embedding parameters",
                     "distinguishable_from_zero": bool(abs(sl) > tq * se),
-                    "method": "OLS of per-run A0 on log10 N, t interval"}
+                    "shrinkage": B, "shrunk_estimate": (1.0 - B) * sl,
+                    "method": ("OLS of per-run A0 on log10 N, t interval; predictions use the "
+                               "slope shrunk toward 0 by empirical Bayes (shrinkage B, "
+                               "docs/architecture.md)")}
     elif X.shape[1] == 2:
         sl = float(coef[1, ia0])
         a0_slope = {"estimate": sl, "se": None, "interval": None, "level": level, "dof": 0,
                     "per": "decade of non-embedding parameters", "distinguishable_from_zero": None,
-                    "method": "exact line through 2 scales; no interval possible"}
+                    "shrinkage": 1.0, "shrunk_estimate": 0.0,
+                    "method": "exact line through 2 scales; no interval possible, no trend carried"}
     else:
         a0_slope = {"estimate": 0.0, "se": None, "interval": None, "level": level, "dof": dof,
                     "per": "decade of non-embedding parameters", "distinguishable_from_zero": None,
-                    "method": "one scale; no slope"}
+                    "shrinkage": 1.0, "shrunk_estimate": 0.0, "method": "one scale; no slope"}
     ratios = [s.ratio for s in summaries]
     if ratio_ref is None:
         known = [r for r in ratios if r is not None]
@@ -213,4 +222,18 @@ def fit_scale_trends(
         tokens_b=(min(t[0] for t in toks), max(t[1] for t in toks)) if toks else (math.nan, math.nan),
         ratios=ratios, widths=[s.width for s in summaries], depths=[s.depth for s in summaries],
         warnings=warnings,
+        curves=[s.curve for s in summaries] if any(s.curve for s in summaries) else None,
     )
+
+
+def shrinkage(slope: float, se: float, dof: float) -> float:
+    """Empirical-Bayes shrinkage B of a slope toward 0 (1 = no trend).
+
+    Prior slope ~ N(0, omega^2); the positive-part estimate omega^2 = max(0, b^2 - V_eff)
+    gives ``B = min(1, V_eff / b^2)``, with ``V_eff = se^2 dof / (dof - 2)``: the squared
+    standard error inflated by its own uncertainty (the variance of a t with ``dof``
+    degrees of freedom).  With dof <= 2 that variance is infinite and no slope is carried.
+    """
+    if not (dof > 2) or slope == 0 or not math.isfinite(se):
+        return 1.0
+    return float(min(1.0, se * se * dof / (dof - 2) / (slope * slope)))

@@ -12,6 +12,7 @@ import pandas as pd
 
 from sparsitylaws.architecture.common import (
     ARCH_FORMAT,
+    ARCH_READABLE,
     ARCH_VERSION,
     FORM_PARAMS,
     PAPER_FORM,
@@ -88,6 +89,28 @@ def _ranges(summ: Sequence[RunSummary], wd: dict | None) -> dict:
                                    + [s.tokens_b[1] * 1e9 / s.n_params for s in summ if s.n_params
                                       and math.isfinite(s.tokens_b[1])]),
     }
+
+
+def attach_curve(s: RunSummary, points: Any) -> None:
+    """Give a run summary its measured curve: the run's points (a measurement table, or a
+    mapping run -> (tokens, ratio)) from the first one its fit kept."""
+    from sparsitylaws.architecture.curves import measured_curve
+
+    if isinstance(points, pd.DataFrame):
+        if "run" not in points.columns:
+            return
+        g = points[points["run"] == s.name]
+        if g.empty:
+            return
+        tok, y = g["tokens"].to_numpy(float), g["activation_ratio"].to_numpy(float)
+    else:
+        if s.name not in points:
+            return
+        tok, y = (np.asarray(v, float) for v in points[s.name])
+    start = s.tokens_b[0] * 1e9 if np.isfinite(s.tokens_b[0]) else None
+    cur = measured_curve(s.name, tok, y, float(s.n_params), start)
+    if cur["tokens_per_param"]:
+        s.curve = cur
 
 
 def _cluster_scales(summ: Sequence[RunSummary], gap: float = 0.1) -> list[list[RunSummary]]:
@@ -186,6 +209,8 @@ def build_architecture_section(
         if s.n_params is None:
             skipped.append(f"run {name}: n_params unknown")
             continue
+        if table is not None:
+            attach_curve(s, table)
         summ.setdefault(s.activation or "unknown", []).append(s)
     entries: dict[str, dict] = {}
     bottleneck = None
@@ -252,10 +277,10 @@ def check_section(section: Any, source: str = "law set") -> dict:
     if not isinstance(section, Mapping) or section.get("format") != ARCH_FORMAT:
         raise LawSetError(f"{source}: architecture section is not in format {ARCH_FORMAT!r}")
     v = section.get("format_version")
-    if v != ARCH_VERSION:
+    if v not in ARCH_READABLE:
         raise LawSetError(
             f"{source}: unknown architecture section format version {v!r} (this sparsitylaws "
-            f"reads version {ARCH_VERSION})")
+            f"reads versions {', '.join(map(str, ARCH_READABLE))})")
     acts = section.get("activations")
     if not isinstance(acts, Mapping) or not acts:
         raise LawSetError(f"{source}: architecture section has no activations")

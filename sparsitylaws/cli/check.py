@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from sparsitylaws.architecture.common import METHODS
 from sparsitylaws.cli.options import level_option, n_boot_option
 from sparsitylaws.errors import SparsityLawsError
 
@@ -35,7 +36,7 @@ def _names(text: str, option: str) -> list[str]:
 @click.option("--metric", default=None,
               help="Metric rows to use (default: ppl-p, or the only metric), as in fit.")
 @click.option("--metric-arg", type=float, default=None, help="Metric argument (e.g. p = 1).")
-@click.option("--method", "methods", multiple=True, type=click.Choice(["excess", "curve", "coef"]),
+@click.option("--method", "methods", multiple=True, type=click.Choice(METHODS),
               help="Curve-prediction method(s); default: all.")
 @n_boot_option()
 @level_option("Level of the predicted bands whose coverage is reported.")
@@ -130,7 +131,8 @@ def _loso(rows, metric: str, methods: list[str], n_boot: int, level: float, seed
                    f"{r['interval_score_pp']:>15.2f}")
     click.echo(f"'in band': share (0 to 1) of held-out points inside the {pct}% band for a single "
                "measured point; interval score: width + 2/(1-level) x miss (lower is better). "
-               "nearest: the nearest fitted scale's curve at the same tokens per parameter; "
+               "nearest: the nearest measured scale's curve at the same tokens per parameter (the "
+               "baseline); "
                "largest_final: the largest fitted run's last value")
     warns = sorted({w for ws in res["warnings"] for w in str(ws).split("; ") if w})
     if warns:

@@ -15,6 +15,7 @@ import click
 import numpy as np
 import pandas as pd
 
+from sparsitylaws.architecture.common import DEFAULT_METHOD, METHODS
 from sparsitylaws.cli.options import laws_option, level_option, output_option
 from sparsitylaws.cli.params import TOKEN_COUNT, PositiveNumber, WholeNumber
 from sparsitylaws.errors import SparsityLawsError
@@ -52,10 +53,10 @@ def _anchored(df: pd.DataFrame, anchors: tuple[str, ...], ls, method: str) -> pd
     return anchor_frame(df, list(anchors), lawset=ls, method=method)
 
 
-def _recipe_echo(ls) -> None:
+def _recipe_echo(ls, df: pd.DataFrame | None = None) -> None:
     from sparsitylaws.planning.recipe import recipe_line
 
-    line = recipe_line(ls)
+    line = (df.attrs.get("recipe") if df is not None else None) or recipe_line(ls)
     if line:
         click.echo(line + " (see caveats)")
 
@@ -66,7 +67,7 @@ def _print_single(df: pd.DataFrame, ls, explicit_tokens: bool) -> None:
     lvl = int(round(100 * r0["level"]))
     where = ls.source or "?"
     click.echo(f"law set: {ls.name}  [{where}]")
-    _recipe_echo(ls)
+    _recipe_echo(ls, df)
     click.echo(f"configuration: width {r0['width']}, depth {r0['depth']}, FFN ratio {r0['ffn_ratio']:g} "
                f"({'gated' if r0['gated'] else 'not gated'}), width/depth {r0['width_depth_ratio']:.1f}")
     click.echo(f"parameters: non-embedding {r0['n_params']:.4g}, total {r0['n_params_total']:.4g}")
@@ -119,9 +120,13 @@ def _print_single(df: pd.DataFrame, ls, explicit_tokens: bool) -> None:
         click.echo("\ncaveats of this law set:")
         for c in cav:
             click.echo(f"  - {c}")
-    click.echo(f"\nmethod: A(D) by '{r0['method']}'; intervals are percentiles of draws of the scale "
-               "trends (bootstrap draws of the runs plus between-scale scatter) and of the "
-               "width/depth law; see docs/planning.md")
+    used = ", ".join(f"{a} by '{m}'" for a, m in dict(zip(df["activation"].astype(str),
+                                                        df["method"].astype(str), strict=True)).items())
+    how = ("the nearest scale(s)' curves at equal tokens per parameter, scale-step "
+           "errors calibrated on the law set's own scale steps" if set(df["method"].astype(str))
+           <= {"nearest", "step"} else "percentiles of draws of the scale trends and of the runs")
+    click.echo(f"\nmethod: A(D) {used}; intervals: {how}, and the width/depth law's draws; "
+               "see docs/architecture.md")
 
 
 #: Spellings of a grid's ``gated`` cells (case-insensitive); anything else is an error.
@@ -243,7 +248,7 @@ def _read_grid(path: str, activation: str, gated: bool) -> pd.DataFrame:
 
 
 def _grid_predict(df: pd.DataFrame, ls, activation: str, level: float, ffn_ratio: float,
-                  gated: bool, source: str, method: str = "curve", tokens: int | None = None,
+                  gated: bool, source: str, method: str = DEFAULT_METHOD, tokens: int | None = None,
                   heads: int | None = None, kv_heads: int | None = None,
                   vocab: int | None = None) -> pd.DataFrame:
     from sparsitylaws.planning import predict as plan
@@ -306,7 +311,7 @@ def _json_out(df: pd.DataFrame, ls) -> None:
         rec["warnings"] = _row_warnings(row)
     rec = (ls.provenance or {}).get("recipe") or {}
     click.echo(json.dumps({"lawset": ls.name, "lawset_source": ls.source,
-                           "recipe": rec.get("name"),
+                           "recipe": df.attrs.get("recipe") or rec.get("name"),
                            "anchor": df.attrs.get("anchor", []),
                            "caveats": list(df.attrs.get("caveats") or []),
                            "predictions": records}, indent=1))
@@ -361,14 +366,14 @@ def _check_mode_options(ctx: click.Context, mode: str, grid_columns: set[str]) -
 @click.option("--params", type=PositiveNumber(example="7e9"), help="Fixed non-embedding budget to compare shapes at.")
 @click.option("--depths", type=str, help="Comma-separated depths for --params, e.g. 16,24,32,48,64.")
 @level_option()
-@click.option("--method", default="curve", show_default=True,
-              type=click.Choice(["curve", "excess", "coef"]),
-              help="How A(D) is carried to a new scale (docs/architecture.md: chosen by a "
-                   "leave-one-scale-out table).")
+@click.option("--method", default=DEFAULT_METHOD, show_default=True, type=click.Choice(METHODS),
+              help="How A(D) is carried to a new scale (docs/architecture.md; 'auto' picks one "
+                   "by a leave-one-scale-out over the law set's own scale runs).")
 @output_option((".csv", ".parquet"), "Write all rows to this file")
 @click.option("--anchor", "anchors", multiple=True, metavar="TABLE[:RUN]",
-              help="Measured checkpoints of your own recipe (ppl-p rows; each run's last "
-                   "checkpoint, every usable run without :RUN); shifts the law set to them. "
+              help="Measured checkpoints of your own recipe (ppl-p rows; every usable "
+                   "checkpoint of the run, or of every run without :RUN); shifts the law set "
+                   "to them. "
                    "Repeatable (docs/planning.md).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
@@ -413,7 +418,7 @@ def predict(ctx, width, depth, activation, tokens, ffn_ratio, gated, heads, kv_h
             _json_out(df, ls)
             return
         click.echo(f"law set: {ls.name}  [{ls.source}]   {len(df)} predictions")
-        _recipe_echo(ls)
+        _recipe_echo(ls, df)
         _print_frame(df, ["grid_row", "width", "depth", "activation", "n_params", "width_depth_ratio", "tokens",
                           "stable_band", "a0", "activation_ratio", "ratio_low", "ratio_high",
                           "extrapolation"] + (["anchored"] if "anchored" in df else []))
@@ -436,7 +441,7 @@ def predict(ctx, width, depth, activation, tokens, ffn_ratio, gated, heads, kv_h
         return
     lvl = int(round(100 * level))
     click.echo(f"law set: {ls.name}  [{ls.source}]")
-    _recipe_echo(ls)
+    _recipe_echo(ls, df)
     click.echo(f"shapes at {params:.3g} non-embedding parameters (width rounded to a multiple of 128); "
                f"{lvl}% intervals")
     for act, g in df.groupby("activation", sort=False, observed=True):

@@ -211,8 +211,8 @@ def predict_configs(
     non-embedding parameters is refused.
     ``activation``: ``"all"`` (every activation the law set covers), one name or a list.
     ``lawset``: a path, a :class:`~sparsitylaws.lawset.fileformat.LawSet` or None (packaged default).
-    ``method``: how A(D) is carried to a new scale: ``curve`` (default), ``excess`` or
-    ``coef`` (see :func:`sparsitylaws.architecture.predict_section`; A0 is the same).
+    ``method``: how A(D) is carried to a new scale: ``auto`` (default), ``nearest``, ``step``,
+    ``curve``, ``excess`` or ``coef`` (see :func:`sparsitylaws.architecture.predict_section`).
     Columns: configuration, ``n_params`` (non-embedding), ``n_params_total``,
     ``width_depth_ratio``, regime columns, ``a0``/``a0_low``/``a0_high`` (limit as D -> inf),
     ``activation_ratio``/``ratio_low``/``ratio_high`` at ``tokens``, ``sparsity``
@@ -321,7 +321,7 @@ def predict_configs(
             **{f"extrap_{k}": v for k, v in dist.items()},
             "extrapolation": alld.max(axis=0), "warning": pd.Series(warn, dtype=object),
             "clamped": pr["floor"] | pr["ceiling"], "a0_at_bound": at_bound,
-            "method": _const(method, W.size), "lawset": _const(ls.name, W.size),
+            "method": _const(pr.get("method", method), W.size), "lawset": _const(ls.name, W.size),
         }))
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     for col in CATEGORICAL_COLUMNS:  # concat of differing categories gives object columns

@@ -45,8 +45,8 @@ def predict(
     ``tokens`` defaults to 190 x non-embedding parameters (the paper's budget).
     ``activation``: ``"all"`` (every activation the law set covers), one name or a list.
     ``lawset``: a path, a :class:`~sparsitylaws.lawset.LawSet` or None (packaged default).
-    ``method``: how A(D) is carried to a new scale: ``curve`` (default), ``excess`` or
-    ``coef`` (see :func:`sparsitylaws.architecture.predict_section`; A0 is the same).
+    ``method``: how A(D) is carried to a new scale: ``auto`` (default), ``nearest``, ``step``,
+    ``curve``, ``excess`` or ``coef`` (see :func:`sparsitylaws.architecture.predict_section`).
     ``anchor``: measured checkpoints of the user's own recipe (``"TABLE[:RUN]"``, a list of
     them, a DataFrame of measurement rows or :class:`~sparsitylaws.planning.anchor.Anchor`
     objects) that shift the law set to it (:func:`sparsitylaws.planning.anchor.anchor_frame`:

@@ -20,7 +20,8 @@ from typing import Any
 from sparsitylaws import paper
 from sparsitylaws.planning.configs import predict_configs
 
-__all__ = ["PAPER_RECIPE", "TRANSFER_EXAMPLE", "recipe_caveat", "recipe_line", "recipe_metadata"]
+__all__ = ["PAPER_RECIPE", "TRANSFER_EXAMPLE", "anchored_caveat", "anchored_recipe_line",
+           "recipe_caveat", "recipe_line", "recipe_metadata"]
 
 #: The recipe of the paper's runs (PAPER.md, "Model configurations").
 PAPER_RECIPE = {
@@ -83,3 +84,32 @@ def recipe_caveat(lawset: Any) -> str | None:
     """The recipe caveat stored in the law set, or None."""
     rec = (getattr(lawset, "provenance", None) or {}).get("recipe")
     return rec.get("caveat") if rec else None
+
+
+def _recipe_name(lawset: Any) -> str:
+    rec = (getattr(lawset, "provenance", None) or {}).get("recipe") or {}
+    return str(rec.get("name") or f"the runs of law set '{getattr(lawset, 'name', '')}'")
+
+
+def anchored_recipe_line(lawset: Any, offsets: dict) -> str:
+    """'recipe: yours, anchored on RUNS (...)' for an anchored answer: it describes the
+    anchors' recipe, not the law set's."""
+    runs = sorted({a["run"] for o in offsets.values() for a in o.anchors})
+    acts = ", ".join(sorted(offsets))
+    return (f"recipe: yours, anchored on {', '.join(runs)} ({acts}); the law set's shapes "
+            f"across scale and budget come from {_recipe_name(lawset)}")
+
+
+def anchored_caveat(lawset: Any, offsets: dict, unanchored: list[str] | None = None) -> str:
+    """The recipe caveat of an anchored answer (replaces the law set's own, which advises
+    anchoring): what the anchors fix and what they cannot."""
+    n = sum(o.n_anchors for o in offsets.values())
+    text = (f"Shifted to your recipe by {n} measured checkpoint{'s' if n != 1 else ''} "
+            f"({', '.join(sorted(offsets))}). The anchors fix the level; how curves move across "
+            f"scale and budget is still that of {_recipe_name(lawset)}, and the interval holds how "
+            "far the offset drifts away from the anchors (tau, the kriging sd). A target far from "
+            "every anchor, in size, width/depth or budget, inherits that law's shape.")
+    if unanchored:
+        text += (f" Not anchored: {', '.join(unanchored)} (the law set's own recipe applies to "
+                 "those rows).")
+    return text

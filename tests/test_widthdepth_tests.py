@@ -180,3 +180,74 @@ def test_hinge_fit_uses_seeds_and_reports_everything():
     means = [x["mean"] for x in d["designs"]]
     assert means == pytest.approx([y[np.isclose(SWEEP, r)].mean() for r in RATIOS5])
     assert any(w.startswith("fixed breakpoint at width/depth 114") and "power" in w for w in fit.warnings)
+
+
+# --- the law set and the report carry them -------------------------------------------------
+
+def _sweep_rows(seed=0):
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for w, d in [(48, 8), (64, 4), (80, 3), (96, 2), (144, 1)]:
+        for s in range(3):
+            run = f"cpu-relu-w{w}-d{d}-s{s}"
+            for t in np.geomspace(5e4, 3e6, 8).astype(int):
+                v = 0.09 + 0.05 * np.exp(-t / 4e5) + rng.normal(0, 0.002)
+                for metric, arg, val in (("ppl-p", 1.0, v), ("cett", 0.1, 1.2 * v)):
+                    rows.append({"run": run, "tokens": int(t), "metric": metric, "metric_arg": arg,
+                                 "activation_ratio": val, "width": w, "depth": d, "n_params": 11 * w * w * d})
+    return pd.DataFrame(rows)
+
+
+def test_plateau_means_and_robust_tests_in_the_law_set():
+    from sparsitylaws.lawset.build import add_plateau_limits, add_widthdepth_robustness
+
+    df = _sweep_rows()
+    rows = df[df["metric"] == "ppl-p"]
+    info = {r: {"width_depth_ratio": g["width"].iloc[0] / g["depth"].iloc[0], "n_params": int(g["n_params"].iloc[0])}
+            for r, g in rows.groupby("run")}
+    add_plateau_limits(info, rows, df)
+    for run, g in rows.groupby("run"):
+        last = g.sort_values("tokens")["activation_ratio"].tail(3)
+        assert info[run]["plateau"]["mean"] == pytest.approx(last.mean())
+        c = df[(df["run"] == run) & (df["metric"] == "cett")].sort_values("tokens")["activation_ratio"].tail(3)
+        assert info[run]["plateau_common_cett"] == {"cett": 0.1, "mean": pytest.approx(c.mean()), "n_last": 3}
+    section = {"activations": {"relu": {"widthdepth": {"runs": sorted(info)}}}}
+    add_widthdepth_robustness(section, info, seed=0)
+    pt = section["activations"]["relu"]["widthdepth"]["plateau_tests"]
+    r = np.array([info[x]["width_depth_ratio"] for x in pt["runs"]])
+    y = np.array([info[x]["plateau"]["mean"] for x in pt["runs"]])
+    ref = W.fixed_breakpoint_test(np.sort(r), y[np.argsort(r, kind="stable")], None, seed=7)
+    assert pt["fixed_breakpoint_test"]["rise"] == pytest.approx(ref["rise"])
+    assert pt["fixed_breakpoint_test"]["p_value"] == pytest.approx(ref["p_value"])
+    assert pt["test"]["weights"] == "equal" and len(pt["designs"]) == 5
+
+
+def test_report_shows_seeds_tests_and_power():
+    from types import SimpleNamespace
+
+    from sparsitylaws.lawset.build import add_plateau_limits, add_widthdepth_robustness
+    from sparsitylaws.views.report import widthdepth_evidence_blocks
+
+    df = _sweep_rows(1)
+    rows = df[df["metric"] == "ppl-p"]
+    info = {r: {"width_depth_ratio": g["width"].iloc[0] / g["depth"].iloc[0], "n_params": int(g["n_params"].iloc[0])}
+            for r, g in rows.groupby("run")}
+    add_plateau_limits(info, rows, df)
+    runs = sorted(info)
+    lim = __import__("pandas").DataFrame({
+        "run": runs, "ratio": [info[x]["width_depth_ratio"] for x in runs],
+        "n_params": [info[x]["n_params"] for x in runs], "a0": [info[x]["plateau"]["mean"] - 0.001 for x in runs],
+        "a0_se": [0.002] * len(runs)})
+    h = W.fit_widthdepth(lim, n_boot=199, smooth_fit=False, n_perm=999)
+    section = {"activations": {"relu": {"widthdepth": {"runs": runs, "fit": h.to_dict()}}}}
+    add_widthdepth_robustness(section, info, seed=0)
+    blocks = widthdepth_evidence_blocks(SimpleNamespace(architecture=section, run_info=info))
+    tables = [b.frame for b in blocks if b.kind == "table"]
+    designs, tests = tables
+    assert list(designs["runs"]) == [3] * 5
+    assert "plateau at CETT 0.1: mean of seeds" in designs.columns
+    assert len(tests) == 2 and tests["free breakpoint: p (power vs 2 pp)"].str.contains("%").all()
+    assert tests["fixed: permutation p (power vs 2 pp)"].str.contains("%").all()
+    assert any("three heaviest runs carry" in b.text for b in blocks if b.kind == "p")

@@ -499,11 +499,19 @@ def widthdepth_evidence_blocks(ls: Any) -> list[Block]:
         rows = []
         for d in fit.get("designs") or []:
             q = pd_designs.get(d["design"], {})
-            rows.append({"width/depth": _g(d["ratio"], 3), "runs": d["runs"],
-                         "fitted A0: mean of seeds": _pct(d["mean"]),
-                         "fitted A0: sd across seeds": "n/a" if d["sd"] is None else f"{100 * d['sd']:.2f} pp",
-                         "plateau: mean of seeds": _pct(q.get("mean")),
-                         "plateau: sd across seeds": "n/a" if q.get("sd") is None else f"{100 * q['sd']:.2f} pp"})
+            row = {"width/depth": _g(d["ratio"], 3), "runs": d["runs"],
+                   "fitted A0: mean of seeds": _pct(d["mean"]),
+                   "fitted A0: sd across seeds": "n/a" if d["sd"] is None else f"{100 * d['sd']:.2f} pp",
+                   "plateau: mean of seeds": _pct(q.get("mean")),
+                   "plateau: sd across seeds": "n/a" if q.get("sd") is None else f"{100 * q['sd']:.2f} pp"}
+            common = [(ls.run_info.get(r) or {}).get("plateau_common_cett") for r in wd.get("runs") or []
+                      if math.isclose((ls.run_info.get(r) or {}).get("width_depth_ratio") or -1.0, d["ratio"],
+                                       rel_tol=1e-6)]
+            common = [c for c in common if c]
+            if common:
+                vals = np.array([c["mean"] for c in common])
+                row[f"plateau at CETT {common[0]['cett']:g}: mean of seeds"] = _pct(float(vals.mean()))
+            rows.append(row)
         if rows:
             out.append(Block("table", frame=pd.DataFrame(rows)))
         out.append(Block("p", (

@@ -267,13 +267,14 @@ def test_measuring_is_added_per_model_and_does_not_shrink_with_the_budget(worker
 def test_measure_seconds_counts_checkpoints_metrics_and_the_joint_search():
     from sparsitylaws.lab.sizing import SEARCH_PASSES, MeasureTiming, measure_seconds
 
-    plan = parse_plan(PRESETS["cpu"])
-    relu = plan.models[0]
     t = MeasureTiming(load_s=0.5, stats_s=2.0, pass_s=3.0)
-    ck, s = plan.train.checkpoints, plan.measure.stabilize_last
-    # ppl-p, zero (ReLU) and the common CETT per checkpoint; the search on s checkpoints
-    want = ck * (0.5 + 2.0 + 3 * 3.0) + s * (0.5 + 2.0 + SEARCH_PASSES * 3.0)
-    assert measure_seconds(plan, relu, t) == pytest.approx(want)
+    for text, metrics in ((PRESETS["gpu"], 3), (PRESETS["cpu"], 2)):  # the cpu preset has no zero
+        plan = parse_plan(text)
+        relu = plan.models[0]
+        ck, s = plan.train.checkpoints, plan.measure.stabilize_last
+        # ppl-p, zero (ReLU) and the common CETT per checkpoint; the search on s checkpoints
+        want = ck * (0.5 + 2.0 + metrics * 3.0) + s * (0.5 + 2.0 + SEARCH_PASSES * 3.0)
+        assert measure_seconds(plan, relu, t) == pytest.approx(want)
 
 
 def test_seeds_of_one_design_are_timed_once(monkeypatch):

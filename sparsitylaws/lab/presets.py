@@ -61,7 +61,7 @@ then a linear decay over the last 10%.  Corpus: the standard library and six pin
 packages' sources, cleaned (no generated tables, no near duplicates, no 128-byte verbatim
 overlap between training and evaluation text); every checkpoint measured on the same
 65,536 held-out tokens.  Sized to finish in about 2 hours on one CPU core (one torch
-thread): 12 tokens per parameter (docs/lab.md: rerun it bigger).\"\"\"
+thread): 12 tokens per parameter, no zero metric (docs/lab.md: rerun it bigger).\"\"\"
 
 [corpus]
 source = "stdlib+packages"
@@ -88,6 +88,7 @@ threads = 1
 seq_len = 128
 num_seqs = 512
 common_cett = 0.1
+zero_for_relu = false
 
 [fit]
 n_boot = 200

@@ -268,7 +268,8 @@ def test_measure_seconds_counts_checkpoints_metrics_and_the_joint_search():
     from sparsitylaws.lab.sizing import SEARCH_PASSES, MeasureTiming, measure_seconds
 
     t = MeasureTiming(load_s=0.5, stats_s=2.0, pass_s=3.0)
-    for text, metrics in ((PRESETS["gpu"], 3), (PRESETS["cpu"], 2)):  # the cpu preset has no zero
+    for text, metrics in ((PRESETS["gpu"], 2), (PRESETS["cpu"], 2),  # the presets: no zero metric
+                          (PRESETS["gpu"].replace("zero_for_relu = false", "zero_for_relu = true"), 3)):
         plan = parse_plan(text)
         relu = plan.models[0]
         ck, s = plan.train.checkpoints, plan.measure.stabilize_last

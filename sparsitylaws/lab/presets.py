@@ -168,6 +168,7 @@ seq_len = 512
 num_seqs = 128
 device = "auto"
 common_cett = 0.1
+zero_for_relu = false
 
 [fit]
 n_boot = 200

@@ -298,8 +298,11 @@ def spread_weights(se: np.ndarray, tau: float, max_top3: float = MAX_TOP3) -> tu
     if se.size <= 3 or share(tau) <= max_top3 or 3.0 / se.size > max_top3:
         return tau, False
     lo, hi = tau, max(tau, float(np.max(se)), 1e-12)
-    while share(hi) > max_top3:
+    cap = 1e6 * hi  # weights are then equal to 1e-12: the limit when 3/n is the target itself
+    while share(hi) > max_top3 and hi < cap:
         hi *= 2.0
+    if share(hi) > max_top3:
+        return hi, True
     for _ in range(60):
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if share(mid) > max_top3 else (lo, mid)
@@ -417,8 +420,9 @@ def fit_hinge(
       better of the hinge and the line (the alternative contains the null, so LR >= 0),
       p-value from ``n_boot`` parametric bootstrap samples under the fitted line;
       ``supported`` when p < ``alpha``; ``power``: the share of sweeps simulated with a
-      hinge rising by ``power_rise`` up to ``fixed_breakpoint`` (same ratios, weights and
-      residual scale) in which it rejects;
+      hinge rising by ``power_rise`` from the smallest ratio up to ``fixed_breakpoint``, flat
+      above (same ratios, weights and residual scale), in which it rejects (low when the
+      sweep has too few ratios above that breakpoint for the test's own breakpoints);
     * ``fixed`` (``extras``): :func:`fixed_breakpoint_test` at ``fixed_breakpoint`` with
       the same weights (permutation p-value, rise with interval, power);
     * breakpoint interval: {rb : n log(RSS(rb)/RSS_min) <= q}, q the ``level`` quantile of
@@ -505,10 +509,11 @@ def fit_hinge(
     lr_b = _lr(rss_lb, rss_hb)
     p_value = float((1 + np.sum(lr_b >= lr_obs - 1e-12)) / (n_boot + 1))
     power = None
-    if extras:  # a hinge rising by power_rise up to the fixed breakpoint, this fit's noise
-        rb_alt = min(max(fixed_breakpoint, lo), hi)
-        slope_alt = power_rise / max(rb_alt - r_s[0], 1e-12)
-        Ya = slope_alt * (np.minimum(r_s, rb_alt) - rb_alt)[None, :] + \
+    if extras:  # the paper's shape: rising by power_rise up to the fixed breakpoint, flat
+        # above (a line through the sweep when it ends below), with this fit's noise; the
+        # test's own breakpoints may not reach it, and then its power is low, as it should be
+        slope_alt = power_rise / max(fixed_breakpoint - r_s[0], 1e-12)
+        Ya = slope_alt * (np.minimum(r_s, fixed_breakpoint) - fixed_breakpoint)[None, :] + \
             rng.standard_normal((n_boot, n)) * (sig_l / sw)[None, :]
         lr_a = _lr(_line_fit(r_s, Ya, sw)[1], _hinge_exact(r_s, Ya, sw)[3])
         p_a = (1 + np.sum(lr_b[None, :] >= lr_a[:, None] - 1e-12, axis=1)) / (n_boot + 1)
@@ -531,7 +536,7 @@ def fit_hinge(
         "top3_weight_share": top_share(w_used),
         "power": power,
         "power_rise": power_rise,
-        "power_breakpoint": float(min(max(fixed_breakpoint, lo), hi)),
+        "power_breakpoint": float(fixed_breakpoint),
     }
 
     # --- breakpoint interval: bootstrap-calibrated profile likelihood
@@ -541,9 +546,13 @@ def fit_hinge(
     rb_b, plat_b, slope_b, rss_hb2 = _hinge_exact(r_s, Yh, sw)
     rss_at_true = hinge_profile_rss(r_s, Yh, [rb], sw)[:, 0]
     lr_true = n * np.log(np.maximum(rss_at_true, tiny) / np.maximum(rss_hb2, tiny))
-    q = float(np.quantile(lr_true, level))
+    q = max(float(np.quantile(lr_true, level)), 0.0)  # >= 0 (rounding can push it below)
     grid = np.unique(np.concatenate([np.geomspace(lo, hi, 800), [rb]]))
-    prof = n * np.log(np.maximum(hinge_profile_rss(r_s, Y, grid, sw)[0], tiny) / max(float(rss_h), tiny))
+    prof_rss = hinge_profile_rss(r_s, Y, grid, sw)[0]
+    # against the profile's own minimum where rounding puts it above the exact one (the grid
+    # holds rb, so the two agree up to rounding; a hinge through every point has RSS 0 in
+    # one and 1e-17 in the other, and the region would otherwise be empty)
+    prof = n * np.log(np.maximum(prof_rss, tiny) / max(float(rss_h), float(prof_rss.min()), tiny))
     inside = prof <= q
     idx = np.flatnonzero(inside)
     i0, i1 = idx[0], idx[-1]

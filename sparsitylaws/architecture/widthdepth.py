@@ -373,7 +373,8 @@ def fixed_breakpoint_test(r: Sequence[float], y: Sequence[float], w: Sequence[fl
     return {**out, "available": True, "rise": rise, "rise_interval": [rise - tq * se_rise, rise + tq * se_rise],
             "level": level, "slope": slope, "plateau": float(beta[0, 0] + slope * breakpoint),
             "p_value": p_value, "rejects": bool(p_value < alpha), "power": power,
-            "residual_sd": math.sqrt(phi)}
+            # the runs' typical residual sd, sqrt(phi * mean(1/w)) (sqrt(phi) with equal weights)
+            "residual_sd": math.sqrt(phi * float(np.mean(1.0 / w)))}
 
 
 def design_spread(r: np.ndarray, y: np.ndarray, groups: np.ndarray | None) -> list[dict]:

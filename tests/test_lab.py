@@ -50,28 +50,31 @@ def test_checkpoint_steps_are_log_spaced_and_distinct(total, n, first):
 
 
 def test_presets_parse_and_cpu_meets_the_design():
+    """cpu and gpu (issue 22): a width/depth sweep of >= 5 ratios x >= 3 seeds at one size
+    with one head size, on both sides of the paper's bottleneck (114), a learning rate per
+    width and a decay phase, >= 65,536 evaluation tokens per checkpoint from a cleaned
+    corpus, and one common CETT for every run."""
     plans = {k: load_plan(k) for k in PRESETS}
     assert set(plans) >= {"ci", "cpu", "gpu"}
     for name in ("cpu", "gpu"):
         p = plans[name]
-        assert p.train.checkpoints >= 15
+        assert p.train.checkpoints >= 10
+        assert p.train.decay_frac > 0 and p.train.lr_width_ref > 0
+        assert p.measure.seq_len * p.measure.num_seqs >= 65_536, name
+        assert p.measure.common_cett > 0
+        c = p.corpus
+        assert c.clean and c.source == "stdlib+packages" and c.eval_bytes >= 4 * 65_536
         relu = [m for m in p.models if m.activation == "relu"]
-        # width/depth sweep: runs within 0.1 in log10 N of a neighbour, >= 7 ratios, both sides of 114
-        sizes = sorted(relu, key=lambda m: m.estimated_params())
-        clusters, cur = [], [sizes[0]]
-        for a, b in zip(sizes, sizes[1:], strict=False):
-            if math.log10(b.estimated_params() / a.estimated_params()) < 0.1:
-                cur.append(b)
-            else:
-                clusters.append(cur)
-                cur = [b]
-        clusters.append(cur)
-        sweep = max(clusters, key=len)
-        ratios = sorted({m.width_depth_ratio for m in sweep})
-        assert len(ratios) >= 7 and ratios[0] < 114 < ratios[-1], (name, ratios)
-        for act in ("relu", "silu"):
-            scales = {round(math.log10(m.estimated_params()), 1) for m in p.models if m.activation == act}
-            assert len(scales) >= 3, (name, act, scales)
+        sizes = [m.estimated_params() for m in relu]
+        assert math.log10(max(sizes) / min(sizes)) < 0.11, name  # one size
+        assert len({m.head_dim for m in relu}) == 1, name  # one head size
+        seeds: dict[float, set] = {}
+        for m in relu:
+            seeds.setdefault(m.width_depth_ratio, set()).add(p.seed_of(m))
+        assert len(seeds) >= 5 and all(len(v) >= 3 for v in seeds.values()), (name, seeds)
+        ratios = sorted(seeds)
+        assert ratios[0] < 114 < ratios[-1], (name, ratios)
+        assert {m.design for m in relu} == {m.design_name for m in relu}
 
 
 def test_lab_modules_stay_light():
@@ -148,7 +151,8 @@ def test_ci_preset_end_to_end(ci_run):
             assert {"model.safetensors", "config.json", "trainer_state.json", "tokenizer_config.json"} <= {
                 f.name for f in c.iterdir()}
         metrics = sorted(sub["metric"].unique())
-        assert metrics == (["ppl-p", "zero"] if m.activation == "relu" else ["ppl-p"])
+        assert metrics == (["cett", "ppl-p", "zero"] if m.activation == "relu" else ["cett", "ppl-p"])
+        assert (sub[sub["metric"] == "cett"]["metric_arg"] == plan.measure.common_cett).all()
         ppl = sub[sub["metric"] == "ppl-p"].sort_values("tokens")
         assert len(ppl) == plan.train.checkpoints
         # tokens = steps * batch * seq_len, read from trainer_state.json by measure

@@ -49,6 +49,7 @@ def test_unset_batch_size_keeps_the_run_fingerprint():
     m = plan.models[0]
     before = asdict(m)
     before.pop("batch_size")
+    before.pop("design")  # unset (a model without seeds): not hashed either
     payload = {"model": before, "train": asdict(plan.train), "seed": 0, "corpus": "c"}
     ref = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
     assert fingerprint(m, plan.train, 0, "c") == ref

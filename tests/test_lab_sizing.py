@@ -103,7 +103,8 @@ def test_with_tokens_per_param_twice_is_stable():
     text = PRESETS["gpu"]
     once = with_tokens_per_param(text, 50)
     assert with_tokens_per_param(once, 50) == once
-    assert with_tokens_per_param(once, 190) == text  # the preset writes "190" the same way
+    own = parse_plan(text).train.tokens_per_param
+    assert with_tokens_per_param(once, own) == text  # the preset writes its value the same way
 
 
 # --- the estimate and its fit --------------------------------------------------------------
@@ -237,3 +238,55 @@ def test_time_step_builds_the_model_with_the_plans_vocabulary(monkeypatch, extra
     plan = parse_plan(PRESETS["ci"].replace("[corpus]\n", "[corpus]\n" + extra))
     assert time_step(plan, plan.models[0], steps=1, warmup=1) > 0
     assert seen == [vocab]
+
+
+# --- measuring counted (issue 22) ------------------------------------------------------------
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_measuring_is_added_per_model_and_does_not_shrink_with_the_budget(workers):
+    rng = np.random.default_rng(7)
+    plan = _plan(40)
+    step_s = {m.name: float(rng.uniform(1e-3, 0.05)) for m in plan.models}
+    meas = {m.name: float(rng.uniform(1, 30)) for m in plan.models}
+    for tpp in (1, 10, 40):
+        train_only = {m.name: step_s[m.name] * steps_at(plan, m, tpp) for m in plan.models}
+        cost = {k: train_only[k] + meas[k] for k in train_only}
+        if workers == 1:
+            want = sum(cost.values())
+        else:
+            groups = split_models(plan, plan.models, workers)
+            want = max(sum(cost.values()), max(sum(cost[m.name] for m in g) for g in groups))
+        assert estimate_seconds(plan, step_s, tpp, workers, 1.0, meas) == pytest.approx(want, rel=1e-12)
+    # a budget that measuring alone nearly fills leaves few tokens; one it exceeds: 1
+    floor = estimate_seconds(plan, step_s, 1, workers, 1.0, meas)
+    assert fit_tokens_per_param(plan, step_s, floor * 0.99, workers, 1.0, meas) == 1
+    t = fit_tokens_per_param(plan, step_s, floor * 1.5, workers, 1.0, meas)
+    assert t < fit_tokens_per_param(plan, step_s, floor * 1.5, workers, 1.0, None)
+
+
+def test_measure_seconds_counts_checkpoints_metrics_and_the_joint_search():
+    from sparsitylaws.lab.sizing import SEARCH_PASSES, MeasureTiming, measure_seconds
+
+    t = MeasureTiming(load_s=0.5, stats_s=2.0, pass_s=3.0)
+    for text, metrics in ((PRESETS["gpu"], 2), (PRESETS["cpu"], 2),  # the presets: no zero metric
+                          (PRESETS["gpu"].replace("zero_for_relu = false", "zero_for_relu = true"), 3)):
+        plan = parse_plan(text)
+        relu = plan.models[0]
+        ck, s = plan.train.checkpoints, plan.measure.stabilize_last
+        # ppl-p, zero (ReLU) and the common CETT per checkpoint; the search on s checkpoints
+        want = ck * (0.5 + 2.0 + metrics * 3.0) + s * (0.5 + 2.0 + SEARCH_PASSES * 3.0)
+        assert measure_seconds(plan, relu, t) == pytest.approx(want)
+
+
+def test_seeds_of_one_design_are_timed_once(monkeypatch):
+    import sparsitylaws.lab.sizing as sizing
+
+    calls = []
+    monkeypatch.setattr(sizing, "time_step", lambda plan, m, *a: calls.append(("step", m.design_name)) or 0.1)
+    monkeypatch.setattr(sizing, "time_measure",
+                        lambda plan, m: calls.append(("measure", m.design_name)) or sizing.MeasureTiming(0.1, 0.2, 0.3))
+    plan = parse_plan(PRESETS["gpu"])
+    step_s, meas = sizing.size_plan(plan, log=lambda s: None)
+    designs = {m.design_name for m in plan.models}
+    assert len(calls) == 2 * len(designs) and set(step_s) == set(meas) == {m.name for m in plan.models}
+    assert len(plan.models) == 3 * len(designs)

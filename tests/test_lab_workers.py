@@ -177,7 +177,7 @@ def test_two_workers_write_what_one_process_writes(one_and_two):
     ta = read_table(a / "lab-ci.parquet").sort_values(keys).reset_index(drop=True)
     tb = read_table(b / "lab-ci.parquet").sort_values(keys).reset_index(drop=True)
     assert not tb.duplicated(keys).any() and not ta.duplicated(keys).any()
-    assert len(ta) == 24  # 8 checkpoints x (ppl-p for both, zero for ReLU)
+    assert len(ta) == 40  # 8 checkpoints x (ppl-p and the common CETT for both, zero for ReLU)
     assert ta[keys].values.tolist() == tb[keys].values.tolist()
     assert list(ta["tokens"]) == list(tb["tokens"])
     # training is deterministic on CPU: the very same numbers
@@ -192,7 +192,7 @@ def test_two_workers_write_what_one_process_writes(one_and_two):
     for stage in ("train", "measure"):
         assert set(man[stage]) == set(CI_MODELS), (stage, man[stage])
     assert all(man["train"][m]["steps"] > 0 for m in CI_MODELS)
-    assert man["measure"]["relu-w32-d2"]["rows"] == 16 and man["measure"]["silu-w32-d2"]["rows"] == 8
+    assert man["measure"]["relu-w32-d2"]["rows"] == 24 and man["measure"]["silu-w32-d2"]["rows"] == 16
     assert {"corpus", "fit", "report"} <= set(man)
     for name in ("laws.json", "report.html"):
         assert (b / f"lab-ci.{name}").is_file()

@@ -43,7 +43,9 @@ def _output_callback(ctx: click.Context, param: click.Parameter, value: Path | N
               help="Create the output folder's missing parent folder (that one folder only).")
 @click.option("--stage", "stages", multiple=True, type=click.Choice(STAGE_CHOICES), default=("all",),
               show_default=True, help="Run only these stages (repeatable; the corpus is always built).")
-@click.option("--model", "only", multiple=True, help="Train and measure only this model (repeatable).")
+@click.option("--model", "only", multiple=True,
+              help="Train and measure only this model (repeatable; a model trained with several "
+                   "seeds: all of them, or NAME-sSEED for one).")
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Train and measure this many models at once, each in its own process "
                    "(fills a GPU that one small model leaves idle; the results are the same).")
@@ -76,8 +78,7 @@ def lab(plan, output, stages, only, workers, print_plan, quiet) -> None:
                        f"parameters, {budget:,.0f} tokens ({budget / n:.0f} per parameter)")
         return
     if only:
-        for name in only:
-            p.model(name)
+        p.select(only)  # an unknown name: one line naming the known ones
     chosen = ("corpus", "train", "measure", "fit", "report") if "all" in stages else tuple(stages)
     out = output or Path(f"lab-{p.name}")
     if out.exists() and not out.is_dir():

@@ -54,15 +54,23 @@ class Manifest:
                 return {}
         return {}
 
-    def record(self, stage: str, key: str | None, seconds: float, **extra: Any) -> None:
+    def record(self, stage: str, key: str | None, seconds: float, *, accumulate: bool = False,
+               **extra: Any) -> None:
+        """Set one stage's entry (``key``: a model's); ``accumulate``: add the seconds and the
+        numeric fields to what earlier invocations recorded (a resumed measuring stage)."""
         from sparsitylaws.tables.io import file_lock
 
-        entry = {"wall_s": round(seconds, 2), **extra}
         with file_lock(self.path):
             disk = self._load()
             disk.update({k: v for k, v in self.data.items() if k != "stages"})
             disk.setdefault("stages", {})
             st = disk["stages"].setdefault(stage, {})
+            old = (st if key is None else st.get(key, {})) if accumulate else {}
+            entry = {"wall_s": round(seconds + float(old.get("wall_s", 0.0)), 2)}
+            for k, v in extra.items():
+                prev = old.get(k)
+                both = isinstance(v, (int, float)) and isinstance(prev, (int, float))
+                entry[k] = v + prev if both and not isinstance(v, bool) else v
             if key is None:
                 st.update(entry)
             else:
@@ -88,6 +96,8 @@ def measure_settings(plan: Plan, m: ModelSpec, run_dir: Path, table: Path, eval_
     steps = int(json.loads((run_dir / DONE_FILE).read_text())["steps"])
     warm_steps = max(1, round(t.warmup_frac * steps)) if t.warmup_frac > 0 else 0
     metrics = ["ppl-p"] + (["zero"] if ms.zero_for_relu and m.activation == "relu" else [])
+    if ms.common_cett > 0:  # one threshold for every run: comparable across runs
+        metrics.append(f"cett:{ms.common_cett:g}")
     return MeasureSettings(run=plan.run_name(m), output=table, text=str(eval_text),
                            seq_len=ms.seq_len, num_seqs=ms.num_seqs, p=ms.p, metrics=metrics,
                            device=ms.device, dtype=ms.dtype,
@@ -118,7 +128,7 @@ def run_lab(plan: Plan, out: Path, *, stages: Sequence[str] = STAGES, only: Sequ
     out.mkdir(parents=True, exist_ok=True)
     paths = outputs(plan, out)
     runs_dir = out / "runs"
-    models = [plan.model(n) for n in only] if only else list(plan.models)
+    models = plan.select(only) if only else list(plan.models)
     import torch
 
     # cpu=True where there is no GPU: a CPU-only torchrun / accelerate launch then runs as
@@ -159,9 +169,8 @@ def run_lab(plan: Plan, out: Path, *, stages: Sequence[str] = STAGES, only: Sequ
                 continue
             t0 = time.perf_counter()
             n = measure_run(plan, m, run_dir, paths["table"], corpus.eval_path, quiet, log)
-            if n:
-                prev = man.data["stages"].get("measure", {}).get(m.name, {}).get("wall_s", 0.0)
-                man.record("measure", m.name, prev + time.perf_counter() - t0, rows=n)
+            if n:  # rows and time add up over invocations (a resumed run measures the rest)
+                man.record("measure", m.name, time.perf_counter() - t0, rows=n, accumulate=True)
     if not main:
         return paths
     if "fit" in stages:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 ACTIVATIONS = ("relu", "silu", "gelu")
-CORPUS_SOURCES = ("stdlib", "stdlib+site-packages")
+CORPUS_SOURCES = ("stdlib", "stdlib+packages", "stdlib+site-packages")
 TOKENIZERS = ("bytes", "bpe")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -36,7 +37,11 @@ class CorpusSpec:
     """Where the text comes from and how it is split (see :mod:`.corpus`)."""
 
     source: str = "stdlib"  # Python standard library sources + pydoc_data.topics
+    packages: tuple[str, ...] = ()  # stdlib+packages: installed distributions to add
     eval_per_mille: int = 100  # documents whose sha256(name) % 1000 < this are held out
+    eval_slice: int = 512  # bytes taken from the middle of each held-out document (0: all)
+    eval_bytes: int = 0  # cap on the evaluation text (0: none)
+    clean: bool = False  # leave out generated tables, duplicates and train/eval overlap
     max_train_bytes: int = 0  # 0: no cap
     tokenizer: str = "bytes"  # bytes (ByT5's byte-level, vocabulary 259) | bpe (trained here)
     vocab_size: int = 4096  # bpe only: vocabulary of the byte-level BPE the lab trains
@@ -56,6 +61,7 @@ class TrainSpec:
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0
+    lr_width_ref: int = 0  # > 0: muP-style, hidden matrices get lr * ref/width, init std * sqrt(ref/width)
     tokens_per_param: float = 190.0  # budget per non-embedding parameter (paper: >= 190)
     checkpoints: int = 16  # log-spaced checkpoints per run
     first_checkpoint_frac: float = 0.01  # first checkpoint at this share of the budget
@@ -75,6 +81,7 @@ class MeasureSpec:
     device: str = "auto"
     dtype: str = "float32"
     stabilize_last: int = 5
+    common_cett: float = 0.0  # > 0: also the cett metric at this one CETT for every run
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,12 @@ class ModelSpec:
     tokens: int | None = None  # overrides train.tokens_per_param
     seed: int | None = None  # overrides the plan's seed
     batch_size: int | None = None  # overrides train.batch_size (small models: more steps)
+    design: str | None = None  # the [[model]] name when the plan trains it once per seed
+
+    @property
+    def design_name(self) -> str:
+        """The model's design: seeds of one design share it (its plain name otherwise)."""
+        return self.design or self.name
 
     @property
     def d_ffn(self) -> int:
@@ -124,6 +137,7 @@ class Plan:
     name: str
     models: tuple[ModelSpec, ...]
     seed: int = 0
+    seeds: tuple[int, ...] = ()  # every model without its own seed(s) runs once per seed
     corpus: CorpusSpec = field(default_factory=CorpusSpec)
     train: TrainSpec = field(default_factory=TrainSpec)
     measure: MeasureSpec = field(default_factory=MeasureSpec)
@@ -137,6 +151,20 @@ class Plan:
                 return m
         raise PlanError(f"plan {self.name!r}: no model named {name!r} "
                         f"(known: {', '.join(m.name for m in self.models)})")
+
+    def select(self, names: Sequence[str]) -> list[ModelSpec]:
+        """The models named (a [[model]] name trained with several seeds names all of them)."""
+        out: list[ModelSpec] = []
+        for n in names:
+            hit = [m for m in self.models if n in (m.name, m.design)]
+            if not hit:
+                self.model(n)  # raises, listing the known names
+            out.extend(m for m in hit if m not in out)
+        return out
+
+    def seed_of(self, m: ModelSpec) -> int:
+        """The seed model ``m`` trains with."""
+        return self.seed if m.seed is None else int(m.seed)
 
     def train_for(self, m: ModelSpec) -> TrainSpec:
         """The training settings of model ``m``: the plan's, with its own batch size if set."""
@@ -161,6 +189,11 @@ def _section(where: str, cls: type, raw: Any) -> Any:
     kw = {}
     for k, v in raw.items():
         default = getattr(cls(), k)
+        if isinstance(default, tuple):
+            if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
+                raise PlanError(f"{where}.{k}: expected a list of names, got {v!r}")
+            kw[k] = tuple(v)
+            continue
         if isinstance(default, bool) and not isinstance(v, bool):
             raise PlanError(f"{where}.{k}: expected true or false, got {v!r}")
         if isinstance(default, (int, float)) and not isinstance(default, bool):
@@ -173,10 +206,35 @@ def _section(where: str, cls: type, raw: Any) -> Any:
     return cls(**kw)
 
 
+def _seed_list(where: str, v: Any) -> tuple[int, ...]:
+    if not isinstance(v, list) or not v or any(isinstance(x, bool) or not isinstance(x, int) or x < 0
+                                               for x in v):
+        raise PlanError(f"{where}: expected a list of whole numbers >= 0, got {v!r}")
+    if len(set(v)) < len(v):
+        raise PlanError(f"{where}: a seed is listed twice in {v!r}")
+    return tuple(int(x) for x in v)
+
+
+def _models(where: str, raw: Any, plan_seeds: tuple[int, ...]) -> list[ModelSpec]:
+    """One [[model]] table -> its models: one per seed of ``seeds`` (the model's, else the
+    plan's), named NAME-sSEED, unless it sets its own single ``seed``."""
+    if isinstance(raw, dict) and "seeds" in raw:
+        raw = dict(raw)
+        seeds = _seed_list(f"{where}.seeds", raw.pop("seeds"))
+        if "seed" in raw:
+            raise PlanError(f"{where}: set seed or seeds, not both")
+    else:
+        seeds = () if isinstance(raw, dict) and "seed" in raw else plan_seeds
+    m = _model(where, raw)
+    if not seeds:
+        return [m]
+    return [replace(m, name=f"{m.name}-s{s}", seed=s, design=m.name) for s in seeds]
+
+
 def _model(where: str, raw: Any) -> ModelSpec:
     if not isinstance(raw, dict):
         raise PlanError(f"{where}: expected a table")
-    known = {f.name for f in fields(ModelSpec)}
+    known = {f.name for f in fields(ModelSpec)} - {"design"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise PlanError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
@@ -214,7 +272,7 @@ def parse_plan(text: str, where: str = "plan") -> Plan:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PlanError(f"{where}: not valid TOML ({exc})") from None
-    known = {"name", "seed", "note", "corpus", "train", "measure", "fit", "model"}
+    known = {"name", "seed", "seeds", "note", "corpus", "train", "measure", "fit", "model"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise PlanError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
@@ -224,15 +282,16 @@ def parse_plan(text: str, where: str = "plan") -> Plan:
     seed = raw.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise PlanError(f"{where}.seed: expected a whole number >= 0, got {seed!r}")
+    seeds = _seed_list(f"{where}.seeds", raw["seeds"]) if "seeds" in raw else ()
     models_raw = raw.get("model")
     if not isinstance(models_raw, list) or not models_raw:
         raise PlanError(f"{where}: no models (add [[model]] tables with name, width, depth)")
-    models = tuple(_model(f"{where}: model[{i}]", m) for i, m in enumerate(models_raw))
+    models = tuple(x for i, m in enumerate(models_raw) for x in _models(f"{where}: model[{i}]", m, seeds))
     names = [m.name for m in models]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:
         raise PlanError(f"{where}: model name {dup!r} used twice")
-    plan = Plan(name=name, models=models, seed=seed, note=str(raw.get("note", "")),
+    plan = Plan(name=name, models=models, seed=seed, seeds=seeds, note=str(raw.get("note", "")),
                 corpus=_section(f"{where}: corpus", CorpusSpec, raw.get("corpus")),
                 train=_section(f"{where}: train", TrainSpec, raw.get("train")),
                 measure=_section(f"{where}: measure", MeasureSpec, raw.get("measure")),
@@ -251,6 +310,13 @@ def _check(plan: Plan, where: str) -> None:
         raise PlanError(f"{where}: corpus.vocab_size {c.vocab_size} must lie in 260..65535")
     if not 0 < c.eval_per_mille < 1000:
         raise PlanError(f"{where}: corpus.eval_per_mille must lie in 1..999")
+    if c.eval_slice < 0 or c.eval_bytes < 0:
+        raise PlanError(f"{where}: corpus.eval_slice and corpus.eval_bytes must be >= 0 (0: no limit)")
+    if c.source == "stdlib+packages" and not c.packages:
+        raise PlanError(f"{where}: corpus.source stdlib+packages needs corpus.packages (a list of "
+                        "installed distributions, e.g. [\"numpy\", \"scipy\"])")
+    if c.packages and c.source != "stdlib+packages":
+        raise PlanError(f"{where}: corpus.packages is read only with corpus.source = \"stdlib+packages\"")
     if t.seq_len < 8 or t.batch_size < 1 or not t.lr > 0:
         raise PlanError(f"{where}: train.seq_len >= 8, train.batch_size >= 1 and train.lr > 0 needed")
     if not (0 <= t.warmup_frac < 1 and 0 <= t.decay_frac < 1 and t.warmup_frac + t.decay_frac < 1):
@@ -269,6 +335,10 @@ def _check(plan: Plan, where: str) -> None:
         raise PlanError(f"{where}: train.mixed_precision must be no, bf16 or fp16")
     if not ms.p > 0 or ms.seq_len < 2 or ms.num_seqs < 1:
         raise PlanError(f"{where}: measure.p > 0, measure.seq_len >= 2, measure.num_seqs >= 1 needed")
+    if ms.common_cett < 0 or ms.common_cett >= 1:
+        raise PlanError(f"{where}: measure.common_cett must lie in [0, 1) (0: off)")
+    if t.lr_width_ref < 0:
+        raise PlanError(f"{where}: train.lr_width_ref must be >= 0 (0: one learning rate for every width)")
     if ms.seq_len > t.seq_len:
         raise PlanError(f"{where}: measure.seq_len {ms.seq_len} exceeds train.seq_len {t.seq_len} "
                         "(the models know no longer positions)")

@@ -38,12 +38,19 @@ STATE_FILE = "train_state.pt"
 DONE_FILE = "done.json"
 
 
+#: keys added after runs were committed, left out of the hash at these values, so that a
+#: run trained before they existed keeps its fingerprint (and resumes)
+_LATER_MODEL_KEYS = {"batch_size": None, "design": None}
+_LATER_TRAIN_KEYS = {"lr_width_ref": 0}
+
+
 def fingerprint(spec: ModelSpec, train: TrainSpec, seed: int, corpus_sha: str) -> str:
     """Hash of everything that determines the trained weights."""
-    model = asdict(spec)
-    if model.get("batch_size") is None:  # unset: the same hash as before the field existed
-        model.pop("batch_size", None)
-    payload = {"model": model, "train": asdict(train), "seed": seed, "corpus": corpus_sha}
+    model = {k: v for k, v in asdict(spec).items()
+             if not (k in _LATER_MODEL_KEYS and v == _LATER_MODEL_KEYS[k])}
+    tr = {k: v for k, v in asdict(train).items()
+          if not (k in _LATER_TRAIN_KEYS and v == _LATER_TRAIN_KEYS[k])}
+    payload = {"model": model, "train": tr, "seed": seed, "corpus": corpus_sha}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -63,6 +70,40 @@ def batch_offsets(seed: int, step: int, n_bytes: int, seq_len: int, batch: int) 
     """Start offsets of step ``step``'s windows (a pure function of its arguments)."""
     rng = np.random.default_rng([seed, step])
     return rng.integers(0, n_bytes - seq_len, size=batch)
+
+
+def width_scale(spec: ModelSpec, t: TrainSpec) -> float:
+    """muP-style factor of the hidden matrices' learning rate: ref/width (1 when off).
+
+    With Adam, a hidden matrix's update moves its output by about lr x fan-in, so a learning
+    rate inversely proportional to the width keeps that move the same across widths; their
+    initial standard deviation scales with the factor's square root (variance ~ 1/fan-in).
+    Embeddings (tied to the output head) and norms keep the plan's learning rate.
+    """
+    return t.lr_width_ref / spec.width if t.lr_width_ref else 1.0
+
+
+def param_groups(model: Any, spec: ModelSpec, t: TrainSpec) -> list[dict]:
+    """AdamW groups: hidden matrices (weight decay, width-scaled lr), the rest (none)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (decay if p.ndim >= 2 and "embed" not in name else no_decay).append(p)
+    return [{"params": decay, "weight_decay": t.weight_decay, "lr": t.lr * width_scale(spec, t)},
+            {"params": no_decay, "weight_decay": 0.0, "lr": t.lr}]
+
+
+def rescale_init(model: Any, spec: ModelSpec, t: TrainSpec) -> None:
+    """Hidden matrices drawn again with std init_std * sqrt(ref/width) (muP-style; a no-op
+    when ``lr_width_ref`` is 0)."""
+    import torch
+
+    if not t.lr_width_ref:
+        return
+    std = t.init_std * math.sqrt(width_scale(spec, t))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.ndim >= 2 and "embed" not in name:
+                p.normal_(0.0, std)
 
 
 def budget_steps(n_params: int, spec: ModelSpec, t: TrainSpec) -> tuple[int, int]:
@@ -101,15 +142,11 @@ def train_model(plan: Plan, spec: ModelSpec, corpus: Corpus, run_dir: Path, acce
     tok = corpus.tokenizer()
     set_seed(seed)
     model = build_model(spec, len(tok), t.seq_len, t.init_std)
+    rescale_init(model, spec, t)
     n_params = non_embedding_params(model)
     tokens, total = budget_steps(n_params, spec, t)
     ckpts = checkpoint_steps(total, t.checkpoints, t.first_checkpoint_frac)
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (decay if p.ndim >= 2 and "embed" not in name else no_decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=t.lr, betas=(t.beta1, t.beta2), eps=1e-8)
+    opt = torch.optim.AdamW(param_groups(model, spec, t), lr=t.lr, betas=(t.beta1, t.beta2), eps=1e-8)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, t))
     state_path = run_dir / STATE_FILE
     start, history, wall_before = 0, [], 0.0

@@ -163,8 +163,11 @@ def fit_table(
     forecast_section, forecast_summary = (calibrate_forecasts(fits, info, rows, level) if backtest
                                           else (None, None))
     section, arch_note = None, None
+    add_plateau_limits(info, rows, df)
     if architecture and len(fits) >= 2:
         section, arch_note = _architecture(fits, info, rows, limit_from, level, seed)
+        if section is not None:
+            add_widthdepth_robustness(section, info, seed)
     provenance = {
         "created_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
         "created_by": "sparsitylaws fit",
@@ -188,6 +191,56 @@ def fit_table(
         provenance["caveats"] = [mixed_studies_caveat(studies)]
     return LawSet(name=name, runs=fits, run_info=info, architecture=section, provenance=provenance,
                   forecast=forecast_section)
+
+
+PLATEAU_LAST = 3  # checkpoints averaged into a run's plateau mean
+
+
+def add_plateau_limits(info: dict, rows: pd.DataFrame, df: pd.DataFrame) -> None:
+    """Beside each run's fitted A0: its *plateau mean*, the mean of the fitted metric over
+    its last :data:`PLATEAU_LAST` checkpoints (no extrapolation; robust where A0 is weakly
+    identified), and the same for the ``cett`` metric at one common CETT where the table
+    has it (runs compared at one threshold rather than each at its own PPL-1% CETT)."""
+    for run in info:
+        sub = rows[rows["run"] == run].sort_values("tokens")
+        last = sub["activation_ratio"].to_numpy(float)[-PLATEAU_LAST:]
+        info[run]["plateau"] = {"mean": float(last.mean()), "n_last": int(last.size),
+                                "sd": float(last.std(ddof=1)) if last.size > 1 else None}
+        if "metric" not in df.columns:
+            continue
+        c = df[(df["run"] == run) & (df["metric"] == "cett")]
+        if c.empty or c["metric_arg"].nunique() != 1:
+            continue
+        last = c.sort_values("tokens")["activation_ratio"].to_numpy(float)[-PLATEAU_LAST:]
+        info[run]["plateau_common_cett"] = {"cett": float(c["metric_arg"].iloc[0]),
+                                            "mean": float(last.mean()), "n_last": int(last.size)}
+
+
+def add_widthdepth_robustness(section: dict, info: dict, seed: int) -> None:
+    """The width/depth tests again on the sweep runs' plateau means with equal weights
+    (``widthdepth["plateau_tests"]``): the free- and fixed-breakpoint tests with their
+    p-values and power, and each design's seed mean and spread (docs/lab.md)."""
+    from sparsitylaws.architecture.widthdepth import fit_widthdepth
+
+    for entry in (section.get("activations") or {}).values():
+        wd = entry.get("widthdepth")
+        if not wd or not wd.get("runs"):
+            continue
+        runs = [r for r in wd["runs"] if (info.get(r) or {}).get("plateau")]
+        lim = pd.DataFrame({
+            "run": runs, "ratio": [info[r].get("width_depth_ratio") for r in runs],
+            "n_params": [info[r].get("n_params") for r in runs],
+            "a0": [info[r]["plateau"]["mean"] for r in runs], "a0_se": [None] * len(runs)})
+        try:
+            h = fit_widthdepth(lim, n_boot=999, seed=seed, smooth_fit=False, influence=False)
+        except FitInputError as exc:
+            wd["plateau_tests"] = {"error": str(exc)}
+            continue
+        d = h.to_dict()
+        wd["plateau_tests"] = {
+            "limits": f"plateau mean of the last {PLATEAU_LAST} checkpoints, equal weights",
+            "runs": runs, "values": [info[r]["plateau"]["mean"] for r in runs],
+            "designs": d["designs"], "test": d["test"], "fixed_breakpoint_test": d["fixed_breakpoint_test"]}
 
 
 def run_curves(rows: pd.DataFrame, fits: dict, info: dict) -> dict:

@@ -6,7 +6,7 @@ Usage (from the repository root)::
 
 Reads ../shared/reference/sparsinglaw-data relative to the repository root.  Prints, per run
 and in total, the wall time of ``fit_run`` with everything ``sparsitylaws fit`` does per run
-(warm-up rule and its alternatives, multi-start lmfit fit, bootstrap with refits, profile
+(warm-up average over warm-up lengths, multi-start lmfit fit, bootstrap with refits, profile
 likelihood of A0, form comparison, three backtests with their own bootstraps), plus the
 leave-one-run-out forecast calibration of the 8 runs, and the ratio to one plain
 ``scipy.optimize.curve_fit`` per run measured in the same process.  ``--light`` leaves out

@@ -11,7 +11,10 @@ the naive forecasts (last value, local line, nearest run at equal tokens per par
 bands calibrated the same way and with the symmetric +-q h band.
 
     python benchmarks/forecast_eval.py [--study published|lab-cpu|lab-gpu|all] [--json OUT]
+                                       [--write | --check]
 
+``--write`` puts the tables into docs/fitting.md (between the ``forecast-eval`` markers),
+``--check`` fails (exit 1) when the docs hold other numbers (tolerance 5% or 0.02).
 Everything here is out-of-sample for the runs scored; the per-fold choice of weights is made
 on the other runs (it is printed).
 """
@@ -29,6 +32,10 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+sys.path.insert(0, str(HERE))
+
+from docblocks import check_block, write_block  # noqa: E402
+
 from sparsitylaws.runfit.backtest import REPORTED_CUTOFFS, backtest  # noqa: E402
 from sparsitylaws.runfit.calibration import RunBacktest, evaluate, summarize  # noqa: E402
 from sparsitylaws.runfit.coverage import clopper_pearson  # noqa: E402
@@ -36,6 +43,7 @@ from sparsitylaws.runfit.forecast import RunCurve  # noqa: E402
 from sparsitylaws.runfit.run import fit_run  # noqa: E402
 
 SHARED = HERE.parent.parent / "shared" / "reference" / "sparsinglaw-data"
+DOC = HERE.parent / "docs" / "fitting.md"
 
 
 def study_tables(name: str) -> pd.DataFrame:
@@ -72,30 +80,43 @@ def largest_scale_groups(runs: list[RunBacktest]) -> list[list[str]]:
     return [[r.run for r in runs if r.n_params and r.n_params >= top / 1.1]]
 
 
+NAMES = {"combined": "**combined (default)**", "law": "law alone", "naive_last": "last value",
+         "naive_line": "local line", "naive_nearest": "nearest run", "naive_last_sym": "last value, +-q h",
+         "naive_line_sym": "local line, +-q h", "naive_nearest_sym": "nearest run, +-q h"}
+
+
 def table(summary: dict, title: str) -> list[str]:
-    lines = [f"#### {title}", "", "| forecast | mean interval score (pp) | later points covered | "
-             "last checkpoints covered (90% CI of the rate) | coverage per run (mean) |", "|---|---|---|---|---|"]
-    names = {"combined": "combined (default)", "law": "law alone", "naive_last": "last value",
-             "naive_line": "local line", "naive_nearest": "nearest run", "naive_last_sym": "last value, +-q h",
-             "naive_line_sym": "local line, +-q h", "naive_nearest_sym": "nearest run, +-q h"}
+    lines = [f"**{title}**", "", "| forecast | mean interval score (pp) | later points covered | "
+             "last checkpoints covered [90% CI of the rate] | coverage per run (mean) |", "|---|---|---|---|---|"]
     for m, s in summary.items():
         lo, hi = clopper_pearson(s["covered_last"], s["n_forecasts"])
-        lines.append(f"| {names.get(m, m)} | {100 * s['interval_score']:.3f} | {s['covered_points']}/{s['n_points']} "
+        lines.append(f"| {NAMES.get(m, m)} | {100 * s['interval_score']:.3f} | {s['covered_points']}/{s['n_points']} "
                      f"({s['covered_points'] / max(s['n_points'], 1):.2f}) | {s['covered_last']}/{s['n_forecasts']} "
                      f"[{lo:.2f}, {hi:.2f}] | {s['coverage_runs']:.2f} |")
     return lines + [""]
+
+
+def per_run_line(per_run: dict) -> str:
+    """Coverage of the combined forecast's band per run (later points covered / held out)."""
+    return "Combined forecast, points covered per run: " + ", ".join(
+        f"{r} {v['coverage']:.2f}" for r, v in sorted(per_run.items())) + "."
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--study", default="all")
     ap.add_argument("--json", type=Path)
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="write the tables into docs/fitting.md")
+    mode.add_argument("--check", action="store_true", help="check docs/fitting.md against them")
     a = ap.parse_args(argv)
     studies = ["published", "lab-cpu", "lab-gpu"] if a.study == "all" else [a.study]
-    report = {}
+    report, md = {}, []
     for st in studies:
         if st == "published" and not SHARED.is_dir():
             print(f"{SHARED} absent: skipping the published runs")
+            continue
+        if st != "published" and not (HERE.parent / "measurements" / f"{st}.parquet").is_file():
             continue
         t0 = time.process_time()
         runs = backtests(study_tables(st))
@@ -112,12 +133,20 @@ def main(argv: list[str] | None = None) -> int:
                     "summary": {m: {k: v for k, v in s.items() if k != "per_run"} for m, s in rep.items()},
                     "per_run": {m: s["per_run"] for m, s in rep.items() if m in ("combined", "naive_line", "naive_last")},
                     "choices": sorted({json.dumps(r["choice"], sort_keys=True) for r in ra})}
-                print("\n".join(table(rep, f"{st}, {kind}, {act} (cuts 30/50/70%)")))
-                for c in report[f"{st}/{kind}/{act}"]["choices"]:
-                    print("  choice:", c)
-        print(f"{st}: {time.process_time() - t0:.0f} CPU-s\n")
+                md += table(rep, f"{st}, {kind}, {act} ({len({r['run'] for r in ra})} runs; cuts 30/50/70%)")
+                md += [per_run_line(rep["combined"]["per_run"]), ""]
+        print(f"{st}: {time.process_time() - t0:.0f} CPU-s", file=sys.stderr)
+    body = "\n".join(md)
+    print(body)
     if a.json:
         a.json.write_text(json.dumps(report, indent=1) + "\n")
+    if a.write:
+        write_block(DOC, "forecast-eval", body)
+    if a.check:
+        diffs = check_block(DOC, "forecast-eval", body)
+        if diffs:
+            print("\n".join(diffs), file=sys.stderr)
+            return 1
     return 0
 
 

@@ -12,7 +12,7 @@ at 90%, its interval score (width + 20 x miss), in percentage points.
 
 ``--write`` puts the tables into docs/architecture.md (between the ``loso`` markers),
 ``--check`` fails (exit 1) when the docs hold other numbers (tolerance 5% or 0.02 pp).
-Every run of every series is refitted by ``fit_run`` (its own warm-up rule): about a minute
+Every run of every series is refitted by ``fit_run`` (its own warm-up average): about a minute
 on two idle cores.
 """
 

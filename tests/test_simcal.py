@@ -1,4 +1,5 @@
-"""Simulation calibration on the published runs' own token grids (small CI version).
+"""Simulation checks (small CI versions): parameter intervals on the published runs' own
+token grids, and the combined forecast's band on simulated studies with form error.
 
 The full version (180 data sets per rho) is benchmarks/calibration_bench.py, with its table in
 docs/fitting.md.  Here: 2 data sets per truth and rho (9 truths: the 8 published runs' fitted
@@ -54,11 +55,25 @@ def test_coverage_on_published_grids_all_rho(truths: list[Truth]) -> None:
     res = [simulate_coverage(truths, rho=rho, n_sets=18, seed=100 + k, n_boot=100)
            for k, rho in enumerate((0.0, 0.15, 0.3))]
     for r in res:
-        print(f"rho {r['rho']}: A0 {r['a0']:.3f}, law band {r['law']:.3f}, forecast band {r['forecast']:.3f}")
+        print(f"rho {r['rho']}: A0 {r['a0']:.3f}, law band {r['law']:.3f}")
     a0 = np.mean([r["a0"] for r in res])
     law = np.mean([r["law"] for r in res])
-    fc = np.mean([r["forecast"] for r in res])
     assert 0.80 <= a0 <= 0.98
     assert 0.80 <= law <= 0.98
-    assert law <= fc  # the forecast band only widens the law's
     assert all(r["a0"] >= 0.7 for r in res)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["relu_keeps_falling", "silu_rise_stalls"])
+def test_forecast_bands_cover_truths_the_law_does_not_describe(family: str) -> None:
+    """One simulated study of 5 runs whose curves the law cannot follow (a ReLU curve that
+    keeps falling past an apparent plateau, faster for larger runs; a SiLU rise that stalls):
+    every run forecast leave one run out at the 30/50/70% cuts.  ~70 held-out points per
+    study, correlated within a run, so the acceptance is loose (0.7-1.0); the full version
+    (benchmarks/calibration_bench.py, docs/fitting.md) checks 0.85-0.95 per family."""
+    from sparsitylaws.runfit.simulate import simulate_forecasts
+
+    r = simulate_forecasts(family, n_studies=1, seed=7, n_runs=5, n_points=20)
+    print(family, {k: v for k, v in r.items() if isinstance(v, dict)})
+    assert 0.7 <= r["combined"]["coverage"] <= 1.0
+    assert r["combined"]["interval_score"] <= r["law"]["interval_score"] * 1.25

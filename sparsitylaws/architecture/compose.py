@@ -488,6 +488,10 @@ class _StepData:
     fits: dict  # (quantity, drift) -> StepFit
     t_draws: dict  # dof -> (M,) t draws
     sources: list[str]
+    #: (n,) each run's own uncertainty (logit variance) that a scale step does not carry: its
+    #: limit's (from its bootstrap draws) and one measured point's noise (pooled residual sd)
+    nugget_limit: np.ndarray | None = None
+    nugget_point: float = 0.0
 
 
 def _step_data(c: _Compiled) -> _StepData:
@@ -530,8 +534,16 @@ def _step_data(c: _Compiled) -> _StepData:
         dxs.append(step)
     fits = {(q, d): fit_steps(dxs, diffs, drift=d)
             for q, diffs in (("curve", dcur), ("limit", dlim)) for d in (False, True)}
+    nug_lim = np.zeros(xs.size)
+    if "A0" in c.names:
+        a0d = np.clip(c.run_draws64[:, c.names.index("A0"), :], 1e-9, 1 - 1e-9)
+        nug_lim = np.var(np.log(a0d) - np.log1p(-a0d), axis=1)[order]
+    sig = sc.get("sigma")
+    mid = float(np.median(_sigmoid(lim_raw))) if lim_raw.size else 0.5
+    nug_pt = (float(sig) / max(mid * (1 - mid), 1e-6)) ** 2 if sig is not None and np.isfinite(float(sig)) else 0.0
     c.steps = _StepData(curves=curves, xs=xs, std_shift=shift, limits=limits, fits=fits, t_draws={},
-                        sources=sorted({cv.source for cv in curves}))
+                        sources=sorted({cv.source for cv in curves}), nugget_limit=nug_lim,
+                        nugget_point=nug_pt)
     return c.steps
 
 
@@ -544,6 +556,13 @@ def _t_draws(c: _Compiled, sd: _StepData, dof: float) -> np.ndarray:
         rng = np.random.default_rng(c.seed + 104729)
         sd.t_draws[key] = rng.standard_t(dof, M) if dof > 0 else np.zeros(M)
     return sd.t_draws[key]
+
+
+def _normal_draws(c: _Compiled, sd: _StepData) -> np.ndarray:
+    """(M,) standard normal draws, fixed per compiled entry (independent of the t draws)."""
+    if "normal" not in sd.t_draws:
+        sd.t_draws["normal"] = np.random.default_rng(c.seed + 130363).standard_normal(c.run_draws64.shape[2])
+    return sd.t_draws["normal"]
 
 
 def _step_chunk(c: _Compiled, method: str, N: np.ndarray, R: np.ndarray, D: np.ndarray,
@@ -581,15 +600,24 @@ def _step_chunk(c: _Compiled, method: str, N: np.ndarray, R: np.ndarray, D: np.n
     shift_d, _ = _wd_shift(c, R, draws=True, a0_ref=_sigmoid(lim)[:, None])
     shift_d = np.broadcast_to(shift_d, (x0.size, c.run_draws64.shape[2]))
 
-    def draws(pt: np.ndarray, fit) -> np.ndarray:
+    # the measured runs' own uncertainty (a step model's Brownian variance is 0 at a measured
+    # scale): the mixed runs' limit variance, and one point's noise for the curve
+    nug_lim = np.zeros(x0.size)
+    for idx, wt in ((pl.lo, 1.0 - pl.w), (pl.hi, pl.w)):
+        nug_lim += np.where(pl.lo == pl.hi, 0.0 if idx is pl.hi else 1.0, wt**2) * sd.nugget_limit[idx]
+
+    def draws(pt: np.ndarray, fit, nugget: np.ndarray | float) -> np.ndarray:
         var = (np.nan_to_num(fit.sigma2) * pl.var_factor + fc.drift_var * pl.dx_end**2)
         t = _t_draws(c, sd, fit.dof)
-        return (pt[:, None] + np.sqrt(var)[:, None] * t[None, :] + shift_d).astype(np.float32)
+        zn = _normal_draws(c, sd)  # the runs' own noise is known: normal, not the steps' t
+        nug = np.broadcast_to(np.sqrt(np.asarray(nugget, float)), pt.shape)
+        return (pt[:, None] + np.sqrt(var)[:, None] * t[None, :] + nug[:, None] * zn[None, :]
+                + shift_d).astype(np.float32)
 
     a0_pt = _sigmoid(lim + shift_pt)
     ratio_pt = _sigmoid(z + shift_pt)
-    a0_d = _sigmoid(draws(lim, fl_))
-    ratio_d = _sigmoid(draws(z, fc))
+    a0_d = _sigmoid(draws(lim, fl_, nug_lim))
+    ratio_d = _sigmoid(draws(z, fc, sd.nugget_point))
     ratio_pt = np.where(floor, 0.0, np.where(ceil, 1.0, ratio_pt))
     res = _bands((("a0", a0_pt, a0_d), ("ratio", ratio_pt, ratio_d)), klo, khi)
     res.pop("_low_out")

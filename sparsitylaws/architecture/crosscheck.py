@@ -119,7 +119,7 @@ def cross_scale_from_table(
     """Cross-scale check straight from a measurement table (any runs a user has).
 
     Fits each named run's paper law with :func:`sparsitylaws.runfit.run.fit_run` (automatic
-    warm-up rule, ``n_boot`` bootstrap replicates), takes width, depth and n_params from the
+    warm-up average, ``n_boot`` bootstrap replicates), takes width, depth and n_params from the
     table, and returns :func:`cross_scale_check` rows for every method in ``methods``.
     The table must hold one metric (select it first, as ``crosscheck --metric`` does).
     """
@@ -130,7 +130,7 @@ def cross_scale_from_table(
 
 
 def _fit_runs(table: pd.DataFrame, names: Sequence[str], *, n_boot: int, seed: int) -> tuple[dict, dict]:
-    """Fit each named run's paper law (automatic warm-up rule); architecture from the table."""
+    """Fit each named run's paper law (automatic warm-up average); architecture from the table."""
     from sparsitylaws.runfit.run import fit_run
 
     need = {"run", "tokens", "activation_ratio", "activation", "n_params"}

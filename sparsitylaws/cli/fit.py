@@ -302,7 +302,7 @@ def render_summary(lawset, output: Path | None = None, max_lines: int = MAX_LINE
 @click.option("--metric", default=None, help="Metric rows to fit (default: ppl-p, or the only metric).")
 @click.option("--metric-arg", type=float, default=None, help="Metric argument (e.g. p = 1).")
 @click.option("--drop-first", type=click.IntRange(min=0), default=None,
-              help="Drop the first N checkpoints of each run (overrides the automatic warm-up rule).")
+              help="Drop the first N checkpoints of each run (overrides the automatic warm-up average).")
 @click.option("--min-tokens", type=TOKEN_COUNT, default=None,
               help="Drop checkpoints below this many raw tokens, e.g. 1e10 or 10B (overrides the automatic rule).")
 @click.option("--loss", type=click.Choice(["linear", "soft_l1", "huber"]), default="linear",

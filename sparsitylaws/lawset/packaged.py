@@ -77,7 +77,7 @@ CAVEATS = [
 
 
 #: How far a refit of the published runs (../shared/reference/sparsinglaw-data, fitted by
-#: :func:`sparsitylaws.runfit.run.fit_run` with its automatic warm-up rule) lands from Table 2,
+#: :func:`sparsitylaws.runfit.run.fit_run` with its automatic warm-up average) lands from Table 2,
 #: per run, in the law's parameter order (ReLU: alpha, b, c, A0; SiLU: alpha, c, A0):
 #: alpha and c as log(refit / Table 2), b and A0 as refit - Table 2.  Reproduce with
 #: :func:`refit_shifts` (``python -m sparsitylaws.lawset.packaged --shifts DIR``); a test checks

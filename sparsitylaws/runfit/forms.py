@@ -133,6 +133,9 @@ class LawForm:
     _prior: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
     #: what each unconstrained coordinate is, for messages (default: the parameters' names)
     _u_names: tuple[str, ...] | None = None
+    #: analytic Jacobian of the curve in the unconstrained parameters: (D (n,), U (m, k)) ->
+    #: (m, n, k); central differences when absent (:meth:`jacobian_u`)
+    _jac_u: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
     @property
     def param_names(self) -> list[str]:
@@ -226,6 +229,13 @@ class LawForm:
         mean, sd = self._prior(d, yy)
         return np.asarray(mean, dtype=float), np.asarray(sd, dtype=float)
 
+    def jacobian_u(self, D: np.ndarray, U: np.ndarray) -> np.ndarray | None:
+        """d A(D) / d u for rows U (m, k) at D (n,), shape (m, n, k); None without an analytic one."""
+        if self._jac_u is None:
+            return None
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._jac_u(np.asarray(D, float), np.atleast_2d(np.asarray(U, float)))
+
     @property
     def u_names(self) -> list[str]:
         """What each unconstrained coordinate is (the parameter's name, or a combination)."""
@@ -306,6 +316,47 @@ def _dfrom_u_logspace(u: np.ndarray) -> np.ndarray:
                      [-c, 1.0, c, 0.0],
                      [-c, 0.0, c, 0.0],
                      [0.0, 0.0, 0.0, s * (1.0 - s)]])
+
+
+def _j_logspace(D: np.ndarray, U: np.ndarray) -> np.ndarray:
+    """Analytic d A / d u of logspace_power in its joint coordinates (see :func:`_to_u_logspace`).
+
+    With x = alpha ln D and E = exp(-c D^alpha + b): d/du0 = E c (expm1(x) - x e^x) (the alpha
+    direction at fixed c alpha: small where the law is close to its power-law limit, written
+    with expm1 so it does not cancel), d/du1 = E, d/du2 = -E c (D^alpha - 1) - ... = -E c expm1(x),
+    d/du3 = s (1 - s), s = A0.
+    """
+    alpha = np.exp(U[:, 0])[:, None]
+    c = np.exp(U[:, 2] - U[:, 0])[:, None]
+    b = U[:, 1][:, None] + c
+    s = 1.0 / (1.0 + np.exp(-U[:, 3]))
+    x = alpha * np.log(D)[None, :]
+    E = np.exp(-c * np.exp(x) + b)
+    em1 = np.expm1(x)
+    J = np.empty((U.shape[0], D.size, 4))
+    J[:, :, 0] = E * c * (em1 - x * np.exp(x))
+    J[:, :, 1] = E
+    J[:, :, 2] = -E * c * em1
+    J[:, :, 3] = (s * (1.0 - s))[:, None]
+    return J
+
+
+def _j_power(sign: float):
+    """Analytic d A / d u of A = sign c D^-alpha + A0 in (log alpha, log c, logit A0)."""
+
+    def jac(D: np.ndarray, U: np.ndarray) -> np.ndarray:
+        alpha = np.exp(U[:, 0])[:, None]
+        c = np.exp(U[:, 1])[:, None]
+        s = 1.0 / (1.0 + np.exp(-U[:, 2]))
+        lnD = np.log(D)[None, :]
+        P = np.exp(-alpha * lnD)
+        J = np.empty((U.shape[0], D.size, 3))
+        J[:, :, 0] = -sign * c * P * lnD * alpha
+        J[:, :, 1] = sign * c * P
+        J[:, :, 2] = (s * (1.0 - s))[:, None]
+        return J
+
+    return jac
 
 
 def _s_logspace(D: np.ndarray, y: np.ndarray) -> list[list[float]]:
@@ -459,6 +510,7 @@ FORMS: dict[str, LawForm] = {
             _dfrom_u_logspace,
             _p_logspace,
             ("alpha", "b - c", "c*alpha", "A0"),
+            _j_logspace,
         ),
         LawForm(
             "convergent_power",
@@ -473,6 +525,7 @@ FORMS: dict[str, LawForm] = {
             _f_convergent,
             _s_convergent,
             _prior=_p_power,
+            _jac_u=_j_power(-1.0),
         ),
         LawForm(
             "power_offset",
@@ -487,6 +540,7 @@ FORMS: dict[str, LawForm] = {
             _f_power_offset,
             _s_power_offset,
             _prior=_p_power,
+            _jac_u=_j_power(1.0),
         ),
         LawForm(
             "log",

@@ -5,7 +5,7 @@ What lives here (see docs/fitting.md for the method and its reasons):
 * :func:`lm_batch` - a batched Levenberg-Marquardt solver in numpy that fits many
   replicates at once (same D, different y) in the *unconstrained* parameterization of the
   form (log / logit transforms), so physical bounds hold by construction.  Used by the
-  bootstrap, the warm-up rule, form comparison and backtests.
+  bootstrap, the warm-up average, form comparison and backtests.
 * :func:`fit_points` - the headline fit: every data-driven starting point is fitted with
   lmfit (scipy ``least_squares`` underneath, in the unconstrained parameterization), the
   best optimum is kept, and a multi-start report says how many starts reached it and how
@@ -322,6 +322,12 @@ def _residuals(form: LawForm, D: np.ndarray, Y: np.ndarray, U: np.ndarray, sw: n
     return (form.evaluate(D, form.from_unconstrained(U)) - Y) * sw
 
 
+def _sw3(sw: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """Square-root weights (n,) or (m, n) broadcast against a Jacobian (m, n, k)."""
+    w = np.asarray(sw, float)
+    return w[None, :, None] if w.ndim == 1 else w[:, :, None]
+
+
 def curve_gradient_u(form: LawForm, D: np.ndarray, u: np.ndarray) -> np.ndarray:
     """d A(D) / d u at one u (central differences), shape (len(D), k)."""
     J = _jacobian(form, np.atleast_1d(np.asarray(D, float)), np.asarray(u, float)[None, :], np.ones(1))
@@ -329,7 +335,11 @@ def curve_gradient_u(form: LawForm, D: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 
 def _jacobian(form: LawForm, D: np.ndarray, U: np.ndarray, sw: np.ndarray) -> np.ndarray:
-    """Central-difference Jacobian of the (weighted) curve w.r.t. u, shape (m, n, k)."""
+    """Jacobian of the (weighted) curve w.r.t. u, shape (m, n, k): the form's analytic one
+    where it has it (tests compare it with central differences), else central differences."""
+    Ja = form.jacobian_u(D, U)
+    if Ja is not None:
+        return Ja * _sw3(sw, Ja.shape)
     m, k = U.shape
     h = 1e-6 * np.maximum(1.0, np.abs(U))
     J = np.empty((m, D.size, k))
@@ -737,7 +747,8 @@ def _multistart_report(form: LawForm, U: np.ndarray, cost: np.ndarray, conv: np.
 def fit_points(form: LawForm | str, D: np.ndarray, y: np.ndarray, *, se: np.ndarray | None = None,
                loss: str = "linear", f_scale: float | None = None, run: str = "?",
                prior: Prior | str | None = "auto", incl: np.ndarray | None = None) -> PointFit:
-    """Headline fit: lmfit from every starting point, best optimum kept, polished, diagnosed.
+    """Headline fit: every starting point by the batched solver, then lmfit from the best end
+    (an independent optimizer), polished; diagnosed.
 
     ``se`` (per-point standard errors) turns into weights 1/se^2; the covariance is scaled by
     the weighted residual variance (like ``curve_fit(absolute_sigma=False)``).  ``prior`` and
@@ -755,16 +766,18 @@ def fit_points(form: LawForm | str, D: np.ndarray, y: np.ndarray, *, se: np.ndar
     fsw = sw if incl is None else sw * np.sqrt(np.asarray(incl, float))
     fs = _f_scale(form, D, y, fsw, loss, f_scale)
     starts = form.to_unconstrained(form.starting_points(D, y))
-    fits = [_lmfit_one(form, D, y, fsw, u0, loss, fs, pr) for u0 in starts]
-    U = np.array([f[0] for f in fits])
-    cost = np.array([f[1] for f in fits])
-    conv = np.array([f[2] for f in fits])
-    # polish all ends with the batched solver (same objective), which also checks convergence
-    pol = lm_batch(form, D, y, U, sw=fsw, loss=loss, f_scale=fs, prior=pr)
-    better = pol.cost < cost
-    U[better], cost[better] = pol.u[better], pol.cost[better]
-    conv = conv | pol.converged
-    best = int(np.argmin(cost))
+    # every start by the batched solver; then lmfit (scipy's trust-region least squares, an
+    # independent optimizer) from the best end, whose result is polished by the batch again
+    res = lm_batch(form, D, y, starts, sw=fsw, loss=loss, f_scale=fs, prior=pr)
+    U, cost, conv = res.u.copy(), res.cost.copy(), res.converged.copy()
+    b0 = int(np.argmin(cost))
+    u_l, c_l, ok_l = _lmfit_one(form, D, y, fsw, U[b0], loss, fs, pr)
+    if c_l < cost[b0]:
+        pol = lm_batch(form, D, y, u_l[None, :], sw=fsw, loss=loss, f_scale=fs, prior=pr)
+        if pol.cost[0] <= c_l:
+            u_l, c_l, ok_l = pol.u[0], float(pol.cost[0]), ok_l or bool(pol.converged[0])
+        U[b0], cost[b0], conv[b0] = u_l, c_l, conv[b0] or ok_l
+    best = b0
     pr2 = _refined_prior(form, D, y, sw, U[best], loss, fs, pr, incl)
     if pr2 is not pr:  # second pass: the prior in the units of the residuals, from every end
         pol = lm_batch(form, D, y, U, sw=fsw, loss=loss, f_scale=fs, prior=pr2)

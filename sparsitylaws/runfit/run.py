@@ -122,8 +122,10 @@ class RunFit:
     extra: dict = field(default_factory=dict)
     #: naive forecasts from the fitted points: last_value, line_intercept, line_slope (ln D)
     naive: dict = field(default_factory=dict)
-    #: forecast calibration used by predict: {"calibration": ForecastCalibration dict,
-    #: "exclude": this run (its own backtests never set its band), "source": ...}
+    #: the forecast past the data: {"state": its origin (CutState dict, with the run's own
+    #: drift), "exclude": this run (its own backtests never set its band), "source": ...,
+    #: "group": the law set's forecast model that applies} (law sets before version 3:
+    #: {"calibration": ...}, read as the packaged default)
     forecast: dict = field(default_factory=dict)
     #: plain bootstrap percentile intervals (failed replicates unbounded on their side);
     #: boot_low/boot_high hold the *reported* interval (see interval_method)

@@ -120,9 +120,11 @@ def render_text(lawset) -> str:
     fc = lawset.provenance.get("forecast_calibration")
     if fc and "groups" in fc:
         for g, d in fc["groups"].items():
-            w = ", ".join(f"{k} {v:.2f}" for k, v in d["weights"].items())
-            lines.append(f"forecasts of {g}: {w}, drift beta {d['beta']:g}; calibrated leave-one-run-out "
-                         f"on {len(d['runs'])} runs")
+            choices = {"(pooled)": {"weights": d["weights"], "beta": d["beta"]}, **(d.get("by_activation") or {})}
+            for who, ch in choices.items():
+                w = ", ".join(f"{k} {v:.2f}" for k, v in ch["weights"].items())
+                lines.append(f"forecasts of {g} {who}: {w}, drift beta {ch['beta']:g}; calibrated "
+                             f"leave-one-run-out on {len(d['runs'])} runs")
         if fc.get("default_runs"):
             lines.append(f"forecasts of {', '.join(fc['default_runs'])}: the packaged default (too few runs)")
     note = lawset.provenance.get("architecture_note")
@@ -199,6 +201,36 @@ def headline_lines(lawset) -> list[str]:
     return out
 
 
+def forecast_lines(lawset) -> list[str]:
+    """The within-run forecasts' backtests in two lines per activation: coverage of later points
+    and of last checkpoints at the 30/50/70% cuts with a 90% binomial interval of the rate
+    (forecasts, not points, are the unit), and the combined forecast's mean interval score
+    beside the naive ones' (each run's band leaves the run out; the weights are in-sample)."""
+    from sparsitylaws.runfit.backtest import REPORTED_CUTOFFS
+    from sparsitylaws.runfit.calibration import summarize
+    from sparsitylaws.runfit.coverage import clopper_pearson
+
+    out = []
+    for act in sorted({lawset.runs[n].activation for n in lawset.run_names()}):
+        rows = [{**r, "run": n} for n in lawset.run_names() if lawset.runs[n].activation == act
+                for r in lawset.runs[n].backtest if r.get("predicted") is not None]
+        if not rows:
+            continue
+        s = summarize(rows, cutoffs=REPORTED_CUTOFFS)
+        c = s.get("combined")
+        if not c or not c["n_forecasts"]:
+            continue
+        lo, hi = clopper_pearson(c["covered_last"], c["n_forecasts"])
+        naive = ", ".join(f"{name} {100 * s[k]['interval_score']:.3f}" for k, name in
+                          (("naive_last", "last value"), ("naive_line", "local line"),
+                           ("naive_nearest", "nearest run")) if k in s)
+        out.append(f"  {act}: forecasts from 30/50/70% of each run: {c['covered_points']}/{c['n_points']} later "
+                   f"points and {c['covered_last']}/{c['n_forecasts']} last checkpoints in their 90% bands "
+                   f"(rate {lo:.2f}-{hi:.2f}, 90% CI)")
+        out.append(f"  {act}: mean interval score (pp) combined {100 * c['interval_score']:.3f}; {naive}")
+    return out
+
+
 def _count(n: float) -> str:
     for div, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
         if n >= div:
@@ -271,6 +303,7 @@ def render_summary(lawset, output: Path | None = None, max_lines: int = MAX_LINE
     head += [f"  left out run {r}: the table marks it not for fitting"
              for r in (prov.get("not_for_fitting") or {})]
     head += ["", "laws across runs:"] + headline_lines(lawset)
+    head += forecast_lines(lawset)
     counts = warning_counts(lawset)
     if counts:
         flagged = sum(1 for n in names if lawset.runs[n].warnings)

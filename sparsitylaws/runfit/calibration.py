@@ -385,9 +385,10 @@ def _run_mean(T: BacktestTable, rows: np.ndarray, v: np.ndarray) -> dict[int, fl
 
 
 def score_config(T: BacktestTable, C: dict, own: dict, weights: Mapping[str, float], beta: float,
-                 calib: np.ndarray, level: float = LEVEL, omega: float = 0.0) -> float:
-    """Mean (over calibrating runs) interval score of a configuration, each run's forecasts
-    banded from the other calibrating runs only."""
+                 calib: np.ndarray, level: float = LEVEL, omega: float = 0.0,
+                 score_rows: np.ndarray | None = None) -> float:
+    """Mean (over calibrating runs, or the runs of ``score_rows``) interval score of a
+    configuration, each run's forecasts banded from the other calibrating runs only."""
     f = _forecast(T, C, own, weights, beta)
     e = T.s * (T.y - f)
     kappa = _kappa(T, e, calib)
@@ -397,7 +398,7 @@ def score_config(T: BacktestTable, C: dict, own: dict, weights: Mapping[str, flo
     qlo, qhi = _unit_quantiles(T, z, calib, units, level, loro=True)
     pos = np.full(len(T.unit_state), -1)
     pos[units] = np.arange(units.size)
-    rows = np.flatnonzero(calib)
+    rows = np.flatnonzero(calib if score_rows is None else calib & score_rows)
     lo, hi = _band(T, f, S, qlo, qhi, rows, pos[T.row_unit[rows]])
     isc = _interval_score(lo, hi, T.y[rows], level)
     per = _run_mean(T, rows, isc)
@@ -405,18 +406,20 @@ def score_config(T: BacktestTable, C: dict, own: dict, weights: Mapping[str, flo
 
 
 def select(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray, level: float = LEVEL,
-           names: Sequence[str] = CANDIDATES) -> dict:
+           names: Sequence[str] = CANDIDATES, score_rows: np.ndarray | None = None) -> dict:
     """The configuration (weights, beta) with the lowest leave-one-run-out mean interval score
-    on the calibrating rows; ties go to the earlier grid entry (fewer candidates first)."""
+    (over the calibrating runs, or those of ``score_rows``); ties go to the earlier grid entry
+    (fewer candidates first)."""
     C = T.candidates(analog_mask, SMALLER_ONLY)
     own = T.own_drift({k: T.y - C[k] for k in names})
-    avail = [k for k in names if np.isfinite(C[k][calib]).any()]
+    scored = calib if score_rows is None else calib & score_rows
+    avail = [k for k in names if np.isfinite(C[k][scored]).any()]
     best: tuple[float, dict, float, float] | None = None
     grid = sorted(weight_grid(avail), key=lambda w: sum(v > 0 for v in w.values()))
     for omega in OMEGAS:
         for beta in BETAS:
             for w in grid:
-                s = score_config(T, C, own, w, beta, calib, level, omega)
+                s = score_config(T, C, own, w, beta, calib, level, omega, score_rows)
                 if best is None or s < best[0] - 1e-12:
                     best = (s, w, beta, omega)
     assert best is not None
@@ -424,23 +427,54 @@ def select(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray, level: 
             "score": best[0], "candidates": avail, "grid": len(grid) * len(BETAS) * len(OMEGAS)}
 
 
+def select_by_activation(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray,
+                         level: float = LEVEL) -> dict:
+    """:func:`select` on all calibrating runs, and again for each activation with more than
+    :data:`MIN_RUNS` calibrating runs, scored on that activation's runs alone (bands still
+    calibrated on every run): the combination is the default for an activation only where it
+    beats, on that activation's runs, every other choice of the grid, the naive forecasts
+    (weight 1 on one of them) included."""
+    choice = select(T, calib, analog_mask, level)
+    by = {}
+    for a in sorted(set(T.row_act[calib])):
+        m = T.row_act == a
+        if len(set(T.row_run[calib & m])) > MIN_RUNS:
+            ca = select(T, calib, analog_mask, level, score_rows=m)
+            by[str(a)] = {"weights": ca["weights"], "beta": ca["beta"], "score": ca["score"]}
+    return {**choice, "by_activation": by}
+
+
+def _forecast_rows(T: BacktestTable, C: dict, own: dict, choice: Mapping) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's forecast and its unit's own drift under its activation's choice."""
+    f = _forecast(T, C, own, choice["weights"], choice["beta"])
+    dr = _drift(T, own, choice["weights"])
+    for a, ca in (choice.get("by_activation") or {}).items():
+        m = T.row_act == a
+        f = np.where(m, _forecast(T, C, own, ca["weights"], ca["beta"]), f)
+        um = np.array([T.runs[T.unit_run[u]].activation == a for u in range(len(T.unit_state))])
+        dr = np.where(um, _drift(T, own, ca["weights"]), dr)
+    return f, dr
+
+
 def model_for(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray, choice: Mapping,
               level: float = LEVEL, source: str = "") -> ForecastModel:
     """The forecast model of a configuration: kappa and the scores of the calibrating rows."""
     C = T.candidates(analog_mask, SMALLER_ONLY)
     own = T.own_drift({k: T.y - C[k] for k in C})
-    f = _forecast(T, C, own, choice["weights"], choice["beta"])
+    f, dr = _forecast_rows(T, C, own, choice)
     e = T.s * (T.y - f)
     kappa = _kappa(T, e, calib)
     omega = float(choice.get("omega", 0.0))
-    z = e / np.maximum(_scale(T, kappa, _drift(T, own, choice["weights"]), omega), 1e-12)
+    z = e / np.maximum(_scale(T, kappa, dr, omega), 1e-12)
     rows = np.flatnonzero(calib & np.isfinite(z))
     scores = [(T.names[T.row_run[i]], float(T.unit_tau[T.row_unit[i]]), float(z[i]), float(T.w[i]))
               for i in rows]
     sel = {k: v for k, v in choice.items() if k in ("score", "candidates", "grid")}
     h_max = float(np.max(T.h[rows])) if rows.size else math.nan
     return ForecastModel(dict(choice["weights"]), float(choice["beta"]), kappa, scores, level, source, sel,
-                         h_max, SCALE_MODE, omega)
+                         h_max, SCALE_MODE, omega,
+                         {a: {"weights": dict(c["weights"]), "beta": float(c["beta"])}
+                          for a, c in (choice.get("by_activation") or {}).items()})
 
 
 def own_drifts_of(T: BacktestTable, analog_mask: np.ndarray, rb: RunBacktest) -> dict[str, float]:
@@ -517,7 +551,9 @@ def fill_rows(T: BacktestTable, ri: int, model: ForecastModel, C: dict, own: dic
         if not np.isfinite(f[rows]).any() or not (others & np.isfinite(f)).any():
             continue
         e = T.s * (T.y - f)
-        S = _scale(T, _kappa(T, e, others & np.isfinite(f)))
+        # the same band machinery as the combined forecast's (its omega: the candidate's own
+        # drift widens the band), so the comparison is of forecasts, not of band recipes
+        S = _scale(T, _kappa(T, e, others & np.isfinite(f)), _drift(T, own, {name: 1.0}), model.omega)
         z = e / np.maximum(S, 1e-12)
         qlo, qhi = _unit_quantiles(T, z, others, units, level, loro=False)
         lo, hi = _band(T, f, S, qlo, qhi, rows, pos[T.row_unit[rows]])
@@ -622,14 +658,16 @@ def evaluate(runs: Sequence[RunBacktest], groups: Sequence[Sequence[str]], level
         amask = np.array([n not in g_all for n in T.analog_names])
         if len({T.row_run[i] for i in np.flatnonzero(calib)}) < 2:
             continue
-        choice = select(T, calib, amask, level)
+        choice = select_by_activation(T, calib, amask, level)
         model = model_for(T, calib, amask, choice, level)
         C = T.candidates(amask)
         own = T.own_drift({k: T.y - C[k] for k in C})
+        act = T.runs[next(iter(held))].activation
+        used = (choice["by_activation"].get(act) or choice)
         for ri in sorted(held):
             for r in fill_rows(T, ri, model, C, own, calib, amask, level):
                 out.append({**r, "run": T.names[ri], "fold": list(g_all),
-                            "choice": {"weights": choice["weights"], "beta": choice["beta"],
+                            "choice": {"weights": used["weights"], "beta": used["beta"],
                                        "omega": choice["omega"]}})
     return out
 
@@ -646,7 +684,7 @@ def calibrate_runs(runs: Sequence[RunBacktest], analogs: Sequence[RunCurve] = ()
     T = BacktestTable(runs, analogs)
     calib = np.ones(T.y.size, bool)
     amask = np.ones(len(T.analog_names), bool)
-    choice = select(T, calib, amask, level)
+    choice = select_by_activation(T, calib, amask, level)
     model = model_for(T, calib, amask, choice, level, source)
     C = T.candidates(amask)
     own = T.own_drift({k: T.y - C[k] for k in C})

@@ -421,6 +421,17 @@ class ForecastModel:
     scale_mode: str = SCALE_MODE
     #: weight of the run's own drift in its horizon scale (:func:`run_kappa`)
     omega: float = 0.0
+    #: activation -> {"weights", "beta"}: choices made on that activation's runs alone (where it
+    #: has enough); ``weights``/``beta`` above hold for the others
+    by_activation: dict = field(default_factory=dict)
+
+    def weights_for(self, activation: str) -> dict[str, float]:
+        """The candidate weights a run of this activation uses."""
+        return dict((self.by_activation.get(activation) or {}).get("weights") or self.weights)
+
+    def beta_for(self, activation: str) -> float:
+        """The own-drift weight of the point forecast for this activation."""
+        return float((self.by_activation.get(activation) or {}).get("beta", self.beta))
 
     def kappa_for(self, activation: str, n_params: float | None = None) -> float:
         """The horizon scale of a run: its activation's (the pooled one when it has none of its
@@ -465,11 +476,12 @@ class ForecastModel:
         """The combined point forecast before monotone enforcement."""
         d = np.atleast_1d(np.asarray(d, float))
         c = candidates(state, d, analogs)
-        f = combine(c, self.weights)
-        drift = own_drift(state, self.weights)
+        w, beta = self.weights_for(state.activation), self.beta_for(state.activation)
+        f = combine(c, w)
+        drift = own_drift(state, w)
         h = np.maximum(np.log(d / state.d_cut), 0.0)
-        if math.isfinite(drift) and self.beta:
-            f = f + state.direction * self.beta * drift * h
+        if math.isfinite(drift) and beta:
+            f = f + state.direction * beta * drift * h
         return np.clip(f, 0.0, 1.0)
 
     def band(self, state: CutState, d: np.ndarray, analogs: Sequence[RunCurve] = (),
@@ -485,8 +497,8 @@ class ForecastModel:
         def values(h: np.ndarray) -> np.ndarray:
             dd = state.d_cut * np.exp(h)
             f = self.point(state, dd, analogs)
-            k = run_kappa(self.kappa_for(state.activation, state.n_params), own_drift(state, self.weights),
-                          self.omega)
+            k = run_kappa(self.kappa_for(state.activation, state.n_params),
+                          own_drift(state, self.weights_for(state.activation)), self.omega)
             scale = error_scale(sig, h, float(k), self.scale_mode)
             a, b = f + s * q_lo * scale, f + s * q_hi * scale
             return np.vstack([f, np.minimum(a, b), np.maximum(a, b)]).T
@@ -502,6 +514,7 @@ class ForecastModel:
         return {"weights": dict(self.weights), "beta": self.beta, "kappa": dict(self.kappa),
                 "level": self.level, "source": self.source, "selection": self.selection,
                 "h_max": _fin(self.h_max), "scale_mode": self.scale_mode, "omega": self.omega,
+                "by_activation": {a: dict(v) for a, v in self.by_activation.items()},
                 "scores": [[r, _fin(t), round(float(z), 6), round(float(w), 9)]
                            for r, t, z, w in self.scores]}
 
@@ -513,7 +526,8 @@ class ForecastModel:
                        {str(k): dict(v) for k, v in d["kappa"].items()},
                        [(str(r), _nan(t), float(z), float(w)) for r, t, z, w in d["scores"]],
                        float(d.get("level", 0.9)), str(d.get("source", "")), dict(d.get("selection") or {}),
-                       _nan(d.get("h_max")), str(d.get("scale_mode", "additive")), float(d.get("omega", 0.0)))
+                       _nan(d.get("h_max")), str(d.get("scale_mode", "additive")), float(d.get("omega", 0.0)),
+                       {str(a): dict(v) for a, v in (d.get("by_activation") or {}).items()})
         except (KeyError, TypeError, ValueError) as exc:
             raise LawSetError(f"forecast model is malformed ({exc})") from None
 

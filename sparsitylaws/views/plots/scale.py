@@ -99,6 +99,11 @@ def _at_bound(lawset: Any, sc: dict, p: str) -> np.ndarray:
 LOG_ROOM = 3.0
 
 
+#: Forward transforms of the trend coordinates (as sparsitylaws.architecture.TRANSFORMS names them).
+TRANSFORMS_FWD = {"log": lambda v: float(np.log(v)) if v > 0 else float("nan"), "none": float,
+                  "identity": float, "logit": lambda v: float(np.log(v) - np.log1p(-v)) if 0 < v < 1 else float("nan")}
+
+
 def _draw_scale_param(ax: Axes, sc: dict, p: str, act: str, st: dict,
                       at_bound: np.ndarray | None = None) -> bool:
     """One coefficient's panel; returns whether a band (or the trend) was cut at the frame.
@@ -127,12 +132,27 @@ def _draw_scale_param(ax: Axes, sc: dict, p: str, act: str, st: dict,
     def drawn(a: np.ndarray, b: np.ndarray, ref: np.ndarray) -> bool:  # visibly wider than a line
         return bool(np.nanmax(np.abs(b - a)) > 1e-3 * max(float(np.nanmax(np.abs(ref))), 1e-12))
 
+    # what predictions use: the slope shrunk toward 0 by empirical Bayes (none carried with
+    # fewer than 5 runs); the stored least-squares line is drawn beside it when they differ
+    from sparsitylaws.architecture.compose import _shrunk_lines
+
+    G = np.asarray([TRANSFORMS_FWD[TRANSFORMS.get(p, "none")](v) for v in theta], float)[:, None]
+    sh, _, _, _ = _shrunk_lines(x, G)
+    shrunk = sh[0, 0] + sh[1, 0] * (xs - x.mean())
+    differs = not np.allclose(shrunk, line, rtol=1e-6, atol=1e-9)
     bands = []
+    tag = " (least-squares trend)" if differs else ""
     if drawn(mult * back(glo), mult * back(ghi), mult * back(line)):
-        bands.append((mult * back(glo), mult * back(ghi), 0.12, "90% band for a new scale"))
+        bands.append((mult * back(glo), mult * back(ghi), 0.12, "90% band for a new scale" + tag))
     if drawn(mult * back(lo), mult * back(hi), mult * back(line)) and not np.allclose(lo, glo):
-        bands.append((mult * back(lo), mult * back(hi), 0.3, "90% band of the trend line"))
-    ax.plot(n, mult * back(line), color=c, linestyle=st["linestyle"], linewidth=1.4, label="trend in log10 N")
+        bands.append((mult * back(lo), mult * back(hi), 0.3, "90% band of the trend line" + tag))
+    if differs:
+        ax.plot(n, mult * back(line), color=c, linestyle=":", linewidth=1.0, label="least-squares trend (not used)")
+        line = shrunk
+        ax.plot(n, mult * back(line), color=c, linestyle=st["linestyle"], linewidth=1.4,
+                label="trend in log10 N, shrunk (as predictions use)")
+    else:
+        ax.plot(n, mult * back(line), color=c, linestyle=st["linestyle"], linewidth=1.4, label="trend in log10 N")
     rd = sc.get("run_draws")
     yerr = None
     if rd is not None:

@@ -36,7 +36,8 @@ def test_recipe_metadata_computes_the_prediction_it_cites():
     assert ex["predicted_interval"] == pytest.approx([r["ratio_low"], r["ratio_high"]], abs=5e-5)
     # the example lies far outside its interval: that is the point of the caveat
     assert not ex["predicted_interval"][0] <= ex["measured"] <= ex["predicted_interval"][1]
-    for text in ("MiniCPM", "tokenizer", "69.1%", f"{100 * r['activation_ratio']:.2f}%", "--anchor"):
+    for text in ("MiniCPM", "tokenizer", f"{100 * TRANSFER_EXAMPLE['measured']:.1f}%",
+                 f"{100 * r['activation_ratio']:.2f}%", "--anchor"):
         assert text in m["caveat"]
 
 

@@ -678,6 +678,7 @@ def _search_result(doc: dict) -> SearchResult:
     res = SearchResult(**doc)
     res.bracket = tuple(res.bracket)
     res.evaluations = [tuple(e) for e in res.evaluations]
+    res.drop_at = tuple(res.drop_at) if res.drop_at is not None else None
     return res
 
 

@@ -85,6 +85,10 @@ class SearchResult:
     clearing: float = 0.0  # the certificate's clearing point z
     margin: float = 0.0  # M, in units of the target
     jaggedness: float = 0.0  # R: largest drop in [z, h], in targets
+    #: largest drop between any two measured points up to h, in targets: what the search saw
+    #: of the curve below the answer (not part of the certificate; it only warns)
+    drop_seen: float = 0.0
+    drop_at: tuple[float, float] | None = None  # (c_i, c_j) of that drop
     capped: bool = False  # no grid point up to c = 1 exceeds the target
     certified: bool = True  # False when max_passes stopped the search first
 
@@ -250,18 +254,36 @@ def _result(grid: Grid, st: State, method: str) -> SearchResult:
         k = st.h - 1 if st.done else max(k for k, f in grid.f.items() if k < st.h and f <= 0)
         hi = grid.c(st.h)
     g = grid.f.get(k, -t) + t
+    seen, at = drop_seen(grid, st.h)
     res = SearchResult(grid.c(k), g, method, list(grid.order), grid.passes, (grid.c(k), hi),
                        clearing=grid.c(st.z), margin=st.margin / t, jaggedness=st.drop / t,
+                       drop_seen=seen / t, drop_at=at,
                        capped=st.h is None and st.done, certified=st.done)
     res.warning = search_warning(res, grid, st)
     return res
 
 
+def drop_seen(grid: Grid, h: int | None) -> tuple[float, tuple[float, float] | None]:
+    """The largest drop of the clipped log ratio between two measured points c_i < c_j <= c_h
+    (all measured points when no h), and where it was."""
+    t = grid.target
+    best, at, peak, peak_k = 0.0, None, -math.inf, 0
+    for k in sorted(grid.f):
+        if h is not None and k > h:
+            break
+        v = min(max(grid.f[k], -t), t)
+        if peak - v > best:
+            best, at = peak - v, (grid.c(peak_k), grid.c(k))
+        if v > peak:
+            peak, peak_k = v, k
+    return best, at
+
+
 def search_warning(res: SearchResult, grid: Grid, st: State) -> str | None:
     """One line when the answer needs a caveat: capped at c = 1, below the first grid step,
-    not certified, or a jagged PPL ratio near it (a drop within its certificate of more than
-    half the allowed increase, a jump across the final step, a ratio far below the target);
-    None when sound."""
+    not certified, or a jagged PPL ratio (a drop of more than half the allowed increase within
+    its certificate or between any two points measured up to the first one above the target,
+    a jump across the final step, a ratio far below the target); None when sound."""
     t = grid.target
     if res.capped:
         return (f"capped: even c = 1 keeps the PPL ratio within 1 + p/100 = {math.exp(t):.6g} "
@@ -274,9 +296,12 @@ def search_warning(res: SearchResult, grid: Grid, st: State) -> str | None:
         return (f"the first grid step c = {grid.xtol:g} already exceeds the target PPL ratio "
                 f"{math.exp(t):.4f}; the answer lies below it (use a smaller --xtol)")
     why = []
-    if st.drop > 0.5 * t:
-        why.append(f"it fell by {st.drop / t:.2f} times the allowed increase between two "
-                   "measured points, so another search path may find another crossing")
+    if max(res.jaggedness, res.drop_seen) > 0.5:
+        drop, at = ((res.jaggedness, None) if res.jaggedness >= res.drop_seen else
+                    (res.drop_seen, res.drop_at))
+        where = f" (c={at[0]:.5f} to c={at[1]:.5f})" if at else ""
+        why.append(f"it fell by {drop:.2f} times the allowed increase between two measured "
+                   f"points{where}, so another search path may find another crossing")
     g_hi = grid.f.get(st.h, 0.0) + t if st.h is not None else None
     if g_hi is not None and g_hi - res.log_ratio > JUMP_FACTOR * t:
         why.append("it jumps across the final step")

@@ -40,7 +40,7 @@ TRANSFER_EXAMPLE = {
     "table": "measurements/smollm2-135m.parquet",
     "run": "smollm2-135m-silu",
     "metric": "ppl-p", "metric_arg": 1.0,
-    "measured": 0.6911,
+    "measured": 0.6872,
     "activation": "silu", "width": 576, "depth": 30, "ffn_ratio": 1536 / 576,
     "tokens": 2e12,
 }

@@ -206,3 +206,20 @@ def test_jagged_warning_names_both_ends() -> None:
         assert "more evaluation tokens" in res.warning
     smooth = fast_search(lambda cs: [0.0099 * (c / 0.04) ** 1.5 for c in cs], 1.0)
     assert smooth.warning is None and abs(smooth.cett - 0.04) <= 1e-3
+
+
+def test_a_drop_seen_below_the_answer_warns() -> None:
+    """A dip measured far below the answer, outside the certificate's block (SmolLM2 with
+    ReLU swapped in: the log ratio falls from +0.59 to -2.4 targets between c = 0.031 and
+    0.034, then rises through the target at 0.038): the answer stays the certified point,
+    and the row warns, naming where the curve fell (another path may find a lower
+    crossing)."""
+    vals = {31: 0.586, 34: -2.439, 35: -2.067, 36: -0.608, 37: 0.633, 38: 1.652}
+
+    def obj(cs):
+        return [TARGET * vals.get(round(c * 1000), (c / 0.0375) ** 2) for c in cs]
+
+    res = bisect_search(obj, 1.0, XTOL)  # its path measures c = 0.031, 0.034 and 0.037
+    assert res.cett == 0.037 and res.certified and res.jaggedness == 0.0
+    assert res.drop_seen == pytest.approx(0.586) and res.drop_at == (0.031, 0.034)
+    assert "between two measured points (c=0.03100 to c=0.03400)" in res.warning

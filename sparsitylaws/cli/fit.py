@@ -227,6 +227,8 @@ def forecast_lines(lawset) -> list[str]:
         out.append(f"  {act}: forecasts from 30/50/70% of each run: {c['covered_points']}/{c['n_points']} later "
                    f"points and {c['covered_last']}/{c['n_forecasts']} last checkpoints in their 90% bands "
                    f"(rate {lo:.2f}-{hi:.2f}, 90% CI)")
+        naive = naive or ("naive forecasts unbanded (their bands are calibrated on the activation's "
+                          "own runs, more than 3 needed; the packaged default bands the combined one)")
         out.append(f"  {act}: mean interval score (pp) combined {100 * c['interval_score']:.3f}; {naive}")
     return out
 

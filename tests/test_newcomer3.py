@@ -21,6 +21,9 @@ from sparsitylaws.lawset.fileformat import LawSet, load_lawset
 from sparsitylaws.planning import predict
 
 LAB_GPU = REPO_ROOT / "measurements" / "lab-gpu.laws.json"
+#: The first lab-gpu law set (commit a928105, before issue 19's fitter): SiLU limits at their bound
+#: 100% and alpha at 0, the cases whose flags these tests check (draws thinned).
+FIRST_FIT = REPO_ROOT / "tests" / "data" / "lab-gpu-first-fit.laws.json"
 LAB_CPU = REPO_ROOT / "measurements" / "lab-cpu.laws.json"
 
 
@@ -207,9 +210,9 @@ def test_default_budget_is_the_lawsets_own_recipe():
 
 
 def test_regime_line_without_a_supported_breakpoint():
-    ls = load_lawset(LAB_CPU)
+    ls = load_lawset(LAB_GPU)
     assert ls.architecture["activations"]["relu"]["widthdepth"]["model"] != "hinge"
-    r = run_cli("predict", "--width", "4096", "--depth", "48", "--laws", LAB_CPU)
+    r = run_cli("predict", "--width", "4096", "--depth", "48", "--laws", LAB_GPU)
     line = next(ln for ln in r.stdout.splitlines() if ln.startswith("regime (relu"))
     assert "fitted" not in line and "paper" not in line and "114" not in line
     assert "no breakpoint" in line
@@ -232,15 +235,15 @@ def test_a0_at_its_bound_is_widened_to_what_the_curve_guarantees():
 
 
 def test_a0_at_its_bound_is_flagged_in_every_output(tmp_path):
-    ls = load_lawset(LAB_GPU)
+    ls = load_lawset(FIRST_FIT)
     row = predict(4096, 48, activation="silu", lawset=ls).iloc[0]
     assert row["a0"] >= 0.995 and row["a0_at_bound"]
     assert row["a0_high"] - row["a0_low"] > 0.2  # not a tight, certain answer
     assert "sits at its bound 100%" in row["warning"]
-    r = run_cli("predict", "--width", "4096", "--depth", "48", "--laws", LAB_GPU)
+    r = run_cli("predict", "--width", "4096", "--depth", "48", "--laws", FIRST_FIT)
     silu = next(ln for ln in r.stdout.splitlines() if ln.startswith("silu "))
     assert "A0 at its bound" in silu
-    r = run_cli("predict", "--width", "4096", "--depth", "48", "--laws", LAB_GPU, "--json")
+    r = run_cli("predict", "--width", "4096", "--depth", "48", "--laws", FIRST_FIT, "--json")
     p = next(p for p in json.loads(r.stdout)["predictions"] if p["activation"] == "silu")
     assert p["a0_at_bound"] and any("sits at its bound" in w for w in p["warnings"])
     from sparsitylaws.cli.fit import headline_lines
@@ -370,7 +373,7 @@ def test_scale_figure_keeps_runs_at_their_bound_out_of_the_range():
     from sparsitylaws.views.plots import plot_scale
     from sparsitylaws.views.plots.scale import LOG_ROOM, _at_bound
 
-    ls = load_lawset(LAB_GPU)
+    ls = load_lawset(FIRST_FIT)
     sc = ls.architecture["activations"]["silu"]["scale"]
     bound = _at_bound(ls, sc, "alpha")
     assert bound.any()  # the lab's SiLU fits left alpha at 0 in some runs
@@ -398,7 +401,7 @@ def test_u_shaped_residuals_get_a_remark_and_flat_noise_does_not():
 
 
 def test_lawset_predict_flags_a_run_whose_fit_sits_at_a_bound():
-    ls = load_lawset(LAB_GPU)
+    ls = load_lawset(FIRST_FIT)
     at = [n for n, f in ls.runs.items() if any(w.get("code") == "param_at_bound" for w in f.warnings)]
     free = [n for n, f in ls.runs.items() if n not in at]
     assert at and free

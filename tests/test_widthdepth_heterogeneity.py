@@ -145,16 +145,15 @@ def test_a_clear_bottleneck_is_robust_to_leaving_out_any_run():
 
 
 def test_the_lab_gpu_sweep_breakpoint_goes_with_concentrated_weights():
-    """The committed gpu sweep (measurements/lab-gpu.laws.json): with weights that let three
-    runs carry most of the weight (tau under the line, no floor) the free test calls a
-    breakpoint that rests on the run at width/depth 8.67; with the weights of issue 22 no
-    three runs carry more than half and the test finds none (docs/lab.md)."""
+    """The gpu sweep's limits as the first fitter gave them (tests/data/lab-gpu-first-fit.laws.json,
+    commit a928105): with weights that let three runs carry most of the weight (tau under the
+    line, no floor) the free test calls a breakpoint that rests on the run at width/depth 8.67;
+    with the weights of issue 22 no three runs carry more than half and the test finds none
+    (docs/lab.md, retracted breakpoint)."""
     import json
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "measurements" / "lab-gpu.laws.json"
-    if not path.is_file():
-        pytest.skip("measurements/lab-gpu.laws.json not in this checkout")
+    path = Path(__file__).resolve().parent / "data" / "lab-gpu-first-fit.laws.json"
     f = json.loads(path.read_text())["architecture"]["activations"]["relu"]["widthdepth"]["fit"]
     saved = W.spread_weights
     W.spread_weights = lambda se, tau, *a: (tau, False)

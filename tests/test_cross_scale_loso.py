@@ -25,12 +25,13 @@ def _tables() -> dict:
     out = {}
     if SHARED_DATA.is_dir() and any(SHARED_DATA.glob("*.json")):
         out["published"] = read_sparsinglaw_dir(SHARED_DATA)
-    for name in ("lab-cpu", "lab-gpu"):
-        out[name] = select_fit_rows(read_table(REPO_ROOT / "measurements" / f"{name}.parquet")).rows
+    # the lab's scale series: lab-gpu (95k-1.7M, ReLU and SiLU); the committed lab-cpu table is
+    # a width/depth sweep at one size (issue 22) and has no scale to leave out
+    out["lab-gpu"] = select_fit_rows(read_table(REPO_ROOT / "measurements" / "lab-gpu.parquet")).rows
     return out
 
 
-@pytest.mark.parametrize("name", ["published", "lab-cpu", "lab-gpu"])
+@pytest.mark.parametrize("name", ["published", "lab-gpu"])
 def test_default_is_no_worse_than_the_nearest_scale_baseline(name):
     tables = _tables()
     if name not in tables:

@@ -24,7 +24,6 @@ LAB_GPU = REPO_ROOT / "measurements" / "lab-gpu.laws.json"
 #: The first lab-gpu law set (commit a928105, before issue 19's fitter): SiLU limits at their bound
 #: 100% and alpha at 0, the cases whose flags these tests check (draws thinned).
 FIRST_FIT = REPO_ROOT / "tests" / "data" / "lab-gpu-first-fit.laws.json"
-LAB_CPU = REPO_ROOT / "measurements" / "lab-cpu.laws.json"
 
 
 # ------------------------------------------------------------------ the bad-input battery

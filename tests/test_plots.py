@@ -319,7 +319,7 @@ def test_width_depth_shows_hinge_breakpoint_plateau_and_band():
     # the hinge's own plateau is named exactly when the drawn line levels off elsewhere
     drawn = next(lab for lab in labels if lab.startswith("plateau "))
     differs = abs(float(drawn.split()[1].rstrip("%")) - 8.0) >= 0.05
-    assert ("hinge's own 8.0%" in drawn) == differs, drawn
+    assert ("hinge's own: 8.0%" in drawn) == differs, drawn
     silu_labels = [t.get_text() for t in silu.get_legend().get_texts()]
     assert not any("breakpoint" in lab or "hinge" in lab for lab in silu_labels), silu_labels
     # the law's legend entry shows both line styles the panel draws (solid, dashed)
@@ -491,8 +491,8 @@ def test_width_depth_of_a_fitted_sweep(tmp_path):
 # --------------------------------------------------------------------------- reviewer's pass (issue 12)
 
 REPO = Path(__file__).resolve().parents[1]
-LAB_TABLE = REPO / "measurements" / "lab-cpu.parquet"
-LAB_LAWS = REPO / "measurements" / "lab-cpu.laws.json"
+LAB_TABLE = REPO / "measurements" / "lab-gpu.parquet"  # a scale series, ReLU and SiLU
+LAB_LAWS = REPO / "measurements" / "lab-gpu.laws.json"
 
 
 def _drawn_labels(ax) -> set[str]:
@@ -513,7 +513,7 @@ def _fill_ys(ax) -> list[np.ndarray]:
 @pytest.fixture(scope="module")
 def lab_scale_fig():
     if not LAB_LAWS.is_file():
-        pytest.skip("measurements/lab-cpu.laws.json not in this checkout")
+        pytest.skip("measurements/lab-gpu.laws.json not in this checkout")
     return plots.plot_scale(load_lawset(LAB_LAWS))
 
 
@@ -567,7 +567,7 @@ def test_curves_of_a_run_of_a_few_million_tokens_start_at_its_first_point():
     from sparsitylaws.tables.io import read_table
 
     table = read_table(LAB_TABLE)
-    run = "cpu-relu-w64-d2"
+    run = "gpu-relu-w64-d2"
     for log_x in (False, True):
         fig = plots.plot_curves(load_lawset(LAB_LAWS), table, runs=[run], log_x=log_x)
         ax = _visible_axes(fig)[0]

@@ -110,7 +110,7 @@ def _draw_width_depth(ax: Axes, lawset: Any, sec: dict, act: str, runs: Sequence
             # the plateau of the drawn line (A0 composed in log-odds at this scale); the
             # hinge's own plateau (at the sweep's reference) is named when it differs
             level = PCT * float(np.median(beyond))
-            own = "" if abs(level - PCT * plat) < 0.05 else f"; hinge's own {PCT * plat:.1f}%"
+            own = "" if abs(level - PCT * plat) < 0.05 else f"\n(the hinge's own: {PCT * plat:.1f}%)"
             ax.axhline(level, color="0.3", linestyle=":", linewidth=1.2,
                        label=f"plateau {level:.1f}% at {format_params(n_ref)}{own}")
     sweep_fitted_here = bool(wd) and set(wd.get("runs") or []) <= set(lawset.runs)

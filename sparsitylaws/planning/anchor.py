@@ -24,7 +24,7 @@ every anchor (the anchored curve stays on its side of the anchored A0).
 
 Spread: ``tau`` and a nugget (noise common to every anchor) are estimated from the
 anchors by REML when there are two or more at different positions, **pooled with a prior**
-measured on three recipes against the default law set (the published runs, the lab's cpu
+measured on the recipes against the default law set (the published runs, the lab's cpu
 and gpu plans: :data:`PRIOR_TAU`, :data:`PRIOR_NUGGET`, worth :data:`PRIOR_DOF`
 observations; benchmarks/recipe_transfer.py recomputes them).  One anchor uses the prior
 alone.  The interval is the anchored point +- a t quantile (prior dof + anchors - 1) times
@@ -79,19 +79,20 @@ __all__ = [
 
 #: Prior drift tau of a recipe's offset (logit per sqrt(decade of N, width/depth, tokens)),
 #: per activation: the root mean square of tau estimated (REML, every kept checkpoint inside
-#: the default law set's fitted budgets as an anchor) on three recipes against the default
-#: law set: the paper's published runs, the lab's cpu plan and its gpu plan
-#: (``python benchmarks/recipe_transfer.py --priors``; docs/planning.md, "Anchoring on your
-#: own recipe", has the three values behind each).
-PRIOR_TAU = {"relu": 0.262, "silu": 0.183}
+#: the default law set's fitted budgets as an anchor) on the recipes measured against the
+#: default law set: the paper's published runs, the lab's cpu plan (ReLU only since issue 22)
+#: and its gpu plan (``python benchmarks/recipe_transfer.py --priors``; docs/planning.md,
+#: "Anchoring on your own recipe", has the values behind each).
+PRIOR_TAU = {"relu": 0.173, "silu": 0.171}
 #: Prior nugget (logit): noise common to every anchor of a recipe (evaluation text, seed),
-#: measured the same way, root mean square over the three recipes.
-PRIOR_NUGGET = {"relu": 0.037, "silu": 0.027}
-#: Weight of the priors, in observations (contrasts): one per recipe they were measured on.
-PRIOR_DOF = 3.0
+#: measured the same way, root mean square over the recipes.
+PRIOR_NUGGET = {"relu": 0.036, "silu": 0.006}
+#: Weight of the priors, in observations (contrasts): one per recipe they were measured on,
+#: the smaller count of the two activations (ReLU 3 recipes, SiLU 2).
+PRIOR_DOF = 2.0
 #: Where the priors come from (said in every anchored output that uses them).
-PRIOR_SOURCE = ("measured on 3 recipes against the default law set (published runs, lab cpu, "
-                "lab gpu; benchmarks/recipe_transfer.py --priors)")
+PRIOR_SOURCE = ("measured on 3 recipes for ReLU, 2 for SiLU, against the default law set "
+                "(published runs, lab cpu, lab gpu; benchmarks/recipe_transfer.py --priors)")
 #: Prior tau for an activation the priors do not cover: the largest measured.
 PRIOR_OFFSET_SD = max(PRIOR_TAU.values())
 #: Default sd (activation-ratio units) of one anchor's own measurement noise beyond the

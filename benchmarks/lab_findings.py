@@ -51,9 +51,9 @@ def block(laws: dict) -> str:
     for f, p in zip(fit["designs"], plateau["designs"], strict=True):
         lines.append(f"| {f['ratio']:.3g} | {f['runs']} | {_mean_sd(f)} | {_mean_sd(p)} |")
     lines += ["",
-              f"Law set's model: {wd['model']}; tau (between-run sd under the line) "
-              f"{100 * fit['test']['between_run_sd']:.2f} pp; the three heaviest runs carry "
-              f"{fit['test']['top3_weight_share']:.0%} of the weight.",
+              f"Law set's model: {wd['model']}.  Weights of the fitted limits: "
+              f"{fit['test']['weights']}; tau = {100 * fit['test']['between_run_sd']:.2f} pp; "
+              f"the three heaviest runs carry {fit['test']['top3_weight_share']:.0%} of the weight.",
               "",
               "| limits | free breakpoint: p (power vs 2 pp) | fixed breakpoint 114: rise, 95% interval "
               "| permutation p (power vs 2 pp) |",

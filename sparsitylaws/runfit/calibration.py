@@ -429,16 +429,16 @@ def select(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray, level: 
 
 def select_by_activation(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray,
                          level: float = LEVEL) -> dict:
-    """:func:`select` on all calibrating runs, and again for each activation with more than
-    :data:`MIN_RUNS` calibrating runs, scored on that activation's runs alone (bands still
-    calibrated on every run): the combination is the default for an activation only where it
-    beats, on that activation's runs, every other choice of the grid, the naive forecasts
-    (weight 1 on one of them) included."""
+    """:func:`select` on all calibrating runs, and again for each activation with at least
+    :data:`MIN_RUNS` calibrating runs (the threshold :func:`calibration_mask` uses), scored on
+    that activation's runs alone (bands still calibrated on every run): the combination is the
+    default for an activation only where it beats, on that activation's runs, every other
+    choice of the grid, the naive forecasts (weight 1 on one of them) included."""
     choice = select(T, calib, analog_mask, level)
     by = {}
     for a in sorted(set(T.row_act[calib])):
         m = T.row_act == a
-        if len(set(T.row_run[calib & m])) > MIN_RUNS:
+        if len(set(T.row_run[calib & m])) >= MIN_RUNS:
             ca = select(T, calib, analog_mask, level, score_rows=m)
             by[str(a)] = {"weights": ca["weights"], "beta": ca["beta"], "score": ca["score"]}
     return {**choice, "by_activation": by}

@@ -43,6 +43,7 @@ from sparsitylaws.runfit.forecast import (
     CutState,
     ForecastModel,
     RunCurve,
+    analog_move,
     direction_of,
     error_scale,
     expit,
@@ -164,14 +165,9 @@ class BacktestTable:
             if not st.n_params or idx.size == 0:
                 continue
             for j, a in enumerate(self.curves):
-                if a.run == st.run or a.activation != st.activation or not a.n_params:
-                    continue
-                scale = a.n_params / st.n_params
-                start = a.at(st.d_cut * scale)[0]
-                if not np.isfinite(start):
-                    continue
-                self.move[idx, j] = a.at(self.d[idx] * scale) - start
-                self.xsize[idx, j] = math.log10(scale)
+                mv = analog_move(a, st, self.d[idx])
+                if mv is not None:
+                    self.move[idx, j], self.xsize[idx, j] = mv
 
     # ------------------------------------------------------------------ candidates for a fold
     def candidates(self, analog_mask: np.ndarray, smaller_only: bool = False) -> dict[str, np.ndarray]:

@@ -300,6 +300,19 @@ def line_from_points(d: np.ndarray, y: np.ndarray, direction: int, weight: np.nd
     return float(intercept), float(slope)
 
 
+def analog_move(a: RunCurve, state: CutState, d: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """Analog ``a``'s logit move from the cut to each D at equal tokens per parameter,
+    g_a(tau N_a) - g_a(tau_c N_a), and log10 of its size ratio N_a / N; None when it does not
+    apply (another activation, no size, the run itself, or its curve does not reach the cut)."""
+    if a.run == state.run or a.activation != state.activation or not a.n_params or not state.n_params:
+        return None
+    scale = a.n_params / state.n_params
+    start = a.at(state.d_cut * scale)[0]
+    if not np.isfinite(start):
+        return None
+    return a.at(np.asarray(d, float) * scale) - start, math.log10(scale)
+
+
 def pool_moves(state: CutState, d: np.ndarray, analogs: Sequence[RunCurve]) -> dict[str, np.ndarray]:
     """Logit moves from the cut to each D by the analogs, pooled three ways (``pool``: kernel
     mean over log N; ``trend``: plus a shrunk weighted trend in log N; ``nearest``: the run
@@ -313,16 +326,8 @@ def pool_moves(state: CutState, d: np.ndarray, analogs: Sequence[RunCurve]) -> d
     nan = np.full(d.size, np.nan)
     if not state.n_params:
         return {"pool": nan, "trend": nan.copy(), "nearest": nan.copy()}
-    rows, xs = [], []
-    for a in analogs:
-        if a.run == state.run or a.activation != state.activation or not a.n_params:
-            continue
-        scale = a.n_params / state.n_params
-        start = a.at(state.d_cut * scale)[0]
-        if not np.isfinite(start):
-            continue
-        rows.append(a.at(d * scale) - start)
-        xs.append(math.log10(scale))
+    moves = [m for m in (analog_move(a, state, d) for a in analogs) if m is not None]
+    rows, xs = [m for m, _ in moves], [x for _, x in moves]
     if not rows:
         return {"pool": nan, "trend": nan.copy(), "nearest": nan.copy()}
     M = np.vstack(rows)

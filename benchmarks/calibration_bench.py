@@ -33,7 +33,7 @@ DOC = REPO / "docs" / "fitting.md"
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from docblocks import check_block, write_block  # noqa: E402
+from docblocks import publish  # noqa: E402
 
 from sparsitylaws.runfit.simulate import (  # noqa: E402
     FAMILIES,
@@ -93,14 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{fam} {largest}: {time.process_time() - t0:.0f} CPU-s", file=sys.stderr)
     body = "\n".join(md)
     print(body)
-    if a.write:
-        write_block(DOC, "simulation", body)
-    if a.check:
-        diffs = check_block(DOC, "simulation", body)
-        if diffs:
-            print("\n".join(diffs), file=sys.stderr)
-            return 1
-    return 0
+    return publish(DOC, {"simulation": body}, write=a.write, check=a.check)
 
 
 if __name__ == "__main__":

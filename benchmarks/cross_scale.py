@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from docblocks import check_block, write_block  # noqa: E402
+from docblocks import publish  # noqa: E402
 
 SPLITS = {  # held-out scale -> training scales
     "0.8b": ("0.1b", "0.2b", "0.4b"),  # the headline check: extrapolate up
@@ -66,14 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     body = table(args.data, args.n_boot)
     print(body)
-    if args.write:
-        write_block(DOC, "cross_scale", body)
-    if args.check:
-        bad = check_block(DOC, "cross_scale", body)
-        for b in bad:
-            print(b, file=sys.stderr)
-        return 1 if bad else 0
-    return 0
+    return publish(DOC, {"cross_scale": body}, write=args.write, check=args.check)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ A block is delimited by ``<!-- begin NAME -->`` and ``<!-- end NAME -->`` lines.
 from __future__ import annotations
 
 import re
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 _NUM = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
@@ -51,3 +53,17 @@ def check_block(path: Path, name: str, body: str, *, rel: float = 0.05, abs_tol:
         if abs(x - y) > max(abs_tol, rel * max(abs(x), abs(y))):
             out.append(f"{name}: {a} in the docs, {b} now")
     return out
+
+
+def publish(path: Path, blocks: Mapping[str, str], *, write: bool, check: bool, **tol: float) -> int:
+    """A benchmark's ``--write``/``--check``: write each block into ``path``, or compare it
+    (``tol`` as :func:`check_block`), differences on stderr; the exit status (1 if any)."""
+    problems: list[str] = []
+    for name, body in blocks.items():
+        if write:
+            write_block(path, name, body)
+        if check:
+            problems += check_block(path, name, body, **tol)
+    for p in problems:
+        print(p, file=sys.stderr)
+    return 1 if problems else 0

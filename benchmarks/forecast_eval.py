@@ -34,7 +34,7 @@ sys.path.insert(0, str(HERE.parent))
 
 sys.path.insert(0, str(HERE))
 
-from docblocks import check_block, write_block  # noqa: E402
+from docblocks import publish  # noqa: E402
 
 from sparsitylaws.runfit.backtest import REPORTED_CUTOFFS, backtest  # noqa: E402
 from sparsitylaws.runfit.calibration import RunBacktest, evaluate, summarize  # noqa: E402
@@ -140,14 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     print(body)
     if a.json:
         a.json.write_text(json.dumps(report, indent=1) + "\n")
-    if a.write:
-        write_block(DOC, "forecast-eval", body)
-    if a.check:
-        diffs = check_block(DOC, "forecast-eval", body)
-        if diffs:
-            print("\n".join(diffs), file=sys.stderr)
-            return 1
-    return 0
+    return publish(DOC, {"forecast-eval": body}, write=a.write, check=a.check)
 
 
 if __name__ == "__main__":

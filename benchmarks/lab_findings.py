@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "lab.md"
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from docblocks import check_block, write_block  # noqa: E402
+from docblocks import publish  # noqa: E402
 
 
 def _pp(x: float) -> str:
@@ -79,17 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--write", action="store_true", help="write the blocks into docs/lab.md")
     mode.add_argument("--check", action="store_true", help="fail if docs/lab.md's blocks differ")
     a = ap.parse_args(argv)
-    problems = []
-    for name, body in blocks().items():
-        if a.write:
-            write_block(DOC, name, body)
-        elif a.check:
-            problems += check_block(DOC, name, body, rel=0.0, abs_tol=0.0)
-        else:
+    found = blocks()
+    if not (a.write or a.check):
+        for name, body in found.items():
             print(f"## {name}\n\n{body}\n")
-    for p in problems:
-        print(p, file=sys.stderr)
-    return 1 if problems else 0
+    return publish(DOC, found, write=a.write, check=a.check, rel=0.0, abs_tol=0.0)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from docblocks import check_block, write_block  # noqa: E402
+from docblocks import publish  # noqa: E402
 
 DOC = ROOT / "docs" / "architecture.md"
 PUBLISHED = ROOT.parent / "shared" / "reference" / "sparsinglaw-data"
@@ -127,14 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     body = tables_md(rows)
     print(body)
     print(f"\n(n_boot {args.n_boot}; {time.perf_counter() - t0:.0f} s)")
-    if args.write:
-        write_block(DOC, "loso", body)
-    if args.check:
-        bad = check_block(DOC, "loso", body)
-        for b in bad:
-            print(b, file=sys.stderr)
-        return 1 if bad else 0
-    return 0
+    return publish(DOC, {"loso": body}, write=args.write, check=args.check)
 
 
 if __name__ == "__main__":

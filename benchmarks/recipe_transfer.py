@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from docblocks import check_block, write_block  # noqa: E402
+from docblocks import publish  # noqa: E402
 
 from sparsitylaws.planning import predict  # noqa: E402
 from sparsitylaws.planning.anchor import (  # noqa: E402
@@ -429,14 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"({time.time() - t0:.0f} s)")
     for b in bad:
         print(b, file=sys.stderr)
-    if args.write:
-        for name, body in blocks.items():
-            write_block(DOC, name, body)
-    if args.check:
-        bad += [d for name, body in blocks.items() for d in check_block(DOC, name, body)]
-        for b in bad:
-            print(b, file=sys.stderr)
-    return 1 if bad else 0
+    rc = publish(DOC, blocks, write=args.write, check=args.check)
+    return 1 if bad else rc
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ DOC = REPO / "docs" / "fitting.md"
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from docblocks import check_block, write_block  # noqa: E402
+from docblocks import publish  # noqa: E402
 
 from sparsitylaws.runfit.run import fit_run  # noqa: E402
 
@@ -84,14 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         print(md[-1], file=sys.stderr)
     body = "\n".join(md)
     print(body)
-    if a.write:
-        write_block(DOC, "stability", body)
-    if a.check:
-        diffs = check_block(DOC, "stability", body, abs_tol=0.05)
-        if diffs:
-            print("\n".join(diffs), file=sys.stderr)
-            return 1
-    return 0
+    return publish(DOC, {"stability": body}, write=a.write, check=a.check, abs_tol=0.05)
 
 
 if __name__ == "__main__":

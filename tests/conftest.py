@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "reference" / "sparsinglaw-data"
+
+#: Marks a test that trains or measures a model (the [measure] extra's packages).
+torch_needed = pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in ("torch", "transformers", "accelerate")),
+    reason="needs the [measure] extra")
 
 
 @pytest.fixture(scope="session")

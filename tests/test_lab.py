@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import torch_needed
 
 from sparsitylaws.lab.plan import PlanError, checkpoint_steps, load_plan, parse_plan
 from sparsitylaws.lab.presets import PRESETS
@@ -107,9 +108,6 @@ def test_lr_schedule_is_wsd():
 
 # --- end to end ---------------------------------------------------------------------------
 
-torch_needed = pytest.mark.skipif(
-    any(__import__("importlib").util.find_spec(m) is None for m in ("torch", "transformers", "accelerate")),
-    reason="needs the [measure] extra")
 
 
 def _lab(out: Path, **kw) -> subprocess.Popen:

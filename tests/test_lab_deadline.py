@@ -12,13 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import torch_needed
 
 from sparsitylaws.lab.deadline import run_until
 
 ROOT = Path(__file__).resolve().parents[1]
-torch_needed = pytest.mark.skipif(
-    any(__import__("importlib").util.find_spec(m) is None for m in ("torch", "transformers", "accelerate")),
-    reason="needs the [measure] extra")
 
 
 def test_run_until_stops_the_whole_group_at_the_deadline(tmp_path):

@@ -11,6 +11,7 @@ from dataclasses import asdict
 
 import numpy as np
 import pytest
+from conftest import torch_needed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,10 +25,6 @@ from sparsitylaws.lab.overlap import (
     remove_overlap,
 )
 from sparsitylaws.lab.plan import PlanError, TrainSpec, parse_plan
-
-torch_needed = pytest.mark.skipif(
-    any(__import__("importlib").util.find_spec(m) is None for m in ("torch", "transformers", "accelerate")),
-    reason="needs the [measure] extra")
 
 BASE = 'name = "t"\n{top}\n[[model]]\nname = "a"\nwidth = 32\ndepth = 2\n{model}\n'
 

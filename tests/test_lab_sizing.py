@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import torch_needed
 
 from sparsitylaws.lab.plan import parse_plan
 from sparsitylaws.lab.presets import PRESETS
@@ -20,10 +21,6 @@ from sparsitylaws.lab.sizing import (
     with_tokens_per_param,
 )
 from sparsitylaws.lab.workers import split_models
-
-torch_needed = pytest.mark.skipif(
-    any(__import__("importlib").util.find_spec(m) is None for m in ("torch", "transformers", "accelerate")),
-    reason="needs the [measure] extra")
 
 MODELS = "".join(f'\n[[model]]\nname = "m{w}x{d}"\nwidth = {w}\ndepth = {d}\n'
                  for w, d in [(32, 1), (32, 2), (48, 2), (64, 3), (16, 1), (96, 4)])

@@ -14,16 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_helpers import assert_one_line_error, run_cli
+from conftest import torch_needed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sparsitylaws.lab.plan import ModelSpec, load_plan, parse_plan
 from sparsitylaws.lab.presets import PRESETS
 from sparsitylaws.lab.workers import split_models, training_cost
-
-torch_needed = pytest.mark.skipif(
-    any(__import__("importlib").util.find_spec(m) is None for m in ("torch", "transformers", "accelerate")),
-    reason="needs the [measure] extra")
 
 MINIMAL = 'name = "t"\n[[model]]\nname = "a"\nwidth = 32\ndepth = 2\n'
 

@@ -338,14 +338,43 @@ def priors_md(sp: pd.DataFrame) -> tuple[str, list[str]]:
     return "\n".join(lines), bad
 
 
+def lawset_of(t: pd.DataFrame, fits: dict, runs: list[str], **arch_kw):
+    """A law set of the architecture laws fitted on ``runs`` of table ``t`` (their fits given)."""
+    from sparsitylaws.architecture import build_architecture_section
+    from sparsitylaws.lawset.fileformat import LawSet
+
+    info = {r: {"activation": r.split("_")[1], **{k: float(t.loc[t["run"] == r, k].iloc[0])
+                                                  for k in ("n_params", "width", "depth")}}
+            for r in runs}
+    sec = build_architecture_section({r: fits[r] for r in runs}, info, table=t[t["run"].isin(runs)], **arch_kw)
+    return LawSet(name="+".join(runs), architecture=sec, source="benchmark")
+
+
+def same_recipe_splits(t: pd.DataFrame, fits: dict, acts=("relu", "silu"), **arch_kw):
+    """Every split of the published scales: a law set fitted on two, anchored on every kept
+    checkpoint of a third run, predicting the fourth's kept checkpoints.  Yields (activation,
+    unanchored prediction, anchored prediction, measured ratios)."""
+    import itertools
+
+    scales = ["0.1b", "0.2b", "0.4b", "0.8b"]
+    for law in itertools.combinations(scales, 2):
+        ls = lawset_of(t, fits, [f"{s}_{a}" for s in law for a in ("relu", "silu")], **arch_kw)
+        for anc, tgt in itertools.permutations([s for s in scales if s not in law], 2):
+            for act in acts:
+                kept = {r: t[(t["run"] == r) & (t["tokens"] >= fits[r].tokens_b_min * 1e9 * (1 - 1e-9))]
+                        for r in (f"{anc}_{act}", f"{tgt}_{act}")}
+                g = kept[f"{tgt}_{act}"]
+                kw = {"tokens": g["tokens"].to_numpy(), "ffn_ratio": 2.5, "lawset": ls}
+                un = predict(g["width"].to_numpy(), g["depth"].to_numpy(), act, **kw)
+                an = predict(g["width"].to_numpy(), g["depth"].to_numpy(), act,
+                             anchor=read_anchors(kept[f"{anc}_{act}"]), **kw)
+                yield act, un, an, g["activation_ratio"].to_numpy()
+
+
 def same_recipe_md(published: Path) -> str:
     """A law set anchored on another run of its own recipe (the true offset is 0): fitted on
     two published scales, anchored on every kept checkpoint of a third run, predicting the
     fourth's kept checkpoints, over all 12 such splits per activation."""
-    import itertools
-
-    from sparsitylaws.architecture import build_architecture_section
-    from sparsitylaws.lawset.fileformat import LawSet
     from sparsitylaws.runfit.run import fit_run
     from sparsitylaws.tables.ingest import read_sparsinglaw_dir
 
@@ -354,32 +383,15 @@ def same_recipe_md(published: Path) -> str:
                          activation=str(g["activation"].iloc[0]), n_boot=100, compare=False,
                          backtest=False)
             for run, g in t.sort_values("tokens").groupby("run")}
-    scales = ["0.1b", "0.2b", "0.4b", "0.8b"]
     rows = []
-    for law in itertools.combinations(scales, 2):
-        runs = [f"{s}_{a}" for s in law for a in ("relu", "silu")]
-        info = {r: {"activation": r.split("_")[1], **{k: float(t.loc[t["run"] == r, k].iloc[0])
-                                                      for k in ("n_params", "width", "depth")}}
-                for r in runs}
-        sec = build_architecture_section({r: fits[r] for r in runs}, info, table=t[t["run"].isin(runs)])
-        ls = LawSet(name="+".join(law), architecture=sec, source="benchmark")
-        for anc, tgt in itertools.permutations([s for s in scales if s not in law], 2):
-            for act in ("relu", "silu"):
-                kept = {r: t[(t["run"] == r) & (t["tokens"] >= fits[r].tokens_b_min * 1e9 * (1 - 1e-9))]
-                        for r in (f"{anc}_{act}", f"{tgt}_{act}")}
-                g = kept[f"{tgt}_{act}"]
-                kw = {"tokens": g["tokens"].to_numpy(), "ffn_ratio": 2.5, "lawset": ls}
-                un = predict(g["width"].to_numpy(), g["depth"].to_numpy(), act, **kw)
-                an = predict(g["width"].to_numpy(), g["depth"].to_numpy(), act,
-                             anchor=read_anchors(kept[f"{anc}_{act}"]), **kw)
-                y = g["activation_ratio"].to_numpy()
-                rows.append({"activation": act, "mae_un": np.mean(np.abs(un["activation_ratio"] - y)),
-                             "mae_an": np.mean(np.abs(an["activation_ratio"] - y)),
-                             "w_un": np.mean(un["ratio_high"] - un["ratio_low"]),
-                             "w_an": np.mean(an["ratio_high"] - an["ratio_low"]),
-                             "cov_un": np.mean((un["ratio_low"] <= y) & (y <= un["ratio_high"])),
-                             "cov_an": np.mean((an["ratio_low"] <= y) & (y <= an["ratio_high"])),
-                             "weight": an.attrs["anchor"][0]["shrink"]})
+    for act, un, an, y in same_recipe_splits(t, fits):
+        rows.append({"activation": act, "mae_un": np.mean(np.abs(un["activation_ratio"] - y)),
+                     "mae_an": np.mean(np.abs(an["activation_ratio"] - y)),
+                     "w_un": np.mean(un["ratio_high"] - un["ratio_low"]),
+                     "w_an": np.mean(an["ratio_high"] - an["ratio_low"]),
+                     "cov_un": np.mean((un["ratio_low"] <= y) & (y <= un["ratio_high"])),
+                     "cov_an": np.mean((an["ratio_low"] <= y) & (y <= an["ratio_high"])),
+                     "weight": an.attrs["anchor"][0]["shrink"]})
     r = pd.DataFrame(rows)
     lines = ["| activation | splits | MAE unanchored | MAE anchored | mean band width unanchored | "
              "anchored / unanchored width (mean, max) | coverage unanchored | coverage anchored | "

@@ -251,44 +251,23 @@ def published(request):
     return t, fits
 
 
-def _lawset_of(t, fits, runs):
-    from sparsitylaws.architecture import build_architecture_section
-    from sparsitylaws.lawset.fileformat import LawSet
-
-    info = {r: {"activation": r.split("_")[1], **{k: float(t.loc[t["run"] == r, k].iloc[0])
-                                                  for k in ("n_params", "width", "depth")}}
-            for r in runs}
-    sec = build_architecture_section({r: fits[r] for r in runs}, info, table=t[t["run"].isin(runs)],
-                                     n_draws=200)
-    return LawSet(name="+".join(runs), architecture=sec, source="test")
-
-
 @pytest.mark.parametrize("act", ["relu", "silu"])
 def test_a_law_set_anchored_on_another_run_of_its_own_recipe(published, act):
     """Same recipe (the true offset is 0): a law set fitted on two published scales, anchored
     on every kept checkpoint of a third run, predicting the fourth run's kept checkpoints, over
     every such split.  Mean error no worse than unanchored by more than 0.1 pp, and bands
     at most 1.5x the unanchored ones (issue 20)."""
-    import itertools
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    from recipe_transfer import same_recipe_splits
 
     t, fits = published
-    scales = ["0.1b", "0.2b", "0.4b", "0.8b"]
     mae_un, mae_an, ratio = [], [], []
-    for law in itertools.combinations(scales, 2):
-        ls = _lawset_of(t, fits, [f"{s}_{a}" for s in law for a in ("relu", "silu")])
-        for anc, tgt in itertools.permutations([s for s in scales if s not in law], 2):
-            kept = {r: t[(t["run"] == r) & (t["tokens"] >= fits[r].tokens_b_min * 1e9 * (1 - 1e-9))]
-                    for r in (f"{anc}_{act}", f"{tgt}_{act}")}
-            g = kept[f"{tgt}_{act}"]
-            kw = {"tokens": g["tokens"].to_numpy(), "ffn_ratio": 2.5, "lawset": ls}
-            un = predict(g["width"].to_numpy(), g["depth"].to_numpy(), act, **kw)
-            an = predict(g["width"].to_numpy(), g["depth"].to_numpy(), act,
-                         anchor=read_anchors(kept[f"{anc}_{act}"]), **kw)
-            y = g["activation_ratio"].to_numpy()
-            mae_un.append(np.mean(np.abs(un["activation_ratio"] - y)))
-            mae_an.append(np.mean(np.abs(an["activation_ratio"] - y)))
-            ratio.append(np.mean(an["ratio_high"] - an["ratio_low"])
-                         / np.mean(un["ratio_high"] - un["ratio_low"]))
+    for _, un, an, y in same_recipe_splits(t, fits, acts=(act,), n_draws=200):
+        mae_un.append(np.mean(np.abs(un["activation_ratio"] - y)))
+        mae_an.append(np.mean(np.abs(an["activation_ratio"] - y)))
+        ratio.append(np.mean(an["ratio_high"] - an["ratio_low"])
+                     / np.mean(un["ratio_high"] - un["ratio_low"]))
+    assert len(ratio) == 12  # 6 pairs of law-set scales x 2 anchor/target orders
     print(act, 100 * np.mean(mae_un), 100 * np.mean(mae_an), np.round(ratio, 2))
     assert np.mean(mae_an) <= np.mean(mae_un) + 0.001
     assert max(ratio) <= 1.5

@@ -15,10 +15,9 @@ from sparsitylaws.runfit.pointfit import (
     fit_points_fast,
     fit_subsets,
     lm_batch,
-    select_points,
-    warmup_average,
 )
 from sparsitylaws.runfit.run import fit_run
+from sparsitylaws.runfit.warmup import select_points, warmup_average
 
 RELU = np.array([0.45, -3.05, 0.286, 0.0674])
 SILU = np.array([0.84, 0.208, 0.39])

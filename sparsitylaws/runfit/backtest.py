@@ -26,7 +26,8 @@ import numpy as np
 
 from sparsitylaws.runfit.forecast import CutState, direction_of, line_from_points
 from sparsitylaws.runfit.forms import FORMS, LawForm, get_form
-from sparsitylaws.runfit.pointfit import fit_points_fast, select_points
+from sparsitylaws.runfit.pointfit import fit_points_fast
+from sparsitylaws.runfit.warmup import select_points
 
 __all__ = [
     "CALIBRATION_CUTOFFS",

@@ -55,7 +55,6 @@ from sparsitylaws.runfit.pointfit import (
     LOSSES,
     check_inputs,
     fit_points,
-    select_points,
     t_quantile,
 )
 from sparsitylaws.runfit.uncertainty import (
@@ -67,6 +66,7 @@ from sparsitylaws.runfit.uncertainty import (
     percentile_intervals,
     profile_interval,
 )
+from sparsitylaws.runfit.warmup import select_points
 
 __all__ = ["RUNFIT_VERSION", "TOKENS_PER_B", "RunFit", "fit_run", "set_forecast"]
 

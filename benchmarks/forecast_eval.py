@@ -38,6 +38,7 @@ from docblocks import publish  # noqa: E402
 
 from sparsitylaws.runfit.backtest import REPORTED_CUTOFFS, backtest  # noqa: E402
 from sparsitylaws.runfit.calibration import RunBacktest, evaluate, summarize  # noqa: E402
+from sparsitylaws.runfit.compare import paired_comparison  # noqa: E402
 from sparsitylaws.runfit.coverage import clopper_pearson  # noqa: E402
 from sparsitylaws.runfit.forecast import RunCurve  # noqa: E402
 from sparsitylaws.runfit.run import fit_run  # noqa: E402
@@ -102,6 +103,44 @@ def per_run_line(per_run: dict) -> str:
         f"{r} {v['coverage']:.2f}" for r, v in sorted(per_run.items())) + "."
 
 
+FOLDS = {"leave one run out": "one run", "leave the largest scale out": "largest scale"}
+PAIRED = (("naive_last", "last value"), ("naive_line", "local line"))
+
+
+def paired_cells(rep: dict) -> dict[str, dict]:
+    """The combined forecast against each naive one (banded our way), paired over runs."""
+    out = {}
+    comb = {r: v["interval_score"] for r, v in rep["combined"]["per_run"].items()}
+    for m, _ in PAIRED + (("naive_nearest", "nearest run"),):
+        if m in rep:
+            c = paired_comparison(comb, {r: v["interval_score"] for r, v in rep[m]["per_run"].items()})
+            out[m] = {"n_runs": c.n_runs, "wins": c.wins, "ties": c.ties, "mean_difference": c.mean_difference,
+                      "low": c.low, "high": c.high, "verdict": c.verdict}
+    return out
+
+
+def paired_table(cells: list[tuple[str, str, str, dict, dict]]) -> list[str]:
+    """One line per study x fold x activation: mean interval scores, and the combined forecast
+    minus each naive one, mean over runs with its 90% paired t interval and runs won."""
+    def diff(p: dict) -> str:
+        if p["n_runs"] < 2:
+            return f"{100 * p['mean_difference']:+.2f} (one run: nothing certified)"
+        return (f"{100 * p['mean_difference']:+.2f} [{100 * p['low']:+.2f}, {100 * p['high']:+.2f}] "
+                f"{p['verdict']}, won {p['wins']}/{p['n_runs']}")
+
+    lines = ["**Combined forecast against the naive ones, paired over runs** (mean interval score in pp; "
+             "difference = combined - naive, mean over runs with its 90% paired t interval; "
+             "\"better\"/\"worse\" only where the interval excludes 0)", "",
+             "| data | held out | activation | runs | combined | last value | local line | nearest run "
+             "| combined - last value | combined - local line |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for st, kind, act, s, p in cells:
+        sc = [f"{100 * s[m]['interval_score']:.2f}" if m in s else "-"
+              for m in ("combined", "naive_last", "naive_line", "naive_nearest")]
+        lines.append(f"| {st} | {FOLDS[kind]} | {act} | {p['naive_last']['n_runs']} | " + " | ".join(sc)
+                     + f" | {diff(p['naive_last'])} | {diff(p['naive_line'])} |")
+    return lines + [""]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--study", default="all")
@@ -111,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--check", action="store_true", help="check docs/fitting.md against them")
     a = ap.parse_args(argv)
     studies = ["published", "lab-cpu", "lab-gpu"] if a.study == "all" else [a.study]
-    report, md = {}, []
+    report, md, cells = {}, [], []
     for st in studies:
         if st == "published" and not SHARED.is_dir():
             print(f"{SHARED} absent: skipping the published runs")
@@ -129,14 +168,17 @@ def main(argv: list[str] | None = None) -> int:
                 if not ra:
                     continue
                 rep = summarize(ra, cutoffs=REPORTED_CUTOFFS)
+                paired = paired_cells(rep)
+                cells.append((st, kind, act, rep, paired))
                 report[f"{st}/{kind}/{act}"] = {
                     "summary": {m: {k: v for k, v in s.items() if k != "per_run"} for m, s in rep.items()},
                     "per_run": {m: s["per_run"] for m, s in rep.items() if m in ("combined", "naive_line", "naive_last")},
+                    "paired": paired,
                     "choices": sorted({json.dumps(r["choice"], sort_keys=True) for r in ra})}
                 md += table(rep, f"{st}, {kind}, {act} ({len({r['run'] for r in ra})} runs; cuts 30/50/70%)")
                 md += [per_run_line(rep["combined"]["per_run"]), ""]
         print(f"{st}: {time.process_time() - t0:.0f} CPU-s", file=sys.stderr)
-    body = "\n".join(md)
+    body = "\n".join(paired_table(cells) + md)
     print(body)
     if a.json:
         a.json.write_text(json.dumps(report, indent=1) + "\n")

@@ -1,0 +1,73 @@
+"""Is one forecast better than another, and can a handful of runs tell?
+
+The unit of evidence is a run: each held-out run gives one mean interval score per forecast
+(its forecasts weighing equally), and two forecasts are compared on the same runs, paired.
+:func:`paired_comparison` reports how many runs each won, the exact (Clopper-Pearson) interval
+of the win rate, the mean difference with a paired Student-t interval over runs, and a verdict
+that says "better" or "worse" only when that interval excludes zero.  With one run nothing
+is certified; with four, a difference has to be consistent across all of them to count.
+Leave-one-run-out folds share calibrating runs, so their per-run scores are not independent:
+the intervals are a yardstick, somewhat narrower than the truth.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from scipy.stats import t as student_t
+
+from sparsitylaws.runfit.coverage import clopper_pearson
+
+__all__ = ["PairedComparison", "paired_comparison"]
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Forecast A against forecast B over the runs both scored (scores: lower is better)."""
+
+    n_runs: int
+    #: runs where A scored lower than B, and where they tied (to 1e-12)
+    wins: int
+    ties: int
+    win_rate_low: float
+    win_rate_high: float
+    #: mean over runs of score(A) - score(B), and its paired t interval (NaN with one run)
+    mean_difference: float
+    low: float
+    high: float
+    level: float
+
+    @property
+    def verdict(self) -> str:
+        """"better" / "worse" when the interval of the mean difference excludes 0, "undecided"
+        when it does not, "one run" when there is no interval to read."""
+        if self.n_runs < 2 or not math.isfinite(self.low):
+            return "one run" if self.n_runs == 1 else "no runs"
+        if self.high < 0:
+            return "better"
+        if self.low > 0:
+            return "worse"
+        return "undecided"
+
+
+def paired_comparison(a: Mapping[str, float], b: Mapping[str, float], level: float = 0.9) -> PairedComparison:
+    """Compare per-run scores ``a`` and ``b`` (run -> score, lower is better) on their common
+    runs: wins of A with a Clopper-Pearson ``level`` interval of the win rate (ties are left
+    out of the rate), and the mean difference A - B with the two-sided paired Student-t
+    ``level`` interval over runs."""
+    runs = sorted(set(a) & set(b))
+    d = [float(a[r]) - float(b[r]) for r in runs if math.isfinite(a[r]) and math.isfinite(b[r])]
+    n = len(d)
+    ties = sum(abs(x) <= 1e-12 for x in d)
+    wins = sum(x < -1e-12 for x in d)
+    wlo, whi = clopper_pearson(wins, n - ties, level)
+    if n == 0:
+        return PairedComparison(0, 0, 0, wlo, whi, math.nan, math.nan, math.nan, level)
+    mean = sum(d) / n
+    if n < 2:
+        return PairedComparison(n, wins, ties, wlo, whi, mean, math.nan, math.nan, level)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1))
+    half = float(student_t.ppf(0.5 + level / 2.0, n - 1)) * sd / math.sqrt(n)
+    return PairedComparison(n, wins, ties, wlo, whi, mean, mean - half, mean + half, level)

@@ -60,16 +60,16 @@ def test_swapping_the_forecasts_mirrors_the_comparison(pairs: list[tuple[float, 
     assert {ab.verdict, ba.verdict} in ({"better", "worse"}, {"undecided"})
 
 
-def test_fit_prints_the_paired_verdicts() -> None:
-    from sparsitylaws.cli.fit import paired_lines
+def test_the_paired_verdicts_in_words() -> None:
+    from sparsitylaws.runfit.compare import paired_text
 
     def per_run(vals: list[float]) -> dict:
         return {"per_run": {f"r{i}": {"interval_score": v} for i, v in enumerate(vals)}}
 
     s = {"combined": per_run([0.010, 0.012, 0.011]), "naive_last": per_run([0.020, 0.022, 0.021]),
          "naive_line": per_run([0.010, 0.020, 0.000])}
-    line = paired_lines(s)
+    line = paired_text(s)
     assert line.startswith("last value -1.00 [-1.00, -1.00] better, won 3/3")
     assert "local line +0.10 [" in line and "undecided, won 1/3" in line
     one = {k: {"per_run": {"r0": v["per_run"]["r0"]}} for k, v in s.items()}
-    assert "one run: nothing certified" in paired_lines(one)
+    assert "one run: nothing certified" in paired_text(one)

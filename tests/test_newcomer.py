@@ -50,7 +50,7 @@ def test_not_for_fitting_runs_are_marked_and_not_compared_with_predictions():
 def _fake_lawset(covered: list[bool]):
     bt = [{"cutoff": 0.7, "tokens_b": float(i + 1), "error": 0.001 * (i + 1), "covered": c}
           for i, c in enumerate(covered)]
-    run = SimpleNamespace(backtest=bt, level=0.9, warnings=[], form="logspace_power")
+    run = SimpleNamespace(backtest=bt, level=0.9, warnings=[], form="logspace_power", activation="relu")
     return SimpleNamespace(runs={"r": run}, run_names=lambda: ["r"], run_info={}, provenance={},
                            architecture=None)
 
@@ -137,3 +137,21 @@ def test_layers_figure_one_panel_per_run_laws_metric_only():
         sorted(100 * np.mean(v) for v in t[t["metric"] == "ppl-p"]["layer_ratios"]), rtol=1e-9)
 
 
+
+
+def test_report_and_fit_pair_the_combined_forecast_with_the_naive_ones():
+    """The backtest section says, per activation, what the runs certify about the combined
+    forecast against the last value and the local line (mean difference, interval, runs won),
+    and `fit` prints the same line (from the committed lab-gpu law set, 12 ReLU + 3 SiLU runs)."""
+    from sparsitylaws.cli.fit import forecast_lines
+
+    ls = load_lawset(REPO_ROOT / "measurements" / "lab-gpu.laws.json")
+    html = _html_of(report.backtest_blocks(ls))
+    m = re.search(r"relu: last value ([+-]\d+\.\d\d) \[([+-]\d+\.\d\d), ([+-]\d+\.\d\d)\] (\w+), won (\d+)/12", html)
+    assert m, html[:2000]
+    mean, lo, hi = (float(m.group(i)) for i in (1, 2, 3))
+    assert lo <= mean <= hi
+    assert m.group(4) == ("better" if hi < 0 else "worse" if lo > 0 else "undecided")
+    assert "silu: last value" in html and "won" in html
+    fit_text = "\n".join(forecast_lines(ls))
+    assert m.group(0) in fit_text.replace("relu: combined minus naive, per run (90% paired t interval, pp): ", "relu: ")

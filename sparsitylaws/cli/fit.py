@@ -208,6 +208,7 @@ def forecast_lines(lawset) -> list[str]:
     beside the naive ones' (each run's band leaves the run out; the weights are in-sample)."""
     from sparsitylaws.runfit.backtest import REPORTED_CUTOFFS
     from sparsitylaws.runfit.calibration import summarize
+    from sparsitylaws.runfit.compare import paired_text
     from sparsitylaws.runfit.coverage import clopper_pearson
 
     out = []
@@ -230,30 +231,10 @@ def forecast_lines(lawset) -> list[str]:
         naive = naive or ("naive forecasts unbanded (their bands are calibrated on the activation's "
                           "own runs, more than 3 needed; the packaged default bands the combined one)")
         out.append(f"  {act}: mean interval score (pp) combined {100 * c['interval_score']:.3f}; {naive}")
-        paired = paired_lines(s)
+        paired = paired_text(s)
         if paired:
             out.append(f"  {act}: combined minus naive, per run (90% paired t interval, pp): {paired}")
     return out
-
-
-def paired_lines(summary: dict) -> str:
-    """The combined forecast against the last value and the local line, paired over runs: the
-    mean difference of interval scores with its interval, the verdict, and runs won (what the
-    runs can certify: "undecided" where the interval holds 0)."""
-    from sparsitylaws.runfit.compare import paired_comparison
-
-    comb = {r: v["interval_score"] for r, v in summary["combined"]["per_run"].items()}
-    parts = []
-    for key, name in (("naive_last", "last value"), ("naive_line", "local line")):
-        if key not in summary:
-            continue
-        p = paired_comparison(comb, {r: v["interval_score"] for r, v in summary[key]["per_run"].items()})
-        if p.n_runs < 2:
-            parts.append(f"{name} {100 * p.mean_difference:+.2f} (one run: nothing certified)")
-        else:
-            parts.append(f"{name} {100 * p.mean_difference:+.2f} [{100 * p.low:+.2f}, {100 * p.high:+.2f}] "
-                         f"{p.verdict}, won {p.wins}/{p.n_runs}")
-    return "; ".join(parts)
 
 
 def _count(n: float) -> str:

@@ -20,7 +20,7 @@ from scipy.stats import t as student_t
 
 from sparsitylaws.runfit.coverage import clopper_pearson
 
-__all__ = ["PairedComparison", "paired_comparison"]
+__all__ = ["PairedComparison", "paired_comparison", "paired_text"]
 
 
 @dataclass(frozen=True)
@@ -71,3 +71,22 @@ def paired_comparison(a: Mapping[str, float], b: Mapping[str, float], level: flo
     sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1))
     half = float(student_t.ppf(0.5 + level / 2.0, n - 1)) * sd / math.sqrt(n)
     return PairedComparison(n, wins, ties, wlo, whi, mean, mean - half, mean + half, level)
+
+
+def paired_text(summary: Mapping[str, dict]) -> str:
+    """One line: the combined forecast against the last value and the local line, paired over
+    runs, from :func:`sparsitylaws.runfit.calibration.summarize`'s output (``per_run`` interval
+    scores): mean difference in pp with its interval, the verdict, runs won; "one run: nothing
+    certified" where there is no interval; empty without naive forecasts."""
+    comb = {r: v["interval_score"] for r, v in summary["combined"]["per_run"].items()}
+    parts = []
+    for key, name in (("naive_last", "last value"), ("naive_line", "local line")):
+        if key not in summary:
+            continue
+        p = paired_comparison(comb, {r: v["interval_score"] for r, v in summary[key]["per_run"].items()})
+        if p.n_runs < 2:
+            parts.append(f"{name} {100 * p.mean_difference:+.2f} (one run: nothing certified)")
+        else:
+            parts.append(f"{name} {100 * p.mean_difference:+.2f} [{100 * p.low:+.2f}, {100 * p.high:+.2f}] "
+                         f"{p.verdict}, won {p.wins}/{p.n_runs}")
+    return "; ".join(parts)

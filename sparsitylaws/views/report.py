@@ -421,6 +421,24 @@ def _skill_cells(sub: list[dict], level: float) -> dict:
     return cells
 
 
+def _paired_sentences(ls: Any) -> list[str]:
+    """Per activation: the combined forecast against the last value and the local line, paired
+    over runs (:func:`sparsitylaws.runfit.compare.paired_text`)."""
+    from sparsitylaws.runfit.backtest import REPORTED_CUTOFFS
+    from sparsitylaws.runfit.calibration import summarize
+    from sparsitylaws.runfit.compare import paired_text
+
+    out = []
+    for act in sorted({ls.runs[n].activation for n in ls.run_names()}):
+        rows = [{**r, "run": n} for n in ls.run_names() if ls.runs[n].activation == act
+                for r in ls.runs[n].backtest if r.get("predicted") is not None]
+        s = summarize(rows, cutoffs=REPORTED_CUTOFFS) if rows else {}
+        text = paired_text(s) if "combined" in s else ""
+        if text:
+            out.append(f"{act}: {text}.")
+    return out
+
+
 def backtest_blocks(ls: Any) -> list[Block]:
     """Per run and cutoff: points held out, interval coverage, errors; overall coverage."""
     if not ls.runs:
@@ -469,6 +487,12 @@ def backtest_blocks(ls: Any) -> list[Block]:
                           "2/alpha times the miss) compare it with the naive forecasts: the last value "
                           "carried forward, a straight line in log D through the last third of the fitted "
                           "points, and the nearest run at equal tokens per parameter."))
+    paired = _paired_sentences(ls)
+    if paired:
+        out.append(Block("p", "Combined forecast minus naive forecast, interval score per run at the "
+                              "30/50/70% cuts, mean over runs with its 90% paired t interval (pp; "
+                              "\"better\" or \"worse\" only where the interval excludes 0, which a "
+                              "handful of runs rarely allows): " + " ".join(paired)))
     if poor:
         out.append(Block("p", f"POOR coverage (so few covered points would happen less than "
                               f"{POOR_TAIL:.0%} of the time with calibrated intervals): {', '.join(poor)}. "

@@ -288,3 +288,28 @@ def test_no_naive_forecast_is_certifiably_better_leave_one_run_out(published_nes
     for naive in ("naive_last", "naive_line"):
         p = paired_comparison(comb, {r: v["interval_score"] for r, v in s[naive]["per_run"].items()})
         assert p.n_runs == len(names) and p.verdict != "worse", (naive, p)
+
+
+@pytest.fixture(scope="module")
+def outsider_rows(sparsinglaw_dir) -> list[dict]:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from outsider_check import check
+
+    return check(read_sparsinglaw_dir(str(sparsinglaw_dir)))
+
+
+@pytest.mark.parametrize("act", ["relu", "silu"])
+def test_the_end_to_end_forecast_of_the_largest_runs_beats_the_ruler(outsider_rows, act: str) -> None:
+    """benchmarks/outsider_check.py on the published runs: the 0.8B runs cut at 30/50/70% and
+    fitted with the others, their later checkpoints forecast by LawSet.predict, against the last
+    value and the local line with the +-q h band (docs/fitting.md, "The end-to-end path")."""
+    rows = [r for r in outsider_rows if r["activation"] == act]
+    assert len(rows) == 3 and all(r["run"] == f"0.8b_{act}" for r in rows)
+    score = {m: np.mean([r[m]["interval_score"] for r in rows])
+             for m in ("combined", "last value +-q h", "local line +-q h")}
+    assert score["combined"] <= min(score["last value +-q h"], score["local line +-q h"]), score
+    covered = sum(r["combined"]["covered"] for r in rows)
+    assert covered >= 0.85 * sum(r["points"] for r in rows)

@@ -284,10 +284,11 @@ def test_many_runs_are_capped_in_per_run_figures(monkeypatch, tmp_path):
     from sparsitylaws.lawset.build import fit_table
     from sparsitylaws.tables.io import read_table
     from sparsitylaws.views import report
+    from sparsitylaws.views.report import fits
 
     table = read_table(write_synthetic(tmp_path / "t.parquet", synthetic_curves()))
     ls = fit_table(table, n_boot=0, backtest=False, architecture=False)
-    monkeypatch.setattr(report, "MAX_PANELS", 2)
+    monkeypatch.setattr(fits, "MAX_PANELS", 2)  # where fit_blocks looks it up
     blocks = report.build_blocks(report.ReportInputs(ls, table, [], "test"))
     texts = [b.text for b in blocks if b.kind == "p"]
     assert any("first 2 runs" in t for t in texts)

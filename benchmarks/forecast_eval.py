@@ -129,13 +129,20 @@ def paired_table(cells: list[tuple[str, str, str, dict, dict]]) -> list[str]:
                 f"{p['verdict']}, won {p['wins']}/{p['n_runs']}")
 
     lines = ["**Combined forecast against the naive ones, paired over runs** (mean interval score in pp; "
-             "difference = combined - naive, mean over runs with its 90% paired t interval; "
+             "each naive forecast banded our way / with the ruler's +-q h band; difference = combined - "
+             "naive banded our way, mean over runs with its 90% paired t interval; "
              "\"better\"/\"worse\" only where the interval excludes 0)", "",
              "| data | held out | activation | runs | combined | last value | local line | nearest run "
              "| combined - last value | combined - local line |", "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def score(s: dict, m: str) -> str:
+        if m not in s:
+            return "-"
+        out = f"{100 * s[m]['interval_score']:.2f}"
+        return out + (f" / {100 * s[m + '_sym']['interval_score']:.2f}" if m + "_sym" in s else "")
+
     for st, kind, act, s, p in cells:
-        sc = [f"{100 * s[m]['interval_score']:.2f}" if m in s else "-"
-              for m in ("combined", "naive_last", "naive_line", "naive_nearest")]
+        sc = [score(s, m) for m in ("combined", "naive_last", "naive_line", "naive_nearest")]
         lines.append(f"| {st} | {FOLDS[kind]} | {act} | {p['naive_last']['n_runs']} | " + " | ".join(sc)
                      + f" | {diff(p['naive_last'])} | {diff(p['naive_line'])} |")
     return lines + [""]

@@ -679,3 +679,28 @@ def test_each_panel_names_its_own_token_unit():
     assert "millions" in small.get_xlabel() and "billions" in big.get_xlabel()
     fig.canvas.draw()
     assert "2" in [t.get_text() for t in small.get_xticklabels()]  # 0.002 billion read as 2 million
+
+
+def test_a_small_figure_shrinks_its_text_instead_of_collapsing(synth_laws, synth_table):
+    """Seven panels asked for at 800x500 pixels: constrained layout still fits them (no
+    'axes sizes collapsed' warning) because every text shrinks by the share of the natural
+    size the figure has; at its natural size nothing changes."""
+    import io
+    import warnings
+
+    from sparsitylaws.cli.plot import apply_size
+    from sparsitylaws.lawset.fileformat import load_lawset
+    from sparsitylaws.views import plots
+
+    ls = load_lawset(synth_laws)
+    fig = plots.make_figure("scale", ls, synth_table)
+    natural = tuple(fig.get_size_inches())
+    title = fig.axes[0].title.get_fontsize()
+    apply_size(fig, 800, 500, 150)
+    r = max(plots.common.MIN_TEXT_SCALE, min(800 / 150 / natural[0], 500 / 150 / natural[1]))
+    assert fig.axes[0].title.get_fontsize() == pytest.approx(title * r, rel=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig.savefig(io.BytesIO(), format="png", dpi=150)
+    same = plots.make_figure("scale", ls, synth_table)
+    assert plots.common.shrink_text(same, natural) == 1.0

@@ -31,7 +31,8 @@ def _pixels(size: str | None, width: int | None, height: int | None) -> tuple[in
 
 
 def apply_size(fig, width: int | None, height: int | None, dpi: int) -> None:
-    """Resize ``fig`` to pixels at ``dpi``; a missing side keeps the figure's aspect ratio."""
+    """Resize ``fig`` to pixels at ``dpi``; a missing side keeps the figure's aspect ratio; a
+    size smaller than the figure's own shrinks its text to match (:func:`shrink_text`)."""
     if width is None and height is None:
         return
     w_in, h_in = fig.get_size_inches()
@@ -40,6 +41,9 @@ def apply_size(fig, width: int | None, height: int | None, dpi: int) -> None:
     if height is None:
         height = round(width * h_in / w_in)
     fig.set_size_inches(width / dpi, height / dpi)
+    from sparsitylaws.views.plots.common import shrink_text
+
+    shrink_text(fig, (w_in, h_in))
 
 
 def _report_suffixes(ctx: click.Context, path: Path) -> tuple[str, ...]:

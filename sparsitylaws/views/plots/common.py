@@ -358,6 +358,35 @@ def check_writable(path: str | os.PathLike) -> Path:
     return path
 
 
+#: Smallest share of their natural size that texts shrink to in a figure drawn smaller than
+#: its layout needs (below it, text would be unreadable anyway).
+MIN_TEXT_SCALE = 0.35
+
+
+def shrink_text(fig: Figure, natural: tuple[float, float]) -> float:
+    """Scale every text of ``fig`` (titles, labels, tick labels, legends) by the share of its
+    ``natural`` size (inches) that the figure now has, when it is smaller: a figure asked for
+    at a few hundred pixels keeps its panels instead of collapsing under full-size text.
+    Returns the factor applied (1 when nothing changed)."""
+    from matplotlib.text import Text
+
+    w, h = fig.get_size_inches()
+    r = max(MIN_TEXT_SCALE, min(1.0, w / natural[0], h / natural[1]))
+    if r >= 0.999:
+        return 1.0
+    sizes = []
+    for ax in fig.axes:
+        for axis, which in ((ax.xaxis, "x"), (ax.yaxis, "y")):
+            ticks = axis.get_major_ticks()
+            if ticks:
+                sizes.append((ax, which, ticks[0].label1.get_fontsize()))
+    for t in fig.findobj(Text):
+        t.set_fontsize(t.get_fontsize() * r)
+    for ax, which, size in sizes:  # ticks made at draw time take the axis' label size
+        ax.tick_params(axis=which, which="both", labelsize=size * r)
+    return r
+
+
 def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = DEFAULT_DPI) -> Path:
     """Write ``fig`` to ``path`` (png/svg/pdf by suffix) at its exact size; no tight bbox."""
     fmt = output_format(path)

@@ -55,6 +55,7 @@ def plot_scale(lawset: Any, table: pd.DataFrame | None = None, *, runs: Sequence
         fig = _new_figure(size or (2.9 * ncols + 2.4, 2.6 * len(acts) + 0.5))
         grid = np.atleast_1d(fig.subplots(len(acts), ncols, squeeze=False))
         styles = series_styles(max(2, len(acts)))
+        drawn = []
         for i, (act, st) in enumerate(zip(acts, styles, strict=False)):
             sc = sec["activations"][act]["scale"]
             row_axes, spare = [], None
@@ -68,12 +69,25 @@ def plot_scale(lawset: Any, table: pd.DataFrame | None = None, *, runs: Sequence
                 ax.set_xscale("log")
                 cut = _draw_scale_param(ax, sc, p, act, st, _at_bound(lawset, sc, p))
                 ax.set_ylabel(SCALE_UNITS.get(p, p), fontsize=8)
-                ax.set_xlabel("non-embedding parameters (count, log)", fontsize=8)
+                drawn.append(ax)
                 ax.set_title(f"{act}: {SCALE_TITLES.get(p, p)}" + (f"\n{CUT_NOTE}" if cut else ""))
                 row_axes.append(ax)
             _row_legend(row_axes, spare)
+        unit, unit_name = _count_unit(max(ax.get_xlim()[1] for ax in drawn) if drawn else 1.0)
+        for ax in drawn:  # one unit for the whole figure
+            _clean_log_ticks(ax, "x", unit)
+            ax.set_xlabel(f"non-embedding parameters ({unit_name}, log)", fontsize=8)
         _suptitle(fig, lawset, "Data-law coefficients against scale (lines: trends in log10 N, bands: 90%)")
         return fig
+
+
+def _count_unit(top: float) -> tuple[float, str]:
+    """(size, name) of the unit for a parameter-count axis reaching ``top``, so ticks read 5,
+    10, 20 (millions) rather than 5x10^6, 10^7, 2x10^7."""
+    for size, name in ((1e9, "billions"), (1e6, "millions"), (1e3, "thousands")):
+        if top >= 2 * size:
+            return size, name
+    return 1.0, "count"
 
 
 SCALE_UNITS = {"A0": "A0 (% of neurons active)", "alpha": "alpha (exponent, dimensionless)",

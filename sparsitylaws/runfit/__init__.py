@@ -9,7 +9,10 @@ bands, form comparison and backtests.
 * :mod:`.formchoice`: which form a run follows;
 * :mod:`.backtest`: information criteria, naive forecasts, rolling-origin backtests;
 * :mod:`.forecast`: forecast-error calibration (bands past the data);
-* :mod:`.calibration`: builds the packaged forecast calibration;
+* :mod:`.backtesttable`: every run's backtest rows as arrays; :mod:`.selection`: scores and
+  chooses a forecast configuration on them;
+* :mod:`.calibration`: calibrates forecasts on other runs' backtests, the nested check;
+  :mod:`.packaged` builds the packaged forecast model;
 * :mod:`.run`: :func:`fit_run`, everything above for one run;
 * :mod:`.simulate`: coverage checks on simulated runs; :mod:`.coverage`: binomial
   statements about coverage; :mod:`.settings`: defaults shared by every fitting command.

@@ -155,7 +155,7 @@ def backtest(D: np.ndarray, y: np.ndarray, form: LawForm | str, *, run: str = "?
     """Rows, one per cutoff x later point: the state at the cut (``state``), the truth, the
     horizon and the three candidates that need no other run (``cand_law``, ``cand_line``,
     ``cand_last``).  The pooled candidates, the combination and its band come later
-    (:func:`sparsitylaws.runfit.calibration.calibrate_rows`)."""
+    (:func:`sparsitylaws.runfit.calibration.fill_rows`)."""
     form = get_form(form)
     D, y = np.asarray(D, float), np.asarray(y, float)
     rows: list[dict] = []

@@ -98,7 +98,7 @@ def _hinge_exact(r: np.ndarray, Y: np.ndarray, sw: np.ndarray):
         X = np.column_stack([left.astype(float), np.where(left, r, 0.0), (~left).astype(float)])
         beta, rss = _wls_rss(X, Y, sw)
         p, s, q = beta[:, 0], beta[:, 1], beta[:, 2]
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             rb = (q - p) / s
         ok = np.isfinite(rb) & (rb >= a) & (rb <= b)
         cand_rb.append(np.where(ok, rb, np.nan))

@@ -154,4 +154,4 @@ def test_report_and_fit_pair_the_combined_forecast_with_the_naive_ones():
     assert m.group(4) == ("better" if hi < 0 else "worse" if lo > 0 else "undecided")
     assert "silu: last value" in html and "won" in html
     fit_text = "\n".join(forecast_lines(ls))
-    assert m.group(0) in fit_text.replace("relu: combined minus naive, per run (90% paired t interval, pp): ", "relu: ")
+    assert m.group(0) in fit_text.replace("relu: combined minus naive per run (pp, 90% paired t interval; weights in-sample): ", "relu: ")

@@ -233,7 +233,7 @@ def forecast_lines(lawset) -> list[str]:
         out.append(f"  {act}: mean interval score (pp) combined {100 * c['interval_score']:.3f}; {naive}")
         paired = paired_text(s)
         if paired:
-            out.append(f"  {act}: combined minus naive, per run (90% paired t interval, pp): {paired}")
+            out.append(f"  {act}: combined minus naive per run (pp, 90% paired t interval; weights in-sample): {paired}")
     return out
 
 

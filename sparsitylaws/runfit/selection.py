@@ -28,6 +28,7 @@ from sparsitylaws.runfit.forecast import (
     MATURITY_BW,
     SCALE_MODE,
     ForecastModel,
+    combine,
     error_scale,
 )
 
@@ -74,21 +75,6 @@ def weight_grid(names: Sequence[str], step: float = WEIGHT_STEP) -> list[dict[st
 # ---------------------------------------------------------------------- scoring a configuration
 
 
-def _combine(C: dict[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
-    num = 0.0
-    den = 0.0
-    for k, w in weights.items():
-        if w <= 0:
-            continue
-        v = C[k]
-        ok = np.isfinite(v)
-        num = num + np.where(ok, w * v, 0.0)
-        den = den + np.where(ok, w, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f = np.where(np.asarray(den) > 0, num / np.where(np.asarray(den) > 0, den, 1.0), np.nan)
-    return np.where(np.isfinite(f), f, C["law"])
-
-
 def _drift(T: BacktestTable, own: dict[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
     num = np.zeros(len(T.unit_state))
     den = np.zeros(len(T.unit_state))
@@ -103,7 +89,7 @@ def _drift(T: BacktestTable, own: dict[str, np.ndarray], weights: Mapping[str, f
 
 
 def _forecast(T: BacktestTable, C: dict, own: dict, weights: Mapping[str, float], beta: float) -> np.ndarray:
-    f = _combine(C, weights)
+    f = combine(C, weights)
     if beta:
         dr = _drift(T, own, weights)[T.row_unit]
         f = f + np.where(np.isfinite(dr), T.s * beta * dr * T.h, 0.0)

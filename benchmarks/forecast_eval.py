@@ -38,7 +38,7 @@ from docblocks import publish  # noqa: E402
 
 from sparsitylaws.runfit.backtest import REPORTED_CUTOFFS, backtest  # noqa: E402
 from sparsitylaws.runfit.calibration import RunBacktest, evaluate, summarize  # noqa: E402
-from sparsitylaws.runfit.compare import paired_comparison  # noqa: E402
+from sparsitylaws.runfit.compare import against_naive  # noqa: E402
 from sparsitylaws.runfit.coverage import clopper_pearson  # noqa: E402
 from sparsitylaws.runfit.forecast import RunCurve  # noqa: E402
 from sparsitylaws.runfit.run import fit_run  # noqa: E402
@@ -55,6 +55,21 @@ def study_tables(name: str) -> pd.DataFrame:
         return read_sparsinglaw_dir(str(SHARED))
     df = pd.read_parquet(HERE.parent / "measurements" / f"{name}.parquet")
     return df[df["metric"] == "ppl-p"]
+
+
+STUDIES = ("published", "lab-cpu", "lab-gpu")
+
+
+def available_studies(study: str) -> list[str]:
+    """The studies asked for (``all`` or one name) whose data are here: the published runs
+    need ../shared (a line says when it is absent), a lab study its committed table."""
+    out = []
+    for st in STUDIES if study == "all" else [study]:
+        if st == "published" and not SHARED.is_dir():
+            print(f"{SHARED} absent: skipping the published runs")
+        elif st == "published" or (HERE.parent / "measurements" / f"{st}.parquet").is_file():
+            out.append(st)
+    return out
 
 
 def backtests(df: pd.DataFrame) -> list[RunBacktest]:
@@ -104,30 +119,22 @@ def per_run_line(per_run: dict) -> str:
 
 
 FOLDS = {"leave one run out": "one run", "leave the largest scale out": "largest scale"}
-PAIRED = (("naive_last", "last value"), ("naive_line", "local line"))
 
 
 def paired_cells(rep: dict) -> dict[str, dict]:
     """The combined forecast against each naive one (banded our way), paired over runs."""
     out = {}
-    comb = {r: v["interval_score"] for r, v in rep["combined"]["per_run"].items()}
-    for m, _ in PAIRED + (("naive_nearest", "nearest run"),):
+    for m in ("naive_last", "naive_line", "naive_nearest"):
         if m in rep:
-            c = paired_comparison(comb, {r: v["interval_score"] for r, v in rep[m]["per_run"].items()})
+            c = against_naive(rep, m)
             out[m] = {"n_runs": c.n_runs, "wins": c.wins, "ties": c.ties, "mean_difference": c.mean_difference,
-                      "low": c.low, "high": c.high, "verdict": c.verdict}
+                      "low": c.low, "high": c.high, "verdict": c.verdict, "text": c.describe()}
     return out
 
 
 def paired_table(cells: list[tuple[str, str, str, dict, dict]]) -> list[str]:
     """One line per study x fold x activation: mean interval scores, and the combined forecast
     minus each naive one, mean over runs with its 90% paired t interval and runs won."""
-    def diff(p: dict) -> str:
-        if p["n_runs"] < 2:
-            return f"{100 * p['mean_difference']:+.2f} (one run: nothing certified)"
-        return (f"{100 * p['mean_difference']:+.2f} [{100 * p['low']:+.2f}, {100 * p['high']:+.2f}] "
-                f"{p['verdict']}, won {p['wins']}/{p['n_runs']}")
-
     lines = ["**Combined forecast against the naive ones, paired over runs** (mean interval score in pp; "
              "each naive forecast banded our way / with the ruler's +-q h band; difference = combined - "
              "naive banded our way, mean over runs with its 90% paired t interval; "
@@ -144,7 +151,7 @@ def paired_table(cells: list[tuple[str, str, str, dict, dict]]) -> list[str]:
     for st, kind, act, s, p in cells:
         sc = [score(s, m) for m in ("combined", "naive_last", "naive_line", "naive_nearest")]
         lines.append(f"| {st} | {FOLDS[kind]} | {act} | {p['naive_last']['n_runs']} | " + " | ".join(sc)
-                     + f" | {diff(p['naive_last'])} | {diff(p['naive_line'])} |")
+                     + f" | {p['naive_last']['text']} | {p['naive_line']['text']} |")
     return lines + [""]
 
 
@@ -156,14 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--write", action="store_true", help="write the tables into docs/fitting.md")
     mode.add_argument("--check", action="store_true", help="check docs/fitting.md against them")
     a = ap.parse_args(argv)
-    studies = ["published", "lab-cpu", "lab-gpu"] if a.study == "all" else [a.study]
     report, md, cells = {}, [], []
-    for st in studies:
-        if st == "published" and not SHARED.is_dir():
-            print(f"{SHARED} absent: skipping the published runs")
-            continue
-        if st != "published" and not (HERE.parent / "measurements" / f"{st}.parquet").is_file():
-            continue
+    for st in available_studies(a.study):
         t0 = time.process_time()
         runs = backtests(study_tables(st))
         loro = [[r.run] for r in runs]

@@ -33,7 +33,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from docblocks import publish  # noqa: E402
-from forecast_eval import SHARED, study_tables  # noqa: E402
+from forecast_eval import available_studies, study_tables  # noqa: E402
 
 from sparsitylaws.lawset.build import fit_table  # noqa: E402
 from sparsitylaws.runfit.backtest import REPORTED_CUTOFFS  # noqa: E402
@@ -149,14 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--write", action="store_true", help="write the tables into docs/fitting.md")
     mode.add_argument("--check", action="store_true", help="check docs/fitting.md against them")
     a = ap.parse_args(argv)
-    studies = ["published", "lab-cpu", "lab-gpu"] if a.study == "all" else [a.study]
     md = []
-    for st in studies:
-        if st == "published" and not SHARED.is_dir():
-            print(f"{SHARED} absent: skipping the published runs")
-            continue
-        if st != "published" and not (HERE.parent / "measurements" / f"{st}.parquet").is_file():
-            continue
+    for st in available_studies(a.study):
         t0 = time.process_time()
         md += tables(st, check(study_tables(st)))
         print(f"{st}: {time.process_time() - t0:.0f} CPU-s", file=sys.stderr)

@@ -206,18 +206,13 @@ def forecast_lines(lawset) -> list[str]:
     and of last checkpoints at the 30/50/70% cuts with a 90% binomial interval of the rate
     (forecasts, not points, are the unit), and the combined forecast's mean interval score
     beside the naive ones' (each run's band leaves the run out; the weights are in-sample)."""
-    from sparsitylaws.runfit.backtest import REPORTED_CUTOFFS
-    from sparsitylaws.runfit.calibration import summarize
+    from sparsitylaws.runfit.calibration import summarize_runs
     from sparsitylaws.runfit.compare import paired_text
     from sparsitylaws.runfit.coverage import clopper_pearson
 
     out = []
     for act in sorted({lawset.runs[n].activation for n in lawset.run_names()}):
-        rows = [{**r, "run": n} for n in lawset.run_names() if lawset.runs[n].activation == act
-                for r in lawset.runs[n].backtest if r.get("predicted") is not None]
-        if not rows:
-            continue
-        s = summarize(rows, cutoffs=REPORTED_CUTOFFS)
+        s = summarize_runs(lawset.runs, act)
         c = s.get("combined")
         if not c or not c["n_forecasts"]:
             continue

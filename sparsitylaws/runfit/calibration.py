@@ -25,8 +25,9 @@ equally): 380 dependent points of eight runs are eight runs' worth of evidence, 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
+from typing import Any
 
 import numpy as np
 
@@ -197,6 +198,17 @@ def summarize(rows: Sequence[dict], level: float = LEVEL, cutoffs: Sequence[floa
                   "covered_points": int(n_cov), "n_points": int(n_pts),
                   "covered_last": int(n_last), "n_forecasts": int(n_fc), "per_run": per_run}
     return out
+
+
+def summarize_runs(runs: Mapping[str, Any], activation: str, level: float = LEVEL) -> dict:
+    """:func:`summarize` of the calibrated backtest rows at the reported cuts of every run of
+    ``activation`` in ``runs`` (name -> a fit with ``activation`` and ``backtest``, e.g. a law
+    set's runs); empty when none has any."""
+    from sparsitylaws.runfit.backtest import REPORTED_CUTOFFS
+
+    rows = [{**r, "run": n} for n in sorted(runs) if runs[n].activation == activation
+            for r in runs[n].backtest if r.get("predicted") is not None]
+    return summarize(rows, level, REPORTED_CUTOFFS) if rows else {}
 
 
 def calibration_mask(T: BacktestTable, held: set[int], by_activation: bool) -> np.ndarray:

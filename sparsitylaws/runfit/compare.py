@@ -20,7 +20,7 @@ from scipy.stats import t as student_t
 
 from sparsitylaws.runfit.coverage import clopper_pearson
 
-__all__ = ["PairedComparison", "paired_comparison", "paired_text"]
+__all__ = ["PairedComparison", "against_naive", "paired_comparison", "paired_text"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,14 @@ class PairedComparison:
             return "worse"
         return "undecided"
 
+    def describe(self) -> str:
+        """The mean difference in pp with its interval, the verdict and runs won (A - B, scores
+        as fractions), or "one run: nothing certified" where there is no interval."""
+        if self.n_runs < 2:
+            return f"{100 * self.mean_difference:+.2f} (one run: nothing certified)"
+        return (f"{100 * self.mean_difference:+.2f} [{100 * self.low:+.2f}, {100 * self.high:+.2f}] "
+                f"{self.verdict}, won {self.wins}/{self.n_runs}")
+
 
 def paired_comparison(a: Mapping[str, float], b: Mapping[str, float], level: float = 0.9) -> PairedComparison:
     """Compare per-run scores ``a`` and ``b`` (run -> score, lower is better) on their common
@@ -73,20 +81,20 @@ def paired_comparison(a: Mapping[str, float], b: Mapping[str, float], level: flo
     return PairedComparison(n, wins, ties, wlo, whi, mean, mean - half, mean + half, level)
 
 
+def against_naive(summary: Mapping[str, dict], key: str, level: float = 0.9) -> PairedComparison:
+    """The combined forecast against forecast ``key`` (e.g. ``naive_last``), paired over the runs
+    of :func:`sparsitylaws.runfit.calibration.summarize`'s output (their ``per_run`` interval
+    scores)."""
+    def per_run(m: str) -> dict[str, float]:
+        return {r: v["interval_score"] for r, v in summary[m]["per_run"].items()}
+
+    return paired_comparison(per_run("combined"), per_run(key), level)
+
+
 def paired_text(summary: Mapping[str, dict]) -> str:
     """One line: the combined forecast against the last value and the local line, paired over
-    runs, from :func:`sparsitylaws.runfit.calibration.summarize`'s output (``per_run`` interval
-    scores): mean difference in pp with its interval, the verdict, runs won; "one run: nothing
-    certified" where there is no interval; empty without naive forecasts."""
-    comb = {r: v["interval_score"] for r, v in summary["combined"]["per_run"].items()}
-    parts = []
-    for key, name in (("naive_last", "last value"), ("naive_line", "local line")):
-        if key not in summary:
-            continue
-        p = paired_comparison(comb, {r: v["interval_score"] for r, v in summary[key]["per_run"].items()})
-        if p.n_runs < 2:
-            parts.append(f"{name} {100 * p.mean_difference:+.2f} (one run: nothing certified)")
-        else:
-            parts.append(f"{name} {100 * p.mean_difference:+.2f} [{100 * p.low:+.2f}, {100 * p.high:+.2f}] "
-                         f"{p.verdict}, won {p.wins}/{p.n_runs}")
-    return "; ".join(parts)
+    runs (:func:`against_naive`, :meth:`PairedComparison.describe`); empty without naive
+    forecasts."""
+    return "; ".join(f"{name} {against_naive(summary, key).describe()}"
+                     for key, name in (("naive_last", "last value"), ("naive_line", "local line"))
+                     if key in summary)

@@ -35,15 +35,12 @@ def _skill_cells(sub: list[dict], level: float) -> dict:
 def _paired_sentences(ls: Any) -> list[str]:
     """Per activation: the combined forecast against the last value and the local line, paired
     over runs (:func:`sparsitylaws.runfit.compare.paired_text`)."""
-    from sparsitylaws.runfit.backtest import REPORTED_CUTOFFS
-    from sparsitylaws.runfit.calibration import summarize
+    from sparsitylaws.runfit.calibration import summarize_runs
     from sparsitylaws.runfit.compare import paired_text
 
     out = []
     for act in sorted({ls.runs[n].activation for n in ls.run_names()}):
-        rows = [{**r, "run": n} for n in ls.run_names() if ls.runs[n].activation == act
-                for r in ls.runs[n].backtest if r.get("predicted") is not None]
-        s = summarize(rows, cutoffs=REPORTED_CUTOFFS) if rows else {}
+        s = summarize_runs(ls.runs, act)
         text = paired_text(s) if "combined" in s else ""
         if text:
             out.append(f"{act}: {text}.")

@@ -36,7 +36,7 @@ from docblocks import publish  # noqa: E402
 from forecast_eval import available_studies, study_tables  # noqa: E402
 
 from sparsitylaws.lawset.build import fit_table  # noqa: E402
-from sparsitylaws.runfit.backtest import REPORTED_CUTOFFS  # noqa: E402
+from sparsitylaws.runfit.backtest import REPORTED_CUTOFFS, interval_score  # noqa: E402
 from sparsitylaws.runfit.calibration import conformal_q  # noqa: E402
 from sparsitylaws.runfit.coverage import clopper_pearson  # noqa: E402
 from sparsitylaws.runfit.forecast import candidates  # noqa: E402
@@ -75,11 +75,6 @@ def ruler_q(ls, exclude: list[str], key: str, activation: str) -> float:
     return conformal_q(np.asarray(v), np.asarray(w), LEVEL) if v else float("nan")
 
 
-def interval_score(lo: np.ndarray, hi: np.ndarray, y: np.ndarray) -> np.ndarray:
-    a = 1.0 - LEVEL
-    return (hi - lo) + (2 / a) * np.maximum(lo - y, 0) + (2 / a) * np.maximum(y - hi, 0)
-
-
 def check(df: pd.DataFrame) -> list[dict]:
     """One row per cut run x cut: each forecast's interval score, coverage, last point covered."""
     n = df.groupby("run")["n_params"].first().astype(float)
@@ -110,7 +105,7 @@ def check(df: pd.DataFrame) -> list[dict]:
             row = {"run": run, "activation": rf.activation, "cut": cut, "points": int(y.size)}
             for name, (lo, hi) in fc.items():
                 cov = (lo <= y) & (y <= hi)
-                row[name] = {"interval_score": float(np.mean(interval_score(lo, hi, y))),
+                row[name] = {"interval_score": float(np.mean(interval_score(lo, hi, y, LEVEL))),
                              "covered": int(cov.sum()), "last_covered": bool(cov[-1])}
             out.append(row)
     return out

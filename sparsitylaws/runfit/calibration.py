@@ -15,6 +15,8 @@ re-exports the names its callers import from it (:class:`RunBacktest`, :class:`B
   largest scale), selection and calibration on the other runs alone (analogs too), then the
   held-out runs' forecasts scored beside the naive ones;
 * :func:`calibrate_runs` - one model for a group of runs, each run's rows banded leaving it out;
+* :func:`use_default_forecast` - another default for a block (a check of the lone-run path
+  out of sample rebuilds it without the run it forecasts);
 * :func:`default_forecast` - the packaged default model (``forecast_default.json``, built from
   the paper's published runs by :mod:`sparsitylaws.runfit.packaged`).
 
@@ -25,7 +27,8 @@ equally): 380 dependent points of eight runs are eight runs' worth of evidence, 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from importlib import resources
 from typing import Any
 
@@ -56,6 +59,7 @@ __all__ = [
     "BacktestTable",
     "RunBacktest",
     "default_forecast",
+    "use_default_forecast",
     "evaluate",
     "model_for",
     "select",
@@ -290,3 +294,16 @@ def default_forecast() -> tuple[ForecastModel, list[RunCurve]]:
         d = json.loads(text)
         _DEFAULT = (ForecastModel.from_dict(d["model"]), [RunCurve.from_dict(c) for c in d["curves"]])
     return _DEFAULT
+
+
+@contextmanager
+def use_default_forecast(model: ForecastModel, curves: Sequence[RunCurve]) -> Iterator[None]:
+    """Within the block, fits that fall back on the packaged default (a lone run, too few runs
+    of a recipe) use ``model`` and ``curves`` instead; the packaged one is back afterwards."""
+    global _DEFAULT
+    previous = _DEFAULT
+    _DEFAULT = (model, list(curves))
+    try:
+        yield
+    finally:
+        _DEFAULT = previous

@@ -19,14 +19,17 @@ from sparsitylaws.runfit.forecast import RunCurve
 from sparsitylaws.runfit.run import fit_run
 from sparsitylaws.tables.ingest import read_sparsinglaw_dir
 
-__all__ = ["build_default"]
+__all__ = ["build_default", "default_from", "published_backtests"]
+
+SOURCE = ("packaged default: rolling-origin backtests of the Sparsing Law paper's published runs "
+          "(arXiv:2411.02335), built by python -m sparsitylaws.runfit.packaged")
 
 
-def build_default(directory: str) -> dict:
-    """Backtest the paper's published runs in ``directory`` and calibrate on all of them (the
-    packaged default).  Analog curves are the runs' fitted laws (no measured data ships)."""
+def published_backtests(directory: str) -> list[RunBacktest]:
+    """The paper's published runs in ``directory``, each fitted and backtested, its analog curve
+    its fitted law (no measured data ships)."""
     df = read_sparsinglaw_dir(directory)
-    runs, curves = [], []
+    runs = []
     for run in sorted(df["run"].unique()):
         sub = df[df["run"] == run].sort_values("tokens")
         t, y = sub["tokens"].to_numpy(float), sub["activation_ratio"].to_numpy(float)
@@ -34,13 +37,22 @@ def build_default(directory: str) -> dict:
         n = float(sub["n_params"].iloc[0]) if "n_params" in sub else None
         rf = fit_run(t, y, run=str(run), activation=act, n_boot=0, compare=False, backtest=False, n_params=n)
         law = RunCurve.from_law(str(run), act, n, rf.form, rf.estimate, rf.tokens_b_min, rf.tokens_b_max)
-        curves.append(law)
         rows = backtest(t / 1e9, y, rf.form, run=str(run), activation=act, n_params=n)
         runs.append(RunBacktest(str(run), act, n, rows, law))
-    model, _, _ = calibrate_runs(runs, level=LEVEL, source=(
-        "packaged default: rolling-origin backtests of the Sparsing Law paper's published runs "
-        "(arXiv:2411.02335), built by python -m sparsitylaws.runfit.packaged"))
-    return {"model": model.to_dict(), "curves": [c.to_dict() for c in curves]}
+    return runs
+
+
+def default_from(runs: list[RunBacktest]) -> dict:
+    """The packaged default's document calibrated on ``runs`` (all of them: the packaged file;
+    all but one: the lone-run path checked out of sample, benchmarks/outsider_check.py)."""
+    model, _, _ = calibrate_runs(runs, level=LEVEL, source=SOURCE)
+    return {"model": model.to_dict(), "curves": [r.curve.to_dict() for r in runs]}
+
+
+def build_default(directory: str) -> dict:
+    """Backtest the paper's published runs in ``directory`` and calibrate on all of them (the
+    packaged default)."""
+    return default_from(published_backtests(directory))
 
 
 if __name__ == "__main__":  # pragma: no cover - maintenance command

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -58,14 +59,15 @@ def cut_table(df: pd.DataFrame, runs: list[str], cut: float) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def ruler_q(ls, exclude: list[str], key: str, activation: str) -> float:
-    """The conformal quantile of |error| / h of candidate ``key`` over the backtests of every run
-    of ``activation`` but ``exclude``, each run weighing 1 and each of its cuts equally."""
+def ruler_q(backtests: Iterable[tuple[str, list[dict]]], key: str, activation: str) -> float:
+    """The conformal quantile of |error| / h of candidate ``key`` over the backtest rows of the
+    runs given as (activation, rows) of ``activation``, each run weighing 1 and each of its
+    cuts equally."""
     v, w = [], []
-    for name in ls.run_names():
-        if name in exclude or ls.runs[name].activation != activation:
+    for act, backtest in backtests:
+        if act != activation:
             continue
-        rows = [r for r in ls.runs[name].backtest if r.get(f"cand_{key}") is not None and r["horizon"] > 0]
+        rows = [r for r in backtest if r.get(f"cand_{key}") is not None and r["horizon"] > 0]
         cuts = sorted({r["cutoff"] for r in rows})
         for c in cuts:
             rc = [r for r in rows if r["cutoff"] == c]
@@ -73,6 +75,30 @@ def ruler_q(ls, exclude: list[str], key: str, activation: str) -> float:
                 v.append(abs(r["measured"] - r[f"cand_{key}"]) / r["horizon"])
                 w.append(1.0 / (len(cuts) * len(rc)))
     return conformal_q(np.asarray(v), np.asarray(w), LEVEL) if v else float("nan")
+
+
+def score_forecast(ls, run: str, later: pd.DataFrame, backtests: list[tuple[str, list[dict]]],
+                   cut: float) -> dict:
+    """One forecast (run x cut) of ``later`` (its checkpoints past the cut) by the law set and
+    by the ruler (q over ``backtests``: other runs only): interval score, points covered, last
+    point covered, per forecast."""
+    y = later["activation_ratio"].to_numpy(float)
+    p = ls.predict(run, later["tokens"].to_numpy(float))
+    fc = {"combined": (p["pred_low"].to_numpy(float), p["pred_high"].to_numpy(float))}
+    rf = ls.runs[run]
+    st = rf.forecast_state()
+    d_b = later["tokens"].to_numpy(float) / 1e9
+    cand = candidates(st, d_b)
+    h = np.log(d_b / st.d_cut)
+    for k, name in RULERS:
+        q = ruler_q(backtests, k, rf.activation)
+        fc[name] = (np.clip(cand[k] - q * h, 0, 1), np.clip(cand[k] + q * h, 0, 1))
+    row = {"run": run, "activation": rf.activation, "cut": cut, "points": int(y.size)}
+    for name, (lo, hi) in fc.items():
+        cov = (lo <= y) & (y <= hi)
+        row[name] = {"interval_score": float(np.mean(interval_score(lo, hi, y, LEVEL))),
+                     "covered": int(cov.sum()), "last_covered": bool(cov[-1])}
+    return row
 
 
 def check(df: pd.DataFrame) -> list[dict]:
@@ -83,31 +109,15 @@ def check(df: pd.DataFrame) -> list[dict]:
     for cut in REPORTED_CUTOFFS:
         part = cut_table(df, big, cut)
         ls = fit_table(part, n_boot=0, architecture=False, name="outsider")
+        others = [(ls.runs[m].activation, ls.runs[m].backtest) for m in ls.run_names() if m not in big]
         for run in big:
             if run not in ls.runs:
                 continue
             full = df[df["run"] == run].sort_values("tokens")
             d_cut = part[part["run"] == run]["tokens"].max()
             later = full[full["tokens"] > d_cut]
-            if later.empty:
-                continue
-            y = later["activation_ratio"].to_numpy(float)
-            p = ls.predict(run, later["tokens"].to_numpy(float))
-            fc = {"combined": (p["pred_low"].to_numpy(float), p["pred_high"].to_numpy(float))}
-            rf = ls.runs[run]
-            st = rf.forecast_state()
-            d_b = later["tokens"].to_numpy(float) / 1e9
-            cand = candidates(st, d_b)
-            h = np.log(d_b / st.d_cut)
-            for k, name in RULERS:
-                q = ruler_q(ls, big, k, rf.activation)
-                fc[name] = (np.clip(cand[k] - q * h, 0, 1), np.clip(cand[k] + q * h, 0, 1))
-            row = {"run": run, "activation": rf.activation, "cut": cut, "points": int(y.size)}
-            for name, (lo, hi) in fc.items():
-                cov = (lo <= y) & (y <= hi)
-                row[name] = {"interval_score": float(np.mean(interval_score(lo, hi, y, LEVEL))),
-                             "covered": int(cov.sum()), "last_covered": bool(cov[-1])}
-            out.append(row)
+            if not later.empty:
+                out.append(score_forecast(ls, run, later, others, cut))
     return out
 
 

@@ -313,3 +313,80 @@ def test_the_end_to_end_forecast_of_the_largest_runs_beats_the_ruler(outsider_ro
     assert score["combined"] <= min(score["last value +-q h"], score["local line +-q h"]), score
     covered = sum(r["combined"]["covered"] for r in rows)
     assert covered >= 0.85 * sum(r["points"] for r in rows)
+
+
+@pytest.fixture(scope="module")
+def published_backtests(sparsinglaw_dir) -> list:
+    from sparsitylaws.runfit.packaged import published_backtests
+
+    return published_backtests(str(sparsinglaw_dir))
+
+
+@pytest.fixture(scope="module")
+def lone_rows(sparsinglaw_dir, published_backtests) -> list[dict]:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from lone_run import check
+
+    return check(Path(sparsinglaw_dir), backtests=published_backtests)
+
+
+def test_the_packaged_forecast_default_is_what_its_builder_builds(published_backtests) -> None:
+    """runfit/forecast_default.json is ``python -m sparsitylaws.runfit.packaged`` on the
+    published runs: the same choice exactly, numbers within 1e-3 (relative for the horizon
+    scale and the curves, absolute for the scores: other CPUs move the fits' last digits)."""
+    from importlib import resources
+
+    from sparsitylaws.runfit.packaged import default_from
+
+    built = default_from(published_backtests)
+    shipped = json.loads(resources.files("sparsitylaws.runfit").joinpath("forecast_default.json").read_text())
+    b, s = built["model"], shipped["model"]
+    assert (b["weights"], b["beta"], b["omega"], b["by_activation"]) == (
+        s["weights"], s["beta"], s["omega"], s["by_activation"])
+    for a in s["kappa"]:
+        for k in ("kappa", "log_kappa", "slope", "x_mean"):
+            assert b["kappa"][a][k] == pytest.approx(s["kappa"][a][k], rel=1e-3, abs=1e-9)
+    assert [r[0] for r in b["scores"]] == [r[0] for r in s["scores"]]
+    np.testing.assert_allclose([r[2] for r in b["scores"]], [r[2] for r in s["scores"]], atol=1e-3)
+    for cb, cs in zip(built["curves"], shipped["curves"], strict=True):
+        assert cb["run"] == cs["run"]
+        np.testing.assert_allclose(np.asarray(cb["tokens_b"], float), np.asarray(cs["tokens_b"], float), rtol=1e-9)
+        np.testing.assert_allclose(np.asarray(cb["values"], float), np.asarray(cs["values"], float), rtol=1e-3)
+
+
+@pytest.mark.parametrize("act", ["relu", "silu"])
+def test_a_lone_run_forecast_out_of_sample_beats_the_ruler(lone_rows, act: str) -> None:
+    """benchmarks/lone_run.py: each published run held out, the packaged default rebuilt on the
+    other seven, the run cut at 30/50/70% and fitted alone (the path of a user with one run):
+    the forecast beats the last value and the local line with the +-q h band, and its band
+    covers at least 85% of the later points (docs/fitting.md, "A lone run")."""
+    rows = [r for r in lone_rows if r["activation"] == act]
+    assert len(rows) == 12 and len({r["run"] for r in rows}) == 4
+    score = {m: np.mean([r[m]["interval_score"] for r in rows])
+             for m in ("combined", "last value +-q h", "local line +-q h")}
+    assert score["combined"] <= min(score["last value +-q h"], score["local line +-q h"]), score
+    covered = sum(r["combined"]["covered"] for r in rows)
+    assert covered >= 0.85 * sum(r["points"] for r in rows)
+
+
+def test_use_default_forecast_swaps_the_default_and_puts_it_back() -> None:
+    """Within the block a lone run's fit takes the given default; after it, the packaged one."""
+    from sparsitylaws.runfit.calibration import default_forecast, use_default_forecast
+    from sparsitylaws.runfit.run import fit_run
+
+    packaged = default_forecast()
+    other = ForecastModel({"last": 1.0}, 0.0, {"*": {"kappa": 0.5, "log_kappa": math.log(0.5), "slope": 0.0,
+                                                     "x_mean": 0.0}}, [("r", 10.0, 0.0, 1.0)])
+    with use_default_forecast(other, []):
+        assert default_forecast() == (other, [])
+        d = np.geomspace(1.0, 100.0, 16)
+        rf = fit_run(d * 1e9, 0.06 + 0.2 * np.exp(-0.8 * d**0.4), run="toy", activation="relu", n_boot=0,
+                     compare=False, backtest=False)
+        assert rf.forecast_model()[0] is other
+    assert default_forecast() is packaged
+    rf2 = fit_run(d * 1e9, 0.06 + 0.2 * np.exp(-0.8 * d**0.4), run="toy", activation="relu", n_boot=0,
+                  compare=False, backtest=False)
+    assert rf2.forecast_model()[0] is packaged[0]

@@ -1,0 +1,84 @@
+"""A lone run forecast as its user would, out of sample (issue 19).
+
+`sparsitylaws fit` on a table holding one run (or fewer than 3 runs of a recipe) bands its
+forecasts with the packaged default, which the paper's 8 published runs calibrate. Here each
+published run is held out in turn: the default is rebuilt on the other seven
+(`runfit.packaged.default_from`: weights, band and analog curves all without the run), the run
+is cut at 30, 50 and 70% of its token range, fitted alone by `fit_table` and its later
+checkpoints forecast by `LawSet.predict`. Beside it, the ruler of benchmarks/outsider_check.py:
+the last value and the local line from the same origin, +-q h with q the split-conformal 90%
+quantile of |error| / h over the other seven runs' backtests of the same activation. Out of
+sample for every run scored.
+
+    python benchmarks/lone_run.py [--write | --check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from docblocks import publish  # noqa: E402
+from forecast_eval import SHARED, study_tables  # noqa: E402
+from outsider_check import cut_table, score_forecast, tables  # noqa: E402
+
+from sparsitylaws.lawset.build import fit_table  # noqa: E402
+from sparsitylaws.runfit.backtest import REPORTED_CUTOFFS  # noqa: E402
+from sparsitylaws.runfit.calibration import RunBacktest, calibrate_runs, use_default_forecast  # noqa: E402
+from sparsitylaws.runfit.packaged import published_backtests  # noqa: E402
+
+DOC = HERE.parent / "docs" / "fitting.md"
+
+
+def check(directory: Path = SHARED, runs: list[str] | None = None,
+          backtests: list[RunBacktest] | None = None) -> list[dict]:
+    """One row per held-out run x cut (``runs``: only these held out; default every one;
+    ``backtests``: the published runs' backtests when already made)."""
+    df = study_tables("published") if directory == SHARED else None
+    if df is None:
+        from sparsitylaws.tables.ingest import read_sparsinglaw_dir
+
+        df = read_sparsinglaw_dir(str(directory))
+    backtests = backtests if backtests is not None else published_backtests(str(directory))
+    out = []
+    for held in backtests:
+        if runs is not None and held.run not in runs:
+            continue
+        others = [rb for rb in backtests if rb.run != held.run]
+        model, _, _ = calibrate_runs(others)
+        rows = [(rb.activation, rb.rows) for rb in others]
+        full = df[df["run"] == held.run].sort_values("tokens")
+        with use_default_forecast(model, [rb.curve for rb in others]):
+            for cut in REPORTED_CUTOFFS:
+                part = cut_table(full, [held.run], cut)
+                ls = fit_table(part, n_boot=0, architecture=False, name="lone run")
+                later = full[full["tokens"] > part["tokens"].max()]
+                if held.run in ls.runs and not later.empty:
+                    out.append(score_forecast(ls, held.run, later, rows, cut))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="write the tables into docs/fitting.md")
+    mode.add_argument("--check", action="store_true", help="check docs/fitting.md against them")
+    a = ap.parse_args(argv)
+    if not SHARED.is_dir():
+        print(f"{SHARED} absent: nothing to check")
+        return 0
+    t0 = time.process_time()
+    body = "\n".join(tables("published, one run fitted alone", check()))
+    print(f"{time.process_time() - t0:.0f} CPU-s", file=sys.stderr)
+    print(body)
+    return publish(DOC, {"lone-run": body}, write=a.write, check=a.check)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -3,7 +3,8 @@ gives a :class:`RunFit`: the law's parameters with intervals, its prediction and
 bands, form comparison and backtests.
 
 * :mod:`.forms`: the law forms (ReLU, SiLU and alternatives), one registry (docs/laws.md);
-* :mod:`.pointfit`: the least-squares fit of one form to points;
+* :mod:`.pointfit`: the least-squares fit of one form to points; :mod:`.lmbatch`: the
+  batched Levenberg-Marquardt solver; :mod:`.prior`: the weakly informative prior;
 * :mod:`.warmup`: which points a fit uses (the average over warm-up lengths);
 * :mod:`.uncertainty`: bootstrap, profile and delta intervals, curve bands;
 * :mod:`.formchoice`: which form a run follows;

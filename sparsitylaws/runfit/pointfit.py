@@ -2,18 +2,24 @@
 
 What lives here (see docs/fitting.md for the method and its reasons):
 
-* :func:`lm_batch` - a batched Levenberg-Marquardt solver in numpy that fits many
-  replicates at once (same D, different y) in the *unconstrained* parameterization of the
-  form (log / logit transforms), so physical bounds hold by construction.  Used by the
-  bootstrap, the warm-up average (:mod:`.warmup`), form comparison and backtests.
 * :func:`fit_points` - the headline fit: every data-driven starting point is fitted with
-  lmfit (scipy ``least_squares`` underneath, in the unconstrained parameterization), the
-  best optimum is kept, and a multi-start report says how many starts reached it and how
-  far apart near-optimal solutions are.  Covariance by Gauss-Newton, diagnostics as
-  :class:`FitWarning` records.
-* :class:`Prior` / :func:`make_prior` - the weakly informative prior on the unconstrained
-  parameters that every fit of a form with one carries (a maximum a posteriori fit): it
-  picks one point of a flat valley, so estimates do not slide along it under tiny noise.
+  the batched solver, then lmfit (scipy ``least_squares`` underneath, in the unconstrained
+  parameterization) from the best end, the best optimum is kept, and a multi-start report
+  says how many starts reached it and how far apart near-optimal solutions are.  Covariance
+  by Gauss-Newton, diagnostics as :class:`FitWarning` records.
+* :func:`fit_points_fast` / :func:`fit_subsets` - the same objective by the batched solver
+  alone (subsets of the same points in one batch): for comparisons, backtests and the
+  warm-up average.
+
+Elsewhere, and re-exported here (imports from this module are unchanged):
+
+* :mod:`.lmbatch` - :func:`lm_batch`, the batched Levenberg-Marquardt solver in numpy that
+  fits many replicates at once in the *unconstrained* parameterization of the form (log /
+  logit transforms), so physical bounds hold by construction.  Used by the fits here, the
+  bootstrap, the warm-up average (:mod:`.warmup`), form comparison and backtests.
+* :mod:`.prior` - :class:`Prior` / :func:`make_prior`, the weakly informative prior on the
+  unconstrained parameters that every fit of a form with one carries (a maximum a posteriori
+  fit): it picks one point of a flat valley, so estimates do not slide along it under tiny noise.
 
 All D values are in billions of tokens.
 """
@@ -30,6 +36,24 @@ from scipy import stats
 
 from sparsitylaws.errors import FitInputError
 from sparsitylaws.runfit.forms import LawForm, get_form
+from sparsitylaws.runfit.lmbatch import (  # noqa: F401 - private names re-exported for old imports
+    LMResult,
+    _cost,
+    _jacobian,
+    _residuals,
+    _rho,
+    _rho_prime,
+    _sw3,
+    curve_gradient_u,
+    lm_batch,
+)
+from sparsitylaws.runfit.prior import (  # noqa: F401 - pilot_noise re-exported for old imports
+    Prior,
+    _resolve_prior,
+    make_prior,
+    pilot_noise,
+    rescale,
+)
 
 __all__ = [
     "LOSSES",
@@ -89,71 +113,6 @@ class MultiStartReport:
     max_spread_se: float | None
 
 
-@dataclass(frozen=True)
-class Prior:
-    """Gaussian prior on the unconstrained parameters u of a form: u_j ~ N(mean_j, sd_j^2).
-
-    In a least-squares fit it adds the pseudo-residuals ``scale * (u - mean) / sd`` (``scale``
-    the noise sd of the data, in the fit's weighted units), so the objective is, up to a
-    factor, the negative log posterior.  ``mean`` may be (k,) or one row per fitted row (m, k)
-    and ``scale`` a float or (m,), for batched fits of different subsets.
-    """
-
-    mean: np.ndarray
-    sd: np.ndarray
-    scale: np.ndarray | float
-
-    def rows(self, idx: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-        """(mean, coefficient scale / sd) for the rows ``idx`` of an (m, k) batch."""
-        mean = np.broadcast_to(np.asarray(self.mean, float), (m, np.size(self.sd)))[idx]
-        sc = np.broadcast_to(np.asarray(self.scale, float), (m,))[idx]
-        return mean, sc[:, None] / np.asarray(self.sd, float)[None, :]
-
-    def residuals(self, U: np.ndarray, idx: np.ndarray | None = None, m: int | None = None) -> np.ndarray:
-        """Pseudo-residuals of rows U (those rows ``idx`` of an m-row batch)."""
-        m = U.shape[0] if m is None else m
-        idx = np.arange(m) if idx is None else idx
-        mean, coef = self.rows(idx, m)
-        return coef * (U - mean)
-
-
-def pilot_noise(D: np.ndarray, y: np.ndarray) -> float:
-    """A robust noise sd of a curve without fitting it: 1.4826 * MAD of the second differences
-    (in token order) / sqrt(6) (the sd of a second difference of white noise is sqrt(6)
-    sigma); a smooth trend barely enters second differences.  Floored at 1e-6."""
-    order = np.argsort(np.asarray(D, float), kind="stable")
-    z = np.asarray(y, float)[order]
-    if z.size < 4:
-        return max(float(np.ptp(z)) / 10.0, 1e-6)
-    d2 = np.diff(z, 2)
-    return max(1.4826 * float(np.median(np.abs(d2 - np.median(d2)))) / math.sqrt(6.0), 1e-6)
-
-
-def make_prior(form: LawForm, D: np.ndarray, y: np.ndarray, sw: np.ndarray | None = None,
-               scale: float | None = None) -> Prior | None:
-    """The form's weakly informative prior for these data (None when the form has none).
-
-    ``scale``: the noise sd in the fit's weighted units; default the pilot estimate
-    (:func:`pilot_noise`).  The fits refine it with their own residual sd (:func:`rescale`).
-    """
-    ms = form.prior(D, y)
-    if ms is None:
-        return None
-    if scale is None:
-        w = 1.0 if sw is None else float(np.median(np.asarray(sw, float)))
-        scale = pilot_noise(D, y) * w
-    return Prior(ms[0], ms[1], float(scale))
-
-
-def rescale(prior: Prior | None, sigma_w: float) -> Prior | None:
-    """The prior with its noise scale set to the fit's residual sd when that is larger than the
-    pilot: the prior's pseudo-residuals must be in the units of the actual residuals (second
-    differences miss slow, correlated wiggles and form error), else it is weaker than meant."""
-    if prior is None or not np.isfinite(sigma_w) or sigma_w <= float(np.max(prior.scale)):
-        return prior
-    return Prior(prior.mean, prior.sd, float(sigma_w))
-
-
 #: Starts kept (by their initial cost) in the batched fits of subsets and backtests.
 FAST_STARTS = 3
 
@@ -168,25 +127,6 @@ def _best_starts(form: LawForm, D: np.ndarray, y: np.ndarray, sw: np.ndarray, U0
         r = (form.evaluate(D, form.from_unconstrained(U0)) - y[None, :]) * sw[None, :]
         c = np.sum(r**2, axis=1)
     return U0[np.argsort(np.where(np.isfinite(c), c, np.inf), kind="stable")[:m]]
-
-
-def _resolve_prior(prior: Prior | str | None, form: LawForm, D: np.ndarray, y: np.ndarray,
-                   sw: np.ndarray | None) -> Prior | None:
-    return make_prior(form, D, y, sw) if isinstance(prior, str) and prior == "auto" else prior
-
-
-@dataclass
-class LMResult:
-    """Output of :func:`lm_batch`: unconstrained parameters, costs and convergence per row."""
-
-    u: np.ndarray
-    cost: np.ndarray
-    converged: np.ndarray
-    n_iter: int
-    #: not converged, but the cost fell by less than ``stall_rtol`` over ``stall_window``
-    #: iterations (such rows stop there): the fit has settled while parameters drift along a flat
-    #: valley towards the edge of the parameter space (e.g. alpha -> 0 in logspace_power).
-    stalled: np.ndarray | None = None
 
 
 @dataclass
@@ -276,180 +216,6 @@ def check_inputs(D: np.ndarray, y: np.ndarray, se: np.ndarray | None, *, run: st
         bad = np.flatnonzero(~np.isfinite(se) | (se <= 0))
         if bad.size:
             raise FitInputError(f"run {run!r}: argument 'se' must be finite and > 0, got {se[bad[0]]} at index {bad[0]}")
-
-
-# --------------------------------------------------------------------------- batched LM
-
-
-def _rho_prime(z: np.ndarray, loss: str) -> np.ndarray:
-    """Derivative of the robust loss rho(z), z = (r / f_scale)^2 (scipy conventions)."""
-    if loss == "linear":
-        return np.ones_like(z)
-    if loss == "soft_l1":
-        return 1.0 / np.sqrt(1.0 + z)
-    return np.where(z <= 1.0, 1.0, 1.0 / np.sqrt(np.maximum(z, 1.0)))  # huber
-
-
-def _rho(z: np.ndarray, loss: str) -> np.ndarray:
-    if loss == "linear":
-        return z
-    if loss == "soft_l1":
-        return 2.0 * (np.sqrt(1.0 + z) - 1.0)
-    return np.where(z <= 1.0, z, 2.0 * np.sqrt(np.maximum(z, 1.0)) - 1.0)
-
-
-def _cost(r: np.ndarray, loss: str, f_scale: float) -> np.ndarray:
-    """0.5 * sum f^2 rho((r/f)^2) per row; +inf for rows with non-finite residuals."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        z = (r / f_scale) ** 2
-        c = 0.5 * f_scale**2 * np.sum(_rho(z, loss), axis=-1)
-    return np.where(np.isfinite(c), c, np.inf)
-
-
-def _residuals(form: LawForm, D: np.ndarray, Y: np.ndarray, U: np.ndarray, sw: np.ndarray) -> np.ndarray:
-    return (form.evaluate(D, form.from_unconstrained(U)) - Y) * sw
-
-
-def _sw3(sw: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    """Square-root weights (n,) or (m, n) broadcast against a Jacobian (m, n, k)."""
-    w = np.asarray(sw, float)
-    return w[None, :, None] if w.ndim == 1 else w[:, :, None]
-
-
-def curve_gradient_u(form: LawForm, D: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """d A(D) / d u at one u (central differences), shape (len(D), k)."""
-    J = _jacobian(form, np.atleast_1d(np.asarray(D, float)), np.asarray(u, float)[None, :], np.ones(1))
-    return J[0]
-
-
-def _jacobian(form: LawForm, D: np.ndarray, U: np.ndarray, sw: np.ndarray) -> np.ndarray:
-    """Jacobian of the (weighted) curve w.r.t. u, shape (m, n, k): the form's analytic one
-    where it has it (tests compare it with central differences), else central differences."""
-    Ja = form.jacobian_u(D, U)
-    if Ja is not None:
-        return Ja * _sw3(sw, Ja.shape)
-    m, k = U.shape
-    h = 1e-6 * np.maximum(1.0, np.abs(U))
-    J = np.empty((m, D.size, k))
-    for j in range(k):
-        up, um = U.copy(), U.copy()
-        up[:, j] += h[:, j]
-        um[:, j] -= h[:, j]
-        fp = form.evaluate(D, form.from_unconstrained(up))
-        fm = form.evaluate(D, form.from_unconstrained(um))
-        J[:, :, j] = (fp - fm) / (2.0 * h[:, j, None]) * sw
-    return J
-
-
-@np.errstate(all="ignore")  # non-finite trial steps are rejected explicitly
-def lm_batch(
-    form: LawForm,
-    D: np.ndarray,
-    Y: np.ndarray,
-    U0: np.ndarray,
-    *,
-    sw: np.ndarray | None = None,
-    loss: str = "linear",
-    f_scale: float = 1.0,
-    max_iter: int = 100,
-    ftol: float = 1e-10,
-    xtol: float = 1e-10,
-    gtol: float = 1e-8,
-    stall_window: int = 20,
-    stall_rtol: float = 1e-6,
-    fixed: np.ndarray | None = None,
-    prior: Prior | None = None,
-) -> LMResult:
-    """Levenberg-Marquardt on many rows at once: row i fits Y[i] (or Y) from U0[i].
-
-    Square-root weights ``sw`` have shape (n,) or (m, n); a zero weight leaves a point out.
-
-    Works in the unconstrained parameterization; robust losses by iteratively reweighted
-    Gauss-Newton (weights rho'(z)).  A row converges when an accepted step changes the cost
-    by less than ``ftol`` (relative) or moves u by less than ``xtol`` (relative), or when no
-    step can lower the cost any more, or when the gradient scaled by sqrt(diag(J'J) * 2 cost)
-    is below ``gtol`` (the cosine between residual and every Jacobian column).
-    ``fixed`` (bool, shape (k,)) holds those unconstrained parameters at their U0 values (used
-    by the profile likelihood).  ``prior`` adds its pseudo-residuals (a MAP fit; quadratic
-    whatever the loss).
-    """
-    D = np.asarray(D, float)
-    U = np.array(U0, dtype=float, ndmin=2)
-    m, k = U.shape
-    Y = np.broadcast_to(np.asarray(Y, float), (m, D.size))
-    sw = np.broadcast_to(np.ones(D.size) if sw is None else np.asarray(sw, float), (m, D.size))
-    r = _residuals(form, D, Y, U, sw)
-    rp = prior.residuals(U) if prior is not None else None
-    cost = _cost(r, loss, f_scale) + (0.5 * np.sum(rp**2, axis=1) if rp is not None else 0.0)
-    free = np.ones(k) if fixed is None else (~np.asarray(fixed, bool)).astype(float)
-    lam = np.full(m, 1e-3)
-    active = np.isfinite(cost)
-    converged = np.zeros(m, bool)
-    it = 0
-    eye = np.eye(k)
-    cost_window = cost.copy()
-    stalled = np.zeros(m, bool)
-    for it in range(1, max_iter + 1):  # noqa: B007 - it is reported
-        if it % stall_window == 0:
-            # settled rows (cost fell by < stall_rtol over the window while steps are being
-            # accepted, lam < 1) stop here: they drift along a flat valley and more
-            # iterations would not change the fit
-            st = active & (cost_window - cost <= stall_rtol * np.maximum(cost, 1e-300)) & (lam < 1.0)
-            stalled |= st
-            active &= ~st
-            cost_window = cost.copy()
-        idx = np.flatnonzero(active)
-        if idx.size == 0:
-            break
-        Ua, ra = U[idx], r[idx]
-        J = _jacobian(form, D, Ua, sw[idx])
-        if fixed is not None:
-            J[:, :, np.asarray(fixed, bool)] = 0.0
-        wt = _rho_prime((ra / f_scale) ** 2, loss)
-        Jt = J.transpose(0, 2, 1)
-        A = np.matmul(Jt * wt[:, None, :], J)
-        g = np.matmul(Jt, (wt * ra)[:, :, None])[:, :, 0]
-        if prior is not None:
-            _, coef = prior.rows(idx, m)
-            coef = coef * free[None, :]
-            A = A + coef[:, :, None] ** 2 * eye
-            g = g + coef * rp[idx]
-        dA = np.maximum(np.einsum("mii->mi", A), 1e-12 * np.max(np.abs(A), axis=(1, 2))[:, None] + 1e-300)
-        M = A + lam[idx, None, None] * dA[:, :, None] * eye
-        try:
-            step = -np.linalg.solve(M, g[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            step = -np.einsum("mij,mj->mi", np.linalg.pinv(M), g)
-        Un = Ua + step
-        rn = _residuals(form, D, Y[idx], Un, sw[idx])
-        cn = _cost(rn, loss, f_scale)
-        if prior is not None:
-            rpn = prior.residuals(Un, idx, m)
-            cn = cn + 0.5 * np.sum(rpn**2, axis=1)
-        ok = np.isfinite(cn) & (cn <= cost[idx])
-        small_f = ok & (cost[idx] - cn <= ftol * np.maximum(cost[idx], 1e-300))
-        small_x = ok & (np.linalg.norm(step, axis=1) <= xtol * (np.linalg.norm(Ua, axis=1) + xtol))
-        acc = idx[ok]
-        U[acc], r[acc], cost[acc] = Un[ok], rn[ok], cn[ok]
-        if prior is not None:
-            rp[acc] = rpn[ok]
-        lam[acc] = np.maximum(lam[acc] / 3.0, 1e-12)
-        lam[idx[~ok]] *= 4.0
-        gscaled = np.abs(g) / np.sqrt(dA * np.maximum(2 * cost[idx, None], 1e-300))
-        small_g = np.max(gscaled, axis=1) < gtol
-        done = small_f | small_x | small_g
-        # stuck: no step lowers the cost; accept as converged when the scaled gradient is tiny
-        stuck = ~ok & (lam[idx] > 1e10)
-        if stuck.any():
-            gn = np.abs(g[stuck]) / np.sqrt(dA[stuck] * np.maximum(2 * cost[idx][stuck, None], 1e-300))
-            converged[idx[stuck]] = np.max(gn, axis=1) < 1e-4
-            active[idx[stuck]] = False
-        converged[idx[done]] = True
-        active[idx[done]] = False
-    converged &= np.isfinite(cost)
-    stalled = (stalled | (active & (cost_window - cost <= stall_rtol * np.maximum(cost, 1e-300)))
-               ) & ~converged & np.isfinite(cost)
-    return LMResult(u=U, cost=cost, converged=converged, n_iter=it, stalled=stalled)
 
 
 # --------------------------------------------------------------------------- covariance & diagnostics

@@ -7,7 +7,7 @@
   blocks of residuals; with an AR(1) sieve when the residuals are autocorrelated: blocks of
   whitened innovations filtered back; fixed design D), residuals centred and inflated by
   sqrt(n / (n - k)).  All replicates are refitted at once by the batched Levenberg-Marquardt
-  solver of :mod:`sparsitylaws.runfit.pointfit`, warm-started at the best fit, with the same loss.
+  solver of :mod:`sparsitylaws.runfit.lmbatch`, warm-started at the best fit, with the same loss.
   No replicate is dropped: those that neither converge nor stall are refitted from several
   starts with more iterations, and what still fails counts as unbounded on the side it ran to,
   i.e. as reaching that parameter's bound there (:meth:`BootstrapResult.interval_draws`).

@@ -310,13 +310,6 @@ def _prior_dominated(pf: PointFit, run: str) -> list[FitWarning]:
                 f"{ratio:.2f} of its weakly informative prior's (unconstrained scale); the prior, not "
                 "the data, holds it"), name))
     return out
-    for j, p in enumerate(pf.form.parameters):
-        ratio = float(post[j] / sd[j])
-        if ratio > PRIOR_DOMINATED:
-            out.append(FitWarning("weakly_identified", (
-                f"run {run!r}: {p.name} = {pf.theta[j]:.4g} is weakly identified: its posterior sd is "
-                f"{ratio:.2f} of its weakly informative prior's; the prior, not the data, holds it"), p.name))
-    return out
 
 
 # --------------------------------------------------------------------------- headline fit

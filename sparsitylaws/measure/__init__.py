@@ -8,7 +8,11 @@ Modules, one job each:
 * :mod:`~sparsitylaws.measure.cett`     neuron sizes, exact CETT curves, per-layer thresholds
 * :mod:`~sparsitylaws.measure.search`   CETT-PPL-p% root finding (fast) and the paper's bisection
 * :mod:`~sparsitylaws.measure.metrics`  zero, top-k, FAT-eps, CETT, PPL-p% as row dictionaries
-* :mod:`~sparsitylaws.measure.runner`   many checkpoints: stabilizing, resume, sharding, Parquet
+* :mod:`~sparsitylaws.measure.runner`   many checkpoints: stabilizing, resume, Parquet appends
+* :mod:`~sparsitylaws.measure.settings` the measuring settings and their hash (resume)
+* :mod:`~sparsitylaws.measure.trained_tokens` tokens trained of a checkpoint
+* :mod:`~sparsitylaws.measure.sharding` ``--shard`` (Slurm, torchrun) and the GPU per rank
+* :mod:`~sparsitylaws.measure.sidecar`  the JSON files beside the output table
 """
 
 from __future__ import annotations

@@ -1,11 +1,5 @@
-"""Many checkpoints -> table rows: tokens, sharding, stabilizing, resume, atomic appends.
+"""Many checkpoints -> table rows: planning, stabilizing, resume, atomic appends.
 
-* Tokens trained come from ``--tokens-trained`` (one checkpoint), from the checkpoint's
-  ``trainer_state.json`` (``num_input_tokens_seen``, or ``global_step`` times
-  ``--tokens-per-step``), or from its name (:data:`TOKEN_PATTERNS`); else an error.
-* ``--shard i/n`` keeps the checkpoints whose position in the sorted list is i modulo n;
-  ``--shard auto`` reads it from Slurm (``SLURM_ARRAY_TASK_ID``/``SLURM_ARRAY_TASK_COUNT``)
-  or torchrun (``RANK``/``WORLD_SIZE``; ``LOCAL_RANK`` picks the GPU).
 * A checkpoint is keyed by its path relative to ``--run-dir`` (or its resolved absolute
   path), so the same folder reached by two spellings is one checkpoint.
 * Cluster jobs: ``--find-cett FILE`` runs only the run's joint search and writes the CETT
@@ -17,6 +11,13 @@
 * Each finished checkpoint is appended to the output at once (temp file + rename), so an
   interrupted run loses no finished row, and a rerun skips checkpoints whose rows exist
   with the same ``settings_hash``.
+
+Around the runner, one job each (their names are still importable from here):
+
+* :mod:`~sparsitylaws.measure.settings`       :class:`MeasureSettings` and the settings hash
+* :mod:`~sparsitylaws.measure.trained_tokens` tokens trained of a checkpoint
+* :mod:`~sparsitylaws.measure.sharding`       ``--shard`` (Slurm, torchrun) and the GPU per rank
+* :mod:`~sparsitylaws.measure.sidecar`        the JSON files beside the output table
 """
 
 from __future__ import annotations
@@ -26,10 +27,9 @@ import hashlib
 import json
 import math
 import os
-import re
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,6 @@ import numpy as np
 import pandas as pd
 
 from sparsitylaws.errors import MeasureError
-from sparsitylaws.measure.cett import N_CANDIDATES
 from sparsitylaws.measure.evaluate import encode_text, load_text
 from sparsitylaws.measure.loading import (
     CheckpointRef,
@@ -54,218 +53,37 @@ from sparsitylaws.measure.loading import (
 )
 from sparsitylaws.measure.metrics import MetricResult, ModelMeasurer, parse_metric
 from sparsitylaws.measure.search import (
-    MARGIN,
-    MIN_WALK,
     SEARCHES,
     SearchResult,
     bisect_search,
     fast_search,
     grid_size,
 )
-from sparsitylaws.version import __version__
-
-#: 2: model-guided certifying root finder; 3: BOS policy, per_pass, device type and dtype
-#: used in the hash, stable checkpoint keys; 4: the defined PPL-p% point (first crossing on
-#: the xtol grid, certified), explicit checkpoints keyed by name (rows of earlier versions
-#: are re-measured)
-ALGORITHM_VERSION = 4
-#: file-name patterns for tokens trained: "tokens-2.5B", "tok=1200000", "12Btok", "300M_tokens"
-TOKEN_PATTERNS = (
-    re.compile(r"(?:^|[^a-z])tok(?:en)?s?[-_=]?(\d+(?:\.\d+)?)([kmbt]?)(?![a-z])", re.I),
-    re.compile(r"(\d+(?:\.\d+)?)([kmbt]?)[-_]?tok(?:en)?s?(?![a-z])", re.I),
+from sparsitylaws.measure.settings import (  # noqa: F401  (ALGORITHM_VERSION re-exported)
+    ALGORITHM_VERSION,
+    MeasureSettings,
+    settings_hash,
+    settings_payload,
 )
-_SCALE = {"": 1, "k": 10 ** 3, "m": 10 ** 6, "b": 10 ** 9, "t": 10 ** 12}
-
-
-@dataclass
-class MeasureSettings:
-    """Everything that changes the numbers (hashed for resume)."""
-
-    run: str
-    output: Path
-    text: str = "pydoc"
-    seq_len: int = 512
-    num_seqs: int = 8
-    p: float = 1.0
-    metrics: list[str] = field(default_factory=lambda: ["ppl-p"])
-    device: str = "auto"
-    dtype: str = "auto"
-    search: str = "fast"
-    xtol: float = 1e-3
-    n_candidates: int = N_CANDIDATES
-    device_map: str | None = None
-    allow_pickle: bool = False
-    trust_remote_code: bool = False
-    activation_override: str | None = None
-    tokens_trained: int | None = None
-    tokens_per_step: int | None = None
-    shard: str | None = None
-    batch_size: int | None = None
-    max_memory_gb: float | None = None  # None: from the device's free memory
-    bos: bool | None = None  # None: as the tokenizer does by default
-    per_pass: int = 1
-    offload_folder: Path | None = None
-    find_cett: Path | None = None
-    cett_from: Path | None = None
-    warmup_checkpoints: int = 0
-    warmup_tokens: int = 0
-    stabilize_last: int = 5
-    quiet: bool = False
-
-
-def parse_shard(spec: str | None, env: dict | None = None) -> tuple[int, int]:
-    """'i/n' -> (i, n), 0 <= i < n; None -> (0, 1); 'auto' -> from Slurm array or torchrun
-    environment variables (see :func:`shard_from_env`)."""
-    if not spec:
-        return 0, 1
-    if spec.strip() == "auto":
-        return shard_from_env(os.environ if env is None else env)
-    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", spec)
-    if not m or not 0 <= int(m.group(1)) < int(m.group(2)):
-        raise MeasureError(f"--shard {spec}: expected i/n with 0 <= i < n (e.g. 0/4)")
-    return int(m.group(1)), int(m.group(2))
-
-
-def shard_from_env(env: dict) -> tuple[int, int]:
-    """(i, n) from ``SLURM_ARRAY_TASK_ID`` and ``SLURM_ARRAY_TASK_COUNT`` (minus
-    ``SLURM_ARRAY_TASK_MIN``), else torchrun's ``RANK`` and ``WORLD_SIZE``."""
-    if "SLURM_ARRAY_TASK_ID" in env:
-        try:
-            i = int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", 0))
-            n = int(env["SLURM_ARRAY_TASK_COUNT"])
-        except (KeyError, ValueError):
-            raise MeasureError("--shard auto: SLURM_ARRAY_TASK_ID is set but "
-                               "SLURM_ARRAY_TASK_COUNT is missing or not a number") from None
-    elif "RANK" in env:
-        try:
-            i, n = int(env["RANK"]), int(env["WORLD_SIZE"])
-        except (KeyError, ValueError):
-            raise MeasureError("--shard auto: RANK is set but WORLD_SIZE is missing or not a "
-                               "number") from None
-    else:
-        raise MeasureError("--shard auto: neither SLURM_ARRAY_TASK_ID nor RANK is set (run it "
-                           "in a Slurm array or under torchrun, or give --shard i/n)")
-    if not 0 <= i < n:
-        raise MeasureError(f"--shard auto: task {i} of {n} is out of range")
-    return i, n
-
-
-def local_device(device: str, env: dict | None = None) -> str:
-    """'auto' under torchrun with CUDA: one GPU per rank, ``cuda:LOCAL_RANK``."""
-    env = os.environ if env is None else env
-    if device == "auto" and "LOCAL_RANK" in env:
-        import torch
-
-        if torch.cuda.is_available():
-            return f"cuda:{int(env['LOCAL_RANK'])}"
-    return device
-
-
-def tokens_from_name(name: str) -> int | None:
-    """Tokens trained from a checkpoint name (see :data:`TOKEN_PATTERNS`), else None."""
-    for pat in TOKEN_PATTERNS:
-        m = pat.search(name)
-        if m:
-            return int(round(float(m.group(1)) * _SCALE[m.group(2).lower()]))
-    return None
-
-
-def tokens_trained(ref: CheckpointRef, flag: int | None = None,
-                   tokens_per_step: int | None = None) -> int:
-    """Tokens trained by a checkpoint (flag, trainer_state.json, name); error if unknown."""
-    if flag is not None:
-        if flag <= 0:
-            raise MeasureError(f"--tokens-trained {flag}: must be > 0")
-        return int(flag)
-    folder = ref.path if ref.path.is_dir() else ref.path.parent
-    state = folder / "trainer_state.json"
-    if state.is_file():
-        try:
-            data = json.loads(state.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise MeasureError(f"{state}: unreadable ({exc})") from exc
-        seen = data.get("num_input_tokens_seen")
-        if seen:
-            return int(seen)
-        step = data.get("global_step")
-        if step and tokens_per_step:
-            return int(step) * int(tokens_per_step)
-    name = ref.path.stem if ref.path.is_file() else ref.path.name
-    from_name = tokens_from_name(name)
-    if from_name:
-        return from_name
-    m = re.search(r"(?:checkpoint|step|iter)[-_]?(\d+)", name, re.I)
-    if m and tokens_per_step:
-        return int(m.group(1)) * int(tokens_per_step)
-    raise MeasureError(
-        f"{ref.path}: tokens trained unknown (give --tokens-trained N, a trainer_state.json with "
-        "num_input_tokens_seen, a name like 'tokens-2.5B', or checkpoint-STEP with --tokens-per-step)")
-
-
-def settings_hash(s: MeasureSettings, text_sha: str, metric: str, arg: float,
-                  extra: dict | None = None, device_type: str = "cpu",
-                  dtype: str | None = None) -> str:
-    """Hash of the settings that determine one row's numbers (the device type and dtype
-    actually used, not 'auto')."""
-    payload = settings_payload(s, text_sha, metric, arg, extra, device_type, dtype)
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def settings_payload(s: MeasureSettings, text_sha: str, metric: str, arg: float,
-                     extra: dict | None = None, device_type: str = "cpu",
-                     dtype: str | None = None) -> dict:
-    """The settings hashed by :func:`settings_hash`, as a dictionary."""
-    return {
-        "algorithm": ALGORITHM_VERSION, "text": text_sha, "seq_len": s.seq_len,
-        "num_seqs": s.num_seqs, "dtype": dtype or s.dtype, "search": s.search, "xtol": s.xtol,
-        "margin": MARGIN, "walk": MIN_WALK, "n_candidates": s.n_candidates,
-        "act": s.activation_override,
-        "metric": metric, "arg": None if math.isnan(arg) else arg, "extra": extra or {},
-        "bos": "tokenizer" if s.bos is None else bool(s.bos), "per_pass": s.per_pass,
-        "device_type": device_type,
-    }
-
-
-def sidecar_path(output: Path) -> Path:
-    """JSON file next to the table with per-layer thresholds and search traces."""
-    return output.with_suffix(".thresholds.json")
-
-
-def _atomic_json(path: Path, update: dict) -> None:
-    """Add entries to a JSON file under a lock, written atomically with the modes a plain
-    ``open()`` gives (colleagues can read it)."""
-    from sparsitylaws.tables.atomic import atomic_path
-    from sparsitylaws.tables.io import file_lock
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(path):  # concurrent writers add their entries, none is lost
-        data = _read_json(path)
-        data.update(update)
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-
-
-def _read_json(path: Path) -> dict:
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def joint_state_path(output: Path) -> Path:
-    """JSON file next to the table with each run's joint search, pass by pass (resume)."""
-    return output.with_suffix(".joint.json")
-
-
-def _existing(output: Path) -> pd.DataFrame | None:
-    if not output.exists():
-        return None
-    from sparsitylaws.tables.io import read_table
-
-    return read_table(output)
+from sparsitylaws.measure.sharding import (  # noqa: F401  (shard_from_env re-exported)
+    local_device,
+    parse_shard,
+    shard_from_env,
+)
+from sparsitylaws.measure.sidecar import (
+    _atomic_json,
+    _existing,
+    _read_json,
+    joint_state_path,
+    sidecar_path,
+)
+from sparsitylaws.measure.trained_tokens import (  # noqa: F401  (the first three re-exported)
+    _SCALE,
+    TOKEN_PATTERNS,
+    tokens_from_name,
+    tokens_trained,
+)
+from sparsitylaws.version import __version__
 
 
 @dataclass

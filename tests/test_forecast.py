@@ -390,3 +390,17 @@ def test_use_default_forecast_swaps_the_default_and_puts_it_back() -> None:
     rf2 = fit_run(d * 1e9, 0.06 + 0.2 * np.exp(-0.8 * d**0.4), run="toy", activation="relu", n_boot=0,
                   compare=False, backtest=False)
     assert rf2.forecast_model()[0] is packaged[0]
+
+
+def test_fit_points_lone_runs_at_a_section_that_exists() -> None:
+    """`sparsitylaws fit` sends a lone run's user to docs/fitting.md 'A lone run' for the packaged
+    default's out-of-sample record: the section and its generated table are there."""
+    from pathlib import Path
+
+    import sparsitylaws.cli.fit as fit_cli
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "fitting.md").read_text()
+    assert "docs/fitting.md 'A lone run'" in Path(fit_cli.__file__).read_text()
+    assert "### A lone run, forecast out of sample" in text
+    block = text.split("<!-- begin lone-run -->")[1].split("<!-- end lone-run -->")[0]
+    assert "| **combined (`fit`, `predict`)** |" in block

@@ -224,7 +224,8 @@ def forecast_lines(lawset) -> list[str]:
                    f"points and {c['covered_last']}/{c['n_forecasts']} last checkpoints in their 90% bands "
                    f"(rate {lo:.2f}-{hi:.2f}, 90% CI)")
         naive = naive or ("naive forecasts unbanded (their bands are calibrated on the activation's "
-                          "own runs, more than 3 needed; the packaged default bands the combined one)")
+                          "own runs, more than 3 needed; the packaged default bands the combined one: its "
+                          "record out of sample, docs/fitting.md 'A lone run')")
         out.append(f"  {act}: mean interval score (pp) combined {100 * c['interval_score']:.3f}; {naive}")
         paired = paired_text(s)
         if paired:

@@ -10,6 +10,11 @@ the last value and the local line from the same origin, +-q h with q the split-c
 quantile of |error| / h over the other seven runs' backtests of the same activation. Out of
 sample for every run scored.
 
+Then the same path for a run of *another recipe*: each run of each committed lab table fitted
+alone, cut at 30/50/70%, banded by the packaged default as shipped (the paper's eight runs; it
+never saw a lab run), the ruler's q from the paper's runs too (the same knowledge). Whether the
+default's promise transfers across recipes.
+
     python benchmarks/lone_run.py [--write | --check]
 """
 
@@ -25,7 +30,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from docblocks import publish  # noqa: E402
-from forecast_eval import SHARED, study_tables  # noqa: E402
+from forecast_eval import SHARED, STUDIES, study_tables  # noqa: E402
 from outsider_check import cut_table, score_forecast, tables  # noqa: E402
 
 from sparsitylaws.lawset.build import fit_table  # noqa: E402
@@ -64,6 +69,23 @@ def check(directory: Path = SHARED, runs: list[str] | None = None,
     return out
 
 
+def transfer_check(study: str, backtests: list[RunBacktest]) -> list[dict]:
+    """One row per run of a lab table x cut: the run fitted alone with the packaged default as
+    shipped; the ruler's q from the published runs' ``backtests``."""
+    df = study_tables(study)
+    rows = [(rb.activation, rb.rows) for rb in backtests]
+    out = []
+    for run, full in sorted(df.groupby("run")):
+        full = full.sort_values("tokens")
+        for cut in REPORTED_CUTOFFS:
+            part = cut_table(full, [run], cut)
+            ls = fit_table(part, n_boot=0, architecture=False, name="lone run")
+            later = full[full["tokens"] > part["tokens"].max()]
+            if run in ls.runs and not later.empty:
+                out.append(score_forecast(ls, run, later, rows, cut))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = ap.add_mutually_exclusive_group()
@@ -74,7 +96,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{SHARED} absent: nothing to check")
         return 0
     t0 = time.process_time()
-    body = "\n".join(tables("published, one run fitted alone", check()))
+    backtests = published_backtests(str(SHARED))
+    md = tables("published, one run fitted alone", check(backtests=backtests))
+    for study in STUDIES[1:]:
+        if (HERE.parent / "measurements" / f"{study}.parquet").is_file():
+            md += [line for line in tables(f"{study}, one run fitted alone with the packaged default",
+                                           transfer_check(study, backtests))
+                   if not line.startswith("Interval score per forecast")]
+    body = "\n".join(md)
     print(f"{time.process_time() - t0:.0f} CPU-s", file=sys.stderr)
     print(body)
     return publish(DOC, {"lone-run": body}, write=a.write, check=a.check)

@@ -401,6 +401,9 @@ def test_fit_points_lone_runs_at_a_section_that_exists() -> None:
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "fitting.md").read_text()
     assert "docs/fitting.md 'A lone run'" in Path(fit_cli.__file__).read_text()
+    from sparsitylaws.runfit.run import default_forecast_warning
+
+    assert "docs/fitting.md 'A lone run'" in default_forecast_warning("r", 0)["message"]
     assert "### A lone run, forecast out of sample" in text
     block = text.split("<!-- begin lone-run -->")[1].split("<!-- end lone-run -->")[0]
     assert "| **combined (`fit`, `predict`)** |" in block

@@ -591,7 +591,8 @@ def default_forecast_warning(run: str, n_runs: int = 0) -> dict:
     return {"code": "forecast_default", "parameter": None, "message": (
         f"run {run!r}: forecast bands use the packaged default calibration (backtests of the paper's "
         f"published runs): {n_runs} other run(s) were fitted with it, fewer than the "
-        "3 needed to calibrate leave-one-run-out (docs/fitting.md)")}
+        "3 needed to calibrate leave-one-run-out; for runs of another recipe its bands have held "
+        "far fewer than 90% of later points (docs/fitting.md 'A lone run')")}
 
 
 def run_backtest_of(rf: RunFit, curve: RunCurve | None = None):

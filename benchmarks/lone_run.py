@@ -3,9 +3,9 @@
 `sparsitylaws fit` on a table holding one run (or fewer than 3 runs of a recipe) bands its
 forecasts with the packaged default, which the paper's 8 published runs calibrate. Here each
 published run is held out in turn: the default is rebuilt on the other seven
-(`runfit.packaged.default_from`: weights, band and analog curves all without the run), the run
-is cut at 30, 50 and 70% of its token range, fitted alone by `fit_table` and its later
-checkpoints forecast by `LawSet.predict`. Beside it, the ruler of benchmarks/outsider_check.py:
+(`runfit.calibration.calibrate_runs`, as `runfit.packaged` builds it on all eight: weights, band
+and analog curves all without the run), the run is cut at 30, 50 and 70% of its token range,
+fitted alone by `fit_table` and its later checkpoints forecast by `LawSet.predict`. Beside it, the ruler of benchmarks/outsider_check.py:
 the last value and the local line from the same origin, +-q h with q the split-conformal 90%
 quantile of |error| / h over the other seven runs' backtests of the same activation. Out of
 sample for every run scored.
@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
@@ -37,19 +39,31 @@ from sparsitylaws.lawset.build import fit_table  # noqa: E402
 from sparsitylaws.runfit.backtest import REPORTED_CUTOFFS  # noqa: E402
 from sparsitylaws.runfit.calibration import RunBacktest, calibrate_runs, use_default_forecast  # noqa: E402
 from sparsitylaws.runfit.packaged import published_backtests  # noqa: E402
+from sparsitylaws.tables.ingest import read_sparsinglaw_dir  # noqa: E402
 
 DOC = HERE.parent / "docs" / "fitting.md"
+
+
+def fitted_alone(full: pd.DataFrame, run: str, ruler_rows: list[tuple[str, list[dict]]]) -> list[dict]:
+    """One row per cut: ``run`` (its measurements ``full``) cut at 30/50/70%, fitted alone by
+    ``fit_table`` (the default in force bands it) and its later checkpoints scored beside the
+    ruler (q from ``ruler_rows``)."""
+    full = full.sort_values("tokens")
+    out = []
+    for cut in REPORTED_CUTOFFS:
+        part = cut_table(full, [run], cut)
+        ls = fit_table(part, n_boot=0, architecture=False, name="lone run")
+        later = full[full["tokens"] > part["tokens"].max()]
+        if run in ls.runs and not later.empty:
+            out.append(score_forecast(ls, run, later, ruler_rows, cut))
+    return out
 
 
 def check(directory: Path = SHARED, runs: list[str] | None = None,
           backtests: list[RunBacktest] | None = None) -> list[dict]:
     """One row per held-out run x cut (``runs``: only these held out; default every one;
     ``backtests``: the published runs' backtests when already made)."""
-    df = study_tables("published") if directory == SHARED else None
-    if df is None:
-        from sparsitylaws.tables.ingest import read_sparsinglaw_dir
-
-        df = read_sparsinglaw_dir(str(directory))
+    df = read_sparsinglaw_dir(str(directory))
     backtests = backtests if backtests is not None else published_backtests(str(directory))
     out = []
     for held in backtests:
@@ -57,32 +71,18 @@ def check(directory: Path = SHARED, runs: list[str] | None = None,
             continue
         others = [rb for rb in backtests if rb.run != held.run]
         model, _, _ = calibrate_runs(others)
-        rows = [(rb.activation, rb.rows) for rb in others]
-        full = df[df["run"] == held.run].sort_values("tokens")
         with use_default_forecast(model, [rb.curve for rb in others]):
-            for cut in REPORTED_CUTOFFS:
-                part = cut_table(full, [held.run], cut)
-                ls = fit_table(part, n_boot=0, architecture=False, name="lone run")
-                later = full[full["tokens"] > part["tokens"].max()]
-                if held.run in ls.runs and not later.empty:
-                    out.append(score_forecast(ls, held.run, later, rows, cut))
+            out += fitted_alone(df[df["run"] == held.run], held.run, [(rb.activation, rb.rows) for rb in others])
     return out
 
 
 def transfer_check(study: str, backtests: list[RunBacktest]) -> list[dict]:
     """One row per run of a lab table x cut: the run fitted alone with the packaged default as
     shipped; the ruler's q from the published runs' ``backtests``."""
-    df = study_tables(study)
     rows = [(rb.activation, rb.rows) for rb in backtests]
     out = []
-    for run, full in sorted(df.groupby("run")):
-        full = full.sort_values("tokens")
-        for cut in REPORTED_CUTOFFS:
-            part = cut_table(full, [run], cut)
-            ls = fit_table(part, n_boot=0, architecture=False, name="lone run")
-            later = full[full["tokens"] > part["tokens"].max()]
-            if run in ls.runs and not later.empty:
-                out.append(score_forecast(ls, run, later, rows, cut))
+    for run, full in sorted(study_tables(study).groupby("run")):
+        out += fitted_alone(full, run, rows)
     return out
 
 

@@ -43,8 +43,7 @@ def published_backtests(directory: str) -> list[RunBacktest]:
 
 
 def default_from(runs: list[RunBacktest]) -> dict:
-    """The packaged default's document calibrated on ``runs`` (all of them: the packaged file;
-    all but one: the lone-run path checked out of sample, benchmarks/outsider_check.py)."""
+    """The packaged default's document (model and analog curves) calibrated on ``runs``."""
     model, _, _ = calibrate_runs(runs, level=LEVEL, source=SOURCE)
     return {"model": model.to_dict(), "curves": [r.curve.to_dict() for r in runs]}
 

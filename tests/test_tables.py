@@ -166,6 +166,22 @@ def test_cli_bad_tables_fail_cleanly(tmp_path):
     assert os.listdir(empty) == []
 
 
+def test_csv_or_json_given_as_a_table_names_the_ingest_command(tmp_path):
+    """A newcomer's CSV (or a published JSON run) passed to fit gets the command that converts it."""
+    csv = tmp_path / "mine.csv"
+    csv.write_text("run,activation,tokens,activation_ratio\nr1,relu,1e9,0.2\n")
+    assert_one_line_error(run_cli("fit", csv), "mine.csv", "sparsitylaws ingest csv", "mine.parquet")
+    js = tmp_path / "runs" / "0.1b_relu.json"
+    js.parent.mkdir()
+    js.write_text("{}")
+    assert_one_line_error(run_cli("validate", js), "0.1b_relu.json", "sparsitylaws ingest sparsinglaw-data")
+    corrupt = tmp_path / "corrupt.parquet"
+    corrupt.write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(SchemaError) as info:
+        read_table(corrupt)
+    assert "ingest" not in str(info.value)
+
+
 def test_schema_doc_matches_code():
     from pathlib import Path
 

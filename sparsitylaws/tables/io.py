@@ -55,11 +55,25 @@ def find_parquet_files(paths: Iterable[PathLike]) -> list[Path]:
     return list(unique)
 
 
+#: Suffixes of formats ``sparsitylaws ingest`` converts, and the command that does it.
+_INGEST_HINTS = {".csv": "sparsitylaws ingest csv {path} -o {stem}.parquet",
+                 ".json": "sparsitylaws ingest sparsinglaw-data {parent} -o {parent_name}.parquet"}
+
+
+def _convert_hint(path: Path) -> str:
+    """'; convert it with ...' for a file of a format ``ingest`` reads, else ''."""
+    cmd = _INGEST_HINTS.get(path.suffix.lower())
+    if cmd is None:
+        return ""
+    return "; convert it first: " + cmd.format(path=path, stem=path.with_suffix(""), parent=path.parent,
+                                               parent_name=path.parent.name or "table")
+
+
 def _read_one(path: Path) -> pd.DataFrame:
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise SchemaError(f"{path}: not a readable Parquet file ({exc})") from None
+        raise SchemaError(f"{path}: not a readable Parquet file ({exc}){_convert_hint(path)}") from None
     meta = table.schema.metadata or {}
     version = meta.get(METADATA_KEY)
     if version is not None:

@@ -392,6 +392,30 @@ def test_use_default_forecast_swaps_the_default_and_puts_it_back() -> None:
     assert rf2.forecast_model()[0] is packaged[0]
 
 
+def test_use_default_forecast_stays_in_its_thread() -> None:
+    """A block in one thread does not change the default another thread's fit falls back on."""
+    import threading
+
+    from sparsitylaws.runfit.calibration import default_forecast, use_default_forecast
+
+    packaged = default_forecast()
+    other = ForecastModel({"last": 1.0}, 0.0, {"*": {"kappa": 0.5, "log_kappa": math.log(0.5), "slope": 0.0,
+                                                     "x_mean": 0.0}}, [("r", 10.0, 0.0, 1.0)])
+    inside, seen = threading.Event(), {}
+
+    def elsewhere() -> None:
+        inside.wait(10)
+        seen["model"] = default_forecast()[0]
+
+    t = threading.Thread(target=elsewhere)
+    t.start()
+    with use_default_forecast(other, []):
+        inside.set()
+        t.join(10)
+        assert default_forecast()[0] is other
+    assert seen["model"] is packaged[0]
+
+
 def test_fit_points_lone_runs_at_a_section_that_exists() -> None:
     """`sparsitylaws fit` sends a lone run's user to docs/fitting.md 'A lone run' for the packaged
     default's out-of-sample record: the section and its generated table are there."""

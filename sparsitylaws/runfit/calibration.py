@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from importlib import resources
 from typing import Any
 
@@ -284,11 +285,18 @@ def calibrate_runs(runs: Sequence[RunBacktest], analogs: Sequence[RunCurve] = ()
 # ---------------------------------------------------------------------- the packaged default
 
 _DEFAULT: tuple[ForecastModel, list[RunCurve]] | None = None
+#: A default put in force by :func:`use_default_forecast`, per thread and task (a context
+#: variable: a block in one thread never changes what a fit in another falls back on).
+_OVERRIDE: ContextVar[tuple[ForecastModel, list[RunCurve]] | None] = ContextVar("forecast_default", default=None)
 
 
 def default_forecast() -> tuple[ForecastModel, list[RunCurve]]:
-    """The packaged forecast model and its analog curves (the published runs' fitted laws)."""
+    """The packaged forecast model and its analog curves (the published runs' fitted laws), or
+    the one :func:`use_default_forecast` put in force in this context."""
     global _DEFAULT
+    override = _OVERRIDE.get()
+    if override is not None:
+        return override
     if _DEFAULT is None:
         text = resources.files("sparsitylaws.runfit").joinpath(DEFAULT_RESOURCE).read_text("utf-8")
         d = json.loads(text)
@@ -299,11 +307,10 @@ def default_forecast() -> tuple[ForecastModel, list[RunCurve]]:
 @contextmanager
 def use_default_forecast(model: ForecastModel, curves: Sequence[RunCurve]) -> Iterator[None]:
     """Within the block, fits that fall back on the packaged default (a lone run, too few runs
-    of a recipe) use ``model`` and ``curves`` instead; the packaged one is back afterwards."""
-    global _DEFAULT
-    previous = _DEFAULT
-    _DEFAULT = (model, list(curves))
+    of a recipe) use ``model`` and ``curves`` instead; the packaged one is back afterwards.
+    Scoped to the current thread (or asyncio task): other threads keep the packaged default."""
+    token = _OVERRIDE.set((model, list(curves)))
     try:
         yield
     finally:
-        _DEFAULT = previous
+        _OVERRIDE.reset(token)

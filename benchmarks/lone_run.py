@@ -64,7 +64,7 @@ def check(directory: Path = SHARED, runs: list[str] | None = None,
     """One row per held-out run x cut (``runs``: only these held out; default every one;
     ``backtests``: the published runs' backtests when already made)."""
     df = read_sparsinglaw_dir(str(directory))
-    backtests = backtests if backtests is not None else published_backtests(str(directory))
+    backtests = backtests if backtests is not None else published_backtests(df)
     out = []
     for held in backtests:
         if runs is not None and held.run not in runs:

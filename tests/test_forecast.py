@@ -94,17 +94,32 @@ def _state(act: str = "relu", n: float | None = 1e8, d_cut: float = 10.0) -> Cut
 
 
 def test_candidates_by_hand() -> None:
-    st_ = _state()
+    st_ = _state(n=4e8)
     d = np.array([20.0, 40.0])
-    a = RunCurve("other", "relu", 2e8, np.array([10.0, 20.0, 40.0, 80.0]), np.array([-2.0, -2.1, -2.3, -2.4]))
+    a = RunCurve("other", "relu", 2e8, np.array([5.0, 10.0, 20.0, 40.0]), np.array([-2.0, -2.2, -2.3, -2.4]))
     c = candidates(st_, d, [a])
     np.testing.assert_allclose(c["line"], 0.12 - 0.01 * np.log(d))
     np.testing.assert_allclose(c["last"], 0.095)
-    # the analog is twice the size: same tokens per parameter at 2 D; its move from 20 to 40, 80
+    # the analog is half the size: same tokens per parameter at D / 2; its move from 5 to 10, 20
     level = 0.12 - 0.01 * math.log(10.0)
     np.testing.assert_allclose(c["pool"], expit(logit(level) + np.array([-0.2, -0.3])), rtol=1e-9)
     np.testing.assert_allclose(c["nearest"], c["pool"])
-    assert candidates(st_, d, [])["pool"].tolist() == [np.nan, np.nan] or np.all(np.isnan(candidates(st_, d, [])["pool"]))
+    assert np.all(np.isnan(candidates(st_, d, [])["pool"]))
+
+
+def test_a_run_borrows_only_from_smaller_runs() -> None:
+    """Pooled candidates of a run's own forecast come from runs smaller than it, as in the
+    backtests that calibrate its band: a larger or equal-size analog is not used."""
+    d = np.array([20.0, 40.0])
+    tokens, values = np.geomspace(1.0, 400.0, 12), np.linspace(-2.0, -2.6, 12)
+    for n_analog in (4e8, 8e8):
+        a = RunCurve("other", "relu", n_analog, tokens, values)
+        c = candidates(_state(n=4e8), d, [a])
+        assert np.all(np.isnan(c["pool"])) and np.all(np.isnan(c["trend"])) and np.all(np.isnan(c["nearest"]))
+    small = RunCurve("small", "relu", 1e8, tokens, values)
+    big = RunCurve("big", "relu", 8e8, tokens, 3.0 * values)  # would move the pool if it were used
+    np.testing.assert_allclose(candidates(_state(n=4e8), d, [small, big])["pool"],
+                               candidates(_state(n=4e8), d, [small])["pool"], rtol=1e-12)
 
 
 def _model(act: str = "relu", q: float = 1.0, beta: float = 0.0) -> ForecastModel:

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from sparsitylaws.runfit.backtesttable import BacktestTable, RunBacktest
-from sparsitylaws.runfit.forecast import CutState, ForecastModel, RunCurve
+from sparsitylaws.runfit.forecast import SMALLER_ONLY, CutState, ForecastModel, RunCurve
 from sparsitylaws.runfit.selection import (
     BETAS,
     LEVEL,
@@ -82,6 +82,13 @@ def conformal_q(values: np.ndarray, weights: np.ndarray | None, level: float) ->
     return weighted_quantile(v, w, level)
 
 
+def _combined_candidates(T: BacktestTable, analog_mask: np.ndarray) -> tuple[dict, dict]:
+    """Each row's candidates as the combined forecast makes them (pooled ones from smaller runs
+    only, :data:`~sparsitylaws.runfit.forecast.SMALLER_ONLY`) and each unit's own drift of each."""
+    C = T.candidates(analog_mask, SMALLER_ONLY)
+    return C, T.own_drift({k: T.y - C[k] for k in C})
+
+
 def _combined_rows(T: BacktestTable, ri: int, model: ForecastModel, C: dict, own: dict,
                    analogs: Sequence[RunCurve], exclude: str | None, level: float) -> list[dict]:
     """Rows of run ``ri`` with the combined forecast and band exactly as a prediction makes
@@ -112,12 +119,16 @@ def _combined_rows(T: BacktestTable, ri: int, model: ForecastModel, C: dict, own
 def fill_rows(T: BacktestTable, ri: int, model: ForecastModel, C: dict, own: dict,
               calib: np.ndarray, analog_mask: np.ndarray, level: float = LEVEL) -> list[dict]:
     """Calibrated rows of run ``ri``: the combined forecast and its band from ``model`` (run
-    left out), and the law alone and the naive forecasts (last value, local line, nearest run
-    at equal tokens per parameter) each with a band calibrated the same way on the other
-    calibrating runs, and with the reviewer's symmetric +-q h band (q the split-conformal
-    quantile of |error| / h)."""
+    left out; ``C`` and ``own`` its candidates and own drifts, borrowing from smaller runs
+    only, as :func:`_combined_candidates` gives them), and the law alone and the naive
+    forecasts (last value, local line, nearest run at equal tokens per parameter, whatever its
+    size) each with a band calibrated the same way on the other calibrating runs, and with the
+    reviewer's symmetric +-q h band (q the split-conformal quantile of |error| / h)."""
     analogs = [c for c, m in zip(T.curves, analog_mask, strict=True) if m]
     res = _combined_rows(T, ri, model, C, own, analogs, T.names[ri], level)
+    # the reviewer's nearest run may be larger than the one forecast
+    C = {**C, "nearest": T.candidates(analog_mask)["nearest"]}
+    own = {**own, **T.own_drift({"nearest": T.y - C["nearest"]})}
     rows = np.flatnonzero(T.row_run == ri)
     units = np.unique(T.row_unit[rows])
     pos = np.full(len(T.unit_state), -1)
@@ -159,8 +170,7 @@ def apply_model(rb: RunBacktest, model: ForecastModel, curves: Sequence[RunCurve
     given analog curves, and the run's own drift for its final forecast."""
     T = BacktestTable([rb], curves)
     amask = np.array([n != rb.run for n in T.analog_names])
-    C = T.candidates(amask)
-    own = T.own_drift({k: T.y - C[k] for k in C})
+    C, own = _combined_candidates(T, amask)
     analogs = [c for c, m in zip(T.curves, amask, strict=True) if m]
     return (_combined_rows(T, 0, model, C, own, analogs, rb.run, level),
             own_drifts_of(T, amask, rb))
@@ -249,8 +259,7 @@ def evaluate(runs: Sequence[RunBacktest], groups: Sequence[Sequence[str]], level
             continue
         choice = select_by_activation(T, calib, amask, level)
         model = model_for(T, calib, amask, choice, level)
-        C = T.candidates(amask)
-        own = T.own_drift({k: T.y - C[k] for k in C})
+        C, own = _combined_candidates(T, amask)
         act = T.runs[next(iter(held))].activation
         used = (choice["by_activation"].get(act) or choice)
         for ri in sorted(held):
@@ -275,8 +284,7 @@ def calibrate_runs(runs: Sequence[RunBacktest], analogs: Sequence[RunCurve] = ()
     amask = np.ones(len(T.analog_names), bool)
     choice = select_by_activation(T, calib, amask, level)
     model = model_for(T, calib, amask, choice, level, source)
-    C = T.candidates(amask)
-    own = T.own_drift({k: T.y - C[k] for k in C})
+    C, own = _combined_candidates(T, amask)
     rows = {rb.run: fill_rows(T, i, model, C, own, calib, amask, level) for i, rb in enumerate(runs)}
     drift = {rb.run: own_drifts_of(T, amask, rb) for rb in runs}
     return model, rows, drift

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
+
 from sparsitylaws.runfit.backtest import backtest
 from sparsitylaws.runfit.calibration import DEFAULT_RESOURCE, LEVEL, RunBacktest, calibrate_runs
 from sparsitylaws.runfit.forecast import RunCurve
@@ -25,10 +27,11 @@ SOURCE = ("packaged default: rolling-origin backtests of the Sparsing Law paper'
           "(arXiv:2411.02335), built by python -m sparsitylaws.runfit.packaged")
 
 
-def published_backtests(directory: str) -> list[RunBacktest]:
-    """The paper's published runs in ``directory``, each fitted and backtested, its analog curve
-    its fitted law (no measured data ships)."""
-    df = read_sparsinglaw_dir(directory)
+def published_backtests(source: str | pd.DataFrame) -> list[RunBacktest]:
+    """The paper's published runs (a directory of them, or that directory's table as read by
+    :func:`~sparsitylaws.tables.ingest.read_sparsinglaw_dir`), each fitted and backtested, its
+    analog curve its fitted law (no measured data ships)."""
+    df = source if isinstance(source, pd.DataFrame) else read_sparsinglaw_dir(source)
     runs = []
     for run in sorted(df["run"].unique()):
         sub = df[df["run"] == run].sort_values("tokens")

@@ -27,6 +27,7 @@ from sparsitylaws.runfit.forecast import (
     CANDIDATES,
     MATURITY_BW,
     SCALE_MODE,
+    SMALLER_ONLY,
     ForecastModel,
     combine,
     error_scale,
@@ -54,11 +55,6 @@ OMEGAS = (1.0,)  # the run's own (denoised) drift always widens its band: a fixe
 WEIGHT_STEP = 0.25
 #: Fewest calibrating runs (besides the one forecast) for a table's own calibration.
 MIN_RUNS = 3
-#: Calibrating forecasts borrow only from runs smaller than their own, as a forecast of a run
-#: larger than every other must: errors of interpolating between sizes understate those of
-#: extrapolating to a new one (the published 0.8B ReLU run falls 25% further between 60 and 190
-#: tokens per parameter than the 0.1-0.4B runs, which agree with each other to 3%).
-SMALLER_ONLY = True
 LEVEL = 0.9
 
 
@@ -312,7 +308,7 @@ def model_for(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray, choi
 def own_drifts_of(T: BacktestTable, analog_mask: np.ndarray, rb: RunBacktest) -> dict[str, float]:
     """The run's own drift over all its backtests (what its final forecast uses), per candidate."""
     ri = T.names.index(rb.run)
-    C = T.candidates(analog_mask)
+    C = T.candidates(analog_mask, SMALLER_ONLY)
     out = {}
     from sparsitylaws.runfit.forecast import denoised_drift
 

@@ -446,3 +446,19 @@ def test_fit_points_lone_runs_at_a_section_that_exists() -> None:
     assert "### A lone run, forecast out of sample" in text
     block = text.split("<!-- begin lone-run -->")[1].split("<!-- end lone-run -->")[0]
     assert "| **combined (`fit`, `predict`)** |" in block
+
+
+def test_calibrated_rows_and_own_drift_borrow_from_smaller_runs_only() -> None:
+    """In a law set's calibration the smallest run's forecasts have no pooled candidate (every
+    other run is larger) and neither has its own drift of one; larger runs do."""
+    from sparsitylaws.runfit.calibration import calibrate_runs
+    from sparsitylaws.runfit.simulate import simulate_study
+
+    runs = simulate_study("relu_keeps_falling", n_runs=4, n_points=14, seed=3)
+    _, rows, drift = calibrate_runs(runs)
+    smallest, largest = runs[0].run, runs[-1].run
+    assert rows[smallest] and all(r["cand_pool"] is None and r["cand_nearest"] is None for r in rows[smallest])
+    assert math.isnan(drift[smallest]["pool"]) and math.isfinite(drift[smallest]["law"])
+    assert any(r["cand_pool"] is not None for r in rows[largest])
+    # the naive "nearest run" ruler still takes the nearest run of any size
+    assert any(r.get("naive_nearest_low") is not None for r in rows[smallest])

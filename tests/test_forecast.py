@@ -331,6 +331,29 @@ def test_the_end_to_end_forecast_of_the_largest_runs_beats_the_ruler(outsider_ro
 
 
 @pytest.fixture(scope="module")
+def outsider_two_sizes(sparsinglaw_dir) -> list[dict]:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from outsider_check import check
+
+    return check(read_sparsinglaw_dir(str(sparsinglaw_dir)), sizes=2)
+
+
+@pytest.mark.parametrize("act", ["relu", "silu"])
+def test_two_larger_runs_cut_together_beat_the_ruler(outsider_two_sizes, act: str) -> None:
+    """As an outsider's larger runs come: the 0.4B and 0.8B runs cut together at 30/50/70% and
+    fitted with the 0.1B and 0.2B runs whole (the 0.8B run then borrows from a cut run)."""
+    rows = [r for r in outsider_two_sizes if r["activation"] == act]
+    assert sorted({r["run"] for r in rows}) == [f"0.4b_{act}", f"0.8b_{act}"] and len(rows) == 6
+    score = {m: np.mean([r[m]["interval_score"] for r in rows])
+             for m in ("combined", "last value +-q h", "local line +-q h")}
+    assert score["combined"] <= min(score["last value +-q h"], score["local line +-q h"]), score
+    assert sum(r["combined"]["covered"] for r in rows) >= 0.85 * sum(r["points"] for r in rows)
+
+
+@pytest.fixture(scope="module")
 def published_backtests(sparsinglaw_dir) -> list:
     from sparsitylaws.runfit.packaged import published_backtests
 

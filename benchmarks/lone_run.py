@@ -59,11 +59,10 @@ def fitted_alone(full: pd.DataFrame, run: str, ruler_rows: list[tuple[str, list[
     return out
 
 
-def check(directory: Path = SHARED, runs: list[str] | None = None,
+def check(df: pd.DataFrame, runs: list[str] | None = None,
           backtests: list[RunBacktest] | None = None) -> list[dict]:
-    """One row per held-out run x cut (``runs``: only these held out; default every one;
-    ``backtests``: the published runs' backtests when already made)."""
-    df = read_sparsinglaw_dir(str(directory))
+    """One row per held-out run x cut of the published runs' table ``df`` (``runs``: only these
+    held out; default every one; ``backtests``: their backtests when already made)."""
     backtests = backtests if backtests is not None else published_backtests(df)
     out = []
     for held in backtests:
@@ -96,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{SHARED} absent: nothing to check")
         return 0
     t0 = time.process_time()
-    backtests = published_backtests(str(SHARED))
-    md = tables("published, one run fitted alone", check(backtests=backtests))
+    df = read_sparsinglaw_dir(str(SHARED))
+    backtests = published_backtests(df)
+    md = tables("published, one run fitted alone", check(df, backtests=backtests))
     for study in STUDIES[1:]:
         if (HERE.parent / "measurements" / f"{study}.parquet").is_file():
             md += [line for line in tables(f"{study}, one run fitted alone with the packaged default",

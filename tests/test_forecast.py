@@ -368,7 +368,7 @@ def lone_rows(sparsinglaw_dir, published_backtests) -> list[dict]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from lone_run import check
 
-    return check(Path(sparsinglaw_dir), backtests=published_backtests)
+    return check(read_sparsinglaw_dir(str(sparsinglaw_dir)), backtests=published_backtests)
 
 
 def test_the_packaged_forecast_default_is_what_its_builder_builds(published_backtests) -> None:

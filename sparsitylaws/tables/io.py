@@ -61,7 +61,7 @@ _INGEST_HINTS = {".csv": "sparsitylaws ingest csv {path} -o {stem}.parquet",
 
 
 def _convert_hint(path: Path) -> str:
-    """'; convert it with ...' for a file of a format ``ingest`` reads, else ''."""
+    """'; convert it first: <the ingest command>' for a file of a format ``ingest`` reads, else ''."""
     cmd = _INGEST_HINTS.get(path.suffix.lower())
     if cmd is None:
         return ""

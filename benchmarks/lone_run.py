@@ -69,7 +69,7 @@ def check(df: pd.DataFrame, runs: list[str] | None = None,
         if runs is not None and held.run not in runs:
             continue
         others = [rb for rb in backtests if rb.run != held.run]
-        model, _, _ = calibrate_runs(others)
+        model, *_ = calibrate_runs(others)
         with use_default_forecast(model, [rb.curve for rb in others]):
             out += fitted_alone(df[df["run"] == held.run], held.run, [(rb.activation, rb.rows) for rb in others])
     return out

@@ -33,6 +33,7 @@ from sparsitylaws.runfit.forecast import (
     candidates,
     denoised_drift,
     expit,
+    has_older_replicate,
     logit,
     weighted_quantile,
 )
@@ -120,6 +121,47 @@ def test_a_run_borrows_only_from_smaller_runs() -> None:
     big = RunCurve("big", "relu", 8e8, tokens, 3.0 * values)  # would move the pool if it were used
     np.testing.assert_allclose(candidates(_state(n=4e8), d, [small, big])["pool"],
                                candidates(_state(n=4e8), d, [small])["pool"], rtol=1e-12)
+
+
+def test_older_replicates_by_hand() -> None:
+    """A replicate is a run of the same activation and parameter count whose
+    data reach at least 10% past the cut in tokens per parameter; a forecast borrows from it only under a
+    model calibrated that way (``same_scale``), and then exactly its logit move."""
+    st_ = _state(n=4e8, d_cut=10.0)  # tau_cut 25
+    d = np.array([20.0, 40.0])
+    tokens, values = np.array([5.0, 10.0, 20.0, 40.0]), np.array([-2.0, -2.2, -2.3, -2.4])
+
+    def curve(n: float, t: np.ndarray = tokens, act: str = "relu", run: str = "rep") -> RunCurve:
+        return RunCurve(run, act, n, t, values[: t.size])
+
+    assert has_older_replicate(st_, [curve(4e8)])
+    assert not has_older_replicate(st_, [curve(4.0004e8)])  # 0.01% larger: a shape variant, not a seed
+    assert not has_older_replicate(st_, [curve(4e8, act="silu")])
+    assert not has_older_replicate(st_, [curve(4e8, run="r")])  # the run itself
+    assert not has_older_replicate(st_, [curve(4e8, tokens[:2])])  # cut at the same age
+    assert not has_older_replicate(st_, [curve(4e8, np.array([5.0, 10.0, 10.5]))])  # 5% older only
+    rep = curve(4e8)
+    assert np.all(np.isnan(candidates(st_, d, [rep])["pool"]))
+    c = candidates(st_, d, [rep], same_scale=True)
+    level = 0.12 - 0.01 * math.log(10.0)
+    np.testing.assert_allclose(c["pool"], expit(logit(level) + np.array([-0.1, -0.2])), rtol=1e-9)
+    np.testing.assert_allclose(c["nearest"], c["pool"])
+    # a run 5% larger is still not borrowed from
+    assert np.all(np.isnan(candidates(st_, d, [curve(4.2e8)], same_scale=True)["pool"]))
+
+
+def test_replicates_lend_only_where_the_held_out_run_has_one() -> None:
+    """Nested: the smallest size's run, held out, borrows from its replicate (it has no smaller
+    run); held out together with its replicate, it borrows from nobody."""
+    from sparsitylaws.runfit.simulate import simulate_study
+
+    runs = simulate_study("relu_law", n_runs=3, n_points=14, seed=5, replicates=2)
+    small = runs[0].run
+    assert runs[1].run == small + "-r1" and runs[1].n_params == runs[0].n_params
+    alone = [r for r in evaluate(runs, [[small]]) if r["cutoff"] in REPORTED_CUTOFFS]
+    assert alone and all(r["cand_pool"] is not None for r in alone)
+    both = [r for r in evaluate(runs, [[small, small + "-r1"]]) if r["run"] == small]
+    assert both and all(r["cand_pool"] is None for r in both)
 
 
 def _model(act: str = "relu", q: float = 1.0, beta: float = 0.0) -> ForecastModel:
@@ -466,10 +508,57 @@ def test_calibrated_rows_and_own_drift_borrow_from_smaller_runs_only() -> None:
     from sparsitylaws.runfit.simulate import simulate_study
 
     runs = simulate_study("relu_keeps_falling", n_runs=4, n_points=14, seed=3)
-    _, rows, drift = calibrate_runs(runs)
+    _, rows, drift, _ = calibrate_runs(runs)
     smallest, largest = runs[0].run, runs[-1].run
     assert rows[smallest] and all(r["cand_pool"] is None and r["cand_nearest"] is None for r in rows[smallest])
     assert math.isnan(drift[smallest]["pool"]) and math.isfinite(drift[smallest]["law"])
     assert any(r["cand_pool"] is not None for r in rows[largest])
     # the naive "nearest run" ruler still takes the nearest run of any size
     assert any(r.get("naive_nearest_low") is not None for r in rows[smallest])
+
+
+def test_a_run_in_progress_beside_a_finished_seed_gets_the_replicate_model(tmp_path) -> None:
+    """In a law set, a run cut halfway while its seeds are finished forecasts under a second
+    model (borrowing from replicates, selected and calibrated that way) that survives a save
+    and load; the finished runs keep the model that borrows from smaller runs only."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from sparsitylaws.lawset.build import REPLICATE_SUFFIX
+    from sparsitylaws.lawset.fileformat import load_lawset
+
+    df = pd.read_parquet(Path(__file__).resolve().parents[1] / "measurements" / "lab-cpu.parquet")
+    df = df[(df["metric"] == "ppl-p") & df["run"].str.contains("-w64-|-w96-|-w144-")]
+    cut = "cpu-relu-w96-d2-s1"
+    half = df.loc[df["run"] == cut, "tokens"].median()
+    df = df[(df["run"] != cut) | (df["tokens"] <= half)]
+    ls = fit_table(df, n_boot=20, architecture=False, name="seeds")
+    group = ls.runs[cut].forecast["group"]
+    assert group.endswith(REPLICATE_SUFFIX)
+    assert ls.runs[cut].forecast_model()[0].same_scale
+    others = {ls.runs[r].forecast["group"] for r in ls.run_names() if r != cut}
+    assert len(others) == 1 and not others & {group}
+    assert not ls.runs["cpu-relu-w96-d2-s0"].forecast_model()[0].same_scale
+    # fit says so, and points at a section that exists
+    from sparsitylaws.cli.fit import forecast_lines
+
+    said = [line for line in forecast_lines(ls) if "older replicate" in line]
+    assert len(said) == 1 and said[0].endswith(cut) and "docs/fitting.md 'Replicates'" in said[0]
+    assert "**Replicates.**" in (Path(__file__).resolve().parents[1] / "docs" / "fitting.md").read_text()
+    back = load_lawset(ls.save(tmp_path / "seeds.json"))
+    assert back.runs[cut].forecast_model()[0].same_scale
+    # a version-3 reader would ignore same_scale, so such a file is written at version 4
+    assert json.loads((tmp_path / "seeds.json").read_text())["format_version"] == 4
+    tokens = np.geomspace(half * 1.05, half * 2.2, 6)
+    p, q = ls.predict(cut, tokens), back.predict(cut, tokens)
+    np.testing.assert_allclose(p["activation_ratio"], q["activation_ratio"], atol=1e-9)
+    assert p["forecast"].all() and np.all(np.diff(p["activation_ratio"]) <= 1e-12)
+    assert p["pred_low"].between(0, 1).all() and p["pred_high"].between(0, 1).all()
+    # the seeds lend their moves: the pooled candidate is not the smaller runs' alone
+    rf = ls.runs[cut]
+    model, curves = rf.forecast_model()
+    d = tokens / 1e9
+    pooled = candidates(rf.forecast_state(), d, curves, same_scale=True)["pool"]
+    smaller = candidates(rf.forecast_state(), d, curves)["pool"]
+    assert np.all(np.isfinite(pooled)) and not np.allclose(pooled, smaller, rtol=1e-6)

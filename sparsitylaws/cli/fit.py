@@ -124,7 +124,8 @@ def render_text(lawset) -> str:
             for who, ch in choices.items():
                 w = ", ".join(f"{k} {v:.2f}" for k, v in ch["weights"].items())
                 lines.append(f"forecasts of {g} {who}: {w}, drift beta {ch['beta']:g}; calibrated "
-                             f"leave-one-run-out on {len(d['runs'])} runs")
+                             f"leave-one-run-out on {d.get('calibrated_on', len(d['runs']))} runs; "
+                             f"used by {len(d['runs'])}")
         if fc.get("default_runs"):
             lines.append(f"forecasts of {', '.join(fc['default_runs'])}: the packaged default (too few runs)")
     note = lawset.provenance.get("architecture_note")
@@ -230,6 +231,13 @@ def forecast_lines(lawset) -> list[str]:
         paired = paired_text(s)
         if paired:
             out.append(f"  {act}: combined minus naive per run (pp, 90% paired t interval; weights in-sample): {paired}")
+    from sparsitylaws.lawset.build import REPLICATE_SUFFIX
+
+    groups = (lawset.provenance.get("forecast_calibration") or {}).get("groups") or {}
+    beside = sorted(r for g, d in groups.items() if g.endswith(REPLICATE_SUFFIX) for r in d["runs"])
+    if beside:
+        out.append(f"  forecast beside an older replicate (borrowing from its seeds too, under its own "
+                   f"model; docs/fitting.md 'Replicates'): {', '.join(beside)}")
     return out
 
 

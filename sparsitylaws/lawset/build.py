@@ -260,6 +260,10 @@ def run_curves(rows: pd.DataFrame, fits: dict, info: dict) -> dict:
     return out
 
 
+#: Suffix of the forecast group of runs that borrow from an older replicate (a second model).
+REPLICATE_SUFFIX = "(beside an older replicate)"
+
+
 def calibrate_forecasts(fits: dict, info: dict, rows: pd.DataFrame, level: float = 0.9
                         ) -> tuple[dict | None, dict]:
     """Calibrate every run's forecasts on the other runs of its measurement set (recipe).
@@ -285,13 +289,15 @@ def calibrate_forecasts(fits: dict, info: dict, rows: pd.DataFrame, level: float
         tested = [m for m in members if getattr(fits[m], "backtest_raw", None)]
         if len(tested) > MIN_RUNS:
             source = f"leave-one-run-out backtests of this law set's runs measured as {group}"
-            model, banded, drift = calibrate_runs([run_backtest_of(fits[m], curves[m]) for m in tested],
-                                                  [curves[m] for m in members], level, source)
+            model, banded, drift, per_run = calibrate_runs([run_backtest_of(fits[m], curves[m]) for m in tested],
+                                                           [curves[m] for m in members], level, source)
             for m in tested:
-                set_forecast(fits[m], model, [curves[x] for x in members], banded[m], drift[m],
-                             source=source, group=group)
+                # a run beside an older replicate has its own model (calibrate_runs)
+                g = group if per_run[m] is model else f"{group} {REPLICATE_SUFFIX}"
+                models[g] = per_run[m]
+                set_forecast(fits[m], per_run[m], [curves[x] for x in members], banded[m], drift[m],
+                             source=source, group=g)
                 used.append(m)
-            models[group] = model
             others = [m for m in members if m not in tested]
         else:
             others = members
@@ -307,7 +313,8 @@ def calibrate_forecasts(fits: dict, info: dict, rows: pd.DataFrame, level: float
     summary = {"groups": {g: {"runs": sorted(r for r in used if fits[r].forecast.get("group") == g),
                               "weights": m.weights, "beta": m.beta, "omega": m.omega,
                               "by_activation": m.by_activation,
-                              "selection_score": m.selection.get("score")} for g, m in models.items()},
+                              "selection_score": m.selection.get("score"),
+                              "calibrated_on": len(m.runs)} for g, m in models.items()},
                "calibrated_runs": sorted(used), "default_runs": sorted(default_runs),
                "note": ("candidate weights chosen on the same runs they band (in-sample); each run's band "
                         "leaves the run out; the nested check is benchmarks/forecast_eval.py")}

@@ -32,10 +32,20 @@ from sparsitylaws.errors import LawSetError, SparsityLawsError
 from sparsitylaws.tables.atomic import atomic_write_text
 
 LAWSET_FORMAT = "sparsitylaws-lawset"
-LAWSET_VERSION = 3
+#: The newest version; a file is written at the lowest version that holds what it contains
+#: (:func:`version_for`), so older readers keep reading the files they read right.
+LAWSET_VERSION = 4
 #: Versions this reader understands (1 and 2: forecasts past the data use the packaged
-#: default model, from each run's law and stored naive line).
-READABLE_VERSIONS = (1, 2, 3)
+#: default model, from each run's law and stored naive line; 4: a forecast model may borrow
+#: from replicates, ``same_scale``, which a version-3 reader would ignore and so misread).
+READABLE_VERSIONS = (1, 2, 3, 4)
+
+
+def version_for(forecast: Mapping | None) -> int:
+    """The format version a law set with this ``forecast`` section is written at: 4 when a
+    model borrows from replicates (``same_scale``), else 3."""
+    models = (forecast or {}).get("models") or {}
+    return 4 if any(bool((m or {}).get("same_scale")) for m in models.values()) else 3
 DEFAULT_LAWSET_RESOURCE = "default_lawset.json"
 
 
@@ -139,7 +149,7 @@ class LawSet:
     def to_dict(self) -> dict:
         return {
             "format": LAWSET_FORMAT,
-            "format_version": LAWSET_VERSION,
+            "format_version": version_for(self.forecast),
             "name": self.name,
             "provenance": self.provenance,
             "run_info": self.run_info,

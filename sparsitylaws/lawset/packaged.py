@@ -236,11 +236,11 @@ def build_default_dict(recipe_note: Callable[[LawSet], dict] | None = None) -> d
     describes and how far another one landed: a prediction, so it is computed by the
     planning stage, :mod:`sparsitylaws.planning.default_lawset`, which writes the file).
     """
-    from sparsitylaws.lawset.fileformat import LAWSET_FORMAT, LAWSET_VERSION, LawSet
+    from sparsitylaws.lawset.fileformat import LAWSET_FORMAT, LawSet, version_for
 
     d = {
         "format": LAWSET_FORMAT,
-        "format_version": LAWSET_VERSION,
+        "format_version": version_for(None),
         "name": DEFAULT_NAME,
         "provenance": {
             "source": paper.CITATION,

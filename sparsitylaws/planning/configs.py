@@ -398,15 +398,15 @@ def _bound_notes(act: str, pr: dict, at_bound: np.ndarray) -> np.ndarray:
 
 
 def _calibration(ls: Any):
-    """The forecast model for configurations: the law set's (the first of its groups: a
-    configuration is none of its runs), or the packaged default (version 1 and 2 law sets,
-    the default law set)."""
+    """The forecast model for configurations: the law set's (the first of its groups that
+    borrows from no replicate: a configuration is none of its runs and has no replicate), or
+    the packaged default (version 1 and 2 law sets, the default law set)."""
     from sparsitylaws.runfit.calibration import default_forecast
     from sparsitylaws.runfit.forecast import ForecastModel
 
-    models = ((getattr(ls, "forecast", None) or {}).get("models") or {})
-    for m in models.values():
-        return ForecastModel.from_dict(m)
+    models = [ForecastModel.from_dict(m) for m in ((getattr(ls, "forecast", None) or {}).get("models") or {}).values()]
+    for m in sorted(models, key=lambda m: m.same_scale):
+        return m
     return default_forecast()[0]
 
 

@@ -23,8 +23,10 @@ from sparsitylaws.runfit.forecast import (
     CutState,
     RunCurve,
     analog_move,
+    borrow_limit,
     direction_of,
     expit,
+    has_older_replicate,
     logit,
 )
 
@@ -113,13 +115,15 @@ class BacktestTable:
                     self.move[idx, j], self.xsize[idx, j] = mv
 
     # ------------------------------------------------------------------ candidates for a fold
-    def candidates(self, analog_mask: np.ndarray, smaller_only: bool = False) -> dict[str, np.ndarray]:
+    def candidates(self, analog_mask: np.ndarray, smaller_only: bool = False, same_scale: bool = False
+                   ) -> dict[str, np.ndarray]:
         """All candidates per row, the pooled ones from the analogs in ``analog_mask`` only
         (and ``nearest``: the single nearest-size analog's move); ``smaller_only``: each row
-        borrows only from runs smaller than its own (as a run larger than every other would)."""
+        borrows only from runs smaller than its own (as a run larger than every other would),
+        and (``same_scale``) from its replicates (:func:`~sparsitylaws.runfit.forecast.borrow_limit`)."""
         M = np.where(analog_mask[None, :], self.move, np.nan)
         if smaller_only:
-            M = np.where(self.xsize < -1e-6, M, np.nan)
+            M = np.where(self.xsize <= borrow_limit(same_scale), M, np.nan)
         fin = np.isfinite(M)
         x = np.where(fin, self.xsize, 0.0)
         w = np.exp(-0.5 * (x / POOL_BW) ** 2) * fin
@@ -140,6 +144,12 @@ class BacktestTable:
         for k in ("pool", "trend", "nearest"):
             out[k] = np.where(np.isfinite(mean if k != "nearest" else near), out[k], np.nan)
         return out
+
+    def older_replicate(self, analog_mask: np.ndarray) -> np.ndarray:
+        """Per unit: whether a replicate of its run among the analogs in ``analog_mask`` has
+        data well past its cut (:func:`~sparsitylaws.runfit.forecast.has_older_replicate`)."""
+        curves = [c for c, m in zip(self.curves, analog_mask, strict=True) if m]
+        return np.array([has_older_replicate(st, curves) for st in self.unit_state], bool)
 
     def own_drift(self, errors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Per unit and candidate: the run's own drift, the mean of e/h (direction-normalized)

@@ -36,7 +36,13 @@ from typing import Any
 import numpy as np
 
 from sparsitylaws.runfit.backtesttable import BacktestTable, RunBacktest
-from sparsitylaws.runfit.forecast import SMALLER_ONLY, CutState, ForecastModel, RunCurve
+from sparsitylaws.runfit.forecast import (
+    SMALLER_ONLY,
+    CutState,
+    ForecastModel,
+    RunCurve,
+    has_older_replicate,
+)
 from sparsitylaws.runfit.selection import (
     BETAS,
     LEVEL,
@@ -82,10 +88,12 @@ def conformal_q(values: np.ndarray, weights: np.ndarray | None, level: float) ->
     return weighted_quantile(v, w, level)
 
 
-def _combined_candidates(T: BacktestTable, analog_mask: np.ndarray) -> tuple[dict, dict]:
+def _combined_candidates(T: BacktestTable, analog_mask: np.ndarray, same_scale: bool = False
+                         ) -> tuple[dict, dict]:
     """Each row's candidates as the combined forecast makes them (pooled ones from smaller runs
-    only, :data:`~sparsitylaws.runfit.forecast.SMALLER_ONLY`) and each unit's own drift of each."""
-    C = T.candidates(analog_mask, SMALLER_ONLY)
+    only, :data:`~sparsitylaws.runfit.forecast.SMALLER_ONLY`, and from replicates as well where
+    ``same_scale``) and each unit's own drift of each."""
+    C = T.candidates(analog_mask, SMALLER_ONLY, same_scale)
     return C, T.own_drift({k: T.y - C[k] for k in C})
 
 
@@ -170,10 +178,10 @@ def apply_model(rb: RunBacktest, model: ForecastModel, curves: Sequence[RunCurve
     given analog curves, and the run's own drift for its final forecast."""
     T = BacktestTable([rb], curves)
     amask = np.array([n != rb.run for n in T.analog_names])
-    C, own = _combined_candidates(T, amask)
+    C, own = _combined_candidates(T, amask, model.same_scale)
     analogs = [c for c, m in zip(T.curves, amask, strict=True) if m]
     return (_combined_rows(T, 0, model, C, own, analogs, rb.run, level),
-            own_drifts_of(T, amask, rb))
+            own_drifts_of(T, amask, rb, model.same_scale))
 
 
 METHODS = ("combined", "law", "naive_last", "naive_line", "naive_nearest", "naive_last_sym",
@@ -257,9 +265,14 @@ def evaluate(runs: Sequence[RunBacktest], groups: Sequence[Sequence[str]], level
         amask = np.array([n not in g_all for n in T.analog_names])
         if len({T.row_run[i] for i in np.flatnonzero(calib)}) < 2:
             continue
-        choice = select_by_activation(T, calib, amask, level)
+        # forecasts with a replicate older than their cut borrow from it, under a model selected
+        # and calibrated on backtests that borrowed the same way (a held-out run whose
+        # replicates are held out too has none)
+        held_units = np.isin(T.unit_run, list(held))
+        same = bool(held_units.any() and T.older_replicate(amask)[held_units].all())
+        choice = select_by_activation(T, calib, amask, level, same)
         model = model_for(T, calib, amask, choice, level)
-        C, own = _combined_candidates(T, amask)
+        C, own = _combined_candidates(T, amask, same)
         act = T.runs[next(iter(held))].activation
         used = (choice["by_activation"].get(act) or choice)
         for ri in sorted(held):
@@ -274,20 +287,38 @@ def evaluate(runs: Sequence[RunBacktest], groups: Sequence[Sequence[str]], level
 
 
 def calibrate_runs(runs: Sequence[RunBacktest], analogs: Sequence[RunCurve] = (), level: float = LEVEL,
-                   source: str = "") -> tuple[ForecastModel, dict[str, list[dict]], dict[str, dict]]:
+                   source: str = "") -> tuple[ForecastModel, dict[str, list[dict]], dict[str, dict],
+                                              dict[str, ForecastModel]]:
     """One model for a group of runs: selection on all of them (in-sample: the few weights
     are chosen on the runs whose bands they then set; :func:`evaluate` is the nested check),
     each run's rows banded leaving the run out, and each run's own drift (for its final
-    forecast).  Returns (model, rows per run, own drift per run)."""
+    forecast).  A run whose final forecast has a replicate with data past it
+    (:func:`~sparsitylaws.runfit.forecast.has_older_replicate`: a run in progress beside a
+    finished seed) takes a second model, selected and calibrated on backtests that borrowed
+    from replicates too, for its rows and its forecast.  Returns (model, rows per run, own
+    drift per run, the model of each run)."""
     T = BacktestTable(runs, analogs)
     calib = np.ones(T.y.size, bool)
     amask = np.ones(len(T.analog_names), bool)
-    choice = select_by_activation(T, calib, amask, level)
-    model = model_for(T, calib, amask, choice, level, source)
-    C, own = _combined_candidates(T, amask)
-    rows = {rb.run: fill_rows(T, i, model, C, own, calib, amask, level) for i, rb in enumerate(runs)}
-    drift = {rb.run: own_drifts_of(T, amask, rb) for rb in runs}
-    return model, rows, drift
+    older = [rb.final is not None and has_older_replicate(rb.final, T.curves) for rb in runs]
+    rows, drift, models = {}, {}, {}
+    base: ForecastModel | None = None
+    for same in (False, True):
+        members = [i for i in range(len(runs)) if older[i] == same]
+        if same and not members:
+            break
+        choice = select_by_activation(T, calib, amask, level, same)
+        model = model_for(T, calib, amask, choice, level, source)
+        if not same:
+            base = model
+        C, own = _combined_candidates(T, amask, same)
+        for i in members:
+            rb = runs[i]
+            rows[rb.run] = fill_rows(T, i, model, C, own, calib, amask, level)
+            drift[rb.run] = own_drifts_of(T, amask, rb, same)
+            models[rb.run] = model
+    assert base is not None
+    return base, rows, drift, models
 
 
 # ---------------------------------------------------------------------- the packaged default

@@ -20,6 +20,10 @@ Candidates (each in [0, 1]; ``h = ln(D / D_c)``):
 * ``nearest`` the move of the single run nearest in size (the naive "nearest measured run at
   the same tokens per parameter").
 
+The pooled ones borrow from smaller runs only (:data:`SMALLER_ONLY`), and a forecast made beside
+an older replicate (a seed with data past the cut, :func:`has_older_replicate`) from that
+replicate too, under a model calibrated the same way (:attr:`ForecastModel.same_scale`).
+
 The point forecast is a weighted mean of the available candidates plus a drift read from the
 run's own rolling backtests (how far its earlier forecasts missed, per unit of horizon, known
 at forecast time), ``F = sum_k w_k F_k + s * beta * drift * h``; the same drift widens the
@@ -52,13 +56,17 @@ from sparsitylaws.runfit.forms import default_form_for, get_form
 
 __all__ = [
     "CANDIDATES",
+    "OLDER",
+    "SAME_SCALE",
     "SMALLER_ONLY",
     "CutState",
     "ForecastModel",
     "RunCurve",
+    "borrow_limit",
     "candidates",
     "direction_of",
     "expit",
+    "has_older_replicate",
     "logit",
     "monotone_on_grid",
     "weighted_quantile",
@@ -80,6 +88,19 @@ TREND_SHRINK = 0.5
 #: published 0.8B ReLU run falls 25% further between 60 and 190 tokens per parameter than the
 #: 0.1-0.4B runs, which agree with each other to 3%.
 SMALLER_ONLY = True
+#: log10 of the size ratio within which a run of the same activation is a replicate: the same
+#: parameter count (to one part in a million), a seed.  A forecast made where a replicate has
+#: data well past the cut (:func:`has_older_replicate`) borrows from it as well: a replicate
+#: errs neither way and is the best analog.  Such forecasts get a model of their own
+#: (:attr:`ForecastModel.same_scale`), selected and calibrated on backtests that borrowed the
+#: same way.  Shape variants of nearly
+#: one size are not replicates: in lab-cpu, a 4% smaller shape variant counted as one (within
+#: 10%) took the end-to-end check of its cut runs from 3.17 to 3.60 pp.  (A table that rounds
+#: its parameter counts makes its shape variants replicates.)
+SAME_SCALE = math.log10(1.0 + 1e-6)
+#: How much further (a factor in tokens per parameter) a replicate's data must reach past the
+#: cut to lend: one cut at about the same age would only carry its own last slope.
+OLDER = 1.1
 #: Kernel bandwidth (ln of tokens per parameter) of the maturity weighting of calibration forecasts.
 MATURITY_BW = 0.7
 #: Step of the horizon grid on which forecasts are made monotone.
@@ -280,6 +301,12 @@ class CutState:
             raise LawSetError(f"forecast origin is malformed ({exc})") from None
 
 
+def borrow_limit(same_scale: bool) -> float:
+    """The largest log10 size ratio N_analog / N a run borrows from: strictly smaller runs, or
+    (``same_scale``) replicates too (:data:`SAME_SCALE`)."""
+    return SAME_SCALE if same_scale else -1e-6
+
+
 def _fin(x: float) -> float | None:
     return float(x) if x is not None and math.isfinite(float(x)) else None
 
@@ -310,6 +337,21 @@ def line_from_points(d: np.ndarray, y: np.ndarray, direction: int, weight: np.nd
     return float(intercept), float(slope)
 
 
+def has_older_replicate(state: CutState, analogs: Sequence[RunCurve]) -> bool:
+    """Whether a replicate of the forecast run (same activation and parameter count,
+    :data:`SAME_SCALE`; not the run itself) has data past its cut, :data:`OLDER` times its
+    tokens per parameter or more: the forecast may then borrow from it (a replicate cut at
+    about the same age would only carry its own last slope)."""
+    if not state.n_params or not math.isfinite(state.tau_cut):
+        return False
+    for a in analogs:
+        if (a.run != state.run and a.activation == state.activation and a.n_params
+                and abs(math.log10(a.n_params / state.n_params)) <= SAME_SCALE and len(a.tokens_b)
+                and float(np.max(a.tokens_b)) * 1e9 / a.n_params >= state.tau_cut * OLDER):
+            return True
+    return False
+
+
 def analog_move(a: RunCurve, state: CutState, d: np.ndarray) -> tuple[np.ndarray, float] | None:
     """Analog ``a``'s logit move from the cut to each D at equal tokens per parameter,
     g_a(tau N_a) - g_a(tau_c N_a), and log10 of its size ratio N_a / N; None when it does not
@@ -323,22 +365,23 @@ def analog_move(a: RunCurve, state: CutState, d: np.ndarray) -> tuple[np.ndarray
     return a.at(np.asarray(d, float) * scale) - start, math.log10(scale)
 
 
-def pool_moves(state: CutState, d: np.ndarray, analogs: Sequence[RunCurve]) -> dict[str, np.ndarray]:
+def pool_moves(state: CutState, d: np.ndarray, analogs: Sequence[RunCurve], same_scale: bool = False
+               ) -> dict[str, np.ndarray]:
     """Logit moves from the cut to each D by the analogs, pooled three ways (``pool``: kernel
     mean over log N; ``trend``: plus a shrunk weighted trend in log N; ``nearest``: the run
     nearest in size), NaN where none applies.
 
     Analog j contributes g_j(tau N_j) - g_j(tau_c N_j) when it is of the same activation, has
     a size, is not the run itself, is smaller than the run (:data:`SMALLER_ONLY`, as in the
-    backtests that calibrate the band) and its curve covers tau_c N_j (it may be carried past
-    its end by its own last slope).
+    backtests that calibrate the band; ``same_scale``: or a replicate, :func:`borrow_limit`)
+    and its curve covers tau_c N_j (it may be carried past its end by its own last slope).
     """
     d = np.atleast_1d(np.asarray(d, float))
     nan = np.full(d.size, np.nan)
     if not state.n_params:
         return {"pool": nan, "trend": nan.copy(), "nearest": nan.copy()}
     moves = [m for m in (analog_move(a, state, d) for a in analogs)
-             if m is not None and not (SMALLER_ONLY and m[1] >= -1e-6)]
+             if m is not None and not (SMALLER_ONLY and m[1] > borrow_limit(same_scale))]
     rows, xs = [m for m, _ in moves], [x for _, x in moves]
     if not rows:
         return {"pool": nan, "trend": nan.copy(), "nearest": nan.copy()}
@@ -359,13 +402,15 @@ def pool_moves(state: CutState, d: np.ndarray, analogs: Sequence[RunCurve]) -> d
     return {"pool": mean, "trend": mean - b * xm, "nearest": near}
 
 
-def candidates(state: CutState, d: np.ndarray, analogs: Sequence[RunCurve] = ()) -> dict[str, np.ndarray]:
-    """Every candidate forecast at D (billions, > 0), NaN where a candidate has no value."""
+def candidates(state: CutState, d: np.ndarray, analogs: Sequence[RunCurve] = (), same_scale: bool = False
+               ) -> dict[str, np.ndarray]:
+    """Every candidate forecast at D (billions, > 0), NaN where a candidate has no value
+    (``same_scale``: the pooled ones may borrow from the run's replicates)."""
     d = np.atleast_1d(np.asarray(d, float))
     law = get_form(state.form).evaluate(d, np.asarray(state.theta, float))
     line = state.line_intercept + state.line_slope * np.log(d)
     out = {"law": law, "line": line, "last": np.full(d.size, state.last)}
-    moves = pool_moves(state, d, analogs)
+    moves = pool_moves(state, d, analogs, same_scale)
     base = logit(state.level)
     for k, v in moves.items():
         out[k] = expit(base + v)
@@ -441,6 +486,10 @@ class ForecastModel:
     #: activation -> {"weights", "beta"}: choices made on that activation's runs alone (where it
     #: has enough); ``weights``/``beta`` above hold for the others
     by_activation: dict = field(default_factory=dict)
+    #: whether runs borrow from replicates (:data:`SAME_SCALE`) as well as from smaller runs:
+    #: the model of forecasts made beside an older replicate, selected and calibrated on
+    #: backtests that borrowed alike
+    same_scale: bool = False
 
     def weights_for(self, activation: str) -> dict[str, float]:
         """The candidate weights a run of this activation uses."""
@@ -492,7 +541,7 @@ class ForecastModel:
     def point(self, state: CutState, d: np.ndarray, analogs: Sequence[RunCurve] = ()) -> np.ndarray:
         """The combined point forecast before monotone enforcement."""
         d = np.atleast_1d(np.asarray(d, float))
-        c = candidates(state, d, analogs)
+        c = candidates(state, d, analogs, self.same_scale)
         w, beta = self.weights_for(state.activation), self.beta_for(state.activation)
         f = combine(c, w)
         drift = own_drift(state, w)
@@ -532,6 +581,7 @@ class ForecastModel:
                 "level": self.level, "source": self.source, "selection": self.selection,
                 "h_max": _fin(self.h_max), "scale_mode": self.scale_mode, "omega": self.omega,
                 "by_activation": {a: dict(v) for a, v in self.by_activation.items()},
+                **({"same_scale": True} if self.same_scale else {}),
                 "scores": [[r, _fin(t), round(float(z), 6), round(float(w), 9)]
                            for r, t, z, w in self.scores]}
 
@@ -544,7 +594,8 @@ class ForecastModel:
                        [(str(r), _nan(t), float(z), float(w)) for r, t, z, w in d["scores"]],
                        float(d.get("level", 0.9)), str(d.get("source", "")), dict(d.get("selection") or {}),
                        _nan(d.get("h_max")), str(d.get("scale_mode", "additive")), float(d.get("omega", 0.0)),
-                       {str(a): dict(v) for a, v in (d.get("by_activation") or {}).items()})
+                       {str(a): dict(v) for a, v in (d.get("by_activation") or {}).items()},
+                       bool(d.get("same_scale", False)))
         except (KeyError, TypeError, ValueError) as exc:
             raise LawSetError(f"forecast model is malformed ({exc})") from None
 

@@ -47,7 +47,7 @@ def published_backtests(source: str | pd.DataFrame) -> list[RunBacktest]:
 
 def default_from(runs: list[RunBacktest]) -> dict:
     """The packaged default's document (model and analog curves) calibrated on ``runs``."""
-    model, _, _ = calibrate_runs(runs, level=LEVEL, source=SOURCE)
+    model, *_ = calibrate_runs(runs, level=LEVEL, source=SOURCE)
     return {"model": model.to_dict(), "curves": [r.curve.to_dict() for r in runs]}
 
 

@@ -234,11 +234,12 @@ def score_config(T: BacktestTable, C: dict, own: dict, weights: Mapping[str, flo
 
 
 def select(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray, level: float = LEVEL,
-           names: Sequence[str] = CANDIDATES, score_rows: np.ndarray | None = None) -> dict:
+           names: Sequence[str] = CANDIDATES, score_rows: np.ndarray | None = None,
+           same_scale: bool = False) -> dict:
     """The configuration (weights, beta) with the lowest leave-one-run-out mean interval score
     (over the calibrating runs, or those of ``score_rows``); ties go to the earlier grid entry
-    (fewer candidates first)."""
-    C = T.candidates(analog_mask, SMALLER_ONLY)
+    (fewer candidates first).  ``same_scale``: runs borrow from their replicates as well."""
+    C = T.candidates(analog_mask, SMALLER_ONLY, same_scale)
     own = T.own_drift({k: T.y - C[k] for k in names})
     scored = calib if score_rows is None else calib & score_rows
     avail = [k for k in names if np.isfinite(C[k][scored]).any()]
@@ -256,20 +257,20 @@ def select(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray, level: 
 
 
 def select_by_activation(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray,
-                         level: float = LEVEL) -> dict:
+                         level: float = LEVEL, same_scale: bool = False) -> dict:
     """:func:`select` on all calibrating runs, and again for each activation with at least
     :data:`MIN_RUNS` calibrating runs (the threshold :func:`calibration_mask` uses), scored on
     that activation's runs alone (bands still calibrated on every run): the combination is the
     default for an activation only where it beats, on that activation's runs, every other
     choice of the grid, the naive forecasts (weight 1 on one of them) included."""
-    choice = select(T, calib, analog_mask, level)
+    choice = select(T, calib, analog_mask, level, same_scale=same_scale)
     by = {}
     for a in sorted(set(T.row_act[calib])):
         m = T.row_act == a
         if len(set(T.row_run[calib & m])) >= MIN_RUNS:
-            ca = select(T, calib, analog_mask, level, score_rows=m)
+            ca = select(T, calib, analog_mask, level, score_rows=m, same_scale=same_scale)
             by[str(a)] = {"weights": ca["weights"], "beta": ca["beta"], "score": ca["score"]}
-    return {**choice, "by_activation": by}
+    return {**choice, "by_activation": by, "same_scale": bool(same_scale)}
 
 
 def _forecast_rows(T: BacktestTable, C: dict, own: dict, choice: Mapping) -> tuple[np.ndarray, np.ndarray]:
@@ -286,8 +287,10 @@ def _forecast_rows(T: BacktestTable, C: dict, own: dict, choice: Mapping) -> tup
 
 def model_for(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray, choice: Mapping,
               level: float = LEVEL, source: str = "") -> ForecastModel:
-    """The forecast model of a configuration: kappa and the scores of the calibrating rows."""
-    C = T.candidates(analog_mask, SMALLER_ONLY)
+    """The forecast model of a configuration: kappa and the scores of the calibrating rows
+    (the pooled candidates borrowing as ``choice["same_scale"]`` says)."""
+    same_scale = bool(choice.get("same_scale", False))
+    C = T.candidates(analog_mask, SMALLER_ONLY, same_scale)
     own = T.own_drift({k: T.y - C[k] for k in C})
     f, dr = _forecast_rows(T, C, own, choice)
     e = T.s * (T.y - f)
@@ -302,13 +305,14 @@ def model_for(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray, choi
     return ForecastModel(dict(choice["weights"]), float(choice["beta"]), kappa, scores, level, source, sel,
                          h_max, SCALE_MODE, omega,
                          {a: {"weights": dict(c["weights"]), "beta": float(c["beta"])}
-                          for a, c in (choice.get("by_activation") or {}).items()})
+                          for a, c in (choice.get("by_activation") or {}).items()}, same_scale)
 
 
-def own_drifts_of(T: BacktestTable, analog_mask: np.ndarray, rb: RunBacktest) -> dict[str, float]:
+def own_drifts_of(T: BacktestTable, analog_mask: np.ndarray, rb: RunBacktest, same_scale: bool = False
+                  ) -> dict[str, float]:
     """The run's own drift over all its backtests (what its final forecast uses), per candidate."""
     ri = T.names.index(rb.run)
-    C = T.candidates(analog_mask, SMALLER_ONLY)
+    C = T.candidates(analog_mask, SMALLER_ONLY, same_scale)
     out = {}
     from sparsitylaws.runfit.forecast import denoised_drift
 

@@ -129,10 +129,11 @@ def _family_curve(family: str, tau: np.ndarray, k: int) -> np.ndarray:
 
 
 def simulate_study(family: str, *, n_runs: int = 6, n_points: int = 24, sd: float = 3e-4,
-                   rho: float = 0.3, seed: int = 0):
-    """One simulated study: ``n_runs`` runs (sizes 1e8 x 2^k) on a tau grid from 5 to 250,
-    each the family's curve plus AR(1) noise; returns their backtests
-    (:class:`~sparsitylaws.runfit.calibration.RunBacktest`)."""
+                   rho: float = 0.3, seed: int = 0, replicates: int = 1):
+    """One simulated study: ``n_runs`` sizes (1e8 x 2^k) on a tau grid from 5 to 250, each the
+    family's curve plus AR(1) noise, ``replicates`` runs of each size (seeds: the same curve,
+    their own noise; the first is ``{family}-{k}``, the others ``{family}-{k}-r{j}``); returns
+    their backtests (:class:`~sparsitylaws.runfit.calibration.RunBacktest`)."""
     from sparsitylaws.runfit.backtest import backtest
     from sparsitylaws.runfit.calibration import RunBacktest
     from sparsitylaws.runfit.forecast import RunCurve
@@ -140,12 +141,12 @@ def simulate_study(family: str, *, n_runs: int = 6, n_points: int = 24, sd: floa
     rng = np.random.default_rng(seed)
     act = "relu" if family.startswith("relu") else "silu"
     out = []
-    for k in range(n_runs):
+    for k, j in ((k, j) for k in range(n_runs) for j in range(replicates)):
         n = 1e8 * 2.0**k
         tau = np.exp(np.linspace(np.log(5.0), np.log(250.0), n_points))
         d = tau * n / 1e9
         y = np.clip(_family_curve(family, tau, k) + sd * _ar1(rng, tau.size, rho), 0.0, 1.0)
-        name = f"{family}-{k}"
+        name = f"{family}-{k}" + (f"-r{j}" if j else "")
         rf = fit_run(d * 1e9, y, run=name, activation=act, n_boot=0, compare=False, backtest=False, n_params=n)
         w = (rf.extra.get("warmup_average") or {}).get("inclusion")
         rows = backtest(d, y, rf.form, run=name, activation=act, n_params=n)

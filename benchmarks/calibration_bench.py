@@ -1,7 +1,7 @@
 """Simulation checks of the intervals and the forecasts (the full version of tests/test_simcal.py).
 
     python benchmarks/calibration_bench.py [--n-sets 90] [--n-boot 200] [--studies 6] [--largest-studies 16]
-                                           [--write | --check]
+                                           [--replicate-studies 2] [--write | --check]
 
 1. Parameter intervals: truths are the laws fitted to each of the 8 published runs
    (../shared/reference/sparsinglaw-data) on its own kept token grid with its residual sd, plus
@@ -12,7 +12,9 @@
    noise rho 0.3) from four truth families (sparsitylaws.runfit.simulate.FAMILIES), two of which
    the law does not describe; every run forecast leave one run out, and the largest run from
    the others, at the 30/50/70% cuts.  Coverage of the combined forecast's 90% band and its
-   interval score beside the law's and the naive ones'.
+   interval score beside the law's and the naive ones'.  Then the same with two seeds of each
+   size (the same truth, their own noise), each run held out: the forecasts that borrow from
+   a replicate, under their own model (docs/fitting.md, "Replicates").
 
 ``--write`` puts both tables into docs/fitting.md (``simulation`` markers); ``--check`` compares.
 """
@@ -65,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--largest-studies", type=int, default=16,
                     help="studies per family for the largest-run fold (one forecast run per study, so "
                          "it needs more studies for the same precision; cheap: one fold per study)")
+    ap.add_argument("--replicate-studies", type=int, default=2,
+                    help="studies per family with two seeds of each size (12 runs, each held out)")
     ap.add_argument("--seed", type=int, default=0)
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true")
@@ -87,16 +91,20 @@ def main(argv: list[str] | None = None) -> int:
                "of its study)", "",
            "| truth family | held out | combined: points covered | combined: last covered | "
            "interval score (pp): combined / law / last value / local line |", "|---|---|---|---|---|"]
+    folds = [("each run", {"n_studies": a.studies}), ("largest run", {"n_studies": a.largest_studies,
+                                                                       "largest_out": True})]
+    if a.replicate_studies:
+        folds.append((f"each run, two seeds per size ({a.replicate_studies} studies)",
+                      {"n_studies": a.replicate_studies, "replicates": 2}))
     for fam in FAMILIES:
-        for largest in (False, True):
+        for label, kw in folds:
             t0 = time.process_time()
-            r = simulate_forecasts(fam, n_studies=a.largest_studies if largest else a.studies,
-                                   seed=a.seed + 100, largest_out=largest)
+            r = simulate_forecasts(fam, seed=a.seed + 100, **kw)
             c = r["combined"]
             isc = " / ".join(f"{100 * r[m]['interval_score']:.3f}" for m in ("combined", "law", "naive_last", "naive_line"))
-            md.append(f"| {fam} | {'largest run' if largest else 'each run'} | {c['coverage']:.3f} "
+            md.append(f"| {fam} | {label} | {c['coverage']:.3f} "
                       f"({c['n_points']} points) | {c['covered_last']}/{c['n_forecasts']} | {isc} |")
-            print(f"{fam} {largest}: {time.process_time() - t0:.0f} CPU-s", file=sys.stderr)
+            print(f"{fam} {label}: {time.process_time() - t0:.0f} CPU-s", file=sys.stderr)
     body = "\n".join(md)
     print(body)
     return publish(DOC, {"simulation": body}, write=a.write, check=a.check)

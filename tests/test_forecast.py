@@ -124,9 +124,10 @@ def test_a_run_borrows_only_from_smaller_runs() -> None:
 
 
 def test_older_replicates_by_hand() -> None:
-    """A replicate is a run of the same activation and parameter count whose
-    data reach at least 10% past the cut in tokens per parameter; a forecast borrows from it only under a
-    model calibrated that way (``same_scale``), and then exactly its logit move."""
+    """A replicate is a run of the same activation and parameter count whose data reach at
+    least 10% past the cut in tokens per parameter; a forecast borrows from it only under a
+    model calibrated that way (``same_scale``), and then exactly its logit move (by hand: the
+    seed goes -2.2 -> -2.3 -> -2.4 in logit from D = 10 to 20 to 40)."""
     st_ = _state(n=4e8, d_cut=10.0)  # tau_cut 25
     d = np.array([20.0, 40.0])
     tokens, values = np.array([5.0, 10.0, 20.0, 40.0]), np.array([-2.0, -2.2, -2.3, -2.4])

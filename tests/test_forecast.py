@@ -563,3 +563,27 @@ def test_a_run_in_progress_beside_a_finished_seed_gets_the_replicate_model(tmp_p
     pooled = candidates(rf.forecast_state(), d, curves, same_scale=True)["pool"]
     smaller = candidates(rf.forecast_state(), d, curves)["pool"]
     assert np.all(np.isfinite(pooled)) and not np.allclose(pooled, smaller, rtol=1e-6)
+
+
+def test_two_seeds_on_the_default_say_the_older_seed_is_not_borrowed_from() -> None:
+    """Two runs are too few to calibrate: both take the packaged default, which borrows from no
+    seed; the run in progress is told that its finished seed is not borrowed from, and why."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    df = pd.read_parquet(Path(__file__).resolve().parents[1] / "measurements" / "lab-cpu.parquet")
+    df = df[(df["metric"] == "ppl-p") & df["run"].isin(["cpu-relu-w64-d4-s0", "cpu-relu-w64-d4-s1"])]
+    cut = "cpu-relu-w64-d4-s1"
+    half = df.loc[df["run"] == cut, "tokens"].median()
+    df = df[(df["run"] != cut) | (df["tokens"] <= half)]
+    ls = fit_table(df, n_boot=10, architecture=False, name="two seeds")
+
+    def default_warning(run: str) -> str:
+        (w,) = [w["message"] for w in ls.runs[run].warnings if w["code"] == "forecast_default"]
+        return w
+
+    said = default_warning(cut)
+    assert "older replicate(s) cpu-relu-w64-d4-s0" in said and "docs/fitting.md 'Replicates'" in said
+    assert "replicate" not in default_warning("cpu-relu-w64-d4-s0")  # its seed is younger
+    assert not ls.runs[cut].forecast_model()[0].same_scale

@@ -276,6 +276,7 @@ def calibrate_forecasts(fits: dict, info: dict, rows: pd.DataFrame, level: float
     analog curves) and a summary for its provenance.
     """
     from sparsitylaws.runfit.calibration import MIN_RUNS, calibrate_runs
+    from sparsitylaws.runfit.forecast import has_older_replicate
     from sparsitylaws.runfit.run import (
         default_forecast_warning,
         run_backtest_of,
@@ -304,7 +305,9 @@ def calibrate_forecasts(fits: dict, info: dict, rows: pd.DataFrame, level: float
         for m in others:
             set_default_forecast(fits[m], level)
             fits[m].warnings = [w for w in fits[m].warnings if w.get("code") != "forecast_default"]
-            fits[m].warnings.append(default_forecast_warning(m, len(tested) - (m in tested)))
+            state = fits[m].forecast_state()
+            seeds = [x for x in members if x != m and has_older_replicate(state, [curves[x]])]
+            fits[m].warnings.append(default_forecast_warning(m, len(tested) - (m in tested), seeds))
             default_runs.append(m)
     section = None
     if models:

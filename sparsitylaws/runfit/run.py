@@ -586,13 +586,20 @@ def _limit_warnings(law: LawForm, est: np.ndarray, plo: np.ndarray, phi: np.ndar
     return out
 
 
-def default_forecast_warning(run: str, n_runs: int = 0) -> dict:
-    """The ``forecast_default`` warning: too few other runs to calibrate forecast bands."""
+def default_forecast_warning(run: str, n_runs: int = 0, replicates: Sequence[str] = ()) -> dict:
+    """The ``forecast_default`` warning: too few other runs to calibrate forecast bands (and,
+    where the run has older ``replicates`` in the table, that the default ignores them)."""
+    seeds = ""
+    if replicates:
+        seeds = (f"; its older replicate(s) {', '.join(sorted(replicates))} (same activation and "
+                 "parameter count, data past its cut) are not borrowed from: a forecast that borrows "
+                 "from a seed is calibrated only with more runs of the recipe (docs/fitting.md "
+                 "'Replicates')")
     return {"code": "forecast_default", "parameter": None, "message": (
         f"run {run!r}: forecast bands use the packaged default calibration (backtests of the paper's "
         f"published runs): {n_runs} other run(s) were fitted with it, fewer than the "
         "3 needed to calibrate leave-one-run-out; for runs of another recipe its bands have held "
-        "far fewer than 90% of later points (docs/fitting.md 'A lone run')")}
+        f"far fewer than 90% of later points (docs/fitting.md 'A lone run'){seeds}")}
 
 
 def run_backtest_of(rf: RunFit, curve: RunCurve | None = None):

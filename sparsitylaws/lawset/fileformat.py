@@ -39,6 +39,7 @@ LAWSET_VERSION = 4
 #: default model, from each run's law and stored naive line; 4: a forecast model may borrow
 #: from replicates, ``same_scale``, which a version-3 reader would ignore and so misread).
 READABLE_VERSIONS = (1, 2, 3, 4)
+DEFAULT_LAWSET_RESOURCE = "default_lawset.json"
 
 
 def version_for(forecast: Mapping | None) -> int:
@@ -46,7 +47,6 @@ def version_for(forecast: Mapping | None) -> int:
     model borrows from replicates (``same_scale``), else 3."""
     models = (forecast or {}).get("models") or {}
     return 4 if any(bool((m or {}).get("same_scale")) for m in models.values()) else 3
-DEFAULT_LAWSET_RESOURCE = "default_lawset.json"
 
 
 def _runfit_class():

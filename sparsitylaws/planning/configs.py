@@ -404,9 +404,9 @@ def _calibration(ls: Any):
     from sparsitylaws.runfit.calibration import default_forecast
     from sparsitylaws.runfit.forecast import ForecastModel
 
-    models = [ForecastModel.from_dict(m) for m in ((getattr(ls, "forecast", None) or {}).get("models") or {}).values()]
-    for m in sorted(models, key=lambda m: m.same_scale):
-        return m
+    models = ((getattr(ls, "forecast", None) or {}).get("models") or {}).values()
+    for m in sorted(models, key=lambda m: bool(m.get("same_scale"))):
+        return ForecastModel.from_dict(m)
     return default_forecast()[0]
 
 

@@ -145,11 +145,12 @@ class BacktestTable:
             out[k] = np.where(np.isfinite(mean if k != "nearest" else near), out[k], np.nan)
         return out
 
-    def older_replicate(self, analog_mask: np.ndarray) -> np.ndarray:
-        """Per unit: whether a replicate of its run among the analogs in ``analog_mask`` has
-        data well past its cut (:func:`~sparsitylaws.runfit.forecast.has_older_replicate`)."""
+    def older_replicate(self, analog_mask: np.ndarray, units: np.ndarray) -> np.ndarray:
+        """For each of ``units``: whether a replicate of its run among the analogs in
+        ``analog_mask`` has data well past its cut
+        (:func:`~sparsitylaws.runfit.forecast.has_older_replicate`)."""
         curves = [c for c, m in zip(self.curves, analog_mask, strict=True) if m]
-        return np.array([has_older_replicate(st, curves) for st in self.unit_state], bool)
+        return np.array([has_older_replicate(self.unit_state[u], curves) for u in units], bool)
 
     def own_drift(self, errors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Per unit and candidate: the run's own drift, the mean of e/h (direction-normalized)

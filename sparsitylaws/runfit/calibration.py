@@ -268,8 +268,8 @@ def evaluate(runs: Sequence[RunBacktest], groups: Sequence[Sequence[str]], level
         # forecasts with a replicate older than their cut borrow from it, under a model selected
         # and calibrated on backtests that borrowed the same way (a held-out run whose
         # replicates are held out too has none)
-        held_units = np.isin(T.unit_run, list(held))
-        same = bool(held_units.any() and T.older_replicate(amask)[held_units].all())
+        held_units = np.flatnonzero(np.isin(T.unit_run, list(held)))
+        same = bool(held_units.size and T.older_replicate(amask, held_units).all())
         choice = select_by_activation(T, calib, amask, level, same)
         model = model_for(T, calib, amask, choice, level)
         C, own = _combined_candidates(T, amask, same)

@@ -93,10 +93,10 @@ SMALLER_ONLY = True
 #: data well past the cut (:func:`has_older_replicate`) borrows from it as well: a replicate
 #: errs neither way and is the best analog.  Such forecasts get a model of their own
 #: (:attr:`ForecastModel.same_scale`), selected and calibrated on backtests that borrowed the
-#: same way.  Shape variants of nearly
-#: one size are not replicates: in lab-cpu, a 4% smaller shape variant counted as one (within
-#: 10%) took the end-to-end check of its cut runs from 3.17 to 3.60 pp.  (A table that rounds
-#: its parameter counts makes its shape variants replicates.)
+#: same way.  Shape variants of nearly one size are not replicates: in lab-cpu, a 4% smaller
+#: shape variant counted as one (within 10%) took the end-to-end check of its cut runs from
+#: 3.17 to 3.60 pp.  (A table that rounds its parameter counts makes its shape variants
+#: replicates.)
 SAME_SCALE = math.log10(1.0 + 1e-6)
 #: How much further (a factor in tokens per parameter) a replicate's data must reach past the
 #: cut to lend: one cut at about the same age would only carry its own last slope.

@@ -1,7 +1,7 @@
 """Simulation checks of the intervals and the forecasts (the full version of tests/test_simcal.py).
 
     python benchmarks/calibration_bench.py [--n-sets 90] [--n-boot 200] [--studies 6] [--largest-studies 16]
-                                           [--replicate-studies 2] [--write | --check]
+                                           [--replicate-studies 2] [--mixed-studies 6] [--write | --check]
 
 1. Parameter intervals: truths are the laws fitted to each of the 8 published runs
    (../shared/reference/sparsinglaw-data) on its own kept token grid with its residual sd, plus
@@ -15,6 +15,11 @@
    interval score beside the law's and the naive ones'.  Then the same with two seeds of each
    size (the same truth, their own noise), each run held out: the forecasts that borrow from
    a replicate, under their own model (docs/fitting.md, "Replicates").
+3. Studies of both activations (four sizes of a ReLU family beside four of a SiLU family,
+   sparsitylaws.runfit.simulate.MIXED_STUDIES), each run held out: coverage and interval score
+   per activation with the other activation's calibration scores weighted as chosen (``cross``,
+   docs/fitting.md "The other activation's backtests") and, beside it, pooled (the weight held
+   at 1, as before that choice existed).
 
 ``--write`` puts both tables into docs/fitting.md (``simulation`` markers); ``--check`` compares.
 """
@@ -39,8 +44,10 @@ from docblocks import publish  # noqa: E402
 
 from sparsitylaws.runfit.simulate import (  # noqa: E402
     FAMILIES,
+    MIXED_STUDIES,
     simulate_coverage,
     simulate_forecasts,
+    simulate_mixed_forecasts,
     truths_from_runs,
 )
 
@@ -59,6 +66,31 @@ def load() -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
     return out
 
 
+def mixed_table(n_studies: int, seed: int) -> list[str]:
+    """Rows per pair of families and activation: the combined forecast with the cross weight
+    chosen, and with it held at 1 (every calibration score pooled, as before the choice)."""
+    from unittest import mock
+
+    md = ["", f"**Both activations in one study** ({n_studies} simulated studies per pair, 4 ReLU and 4 SiLU "
+              "sizes, each run held out; out of sample; the other activation's backtests weighted as chosen "
+              "leave one run out, or pooled)", "",
+          "| families | activation | weights chosen | combined, weighted: points covered / interval score (pp) "
+          "| combined, pooled: covered / interval score | last value | local line |", "|---|---|---|---|---|---|---|"]
+    for fams in MIXED_STUDIES:
+        t0 = time.process_time()
+        chosen = simulate_mixed_forecasts(fams, n_studies=n_studies, seed=seed)
+        with mock.patch("sparsitylaws.runfit.forecast.CROSS_WEIGHTS", (1.0,)):
+            pooled = simulate_mixed_forecasts(fams, n_studies=n_studies, seed=seed)
+        for act in ("relu", "silu"):
+            c, p = chosen[act], pooled[act]
+            md.append(f"| {' + '.join(fams)} | {act} | {', '.join(f'{x:g}' for x in c['cross'])} | "
+                      f"{c['combined']['coverage']:.3f} / {100 * c['combined']['interval_score']:.3f} | "
+                      f"{p['combined']['coverage']:.3f} / {100 * p['combined']['interval_score']:.3f} | "
+                      f"{100 * c['naive_last']['interval_score']:.3f} | {100 * c['naive_line']['interval_score']:.3f} |")
+        print(f"{' + '.join(fams)}: {time.process_time() - t0:.0f} CPU-s", file=sys.stderr)
+    return md
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-sets", type=int, default=90, help="data sets per rho (cycling through 9 truths)")
@@ -69,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                          "it needs more studies for the same precision; cheap: one fold per study)")
     ap.add_argument("--replicate-studies", type=int, default=2,
                     help="studies per family with two seeds of each size (12 runs, each held out)")
+    ap.add_argument("--mixed-studies", type=int, default=6,
+                    help="studies per pair of families with both activations (8 runs, each held out)")
     ap.add_argument("--seed", type=int, default=0)
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true")
@@ -105,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             md.append(f"| {fam} | {label} | {c['coverage']:.3f} "
                       f"({c['n_points']} points) | {c['covered_last']}/{c['n_forecasts']} | {isc} |")
             print(f"{fam} {label}: {time.process_time() - t0:.0f} CPU-s", file=sys.stderr)
+    if a.mixed_studies:
+        md += mixed_table(a.mixed_studies, a.seed + 200)
     body = "\n".join(md)
     print(body)
     return publish(DOC, {"simulation": body}, write=a.write, check=a.check)

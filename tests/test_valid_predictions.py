@@ -199,7 +199,7 @@ def test_forecast_term_widens_beyond_the_fitted_budget_only():
     raw = predict_section(sec, "relu", n, w / d, T / 1e9)
     sigma = sec["activations"]["relu"]["scale"]["sigma"]
     model = _calibration(ls)
-    q = max(abs(v) for v in model.quantiles(float("nan"), None, 0.9))
+    q = max(abs(v) for v in model.quantiles(float("nan"), None, 0.9, "relu"))  # its activation's weights
     extra = q * (error_scale(sigma, np.log(4.0), model.kappa_for("relu")) - sigma)
     assert extra > 0
     assert df["ratio_low"].iloc[0] == pytest.approx(raw["ratio_low"][0])  # inside: unchanged

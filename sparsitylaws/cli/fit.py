@@ -123,9 +123,11 @@ def render_text(lawset) -> str:
             choices = {"(pooled)": {"weights": d["weights"], "beta": d["beta"]}, **(d.get("by_activation") or {})}
             for who, ch in choices.items():
                 w = ", ".join(f"{k} {v:.2f}" for k, v in ch["weights"].items())
+                lam = (d.get("cross") or {}).get(who)
+                cross = "" if lam is None else f"; the other activation's backtests weigh {lam:g} in its bands"
                 lines.append(f"forecasts of {g} {who}: {w}, drift beta {ch['beta']:g}; calibrated "
                              f"leave-one-run-out on {d.get('calibrated_on', len(d['runs']))} runs; "
-                             f"used by {len(d['runs'])}")
+                             f"used by {len(d['runs'])}{cross}")
         if fc.get("default_runs"):
             lines.append(f"forecasts of {', '.join(fc['default_runs'])}: the packaged default (too few runs)")
     note = lawset.provenance.get("architecture_note")

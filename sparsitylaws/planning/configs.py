@@ -427,7 +427,7 @@ def _forecast_term(pr: dict, entry: dict, tok: np.ndarray, tok_rng: np.ndarray |
     act = "relu" if entry["scale"]["form"] == "logspace_power" else "silu"
     h = np.maximum(np.log(tok / tok_rng[:, 1]), 0.0)  # the forecast horizon, 0 inside the range
     s = error_scale(float(sigma), h, model.kappa_for(act)) - float(sigma)
-    q_lo, q_hi = model.quantiles(float("nan"), None, level)
+    q_lo, q_hi = model.quantiles(float("nan"), None, level, act)
     q = max(abs(q_lo), abs(q_hi))
     extra = np.where(h > 0, q * np.maximum(s, 0.0), 0.0) if np.isfinite(q) else np.zeros_like(h)
     if act == "relu":

@@ -152,7 +152,7 @@ def fill_rows(T: BacktestTable, ri: int, model: ForecastModel, C: dict, own: dic
         # drift widens the band), so the comparison is of forecasts, not of band recipes
         S = _scale(T, _kappa(T, e, others & np.isfinite(f)), _drift(T, own, {name: 1.0}), model.omega)
         z = e / np.maximum(S, 1e-12)
-        qlo, qhi = _unit_quantiles(T, z, others, units, level, loro=False)
+        qlo, qhi = _unit_quantiles(T, z, others, units, level, loro=False, cross=model.cross)
         lo, hi = _band(T, f, S, qlo, qhi, rows, pos[T.row_unit[rows]])
         sym = None
         if name != "law":  # the reviewer's band: +- q h, q conformal on |error| / h
@@ -279,7 +279,7 @@ def evaluate(runs: Sequence[RunBacktest], groups: Sequence[Sequence[str]], level
             for r in fill_rows(T, ri, model, C, own, calib, amask, level):
                 out.append({**r, "run": T.names[ri], "fold": list(g_all),
                             "choice": {"weights": used["weights"], "beta": used["beta"],
-                                       "omega": choice["omega"]}})
+                                       "omega": choice["omega"], "cross": model.cross_for(act)}})
     return out
 
 

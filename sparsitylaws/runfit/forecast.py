@@ -459,6 +459,16 @@ def monotone_on_grid(h_max: float, values: callable, direction: int) -> tuple[np
     return h, acc(v, axis=0)
 
 
+#: Weights tried for the other activation's calibration scores in an activation's band: 1 pools
+#: them (ReLU's one-sided drift then shapes SiLU's band and back), 0 keeps the activation's own.
+CROSS_WEIGHTS = (1.0, 0.5, 0.0)
+
+
+def cross_factor(cross: Mapping[str, float], activation: str) -> float:
+    """Weight of the other activation's calibration scores in ``activation``'s band (1: pooled)."""
+    return float(cross.get(activation, 1.0))
+
+
 @dataclass
 class ForecastModel:
     """A calibrated forecast: candidate weights, the own-drift weight ``beta``, the horizon
@@ -490,6 +500,11 @@ class ForecastModel:
     #: the model of forecasts made beside an older replicate, selected and calibrated on
     #: backtests that borrowed alike
     same_scale: bool = False
+    #: activation -> weight of the *other* activation's calibration scores in its band
+    #: (:data:`CROSS_WEIGHTS`, chosen on that activation's runs; 1 where absent: scores pooled)
+    cross: dict = field(default_factory=dict)
+    #: run -> activation of each calibrating run (needed, and stored, only with ``cross``)
+    score_activation: dict = field(default_factory=dict)
 
     def weights_for(self, activation: str) -> dict[str, float]:
         """The candidate weights a run of this activation uses."""
@@ -505,6 +520,10 @@ class ForecastModel:
         k = self.kappa.get(activation, self.kappa.get("*"))
         return kappa_at(k, n_params) if k is not None else 1e-3
 
+    def cross_for(self, activation: str | None) -> float:
+        """Weight of the other activation's calibration scores in a band for ``activation``."""
+        return cross_factor(self.cross, activation) if activation is not None else 1.0
+
     @property
     def runs(self) -> list[str]:
         """Runs whose backtests calibrate the band."""
@@ -515,10 +534,11 @@ class ForecastModel:
         t = [s[1] for s in self.scores if s[0] != exclude and math.isfinite(s[1])]
         return (min(t), max(t)) if t else (math.nan, math.nan)
 
-    def quantiles(self, tau: float, exclude: str | None = None, level: float | None = None
-                  ) -> tuple[float, float]:
+    def quantiles(self, tau: float, exclude: str | None = None, level: float | None = None,
+                  activation: str | None = None) -> tuple[float, float]:
         """Lower and upper quantiles (levels (1 -/+ level) / 2) of the calibration scores, runs
-        other than ``exclude``, forecasts near maturity ``tau`` weighing most; widened by the
+        other than ``exclude``, forecasts near maturity ``tau`` weighing most, the other
+        activation's runs weighted by :meth:`cross_for` ``activation``; widened by the
         finite-sample factor n / (n + 1) on the miss probability (n = the effective number of
         calibrating runs)."""
         rows = [s for s in self.scores if s[0] != exclude]
@@ -526,6 +546,11 @@ class ForecastModel:
             return -math.inf, math.inf
         z = np.array([r[2] for r in rows])
         w = np.array([r[3] for r in rows])
+        lam = self.cross_for(activation)
+        if lam != 1.0:
+            other = np.array([self.score_activation.get(r[0]) != activation for r in rows])
+            if np.sum(w[~other]) > 0:  # with none of its own runs left, the pooled scores
+                w = np.where(other, w * lam, w)
         t = np.array([r[1] for r in rows])
         if math.isfinite(tau) and np.isfinite(t).any():
             k = np.where(np.isfinite(t), np.exp(-0.5 * ((np.log(t) - math.log(tau)) / MATURITY_BW) ** 2), 0.0)
@@ -556,7 +581,7 @@ class ForecastModel:
         direction and in [0, 1]: estimate, low, high."""
         d = np.atleast_1d(np.asarray(d, float))
         hq = np.maximum(np.log(d / state.d_cut), 0.0)
-        q_lo, q_hi = self.quantiles(state.tau_cut, exclude, level)
+        q_lo, q_hi = self.quantiles(state.tau_cut, exclude, level, state.activation)
         sig = state.sigma if math.isfinite(state.sigma) else 0.0
         s = state.direction
 
@@ -582,6 +607,8 @@ class ForecastModel:
                 "h_max": _fin(self.h_max), "scale_mode": self.scale_mode, "omega": self.omega,
                 "by_activation": {a: dict(v) for a, v in self.by_activation.items()},
                 **({"same_scale": True} if self.same_scale else {}),
+                **({"cross": dict(self.cross), "score_activation": dict(self.score_activation)}
+                   if self.cross else {}),
                 "scores": [[r, _fin(t), round(float(z), 6), round(float(w), 9)]
                            for r, t, z, w in self.scores]}
 
@@ -589,15 +616,30 @@ class ForecastModel:
     def from_dict(cls, d: Mapping) -> ForecastModel:
         """Inverse of :meth:`to_dict`."""
         try:
-            return cls({str(k): float(v) for k, v in d["weights"].items()}, float(d["beta"]),
+            m = cls({str(k): float(v) for k, v in d["weights"].items()}, float(d["beta"]),
                        {str(k): dict(v) for k, v in d["kappa"].items()},
                        [(str(r), _nan(t), float(z), float(w)) for r, t, z, w in d["scores"]],
                        float(d.get("level", 0.9)), str(d.get("source", "")), dict(d.get("selection") or {}),
                        _nan(d.get("h_max")), str(d.get("scale_mode", "additive")), float(d.get("omega", 0.0)),
                        {str(a): dict(v) for a, v in (d.get("by_activation") or {}).items()},
-                       bool(d.get("same_scale", False)))
+                       bool(d.get("same_scale", False)),
+                       {str(a): float(v) for a, v in (d.get("cross") or {}).items()},
+                       {str(r): str(a) for r, a in (d.get("score_activation") or {}).items()})
         except (KeyError, TypeError, ValueError) as exc:
             raise LawSetError(f"forecast model is malformed ({exc})") from None
+        m._check_cross()
+        return m
+
+    def _check_cross(self) -> None:
+        """A cross weight must lie in [0, 1] and every calibrating run must have an activation
+        (a run without one would silently count as the other activation)."""
+        bad = {a: v for a, v in self.cross.items() if not 0.0 <= v <= 1.0}
+        if bad:
+            raise LawSetError(f"forecast model is malformed (cross weights outside [0, 1]: {bad})")
+        missing = sorted({s[0] for s in self.scores} - set(self.score_activation)) if self.cross else []
+        if missing:
+            raise LawSetError("forecast model is malformed (cross weights, but no activation for "
+                              f"calibrating runs {missing[:3]})")
 
 
 #: Lower bound of a size-trended horizon scale, as a share of the flat one.

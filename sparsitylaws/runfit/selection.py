@@ -45,6 +45,7 @@ __all__ = [
     "score_config",
     "select",
     "select_by_activation",
+    "select_cross",
     "weight_grid",
 ]
 
@@ -151,10 +152,15 @@ def _scale(T: BacktestTable, kappa: Mapping[str, dict], drift: np.ndarray | None
 
 
 def _unit_quantiles(T: BacktestTable, z: np.ndarray, calib: np.ndarray, targets: np.ndarray,
-                    level: float, loro: bool) -> tuple[np.ndarray, np.ndarray]:
+                    level: float, loro: bool, cross: Mapping[str, float] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Lower/upper quantiles of z for each target unit from the calibrating rows (same rules as
     :meth:`ForecastModel.quantiles`): maturity kernel, one run one weight, finite-sample
-    factor; ``loro``: a unit's own run never calibrates it."""
+    factor, the other activation's rows weighted by ``cross`` (per target activation,
+    :func:`~sparsitylaws.runfit.forecast.cross_factor`); ``loro``: a unit's own run never
+    calibrates it."""
+    from sparsitylaws.runfit.forecast import cross_factor
+
     rows = np.flatnonzero(calib & np.isfinite(z))
     o = rows[np.argsort(z[rows], kind="stable")]
     zs = z[o]
@@ -167,13 +173,18 @@ def _unit_quantiles(T: BacktestTable, z: np.ndarray, calib: np.ndarray, targets:
     with np.errstate(invalid="ignore", divide="ignore"):
         K = np.exp(-0.5 * ((np.log(tau_r)[None, :] - np.log(tu)[:, None]) / MATURITY_BW) ** 2)
     K = np.where(np.isfinite(K), K, 1.0)
-    W = K * T.w[o][None, :]
-    if loro:
-        W = W * (T.row_run[o][None, :] != T.unit_run[targets][:, None])
-    # fall back to the unconditioned weights where the kernel leaves (almost) nothing
-    base = np.broadcast_to(T.w[o][None, :], W.shape).copy()
+    # one weight per calibrating row for each target: its run's share, the other activation's
+    # rows scaled by the target activation's cross weight
+    t_act = np.array([T.runs[T.unit_run[u]].activation for u in targets], dtype=object)
+    base = np.broadcast_to(T.w[o][None, :], (targets.size, o.size)).copy()
+    if cross:
+        other = T.row_act[o][None, :] != t_act[:, None]
+        lam = np.array([cross_factor(cross, a) for a in t_act], float)
+        base = np.where(other, base * lam[:, None], base)
     if loro:
         base = base * (T.row_run[o][None, :] != T.unit_run[targets][:, None])
+    W = K * base
+    # fall back to the unconditioned weights where the kernel leaves (almost) nothing
     thin = W.sum(axis=1) <= 1e-9 * np.maximum(base.sum(axis=1), 1e-300)
     W[thin] = base[thin]
     tot = W.sum(axis=1)
@@ -186,8 +197,10 @@ def _unit_quantiles(T: BacktestTable, z: np.ndarray, calib: np.ndarray, targets:
     for i in range(targets.size):
         if tot[i] <= 0:
             continue
-        lo[i] = np.interp(miss[i], c[i], zs)
-        hi[i] = np.interp(1.0 - miss[i], c[i], zs)
+        # rows of zero weight are not in the sample (as in weighted_quantile): no knots there
+        on = W[i] > 0
+        lo[i] = np.interp(miss[i], c[i, on], zs[on])
+        hi[i] = np.interp(1.0 - miss[i], c[i, on], zs[on])
     return lo, hi
 
 
@@ -214,16 +227,17 @@ def _run_mean(T: BacktestTable, rows: np.ndarray, v: np.ndarray) -> dict[int, fl
 
 def score_config(T: BacktestTable, C: dict, own: dict, weights: Mapping[str, float], beta: float,
                  calib: np.ndarray, level: float = LEVEL, omega: float = 0.0,
-                 score_rows: np.ndarray | None = None) -> float:
+                 score_rows: np.ndarray | None = None, cross: Mapping[str, float] | None = None) -> float:
     """Mean (over calibrating runs, or the runs of ``score_rows``) interval score of a
-    configuration, each run's forecasts banded from the other calibrating runs only."""
+    configuration, each run's forecasts banded from the other calibrating runs only (the
+    other activation's scores weighted by ``cross``)."""
     f = _forecast(T, C, own, weights, beta)
     e = T.s * (T.y - f)
     kappa = _kappa(T, e, calib)
     S = _scale(T, kappa, _drift(T, own, weights), omega)
     z = e / np.maximum(S, 1e-12)
     units = np.unique(T.row_unit[calib])
-    qlo, qhi = _unit_quantiles(T, z, calib, units, level, loro=True)
+    qlo, qhi = _unit_quantiles(T, z, calib, units, level, loro=True, cross=cross)
     pos = np.full(len(T.unit_state), -1)
     pos[units] = np.arange(units.size)
     rows = np.flatnonzero(calib if score_rows is None else calib & score_rows)
@@ -264,13 +278,38 @@ def select_by_activation(T: BacktestTable, calib: np.ndarray, analog_mask: np.nd
     default for an activation only where it beats, on that activation's runs, every other
     choice of the grid, the naive forecasts (weight 1 on one of them) included."""
     choice = select(T, calib, analog_mask, level, same_scale=same_scale)
-    by = {}
-    for a in sorted(set(T.row_act[calib])):
+    by, cross = {}, {}
+    acts = sorted(set(T.row_act[calib]))
+    for a in acts:
         m = T.row_act == a
         if len(set(T.row_run[calib & m])) >= MIN_RUNS:
             ca = select(T, calib, analog_mask, level, score_rows=m, same_scale=same_scale)
             by[str(a)] = {"weights": ca["weights"], "beta": ca["beta"], "score": ca["score"]}
-    return {**choice, "by_activation": by, "same_scale": bool(same_scale)}
+            if len(acts) > 1:
+                lam = select_cross(T, calib, analog_mask, ca, m, level, same_scale)
+                if lam != 1.0:
+                    cross[str(a)] = lam
+    return {**choice, "by_activation": by, "same_scale": bool(same_scale), "cross": cross}
+
+
+def select_cross(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray, config: Mapping,
+                 score_rows: np.ndarray, level: float = LEVEL, same_scale: bool = False) -> float:
+    """The weight (of :data:`~sparsitylaws.runfit.forecast.CROSS_WEIGHTS`) of the other
+    activation's calibration scores in the bands of ``score_rows``' activation with the lowest
+    leave-one-run-out mean interval score on that activation's runs, for the configuration
+    chosen there (ties keep the earlier, pooled, weight)."""
+    from sparsitylaws.runfit.forecast import CROSS_WEIGHTS
+
+    C = T.candidates(analog_mask, SMALLER_ONLY, same_scale)
+    own = T.own_drift({k: T.y - C[k] for k in C})
+    act = str(T.row_act[np.flatnonzero(score_rows)[0]])
+    best = (math.inf, 1.0)
+    for lam in CROSS_WEIGHTS:
+        s = score_config(T, C, own, config["weights"], config["beta"], calib, level, config.get("omega", OMEGAS[0]),
+                         score_rows, {act: lam})
+        if s < best[0] - 1e-12:
+            best = (s, lam)
+    return best[1]
 
 
 def _forecast_rows(T: BacktestTable, C: dict, own: dict, choice: Mapping) -> tuple[np.ndarray, np.ndarray]:
@@ -301,11 +340,14 @@ def model_for(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray, choi
     scores = [(T.names[T.row_run[i]], float(T.unit_tau[T.row_unit[i]]), float(z[i]), float(T.w[i]))
               for i in rows]
     sel = {k: v for k, v in choice.items() if k in ("score", "candidates", "grid")}
+    cross = {str(a): float(v) for a, v in (choice.get("cross") or {}).items()}
+    score_act = {T.names[ri]: T.runs[ri].activation for ri in np.unique(T.row_run[rows])} if cross else {}
     h_max = float(np.max(T.h[rows])) if rows.size else math.nan
     return ForecastModel(dict(choice["weights"]), float(choice["beta"]), kappa, scores, level, source, sel,
                          h_max, SCALE_MODE, omega,
                          {a: {"weights": dict(c["weights"]), "beta": float(c["beta"])}
-                          for a, c in (choice.get("by_activation") or {}).items()}, same_scale)
+                          for a, c in (choice.get("by_activation") or {}).items()}, same_scale,
+                         cross, score_act)
 
 
 def own_drifts_of(T: BacktestTable, analog_mask: np.ndarray, rb: RunBacktest, same_scale: bool = False

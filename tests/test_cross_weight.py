@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 import pytest
+from bandcheck import assert_monotone_valid_band
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -163,11 +164,7 @@ def test_weighted_bands_are_monotone_valid_and_hold_the_estimate(lam: float, act
     state = CutState("x", act, 1e8, d_cut, 1e-3, form, theta, 0.12, -0.01 if act == "relu" else 0.01, 0.095)
     d = d_cut * np.exp(np.linspace(0.0, hmax, 12))
     b = m.band(state, d)
-    s = -1 if act == "relu" else 1
-    for k in ("estimate", "low", "high"):
-        assert np.all(s * np.diff(b[k]) >= -1e-12), k
-        assert np.all((b[k] >= 0) & (b[k] <= 1))
-    assert np.all(b["low"] <= b["estimate"]) and np.all(b["estimate"] <= b["high"])
+    assert_monotone_valid_band(b, act)
 
 
 def test_fit_names_each_weight_below_one() -> None:

@@ -282,6 +282,7 @@ def calibrate_forecasts(fits: dict, info: dict, rows: pd.DataFrame, level: float
         run_backtest_of,
         set_default_forecast,
         set_forecast,
+        unpooled_note,
     )
 
     curves = run_curves(rows, fits, info)
@@ -307,7 +308,8 @@ def calibrate_forecasts(fits: dict, info: dict, rows: pd.DataFrame, level: float
             fits[m].warnings = [w for w in fits[m].warnings if w.get("code") != "forecast_default"]
             state = fits[m].forecast_state()
             seeds = [x for x in members if x != m and has_older_replicate(state, [curves[x]])]
-            fits[m].warnings.append(default_forecast_warning(m, len(tested) - (m in tested), seeds))
+            fits[m].warnings.append(default_forecast_warning(m, len(tested) - (m in tested), seeds,
+                                                             unpooled_note(fits[m])))
             default_runs.append(m)
     section = None
     if models:

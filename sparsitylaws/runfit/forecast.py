@@ -56,7 +56,9 @@ from sparsitylaws.runfit.forms import default_form_for, get_form
 
 __all__ = [
     "CANDIDATES",
+    "CROSS_WEIGHTS",
     "OLDER",
+    "POOLED",
     "SAME_SCALE",
     "SMALLER_ONLY",
     "CutState",
@@ -64,6 +66,7 @@ __all__ = [
     "RunCurve",
     "borrow_limit",
     "candidates",
+    "cross_factor",
     "direction_of",
     "expit",
     "has_older_replicate",
@@ -73,6 +76,8 @@ __all__ = [
 ]
 
 CANDIDATES = ("law", "line", "last", "pool", "trend", "nearest")
+#: The candidates borrowed from analog runs (:func:`pool_moves`); the others are the run's own.
+POOLED = ("pool", "trend", "nearest")
 #: Kernel bandwidth (ln D) of the smoother of measured curves used as analogs.
 SMOOTH_BW = 0.25
 #: Kernel bandwidth (decades of N) with which analog runs of other scales weigh in.

@@ -586,12 +586,15 @@ def _limit_warnings(law: LawForm, est: np.ndarray, plo: np.ndarray, phi: np.ndar
     return out
 
 
-def default_forecast_warning(run: str, n_runs: int = 0, replicates: Sequence[str] = ()) -> dict:
+def default_forecast_warning(run: str, n_runs: int = 0, replicates: Sequence[str] = (),
+                             unpooled: str = "") -> dict:
     """The ``forecast_default`` warning: too few other runs to calibrate forecast bands (and,
-    where the run has older ``replicates`` in the table, that the default ignores them)."""
-    seeds = ""
+    where the run has older ``replicates`` in the table, that the default ignores them; where
+    no analog of the default lends to it, ``unpooled``: what its forecast rests on instead,
+    :func:`unpooled_note`)."""
+    seeds = f"; {unpooled}" if unpooled else ""
     if replicates:
-        seeds = (f"; its older replicate(s) {', '.join(sorted(replicates))} (same activation and "
+        seeds += (f"; its older replicate(s) {', '.join(sorted(replicates))} (same activation and "
                  "parameter count, data past its cut) are not borrowed from: a forecast that borrows "
                  "from a seed is calibrated only with more runs of the recipe (docs/fitting.md "
                  "'Replicates')")
@@ -600,6 +603,25 @@ def default_forecast_warning(run: str, n_runs: int = 0, replicates: Sequence[str
         f"published runs): {n_runs} other run(s) were fitted with it, fewer than the "
         "3 needed to calibrate leave-one-run-out; for runs of another recipe its bands have held "
         f"far fewer than 90% of later points (docs/fitting.md 'A lone run'){seeds}")}
+
+
+def unpooled_note(rf: RunFit) -> str:
+    """For a run on the packaged default: where none of the default's analog runs (the paper's,
+    0.1-1.2B parameters) may lend to it (none of its activation is as small), what its forecast
+    past the data rests on instead; "" where one may."""
+    from sparsitylaws.runfit.calibration import default_forecast
+    from sparsitylaws.runfit.forecast import POOLED, pool_moves
+
+    model, curves = default_forecast()
+    state = rf.forecast_state()
+    if not state.n_params or np.isfinite(pool_moves(state, np.array([state.d_cut]), curves)["pool"]).any():
+        return ""
+    own = sorted(k for k, w in model.weights_for(rf.activation).items() if w > 0 and k not in POOLED)
+    rests = (f"its own {' and '.join(own)} (the pooled candidates' weights shared among them)" if own
+             else "its own law alone")
+    return (f"no run the default borrows from is as small as it (the paper's runs, 0.1B parameters and "
+            f"up), so its forecast past the data rests on {rests}, while the default's band was "
+            "calibrated mostly on forecasts that borrowed")
 
 
 def run_backtest_of(rf: RunFit, curve: RunCurve | None = None):
@@ -622,7 +644,8 @@ def set_default_forecast(rf: RunFit, level: float = 0.9) -> None:
     model, curves = default_forecast()
     rows, drift = apply_model(run_backtest_of(rf), model, curves, level)
     set_forecast(rf, model, curves, rows, drift, source="packaged default")
-    rf.warnings = [w for w in rf.warnings if w.get("code") != "forecast_default"] + [default_forecast_warning(rf.run)]
+    rf.warnings = [w for w in rf.warnings if w.get("code") != "forecast_default"] + [
+        default_forecast_warning(rf.run, unpooled=unpooled_note(rf))]
 
 
 def set_forecast(rf: RunFit, model: ForecastModel, curves: Sequence[RunCurve], rows: list[dict],

@@ -592,9 +592,9 @@ def default_forecast_warning(run: str, n_runs: int = 0, replicates: Sequence[str
     where the run has older ``replicates`` in the table, that the default ignores them; where
     no analog of the default lends to it, ``unpooled``: what its forecast rests on instead,
     :func:`unpooled_note`)."""
-    seeds = f"; {unpooled}" if unpooled else ""
+    more = f"; {unpooled}" if unpooled else ""
     if replicates:
-        seeds += (f"; its older replicate(s) {', '.join(sorted(replicates))} (same activation and "
+        more += (f"; its older replicate(s) {', '.join(sorted(replicates))} (same activation and "
                  "parameter count, data past its cut) are not borrowed from: a forecast that borrows "
                  "from a seed is calibrated only with more runs of the recipe (docs/fitting.md "
                  "'Replicates')")
@@ -602,13 +602,13 @@ def default_forecast_warning(run: str, n_runs: int = 0, replicates: Sequence[str
         f"run {run!r}: forecast bands use the packaged default calibration (backtests of the paper's "
         f"published runs): {n_runs} other run(s) were fitted with it, fewer than the "
         "3 needed to calibrate leave-one-run-out; for runs of another recipe its bands have held "
-        f"far fewer than 90% of later points (docs/fitting.md 'A lone run'){seeds}")}
+        f"far fewer than 90% of later points (docs/fitting.md 'A lone run'){more}")}
 
 
 def unpooled_note(rf: RunFit) -> str:
-    """For a run on the packaged default: where none of the default's analog runs (the paper's,
-    0.1-1.2B parameters) may lend to it (none of its activation is as small), what its forecast
-    past the data rests on instead; "" where one may."""
+    """For a run on the packaged default: where none of the default's analog runs (the paper's)
+    may lend to it (none of its activation is as small), what its forecast past the data rests
+    on instead; "" where one may."""
     from sparsitylaws.runfit.calibration import default_forecast
     from sparsitylaws.runfit.forecast import POOLED, pool_moves
 
@@ -616,12 +616,14 @@ def unpooled_note(rf: RunFit) -> str:
     state = rf.forecast_state()
     if not state.n_params or np.isfinite(pool_moves(state, np.array([state.d_cut]), curves)["pool"]).any():
         return ""
+    sizes = [c.n_params for c in curves if c.activation == rf.activation and c.n_params]
+    smallest = f" (the smallest of its activation has {min(sizes) / 1e9:.2g}B parameters)" if sizes else ""
     own = sorted(k for k, w in model.weights_for(rf.activation).items() if w > 0 and k not in POOLED)
     rests = (f"its own {' and '.join(own)} (the pooled candidates' weights shared among them)" if own
              else "its own law alone")
-    return (f"no run the default borrows from is as small as it (the paper's runs, 0.1B parameters and "
-            f"up), so its forecast past the data rests on {rests}, while the default's band was "
-            "calibrated mostly on forecasts that borrowed")
+    return (f"no run the default borrows from is as small as it{smallest}, so its forecast past the "
+            f"data rests on {rests}, while the default's band was calibrated mostly on forecasts "
+            "that borrowed")
 
 
 def run_backtest_of(rf: RunFit, curve: RunCurve | None = None):

@@ -22,7 +22,7 @@ from sparsitylaws.errors import LawSetError
 from sparsitylaws.lawset.fileformat import READABLE_VERSIONS, version_for
 from sparsitylaws.runfit.backtesttable import BacktestTable
 from sparsitylaws.runfit.forecast import CutState, ForecastModel, weighted_quantile
-from sparsitylaws.runfit.selection import _unit_quantiles, model_for, select_cross
+from sparsitylaws.runfit.selection import SMALLER_ONLY, _unit_quantiles, model_for, select_cross
 from sparsitylaws.runfit.simulate import simulate_study
 
 KAPPA = {"*": {"kappa": 1.0}}
@@ -141,7 +141,9 @@ def test_a_leaning_activation_stays_out_of_the_others_bands(mixed: list) -> None
     calib = np.ones(T.y.size, bool)
     amask = np.ones(len(T.analog_names), bool)
     silu = T.row_act == "silu"
-    assert select_cross(T, calib, amask, CHOICE, silu) == 0.0
+    C = T.candidates(amask, SMALLER_ONLY)
+    own = T.own_drift({k: T.y - C[k] for k in C})
+    assert select_cross(T, calib, C, own, CHOICE, silu) == 0.0
     T0 = BacktestTable(mixed)
     for lam, moves in ((0.0, False), (1.0, True)):
         cross = {"silu": lam}

@@ -198,9 +198,12 @@ def _unit_quantiles(T: BacktestTable, z: np.ndarray, calib: np.ndarray, targets:
         if tot[i] <= 0:
             continue
         # rows of zero weight are not in the sample (as in weighted_quantile): no knots there
+        ci, zi = c[i], zs
         on = W[i] > 0
-        lo[i] = np.interp(miss[i], c[i, on], zs[on])
-        hi[i] = np.interp(1.0 - miss[i], c[i, on], zs[on])
+        if not on.all():
+            ci, zi = ci[on], zs[on]
+        lo[i] = np.interp(miss[i], ci, zi)
+        hi[i] = np.interp(1.0 - miss[i], ci, zi)
     return lo, hi
 
 
@@ -280,28 +283,31 @@ def select_by_activation(T: BacktestTable, calib: np.ndarray, analog_mask: np.nd
     choice = select(T, calib, analog_mask, level, same_scale=same_scale)
     by, cross = {}, {}
     acts = sorted(set(T.row_act[calib]))
+    C = own = None
     for a in acts:
         m = T.row_act == a
         if len(set(T.row_run[calib & m])) >= MIN_RUNS:
             ca = select(T, calib, analog_mask, level, score_rows=m, same_scale=same_scale)
             by[str(a)] = {"weights": ca["weights"], "beta": ca["beta"], "score": ca["score"]}
             if len(acts) > 1:
-                lam = select_cross(T, calib, analog_mask, ca, m, level, same_scale)
+                if C is None:
+                    C = T.candidates(analog_mask, SMALLER_ONLY, same_scale)
+                    own = T.own_drift({k: T.y - C[k] for k in CANDIDATES})
+                lam = select_cross(T, calib, C, own, ca, m, level)
                 if lam != 1.0:
                     cross[str(a)] = lam
     return {**choice, "by_activation": by, "same_scale": bool(same_scale), "cross": cross}
 
 
-def select_cross(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray, config: Mapping,
-                 score_rows: np.ndarray, level: float = LEVEL, same_scale: bool = False) -> float:
+def select_cross(T: BacktestTable, calib: np.ndarray, C: dict, own: dict, config: Mapping,
+                 score_rows: np.ndarray, level: float = LEVEL) -> float:
     """The weight (of :data:`~sparsitylaws.runfit.forecast.CROSS_WEIGHTS`) of the other
     activation's calibration scores in the bands of ``score_rows``' activation with the lowest
     leave-one-run-out mean interval score on that activation's runs, for the configuration
-    chosen there (ties keep the earlier, pooled, weight)."""
+    chosen there (``C``, ``own``: the candidates and own drifts it was chosen on; ties keep
+    the earlier, pooled, weight)."""
     from sparsitylaws.runfit.forecast import CROSS_WEIGHTS
 
-    C = T.candidates(analog_mask, SMALLER_ONLY, same_scale)
-    own = T.own_drift({k: T.y - C[k] for k in C})
     act = str(T.row_act[np.flatnonzero(score_rows)[0]])
     best = (math.inf, 1.0)
     for lam in CROSS_WEIGHTS:

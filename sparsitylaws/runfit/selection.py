@@ -5,7 +5,8 @@ On a :class:`~sparsitylaws.runfit.backtesttable.BacktestTable`:
 * :func:`select` - the candidate weights (a grid on the simplex, step 1/4) and the own-drift
   weight ``beta`` (0, 1/2, 1) with the lowest mean interval score, every run's forecasts
   banded from the *other* runs only (leave one run out), runs weighing equally;
-  :func:`select_by_activation` the same again for each activation with enough runs;
+  :func:`select_by_activation` the same again for each activation with enough runs, and
+  (:func:`select_cross`) the weight of the other activation's scores in its bands;
 * :func:`model_for` - the :class:`~sparsitylaws.runfit.forecast.ForecastModel` those choices
   give, its scores the normalized errors of the calibrating runs;
 * :func:`own_drifts_of` - a run's own drift over all its backtests (its final forecast's).

@@ -277,13 +277,7 @@ def calibrate_forecasts(fits: dict, info: dict, rows: pd.DataFrame, level: float
     """
     from sparsitylaws.runfit.calibration import MIN_RUNS, calibrate_runs
     from sparsitylaws.runfit.forecast import has_older_replicate
-    from sparsitylaws.runfit.run import (
-        default_forecast_warning,
-        run_backtest_of,
-        set_default_forecast,
-        set_forecast,
-        unpooled_note,
-    )
+    from sparsitylaws.runfit.run import run_backtest_of, set_default_forecast, set_forecast
 
     curves = run_curves(rows, fits, info)
     models, used, default_runs = {}, [], []
@@ -304,12 +298,9 @@ def calibrate_forecasts(fits: dict, info: dict, rows: pd.DataFrame, level: float
         else:
             others = members
         for m in others:
-            set_default_forecast(fits[m], level)
-            fits[m].warnings = [w for w in fits[m].warnings if w.get("code") != "forecast_default"]
             state = fits[m].forecast_state()
             seeds = [x for x in members if x != m and has_older_replicate(state, [curves[x]])]
-            fits[m].warnings.append(default_forecast_warning(m, len(tested) - (m in tested), seeds,
-                                                             unpooled_note(fits[m])))
+            set_default_forecast(fits[m], level, len(tested) - (m in tested), seeds)
             default_runs.append(m)
     section = None
     if models:

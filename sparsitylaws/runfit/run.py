@@ -638,16 +638,18 @@ def run_backtest_of(rf: RunFit, curve: RunCurve | None = None):
                        curve, st)
 
 
-def set_default_forecast(rf: RunFit, level: float = 0.9) -> None:
+def set_default_forecast(rf: RunFit, level: float = 0.9, n_runs: int = 0, replicates: Sequence[str] = ()) -> None:
     """Band ``rf``'s backtests and future forecasts with the packaged default model (the paper's
-    published runs, this run's namesake left out), and warn that it is the default."""
+    published runs, this run's namesake left out), and warn that it is the default
+    (:func:`default_forecast_warning`: ``n_runs`` other runs fitted with it, its older
+    ``replicates``)."""
     from sparsitylaws.runfit.calibration import apply_model, default_forecast
 
     model, curves = default_forecast()
     rows, drift = apply_model(run_backtest_of(rf), model, curves, level)
     set_forecast(rf, model, curves, rows, drift, source="packaged default")
     rf.warnings = [w for w in rf.warnings if w.get("code") != "forecast_default"] + [
-        default_forecast_warning(rf.run, unpooled=unpooled_note(rf))]
+        default_forecast_warning(rf.run, n_runs, replicates, unpooled_note(rf))]
 
 
 def set_forecast(rf: RunFit, model: ForecastModel, curves: Sequence[RunCurve], rows: list[dict],

@@ -160,20 +160,27 @@ def simulate_forecasts(family: str, *, n_studies: int, seed: int = 0, level: flo
     """Coverage of the combined forecast's band (and, beside it, of the law's own forecast
     banded the same way) over ``n_studies`` studies of ``family``, every run's forecasts made
     leave one run out (``largest_out``: only the largest run, from the others)."""
-    from sparsitylaws.runfit.backtest import REPORTED_CUTOFFS
-    from sparsitylaws.runfit.calibration import evaluate, summarize
+    from sparsitylaws.runfit.calibration import evaluate
 
     rows = []
     for s in range(n_studies):
         runs = simulate_study(family, seed=seed + s, **kw)
         groups = [[runs[-1].run]] if largest_out else [[r.run] for r in runs]
         rows += [{**r, "run": f"{s}:{r['run']}"} for r in evaluate(runs, groups, level)]
+    return {"family": family, "n_studies": n_studies, "largest_out": largest_out, **_scored(rows, level)}
+
+
+def _scored(rows: list[dict], level: float) -> dict[str, dict]:
+    """Per method (the combined forecast, the law, the two naive ones): coverage of later
+    points, last checkpoints covered and interval score at the reported cuts."""
+    from sparsitylaws.runfit.backtest import REPORTED_CUTOFFS
+    from sparsitylaws.runfit.calibration import summarize
+
     summ = summarize(rows, level, REPORTED_CUTOFFS)
-    return {"family": family, "n_studies": n_studies, "largest_out": largest_out,
-            **{m: {"coverage": v["covered_points"] / max(v["n_points"], 1), "n_points": v["n_points"],
-                   "covered_last": v["covered_last"], "n_forecasts": v["n_forecasts"],
-                   "interval_score": v["interval_score"]}
-               for m, v in summ.items() if m in ("combined", "law", "naive_last", "naive_line")}}
+    return {m: {"coverage": v["covered_points"] / max(v["n_points"], 1), "n_points": v["n_points"],
+                "covered_last": v["covered_last"], "n_forecasts": v["n_forecasts"],
+                "interval_score": v["interval_score"]}
+            for m, v in summ.items() if m in ("combined", "law", "naive_last", "naive_line")}
 
 
 #: Studies of both activations, as the paper's (four ReLU and four SiLU sizes): a ReLU family
@@ -186,8 +193,7 @@ def simulate_mixed_forecasts(families: tuple[str, str], *, n_studies: int, seed:
     """Coverage and interval score per activation of the combined forecast's band on studies
     holding ``n_runs`` sizes of each of ``families`` (a ReLU and a SiLU family, their own
     noise), every run's forecasts made leave one run out, from the other runs of both."""
-    from sparsitylaws.runfit.backtest import REPORTED_CUTOFFS
-    from sparsitylaws.runfit.calibration import evaluate, summarize
+    from sparsitylaws.runfit.calibration import evaluate
 
     rows: dict[str, list] = {}
     for s in range(n_studies):
@@ -198,9 +204,5 @@ def simulate_mixed_forecasts(families: tuple[str, str], *, n_studies: int, seed:
             rows.setdefault(act[r["run"]], []).append({**r, "run": f"{s}:{r['run']}"})
     out = {"families": list(families), "n_studies": n_studies}
     for a, rs in sorted(rows.items()):
-        summ = summarize(rs, level, REPORTED_CUTOFFS)
-        out[a] = {m: {"coverage": v["covered_points"] / max(v["n_points"], 1), "n_points": v["n_points"],
-                      "interval_score": v["interval_score"]}
-                  for m, v in summ.items() if m in ("combined", "law", "naive_last", "naive_line")}
-        out[a]["cross"] = sorted({float(r["choice"].get("cross", 1.0)) for r in rs})
+        out[a] = {**_scored(rs, level), "cross": sorted({float(r["choice"].get("cross", 1.0)) for r in rs})}
     return out

@@ -1,8 +1,17 @@
-"""A forecast band's validity, checked alike wherever a test builds one."""
+"""Pieces the forecast tests share: a forecast origin, a band's validity, a run's warning."""
 
 from __future__ import annotations
 
 import numpy as np
+
+from sparsitylaws.runfit.forecast import CutState
+
+
+def cut_state(act: str = "relu", n: float | None = 1e8, d_cut: float = 10.0, run: str = "r") -> CutState:
+    """A forecast origin with a law of the activation's form (ReLU falling, SiLU rising)."""
+    theta = [0.5, -3.0, 0.3, 0.07] if act == "relu" else [0.8, 0.2, 0.39]
+    form = "logspace_power" if act == "relu" else "convergent_power"
+    return CutState(run, act, n, d_cut, 1e-3, form, theta, 0.12, -0.01 if act == "relu" else 0.01, 0.095)
 
 
 def assert_monotone_valid_band(b: dict, activation: str) -> None:
@@ -13,3 +22,9 @@ def assert_monotone_valid_band(b: dict, activation: str) -> None:
         assert np.all(s * np.diff(b[k]) >= -1e-12), k
         assert np.all((b[k] >= 0) & (b[k] <= 1)), k
     assert np.all(b["low"] <= b["estimate"] + 1e-15) and np.all(b["estimate"] <= b["high"] + 1e-15)
+
+
+def default_warning(lawset, run: str) -> str:
+    """The one ``forecast_default`` warning of ``run`` in ``lawset``."""
+    (w,) = [w["message"] for w in lawset.runs[run].warnings if w["code"] == "forecast_default"]
+    return w

@@ -14,14 +14,14 @@ import math
 
 import numpy as np
 import pytest
-from bandcheck import assert_monotone_valid_band
+from forecast_helpers import assert_monotone_valid_band, cut_state
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sparsitylaws.errors import LawSetError
 from sparsitylaws.lawset.fileformat import READABLE_VERSIONS, version_for
 from sparsitylaws.runfit.backtesttable import BacktestTable
-from sparsitylaws.runfit.forecast import CutState, ForecastModel, weighted_quantile
+from sparsitylaws.runfit.forecast import ForecastModel, weighted_quantile
 from sparsitylaws.runfit.selection import SMALLER_ONLY, _unit_quantiles, model_for, select_cross
 from sparsitylaws.runfit.simulate import simulate_study
 
@@ -161,9 +161,7 @@ def test_weighted_bands_are_monotone_valid_and_hold_the_estimate(lam: float, act
     sc = [(r, t, z * spread, w) for r, t, z, w in sc]
     m = ForecastModel({"law": 0.5, "last": 0.5}, 0.0, {"*": {"kappa": 0.004}}, sc,
                       cross={act: lam}, score_activation=acts)
-    theta = [0.5, -3.0, 0.3, 0.07] if act == "relu" else [0.8, 0.2, 0.39]
-    form = "logspace_power" if act == "relu" else "convergent_power"
-    state = CutState("x", act, 1e8, d_cut, 1e-3, form, theta, 0.12, -0.01 if act == "relu" else 0.01, 0.095)
+    state = cut_state(act, d_cut=d_cut, run="x")
     d = d_cut * np.exp(np.linspace(0.0, hmax, 12))
     b = m.band(state, d)
     assert_monotone_valid_band(b, act)

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import pytest
-from bandcheck import assert_monotone_valid_band
+from forecast_helpers import assert_monotone_valid_band, cut_state, default_warning
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +27,6 @@ from sparsitylaws.runfit.calibration import (
     weight_grid,
 )
 from sparsitylaws.runfit.forecast import (
-    CutState,
     ForecastModel,
     RunCurve,
     _isotonic,
@@ -89,14 +88,8 @@ def test_denoised_drift_removes_what_noise_alone_gives() -> None:
     assert denoised_drift(np.array([0.4, 0.6]), np.array([0.3, 0.4])) == pytest.approx(math.sqrt(0.25 - 0.0625))
 
 
-def _state(act: str = "relu", n: float | None = 1e8, d_cut: float = 10.0) -> CutState:
-    theta = [0.5, -3.0, 0.3, 0.07] if act == "relu" else [0.8, 0.2, 0.39]
-    form = "logspace_power" if act == "relu" else "convergent_power"
-    return CutState("r", act, n, d_cut, 1e-3, form, theta, 0.12, -0.01 if act == "relu" else 0.01, 0.095)
-
-
 def test_candidates_by_hand() -> None:
-    st_ = _state(n=4e8)
+    st_ = cut_state(n=4e8)
     d = np.array([20.0, 40.0])
     a = RunCurve("other", "relu", 2e8, np.array([5.0, 10.0, 20.0, 40.0]), np.array([-2.0, -2.2, -2.3, -2.4]))
     c = candidates(st_, d, [a])
@@ -116,12 +109,12 @@ def test_a_run_borrows_only_from_smaller_runs() -> None:
     tokens, values = np.geomspace(1.0, 400.0, 12), np.linspace(-2.0, -2.6, 12)
     for n_analog in (4e8, 8e8):
         a = RunCurve("other", "relu", n_analog, tokens, values)
-        c = candidates(_state(n=4e8), d, [a])
+        c = candidates(cut_state(n=4e8), d, [a])
         assert np.all(np.isnan(c["pool"])) and np.all(np.isnan(c["trend"])) and np.all(np.isnan(c["nearest"]))
     small = RunCurve("small", "relu", 1e8, tokens, values)
     big = RunCurve("big", "relu", 8e8, tokens, 3.0 * values)  # would move the pool if it were used
-    np.testing.assert_allclose(candidates(_state(n=4e8), d, [small, big])["pool"],
-                               candidates(_state(n=4e8), d, [small])["pool"], rtol=1e-12)
+    np.testing.assert_allclose(candidates(cut_state(n=4e8), d, [small, big])["pool"],
+                               candidates(cut_state(n=4e8), d, [small])["pool"], rtol=1e-12)
 
 
 def test_older_replicates_by_hand() -> None:
@@ -129,7 +122,7 @@ def test_older_replicates_by_hand() -> None:
     least 10% past the cut in tokens per parameter; a forecast borrows from it only under a
     model calibrated that way (``same_scale``), and then exactly its logit move (by hand: the
     seed goes -2.2 -> -2.3 -> -2.4 in logit from D = 10 to 20 to 40)."""
-    st_ = _state(n=4e8, d_cut=10.0)  # tau_cut 25
+    st_ = cut_state(n=4e8, d_cut=10.0)  # tau_cut 25
     d = np.array([20.0, 40.0])
     tokens, values = np.array([5.0, 10.0, 20.0, 40.0]), np.array([-2.0, -2.2, -2.3, -2.4])
 
@@ -177,7 +170,7 @@ def _model(act: str = "relu", q: float = 1.0, beta: float = 0.0) -> ForecastMode
        hmax=st.floats(0.01, 4.0))
 def test_bands_are_monotone_in_the_laws_direction_and_valid(act: str, q: float, d_cut: float, hmax: float) -> None:
     m = _model(act, q)
-    st_ = _state(act, d_cut=d_cut)
+    st_ = cut_state(act, d_cut=d_cut)
     d = d_cut * np.exp(np.linspace(0.0, hmax, 15))
     b = m.band(st_, d)
     assert_monotone_valid_band(b, act)
@@ -576,11 +569,7 @@ def test_two_seeds_on_the_default_say_the_older_seed_is_not_borrowed_from() -> N
     df = df[(df["run"] != cut) | (df["tokens"] <= half)]
     ls = fit_table(df, n_boot=10, architecture=False, name="two seeds")
 
-    def default_warning(run: str) -> str:
-        (w,) = [w["message"] for w in ls.runs[run].warnings if w["code"] == "forecast_default"]
-        return w
-
-    said = default_warning(cut)
+    said = default_warning(ls, cut)
     assert "older replicate(s) cpu-relu-w64-d4-s0" in said and "docs/fitting.md 'Replicates'" in said
-    assert "replicate" not in default_warning("cpu-relu-w64-d4-s0")  # its seed is younger
+    assert "replicate" not in default_warning(ls, "cpu-relu-w64-d4-s0")  # its seed is younger
     assert not ls.runs[cut].forecast_model()[0].same_scale

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from forecast_helpers import default_warning
 
 from sparsitylaws.lawset.build import fit_table
 from sparsitylaws.runfit.calibration import default_forecast
@@ -16,16 +17,11 @@ from sparsitylaws.tables.ingest import read_sparsinglaw_dir
 NOTE = "no run the default borrows from is as small as it"
 
 
-def _default_warning(ls, run: str) -> str:
-    (w,) = [w["message"] for w in ls.runs[run].warnings if w["code"] == "forecast_default"]
-    return w
-
-
 def test_a_run_smaller_than_every_analog_is_told_what_its_forecast_rests_on() -> None:
     df = pd.read_parquet(Path(__file__).resolve().parents[1] / "measurements" / "lab-cpu.parquet")
     run = "cpu-relu-w64-d4-s0"
     ls = fit_table(df[(df["metric"] == "ppl-p") & (df["run"] == run)], n_boot=10, architecture=False)
-    said = _default_warning(ls, run)
+    said = default_warning(ls, run)
     model, curves = default_forecast()
     state = ls.runs[run].forecast_state()
     # independently: every ReLU analog of the default is larger (so none lends), and what the
@@ -40,5 +36,5 @@ def test_a_run_smaller_than_every_analog_is_told_what_its_forecast_rests_on() ->
 def test_a_run_the_default_can_lend_to_is_not(sparsinglaw_dir) -> None:
     df = read_sparsinglaw_dir(str(sparsinglaw_dir))
     ls = fit_table(df[df["run"] == "0.4b_relu"], n_boot=10, architecture=False)
-    said = _default_warning(ls, "0.4b_relu")
+    said = default_warning(ls, "0.4b_relu")
     assert "packaged default" in said and NOTE not in said

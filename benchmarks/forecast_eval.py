@@ -140,7 +140,8 @@ def paired_table(cells: list[tuple[str, str, str, dict, dict]]) -> list[str]:
              "naive banded our way, mean over runs with its 90% paired t interval; "
              "\"better\"/\"worse\" only where the interval excludes 0)", "",
              "| data | held out | activation | runs | combined | last value | local line | nearest run "
-             "| combined - last value | combined - local line |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| combined - last value | combined - local line | combined - nearest run |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def score(s: dict, m: str) -> str:
         if m not in s:
@@ -151,7 +152,8 @@ def paired_table(cells: list[tuple[str, str, str, dict, dict]]) -> list[str]:
     for st, kind, act, s, p in cells:
         sc = [score(s, m) for m in ("combined", "naive_last", "naive_line", "naive_nearest")]
         lines.append(f"| {st} | {FOLDS[kind]} | {act} | {p['naive_last']['n_runs']} | " + " | ".join(sc)
-                     + f" | {p['naive_last']['text']} | {p['naive_line']['text']} |")
+                     + f" | {p['naive_last']['text']} | {p['naive_line']['text']} | "
+                     + (p["naive_nearest"]["text"] if "naive_nearest" in p else "-") + " |")
     return lines + [""]
 
 

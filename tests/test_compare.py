@@ -67,9 +67,12 @@ def test_the_paired_verdicts_in_words() -> None:
         return {"per_run": {f"r{i}": {"interval_score": v} for i, v in enumerate(vals)}}
 
     s = {"combined": per_run([0.010, 0.012, 0.011]), "naive_last": per_run([0.020, 0.022, 0.021]),
-         "naive_line": per_run([0.010, 0.020, 0.000])}
+         "naive_line": per_run([0.010, 0.020, 0.000]), "naive_nearest": per_run([0.005, 0.006, 0.007])}
     line = paired_text(s)
     assert line.startswith("last value -1.00 [-1.00, -1.00] better, won 3/3")
     assert "local line +0.10 [" in line and "undecided, won 1/3" in line
+    # the nearest run too. By hand: differences +0.5, +0.6, +0.4 pp, mean 0.5, sd 0.1,
+    # t(0.95, 2 dof) = 2.920 -> half-width 2.920 * 0.1 / sqrt(3) = 0.169
+    assert line.endswith("nearest run +0.50 [+0.33, +0.67] worse, won 0/3")
     one = {k: {"per_run": {"r0": v["per_run"]["r0"]}} for k, v in s.items()}
     assert "one run: nothing certified" in paired_text(one)

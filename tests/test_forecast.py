@@ -332,14 +332,15 @@ def test_combined_forecast_beats_the_naive_ones_leave_one_run_out(published_nest
 def test_no_naive_forecast_is_certifiably_better_leave_one_run_out(published_nested, act: str) -> None:
     """What four runs can certify (docs/fitting.md, first forecast-eval table): paired over
     runs, the 90% interval of "combined - naive" interval score never lies above 0 for the last
-    value or the local line banded our way (it may hold 0: four runs often cannot tell)."""
+    value, the local line or the nearest run banded our way (it may hold 0: four runs often
+    cannot tell)."""
     from sparsitylaws.runfit.compare import paired_comparison
 
     runs, rows = published_nested
     names = {r.run for r in runs if r.activation == act}
     s = summarize([r for r in rows if r["run"] in names], cutoffs=REPORTED_CUTOFFS)
     comb = {r: v["interval_score"] for r, v in s["combined"]["per_run"].items()}
-    for naive in ("naive_last", "naive_line"):
+    for naive in ("naive_last", "naive_line", "naive_nearest"):
         p = paired_comparison(comb, {r: v["interval_score"] for r, v in s[naive]["per_run"].items()})
         assert p.n_runs == len(names) and p.verdict != "worse", (naive, p)
 

@@ -92,9 +92,10 @@ def against_naive(summary: Mapping[str, dict], key: str, level: float = 0.9) -> 
 
 
 def paired_text(summary: Mapping[str, dict]) -> str:
-    """One line: the combined forecast against the last value and the local line, paired over
-    runs (:func:`against_naive`, :meth:`PairedComparison.describe`); empty without naive
-    forecasts."""
+    """One line: the combined forecast against each naive forecast (last value, local line,
+    nearest run at equal tokens per parameter), paired over runs (:func:`against_naive`,
+    :meth:`PairedComparison.describe`); empty without naive forecasts."""
     return "; ".join(f"{name} {against_naive(summary, key).describe()}"
-                     for key, name in (("naive_last", "last value"), ("naive_line", "local line"))
+                     for key, name in (("naive_last", "last value"), ("naive_line", "local line"),
+                                       ("naive_nearest", "nearest run"))
                      if key in summary)

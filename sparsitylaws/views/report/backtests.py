@@ -33,8 +33,7 @@ def _skill_cells(sub: list[dict], level: float) -> dict:
 
 
 def _paired_sentences(ls: Any) -> list[str]:
-    """Per activation: the combined forecast against the last value and the local line, paired
-    over runs (:func:`sparsitylaws.runfit.compare.paired_text`)."""
+    """Per activation: the combined forecast against each naive forecast, paired over runs (:func:`sparsitylaws.runfit.compare.paired_text`)."""
     from sparsitylaws.runfit.calibration import summarize_runs
     from sparsitylaws.runfit.compare import paired_text
 

@@ -7,7 +7,9 @@ does; and `LawSet.predict` forecasts the cut runs' later checkpoints. Beside it,
 outsider brings: the last fitted value and the local line in ln D (both from the run's own
 forecast origin), each with the band +-q h, h = ln(D / D_cut) and q the split-conformal 90%
 quantile of |error| / h over the *other* runs' backtests of the same activation (each run
-weighing 1). Reported per
+weighing 1); and the nearest run at equal tokens per parameter (the law set's smaller run of the
+activation nearest in size, its logit move from the cut's tokens per parameter on), with the
+same kind of band. Reported per
 activation: mean interval score (width + 20 x miss, pp) over the forecasts, points and last
 checkpoints covered, each forecast's line.
 
@@ -48,7 +50,7 @@ from sparsitylaws.runfit.forecast import candidates  # noqa: E402
 
 DOC = HERE.parent / "docs" / "fitting.md"
 LEVEL = 0.9
-RULERS = (("last", "last value +-q h"), ("line", "local line +-q h"))
+RULERS = (("last", "last value +-q h"), ("line", "local line +-q h"), ("nearest", "nearest run +-q h"))
 
 
 def cut_table(df: pd.DataFrame, runs: list[str], cut: float) -> pd.DataFrame:
@@ -85,17 +87,21 @@ def score_forecast(ls, run: str, later: pd.DataFrame, backtests: list[tuple[str,
                    cut: float) -> dict:
     """One forecast (run x cut) of ``later`` (its checkpoints past the cut) by the law set and
     by the ruler (q over ``backtests``: other runs only): interval score, points covered, last
-    point covered, per forecast."""
+    point covered, per forecast.  The nearest run (the move of the run nearest in size among the
+    law set's smaller runs of the activation, at equal tokens per parameter) is a ruler only
+    where it has a value at every later point and ``backtests`` give its q."""
     y = later["activation_ratio"].to_numpy(float)
     p = ls.predict(run, later["tokens"].to_numpy(float))
     fc = {"combined": (p["pred_low"].to_numpy(float), p["pred_high"].to_numpy(float))}
     rf = ls.runs[run]
     st = rf.forecast_state()
     d_b = later["tokens"].to_numpy(float) / 1e9
-    cand = candidates(st, d_b)
+    cand = candidates(st, d_b, rf.forecast_model()[1])
     h = np.log(d_b / st.d_cut)
     for k, name in RULERS:
         q = ruler_q(backtests, k, rf.activation)
+        if not (np.isfinite(q) and np.isfinite(cand[k]).all()):
+            continue
         fc[name] = (np.clip(cand[k] - q * h, 0, 1), np.clip(cand[k] + q * h, 0, 1))
     row = {"run": run, "activation": rf.activation, "cut": cut, "points": int(y.size)}
     for name, (lo, hi) in fc.items():
@@ -136,10 +142,12 @@ def check(df: pd.DataFrame, sizes: int = 1) -> list[dict]:
 
 
 def tables(study: str, rows: list[dict]) -> list[str]:
-    names = ["combined"] + [n for _, n in RULERS]
+    """Per activation: each forecast's mean interval score and coverage; a ruler only where it
+    forecast every one of the activation's rows."""
     md = []
     for act in sorted({r["activation"] for r in rows}):
         ra = [r for r in rows if r["activation"] == act]
+        names = ["combined"] + [n for _, n in RULERS if all(n in r for r in ra)]
         runs = sorted({r["run"] for r in ra})
         md += [f"**{study}, {act}: {', '.join(runs)} cut at 30/50/70% ({len(ra)} forecasts, "
                f"{sum(r['points'] for r in ra)} later points)**", "",
@@ -154,9 +162,9 @@ def tables(study: str, rows: list[dict]) -> list[str]:
             label = "**combined (`fit`, `predict`)**" if m == "combined" else m
             md.append(f"| {label} | {isc:.3f} | {cov}/{npts} ({cov / npts:.2f}) | {last}/{len(ra)} "
                       f"[{lo:.2f}, {hi:.2f}] |")
-        md += ["", "Interval score per forecast (combined / last value / local line, pp): " + "; ".join(
-            f"{r['run']} at {r['cut']:.0%} {100 * r['combined']['interval_score']:.2f} / "
-            f"{100 * r[RULERS[0][1]]['interval_score']:.2f} / {100 * r[RULERS[1][1]]['interval_score']:.2f}"
+        short = " / ".join(["combined"] + [n.removesuffix(" +-q h") for n in names[1:]])
+        md += ["", f"Interval score per forecast ({short}, pp): " + "; ".join(
+            f"{r['run']} at {r['cut']:.0%} " + " / ".join(f"{100 * r[m]['interval_score']:.2f}" for m in names)
             for r in ra) + ".", ""]
     return md
 

@@ -3,7 +3,7 @@
 `sparsitylaws fit` on a table holding one run (or fewer than 3 runs of a recipe) bands its
 forecasts with the packaged default, which the paper's 8 published runs calibrate. Here each
 published run is held out in turn: the default is rebuilt on the other seven
-(`runfit.calibration.calibrate_runs`, as `runfit.packaged` builds it on all eight: weights, band
+(`runfit.packaged.default_model`, as `runfit.packaged` builds it on all eight: weights, band
 and analog curves all without the run), the run is cut at 30, 50 and 70% of its token range,
 fitted alone by `fit_table` and its later checkpoints forecast by `LawSet.predict`. Beside it, the ruler of benchmarks/outsider_check.py:
 the last value and the local line from the same origin, +-q h with q the split-conformal 90%
@@ -37,8 +37,8 @@ from outsider_check import cut_table, score_forecast, tables  # noqa: E402
 
 from sparsitylaws.lawset.build import fit_table  # noqa: E402
 from sparsitylaws.runfit.backtest import REPORTED_CUTOFFS  # noqa: E402
-from sparsitylaws.runfit.calibration import RunBacktest, calibrate_runs, use_default_forecast  # noqa: E402
-from sparsitylaws.runfit.packaged import published_backtests  # noqa: E402
+from sparsitylaws.runfit.calibration import RunBacktest, use_default_forecast  # noqa: E402
+from sparsitylaws.runfit.packaged import default_model, published_backtests  # noqa: E402
 from sparsitylaws.tables.ingest import read_sparsinglaw_dir  # noqa: E402
 
 DOC = HERE.parent / "docs" / "fitting.md"
@@ -69,7 +69,7 @@ def check(df: pd.DataFrame, runs: list[str] | None = None,
         if runs is not None and held.run not in runs:
             continue
         others = [rb for rb in backtests if rb.run != held.run]
-        model, *_ = calibrate_runs(others)
+        model = default_model(others)
         with use_default_forecast(model, [rb.curve for rb in others]):
             out += fitted_alone(df[df["run"] == held.run], held.run, [(rb.activation, rb.rows) for rb in others])
     return out

@@ -10,6 +10,7 @@ bands) and the model's (every forecast), for the choice, and for the file format
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -196,3 +197,27 @@ def test_a_band_with_none_of_its_own_runs_left_pools() -> None:
     lo, hi = m.quantiles(math.nan, exclude="s0", activation="silu")
     assert math.isfinite(lo) and math.isfinite(hi)
     assert (lo, hi) == pooled.quantiles(math.nan, exclude="s0")
+
+
+def test_the_packaged_default_pools_both_activations(mixed: list) -> None:
+    """The packaged default bands runs of recipes it never saw, so it keeps no cross weight:
+    where a law set's own calibration weighs the other activation below 1 (the ReLU runs' misses
+    wild), the default built from the same runs pools, its SiLU quantiles those of weight 1;
+    the shipped file holds none."""
+    import json
+    from importlib import resources
+
+    from sparsitylaws.runfit.calibration import DEFAULT_RESOURCE, calibrate_runs
+    from sparsitylaws.runfit.packaged import default_model
+
+    runs = _scatter(mixed, "relu", 0.01)
+    own, *_ = calibrate_runs(runs)
+    assert own.cross_for("silu") < 1.0
+    default = default_model(runs)
+    assert default.cross == {} and default.cross_for("silu") == 1.0
+    pooled = dataclasses.replace(own, cross={}, score_activation={})
+    for tau in (10.0, 50.0, 200.0):
+        assert default.quantiles(tau, None, 0.9, "silu") == pytest.approx(pooled.quantiles(tau, None, 0.9, "silu"), abs=1e-12)
+        assert default.quantiles(tau, None, 0.9, "silu") != pytest.approx(own.quantiles(tau, None, 0.9, "silu"), abs=1e-9)
+    shipped = json.loads(resources.files("sparsitylaws.runfit").joinpath(DEFAULT_RESOURCE).read_text("utf-8"))
+    assert "cross" not in shipped["model"]

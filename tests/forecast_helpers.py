@@ -1,4 +1,5 @@
-"""Pieces the forecast tests share: a forecast origin, a band's validity, a run's warning."""
+"""Pieces the forecast tests share: a forecast origin, a band's validity, a run's warning, a
+benchmark module."""
 
 from __future__ import annotations
 
@@ -28,3 +29,15 @@ def default_warning(lawset, run: str) -> str:
     """The one ``forecast_default`` warning of ``run`` in ``lawset``."""
     (w,) = [w["message"] for w in lawset.runs[run].warnings if w["code"] == "forecast_default"]
     return w
+
+
+def benchmark(name: str):
+    """A module of benchmarks/ (they import each other by bare name, so the folder goes on the path)."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    folder = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module(name)

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import pytest
-from forecast_helpers import assert_monotone_valid_band, cut_state, default_warning
+from forecast_helpers import assert_monotone_valid_band, benchmark, cut_state, default_warning
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -294,21 +294,9 @@ def test_forecasts_beyond_the_calibrated_horizons_warn(published: LawSet) -> Non
     assert "forecast_horizon" in {w["code"] for w in p.attrs["warnings"]}
 
 
-def _benchmark(name: str):
-    """A module of benchmarks/ (they import each other by bare name, so the folder goes on the path)."""
-    import importlib
-    import sys
-    from pathlib import Path
-
-    folder = str(Path(__file__).resolve().parents[1] / "benchmarks")
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    return importlib.import_module(name)
-
-
 @pytest.fixture(scope="module")
 def published_nested(sparsinglaw_dir) -> tuple[list[RunBacktest], list[dict]]:
-    runs = _benchmark("forecast_eval").backtests(read_sparsinglaw_dir(str(sparsinglaw_dir)))
+    runs = benchmark("forecast_eval").backtests(read_sparsinglaw_dir(str(sparsinglaw_dir)))
     return runs, evaluate(runs, [[r.run] for r in runs])
 
 
@@ -347,7 +335,7 @@ def test_no_naive_forecast_is_certifiably_better_leave_one_run_out(published_nes
 
 @pytest.fixture(scope="module")
 def outsider_rows(sparsinglaw_dir) -> list[dict]:
-    return _benchmark("outsider_check").check(read_sparsinglaw_dir(str(sparsinglaw_dir)))
+    return benchmark("outsider_check").check(read_sparsinglaw_dir(str(sparsinglaw_dir)))
 
 
 @pytest.mark.parametrize("act", ["relu", "silu"])
@@ -367,7 +355,7 @@ def test_the_end_to_end_forecast_of_the_largest_runs_beats_the_ruler(outsider_ro
 
 @pytest.fixture(scope="module")
 def outsider_two_sizes(sparsinglaw_dir) -> list[dict]:
-    return _benchmark("outsider_check").check(read_sparsinglaw_dir(str(sparsinglaw_dir)), sizes=2)
+    return benchmark("outsider_check").check(read_sparsinglaw_dir(str(sparsinglaw_dir)), sizes=2)
 
 
 @pytest.mark.parametrize("act", ["relu", "silu"])
@@ -391,7 +379,7 @@ def published_backtests(sparsinglaw_dir) -> list:
 
 @pytest.fixture(scope="module")
 def lone_rows(sparsinglaw_dir, published_backtests) -> list[dict]:
-    return _benchmark("lone_run").check(read_sparsinglaw_dir(str(sparsinglaw_dir)), backtests=published_backtests)
+    return benchmark("lone_run").check(read_sparsinglaw_dir(str(sparsinglaw_dir)), backtests=published_backtests)
 
 
 def test_the_packaged_forecast_default_is_what_its_builder_builds(published_backtests) -> None:

@@ -38,7 +38,7 @@ from docblocks import publish  # noqa: E402
 
 from sparsitylaws.runfit.backtest import REPORTED_CUTOFFS, backtest  # noqa: E402
 from sparsitylaws.runfit.calibration import RunBacktest, evaluate, summarize  # noqa: E402
-from sparsitylaws.runfit.compare import against_naive  # noqa: E402
+from sparsitylaws.runfit.compare import NAIVE_FORECASTS, against_naive  # noqa: E402
 from sparsitylaws.runfit.coverage import clopper_pearson  # noqa: E402
 from sparsitylaws.runfit.forecast import RunCurve  # noqa: E402
 from sparsitylaws.runfit.run import fit_run  # noqa: E402
@@ -119,12 +119,14 @@ def per_run_line(per_run: dict) -> str:
 
 
 FOLDS = {"leave one run out": "one run", "leave the largest scale out": "largest scale"}
+#: The naive forecasts' summary keys, in the tables' order.
+NAIVE = tuple(k for k, _ in NAIVE_FORECASTS)
 
 
 def paired_cells(rep: dict) -> dict[str, dict]:
     """The combined forecast against each naive one (banded our way), paired over runs."""
     out = {}
-    for m in ("naive_last", "naive_line", "naive_nearest"):
+    for m in NAIVE:
         if m in rep:
             c = against_naive(rep, m)
             out[m] = {"n_runs": c.n_runs, "wins": c.wins, "ties": c.ties, "mean_difference": c.mean_difference,
@@ -150,10 +152,10 @@ def paired_table(cells: list[tuple[str, str, str, dict, dict]]) -> list[str]:
         return out + (f" / {100 * s[m + '_sym']['interval_score']:.2f}" if m + "_sym" in s else "")
 
     for st, kind, act, s, p in cells:
-        sc = [score(s, m) for m in ("combined", "naive_last", "naive_line", "naive_nearest")]
-        lines.append(f"| {st} | {FOLDS[kind]} | {act} | {p['naive_last']['n_runs']} | " + " | ".join(sc)
-                     + f" | {p['naive_last']['text']} | {p['naive_line']['text']} | "
-                     + (p["naive_nearest"]["text"] if "naive_nearest" in p else "-") + " |")
+        sc = [score(s, m) for m in ("combined", *NAIVE)]
+        diffs = [p[m]["text"] if m in p else "-" for m in NAIVE]
+        lines.append(f"| {st} | {FOLDS[kind]} | {act} | {p['naive_last']['n_runs']} | "
+                     + " | ".join(sc + diffs) + " |")
     return lines + [""]
 
 

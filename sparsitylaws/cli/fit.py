@@ -210,7 +210,7 @@ def forecast_lines(lawset) -> list[str]:
     (forecasts, not points, are the unit), and the combined forecast's mean interval score
     beside the naive ones' (each run's band leaves the run out; the weights are in-sample)."""
     from sparsitylaws.runfit.calibration import summarize_runs
-    from sparsitylaws.runfit.compare import paired_text
+    from sparsitylaws.runfit.compare import NAIVE_FORECASTS, paired_text
     from sparsitylaws.runfit.coverage import clopper_pearson
 
     out = []
@@ -220,9 +220,7 @@ def forecast_lines(lawset) -> list[str]:
         if not c or not c["n_forecasts"]:
             continue
         lo, hi = clopper_pearson(c["covered_last"], c["n_forecasts"])
-        naive = ", ".join(f"{name} {100 * s[k]['interval_score']:.3f}" for k, name in
-                          (("naive_last", "last value"), ("naive_line", "local line"),
-                           ("naive_nearest", "nearest run")) if k in s)
+        naive = ", ".join(f"{name} {100 * s[k]['interval_score']:.3f}" for k, name in NAIVE_FORECASTS if k in s)
         out.append(f"  {act}: forecasts from 30/50/70% of each run: {c['covered_points']}/{c['n_points']} later "
                    f"points and {c['covered_last']}/{c['n_forecasts']} last checkpoints in their 90% bands "
                    f"(rate {lo:.2f}-{hi:.2f}, 90% CI)")

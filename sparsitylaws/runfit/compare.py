@@ -20,7 +20,10 @@ from scipy.stats import t as student_t
 
 from sparsitylaws.runfit.coverage import clopper_pearson
 
-__all__ = ["PairedComparison", "against_naive", "paired_comparison", "paired_text"]
+__all__ = ["NAIVE_FORECASTS", "PairedComparison", "against_naive", "paired_comparison", "paired_text"]
+
+#: The naive forecasts every combined forecast is shown beside: (summary key, name).
+NAIVE_FORECASTS = (("naive_last", "last value"), ("naive_line", "local line"), ("naive_nearest", "nearest run"))
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,4 @@ def paired_text(summary: Mapping[str, dict]) -> str:
     nearest run at equal tokens per parameter), paired over runs (:func:`against_naive`,
     :meth:`PairedComparison.describe`); empty without naive forecasts."""
     return "; ".join(f"{name} {against_naive(summary, key).describe()}"
-                     for key, name in (("naive_last", "last value"), ("naive_line", "local line"),
-                                       ("naive_nearest", "nearest run"))
-                     if key in summary)
+                     for key, name in NAIVE_FORECASTS if key in summary)

@@ -79,7 +79,7 @@ def test_cross_weights_survive_the_file_and_bad_ones_are_refused() -> None:
     # a model without cross writes neither key (files without it read as before)
     plain = ForecastModel({"last": 1.0}, 0.0, KAPPA, sc).to_dict()
     assert "cross" not in plain and "score_activation" not in plain
-    assert version_for({"models": {"a": d}}) == 5 == max(READABLE_VERSIONS)
+    assert version_for({"models": {"a": d}}) == 5 == max(READABLE_VERSIONS) - 1
     assert version_for({"models": {"a": plain}}) == 3
     with pytest.raises(LawSetError, match="outside"):
         ForecastModel.from_dict({**d, "cross": {"silu": 1.5}})
@@ -211,7 +211,9 @@ def test_the_packaged_default_pools_both_activations(mixed: list) -> None:
     from sparsitylaws.runfit.packaged import default_model
 
     runs = _scatter(mixed, "relu", 0.01)
-    own, *_ = calibrate_runs(runs)
+    # the default's scale leaves the projected move out (tests/test_move_scale.py): compared
+    # here with a law set's own calibration of the same scale
+    own, *_ = calibrate_runs(runs, moves=(0.0,))
     assert own.cross_for("silu") < 1.0
     default = default_model(runs)
     assert default.cross == {} and default.cross_for("silu") == 1.0

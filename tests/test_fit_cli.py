@@ -69,9 +69,9 @@ def test_fit_json_output_is_the_file(tmp_path, table):
     assert r.status == 0, r.stderr
     printed = json.loads(r.stdout)
     assert printed == json.loads(out.read_text())
-    # the lowest version that holds it: no forecast model borrows from replicates or weights
-    # the other activation's backtests here
-    assert printed["format_version"] == 3 and LAWSET_VERSION == 5
+    # the lowest version that holds it: no backtests, so no forecast model (one would widen its
+    # bands with the projected move: version 6)
+    assert printed["format_version"] == 3 and LAWSET_VERSION == 6
 
 
 def test_lawset_rejects_unknown_versions(tmp_path, table):

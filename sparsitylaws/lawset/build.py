@@ -307,7 +307,7 @@ def calibrate_forecasts(fits: dict, info: dict, rows: pd.DataFrame, level: float
         section = {"models": {g: m.to_dict() for g, m in models.items()},
                    "curves": [curves[r].to_dict() for r in sorted(used)]}
     summary = {"groups": {g: {"runs": sorted(r for r in used if fits[r].forecast.get("group") == g),
-                              "weights": m.weights, "beta": m.beta, "omega": m.omega,
+                              "weights": m.weights, "beta": m.beta, "omega": m.omega, "move": m.move,
                               "by_activation": m.by_activation, "cross": m.cross,
                               "selection_score": m.selection.get("score"),
                               "calibrated_on": len(m.runs)} for g, m in models.items()},

@@ -34,21 +34,24 @@ from sparsitylaws.tables.atomic import atomic_write_text
 LAWSET_FORMAT = "sparsitylaws-lawset"
 #: The newest version; a file is written at the lowest version that holds what it contains
 #: (:func:`version_for`), so older readers keep reading the files they read right.
-LAWSET_VERSION = 5
+LAWSET_VERSION = 6
 #: Versions this reader understands (1 and 2: forecasts past the data use the packaged
 #: default model, from each run's law and stored naive line; 4: a forecast model may borrow
 #: from replicates, ``same_scale``, which a version-3 reader would ignore and so misread; 5: a
 #: model may weight the other activation's calibration scores, ``cross``, which a version-4
-#: reader would ignore, pooling them).
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+#: reader would ignore, pooling them; 6: a model's band may widen with the forecast's projected
+#: move, ``move``, which a version-5 reader would ignore, narrowing the band).
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
 DEFAULT_LAWSET_RESOURCE = "default_lawset.json"
 
 
 def version_for(forecast: Mapping | None) -> int:
-    """The format version a law set with this ``forecast`` section is written at: 5 when a
-    model weights the other activation's scores (``cross``), 4 when one borrows from
-    replicates (``same_scale``), else 3."""
+    """The format version a law set with this ``forecast`` section is written at: 6 when a
+    model's band widens with the projected move (``move``), 5 when one weights the other
+    activation's scores (``cross``), 4 when one borrows from replicates (``same_scale``), else 3."""
     models = [m or {} for m in ((forecast or {}).get("models") or {}).values()]
+    if any(m.get("move") for m in models):
+        return 6
     if any(m.get("cross") for m in models):
         return 5
     return 4 if any(bool(m.get("same_scale")) for m in models) else 3

@@ -104,7 +104,8 @@ class BacktestTable:
         n, m = len(rows), len(self.curves)
         self.move = np.full((n, m), np.nan)
         self.xsize = np.full((n, m), np.nan)
-        self.base = np.array([logit(self.unit_state[u].level) for u, _ in rows], float)
+        self.row_level = np.array([self.unit_state[u].level for u, _ in rows], float)
+        self.base = logit(self.row_level)
         for u, st in enumerate(self.unit_state):
             idx = np.flatnonzero(self.row_unit == u)
             if not st.n_params or idx.size == 0:

@@ -47,6 +47,7 @@ from sparsitylaws.runfit.selection import (
     BETAS,
     LEVEL,
     MIN_RUNS,
+    MOVES,
     _band,
     _drift,
     _interval_score,
@@ -149,8 +150,9 @@ def fill_rows(T: BacktestTable, ri: int, model: ForecastModel, C: dict, own: dic
             continue
         e = T.s * (T.y - f)
         # the same band machinery as the combined forecast's (its omega: the candidate's own
-        # drift widens the band), so the comparison is of forecasts, not of band recipes
-        S = _scale(T, _kappa(T, e, others & np.isfinite(f)), _drift(T, own, {name: 1.0}), model.omega)
+        # drift widens the band; its move scale: so does the candidate's projected move), so the comparison is of forecasts, not of band recipes
+        S = _scale(T, _kappa(T, e, others & np.isfinite(f)), _drift(T, own, {name: 1.0}), model.omega, f,
+                   model.move)
         z = e / np.maximum(S, 1e-12)
         qlo, qhi = _unit_quantiles(T, z, others, units, level, loro=False, cross=model.cross)
         lo, hi = _band(T, f, S, qlo, qhi, rows, pos[T.row_unit[rows]])
@@ -287,8 +289,8 @@ def evaluate(runs: Sequence[RunBacktest], groups: Sequence[Sequence[str]], level
 
 
 def calibrate_runs(runs: Sequence[RunBacktest], analogs: Sequence[RunCurve] = (), level: float = LEVEL,
-                   source: str = "") -> tuple[ForecastModel, dict[str, list[dict]], dict[str, dict],
-                                              dict[str, ForecastModel]]:
+                   source: str = "", moves: Sequence[float] = MOVES
+                   ) -> tuple[ForecastModel, dict[str, list[dict]], dict[str, dict], dict[str, ForecastModel]]:
     """One model for a group of runs: selection on all of them (in-sample: the few weights
     are chosen on the runs whose bands they then set; :func:`evaluate` is the nested check),
     each run's rows banded leaving the run out, and each run's own drift (for its final
@@ -296,7 +298,8 @@ def calibrate_runs(runs: Sequence[RunBacktest], analogs: Sequence[RunCurve] = ()
     (:func:`~sparsitylaws.runfit.forecast.has_older_replicate`: a run in progress beside a
     finished seed) takes a second model, selected and calibrated on backtests that borrowed
     from replicates too, for its rows and its forecast.  Returns (model, rows per run, own
-    drift per run, the model of each run)."""
+    drift per run, the model of each run).  ``moves``: the shares of the projected move tried
+    in the band's scale (:data:`~sparsitylaws.runfit.forecast.MOVE_SCALE`)."""
     T = BacktestTable(runs, analogs)
     calib = np.ones(T.y.size, bool)
     amask = np.ones(len(T.analog_names), bool)
@@ -307,7 +310,7 @@ def calibrate_runs(runs: Sequence[RunBacktest], analogs: Sequence[RunCurve] = ()
         members = [i for i in range(len(runs)) if older[i] == same]
         if same and not members:
             break
-        choice = select_by_activation(T, calib, amask, level, same)
+        choice = select_by_activation(T, calib, amask, level, same, moves)
         model = model_for(T, calib, amask, choice, level, source)
         if not same:
             base = model

@@ -30,7 +30,8 @@ at forecast time), ``F = sum_k w_k F_k + s * beta * drift * h``; the same drift 
 run's band (``kappa`` -> ``sqrt(kappa^2 + (omega drift)^2)``).  Its band comes from the
 errors of other runs' backtest forecasts: direction-normalized errors ``e = s (y - F)``
 (``s`` = -1 for a decreasing law, +1 for an increasing one) in units of
-``S(h) = sqrt(sigma^2 + (kappa h)^2)`` (``kappa`` per activation, trending with log N when the
+``S(h) = sqrt(sigma^2 + (kappa h)^2 + (mu |F - level|)^2)`` (``mu`` = :data:`MOVE_SCALE`: a
+forecast projecting a larger move is less sure of it; ``kappa`` per activation, trending with log N when the
 runs say so: the published 0.8B ReLU run drifted twice as far per unit of horizon as the 0.1B
 and 0.2B runs), their lower and upper quantiles taken separately
 (asymmetric), each run counting once, each of its forecasts equally, and forecasts made at a
@@ -116,14 +117,26 @@ H_STEP = 0.01
 SCALE_MODE = "additive"
 
 
-def error_scale(sigma: np.ndarray | float, h: np.ndarray | float, kappa: float, mode: str = SCALE_MODE
-                ) -> np.ndarray:
-    """The unit in which forecast errors are calibrated at horizon h (see :data:`SCALE_MODE`)."""
+#: Share of a forecast's projected move (|forecast - level at the cut|) added, in quadrature, to
+#: the unit its errors are calibrated in (:func:`error_scale`): a forecast that projects a large
+#: move is uncertain in proportion to it (the law's rise or fall, borrowed from other runs or
+#: carried by a line, is off by a share of itself, not by a fixed amount per unit of horizon).
+#: A fixed design choice, like ``omega``: chosen on the reported runs (docs/fitting.md, round
+#: eight), not selected per law set, where three to eight runs did not pick it.
+MOVE_SCALE = 0.5
+
+
+def error_scale(sigma: np.ndarray | float, h: np.ndarray | float, kappa: float, mode: str = SCALE_MODE,
+                move: np.ndarray | float = 0.0, mu: float = 0.0) -> np.ndarray:
+    """The unit in which forecast errors are calibrated at horizon h (see :data:`SCALE_MODE`),
+    widened in quadrature by ``mu`` times the forecast's projected ``move`` (:data:`MOVE_SCALE`)."""
     s = np.where(np.isfinite(np.asarray(sigma, float)), np.asarray(sigma, float), 0.0)
     h = np.asarray(h, float)
+    m = np.asarray(move, float)
+    extra = (mu * np.where(np.isfinite(m), np.abs(m), 0.0)) ** 2 if mu else 0.0
     if mode == "relative":
-        return np.maximum(s, 1e-6) * np.sqrt(1.0 + (kappa * h) ** 2)
-    return np.sqrt(s**2 + (kappa * h) ** 2)
+        return np.sqrt((np.maximum(s, 1e-6) ** 2) * (1.0 + (kappa * h) ** 2) + extra)
+    return np.sqrt(s**2 + (kappa * h) ** 2 + extra)
 
 
 _EPS = 1e-6
@@ -510,6 +523,9 @@ class ForecastModel:
     cross: dict = field(default_factory=dict)
     #: run -> activation of each calibrating run (needed, and stored, only with ``cross``)
     score_activation: dict = field(default_factory=dict)
+    #: share of the projected move in the band's scale (:data:`MOVE_SCALE`; 0 in files written
+    #: before format version 6)
+    move: float = 0.0
 
     def weights_for(self, activation: str) -> dict[str, float]:
         """The candidate weights a run of this activation uses."""
@@ -595,7 +611,7 @@ class ForecastModel:
             f = self.point(state, dd, analogs)
             k = run_kappa(self.kappa_for(state.activation, state.n_params),
                           own_drift(state, self.weights_for(state.activation)), self.omega)
-            scale = error_scale(sig, h, float(k), self.scale_mode)
+            scale = error_scale(sig, h, float(k), self.scale_mode, f - state.level, self.move)
             a, b = f + s * q_lo * scale, f + s * q_hi * scale
             return np.vstack([f, np.minimum(a, b), np.maximum(a, b)]).T
 
@@ -614,6 +630,7 @@ class ForecastModel:
                 **({"same_scale": True} if self.same_scale else {}),
                 **({"cross": dict(self.cross), "score_activation": dict(self.score_activation)}
                    if self.cross else {}),
+                **({"move": self.move} if self.move else {}),
                 "scores": [[r, _fin(t), round(float(z), 6), round(float(w), 9)]
                            for r, t, z, w in self.scores]}
 
@@ -629,7 +646,8 @@ class ForecastModel:
                        {str(a): dict(v) for a, v in (d.get("by_activation") or {}).items()},
                        bool(d.get("same_scale", False)),
                        {str(a): float(v) for a, v in (d.get("cross") or {}).items()},
-                       {str(r): str(a) for r, a in (d.get("score_activation") or {}).items()})
+                       {str(r): str(a) for r, a in (d.get("score_activation") or {}).items()},
+                       float(d.get("move", 0.0)))
         except (KeyError, TypeError, ValueError) as exc:
             raise LawSetError(f"forecast model is malformed ({exc})") from None
         m._check_cross()
@@ -638,6 +656,8 @@ class ForecastModel:
     def _check_cross(self) -> None:
         """A cross weight must lie in [0, 1] and every calibrating run must have an activation
         (a run without one would silently count as the other activation)."""
+        if not (math.isfinite(self.move) and self.move >= 0.0):
+            raise LawSetError(f"forecast model is malformed (move scale {self.move} is not a finite number >= 0)")
         bad = {a: v for a, v in self.cross.items() if not 0.0 <= v <= 1.0}
         if bad:
             raise LawSetError(f"forecast model is malformed (cross weights outside [0, 1]: {bad})")

@@ -27,6 +27,7 @@ from sparsitylaws.runfit.backtesttable import BacktestTable, RunBacktest
 from sparsitylaws.runfit.forecast import (
     CANDIDATES,
     MATURITY_BW,
+    MOVE_SCALE,
     SCALE_MODE,
     SMALLER_ONLY,
     ForecastModel,
@@ -53,6 +54,7 @@ __all__ = [
 #: Own-drift weights tried: in the point forecast (beta) and in the band's scale (omega).
 BETAS = (0.0, 0.5, 1.0)
 OMEGAS = (1.0,)  # the run's own (denoised) drift always widens its band: a fixed design choice
+MOVES = (MOVE_SCALE,)  # the projected move always widens it too (forecast.MOVE_SCALE)
 #: Step of the weight grid on the simplex.
 WEIGHT_STEP = 0.25
 #: Fewest calibrating runs (besides the one forecast) for a table's own calibration.
@@ -138,9 +140,11 @@ def _kappa(T: BacktestTable, e: np.ndarray, rows: np.ndarray) -> dict[str, dict]
 
 
 def _scale(T: BacktestTable, kappa: Mapping[str, dict], drift: np.ndarray | None = None,
-           omega: float = 0.0) -> np.ndarray:
+           omega: float = 0.0, f: np.ndarray | None = None, mu: float = 0.0) -> np.ndarray:
     """S(h) per row; with ``drift`` (per unit: the run's own drift at that cut) the horizon
-    scale of a run that has been drifting widens to hold it (:func:`~sparsitylaws.runfit.forecast.run_kappa`)."""
+    scale of a run that has been drifting widens to hold it (:func:`~sparsitylaws.runfit.forecast.run_kappa`);
+    with ``f`` (each row's forecast) and ``mu`` the forecast's projected move from its unit's
+    level widens it as well (:data:`~sparsitylaws.runfit.forecast.MOVE_SCALE`)."""
     from sparsitylaws.runfit.forecast import kappa_at, run_kappa
 
     k = np.empty(T.y.size)
@@ -149,7 +153,8 @@ def _scale(T: BacktestTable, kappa: Mapping[str, dict], drift: np.ndarray | None
         k[m] = kappa_at(kappa.get(rb.activation, kappa["*"]), rb.n_params)
     if drift is not None and omega:
         k = run_kappa(k, drift[T.row_unit], omega)
-    return error_scale(T.sigma, T.h, k)
+    move = f - T.row_level if f is not None and mu else 0.0
+    return error_scale(T.sigma, T.h, k, SCALE_MODE, move, mu)
 
 
 def _unit_quantiles(T: BacktestTable, z: np.ndarray, calib: np.ndarray, targets: np.ndarray,
@@ -231,14 +236,16 @@ def _run_mean(T: BacktestTable, rows: np.ndarray, v: np.ndarray) -> dict[int, fl
 
 def score_config(T: BacktestTable, C: dict, own: dict, weights: Mapping[str, float], beta: float,
                  calib: np.ndarray, level: float = LEVEL, omega: float = 0.0,
-                 score_rows: np.ndarray | None = None, cross: Mapping[str, float] | None = None) -> float:
+                 score_rows: np.ndarray | None = None, cross: Mapping[str, float] | None = None,
+                 mu: float = 0.0) -> float:
     """Mean (over calibrating runs, or the runs of ``score_rows``) interval score of a
     configuration, each run's forecasts banded from the other calibrating runs only (the
-    other activation's scores weighted by ``cross``)."""
+    other activation's scores weighted by ``cross``; ``mu``: the share of the projected move
+    in the scale)."""
     f = _forecast(T, C, own, weights, beta)
     e = T.s * (T.y - f)
     kappa = _kappa(T, e, calib)
-    S = _scale(T, kappa, _drift(T, own, weights), omega)
+    S = _scale(T, kappa, _drift(T, own, weights), omega, f, mu)
     z = e / np.maximum(S, 1e-12)
     units = np.unique(T.row_unit[calib])
     qlo, qhi = _unit_quantiles(T, z, calib, units, level, loro=True, cross=cross)
@@ -253,48 +260,51 @@ def score_config(T: BacktestTable, C: dict, own: dict, weights: Mapping[str, flo
 
 def select(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray, level: float = LEVEL,
            names: Sequence[str] = CANDIDATES, score_rows: np.ndarray | None = None,
-           same_scale: bool = False) -> dict:
+           same_scale: bool = False, moves: Sequence[float] = MOVES) -> dict:
     """The configuration (weights, beta) with the lowest leave-one-run-out mean interval score
     (over the calibrating runs, or those of ``score_rows``); ties go to the earlier grid entry
-    (fewer candidates first).  ``same_scale``: runs borrow from their replicates as well."""
+    (fewer candidates first).  ``same_scale``: runs borrow from their replicates as well;
+    ``moves``: the shares of the projected move tried in the scale."""
     C = T.candidates(analog_mask, SMALLER_ONLY, same_scale)
     own = T.own_drift({k: T.y - C[k] for k in names})
     scored = calib if score_rows is None else calib & score_rows
     avail = [k for k in names if np.isfinite(C[k][scored]).any()]
-    best: tuple[float, dict, float, float] | None = None
+    best: tuple[float, dict, float, float, float] | None = None
     grid = sorted(weight_grid(avail), key=lambda w: sum(v > 0 for v in w.values()))
-    for omega in OMEGAS:
-        for beta in BETAS:
-            for w in grid:
-                s = score_config(T, C, own, w, beta, calib, level, omega, score_rows)
-                if best is None or s < best[0] - 1e-12:
-                    best = (s, w, beta, omega)
+    for mu in moves:
+        for omega in OMEGAS:
+            for beta in BETAS:
+                for w in grid:
+                    s = score_config(T, C, own, w, beta, calib, level, omega, score_rows, mu=mu)
+                    if best is None or s < best[0] - 1e-12:
+                        best = (s, w, beta, omega, mu)
     assert best is not None
     return {"weights": {k: v for k, v in best[1].items() if v > 0}, "beta": best[2], "omega": best[3],
-            "score": best[0], "candidates": avail, "grid": len(grid) * len(BETAS) * len(OMEGAS)}
+            "move": best[4], "score": best[0], "candidates": avail,
+            "grid": len(grid) * len(BETAS) * len(OMEGAS) * len(moves)}
 
 
 def select_by_activation(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray,
-                         level: float = LEVEL, same_scale: bool = False) -> dict:
+                         level: float = LEVEL, same_scale: bool = False, moves: Sequence[float] = MOVES) -> dict:
     """:func:`select` on all calibrating runs, and again for each activation with at least
     :data:`MIN_RUNS` calibrating runs (the threshold :func:`calibration_mask` uses), scored on
     that activation's runs alone (bands still calibrated on every run): the combination is the
     default for an activation only where it beats, on that activation's runs, every other
     choice of the grid, the naive forecasts (weight 1 on one of them) included."""
-    choice = select(T, calib, analog_mask, level, same_scale=same_scale)
+    choice = select(T, calib, analog_mask, level, same_scale=same_scale, moves=moves)
     by, cross = {}, {}
     acts = sorted(set(T.row_act[calib]))
     C = own = None
     for a in acts:
         m = T.row_act == a
         if len(set(T.row_run[calib & m])) >= MIN_RUNS:
-            ca = select(T, calib, analog_mask, level, score_rows=m, same_scale=same_scale)
+            ca = select(T, calib, analog_mask, level, score_rows=m, same_scale=same_scale, moves=moves)
             by[str(a)] = {"weights": ca["weights"], "beta": ca["beta"], "score": ca["score"]}
             if len(acts) > 1:
                 if C is None:
                     C = T.candidates(analog_mask, SMALLER_ONLY, same_scale)
                     own = T.own_drift({k: T.y - C[k] for k in CANDIDATES})
-                lam = select_cross(T, calib, C, own, ca, m, level)
+                lam = select_cross(T, calib, C, own, {**ca, "move": choice["move"]}, m, level)
                 if lam != 1.0:
                     cross[str(a)] = lam
     return {**choice, "by_activation": by, "same_scale": bool(same_scale), "cross": cross}
@@ -313,7 +323,7 @@ def select_cross(T: BacktestTable, calib: np.ndarray, C: dict, own: dict, config
     best = (math.inf, 1.0)
     for lam in CROSS_WEIGHTS:
         s = score_config(T, C, own, config["weights"], config["beta"], calib, level, config.get("omega", OMEGAS[0]),
-                         score_rows, {act: lam})
+                         score_rows, {act: lam}, config.get("move", MOVES[0]))
         if s < best[0] - 1e-12:
             best = (s, lam)
     return best[1]
@@ -342,7 +352,8 @@ def model_for(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray, choi
     e = T.s * (T.y - f)
     kappa = _kappa(T, e, calib)
     omega = float(choice.get("omega", 0.0))
-    z = e / np.maximum(_scale(T, kappa, dr, omega), 1e-12)
+    mu = float(choice.get("move", 0.0))
+    z = e / np.maximum(_scale(T, kappa, dr, omega, f, mu), 1e-12)
     rows = np.flatnonzero(calib & np.isfinite(z))
     scores = [(T.names[T.row_run[i]], float(T.unit_tau[T.row_unit[i]]), float(z[i]), float(T.w[i]))
               for i in rows]
@@ -354,7 +365,7 @@ def model_for(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray, choi
                          h_max, SCALE_MODE, omega,
                          {a: {"weights": dict(c["weights"]), "beta": float(c["beta"])}
                           for a, c in (choice.get("by_activation") or {}).items()}, same_scale,
-                         cross, score_act)
+                         cross, score_act, mu)
 
 
 def own_drifts_of(T: BacktestTable, analog_mask: np.ndarray, rb: RunBacktest, same_scale: bool = False

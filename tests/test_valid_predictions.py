@@ -180,15 +180,22 @@ def test_point_inside_interval_for_a_far_configuration():
     assert out["ratio_low"][0] <= out["ratio"][0] <= out["ratio_high"][0]
 
 
-def test_forecast_term_widens_beyond_the_fitted_budget_only():
+@pytest.mark.parametrize("mu", [0.0, 0.5])
+def test_forecast_term_widens_beyond_the_fitted_budget_only(monkeypatch, mu: float):
     """Fitted law set: beyond the largest fitted budget for this scale the band grows, on the
     side the curve moves to, by the forecast model's largest error quantile times the part of
-    S(h) = sqrt(sigma^2 + (kappa h)^2) beyond sigma (sparsitylaws.runfit.forecast), h = ln(D /
-    D_fitted); the model is the law set's own, or the packaged default when it has none."""
-    from sparsitylaws.planning.configs import _calibration
+    S(h) = sqrt(sigma^2 + (kappa h)^2 + (mu m)^2) beyond sigma (sparsitylaws.runfit.forecast),
+    h = ln(D / D_fitted), m the law's move from D_fitted and mu the model's share of it (the
+    scale its quantiles were calibrated in); the model is the law set's own, or the packaged
+    default when it has none (mu 0; a model with mu 1/2 put in its place here)."""
+    import dataclasses
+
+    import sparsitylaws.planning.configs as configs
     from sparsitylaws.runfit.forecast import error_scale
 
     ls = LAWSETS["fitted"]
+    model = dataclasses.replace(configs._calibration(ls), move=mu)
+    monkeypatch.setattr(configs, "_calibration", lambda _ls: model)
     sec = ls.architecture
     w, d = 1280, 24
     n = predict(w, d, tokens=1e9, lawset=ls, activation="relu")["n_params"].iloc[0]
@@ -198,9 +205,13 @@ def test_forecast_term_widens_beyond_the_fitted_budget_only():
     df = predict(w, d, tokens=T, lawset=ls, activation="relu")
     raw = predict_section(sec, "relu", n, w / d, T / 1e9)
     sigma = sec["activations"]["relu"]["scale"]["sigma"]
-    model = _calibration(ls)
     q = max(abs(v) for v in model.quantiles(float("nan"), None, 0.9, "relu"))  # its activation's weights
-    extra = q * (error_scale(sigma, np.log(4.0), model.kappa_for("relu")) - sigma)
+    move = abs(raw["ratio"][1] - predict_section(sec, "relu", n, w / d, np.array([t_hi]) / 1e9)["ratio"][0])
+    assert move > 0
+    # sqrt(sigma^2 + (kappa h)^2 + (mu m)^2) worked here, h = ln 4
+    s = np.sqrt(sigma**2 + (model.kappa_for("relu") * np.log(4.0)) ** 2 + (mu * move) ** 2)
+    assert s == pytest.approx(error_scale(sigma, np.log(4.0), model.kappa_for("relu"), "additive", move, mu), rel=1e-12)
+    extra = q * (s - sigma)
     assert extra > 0
     assert df["ratio_low"].iloc[0] == pytest.approx(raw["ratio_low"][0])  # inside: unchanged
     assert df["ratio_low"].iloc[1] == pytest.approx(max(0.0, raw["ratio_low"][1] - extra))

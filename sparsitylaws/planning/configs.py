@@ -260,7 +260,13 @@ def predict_configs(
         pr = predict_section(section, act, n_emb, ratio, tok / 1e9, level=level, method=method)
         rg = entry.get("ranges") or {}
         tok_rng, tok_what = _token_range(rg, n_emb)
-        _forecast_term(pr, entry, tok, tok_rng, level, _calibration(ls))
+        model = _calibration(ls)
+        # the law's value at the largest fitted budget: the projected move from there widens
+        # the band as it widened the model's calibrating forecasts (ForecastModel.move)
+        at_fitted = (predict_section(section, act, n_emb, ratio, np.minimum(tok, tok_rng[:, 1]) / 1e9,
+                                     level=level, method=method)["ratio"]
+                     if model.move and tok_rng is not None else None)
+        _forecast_term(pr, entry, tok, tok_rng, level, model, at_fitted)
         at_bound = a0_at_bound(pr)
         dist = {
             "n_params": extrapolation_distance(n_emb, rg.get("n_params")),
@@ -411,13 +417,14 @@ def _calibration(ls: Any):
 
 
 def _forecast_term(pr: dict, entry: dict, tok: np.ndarray, tok_rng: np.ndarray | None,
-                   level: float, model: Any) -> None:
+                   level: float, model: Any, at_fitted: np.ndarray | None = None) -> None:
     """Widen bands beyond the largest fitted budget for this scale by the calibrated forecast
     error of :mod:`sparsitylaws.runfit.forecast` (its quantile of the errors past the data in
-    units of S(h) = sqrt(sigma^2 + (kappa h)^2), h = ln(D / D_fitted), on the side the curve
-    still moves toward (ReLU: down, SiLU: up), so every band end stays monotone in D.  Needs
-    the runs' residual sd; the default law set has none (published coefficients only), and
-    then nothing changes.
+    units of S(h) = sqrt(sigma^2 + (kappa h)^2 + (mu m)^2), h = ln(D / D_fitted), m the law's
+    move from ``at_fitted``, its value at D_fitted, mu the model's move share), on the side the
+    curve still moves toward (ReLU: down, SiLU: up), so every band end stays monotone in D.
+    Needs the runs' residual sd; the default law set has none (published coefficients only),
+    and then nothing changes.
     """
     sigma = (entry.get("scale") or {}).get("sigma")
     if sigma is None or tok_rng is None or not np.isfinite(float(sigma)):
@@ -426,7 +433,8 @@ def _forecast_term(pr: dict, entry: dict, tok: np.ndarray, tok_rng: np.ndarray |
 
     act = "relu" if entry["scale"]["form"] == "logspace_power" else "silu"
     h = np.maximum(np.log(tok / tok_rng[:, 1]), 0.0)  # the forecast horizon, 0 inside the range
-    s = error_scale(float(sigma), h, model.kappa_for(act)) - float(sigma)
+    move = np.abs(pr["ratio"] - at_fitted) if at_fitted is not None else 0.0
+    s = error_scale(float(sigma), h, model.kappa_for(act), model.scale_mode, move, model.move) - float(sigma)
     q_lo, q_hi = model.quantiles(float("nan"), None, level, act)
     q = max(abs(q_lo), abs(q_hi))
     extra = np.where(h > 0, q * np.maximum(s, 0.0), 0.0) if np.isfinite(q) else np.zeros_like(h)

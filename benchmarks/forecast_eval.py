@@ -159,6 +159,25 @@ def paired_table(cells: list[tuple[str, str, str, dict, dict]]) -> list[str]:
     return lines + [""]
 
 
+def must_show_counts(cells: list[tuple[str, str, str, dict, dict]]) -> str:
+    """The issue's must-show counted over the cells: in how many the combined forecast's mean
+    interval score is no worse than the last value and the local line (banded our way; with
+    the +-q h ruler band), and than all three naive forecasts, nearest run included.  The
+    prose of docs/fitting.md quotes these counts instead of counting the table by hand."""
+    def no_worse(s: dict, names: tuple[str, ...]) -> bool:
+        return all(s["combined"]["interval_score"] <= s[m]["interval_score"] for m in names if m in s)
+
+    n = len(cells)
+    ours2 = sum(no_worse(s, ("naive_last", "naive_line")) for *_, s, _ in cells)
+    ours3 = sum(no_worse(s, NAIVE) for *_, s, _ in cells)
+    sym2 = sum(no_worse(s, ("naive_last_sym", "naive_line_sym")) for *_, s, _ in cells)
+    sym3 = sum(no_worse(s, tuple(m + "_sym" for m in NAIVE)) for *_, s, _ in cells)
+    return (f"Cells where the combined forecast's mean interval score is no worse (unrounded): than the last "
+            f"value and the local line banded our way, {ours2} of {n}; than all three naive forecasts banded our "
+            f"way, {ours3} of {n}; than the issue's ruler (the last value and the local line with +-q h), "
+            f"{sym2} of {n}; than all three with +-q h, {sym3} of {n}.")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--study", default="all")
@@ -190,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                 md += table(rep, f"{st}, {kind}, {act} ({len({r['run'] for r in ra})} runs; cuts 30/50/70%)")
                 md += [per_run_line(rep["combined"]["per_run"]), ""]
         print(f"{st}: {time.process_time() - t0:.0f} CPU-s", file=sys.stderr)
-    body = "\n".join(paired_table(cells) + md)
+    body = "\n".join(paired_table(cells) + [must_show_counts(cells), ""] + md)
     print(body)
     if a.json:
         a.json.write_text(json.dumps(report, indent=1) + "\n")

@@ -255,17 +255,22 @@ def predict_configs(
     band = section["stable_band"]["range"]
     reg = regime(ratio, bott, band)
     frames = []
+    model = _calibration(ls)
     for act in req:
         entry = section["activations"][act]
         pr = predict_section(section, act, n_emb, ratio, tok / 1e9, level=level, method=method)
         rg = entry.get("ranges") or {}
         tok_rng, tok_what = _token_range(rg, n_emb)
-        model = _calibration(ls)
-        # the law's value at the largest fitted budget: the projected move from there widens
-        # the band as it widened the model's calibrating forecasts (ForecastModel.move)
-        at_fitted = (predict_section(section, act, n_emb, ratio, np.minimum(tok, tok_rng[:, 1]) / 1e9,
-                                     level=level, method=method)["ratio"]
-                     if model.move and tok_rng is not None else None)
+        # the law's value at the largest fitted budget, for the rows past it: the projected move
+        # from there widens the band as it widened the model's calibrating forecasts
+        # (ForecastModel.move); inside the budget there is no move and no widening
+        at_fitted = None
+        if model.move and tok_rng is not None:
+            at_fitted = pr["ratio"].copy()
+            past = tok > tok_rng[:, 1]
+            if past.any():
+                at_fitted[past] = predict_section(section, act, n_emb[past], ratio[past], tok_rng[past, 1] / 1e9,
+                                                  level=level, method=method)["ratio"]
         _forecast_term(pr, entry, tok, tok_rng, level, model, at_fitted)
         at_bound = a0_at_bound(pr)
         dist = {

@@ -298,13 +298,15 @@ def select_by_activation(T: BacktestTable, calib: np.ndarray, analog_mask: np.nd
     for a in acts:
         m = T.row_act == a
         if len(set(T.row_run[calib & m])) >= MIN_RUNS:
-            ca = select(T, calib, analog_mask, level, score_rows=m, same_scale=same_scale, moves=moves)
+            # the move share is the model's, like omega: the activation's choice takes the one chosen
+            ca = select(T, calib, analog_mask, level, score_rows=m, same_scale=same_scale,
+                        moves=(choice["move"],))
             by[str(a)] = {"weights": ca["weights"], "beta": ca["beta"], "score": ca["score"]}
             if len(acts) > 1:
                 if C is None:
                     C = T.candidates(analog_mask, SMALLER_ONLY, same_scale)
                     own = T.own_drift({k: T.y - C[k] for k in CANDIDATES})
-                lam = select_cross(T, calib, C, own, {**ca, "move": choice["move"]}, m, level)
+                lam = select_cross(T, calib, C, own, ca, m, level)
                 if lam != 1.0:
                     cross[str(a)] = lam
     return {**choice, "by_activation": by, "same_scale": bool(same_scale), "cross": cross}

@@ -41,14 +41,17 @@ from sparsitylaws.runfit.forecast import (
     CutState,
     ForecastModel,
     RunCurve,
+    band_on_grid,
+    candidates,
     has_older_replicate,
+    kappa_at,
+    run_kappa,
 )
 from sparsitylaws.runfit.selection import (
     BETAS,
     LEVEL,
     MIN_RUNS,
     MOVES,
-    _band,
     _drift,
     _interval_score,
     _kappa,
@@ -151,11 +154,12 @@ def fill_rows(T: BacktestTable, ri: int, model: ForecastModel, C: dict, own: dic
         e = T.s * (T.y - f)
         # the same band machinery as the combined forecast's (its omega: the candidate's own
         # drift widens the band; its move scale: so does the candidate's projected move), so the comparison is of forecasts, not of band recipes
-        S = _scale(T, _kappa(T, e, others & np.isfinite(f)), _drift(T, own, {name: 1.0}), model.omega, f,
-                   model.move)
+        kap = _kappa(T, e, others & np.isfinite(f))
+        S = _scale(T, kap, _drift(T, own, {name: 1.0}), model.omega, f, model.move)
         z = e / np.maximum(S, 1e-12)
         qlo, qhi = _unit_quantiles(T, z, others, units, level, loro=False, cross=model.cross)
-        lo, hi = _band(T, f, S, qlo, qhi, rows, pos[T.row_unit[rows]])
+        lo, hi = _naive_band(T, rows, name, kap, own[name], qlo[pos[T.row_unit[rows]]], qhi[pos[T.row_unit[rows]]],
+                             analogs, model)
         sym = None
         if name != "law":  # the reviewer's band: +- q h, q conformal on |error| / h
             okc = others & (T.h > 0) & np.isfinite(f)
@@ -172,6 +176,30 @@ def fill_rows(T: BacktestTable, ri: int, model: ForecastModel, C: dict, own: dic
                 r[f"{key}_sym_low"], r[f"{key}_sym_high"] = float(sym[0][j]), float(sym[1][j])
                 r[f"{key}_sym_interval_score"] = float(_interval_score(sym[0][j], sym[1][j], T.y[i], level))
     return res
+
+
+def _naive_band(T: BacktestTable, rows: np.ndarray, name: str, kappa: Mapping[str, dict], drift: np.ndarray,
+                qlo: np.ndarray, qhi: np.ndarray, analogs: Sequence[RunCurve], model: ForecastModel
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Low and high ends at ``rows`` of the naive forecast ``name`` banded exactly as the
+    combined forecast is (:func:`~sparsitylaws.runfit.forecast.band_on_grid`: the same scale,
+    the quantiles ``qlo``/``qhi`` of each row's unit, monotone ends), so that the comparison is
+    of forecasts, not of band recipes.  The nearest run may be larger than the one forecast
+    (the reviewer's ruler); ``drift``: each unit's own drift of the candidate."""
+    lo, hi = np.empty(rows.size), np.empty(rows.size)
+    units = T.row_unit[rows]
+    for u in np.unique(units):
+        j = np.flatnonzero(units == u)
+        st = T.unit_state[u]
+        k = run_kappa(kappa_at(kappa.get(st.activation, kappa["*"]), st.n_params), drift[u], model.omega)
+
+        def point(dd: np.ndarray, st: CutState = st) -> np.ndarray:
+            return candidates(st, dd, analogs, smaller_only=name != "nearest" and SMALLER_ONLY)[name]
+
+        b = band_on_grid(st, T.d[rows[j]], point, float(k), float(qlo[j[0]]), float(qhi[j[0]]),
+                         model.scale_mode, model.move)
+        lo[j], hi[j] = b["low"], b["high"]
+    return lo, hi
 
 
 def apply_model(rb: RunBacktest, model: ForecastModel, curves: Sequence[RunCurve],

@@ -47,7 +47,7 @@ All D in billions of tokens.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -383,8 +383,8 @@ def analog_move(a: RunCurve, state: CutState, d: np.ndarray) -> tuple[np.ndarray
     return a.at(np.asarray(d, float) * scale) - start, math.log10(scale)
 
 
-def pool_moves(state: CutState, d: np.ndarray, analogs: Sequence[RunCurve], same_scale: bool = False
-               ) -> dict[str, np.ndarray]:
+def pool_moves(state: CutState, d: np.ndarray, analogs: Sequence[RunCurve], same_scale: bool = False,
+               smaller_only: bool = SMALLER_ONLY) -> dict[str, np.ndarray]:
     """Logit moves from the cut to each D by the analogs, pooled three ways (``pool``: kernel
     mean over log N; ``trend``: plus a shrunk weighted trend in log N; ``nearest``: the run
     nearest in size), NaN where none applies.
@@ -393,13 +393,15 @@ def pool_moves(state: CutState, d: np.ndarray, analogs: Sequence[RunCurve], same
     a size, is not the run itself, is smaller than the run (:data:`SMALLER_ONLY`, as in the
     backtests that calibrate the band; ``same_scale``: or a replicate, :func:`borrow_limit`)
     and its curve covers tau_c N_j (it may be carried past its end by its own last slope).
+    ``smaller_only=False`` lets larger runs lend too (the reviewer's nearest run, whatever its
+    size, :func:`~sparsitylaws.runfit.calibration.fill_rows`).
     """
     d = np.atleast_1d(np.asarray(d, float))
     nan = np.full(d.size, np.nan)
     if not state.n_params:
         return {"pool": nan, "trend": nan.copy(), "nearest": nan.copy()}
     moves = [m for m in (analog_move(a, state, d) for a in analogs)
-             if m is not None and not (SMALLER_ONLY and m[1] > borrow_limit(same_scale))]
+             if m is not None and not (smaller_only and m[1] > borrow_limit(same_scale))]
     rows, xs = [m for m, _ in moves], [x for _, x in moves]
     if not rows:
         return {"pool": nan, "trend": nan.copy(), "nearest": nan.copy()}
@@ -420,15 +422,16 @@ def pool_moves(state: CutState, d: np.ndarray, analogs: Sequence[RunCurve], same
     return {"pool": mean, "trend": mean - b * xm, "nearest": near}
 
 
-def candidates(state: CutState, d: np.ndarray, analogs: Sequence[RunCurve] = (), same_scale: bool = False
-               ) -> dict[str, np.ndarray]:
+def candidates(state: CutState, d: np.ndarray, analogs: Sequence[RunCurve] = (), same_scale: bool = False,
+               smaller_only: bool = SMALLER_ONLY) -> dict[str, np.ndarray]:
     """Every candidate forecast at D (billions, > 0), NaN where a candidate has no value
-    (``same_scale``: the pooled ones may borrow from the run's replicates)."""
+    (``same_scale``: the pooled ones may borrow from the run's replicates; ``smaller_only``:
+    from smaller runs only, :func:`pool_moves`)."""
     d = np.atleast_1d(np.asarray(d, float))
     law = get_form(state.form).evaluate(d, np.asarray(state.theta, float))
     line = state.line_intercept + state.line_slope * np.log(d)
     out = {"law": law, "line": line, "last": np.full(d.size, state.last)}
-    moves = pool_moves(state, d, analogs, same_scale)
+    moves = pool_moves(state, d, analogs, same_scale, smaller_only)
     base = logit(state.level)
     for k, v in moves.items():
         out[k] = expit(base + v)
@@ -475,6 +478,35 @@ def monotone_on_grid(h_max: float, values: callable, direction: int) -> tuple[np
     v = values(h)
     acc = np.minimum.accumulate if direction < 0 else np.maximum.accumulate
     return h, acc(v, axis=0)
+
+
+def band_on_grid(state: CutState, d: np.ndarray, point: Callable[[np.ndarray], np.ndarray], kappa: float,
+                 q_lo: float, q_hi: float, scale_mode: str = SCALE_MODE, move: float = 0.0
+                 ) -> dict[str, np.ndarray]:
+    """A forecast's band at D (billions, each >= d_cut) as every forecast here is banded:
+    ``point(D)`` plus the direction times the quantiles times the scale S(h)
+    (:func:`error_scale`; horizon scale ``kappa``, projected-move share ``move``), each end
+    made monotone in the law's direction on a fixed grid of h (:func:`monotone_on_grid`),
+    clipped to [0, 1] and holding the estimate: estimate, low, high.  The combined forecast
+    (:meth:`ForecastModel.band`) and the naive forecasts banded the same way
+    (:func:`~sparsitylaws.runfit.calibration.fill_rows`) share it, so they differ in the
+    forecast alone."""
+    d = np.atleast_1d(np.asarray(d, float))
+    hq = np.maximum(np.log(d / state.d_cut), 0.0)
+    sig = state.sigma if math.isfinite(state.sigma) else 0.0
+    s = state.direction
+
+    def values(h: np.ndarray) -> np.ndarray:
+        f = point(state.d_cut * np.exp(h))
+        scale = error_scale(sig, h, kappa, scale_mode, f - state.level, move)
+        a, b = f + s * q_lo * scale, f + s * q_hi * scale
+        return np.vstack([f, np.minimum(a, b), np.maximum(a, b)]).T
+
+    grid, v = monotone_on_grid(float(hq.max()), values, s)
+    out = {k: np.clip(np.interp(hq, grid, v[:, i]), 0.0, 1.0) for i, k in enumerate(("estimate", "low", "high"))}
+    out["low"] = np.minimum(out["low"], out["estimate"])
+    out["high"] = np.maximum(out["high"], out["estimate"])
+    return out
 
 
 #: Weights tried for the other activation's calibration scores in an activation's band: 1 pools
@@ -599,27 +631,12 @@ class ForecastModel:
     def band(self, state: CutState, d: np.ndarray, analogs: Sequence[RunCurve] = (),
              exclude: str | None = None, level: float | None = None) -> dict[str, np.ndarray]:
         """Point forecast and band at D (billions, each >= d_cut), monotone in the law's
-        direction and in [0, 1]: estimate, low, high."""
-        d = np.atleast_1d(np.asarray(d, float))
-        hq = np.maximum(np.log(d / state.d_cut), 0.0)
+        direction and in [0, 1]: estimate, low, high (:func:`band_on_grid`)."""
         q_lo, q_hi = self.quantiles(state.tau_cut, exclude, level, state.activation)
-        sig = state.sigma if math.isfinite(state.sigma) else 0.0
-        s = state.direction
-
-        def values(h: np.ndarray) -> np.ndarray:
-            dd = state.d_cut * np.exp(h)
-            f = self.point(state, dd, analogs)
-            k = run_kappa(self.kappa_for(state.activation, state.n_params),
-                          own_drift(state, self.weights_for(state.activation)), self.omega)
-            scale = error_scale(sig, h, float(k), self.scale_mode, f - state.level, self.move)
-            a, b = f + s * q_lo * scale, f + s * q_hi * scale
-            return np.vstack([f, np.minimum(a, b), np.maximum(a, b)]).T
-
-        grid, v = monotone_on_grid(float(hq.max()), values, s)
-        out = {k: np.clip(np.interp(hq, grid, v[:, i]), 0.0, 1.0) for i, k in enumerate(("estimate", "low", "high"))}
-        out["low"] = np.minimum(out["low"], out["estimate"])
-        out["high"] = np.maximum(out["high"], out["estimate"])
-        return out
+        k = run_kappa(self.kappa_for(state.activation, state.n_params),
+                      own_drift(state, self.weights_for(state.activation)), self.omega)
+        return band_on_grid(state, d, lambda dd: self.point(state, dd, analogs), float(k), q_lo, q_hi,
+                            self.scale_mode, self.move)
 
     def to_dict(self) -> dict:
         """JSON-safe dict (scores to 1e-6)."""

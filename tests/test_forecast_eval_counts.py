@@ -30,3 +30,8 @@ def test_must_show_counts_by_hand() -> None:
                                   (("combined", 1.0), ("naive_last", 2.0), ("naive_line", 2.0),
                                    ("naive_last_sym", 2.0), ("naive_line_sym", 2.0))}, {})
     assert "all three naive forecasts banded our way, 1 of 1;" in fe.must_show_counts([no_near])
+    # the combined forecast that chose the last value alone is its band: a sum in another order
+    # (a relative 1e-15 apart) is a tie, a real difference of 1e-6 is not
+    tie = _cell(0.1 + 0.2, 0.3, 1.0, 1.0, 1.0, 1.0, 1.0)
+    assert 0.1 + 0.2 > 0.3 and "banded our way, 1 of 1;" in fe.must_show_counts([tie])
+    assert "banded our way, 0 of 1;" in fe.must_show_counts([_cell(0.300001, 0.3, 1.0, 1.0, 1.0, 1.0, 1.0)])

@@ -38,3 +38,24 @@ def test_a_run_the_default_can_lend_to_is_not(sparsinglaw_dir) -> None:
     ls = fit_table(df[df["run"] == "0.4b_relu"], n_boot=10, architecture=False)
     said = default_warning(ls, "0.4b_relu")
     assert "packaged default" in said and NOTE not in said
+
+
+def test_every_forecast_row_banded_by_the_default_carries_its_caveat() -> None:
+    """A planning script reads prediction rows, not the law set's warnings: each row past the
+    data that the packaged default bands says so; rows inside the data, and the runs of a table
+    that calibrates itself, do not."""
+    df = pd.read_parquet(Path(__file__).resolve().parents[1] / "measurements" / "lab-cpu.parquet")
+    run = "cpu-relu-w64-d4-s0"
+    one = df[(df["metric"] == "ppl-p") & (df["run"] == run)]
+    ls = fit_table(one, n_boot=10, architecture=False)
+    fit = ls.runs[run]
+    inside, past = fit.tokens_b_max * 1e9 * 0.9, fit.tokens_b_max * 1e9 * 3
+    p = ls.predict(run=run, tokens=[inside, past])
+    assert p["forecast"].tolist() == [False, True]
+    assert "packaged default" not in p["warning"].iloc[0]
+    assert "packaged default" in p["warning"].iloc[1] and "fewer than 90%" in p["warning"].iloc[1]
+    from sparsitylaws.lawset.fileformat import load_lawset
+
+    own = load_lawset(Path(__file__).resolve().parents[1] / "measurements" / "lab-cpu.laws.json")
+    q = own.predict(run=run, tokens=[own.runs[run].tokens_b_max * 1e9 * 3])
+    assert bool(q["forecast"].iloc[0]) and "packaged default" not in q["warning"].iloc[0]

@@ -254,11 +254,17 @@ def _in_vocabulary(frame: pd.DataFrame, fit: Any, level: float) -> pd.DataFrame:
                  if w.get("code") == "param_at_bound" and w.get("parameter")})
     bound = (f"the fit left {', '.join(at)} at its bound (not identified by the data, see the run's "
              "param_at_bound warning)") if at else ""
+    # a forecast banded by the packaged default carries the caveat of its promise on every row
+    # it bands, not only in the law set's warnings (a planning script reads rows)
+    on_default = any(w.get("code") == "forecast_default" for w in (getattr(fit, "warnings", None) or []))
+    default = ("band from the packaged default (calibrated on the paper's runs): for runs of another "
+               "recipe it has held far fewer than 90% of later points (docs/fitting.md 'A lone run')"
+               ) if on_default else ""
     warn = ["; ".join(m for m in (
         "" if x <= 0 else
         f"tokens {t:.4g} is {10 ** x:.3g}x {'above the last' if t > hi * 1e9 else 'below the first'} "
-        f"fitted checkpoint (fitted {lo * 1e9:.4g} to {hi * 1e9:.4g})", bound) if m)
-            for t, x in zip(frame["tokens"].to_numpy(float), dist, strict=True)]
+        f"fitted checkpoint (fitted {lo * 1e9:.4g} to {hi * 1e9:.4g})", bound, default if fc else "") if m)
+            for t, x, fc in zip(frame["tokens"].to_numpy(float), dist, frame["forecast"].to_numpy(bool), strict=True)]
     out = pd.DataFrame({
         "tokens": frame["tokens"], "tokens_b": frame["tokens_b"],
         "activation_ratio": frame["estimate"],

@@ -161,9 +161,10 @@ def paired_table(cells: list[tuple[str, str, str, dict, dict]]) -> list[str]:
 
 def must_show_counts(cells: list[tuple[str, str, str, dict, dict]]) -> str:
     """The issue's must-show counted over the cells: in how many the combined forecast's mean
-    interval score is no worse (equal to a relative 1e-9 counts) than the last value and the local line (banded our way; with
-    the +-q h ruler band), and than all three naive forecasts, nearest run included.  The
-    prose of docs/fitting.md quotes these counts instead of counting the table by hand."""
+    interval score is no worse (equal to a relative 1e-9 counts) than the last value and the
+    local line (banded our way; with the +-q h ruler band), and than all three naive forecasts,
+    nearest run included.  The prose of docs/fitting.md quotes these counts instead of counting
+    the table by hand."""
     def no_worse(s: dict, names: tuple[str, ...]) -> bool:
         # a tie to rounding counts: where the combined forecast chose one naive candidate alone
         # it is that candidate's band, summed in another order

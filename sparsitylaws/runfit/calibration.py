@@ -194,7 +194,9 @@ def _naive_band(T: BacktestTable, rows: np.ndarray, name: str, kappa: Mapping[st
         k = run_kappa(kappa_at(kappa.get(st.activation, kappa["*"]), st.n_params), drift[u], model.omega)
 
         def point(dd: np.ndarray, st: CutState = st) -> np.ndarray:
-            return candidates(st, dd, analogs, smaller_only=name != "nearest" and SMALLER_ONLY)[name]
+            # only the nearest run needs the analogs (any size); the run's own candidates do not,
+            # so they are not pooled on every grid point for nothing
+            return candidates(st, dd, analogs if name == "nearest" else (), smaller_only=False)[name]
 
         b = band_on_grid(st, T.d[rows[j]], point, float(k), float(qlo[j[0]]), float(qhi[j[0]]),
                          model.scale_mode, model.move)

@@ -34,6 +34,7 @@ from sparsitylaws.runfit.forecast import (
     denoised_drift,
     expit,
     has_older_replicate,
+    kappa_of,
     logit,
     weighted_quantile,
 )
@@ -86,6 +87,19 @@ def test_denoised_drift_removes_what_noise_alone_gives() -> None:
     assert denoised_drift(np.array([0.1, -0.1]), np.array([1.0, 1.0])) == 0.0
     # mean 0.5, se^2 = (0.3^2 + 0.4^2) / 4 = 0.0625
     assert denoised_drift(np.array([0.4, 0.6]), np.array([0.3, 0.4])) == pytest.approx(math.sqrt(0.25 - 0.0625))
+
+
+def test_kappa_of_looks_up_the_activation_then_the_pooled_entry_at_the_size() -> None:
+    trended = {"kappa": 0.2, "log_kappa": math.log(0.2), "slope": 0.5, "x_mean": 8.0}
+    kappa = {"relu": trended, "*": {"kappa": 0.7}}
+    # 10^9 parameters, one decade above x_mean: 0.2 * exp(0.5)
+    assert kappa_of(kappa, "relu", 1e9) == pytest.approx(0.2 * math.exp(0.5), rel=1e-12)
+    assert kappa_of(kappa, "relu", None) == 0.2  # size unknown: the flat value
+    assert kappa_of(kappa, "relu", 1e4) == pytest.approx(0.1, rel=1e-12)  # floored at half the flat value
+    assert kappa_of(kappa, "silu", 1e9) == 0.7  # no entry of its own: the pooled one
+    assert kappa_of({}, "silu", 1e9) == 1e-3
+    model = ForecastModel({"law": 1.0}, 0.0, kappa, [])
+    assert model.kappa_for("relu", 1e9) == kappa_of(kappa, "relu", 1e9)
 
 
 def test_candidates_by_hand() -> None:

@@ -44,7 +44,7 @@ from sparsitylaws.runfit.forecast import (
     band_on_grid,
     candidates,
     has_older_replicate,
-    kappa_at,
+    kappa_of,
     run_kappa,
 )
 from sparsitylaws.runfit.selection import (
@@ -191,7 +191,7 @@ def _naive_band(T: BacktestTable, rows: np.ndarray, name: str, kappa: Mapping[st
     for u in np.unique(units):
         j = np.flatnonzero(units == u)
         st = T.unit_state[u]
-        k = run_kappa(kappa_at(kappa.get(st.activation, kappa["*"]), st.n_params), drift[u], model.omega)
+        k = run_kappa(kappa_of(kappa, st.activation, st.n_params), drift[u], model.omega)
 
         def point(dd: np.ndarray, st: CutState = st) -> np.ndarray:
             # only the nearest run needs the analogs (any size); the run's own candidates do not,

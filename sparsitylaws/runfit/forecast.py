@@ -71,6 +71,7 @@ __all__ = [
     "direction_of",
     "expit",
     "has_older_replicate",
+    "kappa_of",
     "logit",
     "monotone_on_grid",
     "weighted_quantile",
@@ -570,8 +571,7 @@ class ForecastModel:
     def kappa_for(self, activation: str, n_params: float | None = None) -> float:
         """The horizon scale of a run: its activation's (the pooled one when it has none of its
         own), at its size when the activation's scale trends in log N (:func:`kappa_at`)."""
-        k = self.kappa.get(activation, self.kappa.get("*"))
-        return kappa_at(k, n_params) if k is not None else 1e-3
+        return kappa_of(self.kappa, activation, n_params)
 
     def cross_for(self, activation: str | None) -> float:
         """Weight of the other activation's calibration scores in a band for ``activation``."""
@@ -686,6 +686,8 @@ class ForecastModel:
 
 #: Lower bound of a size-trended horizon scale, as a share of the flat one.
 KAPPA_FLOOR = 0.5
+
+
 def denoised_drift(z: np.ndarray, noise: np.ndarray) -> float:
     """Mean drift of a run's own earlier forecasts, ``z`` = direction-normalized error / h at
     each point, shrunk by what point noise alone would give: sign(m) sqrt(max(m^2 - se^2, 0))
@@ -716,6 +718,15 @@ def kappa_at(k: Mapping, n_params: float | None) -> float:
         return flat
     v = math.exp(float(k["log_kappa"]) + float(k["slope"]) * (math.log10(float(n_params)) - float(k["x_mean"])))
     return max(v, KAPPA_FLOOR * flat)
+
+
+def kappa_of(kappa: Mapping[str, Mapping], activation: str | None, n_params: float | None) -> float:
+    """The horizon scale of a run of ``activation`` and size ``n_params`` from a model's
+    ``kappa`` entries: its activation's (the pooled ``"*"`` one when it has none of its own) at
+    its size (:func:`kappa_at`); 1e-3 when there is neither.  The one lookup the combined band,
+    the naive bands and selection share."""
+    k = kappa.get(activation, kappa.get("*")) if activation is not None else kappa.get("*")
+    return kappa_at(k, n_params) if k is not None else 1e-3
 
 
 def own_drift(state: CutState, weights: Mapping[str, float]) -> float:

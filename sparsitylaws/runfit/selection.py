@@ -145,12 +145,11 @@ def _scale(T: BacktestTable, kappa: Mapping[str, dict], drift: np.ndarray | None
     scale of a run that has been drifting widens to hold it (:func:`~sparsitylaws.runfit.forecast.run_kappa`);
     with ``f`` (each row's forecast) and ``mu`` the forecast's projected move from its unit's
     level widens it as well (:data:`~sparsitylaws.runfit.forecast.MOVE_SCALE`)."""
-    from sparsitylaws.runfit.forecast import kappa_at, run_kappa
+    from sparsitylaws.runfit.forecast import kappa_of, run_kappa
 
     k = np.empty(T.y.size)
     for ri, rb in enumerate(T.runs):
-        m = T.row_run == ri
-        k[m] = kappa_at(kappa.get(rb.activation, kappa["*"]), rb.n_params)
+        k[T.row_run == ri] = kappa_of(kappa, rb.activation, rb.n_params)
     if drift is not None and omega:
         k = run_kappa(k, drift[T.row_unit], omega)
     move = f - T.row_level if f is not None and mu else 0.0

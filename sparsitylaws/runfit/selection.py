@@ -4,9 +4,10 @@ On a :class:`~sparsitylaws.runfit.backtesttable.BacktestTable`:
 
 * :func:`select` - the candidate weights (a grid on the simplex, step 1/4) and the own-drift
   weight ``beta`` (0, 1/2, 1) with the lowest mean interval score, every run's forecasts
-  banded from the *other* runs only (leave one run out), runs weighing equally;
-  :func:`select_by_activation` the same again for each activation with enough runs, and
-  (:func:`select_cross`) the weight of the other activation's scores in its bands;
+  banded from the *other* runs only (leave one run out), runs weighing equally (optionally
+  bagged over Bayesian-bootstrap reweightings of the runs, ``bags``: measured, not the
+  default); :func:`select_by_activation` the same again for each activation with enough
+  runs, and (:func:`select_cross`) the weight of the other activation's scores in its bands;
 * :func:`model_for` - the :class:`~sparsitylaws.runfit.forecast.ForecastModel` those choices
   give, its scores the normalized errors of the calibrating runs;
 * :func:`own_drifts_of` - a run's own drift over all its backtests (its final forecast's).
@@ -36,14 +37,18 @@ from sparsitylaws.runfit.forecast import (
 )
 
 __all__ = [
+    "BAGS",
+    "BAG_SEED",
     "BETAS",
     "LEVEL",
     "MIN_RUNS",
     "OMEGAS",
     "SMALLER_ONLY",
     "WEIGHT_STEP",
+    "bag_weights",
     "model_for",
     "own_drifts_of",
+    "run_scores",
     "score_config",
     "select",
     "select_by_activation",
@@ -60,6 +65,12 @@ WEIGHT_STEP = 0.25
 #: Fewest calibrating runs (besides the one forecast) for a table's own calibration.
 MIN_RUNS = 3
 LEVEL = 0.9
+#: Bayesian-bootstrap reweightings over which a choice is averaged (:func:`select`; 0: one
+#: argmin, the default), and their seed.  Bagging was measured in round ten and not kept: it
+#: did not make the forecasts move less under 0.001-point noise (benchmarks/forecast_stability.py)
+#: and cost two of the ten nested cells (docs/fitting.md, round ten (27)).
+BAGS = 0
+BAG_SEED = 0
 
 
 def weight_grid(names: Sequence[str], step: float = WEIGHT_STEP) -> list[dict[str, float]]:
@@ -233,14 +244,14 @@ def _run_mean(T: BacktestTable, rows: np.ndarray, v: np.ndarray) -> dict[int, fl
     return out
 
 
-def score_config(T: BacktestTable, C: dict, own: dict, weights: Mapping[str, float], beta: float,
-                 calib: np.ndarray, level: float = LEVEL, omega: float = 0.0,
-                 score_rows: np.ndarray | None = None, cross: Mapping[str, float] | None = None,
-                 mu: float = 0.0) -> float:
-    """Mean (over calibrating runs, or the runs of ``score_rows``) interval score of a
-    configuration, each run's forecasts banded from the other calibrating runs only (the
-    other activation's scores weighted by ``cross``; ``mu``: the share of the projected move
-    in the scale)."""
+def run_scores(T: BacktestTable, C: dict, own: dict, weights: Mapping[str, float], beta: float,
+               calib: np.ndarray, level: float = LEVEL, omega: float = 0.0,
+               score_rows: np.ndarray | None = None, cross: Mapping[str, float] | None = None,
+               mu: float = 0.0) -> dict[int, float]:
+    """Per calibrating run (or run of ``score_rows``): the mean interval score of a
+    configuration's forecasts, each run's forecasts banded from the other calibrating runs only
+    (the other activation's scores weighted by ``cross``; ``mu``: the share of the projected
+    move in the scale)."""
     f = _forecast(T, C, own, weights, beta)
     e = T.s * (T.y - f)
     kappa = _kappa(T, e, calib)
@@ -253,34 +264,69 @@ def score_config(T: BacktestTable, C: dict, own: dict, weights: Mapping[str, flo
     rows = np.flatnonzero(calib if score_rows is None else calib & score_rows)
     lo, hi = _band(T, f, S, qlo, qhi, rows, pos[T.row_unit[rows]])
     isc = _interval_score(lo, hi, T.y[rows], level)
-    per = _run_mean(T, rows, isc)
+    return _run_mean(T, rows, isc)
+
+
+def score_config(T: BacktestTable, C: dict, own: dict, weights: Mapping[str, float], beta: float,
+                 calib: np.ndarray, level: float = LEVEL, omega: float = 0.0,
+                 score_rows: np.ndarray | None = None, cross: Mapping[str, float] | None = None,
+                 mu: float = 0.0) -> float:
+    """Mean over the runs of :func:`run_scores` (runs weighing equally); inf without any."""
+    per = run_scores(T, C, own, weights, beta, calib, level, omega, score_rows, cross, mu)
     return float(np.mean(list(per.values()))) if per else math.inf
+
+
+def bag_weights(n_runs: int, bags: int) -> np.ndarray:
+    """``bags`` Bayesian-bootstrap reweightings of ``n_runs`` runs (rows of Dirichlet(1, ..., 1)
+    weights), from a fixed seed: the same runs always get the same reweightings, so a choice
+    averaged over them is a function of the data alone."""
+    return np.random.default_rng(BAG_SEED).dirichlet(np.ones(n_runs), size=bags)
 
 
 def select(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray, level: float = LEVEL,
            names: Sequence[str] = CANDIDATES, score_rows: np.ndarray | None = None,
-           same_scale: bool = False, moves: Sequence[float] = MOVES) -> dict:
+           same_scale: bool = False, moves: Sequence[float] = MOVES, bags: int | None = None) -> dict:
     """The configuration (weights, beta) with the lowest leave-one-run-out mean interval score
     (over the calibrating runs, or those of ``score_rows``); ties go to the earlier grid entry
     (fewer candidates first).  ``same_scale``: runs borrow from their replicates as well;
-    ``moves``: the shares of the projected move tried in the scale."""
+    ``moves``: the shares of the projected move tried in the scale.
+
+    With ``bags`` > 0 (default :data:`BAGS`, 0) the choice is bagged: the configuration is
+    chosen again on each of ``bags`` Bayesian-bootstrap reweightings of the runs
+    (:func:`bag_weights`) and the winners' weights, beta, omega and move are averaged (one
+    argmin jumps between near-tied configurations; the average moves by the share of bags a
+    near-tie flips, but more bags sit near one: docs/fitting.md, round ten (27)).  ``score``
+    is the argmin's, ``bagged`` holds each bag's winner."""
     C = T.candidates(analog_mask, SMALLER_ONLY, same_scale)
     own = T.own_drift({k: T.y - C[k] for k in names})
     scored = calib if score_rows is None else calib & score_rows
     avail = [k for k in names if np.isfinite(C[k][scored]).any()]
-    best: tuple[float, dict, float, float, float] | None = None
     grid = sorted(weight_grid(avail), key=lambda w: sum(v > 0 for v in w.values()))
-    for mu in moves:
-        for omega in OMEGAS:
-            for beta in BETAS:
-                for w in grid:
-                    s = score_config(T, C, own, w, beta, calib, level, omega, score_rows, mu=mu)
-                    if best is None or s < best[0] - 1e-12:
-                        best = (s, w, beta, omega, mu)
-    assert best is not None
-    return {"weights": {k: v for k, v in best[1].items() if v > 0}, "beta": best[2], "omega": best[3],
-            "move": best[4], "score": best[0], "candidates": avail,
-            "grid": len(grid) * len(BETAS) * len(OMEGAS) * len(moves)}
+    configs = [(w, beta, omega, mu) for mu in moves for omega in OMEGAS for beta in BETAS for w in grid]
+    per = [run_scores(T, C, own, w, beta, calib, level, omega, score_rows, mu=mu) for w, beta, omega, mu in configs]
+    runs = sorted(set().union(*per))
+    P = np.array([[p.get(r, math.inf) for r in runs] for p in per]).reshape(len(configs), len(runs))
+    mean = np.array([float(np.mean(list(p.values()))) if p else math.inf for p in per])
+    best = 0
+    for i in range(1, len(configs)):  # the first of the lowest, to within 1e-12
+        if mean[i] < mean[best] - 1e-12:
+            best = i
+    bags = BAGS if bags is None else int(bags)
+    if bags and runs and np.isfinite(P).all():
+        wins = np.argmin(bag_weights(len(runs), bags) @ P.T, axis=1)
+    else:
+        wins = np.array([best])
+    # averages of grid values over the bags, rounded to 1e-10 (they are multiples of
+    # 1 / (4 bags); the rounding only drops float noise from the stored law set)
+    weights: dict[str, float] = {}
+    for i in wins:
+        for k, v in configs[i][0].items():
+            weights[k] = weights.get(k, 0.0) + v
+    weights = {k: round(v / wins.size, 10) for k, v in weights.items()}
+    avg = [round(float(np.mean([configs[i][j] for i in wins])), 10) for j in (1, 2, 3)]
+    return {"weights": {k: v for k, v in weights.items() if v > 0}, "beta": avg[0], "omega": avg[1],
+            "move": avg[2], "score": float(mean[best]), "candidates": avail, "grid": len(configs),
+            "bagged": [configs[i] for i in wins] if bags else []}
 
 
 def select_by_activation(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray,
@@ -317,17 +363,33 @@ def select_cross(T: BacktestTable, calib: np.ndarray, C: dict, own: dict, config
     activation's calibration scores in the bands of ``score_rows``' activation with the lowest
     leave-one-run-out mean interval score on that activation's runs, for the configuration
     chosen there (``C``, ``own``: the candidates and own drifts it was chosen on; ties keep
-    the earlier, pooled, weight)."""
+    the earlier, pooled, weight).  A bagged choice (``config["bagged"]``, :func:`select`) picks
+    the weight again in each bag, for that bag's winner and with its reweighting of the runs,
+    and averages them."""
     from sparsitylaws.runfit.forecast import CROSS_WEIGHTS
 
     act = str(T.row_act[np.flatnonzero(score_rows)[0]])
-    best = (math.inf, 1.0)
-    for lam in CROSS_WEIGHTS:
-        s = score_config(T, C, own, config["weights"], config["beta"], calib, level, config.get("omega", OMEGAS[0]),
-                         score_rows, {act: lam}, config.get("move", MOVES[0]))
-        if s < best[0] - 1e-12:
-            best = (s, lam)
-    return best[1]
+    bagged = list(config.get("bagged") or [])
+    winners = bagged or [(config["weights"], config["beta"], config.get("omega", OMEGAS[0]),
+                          config.get("move", MOVES[0]))]
+    tables: dict[tuple, list[dict[int, float]]] = {}
+    for w, beta, omega, mu in winners:
+        key = (tuple(sorted(w.items())), beta, omega, mu)
+        if key not in tables:
+            tables[key] = [run_scores(T, C, own, w, beta, calib, level, omega, score_rows, {act: lam}, mu)
+                           for lam in CROSS_WEIGHTS]
+    keys = [(tuple(sorted(w.items())), beta, omega, mu) for w, beta, omega, mu in winners]
+    runs = sorted(set().union(*(p for t in tables.values() for p in t)))
+    W = bag_weights(len(runs), len(bagged)) if bagged else np.ones((1, len(runs))) / max(len(runs), 1)
+    lams = []
+    for b, key in enumerate(keys):
+        scores = [float(W[b] @ np.array([p.get(r, math.inf) for r in runs])) for p in tables[key]]
+        best = 0
+        for j in range(1, len(scores)):
+            if scores[j] < scores[best] - 1e-12:
+                best = j
+        lams.append(CROSS_WEIGHTS[best])
+    return round(float(np.mean(lams)), 10)
 
 
 def _forecast_rows(T: BacktestTable, C: dict, own: dict, choice: Mapping) -> tuple[np.ndarray, np.ndarray]:

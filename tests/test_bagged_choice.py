@@ -1,0 +1,98 @@
+"""The bagged choice of forecast weights (runfit.selection.select): the average of the argmins
+over Bayesian-bootstrap reweightings of the calibrating runs, checked against a brute-force
+computation from each run's own score, and against the plain argmin when there are no bags."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from sparsitylaws.runfit.backtest import backtest
+from sparsitylaws.runfit.calibration import BacktestTable, RunBacktest
+from sparsitylaws.runfit.forecast import SMALLER_ONLY, RunCurve
+from sparsitylaws.runfit.selection import (
+    BETAS,
+    OMEGAS,
+    bag_weights,
+    score_config,
+    select,
+    weight_grid,
+)
+
+NAMES = ("law", "line", "last")
+
+
+def _runs(n_runs: int = 4, seed: int = 3) -> list[RunBacktest]:
+    """ReLU-like runs of several sizes that keep falling past a knee (the law flattens too
+    early), noise 0.02 pp: the candidates are close, so the choice is uncertain."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n_runs):
+        n = 1e8 * 2**i
+        tau = np.exp(np.linspace(np.log(5), np.log(200), 16))
+        d = tau * n / 1e9
+        y = 0.07 + 0.05 * tau**-0.6 - (0.002 + 0.001 * i) * np.log(tau / 5) + 2e-4 * rng.standard_normal(tau.size)
+        rows = backtest(d, y, "logspace_power", run=f"r{i}", activation="relu", n_params=n)
+        out.append(RunBacktest(f"r{i}", "relu", n, rows, RunCurve.from_points(f"r{i}", "relu", n, d, y)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def table() -> BacktestTable:
+    return BacktestTable(_runs())
+
+
+def _per_run_scores(T: BacktestTable) -> tuple[list[tuple[dict, float]], np.ndarray]:
+    """Every configuration of the grid (weights over NAMES, beta) and its mean interval score on
+    each run alone (score_config restricted to that run's rows; its band still from the others)."""
+    calib = np.ones(T.y.size, bool)
+    amask = np.ones(len(T.analog_names), bool)
+    C = T.candidates(amask, SMALLER_ONLY, False)
+    own = T.own_drift({k: T.y - C[k] for k in NAMES})
+    grid = sorted(weight_grid(list(NAMES)), key=lambda w: sum(v > 0 for v in w.values()))
+    configs = [(w, b) for b in BETAS for w in grid]
+    runs = sorted(set(T.row_run.tolist()))
+    P = np.array([[score_config(T, C, own, w, b, calib, omega=OMEGAS[0], score_rows=T.row_run == r, mu=0.0)
+                   for r in runs] for w, b in configs])
+    return configs, P
+
+
+def test_bag_weights_are_fixed_points_of_the_simplex() -> None:
+    W = bag_weights(5, 40)
+    assert W.shape == (40, 5)
+    assert np.allclose(W.sum(axis=1), 1.0, atol=1e-12) and (W > 0).all()
+    assert np.array_equal(W, bag_weights(5, 40))  # a function of the data alone
+
+
+def test_without_bags_the_choice_is_the_argmin_of_the_mean_score(table: BacktestTable) -> None:
+    configs, P = _per_run_scores(table)
+    best = int(np.argmin(P.mean(axis=1)))  # the first of the lowest: fewer candidates first
+    ch = select(table, np.ones(table.y.size, bool), np.ones(len(table.analog_names), bool),
+                names=NAMES, moves=(0.0,), bags=0)
+    assert ch["weights"] == {k: v for k, v in configs[best][0].items() if v > 0}
+    assert ch["beta"] == configs[best][1]
+    assert ch["score"] == pytest.approx(P[best].mean(), rel=1e-9)
+
+
+def test_the_bagged_choice_averages_each_bags_argmin(table: BacktestTable) -> None:
+    bags = 60
+    configs, P = _per_run_scores(table)
+    W = bag_weights(P.shape[1], bags)
+    weights: dict[str, float] = {}
+    beta = 0.0
+    for b in range(bags):  # by hand: each bag's reweighted mean score, its lowest configuration
+        scores = [sum(W[b, j] * P[i, j] for j in range(P.shape[1])) for i in range(len(configs))]
+        win = min(range(len(configs)), key=lambda i: (scores[i], i))
+        for k, v in configs[win][0].items():
+            weights[k] = weights.get(k, 0.0) + v / bags
+        beta += configs[win][1] / bags
+    ch = select(table, np.ones(table.y.size, bool), np.ones(len(table.analog_names), bool),
+                names=NAMES, moves=(0.0,), bags=bags)
+    assert len({tuple(sorted(c[0].items())) + (c[1],) for c in ch["bagged"]}) > 1  # the choice is uncertain here
+    got = ch["weights"]
+    for k in NAMES:
+        assert got.get(k, 0.0) == pytest.approx(weights.get(k, 0.0), abs=1e-9), k  # stored to 1e-10
+    assert math.isclose(sum(got.values()), 1.0, abs_tol=1e-9)
+    assert ch["beta"] == pytest.approx(beta, abs=1e-9)

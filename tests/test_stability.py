@@ -119,3 +119,28 @@ def test_published_forecasts_do_not_jump(sparsinglaw_dir: Path) -> None:
         for name, row in base.items():
             for col in ("activation_ratio", "pred_low", "pred_high"):
                 assert abs(other[name][col] - row[col]) <= 1e-3, (seed, name, col)
+
+
+@pytest.mark.xfail(strict=True, reason="known defect (docs/fitting.md 'Continuity'): the MAP fit of a "
+                   "near-power-law lab-cpu run has two basins of nearly equal posterior, and 0.001-point "
+                   "noise moves it between them; strict, so a fix shows up as a failure to remove this mark")
+def test_a_near_degenerate_lab_limit_does_not_jump_under_table_wide_noise() -> None:
+    """cpu-relu-w96-d2-s0 with the noise of seed 1 drawn over the whole ppl-p table (the draw
+    benchmarks/forecast_stability.py makes): its limit moves 0.33 points (10.46% -> 10.13%), where
+    the must-show allows 0.1.  Its first point's warm-up weight crosses the 0.001 cut
+    (warmup.PI_MIN), so the prior, built from the points kept, changes its noise scale (0.0070 ->
+    0.0087) and the MAP moves to the other of two basins (penalized cost 7.8e-4 against 8.1e-4 on
+    the unperturbed data).  The per-run draws of the tests above do not hit it."""
+    df = pd.read_parquet(REPO / "measurements" / "lab-cpu.parquet")
+    df = df[df["metric"] == "ppl-p"]
+    noisy = df.assign(activation_ratio=np.clip(
+        df["activation_ratio"] + np.random.default_rng(1).normal(0, NOISE, len(df)), 0, 1))
+    run = "cpu-relu-w96-d2-s0"
+
+    def limit(d: pd.DataFrame) -> float:
+        sub = d[d["run"] == run].sort_values("tokens")
+        rf = fit_run(sub["tokens"].to_numpy(float), sub["activation_ratio"].to_numpy(float), run=run,
+                     activation="relu", n_boot=0, compare=False, backtest=False)
+        return float(rf.limit()["estimate"])
+
+    assert abs(limit(noisy) - limit(df)) <= 1e-3

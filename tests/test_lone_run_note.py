@@ -53,7 +53,7 @@ def test_every_forecast_row_banded_by_the_default_carries_its_caveat() -> None:
     p = ls.predict(run=run, tokens=[inside, past])
     assert p["forecast"].tolist() == [False, True]
     assert "packaged default" not in p["warning"].iloc[0]
-    assert "packaged default" in p["warning"].iloc[1] and "as few as two thirds" in p["warning"].iloc[1]
+    assert "packaged default" in p["warning"].iloc[1] and "fewer than 90%" in p["warning"].iloc[1]
     from sparsitylaws.lawset.fileformat import load_lawset
 
     own = load_lawset(Path(__file__).resolve().parents[1] / "measurements" / "lab-cpu.laws.json")

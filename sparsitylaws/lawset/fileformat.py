@@ -258,7 +258,7 @@ def _in_vocabulary(frame: pd.DataFrame, fit: Any, level: float) -> pd.DataFrame:
     # it bands, not only in the law set's warnings (a planning script reads rows)
     on_default = any(w.get("code") == "forecast_default" for w in (getattr(fit, "warnings", None) or []))
     default = ("band from the packaged default (calibrated on the paper's runs): for runs of another "
-               "recipe it has held as few as two thirds of later points (docs/fitting.md 'A lone run')"
+               "recipe it has held far fewer than 90% of later points (docs/fitting.md 'A lone run')"
                ) if on_default else ""
     warn = ["; ".join(m for m in (
         "" if x <= 0 else

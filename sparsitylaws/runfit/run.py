@@ -602,7 +602,7 @@ def default_forecast_warning(run: str, n_runs: int = 0, replicates: Sequence[str
         f"run {run!r}: forecast bands use the packaged default calibration (backtests of the paper's "
         f"published runs): {n_runs} other run(s) were fitted with it, fewer than the "
         "3 needed to calibrate leave-one-run-out; for runs of another recipe its bands have held "
-        f"as few as two thirds of later points (docs/fitting.md 'A lone run'){more}")}
+        f"far fewer than 90% of later points (docs/fitting.md 'A lone run'){more}")}
 
 
 def unpooled_note(rf: RunFit) -> str:

@@ -31,13 +31,11 @@ from sparsitylaws.runfit.forecast import (
     RunCurve,
     _isotonic,
     candidates,
-    combine,
     denoised_drift,
     expit,
     has_older_replicate,
     kappa_of,
     logit,
-    own_drift,
     weighted_quantile,
 )
 from sparsitylaws.tables.ingest import read_sparsinglaw_dir
@@ -116,23 +114,6 @@ def test_candidates_by_hand() -> None:
     np.testing.assert_allclose(c["pool"], expit(logit(level) + np.array([-0.2, -0.3])), rtol=1e-9)
     np.testing.assert_allclose(c["nearest"], c["pool"])
     assert np.all(np.isnan(candidates(st_, d, [])["pool"]))
-
-
-def test_a_forecast_no_analog_lends_to_rests_on_its_own_candidates_in_equal_shares() -> None:
-    st_ = cut_state(n=4e8)
-    st_.own = {"law": 0.3, "line": -0.1, "last": 0.4, "trend": math.nan}
-    d = np.array([20.0, 40.0])
-    c = candidates(st_, d, [])  # no analog: the pooled candidates are NaN
-    by_hand = (c["law"] + c["line"] + c["last"]) / 3.0
-    np.testing.assert_allclose(combine(c, {"trend": 1.0}), by_hand, rtol=1e-12)
-    assert own_drift(st_, {"trend": 1.0}) == pytest.approx((0.3 - 0.1 + 0.4) / 3.0, rel=1e-12)
-    # a weighted candidate that is present still takes the weights of the missing ones
-    np.testing.assert_allclose(combine(c, {"trend": 0.5, "line": 0.5}), c["line"], rtol=1e-12)
-    assert own_drift(st_, {"trend": 0.5, "line": 0.5}) == pytest.approx(-0.1)
-    # and the model forecasts exactly that (beta 0), the drift shifting it with beta
-    model = ForecastModel({"trend": 1.0}, 0.5, {"*": {"kappa": 0.01}}, [])
-    h = np.log(d / st_.d_cut)
-    np.testing.assert_allclose(model.point(st_, d), np.clip(by_hand - 0.5 * 0.2 * h, 0, 1), rtol=1e-12)
 
 
 def test_a_run_borrows_only_from_smaller_runs() -> None:

@@ -59,7 +59,6 @@ __all__ = [
     "CANDIDATES",
     "CROSS_WEIGHTS",
     "OLDER",
-    "OWN_FALLBACK",
     "POOLED",
     "SAME_SCALE",
     "SMALLER_ONLY",
@@ -440,18 +439,9 @@ def candidates(state: CutState, d: np.ndarray, analogs: Sequence[RunCurve] = (),
     return {k: np.clip(v, 0.0, 1.0) for k, v in out.items()}
 
 
-#: What a forecast rests on where none of its weighted candidates has a value (a run smaller
-#: than every analog, under weights all on pooled candidates): the run's own candidates in
-#: equal shares, with their own drift (:func:`own_drift`).  Until round ten it was the run's law
-#: alone, with no drift at all (the drift of the missing candidates): fitted to a young run's
-#: noisy part the law alone goes on moving where curves of another recipe had flattened, and a
-#: lone run of the lab's recipes held 0.43-0.49 of its later points (docs/fitting.md, "A lone
-#: run").  Equal shares, the plain average of the forecast-combination puzzle, choose nothing.
-OWN_FALLBACK = {"law": 1.0 / 3.0, "line": 1.0 / 3.0, "last": 1.0 / 3.0}
-
-
-def _weighted_mean(cands: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
-    """Weighted mean of the candidates present at each D (NaN where none of them is)."""
+def combine(cands: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
+    """Weighted mean of the candidates, the weights of candidates missing at a D shared out in
+    proportion among those present (``law`` is always present)."""
     num = 0.0
     den = 0.0
     for k, w in weights.items():
@@ -462,18 +452,8 @@ def _weighted_mean(cands: Mapping[str, np.ndarray], weights: Mapping[str, float]
         num = num + np.where(ok, w * v, 0.0)
         den = den + np.where(ok, w, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(np.asarray(den) > 0, num / np.where(np.asarray(den) > 0, den, 1.0), np.nan)
-
-
-def combine(cands: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
-    """Weighted mean of the candidates, the weights of candidates missing at a D shared out in
-    proportion among those present; where none is, the run's own candidates in equal shares
-    (:data:`OWN_FALLBACK`; ``law`` is always present)."""
-    out = _weighted_mean(cands, weights)
-    if np.isfinite(out).all():
-        return out
-    fb = _weighted_mean(cands, OWN_FALLBACK)
-    return np.where(np.isfinite(out), out, np.where(np.isfinite(fb), fb, cands["law"]))
+        out = np.where(np.asarray(den) > 0, num / np.where(np.asarray(den) > 0, den, 1.0), np.nan)
+    return np.where(np.isfinite(out), out, cands["law"])
 
 
 def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
@@ -751,16 +731,11 @@ def kappa_of(kappa: Mapping[str, Mapping], activation: str | None, n_params: flo
 
 def own_drift(state: CutState, weights: Mapping[str, float]) -> float:
     """The run's own drift for these candidate weights: the weighted mean of the candidates'
-    own drifts; where none of the weighted candidates has one, that of the run's own
-    candidates in equal shares (:data:`OWN_FALLBACK`, what :func:`combine` then forecasts);
-    NaN when the run had no earlier forecast."""
-    for w in (weights, OWN_FALLBACK):
-        num = den = 0.0
-        for k, v in w.items():
-            d = state.own.get(k, math.nan)
-            if v > 0 and math.isfinite(d):
-                num += v * d
-                den += v
-        if den > 0:
-            return num / den
-    return math.nan
+    own drifts (NaN when the run had no earlier forecast)."""
+    num = den = 0.0
+    for k, w in weights.items():
+        v = state.own.get(k, math.nan)
+        if w > 0 and math.isfinite(v):
+            num += w * v
+            den += w
+    return num / den if den > 0 else math.nan

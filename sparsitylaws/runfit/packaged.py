@@ -59,8 +59,7 @@ def default_model(runs: list[RunBacktest]) -> ForecastModel:
     paper's runs, whose projected moves are large beside their misses, make its quantiles
     small, and a lone run of another recipe (no analog: its law, projecting little) then got a
     band too narrow for its noise (lab-cpu 0.43 -> 0.17 of later points covered, lab-gpu
-    0.49 -> 0.32; docs/fitting.md, "The projected move"; both measured before round ten's
-    fallback for forecasts no analog lends to, :data:`~.forecast.OWN_FALLBACK`)."""
+    0.49 -> 0.32; docs/fitting.md, "The projected move")."""
     model, *_ = calibrate_runs(runs, level=LEVEL, source=SOURCE, moves=(0.0,))
     return dataclasses.replace(model, cross={}, score_activation={})
 

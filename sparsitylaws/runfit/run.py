@@ -620,7 +620,7 @@ def unpooled_note(rf: RunFit) -> str:
     smallest = f" (the smallest of its activation has {min(sizes) / 1e9:.2g}B parameters)" if sizes else ""
     own = sorted(k for k, w in model.weights_for(rf.activation).items() if w > 0 and k not in POOLED)
     rests = (f"its own {' and '.join(own)} (the pooled candidates' weights shared among them)" if own
-             else "its own law, line and last value in equal shares")
+             else "its own law alone")
     return (f"no run the default borrows from is as small as it{smallest}, so its forecast past the "
             f"data rests on {rests}, while the default's band was calibrated mostly on forecasts "
             "that borrowed")

@@ -29,7 +29,6 @@ from sparsitylaws.runfit.forecast import (
     CANDIDATES,
     MATURITY_BW,
     MOVE_SCALE,
-    OWN_FALLBACK,
     SCALE_MODE,
     SMALLER_ONLY,
     ForecastModel,
@@ -100,20 +99,10 @@ def _drift(T: BacktestTable, own: dict[str, np.ndarray], weights: Mapping[str, f
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
-def _combined_drift(T: BacktestTable, own: dict[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
-    """Each unit's own drift of the combined forecast: that of its weighted candidates, or,
-    where none has one, of the run's own candidates in equal shares (what
-    :func:`~sparsitylaws.runfit.forecast.combine` then forecasts: :data:`~.forecast.OWN_FALLBACK`)."""
-    d = _drift(T, own, weights)
-    if np.isfinite(d).all():
-        return d
-    return np.where(np.isfinite(d), d, _drift(T, own, OWN_FALLBACK))
-
-
 def _forecast(T: BacktestTable, C: dict, own: dict, weights: Mapping[str, float], beta: float) -> np.ndarray:
     f = combine(C, weights)
     if beta:
-        dr = _combined_drift(T, own, weights)[T.row_unit]
+        dr = _drift(T, own, weights)[T.row_unit]
         f = f + np.where(np.isfinite(dr), T.s * beta * dr * T.h, 0.0)
     return np.clip(f, 0.0, 1.0)
 
@@ -266,7 +255,7 @@ def run_scores(T: BacktestTable, C: dict, own: dict, weights: Mapping[str, float
     f = _forecast(T, C, own, weights, beta)
     e = T.s * (T.y - f)
     kappa = _kappa(T, e, calib)
-    S = _scale(T, kappa, _combined_drift(T, own, weights), omega, f, mu)
+    S = _scale(T, kappa, _drift(T, own, weights), omega, f, mu)
     z = e / np.maximum(S, 1e-12)
     units = np.unique(T.row_unit[calib])
     qlo, qhi = _unit_quantiles(T, z, calib, units, level, loro=True, cross=cross)
@@ -406,12 +395,12 @@ def select_cross(T: BacktestTable, calib: np.ndarray, C: dict, own: dict, config
 def _forecast_rows(T: BacktestTable, C: dict, own: dict, choice: Mapping) -> tuple[np.ndarray, np.ndarray]:
     """Each row's forecast and its unit's own drift under its activation's choice."""
     f = _forecast(T, C, own, choice["weights"], choice["beta"])
-    dr = _combined_drift(T, own, choice["weights"])
+    dr = _drift(T, own, choice["weights"])
     for a, ca in (choice.get("by_activation") or {}).items():
         m = T.row_act == a
         f = np.where(m, _forecast(T, C, own, ca["weights"], ca["beta"]), f)
         um = np.array([T.runs[T.unit_run[u]].activation == a for u in range(len(T.unit_state))])
-        dr = np.where(um, _combined_drift(T, own, ca["weights"]), dr)
+        dr = np.where(um, _drift(T, own, ca["weights"]), dr)
     return f, dr
 
 

@@ -125,16 +125,15 @@ def test_published_forecasts_do_not_jump(sparsinglaw_dir: Path) -> None:
                    "near-power-law lab-cpu run has two basins of nearly equal posterior, and 0.001-point "
                    "noise moves it between them; strict, so a fix shows up as a failure to remove this mark")
 def test_a_near_degenerate_lab_limit_does_not_jump_under_table_wide_noise() -> None:
-    """cpu-relu-w96-d2-s0 with the noise of seed 1 drawn over the whole ppl-p table (the draw
-    benchmarks/forecast_stability.py makes): its limit moves 0.33 points (10.46% -> 10.13%), where
-    the must-show allows 0.1.  Its first point's warm-up weight crosses the 0.001 cut
-    (warmup.PI_MIN), so the prior, built from the points kept, changes its noise scale (0.0070 ->
-    0.0087) and the MAP moves to the other of two basins (penalized cost 7.8e-4 against 8.1e-4 on
-    the unperturbed data).  The per-run draws of the tests above do not hit it."""
+    """cpu-relu-w96-d2-s0 under 0.001-point noise drawn over the whole ppl-p table (the draws of
+    benchmarks/forecast_stability.py), seeds 0-9: seeds 1, 3 and 9 move its limit 0.33 points
+    (10.46% -> 10.13%), where the must-show allows 0.1.  Its first point's warm-up weight sits at
+    the 0.001 cut (warmup.PI_MIN), so the prior, built from the points kept, changes its noise
+    scale (0.0070 -> 0.0087) and the MAP moves to the other of two basins (penalized cost 7.8e-4
+    against 8.1e-4 on the unperturbed data).  Ten draws, so that another CPU's rounding near the
+    cut still meets the jump.  The per-run draws of the tests above do not hit it."""
     df = pd.read_parquet(REPO / "measurements" / "lab-cpu.parquet")
     df = df[df["metric"] == "ppl-p"]
-    noisy = df.assign(activation_ratio=np.clip(
-        df["activation_ratio"] + np.random.default_rng(1).normal(0, NOISE, len(df)), 0, 1))
     run = "cpu-relu-w96-d2-s0"
 
     def limit(d: pd.DataFrame) -> float:
@@ -143,4 +142,8 @@ def test_a_near_degenerate_lab_limit_does_not_jump_under_table_wide_noise() -> N
                      activation="relu", n_boot=0, compare=False, backtest=False)
         return float(rf.limit()["estimate"])
 
-    assert abs(limit(noisy) - limit(df)) <= 1e-3
+    base = limit(df)
+    moves = [abs(limit(df.assign(activation_ratio=np.clip(
+        df["activation_ratio"] + np.random.default_rng(seed).normal(0, NOISE, len(df)), 0, 1))) - base)
+        for seed in range(10)]
+    assert max(moves) <= 1e-3, moves

@@ -276,6 +276,16 @@ def score_config(T: BacktestTable, C: dict, own: dict, weights: Mapping[str, flo
     return float(np.mean(list(per.values()))) if per else math.inf
 
 
+def _first_lowest(scores: Sequence[float]) -> int:
+    """Index of the lowest score, ties (to within 1e-12) to the earliest: the grid's order
+    breaks them (fewer candidates first; the pooled cross weight first)."""
+    best = 0
+    for i in range(1, len(scores)):
+        if scores[i] < scores[best] - 1e-12:
+            best = i
+    return best
+
+
 def bag_weights(n_runs: int, bags: int) -> np.ndarray:
     """``bags`` Bayesian-bootstrap reweightings of ``n_runs`` runs (rows of Dirichlet(1, ..., 1)
     weights), from a fixed seed: the same runs always get the same reweightings, so a choice
@@ -307,10 +317,7 @@ def select(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray, level: 
     runs = sorted(set().union(*per))
     P = np.array([[p.get(r, math.inf) for r in runs] for p in per]).reshape(len(configs), len(runs))
     mean = np.array([float(np.mean(list(p.values()))) if p else math.inf for p in per])
-    best = 0
-    for i in range(1, len(configs)):  # the first of the lowest, to within 1e-12
-        if mean[i] < mean[best] - 1e-12:
-            best = i
+    best = _first_lowest(mean)
     bags = BAGS if bags is None else int(bags)
     if bags and runs and np.isfinite(P).all():
         wins = np.argmin(bag_weights(len(runs), bags) @ P.T, axis=1)
@@ -372,23 +379,17 @@ def select_cross(T: BacktestTable, calib: np.ndarray, C: dict, own: dict, config
     bagged = list(config.get("bagged") or [])
     winners = bagged or [(config["weights"], config["beta"], config.get("omega", OMEGAS[0]),
                           config.get("move", MOVES[0]))]
+    keys = [(tuple(sorted(w.items())), beta, omega, mu) for w, beta, omega, mu in winners]
     tables: dict[tuple, list[dict[int, float]]] = {}
-    for w, beta, omega, mu in winners:
-        key = (tuple(sorted(w.items())), beta, omega, mu)
+    for key, (w, beta, omega, mu) in zip(keys, winners, strict=True):
         if key not in tables:
             tables[key] = [run_scores(T, C, own, w, beta, calib, level, omega, score_rows, {act: lam}, mu)
                            for lam in CROSS_WEIGHTS]
-    keys = [(tuple(sorted(w.items())), beta, omega, mu) for w, beta, omega, mu in winners]
     runs = sorted(set().union(*(p for t in tables.values() for p in t)))
     W = bag_weights(len(runs), len(bagged)) if bagged else np.ones((1, len(runs))) / max(len(runs), 1)
-    lams = []
-    for b, key in enumerate(keys):
-        scores = [float(W[b] @ np.array([p.get(r, math.inf) for r in runs])) for p in tables[key]]
-        best = 0
-        for j in range(1, len(scores)):
-            if scores[j] < scores[best] - 1e-12:
-                best = j
-        lams.append(CROSS_WEIGHTS[best])
+    lams = [CROSS_WEIGHTS[_first_lowest([float(W[b] @ np.array([p.get(r, math.inf) for r in runs]))
+                                         for p in tables[key]])]
+            for b, key in enumerate(keys)]
     return round(float(np.mean(lams)), 10)
 
 

@@ -52,9 +52,10 @@ def moves(df: pd.DataFrame, name: str, seeds: int) -> tuple[float, float, int]:
         noisy = df.assign(activation_ratio=np.clip(
             df["activation_ratio"] + np.random.default_rng(seed).normal(0, NOISE, len(df)), 0, 1))
         other = forecasts(noisy, name)
-        m = max(abs(other[r][c] - base[r][c]) for r in base for c in COLS)
-        rel = max(abs(other[r][c] - base[r][c]) / max(base[r]["pred_high"] - base[r]["pred_low"], 1e-12)
-                  for r in base for c in COLS)
+        moved = [(abs(other[r][c] - base[r][c]), max(base[r]["pred_high"] - base[r]["pred_low"], 1e-12))
+                 for r in base for c in COLS]
+        m = max(d for d, _ in moved)
+        rel = max(d / width for d, width in moved)
         worst_abs, worst_rel = max(worst_abs, m), max(worst_rel, rel)
         jumps += m > 1e-3
     return worst_abs, worst_rel, jumps

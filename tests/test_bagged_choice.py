@@ -8,10 +8,10 @@ import math
 
 import numpy as np
 import pytest
+from forecast_helpers import sim_backtests
 
-from sparsitylaws.runfit.backtest import backtest
-from sparsitylaws.runfit.calibration import BacktestTable, RunBacktest
-from sparsitylaws.runfit.forecast import SMALLER_ONLY, RunCurve
+from sparsitylaws.runfit.calibration import BacktestTable
+from sparsitylaws.runfit.forecast import SMALLER_ONLY
 from sparsitylaws.runfit.selection import (
     BETAS,
     OMEGAS,
@@ -24,24 +24,11 @@ from sparsitylaws.runfit.selection import (
 NAMES = ("law", "line", "last")
 
 
-def _runs(n_runs: int = 4, seed: int = 3) -> list[RunBacktest]:
-    """ReLU-like runs of several sizes that keep falling past a knee (the law flattens too
-    early), noise 0.02 pp: the candidates are close, so the choice is uncertain."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n_runs):
-        n = 1e8 * 2**i
-        tau = np.exp(np.linspace(np.log(5), np.log(200), 16))
-        d = tau * n / 1e9
-        y = 0.07 + 0.05 * tau**-0.6 - (0.002 + 0.001 * i) * np.log(tau / 5) + 2e-4 * rng.standard_normal(tau.size)
-        rows = backtest(d, y, "logspace_power", run=f"r{i}", activation="relu", n_params=n)
-        out.append(RunBacktest(f"r{i}", "relu", n, rows, RunCurve.from_points(f"r{i}", "relu", n, d, y)))
-    return out
-
-
 @pytest.fixture(scope="module")
 def table() -> BacktestTable:
-    return BacktestTable(_runs())
+    # runs that fall faster the larger they are (the law flattens too early), 16 points each:
+    # the candidates are close, so the choice is uncertain
+    return BacktestTable(sim_backtests(shift_big=0.001, n_runs=4, seed=3, points=16))
 
 
 def _per_run_scores(T: BacktestTable) -> tuple[list[tuple[dict, float]], np.ndarray]:

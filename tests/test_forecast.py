@@ -11,13 +11,19 @@ import math
 
 import numpy as np
 import pytest
-from forecast_helpers import assert_monotone_valid_band, benchmark, cut_state, default_warning
+from forecast_helpers import (
+    assert_monotone_valid_band,
+    benchmark,
+    cut_state,
+    default_warning,
+    sim_backtests,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sparsitylaws.lawset.build import fit_table
 from sparsitylaws.lawset.fileformat import LawSet, version_for
-from sparsitylaws.runfit.backtest import REPORTED_CUTOFFS, backtest, interval_score
+from sparsitylaws.runfit.backtest import REPORTED_CUTOFFS, interval_score
 from sparsitylaws.runfit.calibration import (
     BacktestTable,
     RunBacktest,
@@ -217,24 +223,9 @@ def test_weight_grid_is_the_simplex() -> None:
 # ----------------------------------------------------------------------------- simulated runs
 
 
-def _sim_runs(shift_big: float = 0.0, n_runs: int = 6, seed: int = 0) -> list[RunBacktest]:
-    """ReLU-like runs of 6 sizes on the same tokens-per-parameter grid, the same shape in ln tau
-    (the truth is a straight line in ln tau beyond a knee), noise 0.02 pp."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n_runs):
-        n = 1e8 * 2**i
-        tau = np.exp(np.linspace(np.log(5), np.log(200), 24))
-        d = tau * n / 1e9
-        y = 0.07 + 0.05 * tau**-0.6 - (0.002 + shift_big * i) * np.log(tau / 5) + 2e-4 * rng.standard_normal(tau.size)
-        rows = backtest(d, y, "logspace_power", run=f"r{i}", activation="relu", n_params=n)
-        out.append(RunBacktest(f"r{i}", "relu", n, rows, RunCurve.from_points(f"r{i}", "relu", n, d, y)))
-    return out
-
-
 @pytest.fixture(scope="module")
 def sim_runs() -> list[RunBacktest]:
-    return _sim_runs()
+    return sim_backtests()
 
 
 def test_every_row_is_banded_and_its_unit_known(sim_runs: list[RunBacktest]) -> None:

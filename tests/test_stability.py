@@ -44,6 +44,12 @@ def _limits(runs: dict, noise_seed: int | None) -> dict[str, float]:
     return out
 
 
+def _noisy(df: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """``df`` with Gaussian noise of :data:`NOISE` drawn over the whole table, kept in [0, 1]."""
+    return df.assign(activation_ratio=np.clip(
+        df["activation_ratio"] + np.random.default_rng(seed).normal(0, NOISE, len(df)), 0, 1))
+
+
 TABLES = sorted(p.stem for p in (REPO / "measurements").glob("lab-*.parquet"))
 
 
@@ -92,9 +98,7 @@ def test_width_depth_verdict_does_not_flip_under_noise(table: str) -> None:
 
     base = verdict(df)
     for seed in SEEDS:
-        noisy = df.assign(activation_ratio=np.clip(
-            df["activation_ratio"] + np.random.default_rng(seed).normal(0, NOISE, len(df)), 0, 1))
-        assert verdict(noisy) == base
+        assert verdict(_noisy(df, seed)) == base
 
 
 def test_published_forecasts_do_not_jump(sparsinglaw_dir: Path) -> None:
@@ -143,7 +147,5 @@ def test_a_near_degenerate_lab_limit_does_not_jump_under_table_wide_noise() -> N
         return float(rf.limit()["estimate"])
 
     base = limit(df)
-    moves = [abs(limit(df.assign(activation_ratio=np.clip(
-        df["activation_ratio"] + np.random.default_rng(seed).normal(0, NOISE, len(df)), 0, 1))) - base)
-        for seed in range(10)]
+    moves = [abs(limit(_noisy(df, seed)) - base) for seed in range(10)]
     assert max(moves) <= 1e-3, moves

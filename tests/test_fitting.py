@@ -17,7 +17,7 @@ from sparsitylaws.runfit.pointfit import (
     lm_batch,
 )
 from sparsitylaws.runfit.run import fit_run
-from sparsitylaws.runfit.warmup import select_points, warmup_average
+from sparsitylaws.runfit.warmup import PI_FULL, PI_MIN, fit_weights, select_points, warmup_average
 
 RELU = np.array([0.45, -3.05, 0.286, 0.0674])
 SILU = np.array([0.84, 0.208, 0.39])
@@ -215,6 +215,41 @@ def test_warmup_weights_move_continuously(seed: int, bump: float) -> None:
     eps = np.random.default_rng(seed).normal(0, 2e-5, y.size)
     b = warmup_average("convergent_power", D, y + eps).inclusion
     assert np.max(np.abs(a - b)) < 0.05
+
+
+@settings(max_examples=200, deadline=None)
+@given(p=st.floats(0.0, 1.0), dp=st.floats(-1e-6, 1e-6))
+def test_fit_weights_taper_continuously_from_the_cut(p: float, dp: float) -> None:
+    """A warm-up probability's weight in the fit: 0 below PI_MIN, the probability itself from
+    PI_FULL on, within [0, p] and Lipschitz in between (a slope of at most 1 + 1/ln(10), the
+    ramp p * log10(p / PI_MIN) differentiated), so no weight jumps at the cut."""
+    q = min(max(p + dp, 0.0), 1.0)
+    w, v = fit_weights(np.array([p, q]))
+    assert 0.0 <= w <= p
+    if p < PI_MIN:
+        assert w == 0.0
+    if p >= PI_FULL:
+        assert w == pytest.approx(p, rel=1e-12)
+    assert abs(w - v) <= (1.0 + 1.0 / np.log(PI_FULL / PI_MIN)) * abs(p - q) + 1e-15
+
+
+def test_a_warmup_point_crossing_the_cut_moves_the_limit_continuously() -> None:
+    """Raise a ReLU run's first point step by step (0.0001) so that its probability of lying
+    past the warm-up crosses PI_MIN: the limit moves by less than 5e-6 per step.  A hard cut at
+    PI_MIN (the point out of the fit below it, in at its full probability above) moved it
+    3e-5 in one step here, and 0.33 points on a lab-cpu run (tests/test_stability.py)."""
+    rng = np.random.default_rng(3)
+    D = np.geomspace(1, 100, 14)
+    y0 = relu_f(D, 0.4, 0.5, 0.9, 0.1) + rng.normal(0, 0.002, D.size)
+    probs, limits = [], []
+    for bump in np.linspace(0.028, 0.032, 41):
+        y = y0.copy()
+        y[0] += bump
+        probs.append(select_points("logspace_power", D, y).weight[0])
+        rf = fit_run(D * 1e9, y, run="sweep", activation="relu", n_boot=0, compare=False, backtest=False)
+        limits.append(rf.limit()["estimate"])
+    assert max(probs) > PI_MIN > min(probs)  # the sweep does cross the cut
+    assert np.max(np.abs(np.diff(limits))) < 5e-6
 
 
 def test_manual_overrides() -> None:

@@ -116,11 +116,10 @@ def _state(run: str, activation: str, n_params: float | None, form: LawForm, D: 
     k = sel.keep
     if int(k.sum()) <= form.n_params:
         return None
-    auto = drop_first is None and min_tokens is None
-    incl = sel.weight[k] if auto and sel.weight is not None else None
-    pf = fit_points_fast(form, D[k], y[k], sw=sw[k], loss=loss, incl=incl)
+    fm, incl = sel.fitted, sel.fit_weight  # the warm-up average fits every point at its weight
+    pf = fit_points_fast(form, D[fm], y[fm], sw=sw[fm], loss=loss, incl=incl)
     s = direction_of(activation)
-    a, b = line_from_points(D[k], y[k], s, incl)
+    a, b = line_from_points(D[fm], y[fm], s, incl)
     return CutState(run, activation, n_params, float(D[k].max()), float(pf.sigma), form.name,
                     pf.theta.tolist(), a, b, float(y[k][np.argmax(D[k])]))
 

@@ -457,10 +457,9 @@ def fit_run(
         raise FitInputError(f"run {run!r}: {int(k.sum())} points left after dropping {sel.n_dropped} "
                             f"(rule: {sel.rule}) are fewer than the {law.n_params} parameters of form "
                             f"{law.name!r}")
-    auto = drop_first is None and min_tokens is None
-    incl = sel.weight[k] if auto and sel.weight is not None else None
-    pf = fit_points(law, D[k], y[k], se=None if s is None else s[k], loss=loss, f_scale=f_scale, run=run,
-                    incl=incl)
+    fm, incl = sel.fitted, sel.fit_weight  # the warm-up average fits every point at its weight
+    pf = fit_points(law, D[fm], y[fm], se=None if s is None else s[fm], loss=loss, f_scale=f_scale,
+                    run=run, incl=incl)
     bs = bootstrap(pf, int(n_boot), int(seed))
     dlo, dhi = delta_intervals(pf, level)
     ar = ar_inflation(pf) if pf.dof > 0 else {"dof_eff": pf.dof}
@@ -483,7 +482,7 @@ def fit_run(
                          "disagree)" if disagree else "profile likelihood (the bootstrap agrees)"))
         else:
             blo[ia0], bhi[ia0] = prof_lo, prof_hi
-    warm = sel.warmup.to_dict() if auto and sel.warmup is not None else None
+    warm = sel.warmup.to_dict() if sel.warmup is not None else None
     if warm and ia0 is not None and warm["limit_spread"] > 0:
         # the warm-up length is uncertain: its between-length sd of A0 enters the interval
         # (in quadrature, at the interval's own quantile), so the interval moves continuously
@@ -495,13 +494,13 @@ def fit_run(
         notes.append(f"{law.limit_param}: widened by the spread over warm-up lengths "
                      f"({warm['limit_spread']:.3g})")
     blo, bhi = clip_to_bounds(law, blo, bhi)
-    ic = information_criteria(pf.rss, pf.n, pf.k)
+    ic = information_criteria(pf.rss, int(k.sum()), pf.k)
     ms = asdict(pf.multistart)
     comparison = (compare_forms(D[k], y[k], sw=None if sw is None else sw[k], loss=loss,
                                 given={law.name: pf.rss}) if compare else [])
     raw = (run_backtest(D, y, law, run=str(run), activation=str(activation), n_params=n_params, se=s,
                         loss=loss, drop_first=drop_first, min_tokens=min_b) if backtest else [])
-    a, b = line_from_points(D[k], y[k], direction_of(activation), incl)
+    a, b = line_from_points(D[fm], y[fm], direction_of(activation), incl)
     state = CutState(str(run), str(activation), None if not n_params else float(n_params),
                      float(D[k].max()), float(pf.sigma), law.name, pf.theta.tolist(), a, b,
                      float(y[k][np.argmax(D[k])]))
@@ -519,7 +518,7 @@ def fit_run(
         covariance=pf.cov.tolist(), cov_u=pf.cov_u.tolist(), boot_draws=bs.draws.tolist(),
         n_boot=int(n_boot), n_boot_failed=bs.n_failed, block_length=bs.block_length,
         noise_sd=pf.sigma, dof=pf.dof, rss=pf.rss, rmse=math.sqrt(pf.rss / pf.n_eff),
-        aicc=ic["aicc"], bic=ic["bic"], n_points=pf.n, n_total=int(D.size),
+        aicc=ic["aicc"], bic=ic["bic"], n_points=int(k.sum()), n_total=int(D.size),
         tokens_b_min=float(D[k].min()), tokens_b_max=float(D[k].max()), dropped=dropped,
         warmup_rule=sel.rule, multistart=ms, comparison=comparison, backtest=[], warnings=warnings,
         settings={"seed": int(seed), "loss": loss, "f_scale": pf.f_scale if loss != "linear" else None,
@@ -532,7 +531,7 @@ def fit_run(
         profile_low=prof_lo, profile_high=prof_hi, n_boot_stalled=bs.n_stalled, n_boot_refit=bs.n_refit,
         n_effective=pf.n_eff,
         extra={**({"warmup_average": {**warm, "downweighted": sel.downweighted,
-                                      "inclusion": [round(float(v), 9) for v in sel.weight]}}
+                                      "inclusion": [round(float(v), 9) for v in sel.fit_weight]}}
                   if warm else {}),
                **({"residual_autocorrelation": ar} if pf.dof > 0 else {}),
                **({"prior": {"mean_u": pf.prior.mean.tolist(), "sd_u": pf.prior.sd.tolist(),

@@ -20,11 +20,28 @@ from sparsitylaws.errors import FitInputError
 from sparsitylaws.runfit.forms import LawForm, get_form
 from sparsitylaws.runfit.pointfit import fit_subsets
 
-__all__ = ["PI_MIN", "PointSelection", "WarmupAverage", "select_points", "warmup_average"]
+__all__ = ["PI_FULL", "PI_MIN", "PointSelection", "fit_weights", "WarmupAverage", "select_points", "warmup_average"]
 
-#: Warm-up average: points whose weight (probability of lying past the warm-up) is below
-#: this are left out of the fit altogether (their effect on it would be < 0.1% of a point's).
+#: Warm-up average: points whose probability of lying past the warm-up is below this are
+#: reported as dropped and get no weight in the fit; their weight rises continuously from 0 at
+#: PI_MIN to the full probability at :data:`PI_FULL` (:func:`fit_weights`), so no fit jumps as
+#: a probability crosses the cut.  A warm-up point lies far from the law: a hard cut at 0.001
+#: moved a lab-cpu limit 0.33 points under 0.001-point noise, and keeping such points at their
+#: small probability lets them pull the fit (0.001 times a squared residual of 30 points moved
+#: a lab-gpu limit 1.1 points).
 PI_MIN = 1e-3
+#: ... and from this probability on a point is fitted at its full probability.
+PI_FULL = 1e-2
+
+
+def fit_weights(prob: np.ndarray) -> np.ndarray:
+    """Weight in the fit of points with these probabilities of lying past the warm-up: the
+    probability, tapered to 0 log-linearly between :data:`PI_FULL` and :data:`PI_MIN`
+    (continuous, and exactly the probability from PI_FULL on)."""
+    p = np.asarray(prob, float)
+    with np.errstate(divide="ignore"):
+        ramp = np.clip(np.log(np.maximum(p, 1e-300) / PI_MIN) / math.log(PI_FULL / PI_MIN), 0.0, 1.0)
+    return p * ramp
 
 
 @dataclass(frozen=True)
@@ -109,8 +126,8 @@ class PointSelection:
     """Which points are fitted and with what weight, plus the reason for each dropped or
     down-weighted point."""
 
-    keep: np.ndarray  # bool: fitted at all (weight >= PI_MIN)
-    dropped: list[dict]  # {"index": i, "tokens_b": D, "reason": str}: not fitted
+    keep: np.ndarray  # bool: counted as kept (weight >= PI_MIN; a manual rule's points)
+    dropped: list[dict]  # {"index": i, "tokens_b": D, "reason": str}: not kept
     rule: str
     weight: np.ndarray | None = None  # inclusion weight per point (None: keep as 0/1)
     warmup: WarmupAverage | None = None
@@ -121,12 +138,27 @@ class PointSelection:
         """Number of points excluded."""
         return len(self.dropped)
 
+    @property
+    def fitted(self) -> np.ndarray:
+        """bool: the points the fit sees.  Under the warm-up average all of them (their prior
+        and starting points come from the same points whatever the weights), each at its
+        weight (:func:`fit_weights`: 0 below :data:`PI_MIN`), so the fit moves continuously
+        with the data; under a manual rule the points it keeps."""
+        return np.ones(self.keep.size, bool) if self.warmup is not None else self.keep
+
+    @property
+    def fit_weight(self) -> np.ndarray | None:
+        """Weights in the fit of the :attr:`fitted` points (None: a manual rule, all 1)."""
+        return None if self.warmup is None or self.weight is None else fit_weights(self.weight)
+
 
 def select_points(form: LawForm | str, D: np.ndarray, y: np.ndarray, *, sw: np.ndarray | None = None,
                   drop_first: int | None = None, min_tokens: float | None = None,
                   run: str = "?") -> PointSelection:
     """Apply ``drop_first`` / ``min_tokens`` (billions) when given, else the warm-up average
-    (:func:`warmup_average`): points get weights, those below :data:`PI_MIN` are dropped."""
+    (:func:`warmup_average`): points get probabilities of lying past the warm-up (``weight``)
+    and are fitted at :func:`fit_weights` of them; those below :data:`PI_MIN` are reported as
+    dropped (:attr:`PointSelection.fitted`)."""
     D = np.asarray(D, float)
     keep = np.ones(D.size, bool)
     dropped: list[dict] = []
@@ -162,6 +194,6 @@ def select_points(form: LawForm | str, D: np.ndarray, y: np.ndarray, *, sw: np.n
     rule = (f"auto: average over warm-up lengths 0-{int(wa.cuts[-1])} (posterior weights; a warm-up "
             "point may lie anywhere in the data's range), points weighted by the probability of "
             "lying past the warm-up")
-    return PointSelection(keep, dropped, rule, np.where(keep, weight, 0.0), wa, down)
+    return PointSelection(keep, dropped, rule, weight, wa, down)
 
 

@@ -140,7 +140,8 @@ def paired_table(cells: list[tuple[str, str, str, dict, dict]]) -> list[str]:
     lines = ["**Combined forecast against the naive ones, paired over runs** (mean interval score in pp; "
              "each naive forecast banded our way / with the ruler's +-q h band; difference = combined - "
              "naive banded our way, mean over runs with its 90% paired t interval; "
-             "\"better\"/\"worse\" only where the interval excludes 0)", "",
+             "\"better\"/\"worse\" only where the interval excludes 0, \"tied\" where every run's scores "
+             "agree to 1e-12)", "",
              "| data | held out | activation | runs | combined | last value | local line | nearest run "
              "| combined - last value | combined - local line | combined - nearest run |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -47,6 +47,20 @@ def test_verdicts() -> None:
     assert paired_comparison({}, {}).verdict == "no runs"
 
 
+def test_float_noise_ties_and_certifies_nothing() -> None:
+    """A combination with all its weight on the last value scores as the last value up to
+    rounding: differences of 1e-15 in every run are ties, not a zero-width interval that
+    excludes 0 ("worse", as the docs' table once said)."""
+    runs = [f"r{i}" for i in range(6)]
+    b = {r: 0.02 + 0.001 * i for i, r in enumerate(runs)}
+    a = {r: v + 1e-15 for r, v in b.items()}
+    c = paired_comparison(a, b)
+    assert (c.ties, c.wins, c.mean_difference, c.low, c.high) == (6, 0, 0.0, 0.0, 0.0)
+    assert c.verdict == "tied" and "tied in all 6 runs" in c.describe()
+    a["r0"] = b["r0"] - 1e-3  # one real win: no longer tied
+    assert paired_comparison(a, b).verdict == "undecided"
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.floats(0, 50), st.floats(0, 50)), min_size=2, max_size=20))
 def test_swapping_the_forecasts_mirrors_the_comparison(pairs: list[tuple[float, float]]) -> None:
@@ -57,7 +71,7 @@ def test_swapping_the_forecasts_mirrors_the_comparison(pairs: list[tuple[float, 
     assert ab.low == pytest.approx(-ba.high, abs=1e-9) and ab.high == pytest.approx(-ba.low, abs=1e-9)
     assert ab.wins + ba.wins + ab.ties == ab.n_runs
     assert ab.low <= ab.mean_difference <= ab.high
-    assert {ab.verdict, ba.verdict} in ({"better", "worse"}, {"undecided"})
+    assert {ab.verdict, ba.verdict} in ({"better", "worse"}, {"undecided"}, {"tied"})
 
 
 def test_the_paired_verdicts_in_words() -> None:

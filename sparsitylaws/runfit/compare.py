@@ -22,6 +22,10 @@ from sparsitylaws.runfit.coverage import clopper_pearson
 
 __all__ = ["NAIVE_FORECASTS", "PairedComparison", "against_naive", "paired_comparison", "paired_text"]
 
+#: Two per-run scores closer than this tie (float noise: a combination with all its weight on
+#: one naive forecast scores as that forecast up to rounding).
+TIE = 1e-12
+
 #: The naive forecasts every combined forecast is shown beside: (summary key, name).
 NAIVE_FORECASTS = (("naive_last", "last value"), ("naive_line", "local line"), ("naive_nearest", "nearest run"))
 
@@ -45,7 +49,9 @@ class PairedComparison:
     @property
     def verdict(self) -> str:
         """"better" / "worse" when the interval of the mean difference excludes 0, "undecided"
-        when it does not, "one run" when there is no interval to read."""
+        when it does not, "tied" when every run ties, "one run" when there is no interval to read."""
+        if self.n_runs >= 1 and self.ties == self.n_runs:
+            return "tied"
         if self.n_runs < 2 or not math.isfinite(self.low):
             return "one run" if self.n_runs == 1 else "no runs"
         if self.high < 0:
@@ -59,6 +65,8 @@ class PairedComparison:
         as fractions), or "one run: nothing certified" where there is no interval."""
         if self.n_runs < 2:
             return f"{100 * self.mean_difference:+.2f} (one run: nothing certified)"
+        if self.verdict == "tied":
+            return f"{100 * self.mean_difference:+.2f} tied in all {self.n_runs} runs"
         return (f"{100 * self.mean_difference:+.2f} [{100 * self.low:+.2f}, {100 * self.high:+.2f}] "
                 f"{self.verdict}, won {self.wins}/{self.n_runs}")
 
@@ -67,12 +75,14 @@ def paired_comparison(a: Mapping[str, float], b: Mapping[str, float], level: flo
     """Compare per-run scores ``a`` and ``b`` (run -> score, lower is better) on their common
     runs: wins of A with a Clopper-Pearson ``level`` interval of the win rate (ties are left
     out of the rate), and the mean difference A - B with the two-sided paired Student-t
-    ``level`` interval over runs."""
+    ``level`` interval over runs.  Differences within :data:`TIE` count as 0 (ties), so float
+    noise between equal forecasts cannot make a zero-width interval that excludes 0."""
     runs = sorted(set(a) & set(b))
     d = [float(a[r]) - float(b[r]) for r in runs if math.isfinite(a[r]) and math.isfinite(b[r])]
+    d = [0.0 if abs(x) <= TIE else x for x in d]
     n = len(d)
-    ties = sum(abs(x) <= 1e-12 for x in d)
-    wins = sum(x < -1e-12 for x in d)
+    ties = sum(x == 0.0 for x in d)
+    wins = sum(x < 0.0 for x in d)
     wlo, whi = clopper_pearson(wins, n - ties, level)
     if n == 0:
         return PairedComparison(0, 0, 0, wlo, whi, math.nan, math.nan, math.nan, level)

@@ -105,3 +105,28 @@ def test_backtest_does_not_see_the_future() -> None:
     b = backtest(D, y2, "convergent_power", run="r", activation="silu", cutoffs=(0.5,))
     for k in ("cand_law", "cand_line", "cand_last", "sigma"):
         assert [r[k] for r in a] == [r[k] for r in b]
+
+
+def test_forms_are_compared_on_the_headline_fits_warm_up_weights() -> None:
+    """Every form in a run's comparison is fitted and charged on the headline fit's warm-up
+    weights (a form charged for warm-up points the law's fit down-weights would lose to the law
+    for that alone), by maximum likelihood (no prior: AICc is defined at the maximum, and the
+    law's binding prior once cost it RSS the 3-parameter forms did not pay).  Each row's RSS
+    equals a refit of that form with the fit's weights (the lower RSS of the fit without the
+    prior and the MAP fit), and n is their sum."""
+    from sparsitylaws.runfit.pointfit import fit_points_fast
+    from sparsitylaws.runfit.run import fit_run
+
+    D, y = _data("logspace_power", RELU, 2e-4, seed=5, n=24)
+    y[:3] += np.array([0.08, 0.05, 0.03])  # a warm-up far off the law
+    rf = fit_run(D * 1e9, y, run="w", activation="relu", n_boot=0, backtest=False)
+    w = np.asarray(rf.extra["warmup_average"]["inclusion"], float)
+    assert w[:3].max() < 0.5 and w[-1] == 1.0
+    rows = {r["form"]: r for r in rf.comparison}
+    for name in ("convergent_power", "power_offset", "sigmoid", "logspace_power"):
+        ml = fit_points_fast(name, D, y, incl=w, prior=None)
+        ref = min(ml.rss, fit_points_fast(name, D, y, incl=w, prior="auto").rss)
+        assert rows[name]["n"] == pytest.approx(float(np.sum(w)), rel=1e-6)
+        assert rows[name]["rss"] == pytest.approx(ref, rel=1e-6)
+        assert rows[name]["rss"] <= ml.rss * (1 + 1e-9)  # at least as good as the plain maximum
+        assert rows[name]["rss"] < float(np.sum((get_form(name).evaluate(D, ml.theta) - y) ** 2))

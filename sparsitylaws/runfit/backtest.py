@@ -48,8 +48,9 @@ CALIBRATION_CUTOFFS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 REPORTED_CUTOFFS = (0.3, 0.5, 0.7)
 
 
-def information_criteria(rss: float, n: int, k: int) -> dict[str, float | None]:
-    """AIC, AICc, BIC for n points, k curve parameters (+1 for the noise variance).
+def information_criteria(rss: float, n: float, k: int) -> dict[str, float | None]:
+    """AIC, AICc, BIC for n points (an effective, fractional n with warm-up weights), k curve
+    parameters (+1 for the noise variance).
 
     AIC = n log(RSS/n) + 2p, AICc = AIC + 2p(p+1)/(n-p-1), BIC = n log(RSS/n) + p log n, p = k+1.
     AICc is None when n <= p + 1; all are None when RSS <= 0.
@@ -65,26 +66,35 @@ def information_criteria(rss: float, n: int, k: int) -> dict[str, float | None]:
 
 def compare_forms(D: np.ndarray, y: np.ndarray, *, forms: Sequence[str] | None = None,
                   sw: np.ndarray | None = None, loss: str = "linear",
-                  given: dict[str, float] | None = None) -> list[dict]:
+                  given: dict[str, float] | None = None, incl: np.ndarray | None = None) -> list[dict]:
     """Fit each form to the same points; rows sorted by AICc with delta AICc and Akaike weights.
 
-    ``given`` maps a form name to an RSS already computed (the headline fit), reused as is.
-    Forms with more parameters than n - 1 points are skipped.
+    Every form is fitted by maximum likelihood (least squares without the weak prior the
+    headline fits carry, and the MAP fit kept where it has the lower RSS): AICc is defined at
+    the maximum, and a prior that binds costs one form RSS the others do not pay.  ``given`` maps a form name to an RSS already computed that way,
+    reused as is.  ``incl``: the warm-up weights of the headline fit; every form is fitted with
+    them and its RSS weighted by them, over n = their sum, so that no form is charged for
+    warm-up points the headline fit down-weights.  Forms with more parameters than n - 1
+    points are skipped.
     """
     D, y = np.asarray(D, float), np.asarray(y, float)
+    n = float(D.size) if incl is None else float(np.sum(incl))
     rows = []
     for name in forms or list(FORMS):
         form = get_form(name)
-        if D.size <= form.n_params:
+        if n <= form.n_params:
             continue
         if given and name in given:
             rss, conv = float(given[name]), True
         else:
-            pf = fit_points_fast(form, D, y, sw=sw, loss=loss)
+            # the maximum: from the starts without the prior, and from its MAP optimum (a
+            # likelihood ridge can stall the plain fit; the lower RSS of the two is kept)
+            fits = [fit_points_fast(form, D, y, sw=sw, loss=loss, incl=incl, prior=pr) for pr in (None, "auto")]
+            pf = min(fits, key=lambda f: f.rss if math.isfinite(f.rss) else math.inf)
             rss, conv = pf.rss, pf.converged
-        ic = information_criteria(rss, D.size, form.n_params)
-        rows.append({"form": name, "k": form.n_params, "n": int(D.size), "rss": rss,
-                     "rmse": math.sqrt(rss / D.size), **ic, "converged": bool(conv)})
+        ic = information_criteria(rss, n, form.n_params)
+        rows.append({"form": name, "k": form.n_params, "n": int(D.size) if incl is None else round(n, 6),
+                     "rss": rss, "rmse": math.sqrt(rss / n), **ic, "converged": bool(conv)})
     finite = [r["aicc"] for r in rows if r["aicc"] is not None]
     best = min(finite) if finite else None
     tot = sum(math.exp(-(a - best) / 2) for a in finite) if finite else 0.0

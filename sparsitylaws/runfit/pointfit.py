@@ -245,8 +245,11 @@ def _covariances(form: LawForm, D: np.ndarray, u: np.ndarray, sw: np.ndarray, si
     T = form.dtheta_du(u)
     with np.errstate(invalid="ignore", over="ignore"):  # a parameter at its edge (d theta/du = inf):
         cov = T @ cov_u @ T.T  # its natural variance is undefined (NaN), as the delta method says
-    sd = np.sqrt(np.clip(np.diag(A), 1e-300, None))
-    corr = A / np.outer(sd, sd)
+    with np.errstate(invalid="ignore", over="ignore"):
+        sd = np.sqrt(np.clip(np.diag(A), 1e-300, None))
+        corr = A / np.outer(sd, sd)
+    if not np.all(np.isfinite(corr)):  # a parameter run off to its edge (a maximum-likelihood fit
+        return cov_u, cov, math.inf    # without the prior): nothing to decompose, unidentified
     sv = np.linalg.svd(corr, compute_uv=False) if k > 1 else np.array([1.0, 1.0])
     cond = float(sv[0] / sv[-1]) if sv[-1] > 0 else math.inf
     return cov_u, cov, cond

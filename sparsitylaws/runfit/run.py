@@ -494,10 +494,10 @@ def fit_run(
         notes.append(f"{law.limit_param}: widened by the spread over warm-up lengths "
                      f"({warm['limit_spread']:.3g})")
     blo, bhi = clip_to_bounds(law, blo, bhi)
-    ic = information_criteria(pf.rss, int(k.sum()), pf.k)
+    ic = information_criteria(pf.rss, pf.n_eff, pf.k)
     ms = asdict(pf.multistart)
-    comparison = (compare_forms(D[k], y[k], sw=None if sw is None else sw[k], loss=loss,
-                                given={law.name: pf.rss}) if compare else [])
+    comparison = (compare_forms(D[fm], y[fm], sw=None if sw is None else sw[fm], loss=loss, incl=incl)
+                  if compare else [])
     raw = (run_backtest(D, y, law, run=str(run), activation=str(activation), n_params=n_params, se=s,
                         loss=loss, drop_first=drop_first, min_tokens=min_b) if backtest else [])
     a, b = line_from_points(D[fm], y[fm], direction_of(activation), incl)

@@ -85,9 +85,14 @@ def comparison_blocks(ls: Any) -> list[Block]:
     if not ls.runs:
         return []
     out = [Block("h2", "Comparison of law forms"),
-           Block("p", "Each run refitted with every form on the same points. Cells: ΔAICc (Akaike "
-                      "weight); 0 is the best form, ΔAICc < 2 means the data do not tell the forms "
-                      "apart, > 10 means the form is clearly worse. * marks the form used.")]
+           Block("p", "Each run refitted with every form on the same points, at its maximum "
+                      "likelihood (without the weak prior the reported fit carries) and with the "
+                      "reported fit's warm-up weights. Cells: ΔAICc (Akaike weight); 0 is the best "
+                      "form, ΔAICc < 2 means the data do not tell the forms apart, > 10 means the "
+                      "form is clearly worse. * marks the form used. \"not converged\": the fit "
+                      "ran along a flat valley toward a parameter's edge (a form more flexible "
+                      "than the curve needs); its RSS is then an upper bound, so its ΔAICc is "
+                      "at most what is shown.")]
     rows, forms = [], []
     for name in ls.run_names():
         f = ls.runs[name]

@@ -71,11 +71,11 @@ def compare_forms(D: np.ndarray, y: np.ndarray, *, forms: Sequence[str] | None =
 
     Every form is fitted by maximum likelihood (least squares without the weak prior the
     headline fits carry, and the MAP fit kept where it has the lower RSS): AICc is defined at
-    the maximum, and a prior that binds costs one form RSS the others do not pay.  ``given`` maps a form name to an RSS already computed that way,
-    reused as is.  ``incl``: the warm-up weights of the headline fit; every form is fitted with
-    them and its RSS weighted by them, over n = their sum, so that no form is charged for
-    warm-up points the headline fit down-weights.  Forms with more parameters than n - 1
-    points are skipped.
+    the maximum, and a prior that binds costs one form RSS the others do not pay.  ``given``
+    maps a form name to an RSS already computed that way, reused as is.  ``incl``: the warm-up
+    weights of the headline fit; every form is fitted with them and its RSS weighted by them,
+    over n = their sum, so that no form is charged for warm-up points the headline fit
+    down-weights.  Forms with more parameters than n - 1 points are skipped.
     """
     D, y = np.asarray(D, float), np.asarray(y, float)
     n = float(D.size) if incl is None else float(np.sum(incl))
@@ -89,7 +89,8 @@ def compare_forms(D: np.ndarray, y: np.ndarray, *, forms: Sequence[str] | None =
         else:
             # the maximum: from the starts without the prior, and from its MAP optimum (a
             # likelihood ridge can stall the plain fit; the lower RSS of the two is kept)
-            fits = [fit_points_fast(form, D, y, sw=sw, loss=loss, incl=incl, prior=pr) for pr in (None, "auto")]
+            fits = [fit_points_fast(form, D, y, sw=sw, loss=loss, incl=incl, prior=pr)
+                    for pr in (None, "auto")]
             pf = min(fits, key=lambda f: f.rss if math.isfinite(f.rss) else math.inf)
             rss, conv = pf.rss, pf.converged
         ic = information_criteria(rss, n, form.n_params)

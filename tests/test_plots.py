@@ -260,7 +260,7 @@ def test_warmup_points_marked_apart_from_kept_points(synth_laws, synth_table):
     assert len(axes) == 4
     for ax in axes:
         by_label = {ln.get_label(): ln for ln in ax.get_lines()}
-        hollow = by_label["excluded warm-up"]
+        hollow = by_label["warm-up (weight < 1/2)"]
         kept = by_label["measured (fitted)"]
         assert len(hollow.get_xdata()) == 1  # drop_first=1
         assert len(kept.get_xdata()) == 13
@@ -572,7 +572,7 @@ def test_curves_of_a_run_of_a_few_million_tokens_start_at_its_first_point():
         fig = plots.plot_curves(load_lawset(LAB_LAWS), table, runs=[run], log_x=log_x)
         ax = _visible_axes(fig)[0]
         by = {ln.get_label(): ln for ln in ax.get_lines()}
-        pts = np.concatenate([by[k].get_xdata() for k in ("measured (fitted)", "excluded warm-up") if k in by])
+        pts = np.concatenate([by[k].get_xdata() for k in ("measured (fitted)", "warm-up (weight < 1/2)") if k in by])
         law = np.asarray(by["fitted law"].get_xdata(), float)
         assert law.min() <= pts.min() and law.max() >= pts.max()
         assert "millions" in ax.get_xlabel()
@@ -704,3 +704,28 @@ def test_a_small_figure_shrinks_its_text_instead_of_collapsing(synth_laws, synth
         fig.savefig(io.BytesIO(), format="png", dpi=150)
     same = plots.make_figure("scale", ls, synth_table)
     assert plots.common.shrink_text(same, natural) == 1.0
+
+
+def test_points_the_fit_all_but_ignores_are_drawn_as_warm_up() -> None:
+    """Hollow ("warm-up") are the points dropped and those the warm-up average weights below
+    1/2; a point at 0.6 stays filled.  Matched to the table's raw tokens to 1e-9, relative (the
+    down-weighted records carry tokens in billions).  On the committed lab-gpu law set the run
+    whose first checkpoints the law passes far from (w96-d16) gets them hollow."""
+    from types import SimpleNamespace
+
+    from sparsitylaws.views.plots.curves import HOLLOW_BELOW, _is_warmup, _warmup_tokens
+
+    fit = SimpleNamespace(
+        dropped=[{"index": 0, "tokens": 1e6, "tokens_b": 1e-3}],
+        extra={"warmup_average": {"downweighted": [
+            {"index": 1, "tokens_b": 2.000000001e-3, "weight": 0.2},
+            {"index": 2, "tokens_b": 3e-3, "weight": 0.6}]}})
+    toks = _warmup_tokens(fit)
+    src = SimpleNamespace(dropped_tokens=toks)
+    assert HOLLOW_BELOW == 0.5
+    assert _is_warmup(np.array([1e6, 2.000000001e6, 3e6, 4e6]), src).tolist() == [True, True, False, False]
+    ls = load_lawset(Path(__file__).resolve().parents[1] / "measurements" / "lab-gpu.laws.json")
+    (src,) = [s for s in plots.curve_sources(ls) if s.run == "gpu-relu-w96-d16"]
+    w = ls.runs["gpu-relu-w96-d16"].extra["warmup_average"]["downweighted"]
+    light = [d["tokens_b"] for d in w if d["weight"] < 0.5]
+    assert light and _is_warmup(np.asarray(light) * 1e9, src).all()

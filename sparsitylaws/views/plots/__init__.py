@@ -5,7 +5,7 @@ built without pyplot (so no global backend or figure registry is touched; render
 uses the Agg canvas), plus :func:`make_figure` (kind by name) and :func:`save_figure`::
 
     curves       activation ratio against tokens, per run (or overlaid by scale, as the
-                 paper's Figure 4): measured points (kept filled, excluded warm-up hollow),
+                 paper's Figure 4): measured points (fitted filled, warm-up hollow: weight < 1/2),
                  the fitted curve, its 90% prediction band, backtest predictions
     width-depth  limit A0 against the width/depth ratio: hinge, breakpoint and its
                  interval, plateau, the stable-training band, per-run A0 with intervals

@@ -83,6 +83,29 @@ class CurveSource:
         return get_form(self.form).evaluate(d, np.asarray(self.theta, float))
 
 
+#: A point whose weight in the fit (its probability of lying past the warm-up) is below this is
+#: drawn hollow, as warm-up: the fit all but ignores it.
+HOLLOW_BELOW = 0.5
+
+
+def _warmup_tokens(fit: Any) -> np.ndarray:
+    """Raw token counts of the points drawn as warm-up: those dropped (a manual rule, or a
+    warm-up probability below 0.001) and those the warm-up average weights below
+    :data:`HOLLOW_BELOW` (drawn filled before, though the law passes far from them)."""
+    toks = [float(d["tokens"]) for d in fit.dropped]
+    down = ((fit.extra or {}).get("warmup_average") or {}).get("downweighted") or []
+    toks += [float(d["tokens_b"]) * 1e9 for d in down if float(d.get("weight", 1.0)) < HOLLOW_BELOW]
+    return np.asarray(toks, float)
+
+
+def _is_warmup(tokens: np.ndarray, src: CurveSource) -> np.ndarray:
+    """Which of these raw token counts :func:`_warmup_tokens` marks (to 1e-9, relative)."""
+    t = np.asarray(tokens, float)
+    if src.dropped_tokens.size == 0:
+        return np.zeros(t.size, bool)
+    return np.any(np.isclose(t[:, None], src.dropped_tokens[None, :], rtol=1e-9, atol=0.0), axis=1)
+
+
 def curve_sources(lawset: Any, runs: Sequence[str] | None = None) -> list[CurveSource]:
     """Drawable laws of a law set: its fitted runs, else the published runs of its scale laws.
 
@@ -96,7 +119,7 @@ def curve_sources(lawset: Any, runs: Sequence[str] | None = None) -> list[CurveS
             run=name, activation=fit.activation, n_params=info.get("n_params"),
             tokens_b=(fit.tokens_b_min, fit.tokens_b_max), origin="fit", runfit=fit,
             ratio=info.get("width_depth_ratio"),
-            dropped_tokens=np.asarray([d["tokens"] for d in fit.dropped], float))
+            dropped_tokens=_warmup_tokens(fit))
     if not out and lawset.architecture:
         for act, entry in (lawset.architecture.get("activations") or {}).items():
             sc = entry.get("scale") or {}
@@ -163,7 +186,7 @@ def _draw_curve(ax: Axes, src: CurveSource, table: pd.DataFrame | None, info: di
     if rows is not None:
         tb = rows["tokens"].to_numpy(float) / 1e9
         y = PCT * rows["activation_ratio"].to_numpy(float)
-        drop = np.isin(rows["tokens"].to_numpy(float), src.dropped_tokens)
+        drop = _is_warmup(rows["tokens"].to_numpy(float), src)
         ms = 3.2 if overlay else 3.8
         ax.plot(tb[~drop], y[~drop], linestyle="none", marker=style["marker"], markersize=ms,
                 color=c, markeredgecolor="black", markeredgewidth=0.4,
@@ -171,7 +194,7 @@ def _draw_curve(ax: Axes, src: CurveSource, table: pd.DataFrame | None, info: di
         if drop.any():
             ax.plot(tb[drop], y[drop], linestyle="none", marker=style["marker"], markersize=ms,
                     markerfacecolor="white", markeredgecolor=c, markeredgewidth=1.0,
-                    label="excluded warm-up" if not overlay else None)
+                    label="warm-up (weight < 1/2)" if not overlay else None)
     note = ""
     if src.origin == "fit" and src.runfit.backtest and not overlay:
         note = _draw_backtest(ax, src.runfit.backtest, show_measured=rows is None)
@@ -301,7 +324,7 @@ def _curves_overlay(lawset: Any, srcs: list[CurveSource], table: pd.DataFrame | 
         _ylim_from_data(ax, vals, pad=0.15)
         if any(s.dropped_tokens.size for s in group) and table is not None:
             ax.plot([], [], linestyle="none", marker="o", markerfacecolor="white", markeredgecolor="0.3",
-                    label="hollow: excluded warm-up")
+                    label="hollow: warm-up (weight < 1/2)")
         ax.set_title(f"{act}: runs by scale\n(lines: laws"
                      + (", shading: 90% bands)" if bands else "; bands: per-run panels)")
                      + (f"\n{CUT_NOTE}" if bands_cut(ax) else ""))
@@ -369,11 +392,11 @@ def plot_residuals(lawset: Any, table: pd.DataFrame | None, *, runs: Sequence[st
 
 def _draw_residuals(ax: Axes, src: CurveSource, table: pd.DataFrame, info: dict, style: dict,
                     band: bool, label: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Draw one run's residuals (pp); returns (kept, excluded warm-up) residuals."""
+    """Draw one run's residuals (pp); returns (fitted, warm-up) residuals."""
     rows = _rows_for_run(table, src.run, info)
     tb = rows["tokens"].to_numpy(float) / 1e9
     r = PCT * (rows["activation_ratio"].to_numpy(float) - src.fitted(tb))
-    drop = np.isin(rows["tokens"].to_numpy(float), src.dropped_tokens)
+    drop = _is_warmup(rows["tokens"].to_numpy(float), src)
     if band:
         grid = np.linspace(tb.min(), tb.max(), 120)
         b = src.band(grid)
@@ -386,7 +409,7 @@ def _draw_residuals(ax: Axes, src: CurveSource, table: pd.DataFrame, info: dict,
             label=label or "fitted point")
     if drop.any():
         ax.plot(tb[drop], r[drop], linestyle="none", marker=style["marker"], markersize=3.8,
-                markerfacecolor="white", markeredgecolor=c, label=None if label else "excluded warm-up")
+                markerfacecolor="white", markeredgecolor=c, label=None if label else "warm-up (weight < 1/2)")
     return r[~drop], r[drop]
 
 

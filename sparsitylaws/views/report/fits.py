@@ -57,7 +57,7 @@ def fit_blocks(inp: ReportInputs) -> list[Block]:
         out.append(Block("p", f"The per-run figures show the first {len(shown)} runs; "
                               "'sparsitylaws plot --run NAME' draws any other."))
     _try_figure(out, "curves", "Activation ratio against tokens, per run: filled points were fitted, "
-                "hollow points are excluded warm-up checkpoints; shading is the 90% band; grey bars are "
+                "hollow points are warm-up checkpoints (weight below 1/2 in the fit); shading is the 90% band; grey bars are "
                 "backtest predictions (fitted on the earliest part of the run only).",
                 lambda: plots.plot_curves(ls, inp.table, runs=shown))
     _try_figure(out, "curves-overlay", "The same laws overlaid by scale (as the paper's Figure 4).",

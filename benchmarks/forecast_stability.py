@@ -19,7 +19,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,7 +27,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from docblocks import publish  # noqa: E402
-from stability_bench import tables  # noqa: E402
+from stability_bench import noisy, tables  # noqa: E402
 
 import sparsitylaws.runfit.selection as selection  # noqa: E402
 from sparsitylaws.lawset.build import fit_table  # noqa: E402
@@ -49,9 +48,7 @@ def moves(df: pd.DataFrame, name: str, seeds: int) -> tuple[float, float, int]:
     worst_abs = worst_rel = 0.0
     jumps = 0
     for seed in range(seeds):
-        noisy = df.assign(activation_ratio=np.clip(
-            df["activation_ratio"] + np.random.default_rng(seed).normal(0, NOISE, len(df)), 0, 1))
-        other = forecasts(noisy, name)
+        other = forecasts(noisy(df, NOISE, seed), name)
         moved = [(abs(other[r][c] - base[r][c]), max(base[r]["pred_high"] - base[r]["pred_low"], 1e-12))
                  for r in base for c in COLS]
         m = max(d for d, _ in moved)

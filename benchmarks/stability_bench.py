@@ -44,11 +44,17 @@ def tables() -> dict[str, pd.DataFrame]:
     return out
 
 
+def noisy(df: pd.DataFrame, noise: float, seed: int) -> pd.DataFrame:
+    """``df`` with Gaussian noise of sd ``noise`` drawn once over the whole table (seed
+    ``seed``), ratios kept in [0, 1]: the draws of this benchmark and forecast_stability.py."""
+    return df.assign(activation_ratio=np.clip(
+        df["activation_ratio"] + np.random.default_rng(seed).normal(0, noise, len(df)), 0, 1))
+
+
 def limits(df: pd.DataFrame, noise: float, seed: int) -> dict[str, tuple[float, float, float]]:
     """Each run's limit and its interval's ends, with ``noise`` (sd) drawn once over the table."""
     if noise:
-        df = df.assign(activation_ratio=np.clip(
-            df["activation_ratio"] + np.random.default_rng(seed).normal(0, noise, len(df)), 0, 1))
+        df = noisy(df, noise, seed)
     out = {}
     for run, sub in df.groupby("run"):
         sub = sub.sort_values("tokens")

@@ -531,7 +531,7 @@ def fit_run(
         profile_low=prof_lo, profile_high=prof_hi, n_boot_stalled=bs.n_stalled, n_boot_refit=bs.n_refit,
         n_effective=pf.n_eff,
         extra={**({"warmup_average": {**warm, "downweighted": sel.downweighted,
-                                      "inclusion": [round(float(v), 9) for v in sel.fit_weight]}}
+                                      "inclusion": [round(float(v), 9) for v in incl]}}
                   if warm else {}),
                **({"residual_autocorrelation": ar} if pf.dof > 0 else {}),
                **({"prior": {"mean_u": pf.prior.mean.tolist(), "sd_u": pf.prior.sd.tolist(),

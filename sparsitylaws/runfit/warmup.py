@@ -39,8 +39,7 @@ def fit_weights(prob: np.ndarray) -> np.ndarray:
     probability, tapered to 0 log-linearly between :data:`PI_FULL` and :data:`PI_MIN`
     (continuous, and exactly the probability from PI_FULL on)."""
     p = np.asarray(prob, float)
-    with np.errstate(divide="ignore"):
-        ramp = np.clip(np.log(np.maximum(p, 1e-300) / PI_MIN) / math.log(PI_FULL / PI_MIN), 0.0, 1.0)
+    ramp = np.clip(np.log(np.maximum(p, 1e-300) / PI_MIN) / math.log(PI_FULL / PI_MIN), 0.0, 1.0)
     return p * ramp
 
 

@@ -121,18 +121,20 @@ def interval_score(low: np.ndarray | float, high: np.ndarray | float, x: np.ndar
 
 def _state(run: str, activation: str, n_params: float | None, form: LawForm, D: np.ndarray,
            y: np.ndarray, sw: np.ndarray, loss: str, drop_first: int | None,
-           min_tokens: float | None) -> CutState | None:
-    """The forecast origin after fitting ``form`` to (D, y) (sorted): law, line, last, noise."""
+           min_tokens: float | None, start: np.ndarray | None = None) -> tuple[CutState, np.ndarray] | None:
+    """The forecast origin after fitting ``form`` to (D, y) (sorted): law, line, last, noise;
+    and the fit's unconstrained parameters (the next cut's extra start).  ``start``: the
+    previous cut's, tried beside the form's own starts."""
     sel = select_points(form, D, y, sw=sw, drop_first=drop_first, min_tokens=min_tokens, run=run)
     k = sel.keep
     if int(k.sum()) <= form.n_params:
         return None
     fm, incl = sel.fitted, sel.fit_weight  # the warm-up average fits every point at its weight
-    pf = fit_points_fast(form, D[fm], y[fm], sw=sw[fm], loss=loss, incl=incl)
+    pf = fit_points_fast(form, D[fm], y[fm], sw=sw[fm], loss=loss, incl=incl, starts=start)
     s = direction_of(activation)
     a, b = line_from_points(D[fm], y[fm], s, incl)
-    return CutState(run, activation, n_params, float(D[k].max()), float(pf.sigma), form.name,
-                    pf.theta.tolist(), a, b, float(y[k][np.argmax(D[k])]))
+    return (CutState(run, activation, n_params, float(D[k].max()), float(pf.sigma), form.name,
+                     pf.theta.tolist(), a, b, float(y[k][np.argmax(D[k])])), np.asarray(pf.u, float))
 
 
 def cut_states(D: np.ndarray, y: np.ndarray, form: LawForm | str, *, run: str, activation: str,
@@ -140,20 +142,26 @@ def cut_states(D: np.ndarray, y: np.ndarray, form: LawForm | str, *, run: str, a
                se: np.ndarray | None = None, loss: str = "linear", drop_first: int | None = None,
                min_tokens: float | None = None) -> list[tuple[float, CutState]]:
     """(cutoff, state) for each cutoff that leaves more points than parameters before it and
-    at least one after (D sorted ascending, billions)."""
+    at least one after (D sorted ascending, billions), in ascending cutoff order.  Each cut's
+    fit also starts from the previous cut's (a continuation from the past, nothing from after
+    the cut): a prefix the law barely describes can leave the form's own starts in a slow
+    valley that the solver's iteration cap stops at a different point under each tiny change
+    of the data (gpu-relu-w64-d2 at its 40-60% cuts, docs/fitting.md "Continuity")."""
     form = get_form(form)
     D, y = np.asarray(D, float), np.asarray(y, float)
     sw = np.ones(D.size) if se is None else 1.0 / np.asarray(se, float)
     lo_t, hi_t = float(np.min(D)), float(np.max(D))
     out = []
-    for f in cutoffs:
+    previous = None
+    for f in sorted(cutoffs):
         t_cut = lo_t + float(f) * (hi_t - lo_t)
         train = t_cut >= D
         if not np.any(~train) or int(train.sum()) <= form.n_params:
             continue
-        st = _state(run, activation, n_params, form, D[train], y[train], sw[train], loss,
-                    drop_first, min_tokens)
-        if st is not None:
+        fitted = _state(run, activation, n_params, form, D[train], y[train], sw[train], loss,
+                        drop_first, min_tokens, previous)
+        if fitted is not None:
+            st, previous = fitted
             out.append((float(f), st))
     return out
 

@@ -352,11 +352,13 @@ def _finish(form: LawForm, D: np.ndarray, y: np.ndarray, sw: np.ndarray, u: np.n
 
 def fit_points_fast(form: LawForm | str, D: np.ndarray, y: np.ndarray, *, sw: np.ndarray | None = None,
                     loss: str = "linear", f_scale: float | None = None, prior: Prior | str | None = "auto",
-                    incl: np.ndarray | None = None) -> PointFit:
+                    incl: np.ndarray | None = None, starts: np.ndarray | None = None) -> PointFit:
     """Multi-start fit with the batched solver only (no lmfit): for comparisons and backtests.
 
     ``prior``: "auto" (the form's own, :func:`make_prior`), a :class:`Prior` or None;
-    ``incl``: inclusion weights in [0, 1] (the warm-up average), None for all 1.
+    ``incl``: inclusion weights in [0, 1] (the warm-up average), None for all 1;
+    ``starts``: more starts (unconstrained parameters, shape (k,) or (m, k)) beside the form's
+    own, e.g. a rolling backtest's fit at the previous cut (:func:`~sparsitylaws.runfit.backtest.cut_states`).
     """
     form = get_form(form)
     D, y = np.asarray(D, float), np.asarray(y, float)
@@ -365,6 +367,9 @@ def fit_points_fast(form: LawForm | str, D: np.ndarray, y: np.ndarray, *, sw: np
     fsw = sw if incl is None else sw * np.sqrt(np.asarray(incl, float))
     fs = _f_scale(form, D, y, fsw, loss, f_scale) if loss != "linear" else 1.0
     U0 = _best_starts(form, D, y, fsw, form.to_unconstrained(form.starting_points(D, y)))
+    if starts is not None:
+        extra = np.atleast_2d(np.asarray(starts, float))
+        U0 = np.vstack([U0, extra[np.all(np.isfinite(extra), axis=1)]])
     res = lm_batch(form, D, y, U0, sw=fsw, loss=loss, f_scale=fs, prior=pr)
     best = int(np.argmin(res.cost))
     pr2 = _refined_prior(form, D, y, sw, res.u[best], loss, fs, pr, incl)

@@ -721,7 +721,7 @@ def test_points_the_fit_all_but_ignores_are_drawn_as_warm_up() -> None:
             {"index": 1, "tokens_b": 2.000000001e-3, "weight": 0.2},
             {"index": 2, "tokens_b": 3e-3, "weight": 0.6}]}})
     toks = _warmup_tokens(fit)
-    src = SimpleNamespace(dropped_tokens=toks)
+    src = SimpleNamespace(warmup_tokens=toks)
     assert HOLLOW_BELOW == 0.5
     assert _is_warmup(np.array([1e6, 2.000000001e6, 3e6, 4e6]), src).tolist() == [True, True, False, False]
     ls = load_lawset(Path(__file__).resolve().parents[1] / "measurements" / "lab-gpu.laws.json")

@@ -146,13 +146,13 @@ def test_a_near_degenerate_lab_limit_does_not_jump_under_table_wide_noise() -> N
     assert max(moves) <= 1e-3, moves
 
 
-def _prefix_states(d: pd.DataFrame, run: str, cutoffs: tuple[float, ...] | None = None) -> dict:
-    from sparsitylaws.runfit.backtest import CALIBRATION_CUTOFFS, cut_states
+def _prefix_states(d: pd.DataFrame, run: str) -> dict:
+    """cutoff -> the rolling backtest's state of ReLU run ``run`` of ``d``, at the calibration cuts."""
+    from sparsitylaws.runfit.backtest import cut_states
 
     sub = d[d["run"] == run].sort_values("tokens")
     return dict(cut_states(sub["tokens"].to_numpy(float) / 1e9, sub["activation_ratio"].to_numpy(float),
-                           "logspace_power", run=run, activation="relu",
-                           n_params=float(sub["n_params"].iloc[0]), cutoffs=cutoffs or CALIBRATION_CUTOFFS))
+                           "logspace_power", run=run, activation="relu", n_params=float(sub["n_params"].iloc[0])))
 
 
 def test_a_young_runs_backtest_fits_settle_under_table_wide_noise() -> None:

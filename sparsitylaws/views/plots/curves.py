@@ -55,7 +55,8 @@ class CurveSource:
     theta: np.ndarray | None = None
     ratio: float | None = None
     section: dict | None = None
-    dropped_tokens: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: raw token counts of the points drawn as warm-up (:func:`_warmup_tokens`)
+    warmup_tokens: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def band(self, tokens_b: np.ndarray) -> pd.DataFrame:
         """Estimate and 90% band (prediction band for fits; scale-law band for published)."""
@@ -101,9 +102,9 @@ def _warmup_tokens(fit: Any) -> np.ndarray:
 def _is_warmup(tokens: np.ndarray, src: CurveSource) -> np.ndarray:
     """Which of these raw token counts :func:`_warmup_tokens` marks (to 1e-9, relative)."""
     t = np.asarray(tokens, float)
-    if src.dropped_tokens.size == 0:
+    if src.warmup_tokens.size == 0:
         return np.zeros(t.size, bool)
-    return np.any(np.isclose(t[:, None], src.dropped_tokens[None, :], rtol=1e-9, atol=0.0), axis=1)
+    return np.any(np.isclose(t[:, None], src.warmup_tokens[None, :], rtol=1e-9, atol=0.0), axis=1)
 
 
 def curve_sources(lawset: Any, runs: Sequence[str] | None = None) -> list[CurveSource]:
@@ -119,7 +120,7 @@ def curve_sources(lawset: Any, runs: Sequence[str] | None = None) -> list[CurveS
             run=name, activation=fit.activation, n_params=info.get("n_params"),
             tokens_b=(fit.tokens_b_min, fit.tokens_b_max), origin="fit", runfit=fit,
             ratio=info.get("width_depth_ratio"),
-            dropped_tokens=_warmup_tokens(fit))
+            warmup_tokens=_warmup_tokens(fit))
     if not out and lawset.architecture:
         for act, entry in (lawset.architecture.get("activations") or {}).items():
             sc = entry.get("scale") or {}
@@ -322,7 +323,7 @@ def _curves_overlay(lawset: Any, srcs: list[CurveSource], table: pd.DataFrame | 
             if rows is not None:
                 vals.append(PCT * rows["activation_ratio"].to_numpy(float))
         _ylim_from_data(ax, vals, pad=0.15)
-        if any(s.dropped_tokens.size for s in group) and table is not None:
+        if any(s.warmup_tokens.size for s in group) and table is not None:
             ax.plot([], [], linestyle="none", marker="o", markerfacecolor="white", markeredgecolor="0.3",
                     label="hollow: warm-up (weight < 1/2)")
         ax.set_title(f"{act}: runs by scale\n(lines: laws"

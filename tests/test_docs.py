@@ -37,7 +37,7 @@ def test_every_command_and_option_is_documented():
 
 
 def test_docs_exist_for_each_topic():
-    for name in ("schema.md", "lawset.md", "laws.md", "fitting.md", "architecture.md", "planning.md",
+    for name in ("schema.md", "lawset.md", "laws.md", "fitting.md", "fitting-history.md", "architecture.md", "planning.md",
                  "measure.md", "plots.md", "cli.md", "example.md"):
         assert (DOCS / name).is_file(), name
 

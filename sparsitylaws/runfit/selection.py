@@ -68,7 +68,7 @@ LEVEL = 0.9
 #: Bayesian-bootstrap reweightings over which a choice is averaged (:func:`select`; 0: one
 #: argmin, the default), and their seed.  Bagging was measured in round ten and not kept: it
 #: did not make the forecasts move less under 0.001-point noise (benchmarks/forecast_stability.py)
-#: and cost two of the ten nested cells (docs/fitting.md, round ten (27)).
+#: and cost two of the ten nested cells (docs/fitting-history.md, round ten (27)).
 BAGS = 0
 BAG_SEED = 0
 
@@ -305,7 +305,7 @@ def select(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray, level: 
     chosen again on each of ``bags`` Bayesian-bootstrap reweightings of the runs
     (:func:`bag_weights`) and the winners' weights, beta, omega and move are averaged (one
     argmin jumps between near-tied configurations; the average moves by the share of bags a
-    near-tie flips, but more bags sit near one: docs/fitting.md, round ten (27)).  ``score``
+    near-tie flips, but more bags sit near one: docs/fitting-history.md, round ten (27)).  ``score``
     is the argmin's, ``bagged`` holds each bag's winner."""
     C = T.candidates(analog_mask, SMALLER_ONLY, same_scale)
     own = T.own_drift({k: T.y - C[k] for k in names})

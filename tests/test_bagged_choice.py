@@ -83,3 +83,35 @@ def test_the_bagged_choice_averages_each_bags_argmin(table: BacktestTable) -> No
         assert got.get(k, 0.0) == pytest.approx(weights.get(k, 0.0), abs=1e-9), k  # stored to 1e-10
     assert math.isclose(sum(got.values()), 1.0, abs_tol=1e-9)
     assert ch["beta"] == pytest.approx(beta, abs=1e-9)
+
+
+def test_the_runner_up_and_its_margin_are_the_second_lowest_mean_score(table: BacktestTable) -> None:
+    """`select` reports the next-best configuration and how far (relative) it lies behind: checked
+    against each configuration's mean score computed run by run."""
+    configs, P = _per_run_scores(table)
+    mean = P.mean(axis=1)
+    order = sorted(range(len(configs)), key=lambda i: (mean[i], i))
+    best, second = order[0], order[1]
+    ch = select(table, np.ones(table.y.size, bool), np.ones(len(table.analog_names), bool),
+                names=NAMES, moves=(0.0,), bags=0)
+    assert ch["margin"] == pytest.approx((mean[second] - mean[best]) / mean[best], rel=1e-6, abs=1e-12)
+    ru = ch["runner_up"]
+    assert ru["weights"] == {k: v for k, v in configs[second][0].items() if v > 0}
+    assert ru["beta"] == configs[second][1]
+    # the stake: the largest difference between the two configurations' backtest forecasts
+    assert math.isfinite(ru["stake"]) and ru["stake"] >= 0.0
+    if ru["weights"] != ch["weights"] or ru["beta"] != ch["beta"]:
+        assert ru["stake"] > 0.0
+
+
+def test_runner_up_is_absent_without_a_second_finite_score() -> None:
+    from sparsitylaws.runfit.selection import runner_up
+
+    configs = [({"last": 1.0}, 0.0), ({"line": 1.0}, 0.0)]
+    assert runner_up(configs, np.array([0.02, math.inf]), 0) == {}
+    got = runner_up(configs, np.array([0.02, 0.021]), 0)
+    assert got["margin"] == pytest.approx(0.05, rel=1e-12)
+    assert got["runner_up"] == {"weights": {"line": 1.0}, "beta": 0.0}  # no forecasts given: no stake
+    f = {"last": np.array([0.10, 0.20]), "line": np.array([0.10, 0.23])}
+    got = runner_up(configs, np.array([0.02, 0.021]), 0, lambda c: f[next(iter(c[0]))])
+    assert got["runner_up"]["stake"] == pytest.approx(0.03, abs=1e-12)

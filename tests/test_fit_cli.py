@@ -203,3 +203,29 @@ def test_same_named_evaluation_texts_of_different_content_are_two_measurement_se
     same = measurement_sets(pd.concat([a, b.assign(eval_sha256=a["eval_sha256"].iloc[0])]),
                             ["a_relu", "b_relu"])
     assert len(same) == 1
+
+
+def test_a_forecast_choice_on_a_near_tie_is_said_with_its_stake() -> None:
+    """`fit` names a choice whose runner-up lies within NEAR_TIE of it (the pooled one only where an
+    activation of the group has no choice of its own), with how far the two's forecasts differ."""
+    from types import SimpleNamespace
+
+    from sparsitylaws.cli.fit import _runner_up_text, near_tie_lines
+    from sparsitylaws.runfit.selection import NEAR_TIE
+
+    ls = SimpleNamespace(runs={"a": SimpleNamespace(activation="relu"), "b": SimpleNamespace(activation="silu")})
+    tie = {"weights": {"last": 0.5, "nearest": 0.5}, "beta": 1.0, "stake": 0.015}
+    group = {"runs": ["a", "b"], "weights": {"last": 1.0}, "beta": 0.0, "margin": NEAR_TIE / 2,
+             "runner_up": tie,
+             "by_activation": {"relu": {"weights": {"pool": 1.0}, "beta": 0.5, "margin": NEAR_TIE / 10,
+                                        "runner_up": tie},
+                               "silu": {"weights": {"line": 1.0}, "beta": 1.0, "margin": 2 * NEAR_TIE,
+                                        "runner_up": tie}}}
+    lines = near_tie_lines(ls, {"g": group})
+    assert len(lines) == 1 and lines[0].startswith("  relu: forecast weights chosen on a near-tie")
+    assert "0.10% behind" in lines[0] and "1.50 points" in lines[0]
+    # silu without a choice of its own: the pooled choice is in use, and it is a near-tie too
+    del group["by_activation"]["silu"]
+    assert [ln.split(":")[0] for ln in near_tie_lines(ls, {"g": group})] == ["  pooled", "  relu"]
+    assert "near-tie" in _runner_up_text(NEAR_TIE / 2, tie)
+    assert "near-tie" not in _runner_up_text(2 * NEAR_TIE, tie) and "1.50 points" in _runner_up_text(2 * NEAR_TIE, tie)

@@ -120,14 +120,17 @@ def render_text(lawset) -> str:
     fc = lawset.provenance.get("forecast_calibration")
     if fc and "groups" in fc:
         for g, d in fc["groups"].items():
-            choices = {"(pooled)": {"weights": d["weights"], "beta": d["beta"]}, **(d.get("by_activation") or {})}
+            pooled = {k: d[k] for k in ("weights", "beta", "margin", "runner_up") if k in d}
+            choices = {"(pooled)": pooled, **(d.get("by_activation") or {})}
             for who, ch in choices.items():
-                w = ", ".join(f"{k} {v:.2f}" for k, v in ch["weights"].items())
+                w = _weights_text(ch["weights"])
                 lam = (d.get("cross") or {}).get(who)
                 cross = "" if lam is None else f"; the other activation's backtests weigh {lam:g} in its bands"
                 lines.append(f"forecasts of {g} {who}: {w}, drift beta {ch['beta']:g}; calibrated "
                              f"leave-one-run-out on {d.get('calibrated_on', len(d['runs']))} runs; "
                              f"used by {len(d['runs'])}{cross}")
+                if ch.get("runner_up"):
+                    lines.append("  " + _runner_up_text(ch["margin"], ch["runner_up"]))
         if fc.get("default_runs"):
             lines.append(f"forecasts of {', '.join(fc['default_runs'])}: the packaged default (too few runs)")
     note = lawset.provenance.get("architecture_note")
@@ -138,6 +141,24 @@ def render_text(lawset) -> str:
         lines.append(note)
     lines.extend(f"caveat: {c}" for c in lawset.provenance.get("caveats") or [])
     return "\n".join(lines)
+
+
+def _weights_text(weights: dict) -> str:
+    return ", ".join(f"{k} {v:.2f}" for k, v in weights.items())
+
+
+def _runner_up_text(margin: float, ru: dict) -> str:
+    """The next-best configuration of a forecast choice, flagged where it is a near-tie."""
+    from sparsitylaws.runfit.selection import NEAR_TIE
+
+    text = (f"next best {100 * margin:.2f}% behind in interval score: {_weights_text(ru['weights'])}, "
+            f"drift beta {ru['beta']:g}")
+    stake = ru.get("stake")
+    if stake is not None:
+        text += f"; their backtest forecasts differ by up to {100 * stake:.2f} points"
+    if margin < NEAR_TIE:
+        text += " (a near-tie: 0.001-point noise in the data can swap the two; docs/fitting.md 'Continuity')"
+    return text
 
 
 #: Most lines ``fit`` prints by default; the details are behind ``-v`` and in the report.
@@ -238,6 +259,28 @@ def forecast_lines(lawset) -> list[str]:
     if beside:
         out.append(f"  forecast beside an older replicate (borrowing from its seeds too, under its own "
                    f"model; docs/fitting.md 'Replicates'): {', '.join(beside)}")
+    out.extend(near_tie_lines(lawset, groups))
+    return out
+
+
+def near_tie_lines(lawset, groups: dict) -> list[str]:
+    """One line per forecast choice in use (an activation's own, or the pooled one where an
+    activation of the group has none) whose runner-up lies within
+    :data:`~sparsitylaws.runfit.selection.NEAR_TIE` of it: there the weights are not a finding."""
+    from sparsitylaws.runfit.selection import NEAR_TIE
+
+    out = []
+    for d in groups.values():
+        own = d.get("by_activation") or {}
+        acts = {lawset.runs[r].activation for r in d.get("runs") or [] if r in lawset.runs}
+        choices = {**({"pooled": d} if acts - set(own) else {}), **own}
+        for who, ch in choices.items():
+            m = ch.get("margin")
+            if m is not None and m < NEAR_TIE:
+                stake = (ch.get("runner_up") or {}).get("stake")
+                moves = "" if stake is None else f", which moves backtest forecasts by up to {100 * stake:.2f} points"
+                out.append(f"  {who}: forecast weights chosen on a near-tie (next best {100 * m:.2f}% behind "
+                           f"in interval score; 0.001-point noise can swap them{moves}; 'fit -v' shows both)")
     return out
 
 

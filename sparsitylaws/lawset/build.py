@@ -310,6 +310,7 @@ def calibrate_forecasts(fits: dict, info: dict, rows: pd.DataFrame, level: float
                               "weights": m.weights, "beta": m.beta, "omega": m.omega, "move": m.move,
                               "by_activation": m.by_activation, "cross": m.cross,
                               "selection_score": m.selection.get("score"),
+                              **{k: m.selection[k] for k in ("margin", "runner_up") if k in m.selection},
                               "calibrated_on": len(m.runs)} for g, m in models.items()},
                "calibrated_runs": sorted(used), "default_runs": sorted(default_runs),
                "note": ("candidate weights chosen on the same runs they band (in-sample); each run's band "

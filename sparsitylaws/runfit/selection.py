@@ -42,6 +42,7 @@ __all__ = [
     "BETAS",
     "LEVEL",
     "MIN_RUNS",
+    "NEAR_TIE",
     "OMEGAS",
     "SMALLER_ONLY",
     "WEIGHT_STEP",
@@ -49,6 +50,7 @@ __all__ = [
     "model_for",
     "own_drifts_of",
     "run_scores",
+    "runner_up",
     "score_config",
     "select",
     "select_by_activation",
@@ -71,6 +73,10 @@ LEVEL = 0.9
 #: and cost two of the ten nested cells (docs/fitting-history.md, round ten (27)).
 BAGS = 0
 BAG_SEED = 0
+#: A choice whose runner-up lies closer than this (relative score) is reported as a near-tie:
+#: under 0.001-point noise the best configuration's own score moved by up to 1.5% on lab-gpu
+#: (docs/fitting.md, "Continuity"), so closer configurations can trade places.
+NEAR_TIE = 0.01
 
 
 def weight_grid(names: Sequence[str], step: float = WEIGHT_STEP) -> list[dict[str, float]]:
@@ -333,7 +339,27 @@ def select(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray, level: 
     avg = [round(float(np.mean([configs[i][j] for i in wins])), 10) for j in (1, 2, 3)]
     return {"weights": {k: v for k, v in weights.items() if v > 0}, "beta": avg[0], "omega": avg[1],
             "move": avg[2], "score": float(mean[best]), "candidates": avail, "grid": len(configs),
-            "bagged": [configs[i] for i in wins] if bags else []}
+            "bagged": [configs[i] for i in wins] if bags else [],
+            **runner_up(configs, mean, best, lambda c: _forecast(T, C, own, c[0], c[1])[scored])}
+
+
+def runner_up(configs: Sequence[tuple], mean: np.ndarray, best: int, forecasts=None) -> dict:
+    """The next-best configuration of a choice and its ``margin``: how far its mean interval
+    score lies behind the chosen one's, relative to it (``runner_up``: its weights and beta,
+    and with ``forecasts`` (a configuration's backtest forecasts) ``stake``, the largest
+    difference between the two's backtest forecasts; both absent where no other configuration
+    has a finite score).  A margin below :data:`NEAR_TIE` is a near-tie: 0.001-point noise
+    moves the best score by up to 1.5%, so the two can trade places (docs/fitting.md,
+    "Continuity"), and the forecasts move by up to the stake."""
+    order = [i for i in np.argsort(mean, kind="stable") if i != best and np.isfinite(mean[i])]
+    if not order or not math.isfinite(mean[best]) or mean[best] <= 0:
+        return {}
+    j = int(order[0])
+    ru = {"weights": {k: v for k, v in configs[j][0].items() if v > 0}, "beta": float(configs[j][1])}
+    if forecasts is not None:
+        d = np.abs(forecasts(configs[j]) - forecasts(configs[best]))
+        ru["stake"] = float(np.max(d[np.isfinite(d)])) if np.isfinite(d).any() else 0.0
+    return {"margin": float((mean[j] - mean[best]) / mean[best]), "runner_up": ru}
 
 
 def select_by_activation(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray,
@@ -353,7 +379,8 @@ def select_by_activation(T: BacktestTable, calib: np.ndarray, analog_mask: np.nd
             # the move share is the model's, like omega: the activation's choice takes the one chosen
             ca = select(T, calib, analog_mask, level, score_rows=m, same_scale=same_scale,
                         moves=(choice["move"],))
-            by[str(a)] = {"weights": ca["weights"], "beta": ca["beta"], "score": ca["score"]}
+            by[str(a)] = {"weights": ca["weights"], "beta": ca["beta"], "score": ca["score"],
+                          **{k: ca[k] for k in ("margin", "runner_up") if k in ca}}
             if len(acts) > 1:
                 if C is None:
                     C = T.candidates(analog_mask, SMALLER_ONLY, same_scale)
@@ -421,13 +448,14 @@ def model_for(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray, choi
     rows = np.flatnonzero(calib & np.isfinite(z))
     scores = [(T.names[T.row_run[i]], float(T.unit_tau[T.row_unit[i]]), float(z[i]), float(T.w[i]))
               for i in rows]
-    sel = {k: v for k, v in choice.items() if k in ("score", "candidates", "grid")}
+    sel = {k: v for k, v in choice.items() if k in ("score", "candidates", "grid", "margin", "runner_up")}
     cross = {str(a): float(v) for a, v in (choice.get("cross") or {}).items()}
     score_act = {T.names[ri]: T.runs[ri].activation for ri in np.unique(T.row_run[rows])} if cross else {}
     h_max = float(np.max(T.h[rows])) if rows.size else math.nan
     return ForecastModel(dict(choice["weights"]), float(choice["beta"]), kappa, scores, level, source, sel,
                          h_max, SCALE_MODE, omega,
-                         {a: {"weights": dict(c["weights"]), "beta": float(c["beta"])}
+                         {a: {"weights": dict(c["weights"]), "beta": float(c["beta"]),
+                              **{k: c[k] for k in ("margin", "runner_up") if k in c}}
                           for a, c in (choice.get("by_activation") or {}).items()}, same_scale,
                          cross, score_act, mu)
 

@@ -115,3 +115,30 @@ def test_runner_up_is_absent_without_a_second_finite_score() -> None:
     f = {"last": np.array([0.10, 0.20]), "line": np.array([0.10, 0.23])}
     got = runner_up(configs, np.array([0.02, 0.021]), 0, lambda c: f[next(iter(c[0]))])
     assert got["runner_up"]["stake"] == pytest.approx(0.03, abs=1e-12)
+
+
+def test_runner_up_is_the_lowest_of_the_others_over_wide_inputs() -> None:
+    """Property: for any scores (some infinite), the runner-up is the lowest finite score other
+    than the chosen one's and its margin is non-negative when the chosen one is the lowest."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from sparsitylaws.runfit.selection import runner_up
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.one_of(st.floats(1e-6, 1e3), st.just(math.inf)), min_size=1, max_size=12))
+    def check(scores: list[float]) -> None:
+        mean = np.asarray(scores)
+        best = int(np.argmin(mean))
+        configs = [({"c": 1.0}, float(i)) for i in range(mean.size)]  # beta carries the index
+        got = runner_up(configs, mean, best)
+        others = [i for i in range(mean.size) if i != best and math.isfinite(mean[i])]
+        if not others or not math.isfinite(mean[best]):
+            assert got == {}
+            return
+        j = int(got["runner_up"]["beta"])
+        assert j != best and mean[j] == min(mean[i] for i in others)
+        assert got["margin"] >= 0.0
+        assert got["margin"] == pytest.approx((mean[j] - mean[best]) / mean[best], rel=1e-12)
+
+    check()

@@ -89,3 +89,42 @@ def test_generated_text_is_compared_at_a_stated_tolerance():
     assert text_differences("0.4b_relu", "0.4b_silu")
     assert text_differences("a 1 b", "a 1 c")
     assert text_differences("a 1 b", "a 1 2 b")
+
+
+def _regenerate():
+    spec = importlib.util.spec_from_file_location("regenerate", DOCS.parent / "benchmarks" / "regenerate.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_every_generated_block_has_its_command_in_the_registry():
+    """benchmarks/regenerate.py lists each block of the docs with the command that writes it: every
+    marker in docs/ is listed under its own file, every listed block exists, and every command's
+    script names the block it publishes."""
+    import re
+
+    reg = _regenerate().blocks()
+    found = {}
+    for path in sorted(DOCS.glob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        for name in re.findall(r"<!-- begin (\S+) -->", text):
+            assert f"<!-- end {name} -->" in text, f"{path.name}: block {name} is not closed"
+            found[name] = f"docs/{path.name}"
+    assert found == {b: doc for b, (doc, _) in reg.items()}, "benchmarks/regenerate.py and the docs' blocks differ"
+    for name, (_doc, cmd) in reg.items():
+        script = DOCS.parent / "benchmarks" / cmd[0]
+        assert script.is_file(), cmd[0]
+        src = script.read_text(encoding="utf-8")
+        # lab_findings.py names its blocks after the law sets it finds: NAME-widthdepth
+        named = f'"{name}"' in src or (name.endswith("-widthdepth") and '-widthdepth"' in src)
+        assert "publish(" in src and named, f"{cmd[0]} does not publish {name}"
+
+
+def test_regenerate_lists_and_refuses_an_unknown_block(capsys):
+    mod = _regenerate()
+    assert mod.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    assert "docs/fitting.md: forecast-eval  <-  python benchmarks/forecast_eval.py --write" in out
+    assert mod.main(["--check", "--only", "no-such-block"]) == 2
+    assert "no block 'no-such-block'" in capsys.readouterr().err

@@ -227,5 +227,8 @@ def test_a_forecast_choice_on_a_near_tie_is_said_with_its_stake() -> None:
     # silu without a choice of its own: the pooled choice is in use, and it is a near-tie too
     del group["by_activation"]["silu"]
     assert [ln.split(":")[0] for ln in near_tie_lines(ls, {"g": group})] == ["  pooled", "  relu"]
+    # with several measurement sets, each line names its own
+    two = near_tie_lines(ls, {"set A": group, "set B": dict(group, runs=["a"])})
+    assert [ln.split(":")[0] for ln in two] == ["  pooled (set A)", "  relu (set A)", "  relu (set B)"]
     assert "near-tie" in _runner_up_text(NEAR_TIE / 2, tie)
     assert "near-tie" not in _runner_up_text(2 * NEAR_TIE, tie) and "1.50 points" in _runner_up_text(2 * NEAR_TIE, tie)

@@ -270,7 +270,7 @@ def near_tie_lines(lawset, groups: dict) -> list[str]:
     from sparsitylaws.runfit.selection import NEAR_TIE
 
     out = []
-    for d in groups.values():
+    for g, d in groups.items():
         own = d.get("by_activation") or {}
         acts = {lawset.runs[r].activation for r in d.get("runs") or [] if r in lawset.runs}
         choices = {**({"pooled": d} if acts - set(own) else {}), **own}
@@ -279,7 +279,8 @@ def near_tie_lines(lawset, groups: dict) -> list[str]:
             if m is not None and m < NEAR_TIE:
                 stake = (ch.get("runner_up") or {}).get("stake")
                 moves = "" if stake is None else f", which moves backtest forecasts by up to {100 * stake:.2f} points"
-                out.append(f"  {who}: forecast weights chosen on a near-tie (next best {100 * m:.2f}% behind "
+                where = f" ({g})" if len(groups) > 1 else ""
+                out.append(f"  {who}{where}: forecast weights chosen on a near-tie (next best {100 * m:.2f}% behind "
                            f"in interval score; 0.001-point noise can swap them{moves}; 'fit -v' shows both)")
     return out
 

@@ -206,14 +206,16 @@ def test_same_named_evaluation_texts_of_different_content_are_two_measurement_se
 
 
 def test_a_forecast_choice_on_a_near_tie_is_said_with_its_stake() -> None:
-    """`fit` names a choice whose runner-up lies within NEAR_TIE of it (the pooled one only where an
-    activation of the group has no choice of its own), with how far the two's forecasts differ."""
+    """`fit` (and the report) name a choice whose runner-up lies within NEAR_TIE of it (the pooled
+    one only where an activation of the set has no choice of its own), with how far the two's
+    forecasts differ, and the set where there are several."""
     from types import SimpleNamespace
 
-    from sparsitylaws.cli.fit import _runner_up_text, near_tie_lines
+    from sparsitylaws.cli.fit import _runner_up_text
+    from sparsitylaws.lawset.neartie import near_tie_notes
     from sparsitylaws.runfit.selection import NEAR_TIE
 
-    ls = SimpleNamespace(runs={"a": SimpleNamespace(activation="relu"), "b": SimpleNamespace(activation="silu")})
+    runs = {"a": SimpleNamespace(activation="relu"), "b": SimpleNamespace(activation="silu")}
     tie = {"weights": {"last": 0.5, "nearest": 0.5}, "beta": 1.0, "stake": 0.015}
     group = {"runs": ["a", "b"], "weights": {"last": 1.0}, "beta": 0.0, "margin": NEAR_TIE / 2,
              "runner_up": tie,
@@ -221,14 +223,20 @@ def test_a_forecast_choice_on_a_near_tie_is_said_with_its_stake() -> None:
                                         "runner_up": tie},
                                "silu": {"weights": {"line": 1.0}, "beta": 1.0, "margin": 2 * NEAR_TIE,
                                         "runner_up": tie}}}
-    lines = near_tie_lines(ls, {"g": group})
-    assert len(lines) == 1 and lines[0].startswith("  relu: forecast weights chosen on a near-tie")
+
+    def notes(groups: dict) -> list[str]:
+        ls = SimpleNamespace(runs=runs, provenance={"forecast_calibration": {"groups": groups}})
+        return near_tie_notes(ls)
+
+    lines = notes({"g": group})
+    assert len(lines) == 1 and lines[0].startswith("relu: forecast weights chosen on a near-tie")
     assert "0.10% behind" in lines[0] and "1.50 points" in lines[0]
     # silu without a choice of its own: the pooled choice is in use, and it is a near-tie too
     del group["by_activation"]["silu"]
-    assert [ln.split(":")[0] for ln in near_tie_lines(ls, {"g": group})] == ["  pooled", "  relu"]
+    assert [ln.split(":")[0] for ln in notes({"g": group})] == ["pooled", "relu"]
     # with several measurement sets, each line names its own
-    two = near_tie_lines(ls, {"set A": group, "set B": dict(group, runs=["a"])})
-    assert [ln.split(":")[0] for ln in two] == ["  pooled (set A)", "  relu (set A)", "  relu (set B)"]
+    two = notes({"set A": group, "set B": dict(group, runs=["a"])})
+    assert [ln.split(":")[0] for ln in two] == ["pooled (set A)", "relu (set A)", "relu (set B)"]
+    assert notes({}) == []
     assert "near-tie" in _runner_up_text(NEAR_TIE / 2, tie)
     assert "near-tie" not in _runner_up_text(2 * NEAR_TIE, tie) and "1.50 points" in _runner_up_text(2 * NEAR_TIE, tie)

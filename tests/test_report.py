@@ -332,3 +332,15 @@ def test_interval_ends_without_a_bound_read_inf_and_missing_values_n_a():
     assert _interval(-1.5, float("-inf"), 2.0) == "-1.5 [-inf, 2]"
     assert _interval(0.5, 0.1, float("inf")) == "0.5 [0.1, inf]"
     assert _g(float("nan")) == "n/a" and _g(None) == "n/a"
+
+
+def test_a_near_tied_forecast_choice_is_among_the_report_caveats():
+    """The committed lab-gpu law set's ReLU forecast weights are a near-tie (docs/lab.md): the
+    report says so as `fit` does."""
+    from sparsitylaws.lawset.fileformat import load_lawset
+    from sparsitylaws.views.report.caveats import warning_blocks
+    from sparsitylaws.views.report.inputs import ReportInputs
+
+    ls = load_lawset(Path(__file__).resolve().parents[1] / "measurements" / "lab-gpu.laws.json")
+    items = [m for b in warning_blocks(ReportInputs(ls, None, [], "test")) if b.kind == "list" for m in b.items]
+    assert any(m.startswith("relu: forecast weights chosen on a near-tie") for m in items)

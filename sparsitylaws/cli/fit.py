@@ -259,29 +259,9 @@ def forecast_lines(lawset) -> list[str]:
     if beside:
         out.append(f"  forecast beside an older replicate (borrowing from its seeds too, under its own "
                    f"model; docs/fitting.md 'Replicates'): {', '.join(beside)}")
-    out.extend(near_tie_lines(lawset, groups))
-    return out
+    from sparsitylaws.lawset.neartie import near_tie_notes
 
-
-def near_tie_lines(lawset, groups: dict) -> list[str]:
-    """One line per forecast choice in use (an activation's own, or the pooled one where an
-    activation of the group has none) whose runner-up lies within
-    :data:`~sparsitylaws.runfit.selection.NEAR_TIE` of it: there the weights are not a finding."""
-    from sparsitylaws.runfit.selection import NEAR_TIE
-
-    out = []
-    for g, d in groups.items():
-        own = d.get("by_activation") or {}
-        acts = {lawset.runs[r].activation for r in d.get("runs") or [] if r in lawset.runs}
-        choices = {**({"pooled": d} if acts - set(own) else {}), **own}
-        for who, ch in choices.items():
-            m = ch.get("margin")
-            if m is not None and m < NEAR_TIE:
-                stake = (ch.get("runner_up") or {}).get("stake")
-                moves = "" if stake is None else f", which moves backtest forecasts by up to {100 * stake:.2f} points"
-                where = f" ({g})" if len(groups) > 1 else ""
-                out.append(f"  {who}{where}: forecast weights chosen on a near-tie (next best {100 * m:.2f}% behind "
-                           f"in interval score; 0.001-point noise can swap them{moves}; 'fit -v' shows both)")
+    out.extend(f"  {note}" for note in near_tie_notes(lawset))
     return out
 
 

@@ -38,6 +38,9 @@ def warning_blocks(inp: ReportInputs) -> list[Block]:
     for act, e in sorted(((ls.architecture or {}).get("activations") or {}).items()):
         items.extend(f"{act}: {c}" for c in e.get("caveats") or [])
     items.extend(ls.provenance.get("caveats") or [])
+    from sparsitylaws.lawset.neartie import near_tie_notes
+
+    items.extend(near_tie_notes(ls))
     items = list(dict.fromkeys(items))
     out = [Block("h2", "Warnings and caveats")]
     if not items:

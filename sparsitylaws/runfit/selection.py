@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -343,7 +343,8 @@ def select(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray, level: 
             **runner_up(configs, mean, best, lambda c: _forecast(T, C, own, c[0], c[1])[scored])}
 
 
-def runner_up(configs: Sequence[tuple], mean: np.ndarray, best: int, forecasts=None) -> dict:
+def runner_up(configs: Sequence[tuple], mean: np.ndarray, best: int,
+              forecasts: Callable[[tuple], np.ndarray] | None = None) -> dict:
     """The next-best configuration of a choice and its ``margin``: how far its mean interval
     score lies behind the chosen one's, relative to it (``runner_up``: its weights and beta,
     and with ``forecasts`` (a configuration's backtest forecasts) ``stake``, the largest

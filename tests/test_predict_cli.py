@@ -6,7 +6,9 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from sparsitylaws.lawset.fileformat import load_lawset
@@ -142,3 +144,49 @@ def test_bad_input_through_a_real_process():
     p = run_subprocess("--width", "4096", "--depth", "0")
     assert p.returncode == 2
     assert p.stderr.strip().count("\n") == 0 and "depth" in p.stderr
+
+
+LAB_GPU = Path(__file__).resolve().parents[1] / "measurements" / "lab-gpu.laws.json"
+
+
+def test_a_measured_run_is_forecast_at_the_tokens_asked(tmp_path):
+    """`predict --run NAME --tokens T`: the run's calibrated forecast past its data, the same
+    numbers as LawSet.predict (the API), in text, JSON and a written table."""
+    from cli_helpers import run_cli
+
+    ls = load_lawset(LAB_GPU)
+    want = ls.predict(run="gpu-relu-w112-d3", tokens=[2e8]).iloc[0]
+    assert bool(want["forecast"])
+    res = run_cli("predict", "--laws", LAB_GPU, "--run", "gpu-relu-w112-d3", "--tokens", "2e8")
+    assert res.status == 0, res.stderr
+    assert "a forecast past the data" in res.stdout
+    assert f"90% band [{100 * want['pred_low']:.2f}%, {100 * want['pred_high']:.2f}%]" in res.stdout
+    assert "forecast weights chosen on a near-tie" in res.stdout  # lab-gpu's ReLU choice (docs/lab.md)
+    res = run_cli("predict", "--laws", LAB_GPU, "--run", "gpu-relu-w112-d3", "--run", "gpu-silu-w64-d2",
+                  "--tokens", "1e7", "--json", "-o", tmp_path / "runs.csv")
+    assert res.status == 0, res.stderr
+    rows = {r["run"]: r for r in json.loads(res.stdout)["runs"]}
+    inside = ls.predict(run="gpu-relu-w112-d3", tokens=[1e7]).iloc[0]
+    assert not rows["gpu-relu-w112-d3"]["forecast"]  # 1e7 lies inside its measured range
+    assert rows["gpu-relu-w112-d3"]["activation_ratio"] == pytest.approx(inside["activation_ratio"], rel=1e-12)
+    assert rows["gpu-silu-w64-d2"]["forecast"] and rows["gpu-silu-w64-d2"]["forecast_weights"] == {"line": 1.0}
+    assert len(pd.read_csv(tmp_path / "runs.csv")) == 2
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (("--run", "gpu-relu-w112-d3", "--width", "4096", "--tokens", "1e8"), "--width"),
+    (("--run", "gpu-relu-w112-d3", "--anchor", "x.parquet", "--tokens", "1e8"), "--anchor"),
+    (("--run", "gpu-relu-w112-d3"), "--tokens"),
+    (("--run", "nope", "--tokens", "1e8"), "no run 'nope'"),
+    (("--run", "gpu-relu-w112-d3", "--tokens", "0"), "--tokens"),
+])
+def test_run_forecast_bad_input_is_one_line_exit_2(args, fragment):
+    from cli_helpers import assert_one_line_error, run_cli
+
+    assert_one_line_error(run_cli("predict", "--laws", LAB_GPU, *args), fragment)
+
+
+def test_run_forecast_on_a_law_set_without_runs_says_so():
+    from cli_helpers import assert_one_line_error, run_cli
+
+    assert_one_line_error(run_cli("predict", "--run", "0.4b_relu", "--tokens", "1e12"), "holds no measured runs")

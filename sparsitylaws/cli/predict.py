@@ -375,14 +375,39 @@ def _check_mode_options(ctx: click.Context, mode: str, grid_columns: set[str]) -
                    "checkpoint of the run, or of every run without :RUN); shifts the law set "
                    "to them. "
                    "Repeatable (docs/planning.md).")
+@click.option("--run", "runs", multiple=True, metavar="NAME",
+              help="A measured run of --laws, forecast at --tokens past its data with the calibrated "
+                   "band (or read inside it). Repeatable; no configuration options with it.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def predict(ctx, width, depth, activation, tokens, ffn_ratio, gated, heads, kv_heads, vocab, laws,
-            grid, params, depths, level, method, anchors, output, as_json) -> None:
-    """Predict the activation ratio (and sparsity) of unbuilt configurations."""
+            grid, params, depths, level, method, anchors, runs, output, as_json) -> None:
+    """Predict the activation ratio (and sparsity) of unbuilt configurations, or (--run) of a
+    measured run at a token count past its data."""
     from sparsitylaws.planning import compare_shapes
     from sparsitylaws.planning import predict as plan
 
+    if runs:
+        from sparsitylaws.cli.predict_run import (
+            CONFIG_OPTIONS,
+            check_run_options,
+            forecast_runs,
+            json_runs,
+            print_runs,
+        )
+
+        if tokens is not None and not (math.isfinite(tokens) and tokens > 0):
+            raise SparsityLawsError(f"argument '--tokens' must be > 0, got {tokens:g}")
+        check_run_options([o for o in CONFIG_OPTIONS if _given(ctx, o)], tokens)
+        ls = _load(laws)
+        df = forecast_runs(ls, runs, tokens, level)
+        if output:
+            _write(df, output)
+        if as_json:
+            json_runs(df, ls)
+        else:
+            print_runs(df, ls, level)
+        return
     modes = [m for m, on in (("--width/--depth", width is not None or depth is not None),
                              ("--grid", grid is not None), ("--params", params is not None)) if on]
     if len(modes) != 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["near_tie_notes"]
+__all__ = ["near_tie_notes", "run_near_tie"]
 
 
 def near_tie_notes(lawset: Any) -> list[str]:
@@ -31,3 +31,21 @@ def near_tie_notes(lawset: Any) -> list[str]:
             out.append(f"{who}{where}: forecast weights chosen on a near-tie (next best {100 * m:.2f}% behind "
                        f"in interval score; 0.001-point noise can swap them{moves}; 'fit -v' shows both)")
     return out
+
+
+def run_near_tie(lawset: Any, run: str) -> str | None:
+    """The near-tie note (:func:`near_tie_notes`) of the choice that forecasts ``run``, if any:
+    its activation's own choice in its measurement set, else that set's pooled one."""
+    info = (getattr(lawset.runs.get(run), "forecast", None) or {})
+    group = info.get("group")
+    groups = ((lawset.provenance or {}).get("forecast_calibration") or {}).get("groups") or {}
+    if group not in groups:
+        return None
+    act = lawset.runs[run].activation
+    d = groups[group]
+    who = act if act in (d.get("by_activation") or {}) else "pooled"
+    where = f" ({group})" if len(groups) > 1 else ""
+    for note in near_tie_notes(lawset):
+        if note.startswith(f"{who}{where}:"):
+            return note
+    return None

@@ -284,7 +284,7 @@ def calibrate_forecasts(fits: dict, info: dict, rows: pd.DataFrame, level: float
     for group, members in measurement_sets(rows, list(fits)).items():
         tested = [m for m in members if getattr(fits[m], "backtest_raw", None)]
         if len(tested) > MIN_RUNS:
-            source = f"leave-one-run-out backtests of this law set's runs measured as {group}"
+            source = f"leave-one-run-out backtests of this law set's runs ({group})"
             model, banded, drift, per_run = calibrate_runs([run_backtest_of(fits[m], curves[m]) for m in tested],
                                                            [curves[m] for m in members], level, source)
             for m in tested:

@@ -12,6 +12,7 @@ import numpy as np
 from sparsitylaws.cli.options import level_option, n_boot_option, output_option
 from sparsitylaws.cli.params import TOKEN_COUNT
 from sparsitylaws.errors import SparsityLawsError
+from sparsitylaws.lawset.neartie import near_tie_notes, weights_text
 
 DEFAULT_DATA_DIR = Path("measurements")
 #: What to do when there is nothing to fit (also in README).
@@ -123,7 +124,7 @@ def render_text(lawset) -> str:
             pooled = {k: d[k] for k in ("weights", "beta", "margin", "runner_up") if k in d}
             choices = {"(pooled)": pooled, **(d.get("by_activation") or {})}
             for who, ch in choices.items():
-                w = _weights_text(ch["weights"])
+                w = weights_text(ch["weights"])
                 lam = (d.get("cross") or {}).get(who)
                 cross = "" if lam is None else f"; the other activation's backtests weigh {lam:g} in its bands"
                 lines.append(f"forecasts of {g} {who}: {w}, drift beta {ch['beta']:g}; calibrated "
@@ -143,15 +144,11 @@ def render_text(lawset) -> str:
     return "\n".join(lines)
 
 
-def _weights_text(weights: dict) -> str:
-    return ", ".join(f"{k} {v:.2f}" for k, v in weights.items())
-
-
 def _runner_up_text(margin: float, ru: dict) -> str:
     """The next-best configuration of a forecast choice, flagged where it is a near-tie."""
     from sparsitylaws.runfit.selection import NEAR_TIE
 
-    text = (f"next best {100 * margin:.2f}% behind in interval score: {_weights_text(ru['weights'])}, "
+    text = (f"next best {100 * margin:.2f}% behind in interval score: {weights_text(ru['weights'])}, "
             f"drift beta {ru['beta']:g}")
     stake = ru.get("stake")
     if stake is not None:
@@ -259,8 +256,6 @@ def forecast_lines(lawset) -> list[str]:
     if beside:
         out.append(f"  forecast beside an older replicate (borrowing from its seeds too, under its own "
                    f"model; docs/fitting.md 'Replicates'): {', '.join(beside)}")
-    from sparsitylaws.lawset.neartie import near_tie_notes
-
     out.extend(f"  {note}" for note in near_tie_notes(lawset))
     return out
 

@@ -396,8 +396,6 @@ def predict(ctx, width, depth, activation, tokens, ffn_ratio, gated, heads, kv_h
             print_runs,
         )
 
-        if tokens is not None and not (math.isfinite(tokens) and tokens > 0):
-            raise SparsityLawsError(f"argument '--tokens' must be > 0, got {tokens:g}")
         check_run_options([o for o in CONFIG_OPTIONS if _given(ctx, o)], tokens)
         ls = _load(laws)
         df = forecast_runs(ls, runs, tokens, level)

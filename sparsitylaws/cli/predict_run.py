@@ -55,13 +55,9 @@ def _pct(x: float) -> str:
     return "n/a" if not math.isfinite(x) else f"{100 * x:.2f}%"
 
 
-def _weights_text(weights: str) -> str:
-    return ", ".join(f"{k} {v:.2f}" for k, v in json.loads(weights).items())
-
-
 def print_runs(df: pd.DataFrame, ls, level: float) -> None:
     """The forecast of each run in a few lines: the band, where it comes from, its warnings."""
-    from sparsitylaws.lawset.neartie import run_near_tie
+    from sparsitylaws.lawset.neartie import run_near_tie, weights_text
 
     lvl = int(round(100 * level))
     click.echo(f"law set: {ls.name}  [{ls.source}]")
@@ -74,7 +70,7 @@ def print_runs(df: pd.DataFrame, ls, level: float) -> None:
                        f"[{_pct(r['pred_low'])}, {_pct(r['pred_high'])}] (where a checkpoint measured "
                        f"there would fall)   sparsity {_pct(r['sparsity'])}")
             click.echo(f"  the law alone: {_pct(r['law_ratio'])} [{_pct(r['law_low'])}, {_pct(r['law_high'])}]")
-            click.echo(f"  forecast: {_weights_text(r['forecast_weights'])}, drift beta {r['forecast_beta']:g}; "
+            click.echo(f"  forecast: {weights_text(json.loads(r['forecast_weights']))}, drift beta {r['forecast_beta']:g}; "
                        f"calibrated on {r['forecast_source']}")
             note = run_near_tie(ls, str(r["run"]))
             if note:

@@ -1,6 +1,7 @@
-"""The bagged choice of forecast weights (runfit.selection.select): the average of the argmins
-over Bayesian-bootstrap reweightings of the calibrating runs, checked against a brute-force
-computation from each run's own score, and against the plain argmin when there are no bags."""
+"""The choice of forecast weights (runfit.selection.select), checked against a brute-force
+computation from each run's own score: the soft choice (configurations within SOFTNESS of the
+lowest mean score share it), one argmin at SOFTNESS 0, and the bagged choice (the average of
+the argmins over Bayesian-bootstrap reweightings of the calibrating runs)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ import numpy as np
 import pytest
 from forecast_helpers import sim_backtests
 
+import sparsitylaws.runfit.selection as selection
 from sparsitylaws.runfit.calibration import BacktestTable
 from sparsitylaws.runfit.forecast import SMALLER_ONLY
 from sparsitylaws.runfit.selection import (
     BETAS,
     OMEGAS,
+    SOFTNESS,
     bag_weights,
     score_config,
     select,
+    soft_weights,
     weight_grid,
 )
 
@@ -53,14 +57,61 @@ def test_bag_weights_are_fixed_points_of_the_simplex() -> None:
     assert np.array_equal(W, bag_weights(5, 40))  # a function of the data alone
 
 
-def test_without_bags_the_choice_is_the_argmin_of_the_mean_score(table: BacktestTable) -> None:
+def test_at_softness_zero_the_choice_is_the_argmin_of_the_mean_score(table: BacktestTable, monkeypatch) -> None:
     configs, P = _per_run_scores(table)
     best = int(np.argmin(P.mean(axis=1)))  # the first of the lowest: fewer candidates first
+    monkeypatch.setattr(selection, "SOFTNESS", 0.0)
     ch = select(table, np.ones(table.y.size, bool), np.ones(len(table.analog_names), bool),
                 names=NAMES, moves=(0.0,), bags=0)
     assert ch["weights"] == {k: v for k, v in configs[best][0].items() if v > 0}
     assert ch["beta"] == configs[best][1]
     assert ch["score"] == pytest.approx(P[best].mean(), rel=1e-9)
+
+
+@pytest.mark.parametrize("softness", [SOFTNESS, 0.05])
+def test_the_soft_choice_averages_the_configurations_near_the_lowest(table: BacktestTable, monkeypatch,
+                                                                     softness: float) -> None:
+    """By hand: each configuration weighs max(0, 1 - (mean - lowest) / (softness * lowest))."""
+    configs, P = _per_run_scores(table)
+    mean = P.mean(axis=1)
+    lowest = mean.min()
+    k = [max(0.0, 1.0 - (m - lowest) / (softness * lowest)) for m in mean]
+    weights = {n: sum(k[i] * configs[i][0][n] for i in range(len(configs))) / sum(k) for n in NAMES}
+    beta = sum(k[i] * configs[i][1] for i in range(len(configs))) / sum(k)
+    monkeypatch.setattr(selection, "SOFTNESS", softness)
+    ch = select(table, np.ones(table.y.size, bool), np.ones(len(table.analog_names), bool),
+                names=NAMES, moves=(0.0,), bags=0)
+    if softness > SOFTNESS:
+        assert sum(v > 0 for v in k) > 1  # several configurations share the choice here
+    for n in NAMES:
+        assert ch["weights"].get(n, 0.0) == pytest.approx(weights[n], abs=1e-9), n  # stored to 1e-10
+    assert ch["beta"] == pytest.approx(beta, abs=1e-9)
+    assert ch["score"] == pytest.approx(lowest, rel=1e-9)
+
+
+def test_soft_weights_are_the_argmin_where_the_lowest_leads_and_shared_on_a_tie() -> None:
+    assert soft_weights([1.0, 1.0 + 2 * SOFTNESS, math.inf]).tolist() == [1.0, 0.0, 0.0]
+    w = soft_weights([1.0, 1.0 + SOFTNESS / 2, 1.0])
+    assert w == pytest.approx([0.4, 0.2, 0.4], abs=1e-12)
+    assert soft_weights([2.0, 1.0], softness=0.0).tolist() == [0.0, 1.0]
+    assert soft_weights([math.inf, math.inf]).tolist() == [1.0, 0.0]
+
+
+def test_soft_weights_move_continuously_with_the_scores() -> None:
+    """Property: scores moved by a relative 1e-9 move every weight by at most a few 1e-9 /
+    SOFTNESS (one argmin would jump by 1 where two scores trade places)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.floats(0.01, 0.012), min_size=2, max_size=10), st.data())
+    def check(scores: list[float], data) -> None:
+        s = np.asarray(scores)
+        e = np.asarray(data.draw(st.lists(st.floats(-1e-9, 1e-9), min_size=s.size, max_size=s.size)))
+        moved = np.max(np.abs(soft_weights(s * (1 + e)) - soft_weights(s)))
+        assert moved <= 4 * s.size * 1e-9 / SOFTNESS * s.max() / s.min()
+
+    check()
 
 
 def test_the_bagged_choice_averages_each_bags_argmin(table: BacktestTable) -> None:

@@ -96,4 +96,5 @@ def test_a_study_of_both_activations_is_scored_per_activation() -> None:
     for act in ("relu", "silu"):
         assert 0.7 <= r[act]["combined"]["coverage"] <= 1.0
         assert r[act]["combined"]["n_points"] > 0
-        assert set(r[act]["cross"]) <= set(CROSS_WEIGHTS)
+        # the soft choice averages the weights tried (selection.soft_weights)
+        assert all(min(CROSS_WEIGHTS) <= w <= max(CROSS_WEIGHTS) for w in r[act]["cross"])

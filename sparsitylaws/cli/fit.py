@@ -146,7 +146,7 @@ def render_text(lawset) -> str:
 
 def _runner_up_text(margin: float, ru: dict) -> str:
     """The next-best configuration of a forecast choice, flagged where it is a near-tie."""
-    from sparsitylaws.runfit.selection import NEAR_TIE
+    from sparsitylaws.runfit.selection import NEAR_TIE, SOFTNESS
 
     text = (f"next best {100 * margin:.2f}% behind in interval score: {weights_text(ru['weights'])}, "
             f"drift beta {ru['beta']:g}")
@@ -154,7 +154,9 @@ def _runner_up_text(margin: float, ru: dict) -> str:
     if stake is not None:
         text += f"; their backtest forecasts differ by up to {100 * stake:.2f} points"
     if margin < NEAR_TIE:
-        text += " (a near-tie: 0.001-point noise in the data can swap the two; docs/fitting.md 'Continuity')"
+        share = " and shares the choice" if margin <= SOFTNESS else ""
+        text += (f" (a near-tie{share}: 0.001-point noise in the data can move the choice between the two; "
+                 "docs/fitting.md 'Continuity')")
     return text
 
 

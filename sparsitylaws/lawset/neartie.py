@@ -22,7 +22,7 @@ def _near_ties(lawset: Any) -> Iterator[tuple[str, str, str]]:
     """(measurement set, who: an activation or "pooled", note) for each forecast choice in use
     (an activation's own, or the pooled one where an activation of the set has none) whose
     runner-up lies within :data:`~sparsitylaws.runfit.selection.NEAR_TIE` of it."""
-    from sparsitylaws.runfit.selection import NEAR_TIE
+    from sparsitylaws.runfit.selection import NEAR_TIE, SOFTNESS
 
     groups = _groups(lawset)
     for g, d in groups.items():
@@ -34,17 +34,18 @@ def _near_ties(lawset: Any) -> Iterator[tuple[str, str, str]]:
             if m is None or m >= NEAR_TIE:
                 continue
             stake = (ch.get("runner_up") or {}).get("stake")
-            moves = "" if stake is None else f", which moves backtest forecasts by up to {100 * stake:.2f} points"
+            apart = "" if stake is None else f"; its backtest forecasts differ by up to {100 * stake:.2f} points"
             where = f" ({g})" if len(groups) > 1 else ""
             yield g, who, (f"{who}{where}: forecast weights chosen on a near-tie (next best {100 * m:.2f}% "
-                           f"behind in interval score; 0.001-point noise can swap them{moves}; 'fit -v' "
-                           "shows both)")
+                           f"behind in interval score{apart}; configurations within {100 * SOFTNESS:g}% share "
+                           "the choice and 0.001-point noise moves the shares; 'fit -v' shows both)")
 
 
 def near_tie_notes(lawset: Any) -> list[str]:
     """One note per forecast choice in use whose runner-up lies within
-    :data:`~sparsitylaws.runfit.selection.NEAR_TIE` of it: there the weights are not a finding,
-    and 0.001-point noise in the data can swap the two (docs/fitting.md, "Continuity").  A set
+    :data:`~sparsitylaws.runfit.selection.NEAR_TIE` of it: there the weights are not a finding;
+    configurations within :data:`~sparsitylaws.runfit.selection.SOFTNESS` share the choice and
+    0.001-point noise in the data moves the shares (docs/fitting.md, "Continuity").  A set
     is named where the law set holds several."""
     return [note for _, _, note in _near_ties(lawset)]
 

@@ -3,10 +3,11 @@
 On a :class:`~sparsitylaws.runfit.backtesttable.BacktestTable`:
 
 * :func:`select` - the candidate weights (a grid on the simplex, step 1/4) and the own-drift
-  weight ``beta`` (0, 1/2, 1) with the lowest mean interval score, every run's forecasts
-  banded from the *other* runs only (leave one run out), runs weighing equally (optionally
-  bagged over Bayesian-bootstrap reweightings of the runs, ``bags``: measured, not the
-  default); :func:`select_by_activation` the same again for each activation with enough
+  weight ``beta`` (0, 1/2, 1) chosen on the mean interval score, every run's forecasts
+  banded from the *other* runs only (leave one run out), runs weighing equally: the lowest,
+  softly (:func:`soft_weights`: configurations within :data:`SOFTNESS` of it share the choice,
+  so that it moves continuously with the data), or bagged over Bayesian-bootstrap
+  reweightings of the runs (``bags``: measured, not the default); :func:`select_by_activation` the same again for each activation with enough
   runs, and (:func:`select_cross`) the weight of the other activation's scores in its bands;
 * :func:`model_for` - the :class:`~sparsitylaws.runfit.forecast.ForecastModel` those choices
   give, its scores the normalized errors of the calibrating runs;
@@ -44,6 +45,7 @@ __all__ = [
     "MIN_RUNS",
     "NEAR_TIE",
     "OMEGAS",
+    "SOFTNESS",
     "SMALLER_ONLY",
     "WEIGHT_STEP",
     "bag_weights",
@@ -55,6 +57,7 @@ __all__ = [
     "select",
     "select_by_activation",
     "select_cross",
+    "soft_weights",
     "weight_grid",
 ]
 
@@ -78,6 +81,17 @@ BAG_SEED = 0
 #: moved by up to 1.3% of the best score (lab-gpu ReLU; the published ReLU runs 1.0%; most draws
 #: 0.2-0.9%), so a lead smaller than this can be closed by noise (docs/fitting.md, "Continuity").
 NEAR_TIE = 0.01
+#: Width of the soft choice, relative to the lowest mean interval score: a configuration whose
+#: score lies a share g above the lowest weighs max(0, 1 - g / SOFTNESS) (the best weighs 1),
+#: and the chosen weights, beta and cross weight are the weighted averages (0: one argmin).
+#: Continuous in the scores, and one argmin's choice wherever the best leads by more than
+#: SOFTNESS.  Since the scores themselves became continuous (round fourteen), 0.001-point noise
+#: moves lab-gpu's by about 0.2%, and its top ReLU configurations lie within 0.06% of each
+#: other: one argmin jumped between them (forecasts 0.5-0.8 points in 3 of 5 draws), a choice
+#: this wide moves them 0.08 at most; 0.01 gave up a nested cell (lab-cpu's largest runs
+#: mixed neighbours into the last value's corner) and an exponential weight at 0.003-0.03 two
+#: to three.  Chosen on the reported runs (in-sample; docs/fitting-history.md, round fourteen).
+SOFTNESS = 0.005
 
 
 def weight_grid(names: Sequence[str], step: float = WEIGHT_STEP) -> list[dict[str, float]]:
@@ -182,7 +196,7 @@ def _unit_quantiles(T: BacktestTable, z: np.ndarray, calib: np.ndarray, targets:
     factor, the other activation's rows weighted by ``cross`` (per target activation,
     :func:`~sparsitylaws.runfit.forecast.cross_factor`); ``loro``: a unit's own run never
     calibrates it."""
-    from sparsitylaws.runfit.forecast import cross_factor
+    from sparsitylaws.runfit.forecast import cross_factor, sorted_weighted_quantiles
 
     rows = np.flatnonzero(calib & np.isfinite(z))
     o = rows[np.argsort(z[rows], kind="stable")]
@@ -216,17 +230,11 @@ def _unit_quantiles(T: BacktestTable, z: np.ndarray, calib: np.ndarray, targets:
     per = np.stack([W[:, runs == r].sum(axis=1) for r in ur], axis=1)
     n_eff = per.sum(axis=1) ** 2 / np.maximum((per**2).sum(axis=1), 1e-300)
     miss = (1.0 - level) / 2.0 * n_eff / (n_eff + 1.0)
-    c = (np.cumsum(W, axis=1) - 0.5 * W) / np.maximum(tot, 1e-300)[:, None]
     for i in range(targets.size):
         if tot[i] <= 0:
             continue
-        # rows of zero weight are not in the sample (as in weighted_quantile): no knots there
-        ci, zi = c[i], zs
-        on = W[i] > 0
-        if not on.all():
-            ci, zi = ci[on], zs[on]
-        lo[i] = np.interp(miss[i], ci, zi)
-        hi[i] = np.interp(1.0 - miss[i], ci, zi)
+        on = W[i] > 0  # rows of zero weight are not in the sample (as in weighted_quantile)
+        lo[i], hi[i] = sorted_weighted_quantiles(zs[on], W[i][on], (miss[i], 1.0 - miss[i]))
     return lo, hi
 
 
@@ -293,6 +301,28 @@ def _first_lowest(scores: Sequence[float]) -> int:
     return best
 
 
+def soft_weights(scores: Sequence[float], softness: float | None = None) -> np.ndarray:
+    """Weights of the soft choice over ``scores`` (lower is better): max(0, 1 - (s - lowest) /
+    (softness * lowest)), softness default :data:`SOFTNESS`, normalized; non-finite scores weigh
+    0.  Continuous in the scores (a configuration enters at weight 0 as its score comes within
+    the width, and two that trade places both weigh about 1 there).  With softness 0 (or a
+    lowest score of 0) all weight is on :func:`_first_lowest`'s choice."""
+    s = np.asarray(scores, float)
+    softness = SOFTNESS if softness is None else float(softness)
+    w = np.zeros(s.size)
+    fin = np.isfinite(s)
+    if not fin.any():
+        w[0] = 1.0
+        return w
+    best = float(np.min(s[fin]))
+    t = softness * best
+    if t <= 0:
+        w[_first_lowest(list(np.where(fin, s, math.inf)))] = 1.0
+        return w
+    w[fin] = np.maximum(0.0, 1.0 - (s[fin] - best) / t)
+    return w / w.sum()
+
+
 def bag_weights(n_runs: int, bags: int) -> np.ndarray:
     """``bags`` Bayesian-bootstrap reweightings of ``n_runs`` runs (rows of Dirichlet(1, ..., 1)
     weights), from a fixed seed: the same runs always get the same reweightings, so a choice
@@ -303,9 +333,11 @@ def bag_weights(n_runs: int, bags: int) -> np.ndarray:
 def select(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray, level: float = LEVEL,
            names: Sequence[str] = CANDIDATES, score_rows: np.ndarray | None = None,
            same_scale: bool = False, moves: Sequence[float] = MOVES, bags: int | None = None) -> dict:
-    """The configuration (weights, beta) with the lowest leave-one-run-out mean interval score
-    (over the calibrating runs, or those of ``score_rows``); ties go to the earlier grid entry
-    (fewer candidates first).  ``same_scale``: runs borrow from their replicates as well;
+    """The configuration (weights, beta) chosen on the leave-one-run-out mean interval score
+    (over the calibrating runs, or those of ``score_rows``): the soft choice, the grid's
+    weights, beta, omega and move averaged with :func:`soft_weights` (the lowest alone where it
+    leads by more than :data:`SOFTNESS`; with SOFTNESS 0 one argmin, ties to the earlier grid
+    entry, fewer candidates first).  ``same_scale``: runs borrow from their replicates as well;
     ``moves``: the shares of the projected move tried in the scale.
 
     With ``bags`` > 0 (default :data:`BAGS`, 0) the choice is bagged: the configuration is
@@ -313,7 +345,8 @@ def select(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray, level: 
     (:func:`bag_weights`) and the winners' weights, beta, omega and move are averaged (one
     argmin jumps between near-tied configurations; the average moves by the share of bags a
     near-tie flips, but more bags sit near one: docs/fitting-history.md, round ten (27)).  ``score``
-    is the argmin's, ``bagged`` holds each bag's winner."""
+    is the lowest's, ``bagged`` holds each bag's winner; ``margin`` and ``runner_up`` describe
+    the next-best configuration (:func:`runner_up`)."""
     C = T.candidates(analog_mask, SMALLER_ONLY, same_scale)
     own = T.own_drift({k: T.y - C[k] for k in names})
     scored = calib if score_rows is None else calib & score_rows
@@ -328,16 +361,19 @@ def select(T: BacktestTable, calib: np.ndarray, analog_mask: np.ndarray, level: 
     bags = BAGS if bags is None else int(bags)
     if bags and runs and np.isfinite(P).all():
         wins = np.argmin(bag_weights(len(runs), bags) @ P.T, axis=1)
+        share = np.bincount(wins, minlength=len(configs)) / wins.size
     else:
         wins = np.array([best])
-    # averages of grid values over the bags, rounded to 1e-10 (they are multiples of
-    # 1 / (4 bags); the rounding only drops float noise from the stored law set)
+        share = soft_weights(mean)
+    # averages of grid values over the bags or the soft choice, rounded to 1e-10 (the rounding
+    # only drops float noise from the stored law set)
+    use = np.flatnonzero(share > 0)
     weights: dict[str, float] = {}
-    for i in wins:
+    for i in use:
         for k, v in configs[i][0].items():
-            weights[k] = weights.get(k, 0.0) + v
-    weights = {k: round(v / wins.size, 10) for k, v in weights.items()}
-    avg = [round(float(np.mean([configs[i][j] for i in wins])), 10) for j in (1, 2, 3)]
+            weights[k] = weights.get(k, 0.0) + share[i] * v
+    weights = {k: round(float(v), 10) for k, v in weights.items()}
+    avg = [round(float(sum(share[i] * configs[i][j] for i in use)), 10) for j in (1, 2, 3)]
     return {"weights": {k: v for k, v in weights.items() if v > 0}, "beta": avg[0], "omega": avg[1],
             "move": avg[2], "score": float(mean[best]), "candidates": avail, "grid": len(configs),
             "bagged": [configs[i] for i in wins] if bags else [],
@@ -398,7 +434,8 @@ def select_cross(T: BacktestTable, calib: np.ndarray, C: dict, own: dict, config
     """The weight (of :data:`~sparsitylaws.runfit.forecast.CROSS_WEIGHTS`) of the other
     activation's calibration scores in the bands of ``score_rows``' activation with the lowest
     leave-one-run-out mean interval score on that activation's runs, for the configuration
-    chosen there (``C``, ``own``: the candidates and own drifts it was chosen on; ties keep
+    chosen there (``C``, ``own``: the candidates and own drifts it was chosen on), chosen
+    softly as :func:`select` chooses (:func:`soft_weights`; one argmin at SOFTNESS 0, ties to
     the earlier, pooled, weight).  A bagged choice (``config["bagged"]``, :func:`select`) picks
     the weight again in each bag, for that bag's winner and with its reweighting of the runs,
     and averages them."""
@@ -416,9 +453,13 @@ def select_cross(T: BacktestTable, calib: np.ndarray, C: dict, own: dict, config
                            for lam in CROSS_WEIGHTS]
     runs = sorted(set().union(*(p for t in tables.values() for p in t)))
     W = bag_weights(len(runs), len(bagged)) if bagged else np.ones((1, len(runs))) / max(len(runs), 1)
-    lams = [CROSS_WEIGHTS[_first_lowest([float(W[b] @ np.array([p.get(r, math.inf) for r in runs]))
-                                         for p in tables[key]])]
-            for b, key in enumerate(keys)]
+    lams = []
+    for b, key in enumerate(keys):
+        sc = [float(W[b] @ np.array([p.get(r, math.inf) for r in runs])) for p in tables[key]]
+        if bagged:
+            lams.append(CROSS_WEIGHTS[_first_lowest(sc)])
+        else:  # the soft choice over the cross weights, at the configuration's temperature
+            lams.append(float(soft_weights(sc) @ np.asarray(CROSS_WEIGHTS, float)))
     return round(float(np.mean(lams)), 10)
 
 
